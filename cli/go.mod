@@ -1,0 +1,3 @@
+module github.com/ozsecrets/oz/cli
+
+go 1.26.0

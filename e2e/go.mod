@@ -1,0 +1,3 @@
+module github.com/ozsecrets/oz/e2e
+
+go 1.26.0

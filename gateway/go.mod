@@ -1,0 +1,3 @@
+module github.com/ozsecrets/oz/gateway
+
+go 1.26.0
