@@ -2,9 +2,9 @@
 // versions:
 // - protoc-gen-go-grpc v1.6.2
 // - protoc             (unknown)
-// source: oz/internal/v1/auth.proto
+// source: oz/internalapi/v1/auth.proto
 
-package internalv1
+package internalapiv1
 
 import (
 	context "context"
@@ -19,7 +19,7 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_Authenticate_FullMethodName = "/oz.internal.v1.AuthService/Authenticate"
+	AuthService_Authenticate_FullMethodName = "/oz.internalapi.v1.AuthService/Authenticate"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -116,7 +116,7 @@ func _AuthService_Authenticate_Handler(srv interface{}, ctx context.Context, dec
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var AuthService_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "oz.internal.v1.AuthService",
+	ServiceName: "oz.internalapi.v1.AuthService",
 	HandlerType: (*AuthServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
@@ -125,5 +125,5 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
-	Metadata: "oz/internal/v1/auth.proto",
+	Metadata: "oz/internalapi/v1/auth.proto",
 }

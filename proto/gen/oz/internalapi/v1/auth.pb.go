@@ -2,9 +2,9 @@
 // versions:
 // 	protoc-gen-go v1.36.12-devel
 // 	protoc        (unknown)
-// source: oz/internal/v1/auth.proto
+// source: oz/internalapi/v1/auth.proto
 
-package internalv1
+package internalapiv1
 
 import (
 	v1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
@@ -31,7 +31,7 @@ type AuthenticateRequest struct {
 
 func (x *AuthenticateRequest) Reset() {
 	*x = AuthenticateRequest{}
-	mi := &file_oz_internal_v1_auth_proto_msgTypes[0]
+	mi := &file_oz_internalapi_v1_auth_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +43,7 @@ func (x *AuthenticateRequest) String() string {
 func (*AuthenticateRequest) ProtoMessage() {}
 
 func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_internal_v1_auth_proto_msgTypes[0]
+	mi := &file_oz_internalapi_v1_auth_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +56,7 @@ func (x *AuthenticateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateRequest.ProtoReflect.Descriptor instead.
 func (*AuthenticateRequest) Descriptor() ([]byte, []int) {
-	return file_oz_internal_v1_auth_proto_rawDescGZIP(), []int{0}
+	return file_oz_internalapi_v1_auth_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *AuthenticateRequest) GetBearerToken() string {
@@ -75,7 +75,7 @@ type AuthenticateResponse struct {
 
 func (x *AuthenticateResponse) Reset() {
 	*x = AuthenticateResponse{}
-	mi := &file_oz_internal_v1_auth_proto_msgTypes[1]
+	mi := &file_oz_internalapi_v1_auth_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -87,7 +87,7 @@ func (x *AuthenticateResponse) String() string {
 func (*AuthenticateResponse) ProtoMessage() {}
 
 func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_internal_v1_auth_proto_msgTypes[1]
+	mi := &file_oz_internalapi_v1_auth_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -100,7 +100,7 @@ func (x *AuthenticateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthenticateResponse.ProtoReflect.Descriptor instead.
 func (*AuthenticateResponse) Descriptor() ([]byte, []int) {
-	return file_oz_internal_v1_auth_proto_rawDescGZIP(), []int{1}
+	return file_oz_internalapi_v1_auth_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *AuthenticateResponse) GetPrincipal() *v1.Principal {
@@ -110,40 +110,40 @@ func (x *AuthenticateResponse) GetPrincipal() *v1.Principal {
 	return nil
 }
 
-var File_oz_internal_v1_auth_proto protoreflect.FileDescriptor
+var File_oz_internalapi_v1_auth_proto protoreflect.FileDescriptor
 
-const file_oz_internal_v1_auth_proto_rawDesc = "" +
+const file_oz_internalapi_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x19oz/internal/v1/auth.proto\x12\x0eoz.internal.v1\x1a\x1boz/scope/v1/directory.proto\"8\n" +
+	"\x1coz/internalapi/v1/auth.proto\x12\x11oz.internalapi.v1\x1a\x1boz/scope/v1/directory.proto\"8\n" +
 	"\x13AuthenticateRequest\x12!\n" +
 	"\fbearer_token\x18\x01 \x01(\tR\vbearerToken\"L\n" +
 	"\x14AuthenticateResponse\x124\n" +
-	"\tprincipal\x18\x01 \x01(\v2\x16.oz.scope.v1.PrincipalR\tprincipal2h\n" +
-	"\vAuthService\x12Y\n" +
-	"\fAuthenticate\x12#.oz.internal.v1.AuthenticateRequest\x1a$.oz.internal.v1.AuthenticateResponseB=Z;github.com/ozsecrets/oz/proto/gen/oz/internal/v1;internalv1b\x06proto3"
+	"\tprincipal\x18\x01 \x01(\v2\x16.oz.scope.v1.PrincipalR\tprincipal2n\n" +
+	"\vAuthService\x12_\n" +
+	"\fAuthenticate\x12&.oz.internalapi.v1.AuthenticateRequest\x1a'.oz.internalapi.v1.AuthenticateResponseBCZAgithub.com/ozsecrets/oz/proto/gen/oz/internalapi/v1;internalapiv1b\x06proto3"
 
 var (
-	file_oz_internal_v1_auth_proto_rawDescOnce sync.Once
-	file_oz_internal_v1_auth_proto_rawDescData []byte
+	file_oz_internalapi_v1_auth_proto_rawDescOnce sync.Once
+	file_oz_internalapi_v1_auth_proto_rawDescData []byte
 )
 
-func file_oz_internal_v1_auth_proto_rawDescGZIP() []byte {
-	file_oz_internal_v1_auth_proto_rawDescOnce.Do(func() {
-		file_oz_internal_v1_auth_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_oz_internal_v1_auth_proto_rawDesc), len(file_oz_internal_v1_auth_proto_rawDesc)))
+func file_oz_internalapi_v1_auth_proto_rawDescGZIP() []byte {
+	file_oz_internalapi_v1_auth_proto_rawDescOnce.Do(func() {
+		file_oz_internalapi_v1_auth_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_oz_internalapi_v1_auth_proto_rawDesc), len(file_oz_internalapi_v1_auth_proto_rawDesc)))
 	})
-	return file_oz_internal_v1_auth_proto_rawDescData
+	return file_oz_internalapi_v1_auth_proto_rawDescData
 }
 
-var file_oz_internal_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
-var file_oz_internal_v1_auth_proto_goTypes = []any{
-	(*AuthenticateRequest)(nil),  // 0: oz.internal.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil), // 1: oz.internal.v1.AuthenticateResponse
+var file_oz_internalapi_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_oz_internalapi_v1_auth_proto_goTypes = []any{
+	(*AuthenticateRequest)(nil),  // 0: oz.internalapi.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil), // 1: oz.internalapi.v1.AuthenticateResponse
 	(*v1.Principal)(nil),         // 2: oz.scope.v1.Principal
 }
-var file_oz_internal_v1_auth_proto_depIdxs = []int32{
-	2, // 0: oz.internal.v1.AuthenticateResponse.principal:type_name -> oz.scope.v1.Principal
-	0, // 1: oz.internal.v1.AuthService.Authenticate:input_type -> oz.internal.v1.AuthenticateRequest
-	1, // 2: oz.internal.v1.AuthService.Authenticate:output_type -> oz.internal.v1.AuthenticateResponse
+var file_oz_internalapi_v1_auth_proto_depIdxs = []int32{
+	2, // 0: oz.internalapi.v1.AuthenticateResponse.principal:type_name -> oz.scope.v1.Principal
+	0, // 1: oz.internalapi.v1.AuthService.Authenticate:input_type -> oz.internalapi.v1.AuthenticateRequest
+	1, // 2: oz.internalapi.v1.AuthService.Authenticate:output_type -> oz.internalapi.v1.AuthenticateResponse
 	2, // [2:3] is the sub-list for method output_type
 	1, // [1:2] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
@@ -151,26 +151,26 @@ var file_oz_internal_v1_auth_proto_depIdxs = []int32{
 	0, // [0:1] is the sub-list for field type_name
 }
 
-func init() { file_oz_internal_v1_auth_proto_init() }
-func file_oz_internal_v1_auth_proto_init() {
-	if File_oz_internal_v1_auth_proto != nil {
+func init() { file_oz_internalapi_v1_auth_proto_init() }
+func file_oz_internalapi_v1_auth_proto_init() {
+	if File_oz_internalapi_v1_auth_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_internal_v1_auth_proto_rawDesc), len(file_oz_internal_v1_auth_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_internalapi_v1_auth_proto_rawDesc), len(file_oz_internalapi_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
 			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
-		GoTypes:           file_oz_internal_v1_auth_proto_goTypes,
-		DependencyIndexes: file_oz_internal_v1_auth_proto_depIdxs,
-		MessageInfos:      file_oz_internal_v1_auth_proto_msgTypes,
+		GoTypes:           file_oz_internalapi_v1_auth_proto_goTypes,
+		DependencyIndexes: file_oz_internalapi_v1_auth_proto_depIdxs,
+		MessageInfos:      file_oz_internalapi_v1_auth_proto_msgTypes,
 	}.Build()
-	File_oz_internal_v1_auth_proto = out.File
-	file_oz_internal_v1_auth_proto_goTypes = nil
-	file_oz_internal_v1_auth_proto_depIdxs = nil
+	File_oz_internalapi_v1_auth_proto = out.File
+	file_oz_internalapi_v1_auth_proto_goTypes = nil
+	file_oz_internalapi_v1_auth_proto_depIdxs = nil
 }
