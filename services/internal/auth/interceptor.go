@@ -55,9 +55,9 @@ func (r Rules) lookup(method string) Rule {
 
 // Standard rules every service shares.
 var StandardRules = Rules{
-	"/grpc.health.v1.Health/":                                  {Access: Public},
-	"/grpc.reflection.v1.ServerReflection/":                    {Access: Public},
-	"/grpc.reflection.v1alpha.ServerReflection/":               {Access: Public},
+	"/grpc.health.v1.Health/":                    {Access: Public},
+	"/grpc.reflection.v1.ServerReflection/":      {Access: Public},
+	"/grpc.reflection.v1alpha.ServerReflection/": {Access: Public},
 }
 
 // Authenticator resolves a bearer token to its principal. It returns an

@@ -30,9 +30,11 @@ type Paths struct{ Cert, Key string }
 // Dir lays out the development PKI under dir.
 type Dir string
 
-func (d Dir) CA() string            { return filepath.Join(string(d), "ca.pem") }
-func (d Dir) caKey() string         { return filepath.Join(string(d), "ca-key.pem") }
-func (d Dir) For(name string) Paths { return Paths{filepath.Join(string(d), name+".pem"), filepath.Join(string(d), name+"-key.pem")} }
+func (d Dir) CA() string    { return filepath.Join(string(d), "ca.pem") }
+func (d Dir) caKey() string { return filepath.Join(string(d), "ca-key.pem") }
+func (d Dir) For(name string) Paths {
+	return Paths{filepath.Join(string(d), name+".pem"), filepath.Join(string(d), name+"-key.pem")}
+}
 
 // EnsureDev creates the CA and one certificate per service under dir,
 // keeping what already exists. Keys are written with mode 0600. hosts are
