@@ -2,7 +2,21 @@ module github.com/ozsecrets/oz/e2e
 
 go 1.26.0
 
-require github.com/ozsecrets/oz/proto v0.0.0
+require (
+	github.com/ozsecrets/oz/proto v0.0.0-00010101000000-000000000000
+	go.etcd.io/bbolt v1.5.0
+	google.golang.org/grpc v1.85.0
+)
+
+require (
+	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0 // indirect
+	golang.org/x/net v0.61.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
 
 // The workspace resolves it; the replace lets `go mod tidy` work per module.
 replace github.com/ozsecrets/oz/proto => ../proto

@@ -1,0 +1,279 @@
+// Command ozbench (`make bench`) measures the running system and prints each
+// figure beside a baseline measured in the same run, as a ratio; it asserts
+// nothing (these machines are noisy). Store-level benchmarks of each service
+// are `go test -bench` benchmarks, run by `make bench` before this.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
+	"github.com/ozsecrets/oz/e2e/harness"
+)
+
+var (
+	duration = flag.Duration("duration", 3*time.Second, "how long each throughput measurement runs")
+	samples  = flag.Int("samples", 2000, "calls per latency measurement")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "ozbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	work, err := os.MkdirTemp("", "ozbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "bin")
+	fmt.Println("building…")
+	if err := harness.Build(bin); err != nil {
+		return err
+	}
+	sys, err := harness.Start(bin, filepath.Join(work, "data"))
+	if err != nil {
+		return err
+	}
+	defer sys.Stop()
+
+	token, err := setup(sys)
+	if err != nil {
+		return err
+	}
+	conn, err := sys.Dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	secrets := secretsv1.NewSecretServiceClient(conn)
+	ctx := harness.WithToken(context.Background(), token)
+
+	fmt.Println("\n== durable creates (ops/s) ==")
+	for _, clients := range []int{1, 64} {
+		raw, err := rawBatch(filepath.Join(work, fmt.Sprintf("raw-%d.db", clients)), clients)
+		if err != nil {
+			return err
+		}
+		var seq atomic.Int64
+		e2e := throughput(clients, func() error {
+			n := seq.Add(1)
+			_, err := secrets.CreateSecret(ctx, &secretsv1.CreateSecretRequest{
+				Parent: "teams/bench", SecretId: fmt.Sprintf("S_%d_%d", clients, n), Value: []byte("benchmark-value-0123456789abcdef"),
+			})
+			return err
+		})
+		fmt.Printf("clients=%-3d raw bbolt Batch %9.0f   create via gateway (gRPC, TLS, auth) %9.0f   ratio %.2f\n",
+			clients, raw, e2e, e2e/raw)
+	}
+
+	// 1,000 secrets for the list, and one to get.
+	for i := 0; i < 1000; i++ {
+		if _, err := secrets.CreateSecret(ctx, &secretsv1.CreateSecretRequest{
+			Parent: "teams/list", SecretId: fmt.Sprintf("L_%04d", i), Value: []byte("v-0123456789"),
+		}); err != nil {
+			return err
+		}
+	}
+
+	echo, stopEcho, err := echoServer(sys)
+	if err != nil {
+		return err
+	}
+	defer stopEcho()
+
+	fmt.Println("\n== latency p50 (µs) ==")
+	echoP50 := latency(func() error {
+		_, err := echo.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		return err
+	})
+	getP50 := latency(func() error {
+		_, err := secrets.GetSecret(ctx, &secretsv1.GetSecretRequest{Name: "teams/list/secrets/L_0001"})
+		return err
+	})
+	listP50 := latency(func() error {
+		var page string
+		n := 0
+		for {
+			resp, err := secrets.ListSecrets(ctx, &secretsv1.ListSecretsRequest{Parent: "teams/list", PageSize: 1000, PageToken: page})
+			if err != nil {
+				return err
+			}
+			n += len(resp.GetSecrets())
+			if page = resp.GetNextPageToken(); page == "" {
+				break
+			}
+		}
+		if n != 1000 {
+			return fmt.Errorf("listed %d, want 1000", n)
+		}
+		return nil
+	})
+	httpc, err := sys.HTTPClient()
+	if err != nil {
+		return err
+	}
+	restP50 := latency(func() error {
+		req, _ := http.NewRequest("GET", "https://"+sys.Addr+"/v1/teams/list/secrets/L_0001", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("REST get: %s", resp.Status)
+		}
+		return nil
+	})
+	fmt.Printf("bare gRPC echo (TLS, loopback)         %8.0f\n", us(echoP50))
+	fmt.Printf("GetSecret via gateway, gRPC             %8.0f   %.2f× echo\n", us(getP50), float64(getP50)/float64(echoP50))
+	fmt.Printf("ListSecrets 1,000 via gateway, gRPC     %8.0f   %.2f× echo\n", us(listP50), float64(listP50)/float64(echoP50))
+	fmt.Printf("GetSecret via gateway, REST             %8.0f   %.2f× gRPC Get (target ≤ 1.5)\n", us(restP50), float64(restP50)/float64(getP50))
+	return nil
+}
+
+// setup bootstraps a team "bench" (and "list") with an admin user and
+// returns that user's token.
+func setup(sys *harness.System) (string, error) {
+	steps := [][]string{
+		{"admin", "team", "create", "bench"},
+		{"admin", "team", "create", "list"},
+		{"admin", "user", "create", "benchy", "--team", "bench", "--role", "admin"},
+		{"admin", "member", "add", "benchy", "--team", "list", "--role", "admin"},
+	}
+	for _, s := range steps {
+		if res, err := sys.OZ(sys.AdminToken, nil, nil, s...); err != nil || res.Code != 0 {
+			return "", fmt.Errorf("oz %v: %v %s", s, err, res.Stderr)
+		}
+	}
+	res, err := sys.OZ(sys.AdminToken, nil, nil, "admin", "token", "create", "--user", "benchy")
+	if err != nil || res.Code != 0 {
+		return "", fmt.Errorf("token create: %v %s", err, res.Stderr)
+	}
+	return strings.TrimSpace(res.Stdout), nil
+}
+
+// rawBatch is the baseline for durable creates: bbolt Batch puts of a
+// similar size, fsynced, from `clients` goroutines.
+func rawBatch(path string, clients int) (float64, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists([]byte("b")); return err }); err != nil {
+		return 0, err
+	}
+	val := make([]byte, 300)
+	var seq atomic.Uint64
+	return throughput(clients, func() error {
+		k := make([]byte, 8)
+		binary.BigEndian.PutUint64(k, seq.Add(1))
+		return db.Batch(func(tx *bolt.Tx) error { return tx.Bucket([]byte("b")).Put(k, val) })
+	}), nil
+}
+
+// throughput runs op from n goroutines for the configured duration and
+// returns completed operations per second; it stops at the first error.
+func throughput(n int, op func() error) float64 {
+	var done atomic.Int64
+	var failed atomic.Value
+	stop := time.Now().Add(*duration)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				if err := op(); err != nil {
+					failed.Store(err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		fmt.Fprintln(os.Stderr, "ozbench: operation failed:", err)
+	}
+	return float64(done.Load()) / time.Since(start).Seconds()
+}
+
+// latency returns the median of samples sequential calls, after a warm-up.
+func latency(op func() error) time.Duration {
+	for i := 0; i < 50; i++ {
+		if err := op(); err != nil {
+			fmt.Fprintln(os.Stderr, "ozbench: warm-up failed:", err)
+			return 0
+		}
+	}
+	d := make([]time.Duration, 0, *samples)
+	for i := 0; i < *samples; i++ {
+		t := time.Now()
+		if err := op(); err != nil {
+			fmt.Fprintln(os.Stderr, "ozbench:", err)
+			return 0
+		}
+		d = append(d, time.Since(t))
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+// echoServer is the bare baseline: a gRPC server doing nothing but answer
+// health checks, over TLS with the same kind of certificate, on loopback.
+func echoServer(sys *harness.System) (healthpb.HealthClient, func(), error) {
+	dir := filepath.Join(sys.DataDir, "pki")
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "gateway.pem"), filepath.Join(dir, "gateway-key.pem"))
+	if err != nil {
+		return nil, nil, err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{pair}})))
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go srv.Serve(lis)
+	pool, err := sys.CAPool()
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := grpc.NewClient("passthrough:///"+lis.Addr().String(),
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool})))
+	if err != nil {
+		return nil, nil, err
+	}
+	return healthpb.NewHealthClient(conn), func() { conn.Close(); srv.Stop() }, nil
+}
+
