@@ -138,7 +138,9 @@ func (x *Token) GetCreateBy() string {
 
 type CreateTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "users/{user}" ("users/me" is the caller).
+	// "users/{user}" ("users/me" is the caller), or an agent identity
+	// "teams/{team}/agents/{agent}" (team admins): runs started with an
+	// agent's token execute as that identity.
 	Principal string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
 	// Lifetime; unset or zero means it does not expire.
 	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
