@@ -1,0 +1,340 @@
+// Package runrules is the run-resolution decision of DESIGN §5 as a pure
+// function: given a run's context (already validated), the team's agent
+// identities and the candidate secrets' metadata, it says which secrets are
+// injected, which are excluded and why, and which allowlisted names are
+// unresolved. ResolveRun and ExplainRun both call Decide, so they cannot
+// disagree.
+//
+// The secretstore, which holds the values, selects them with Select from a
+// Selection the resolver derives from the same input (SelectionFor). Select
+// is mechanical — precedence, exclusions, allowlist — and a property test
+// checks that it picks exactly what Decide injects.
+package runrules
+
+import (
+	"slices"
+	"strings"
+)
+
+// Scope of a candidate secret.
+type Scope int
+
+const (
+	ScopeTeam Scope = iota + 1
+	ScopePersonal
+)
+
+// Secret is a candidate secret's metadata (never its value).
+type Secret struct {
+	Owner   string // "teams/acme" or "users/alice"
+	Name    string
+	Version int64
+}
+
+// Scope reports whether s is a team or a personal secret.
+func (s Secret) Scope() Scope {
+	if strings.HasPrefix(s.Owner, "users/") {
+		return ScopePersonal
+	}
+	return ScopeTeam
+}
+
+// Identity is an agent identity and the team secrets it references.
+type Identity struct {
+	ID          string
+	SecretNames []string
+}
+
+// AllowlistSource says where the allowlist came from (step 3).
+type AllowlistSource int
+
+const (
+	AllowlistNone AllowlistSource = iota + 1
+	AllowlistRun
+	AllowlistEnvironment
+)
+
+// Input is a validated run context with everything the decision needs.
+type Input struct {
+	Team  string // "teams/acme"
+	User  string // "users/alice" for a user-initiated trigger by a team member; "" otherwise
+	Agent string // the identity the run executes as
+	// Identities are all the team's identities (for restrictions, step 2).
+	Identities []Identity
+	// RunList is the run's own list: nil when absent, non-nil (maybe empty)
+	// when present. EnvList is the environment's list (nil or empty: none).
+	RunList []string
+	EnvList []string
+	// Candidates are the team's secrets and, when User is set, the user's
+	// personal secrets. Secrets of other owners are ignored.
+	Candidates []Secret
+}
+
+// Decision is the fate of one candidate.
+type Decision int
+
+const (
+	Injected Decision = iota + 1
+	ExcludedNotInAllowlist
+	ExcludedRestricted
+	ExcludedOverridden
+)
+
+// Candidate is one candidate secret with its decision.
+type Candidate struct {
+	Secret
+	Decision Decision
+	// OverridesTeam: an injected personal secret that took the place of a
+	// team secret of the same name.
+	OverridesTeam bool
+	// RestrictedTo: for restricted team secrets, the identities that
+	// reference them, sorted.
+	RestrictedTo []string
+}
+
+// Reason says why an allowlisted name is unresolved.
+type Reason int
+
+const (
+	NotFound Reason = iota + 1
+	Restricted
+)
+
+// Unresolved is an allowlisted name that resolved to nothing.
+type Unresolved struct {
+	Name         string
+	Reason       Reason
+	RestrictedTo []string // for Restricted: the identities it is restricted to
+}
+
+// Result is the decision.
+type Result struct {
+	Source     AllowlistSource
+	Allowlist  []string    // deduplicated, in the order given; nil when Source is AllowlistNone
+	Candidates []Candidate // sorted by name, personal before team
+	Unresolved []Unresolved
+}
+
+// Injected returns the injected candidates.
+func (r Result) Injected() []Candidate {
+	var out []Candidate
+	for _, c := range r.Candidates {
+		if c.Decision == Injected {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Allowlist applies step 3: the run's list if present (even empty), else
+// the environment's if it lists names, else none.
+func Allowlist(runList, envList []string) ([]string, AllowlistSource) {
+	switch {
+	case runList != nil:
+		return dedupe(runList), AllowlistRun
+	case len(envList) > 0:
+		return dedupe(envList), AllowlistEnvironment
+	}
+	return nil, AllowlistNone
+}
+
+// restrictions maps each referenced team secret name to the identities
+// that reference it (step 2).
+func restrictions(ids []Identity) map[string][]string {
+	out := map[string][]string{}
+	for _, id := range ids {
+		for _, n := range dedupe(id.SecretNames) {
+			out[n] = append(out[n], id.ID)
+		}
+	}
+	for n := range out {
+		slices.Sort(out[n])
+	}
+	return out
+}
+
+// Decide applies steps 1–4 of DESIGN §5.
+func Decide(in Input) Result {
+	allow, source := Allowlist(in.RunList, in.EnvList)
+	allowed := map[string]bool{}
+	for _, n := range allow {
+		allowed[n] = true
+	}
+	restrictedTo := restrictions(in.Identities)
+
+	// Step 1: owner scope. Only the team's secrets and the triggering
+	// user's own personal secrets are candidates.
+	var cands []Candidate
+	personal := map[string]bool{} // names of personal candidates that pass the allowlist
+	for _, s := range in.Candidates {
+		switch {
+		case s.Owner == in.Team:
+		case in.User != "" && s.Owner == in.User:
+		default:
+			continue
+		}
+		cands = append(cands, Candidate{Secret: s})
+	}
+	for i := range cands {
+		c := &cands[i]
+		if c.Scope() == ScopePersonal && (source == AllowlistNone || allowed[c.Name]) {
+			personal[c.Name] = true
+		}
+	}
+	for i := range cands {
+		c := &cands[i]
+		inAllow := source == AllowlistNone || allowed[c.Name]
+		if c.Scope() == ScopeTeam {
+			// Step 2: a referenced team secret reaches only runs executing
+			// as one of the identities that reference it.
+			if refs, ok := restrictedTo[c.Name]; ok && !slices.Contains(refs, in.Agent) {
+				c.Decision = ExcludedRestricted
+				c.RestrictedTo = refs
+				continue
+			}
+		}
+		if !inAllow {
+			c.Decision = ExcludedNotInAllowlist
+			continue
+		}
+		if c.Scope() == ScopeTeam && personal[c.Name] {
+			c.Decision = ExcludedOverridden
+			continue
+		}
+		c.Decision = Injected
+	}
+	// Mark personal secrets that took a team secret's place.
+	overridden := map[string]bool{}
+	for _, c := range cands {
+		if c.Decision == ExcludedOverridden {
+			overridden[c.Name] = true
+		}
+	}
+	for i := range cands {
+		if cands[i].Decision == Injected && cands[i].Scope() == ScopePersonal && overridden[cands[i].Name] {
+			cands[i].OverridesTeam = true
+		}
+	}
+	slices.SortFunc(cands, func(a, b Candidate) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return int(b.Scope()) - int(a.Scope()) // personal first
+	})
+
+	// Step 4: every allowlisted name that resolved to nothing.
+	injected := map[string]bool{}
+	restrictedCand := map[string][]string{}
+	for _, c := range cands {
+		if c.Decision == Injected {
+			injected[c.Name] = true
+		}
+		if c.Decision == ExcludedRestricted {
+			restrictedCand[c.Name] = c.RestrictedTo
+		}
+	}
+	var unresolved []Unresolved
+	for _, n := range allow {
+		if injected[n] {
+			continue
+		}
+		if refs, ok := restrictedCand[n]; ok {
+			unresolved = append(unresolved, Unresolved{Name: n, Reason: Restricted, RestrictedTo: refs})
+		} else {
+			unresolved = append(unresolved, Unresolved{Name: n, Reason: NotFound})
+		}
+	}
+	return Result{Source: source, Allowlist: allow, Candidates: cands, Unresolved: unresolved}
+}
+
+// Selection is Decide in mechanical form for the secretstore: owners in
+// precedence order, excluded secrets, and the allowlist.
+type Selection struct {
+	Owners    []string
+	Excluded  []Secret // Owner and Name only
+	Allowlist []string // nil: none
+}
+
+// SelectionFor derives, without knowing which secrets exist, the selection
+// that picks exactly what Decide injects.
+func SelectionFor(in Input) Selection {
+	allow, source := Allowlist(in.RunList, in.EnvList)
+	sel := Selection{}
+	if in.User != "" {
+		sel.Owners = append(sel.Owners, in.User)
+	}
+	sel.Owners = append(sel.Owners, in.Team)
+	restrictedTo := restrictions(in.Identities)
+	names := make([]string, 0, len(restrictedTo))
+	for n := range restrictedTo {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if !slices.Contains(restrictedTo[n], in.Agent) {
+			sel.Excluded = append(sel.Excluded, Secret{Owner: in.Team, Name: n})
+		}
+	}
+	if source != AllowlistNone {
+		sel.Allowlist = allow
+		if sel.Allowlist == nil {
+			sel.Allowlist = []string{}
+		}
+	}
+	return sel
+}
+
+// Select picks from the owners' secrets: for each name, the secret of the
+// first owner (in precedence order) that has it, unless excluded or outside
+// the allowlist. A secret excluded for one owner does not hide another
+// owner's secret of the same name.
+func Select(sel Selection, secrets []Secret) []Secret {
+	rank := map[string]int{}
+	for i, o := range sel.Owners {
+		if _, ok := rank[o]; !ok {
+			rank[o] = i
+		}
+	}
+	excluded := map[Secret]bool{}
+	for _, e := range sel.Excluded {
+		excluded[Secret{Owner: e.Owner, Name: e.Name}] = true
+	}
+	var allowed map[string]bool
+	if sel.Allowlist != nil {
+		allowed = map[string]bool{}
+		for _, n := range sel.Allowlist {
+			allowed[n] = true
+		}
+	}
+	best := map[string]Secret{}
+	for _, s := range secrets {
+		r, ok := rank[s.Owner]
+		if !ok || excluded[Secret{Owner: s.Owner, Name: s.Name}] {
+			continue
+		}
+		if allowed != nil && !allowed[s.Name] {
+			continue
+		}
+		if cur, ok := best[s.Name]; !ok || r < rank[cur.Owner] {
+			best[s.Name] = s
+		}
+	}
+	out := make([]Secret, 0, len(best))
+	for _, s := range best {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Secret) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func dedupe(names []string) []string {
+	out := make([]string, 0, len(names))
+	seen := map[string]bool{}
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
