@@ -1,0 +1,110 @@
+// Command ozgateway runs the gateway: the single public address of oz
+// secrets, serving native gRPC and REST on one TLS listener.
+//
+// Every flag can also be set by the environment variable named in its help.
+// Logs are JSON on stderr.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ozsecrets/oz/gateway/edge"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "ozgateway:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	listen                            string
+	tlsCert, tlsKey, tlsCA            string
+	secretstore, resolver, auditAddrs string
+}
+
+// parseFlags reads the flags from args, each defaulting to its environment
+// variable (read with getenv) and then to its built-in default.
+func parseFlags(args []string, getenv func(string) string, output io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("ozgateway", flag.ContinueOnError)
+	fs.SetOutput(output)
+	str := func(p *string, name, env, def, usage string) {
+		if v := getenv(env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, name, def, usage+" ($"+env+")")
+	}
+	str(&o.listen, "listen", "OZ_GATEWAY_ADDR", "127.0.0.1:7443", "address to serve gRPC and REST on")
+	str(&o.tlsCert, "tls-cert", "OZ_TLS_CERT", "", "the gateway's certificate (PEM): served to callers and presented to backends")
+	str(&o.tlsKey, "tls-key", "OZ_TLS_KEY", "", "the key of --tls-cert (PEM)")
+	str(&o.tlsCA, "tls-ca", "OZ_TLS_CA", "", "CA bundle (PEM) that verifies the backends")
+	str(&o.secretstore, "secretstore-addr", "OZ_SECRETSTORE_ADDR", "", "secretstore address(es), host:port, comma-separated")
+	str(&o.resolver, "resolver-addr", "OZ_RESOLVER_ADDR", "", "resolver address(es), host:port, comma-separated")
+	str(&o.auditAddrs, "audit-addr", "OZ_AUDIT_ADDR", "", "audit address(es), host:port, comma-separated (optional)")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, req := range []struct{ flag, val string }{
+		{"tls-cert", o.tlsCert}, {"tls-key", o.tlsKey}, {"tls-ca", o.tlsCA},
+		{"secretstore-addr", o.secretstore}, {"resolver-addr", o.resolver},
+	} {
+		if req.val == "" {
+			return options{}, fmt.Errorf("--%s is required", req.flag)
+		}
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	o, err := parseFlags(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+
+	cert, cas, err := edge.LoadTLSFiles(o.tlsCert, o.tlsKey, o.tlsCA)
+	if err != nil {
+		return err
+	}
+	srv, err := edge.New(edge.Config{
+		Certificate: cert,
+		BackendCAs:  cas,
+		Backends: map[string]string{
+			edge.SecretStore: o.secretstore,
+			edge.Resolver:    o.resolver,
+			edge.Audit:       o.auditAddrs,
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	l, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(ctx, l)
+}

@@ -1,0 +1,172 @@
+package edge
+
+import (
+	"context"
+	"net/http"
+	"net/textproto"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
+)
+
+// restService is a service reachable over REST. Its handlers are registered
+// against the backend that routes names for it, so REST and native gRPC can
+// never disagree on where a method goes.
+type restService struct {
+	name     string // full service name, e.g. "oz.secrets.v1.SecretService"
+	register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+}
+
+// restServices lists the services with REST mappings (proto/http.yaml):
+// every one of them, so that no route of the OpenAPI document is missing.
+var restServices = []restService{
+	{secretsv1.SecretService_ServiceDesc.ServiceName, secretsv1.RegisterSecretServiceHandler},
+	{scopev1.DirectoryService_ServiceDesc.ServiceName, scopev1.RegisterDirectoryServiceHandler},
+	{scopev1.TokenService_ServiceDesc.ServiceName, scopev1.RegisterTokenServiceHandler},
+	{scopev1.AgentService_ServiceDesc.ServiceName, scopev1.RegisterAgentServiceHandler},
+	{scopev1.EnvironmentService_ServiceDesc.ServiceName, scopev1.RegisterEnvironmentServiceHandler},
+	{scopev1.RunnerService_ServiceDesc.ServiceName, scopev1.RegisterRunnerServiceHandler},
+	{scopev1.RunService_ServiceDesc.ServiceName, scopev1.RegisterRunServiceHandler},
+}
+
+// backend returns the name of the backend that owns the service.
+func (r restService) backend() string { return backendFor("/" + r.name + "/") }
+
+// restClient is the value of x-oz-client on every REST call, so backends
+// (and audit records) can tell how a request came in.
+const restClient = "rest"
+
+// newRESTMux returns grpc-gateway's mux with the handlers of restServices.
+// Its error responses keep grpc-gateway's default shape: a JSON
+// google.rpc.Status ({"code", "message", "details"}), with the HTTP status
+// mapped from the gRPC code, and Unauthenticated's message copied into
+// WWW-Authenticate.
+func newRESTMux(conns map[string]*grpc.ClientConn) (*runtime.ServeMux, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithMetadata(restMetadata),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
+			Marshaler: &runtime.JSONPb{
+				MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
+				// grpc-gateway's default drops unknown fields; refusing
+				// them means a misspelt field ("descripton") is a 400
+				// naming it, not an update that silently does nothing.
+				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+			},
+		}),
+	)
+	for _, svc := range restServices {
+		// Register*Handler only uses ctx for nothing long-lived; the
+		// connection's lifetime is the Server's.
+		if err := svc.register(context.Background(), mux, conns[svc.backend()]); err != nil {
+			return nil, err
+		}
+	}
+	return mux, nil
+}
+
+// restMetadata is added to every REST call. grpc-gateway lets these values
+// replace any the request headers produced under the same keys, so a caller
+// cannot claim another client or request id through a header.
+func restMetadata(ctx context.Context, _ *http.Request) metadata.MD {
+	return metadata.Pairs(
+		"x-oz-client", restClient,
+		requestIDKey, requestIDFrom(ctx),
+	)
+}
+
+// incomingHeader is grpc-gateway's default header matcher (IANA permanent
+// headers, forwarded as "grpcgateway-<name>") without Authorization:
+// grpc-gateway always forwards it as "authorization" already, and a second
+// copy of the bearer token under another key is one more place for it to
+// leak from.
+func incomingHeader(key string) (string, bool) {
+	if textproto.CanonicalMIMEHeaderKey(key) == "Authorization" {
+		return "", false
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// newHTTPMux routes everything that is not native gRPC.
+func (s *Server) newHTTPMux(rest *runtime.ServeMux) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /openapi.json", s.serveOpenAPI)
+	mux.Handle("/v1/", noStore(limitBody(rest, s.cfg.MaxRequestBytes)))
+	if s.cfg.WebApp != nil {
+		mux.Handle("/", s.cfg.WebApp)
+	} else {
+		mux.HandleFunc("/", noWebApp)
+	}
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !s.serving.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("shutting down\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(s.openapi)
+}
+
+// noWebApp stands in for the web app until it is built (Config.WebApp).
+func noWebApp(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("oz gateway\n\nThe web app is not built yet. The REST API is under /v1/, described by /openapi.json.\n"))
+}
+
+// limitBody refuses REST bodies over max bytes. A declared length over the
+// limit gets 413 at once, in grpc-gateway's error shape; a chunked body is cut
+// at the limit, which grpc-gateway reports as 400.
+func limitBody(rest *runtime.ServeMux, max int64) http.Handler {
+	h := http.MaxBytesHandler(rest, max)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > max {
+			_, out := runtime.MarshalerForRequest(rest, r)
+			runtime.HTTPError(r.Context(), rest, out, w, r, &runtime.HTTPStatusError{
+				HTTPStatus: http.StatusRequestEntityTooLarge,
+				Err:        status.Errorf(codes.InvalidArgument, "request body: larger than %d bytes", max),
+			})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// noStore keeps API responses (secret metadata, new bearer tokens) out of
+// browser and proxy caches.
+func noStore(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// securityHeaders are set on every HTTP response: no MIME sniffing (a JSON
+// body is never run as script), and no Referer leaking resource names to
+// other sites.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,309 @@
+// Package edge is the gateway: the single public address of oz secrets.
+//
+// One TLS listener serves native gRPC and REST. Native gRPC calls are
+// forwarded, undecoded, to the backend that owns their package (see routes);
+// REST calls are translated by grpc-gateway and sent to the same backends.
+// Methods of internal packages are refused. The gateway holds no business
+// logic: authentication and authorisation are the backends' (the bearer
+// token is forwarded as "authorization" metadata), and no request or response
+// body is ever logged.
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"mime"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	_ "google.golang.org/grpc/encoding/gzip" // accept callers' compressed messages
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+
+	"github.com/ozsecrets/oz/gateway/openapi"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxRequestBytes = 1 << 20 // a 64 KiB value is ~88 KiB of JSON
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Config configures a Server.
+type Config struct {
+	// Certificate is the gateway's certificate and key. It is served to
+	// callers and presented to the backends as the client certificate of
+	// mutual TLS, so it must allow both server and client authentication.
+	// Required.
+	Certificate tls.Certificate
+
+	// BackendCAs verifies the backends' certificates. Required.
+	BackendCAs *x509.CertPool
+
+	// Backends maps a backend name (SecretStore, Resolver, Audit) to its
+	// addresses: "host:port", several separated by commas to balance
+	// across them. SecretStore and Resolver are required (REST needs
+	// them); a backend without an address fails the calls routed to it
+	// with Unavailable.
+	Backends map[string]string
+
+	// Logger receives one line per request. Nil discards logs.
+	Logger *slog.Logger
+
+	// WebApp, when set, serves every HTTP path not taken by the API
+	// (/v1/), /healthz and /openapi.json: the place for the web app's
+	// static files (e.g. http.FileServerFS of an embed.FS). Nil serves a
+	// short page saying the web app is not built.
+	WebApp http.Handler
+
+	// MaxRequestBytes caps the size of a REST request body. Zero means
+	// DefaultMaxRequestBytes.
+	MaxRequestBytes int64
+
+	// ShutdownTimeout bounds how long Serve waits for calls in flight once
+	// its context is cancelled. Zero means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+}
+
+// Server is the gateway. Create it with New, run it with Serve, and release
+// its backend connections with Close.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	conns   map[string]*grpc.ClientConn // by backend name
+	grpc    *grpc.Server
+	health  *health.Server
+	http    http.Handler
+	openapi []byte // the published OpenAPI document
+	serving atomic.Bool
+}
+
+// New returns a gateway for cfg. It does not connect to the backends: each
+// connection is made on first use, so the gateway starts while backends are
+// still coming up.
+func New(cfg Config) (*Server, error) {
+	if len(cfg.Certificate.Certificate) == 0 {
+		return nil, errors.New("edge: no tls certificate")
+	}
+	if err := checkClientUsage(cfg.Certificate); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	if cfg.BackendCAs == nil {
+		return nil, errors.New("edge: no ca to verify backends")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if err := checkBackends(cfg.Backends); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+
+	s := &Server{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		conns:  make(map[string]*grpc.ClientConn),
+		health: health.NewServer(),
+	}
+	creds := credentials.NewTLS(backendTLS(cfg.Certificate, cfg.BackendCAs))
+	for _, name := range slices.Sorted(maps.Keys(cfg.Backends)) {
+		addrs := splitAddrs(cfg.Backends[name])
+		if len(addrs) == 0 {
+			continue // calls routed to it fail with Unavailable
+		}
+		conn, err := dialBackend(name, addrs, creds)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("edge: %w", err)
+		}
+		s.conns[name] = conn
+	}
+
+	p := &proxy{conns: s.conns, codec: newCodec()}
+	s.grpc = grpc.NewServer(
+		grpc.UnknownServiceHandler(p.handle),
+		grpc.ForceServerCodecV2(p.codec),
+		grpc.StreamInterceptor(s.streamInterceptor),
+		grpc.UnaryInterceptor(s.unaryInterceptor),
+	)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) // until Serve
+	registerReflection(s.grpc, s.conns)
+
+	doc, err := openapi.Public()
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	s.openapi = doc
+	rest, err := newRESTMux(s.conns)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("edge: rest: %w", err)
+	}
+	s.http = s.logHTTP(securityHeaders(s.newHTTPMux(rest)))
+	return s, nil
+}
+
+// checkBackends refuses unknown backend names (a typo would silently leave
+// a backend unconfigured) and missing backends that REST needs.
+func checkBackends(backends map[string]string) error {
+	known := make(map[string]bool)
+	for _, r := range routes {
+		known[r.backend] = true
+	}
+	for name := range backends {
+		if !known[name] {
+			return fmt.Errorf("unknown backend %q", name)
+		}
+	}
+	for _, svc := range restServices {
+		if len(splitAddrs(backends[svc.backend()])) == 0 {
+			return fmt.Errorf("no address for backend %s (serves %s)", svc.backend(), svc.name)
+		}
+	}
+	return nil
+}
+
+// ServeHTTP sends native gRPC to the gRPC server and everything else to the
+// HTTP routes. Exported so that benchmarks and tests can mount the gateway
+// on their own server; Serve is the normal way to run it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 && isGRPCContentType(r.Header.Get("Content-Type")) {
+		s.grpc.ServeHTTP(w, r)
+		return
+	}
+	s.http.ServeHTTP(w, r)
+}
+
+// isGRPCContentType matches application/grpc and application/grpc+<codec>,
+// not application/grpc-web (which would need translating, and is not served).
+func isGRPCContentType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/grpc" || strings.HasPrefix(mt, "application/grpc+")
+}
+
+// TLSConfig returns the TLS configuration Serve uses for callers: the
+// gateway's certificate, HTTP/2 and HTTP/1.1. Callers are not asked for a
+// certificate; they authenticate with bearer tokens.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{s.cfg.Certificate},
+		NextProtos:   []string{"h2", "http/1.1"},
+		MinVersion:   tls.VersionTLS12,
+	}
+}
+
+// Serve accepts connections on l, with TLS, until ctx is cancelled; then it
+// stops accepting, waits up to Config.ShutdownTimeout for calls in flight,
+// and returns nil. Serve may be called once.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		TLSConfig:         s.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		// TLS handshake failures and the like, as warnings in the same log.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context {
+			return context.WithoutCancel(ctx) // values, not cancellation: shutdown is graceful
+		},
+	}
+
+	s.serving.Store(true)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.log.Info("gateway listening", slog.String("addr", l.Addr().String()))
+
+	served := make(chan error, 1)
+	go func() { served <- hs.ServeTLS(l, "", "") }()
+
+	select {
+	case err := <-served:
+		s.stopServing()
+		s.grpc.Stop()
+		return fmt.Errorf("edge: serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	s.log.Info("gateway shutting down")
+	s.stopServing()
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	// http.Server.Shutdown drains both REST and gRPC: gRPC calls are HTTP/2
+	// streams of this server. grpc.Server.GracefulStop would cut them, as it
+	// cannot drain streams it does not own, so it only runs afterwards.
+	err := hs.Shutdown(sctx)
+	if err != nil {
+		s.log.Warn("gateway shutdown timed out; closing connections", slog.Duration("timeout", s.cfg.ShutdownTimeout))
+		_ = hs.Close()
+	}
+	s.grpc.Stop()
+	<-served // http.ErrServerClosed
+	return nil
+}
+
+func (s *Server) stopServing() {
+	s.serving.Store(false)
+	s.health.Shutdown() // every service NOT_SERVING
+}
+
+// Close closes the connections to the backends. Call it after Serve has
+// returned.
+func (s *Server) Close() error {
+	var errs []error
+	for _, c := range s.conns {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// registerReflection serves reflection for the gateway's own services and,
+// through the routes, for the API services it forwards, so that tools such
+// as grpcurl can describe the API through the single public address.
+// Descriptors come from the generated packages linked into the gateway;
+// internal services are never listed.
+func registerReflection(gs *grpc.Server, conns map[string]*grpc.ClientConn) {
+	opts := reflection.ServerOptions{Services: reflectedServices{gs, conns}}
+	reflectionv1.RegisterServerReflectionServer(gs, reflection.NewServerV1(opts))
+	reflectionv1alpha.RegisterServerReflectionServer(gs, reflection.NewServer(opts))
+}
+
+// reflectedServices lists the server's services plus the routed REST
+// services whose backend is configured.
+type reflectedServices struct {
+	gs    *grpc.Server
+	conns map[string]*grpc.ClientConn
+}
+
+func (r reflectedServices) GetServiceInfo() map[string]grpc.ServiceInfo {
+	infos := r.gs.GetServiceInfo()
+	for _, svc := range restServices {
+		if r.conns[svc.backend()] != nil {
+			infos[svc.name] = grpc.ServiceInfo{}
+		}
+	}
+	return infos
+}
