@@ -1,0 +1,121 @@
+// Package client dials the oz gateway over TLS and authenticates every call
+// with the caller's bearer token.
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/ozsecrets/oz/cli/internal/config"
+)
+
+// Metadata keys sent with every call.
+const (
+	MDAuthorization = "authorization"
+	MDClient        = "x-oz-client"
+	ClientName      = "cli"
+)
+
+// DefaultTimeout bounds a call whose context has no deadline.
+const DefaultTimeout = 30 * time.Second
+
+// Conn is a connection to the gateway with a client for each service.
+type Conn struct {
+	cc        *grpc.ClientConn
+	Secrets   secretsv1.SecretServiceClient
+	Directory scopev1.DirectoryServiceClient
+	Tokens    scopev1.TokenServiceClient
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.cc.Close() }
+
+// Dial returns a connection to s.Addr. It verifies the gateway with the
+// PEM certificates in s.CAFile, or the system roots when CAFile is empty,
+// and sends s.Token as a bearer token. Without a token it returns an
+// Unauthenticated status. Dial does not wait for the connection: an
+// unreachable gateway shows as Unavailable on the first call.
+func Dial(s config.Settings) (*Conn, error) {
+	if s.Token == "" {
+		return nil, status.Error(codes.Unauthenticated,
+			"not logged in: set OZ_TOKEN or run `oz config set token`")
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("read CA file %s: no PEM certificate in it", s.CAFile)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	cc, err := grpc.NewClient(s.Addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
+		grpc.WithPerRPCCredentials(bearer(s.Token)),
+		grpc.WithChainUnaryInterceptor(timeout(DefaultTimeout), explainUnavailable(s.Addr)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", s.Addr, err)
+	}
+	return &Conn{
+		cc:        cc,
+		Secrets:   secretsv1.NewSecretServiceClient(cc),
+		Directory: scopev1.NewDirectoryServiceClient(cc),
+		Tokens:    scopev1.NewTokenServiceClient(cc),
+	}, nil
+}
+
+// bearer sends the token and the client name with every call, over TLS
+// only.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{
+		MDAuthorization: "Bearer " + string(b),
+		MDClient:        ClientName,
+	}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return true }
+
+func timeout(d time.Duration) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+// explainUnavailable names the gateway when it could not be reached at
+// all, so "connection refused" says what was refused.
+func explainUnavailable(addr string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		st, ok := status.FromError(err)
+		if !ok || st.Code() != codes.Unavailable || !strings.HasPrefix(st.Message(), "connection error") {
+			return err
+		}
+		if strings.Contains(st.Message(), "certificate") {
+			return status.Errorf(codes.Unavailable, "cannot verify the gateway at %s (check OZ_CA_FILE): %s", addr, st.Message())
+		}
+		return status.Errorf(codes.Unavailable, "cannot reach the gateway at %s (check OZ_ADDR): %s", addr, st.Message())
+	}
+}

@@ -1,0 +1,62 @@
+// Package admin implements `oz admin`: teams, users, memberships and
+// tokens. The server decides who may do what; most of it needs a system
+// admin.
+package admin
+
+import (
+	"context"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ozsecrets/oz/cli/internal/client"
+	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
+	"github.com/ozsecrets/oz/cli/internal/iostreams"
+)
+
+// NewCmd returns the `oz admin` command group.
+func NewCmd(f *cmdutil.Factory) *cli.Command {
+	return &cli.Command{
+		Name:  "admin",
+		Usage: "Manage teams, users, memberships and tokens",
+		Subcommands: []*cli.Command{
+			{
+				Name:        "team",
+				Usage:       "Manage teams",
+				Subcommands: []*cli.Command{newTeamCreateCmd(f)},
+			},
+			{
+				Name:        "user",
+				Usage:       "Manage users",
+				Subcommands: []*cli.Command{newUserCreateCmd(f)},
+			},
+			{
+				Name:        "member",
+				Usage:       "Manage team memberships",
+				Subcommands: []*cli.Command{newMemberAddCmd(f)},
+			},
+			{
+				Name:  "token",
+				Usage: "Manage bearer tokens",
+				Subcommands: []*cli.Command{
+					newTokenCreateCmd(f),
+					newTokenListCmd(f),
+					newTokenRevokeCmd(f),
+				},
+			},
+		},
+	}
+}
+
+// Deps are what every admin command needs.
+type Deps struct {
+	IO      *iostreams.IOStreams
+	Connect func(context.Context) (*client.Conn, error)
+}
+
+func depsOf(f *cmdutil.Factory) Deps {
+	return Deps{IO: f.IO, Connect: f.Connector()}
+}
+
+func roleFlag() cli.Flag {
+	return &cli.StringFlag{Name: "role", Value: "member", Usage: "`ROLE` in the team: admin or member"}
+}

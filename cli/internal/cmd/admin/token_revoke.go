@@ -1,0 +1,50 @@
+package admin
+
+import (
+	"context"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+
+	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
+)
+
+// TokenRevokeOptions are the inputs of `oz admin token revoke`.
+type TokenRevokeOptions struct {
+	Deps
+	TokenID string // with or without "tokens/"
+}
+
+func newTokenRevokeCmd(f *cmdutil.Factory) *cli.Command {
+	return &cli.Command{
+		Name:      "revoke",
+		Usage:     "Revoke a token: it stops working at once",
+		ArgsUsage: "TOKEN_ID",
+		Action: func(c *cli.Context) error {
+			args, err := cmdutil.Args(c, "TOKEN_ID")
+			if err != nil {
+				return err
+			}
+			return runTokenRevoke(c.Context, &TokenRevokeOptions{Deps: depsOf(f), TokenID: args[0]})
+		},
+	}
+}
+
+func runTokenRevoke(ctx context.Context, opts *TokenRevokeOptions) error {
+	id := strings.TrimPrefix(opts.TokenID, "tokens/")
+	if err := cmdutil.CheckName("TOKEN_ID", id); err != nil {
+		return err
+	}
+	conn, err := opts.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Tokens.RevokeToken(ctx, &scopev1.RevokeTokenRequest{Name: "tokens/" + id}); err != nil {
+		return err
+	}
+	cmdutil.Successf(opts.IO, "Revoked token %s", id)
+	return nil
+}

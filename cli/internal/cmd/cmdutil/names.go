@@ -1,0 +1,42 @@
+package cmdutil
+
+import (
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+
+	"github.com/ozsecrets/oz/cli/internal/exitcode"
+)
+
+// Kind renders a principal kind: "user", "runner", "agent".
+func Kind(k scopev1.PrincipalKind) string {
+	switch k {
+	case scopev1.PrincipalKind_PRINCIPAL_KIND_USER:
+		return "user"
+	case scopev1.PrincipalKind_PRINCIPAL_KIND_RUNNER:
+		return "runner"
+	case scopev1.PrincipalKind_PRINCIPAL_KIND_AGENT:
+		return "agent"
+	}
+	return "unknown"
+}
+
+// Role renders a team role: "admin", "member".
+func Role(r scopev1.Role) string {
+	switch r {
+	case scopev1.Role_ROLE_ADMIN:
+		return "admin"
+	case scopev1.Role_ROLE_MEMBER:
+		return "member"
+	}
+	return "unknown"
+}
+
+// ParseRole parses --role: "admin" or "member" (empty is member).
+func ParseRole(s string) (scopev1.Role, error) {
+	switch s {
+	case "member", "":
+		return scopev1.Role_ROLE_MEMBER, nil
+	case "admin":
+		return scopev1.Role_ROLE_ADMIN, nil
+	}
+	return 0, exitcode.Usagef("--role: must be admin or member (got %q)", s)
+}

@@ -1,0 +1,56 @@
+package cmdutil
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ozsecrets/oz/cli/internal/exitcode"
+	"github.com/ozsecrets/oz/cli/internal/iostreams"
+)
+
+// Format is an output format: a table for people, JSON for machines.
+type Format string
+
+const (
+	FormatTable Format = "table"
+	FormatJSON  Format = "json"
+)
+
+// OutputFlag is the --output flag of list and get-like commands.
+func OutputFlag() cli.Flag {
+	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: string(FormatTable), Usage: "output format: table or json"}
+}
+
+// OutputFormat returns the format chosen with --output, or a usage error.
+func OutputFormat(c *cli.Context) (Format, error) {
+	return ParseFormat(c.String("output"))
+}
+
+// ParseFormat parses an output format.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case FormatTable, FormatJSON:
+		return f, nil
+	case "":
+		return FormatTable, nil
+	}
+	return "", exitcode.Usagef("--output: must be table or json (got %q)", s)
+}
+
+// WriteJSON writes v as indented JSON and a newline.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// Successf tells a person at a terminal what was done. It prints nothing
+// when standard output is not a terminal, so scripts see only data.
+func Successf(ios *iostreams.IOStreams, format string, args ...any) {
+	if ios.StdoutTTY {
+		fmt.Fprintf(ios.Out, format+"\n", args...)
+	}
+}

@@ -1,0 +1,106 @@
+package secret
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
+
+	"github.com/ozsecrets/oz/cli/internal/client"
+	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
+	"github.com/ozsecrets/oz/cli/internal/exitcode"
+	"github.com/ozsecrets/oz/cli/internal/iostreams"
+)
+
+// DeleteOptions are the inputs of `oz secret delete`.
+type DeleteOptions struct {
+	IO       *iostreams.IOStreams
+	Prompter iostreams.Prompter
+	Connect  func(context.Context) (*client.Conn, error)
+
+	Scope cmdutil.Scope
+	Team  string
+	Name  string
+	Force bool   // delete without asking
+	Etag  string // refuse the delete unless the secret still has this etag
+}
+
+func newDeleteCmd(f *cmdutil.Factory) *cli.Command {
+	return &cli.Command{
+		Name:      "delete",
+		Usage:     "Delete a secret and every stored version of its value",
+		ArgsUsage: "NAME",
+		Flags: append(cmdutil.ScopeFlags(),
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation (required when standard input is not a terminal)"},
+			&cli.StringFlag{Name: "etag", Usage: "delete only if the secret's etag is still `ETAG`"},
+			useTeamFlag(),
+		),
+		Action: func(c *cli.Context) error {
+			args, err := cmdutil.Args(c, "NAME")
+			if err != nil {
+				return err
+			}
+			scope, err := cmdutil.ScopeFromFlags(c.Bool("team"), c.Bool("personal"))
+			if err != nil {
+				return err
+			}
+			team, err := f.TeamSelection(c)
+			if err != nil {
+				return err
+			}
+			return runDelete(c.Context, &DeleteOptions{
+				IO:       f.IO,
+				Prompter: f.Prompter,
+				Connect:  f.Connector(),
+				Scope:    scope,
+				Team:     team,
+				Name:     args[0],
+				Force:    c.Bool("force"),
+				Etag:     c.String("etag"),
+			})
+		},
+	}
+}
+
+func runDelete(ctx context.Context, opts *DeleteOptions) error {
+	if err := cmdutil.CheckName("NAME", opts.Name); err != nil {
+		return err
+	}
+	// Refuse before anything is sent: without a terminal nobody can
+	// confirm, and a script must say --force.
+	if !opts.Force && !opts.IO.StdinTTY {
+		return exitcode.Usagef("refusing to delete %s secret %s without confirmation: standard input is not a terminal; pass --force", opts.Scope, opts.Name)
+	}
+	conn, err := opts.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	team := ""
+	if opts.Scope == cmdutil.ScopeTeam {
+		if team, err = cmdutil.ResolveTeam(ctx, conn.Directory, opts.Team); err != nil {
+			return err
+		}
+	}
+	if !opts.Force {
+		ok, err := opts.Prompter.Confirm(ctx, fmt.Sprintf("Delete %s? [y/N] ", describe(nil, opts.Scope, team, opts.Name)))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return exitcode.New(exitcode.Error, fmt.Sprintf("cancelled: %s not deleted", opts.Name))
+		}
+	}
+	_, err = conn.Secrets.DeleteSecret(ctx, &secretsv1.DeleteSecretRequest{
+		Name: cmdutil.SecretName(cmdutil.Parent(opts.Scope, team), opts.Name),
+		Etag: opts.Etag,
+	})
+	if err != nil {
+		return err
+	}
+	cmdutil.Successf(opts.IO, "Deleted %s", describe(nil, opts.Scope, team, opts.Name))
+	return nil
+}

@@ -1,0 +1,70 @@
+// Package timefmt renders times for people.
+package timefmt
+
+import (
+	"fmt"
+	"time"
+)
+
+// Relative renders t relative to now, in now's location, the way a listing
+// shows when something last changed:
+//
+//	same day           3:04pm
+//	the day before     yesterday
+//	2–6 days before    3 days ago
+//	7–29 days before   1 week ago, 2 weeks ago, …
+//	30–364 days        1 month ago, 2 months ago, … 11 months ago
+//	365 days or more   1 year ago, 2 years ago, …
+//
+// Days are calendar days. A zero t renders as "-"; a t on a later day than
+// now (clock skew) as its date.
+func Relative(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	loc := now.Location()
+	t = t.In(loc)
+	days := calendarDays(t, now)
+	switch {
+	case days < 0:
+		return t.Format("Jan 2, 2006")
+	case days == 0:
+		return t.Format("3:04pm")
+	case days == 1:
+		return "yesterday"
+	case days < 7:
+		return fmt.Sprintf("%d days ago", days)
+	case days < 30:
+		return plural(days/7, "week")
+	case days < 365:
+		return plural(min(days/30, 11), "month")
+	default:
+		return plural(days/365, "year")
+	}
+}
+
+// calendarDays counts the calendar days from t to now (both already in the
+// same location), ignoring the time of day and daylight-saving shifts.
+func calendarDays(t, now time.Time) int {
+	ty, tm, td := t.Date()
+	ny, nm, nd := now.Date()
+	a := time.Date(ty, tm, td, 0, 0, 0, 0, time.UTC)
+	b := time.Date(ny, nm, nd, 0, 0, 0, 0, time.UTC)
+	return int(b.Sub(a).Hours() / 24)
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit + " ago"
+	}
+	return fmt.Sprintf("%d %ss ago", n, unit)
+}
+
+// Absolute renders t as a local date and time ("2006-01-02 15:04"), or
+// empty for a zero t.
+func Absolute(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(loc).Format("2006-01-02 15:04")
+}
