@@ -1,0 +1,377 @@
+// Command ozsecretstored is the secret store (DESIGN §4): it serves
+// oz.secrets.v1.SecretService over mutual TLS, authenticating callers'
+// bearer tokens through the resolver, and keeps secrets in a bbolt file,
+// every value sealed under the key-encryption keyring.
+//
+//	ozsecretstored [flags]                 serve
+//	ozsecretstored keyring generate [flags] write a new keyring to --kek-file
+//	ozsecretstored keyring rotate [flags]   add a new primary key to the keyring file
+//	ozsecretstored keyring rewrap [flags]   wrap every stored data key with the primary key
+//
+// The keyring commands work on the files; run rotate and rewrap with the
+// service stopped (rewrap needs the database, which the service locks).
+// Every flag has an OZ_… environment variable; the flag wins.
+//
+// Exit codes: 0 success, 1 failure, 2 bad usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/pki"
+	"github.com/ozsecrets/oz/services/internal/server"
+	"github.com/ozsecrets/oz/services/secretstore"
+	"github.com/ozsecrets/oz/services/secretstore/boltstore"
+	"github.com/ozsecrets/oz/services/secretstore/grpcapi"
+	"github.com/ozsecrets/oz/services/secretstore/keyring"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "secretstore")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, log, nil)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(os.Stderr, "ozsecretstored:", err)
+		os.Exit(2)
+	default:
+		log.Error("ozsecretstored failed", "err", err.Error())
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ error }
+
+// config is what the flags say.
+type config struct {
+	listen              string
+	db                  string
+	dataDir             string
+	tlsCert, tlsKey     string
+	tlsCA               string
+	resolverAddr        string
+	kekFile             string
+	dev                 bool
+	maxValueBytes       int
+	maxDescriptionChars int
+
+	keyringJSON string // OZ_KEYRING: the keyring itself, when no file is given
+}
+
+// parse reads flags, with defaults from the environment, and fills in the
+// paths that default to the data directory.
+func parse(name string, args []string, lookup func(string) (string, bool), stderr io.Writer) (*config, error) {
+	env := func(key, def string) string {
+		if v, ok := lookup(key); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	var envErrs []error
+	envInt := func(key string, def int) int {
+		v := env(key, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("%s=%q: not a number", key, v))
+		}
+		return n
+	}
+	envBool := func(key string) bool {
+		v := env(key, "")
+		if v == "" {
+			return false
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("%s=%q: not a boolean", key, v))
+		}
+		return b
+	}
+
+	c := &config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.listen, "listen", env("OZ_SECRETSTORE_LISTEN", "127.0.0.1:7450"), "address to serve on (OZ_SECRETSTORE_LISTEN)")
+	fs.StringVar(&c.dataDir, "data-dir", env("OZ_DATA_DIR", ".oz"), "data directory (OZ_DATA_DIR)")
+	fs.StringVar(&c.db, "db", env("OZ_SECRETSTORE_DB", ""), "bbolt database file (OZ_SECRETSTORE_DB; default <data-dir>/secretstore.db)")
+	fs.StringVar(&c.tlsCert, "tls-cert", env("OZ_SECRETSTORE_TLS_CERT", ""), "certificate (OZ_SECRETSTORE_TLS_CERT; default <data-dir>/pki/secretstore.pem)")
+	fs.StringVar(&c.tlsKey, "tls-key", env("OZ_SECRETSTORE_TLS_KEY", ""), "certificate key (OZ_SECRETSTORE_TLS_KEY; default <data-dir>/pki/secretstore-key.pem)")
+	fs.StringVar(&c.tlsCA, "tls-ca", env("OZ_TLS_CA", ""), "CA bundle (OZ_TLS_CA; default <data-dir>/pki/ca.pem)")
+	fs.StringVar(&c.resolverAddr, "resolver-addr", env("OZ_RESOLVER_ADDR", "127.0.0.1:7451"), "resolver address(es), for authenticating tokens (OZ_RESOLVER_ADDR)")
+	fs.StringVar(&c.kekFile, "kek-file", env("OZ_KEK_FILE", ""), `key-encryption keyring file, {"primary":"k1","keys":{"k1":"<base64 of 32 bytes>"}} (OZ_KEK_FILE; else the keyring itself in OZ_KEYRING)`)
+	fs.BoolVar(&c.dev, "dev", envBool("OZ_DEV"), "development mode: generate the keyring into <data-dir>/keyring.json (mode 0600) when there is none (OZ_DEV)")
+	fs.IntVar(&c.maxValueBytes, "max-value-bytes", envInt("OZ_SECRETSTORE_MAX_VALUE_BYTES", secretstore.DefaultMaxValueBytes), "largest value accepted, in bytes (OZ_SECRETSTORE_MAX_VALUE_BYTES)")
+	fs.IntVar(&c.maxDescriptionChars, "max-description-chars", envInt("OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS", secretstore.DefaultMaxDescriptionChars), "longest description accepted, in characters (OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage:
+  ozsecretstored [flags]                  serve SecretService
+  ozsecretstored keyring generate [flags] write a new keyring to --kek-file (refuses to overwrite)
+  ozsecretstored keyring rotate [flags]   add a new primary key to the keyring file
+  ozsecretstored keyring rewrap [flags]   wrap every stored data key with the primary key
+
+Rotate and rewrap work on the files: stop the service first, then rotate,
+rewrap, and start it again. Exit codes: 0 success, 1 failure, 2 bad usage.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if err := errors.Join(envErrs...); err != nil {
+		return nil, usageError{err}
+	}
+	if c.maxValueBytes <= 0 || c.maxDescriptionChars <= 0 {
+		return nil, usageError{errors.New("--max-value-bytes and --max-description-chars must be positive")}
+	}
+	c.keyringJSON = env("OZ_KEYRING", "")
+	dir := pki.Dir(filepath.Join(c.dataDir, "pki"))
+	if c.db == "" {
+		c.db = filepath.Join(c.dataDir, "secretstore.db")
+	}
+	if c.tlsCert == "" {
+		c.tlsCert = dir.For("secretstore").Cert
+	}
+	if c.tlsKey == "" {
+		c.tlsKey = dir.For("secretstore").Key
+	}
+	if c.tlsCA == "" {
+		c.tlsCA = dir.CA()
+	}
+	return c, nil
+}
+
+func (c *config) devKeyringPath() string { return filepath.Join(c.dataDir, "keyring.json") }
+
+// run is main without the process: it serves, or runs a keyring command.
+// ready, when not nil, is told the address the server listens on.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer, log *slog.Logger, ready func(net.Addr)) error {
+	if len(args) > 0 && args[0] == "keyring" {
+		if len(args) < 2 {
+			return usageError{errors.New("keyring: want a command: generate, rotate or rewrap")}
+		}
+		c, err := parse("ozsecretstored keyring "+args[1], args[2:], lookup, stderr)
+		if err != nil {
+			return err
+		}
+		switch args[1] {
+		case "generate":
+			return keyringGenerate(c, stdout)
+		case "rotate":
+			return keyringRotate(c, stdout)
+		case "rewrap":
+			return keyringRewrap(ctx, c, stdout, log)
+		}
+		return usageError{fmt.Errorf("keyring: unknown command %q (want generate, rotate or rewrap)", args[1])}
+	}
+	c, err := parse("ozsecretstored", args, lookup, stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, c, log, ready)
+}
+
+// loadKeyring finds the keyring: --kek-file, else OZ_KEYRING, else (with
+// --dev) <data-dir>/keyring.json, generated when missing.
+func loadKeyring(c *config, log *slog.Logger) (*keyring.Keyring, error) {
+	var (
+		kr      *keyring.Keyring
+		source  string
+		created bool
+		err     error
+	)
+	switch {
+	case c.kekFile != "" && c.dev:
+		source = c.kekFile
+		kr, created, err = keyring.LoadOrCreate(c.kekFile)
+	case c.kekFile != "":
+		source = c.kekFile
+		kr, err = keyring.Load(c.kekFile)
+	case c.keyringJSON != "":
+		source = "OZ_KEYRING"
+		kr, err = keyring.Parse([]byte(c.keyringJSON))
+	case c.dev:
+		source = c.devKeyringPath()
+		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+		kr, created, err = keyring.LoadOrCreate(source)
+	default:
+		return nil, errors.New("no key-encryption keyring: pass --kek-file (OZ_KEK_FILE) or put the keyring in OZ_KEYRING; --dev generates one into the data directory")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keyring from %s: %w", source, err)
+	}
+	if source != "OZ_KEYRING" {
+		if fi, err := os.Stat(source); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			log.Warn("the keyring file is readable by others; it should have mode 0600", "file", source, "mode", fi.Mode().Perm().String())
+		}
+	}
+	log.Info("keyring loaded", "source", source, "generated", created, "primary", kr.Primary(), "keys", strings.Join(kr.IDs(), ","))
+	return kr, nil
+}
+
+func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr)) error {
+	kr, err := loadKeyring(c, log)
+	if err != nil {
+		return err
+	}
+	if c.maxValueBytes > 128<<10 {
+		log.Warn("--max-value-bytes is above 128 KiB: larger values do not fit in one environment variable on Linux", "max_value_bytes", c.maxValueBytes)
+	}
+	if err := os.MkdirAll(filepath.Dir(c.db), 0o700); err != nil {
+		return fmt.Errorf("create database directory: %w", err)
+	}
+	store, err := boltstore.Open(c.db, nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	cert := pki.Paths{Cert: c.tlsCert, Key: c.tlsKey}
+	serverTLS, err := pki.ServerConfig(cert, c.tlsCA)
+	if err != nil {
+		return fmt.Errorf("server TLS: %w", err)
+	}
+	clientTLS, err := pki.ClientConfig(cert, c.tlsCA)
+	if err != nil {
+		return fmt.Errorf("client TLS: %w", err)
+	}
+	resolver, err := server.Dial(c.resolverAddr, clientTLS)
+	if err != nil {
+		return fmt.Errorf("resolver client: %w", err)
+	}
+	defer resolver.Close()
+
+	svc := secretstore.NewService(secretstore.Config{
+		Store:   store,
+		Keyring: kr,
+		Limits:  secretstore.Limits{MaxValueBytes: c.maxValueBytes, MaxDescriptionChars: c.maxDescriptionChars},
+		Logger:  log,
+	})
+	srv := server.New(server.Config{
+		Name:   "secretstore",
+		TLS:    serverTLS,
+		Rules:  grpcapi.Rules,
+		Auth:   auth.NewCache(auth.NewRemote(resolver)),
+		Logger: log,
+	})
+	grpcapi.Register(srv, svc)
+
+	lis, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if ready != nil {
+		ready(lis.Addr())
+	}
+	log.Info("secretstore starting", "db", c.db, "resolver", c.resolverAddr,
+		"max_value_bytes", c.maxValueBytes, "max_description_chars", c.maxDescriptionChars)
+	if err := srv.Serve(ctx, lis); err != nil {
+		return err
+	}
+	log.Info("secretstore stopped")
+	return nil
+}
+
+// keyringFile is the file the keyring commands change.
+func (c *config) keyringFile() (string, error) {
+	switch {
+	case c.kekFile != "":
+		return c.kekFile, nil
+	case c.dev:
+		return c.devKeyringPath(), nil
+	case c.keyringJSON != "":
+		return "", usageError{errors.New("the keyring is in OZ_KEYRING: these commands change a keyring file; pass --kek-file")}
+	}
+	return "", usageError{errors.New("pass --kek-file (OZ_KEK_FILE), or --dev for <data-dir>/keyring.json")}
+}
+
+func keyringGenerate(c *config, stdout io.Writer) error {
+	if c.kekFile == "" {
+		return usageError{errors.New("keyring generate: pass --kek-file, the file to create")}
+	}
+	if _, err := os.Stat(c.kekFile); err == nil {
+		return fmt.Errorf("keyring generate: %s exists; not overwriting a keyring", c.kekFile)
+	}
+	kr, created, err := keyring.LoadOrCreate(c.kekFile)
+	if err != nil {
+		return err
+	}
+	if !created {
+		return fmt.Errorf("keyring generate: %s appeared meanwhile; not overwriting it", c.kekFile)
+	}
+	fmt.Fprintf(stdout, "wrote a new keyring to %s (mode 0600), primary key %s\n", c.kekFile, kr.Primary())
+	return nil
+}
+
+func keyringRotate(c *config, stdout io.Writer) error {
+	path, err := c.keyringFile()
+	if err != nil {
+		return err
+	}
+	kr, err := keyring.Load(path)
+	if err != nil {
+		return err
+	}
+	id, err := kr.Rotate()
+	if err != nil {
+		return err
+	}
+	if err := kr.Save(path); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rotated %s: new data keys are wrapped by %s (keys %s).\n"+
+		"Next: `ozsecretstored keyring rewrap` (service stopped) moves stored data keys to %s.\n",
+		path, id, strings.Join(kr.IDs(), ","), id)
+	return nil
+}
+
+func keyringRewrap(ctx context.Context, c *config, stdout io.Writer, log *slog.Logger) error {
+	kr, err := loadKeyring(c, log)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.db); err != nil {
+		return fmt.Errorf("rewrap: database: %w", err)
+	}
+	store, err := boltstore.Open(c.db, &boltstore.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return fmt.Errorf("rewrap (stop the service first): %w", err)
+	}
+	defer store.Close()
+	svc := secretstore.NewService(secretstore.Config{Store: store, Keyring: kr, Logger: log})
+	res, err := svc.Rewrap(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rewrapped %d of %d data keys to %s; value ciphertexts unchanged\n", res.Rewrapped, res.Scanned, kr.Primary())
+	return nil
+}

@@ -1,0 +1,154 @@
+// Package grpcapi serves oz.secrets.v1.SecretService over the
+// secretstore.Service. It only translates: requests into the Service's
+// inputs (with the caller's principal from the context), records into
+// secretsv1.Secret — a message with no field that could carry a value —
+// and leaves errors as errs kinds for the server plumbing to turn into
+// statuses.
+package grpcapi
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/secretstore"
+)
+
+// Rules are the access rules of SecretService: every method needs a bearer
+// token; the Service decides the rest (people only, team roles, owners).
+var Rules = auth.Rules{
+	"/" + secretsv1.SecretService_ServiceDesc.ServiceName + "/": {Access: auth.Token},
+}
+
+// Server implements secretsv1.SecretServiceServer.
+type Server struct {
+	secretsv1.UnimplementedSecretServiceServer
+	svc *secretstore.Service
+}
+
+var _ secretsv1.SecretServiceServer = (*Server)(nil)
+
+// New returns a Server over svc.
+func New(svc *secretstore.Service) *Server { return &Server{svc: svc} }
+
+// Register registers a Server over svc on r.
+func Register(r grpc.ServiceRegistrar, svc *secretstore.Service) {
+	secretsv1.RegisterSecretServiceServer(r, New(svc))
+}
+
+// CreateSecret implements secretsv1.SecretServiceServer.
+func (s *Server) CreateSecret(ctx context.Context, req *secretsv1.CreateSecretRequest) (*secretsv1.CreateSecretResponse, error) {
+	sec, err := s.svc.Create(ctx, auth.PrincipalFrom(ctx), secretstore.CreateRequest{
+		Parent:      req.GetParent(),
+		SecretID:    req.GetSecretId(),
+		Value:       req.GetValue(),
+		Description: req.GetDescription(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &secretsv1.CreateSecretResponse{Secret: ToProto(sec)}, nil
+}
+
+// GetSecret implements secretsv1.SecretServiceServer.
+func (s *Server) GetSecret(ctx context.Context, req *secretsv1.GetSecretRequest) (*secretsv1.GetSecretResponse, error) {
+	sec, err := s.svc.Get(ctx, auth.PrincipalFrom(ctx), req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return &secretsv1.GetSecretResponse{Secret: ToProto(sec)}, nil
+}
+
+// ListSecrets implements secretsv1.SecretServiceServer.
+func (s *Server) ListSecrets(ctx context.Context, req *secretsv1.ListSecretsRequest) (*secretsv1.ListSecretsResponse, error) {
+	page, err := s.svc.List(ctx, auth.PrincipalFrom(ctx), secretstore.ListRequest{
+		Parent:    req.GetParent(),
+		PageSize:  int(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &secretsv1.ListSecretsResponse{Secrets: toProtos(page.Secrets), NextPageToken: page.NextPageToken}, nil
+}
+
+// UpdateSecret implements secretsv1.SecretServiceServer.
+func (s *Server) UpdateSecret(ctx context.Context, req *secretsv1.UpdateSecretRequest) (*secretsv1.UpdateSecretResponse, error) {
+	sec, err := s.svc.Update(ctx, auth.PrincipalFrom(ctx), secretstore.UpdateRequest{
+		Name:        req.GetName(),
+		Value:       req.GetValue(),
+		Description: req.GetDescription(),
+		UpdateMask:  req.GetUpdateMask().GetPaths(),
+		Etag:        req.GetEtag(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &secretsv1.UpdateSecretResponse{Secret: ToProto(sec)}, nil
+}
+
+// DeleteSecret implements secretsv1.SecretServiceServer.
+func (s *Server) DeleteSecret(ctx context.Context, req *secretsv1.DeleteSecretRequest) (*secretsv1.DeleteSecretResponse, error) {
+	err := s.svc.Delete(ctx, auth.PrincipalFrom(ctx), secretstore.DeleteRequest{Name: req.GetName(), Etag: req.GetEtag()})
+	if err != nil {
+		return nil, err
+	}
+	return &secretsv1.DeleteSecretResponse{}, nil
+}
+
+// ListAvailableSecrets implements secretsv1.SecretServiceServer.
+func (s *Server) ListAvailableSecrets(ctx context.Context, req *secretsv1.ListAvailableSecretsRequest) (*secretsv1.ListAvailableSecretsResponse, error) {
+	page, err := s.svc.ListAvailable(ctx, auth.PrincipalFrom(ctx), secretstore.ListAvailableRequest{
+		PageSize:  int(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &secretsv1.ListAvailableSecretsResponse{Secrets: toProtos(page.Secrets), NextPageToken: page.NextPageToken}, nil
+}
+
+// ToProto converts a secret's metadata for the wire. There is no value
+// field to fill.
+func ToProto(s *secretstore.Secret) *secretsv1.Secret {
+	scope := secretsv1.Scope_SCOPE_UNSPECIFIED
+	switch s.Owner.Kind {
+	case secretstore.OwnerTeam:
+		scope = secretsv1.Scope_SCOPE_TEAM
+	case secretstore.OwnerUser:
+		scope = secretsv1.Scope_SCOPE_PERSONAL
+	}
+	return &secretsv1.Secret{
+		Name:            s.ResourceName(),
+		SecretId:        s.Name,
+		Scope:           scope,
+		Owner:           s.Owner.String(),
+		Description:     s.Description,
+		ValueVersion:    s.ValueVersion,
+		CreateTime:      timestamp(s.CreateTime),
+		UpdateTime:      timestamp(s.UpdateTime),
+		ValueUpdateTime: timestamp(s.ValueUpdateTime),
+		CreateBy:        s.CreateBy,
+		UpdateBy:        s.UpdateBy,
+		Etag:            s.Etag,
+	}
+}
+
+func toProtos(secs []*secretstore.Secret) []*secretsv1.Secret {
+	out := make([]*secretsv1.Secret, len(secs))
+	for i, s := range secs {
+		out[i] = ToProto(s)
+	}
+	return out
+}
+
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}

@@ -1,0 +1,629 @@
+package secretstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/secretstore/keyring"
+)
+
+// Config configures a Service.
+type Config struct {
+	Store   Store            // required
+	Keyring *keyring.Keyring // required
+	Now     func() time.Time // default time.Now
+	Limits  Limits           // zero fields: defaults
+	Logger  *slog.Logger     // default: discard
+}
+
+// Service applies the rules of secrets (DESIGN §3, §4) over a Store: who
+// may do what, what a valid secret is, how values are sealed. Its methods
+// take the caller's principal (auth.PrincipalFrom of the request). It is
+// safe for concurrent use.
+//
+// Errors are errs kinds, with caller-safe messages that never contain a
+// value: KindInvalid (with the request field), KindUnauthenticated,
+// KindPermissionDenied (always decided before existence), KindNotFound,
+// KindAlreadyExists, KindFailedPrecondition (etag mismatch).
+type Service struct {
+	locks  keyedMutex // serialises value updates of one secret in this process
+	store  Store
+	keys   *keyring.Keyring
+	now    func() time.Time
+	limits Limits
+	log    *slog.Logger
+}
+
+// NewService returns a Service. It panics when cfg lacks a Store or a
+// Keyring (a wiring mistake).
+func NewService(cfg Config) *Service {
+	if cfg.Store == nil || cfg.Keyring == nil {
+		panic("secretstore.NewService: Store and Keyring are required")
+	}
+	s := &Service{store: cfg.Store, keys: cfg.Keyring, now: cfg.Now, limits: cfg.Limits.withDefaults(), log: cfg.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s
+}
+
+// Limits returns the limits in force.
+func (s *Service) Limits() Limits { return s.limits }
+
+// CreateRequest is the input of Create.
+type CreateRequest struct {
+	Parent      string // "teams/{team}" or "users/{user}" ("users/me": the caller)
+	SecretID    string // the name
+	Value       []byte
+	Description string
+}
+
+// Create stores a new secret with value version 1. Team secrets: admins of
+// the team. Personal secrets: their owner. Returns KindAlreadyExists (field
+// secret_id, naming the existing secret) when the owner has a secret of
+// that name without regard to case.
+func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateRequest) (*Secret, error) {
+	if err := checkCaller(p); err != nil {
+		return nil, err
+	}
+	owner, err := resolveOwner(p, "parent", req.Parent)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(p, owner, write, "create"); err != nil {
+		return nil, err
+	}
+	if err := s.limits.ValidateName("secret_id", req.SecretID); err != nil {
+		return nil, err
+	}
+	if err := s.limits.ValidateValue("value", req.Value); err != nil {
+		return nil, err
+	}
+	if err := s.limits.ValidateDescription("description", req.Description); err != nil {
+		return nil, err
+	}
+	const version = 1
+	env, err := s.keys.Seal(req.Value, ValueAD(owner, req.SecretID, version))
+	if err != nil {
+		return nil, fmt.Errorf("seal value: %w", err)
+	}
+	now := s.now().UTC()
+	sec := &Secret{
+		Owner:           owner,
+		Name:            req.SecretID,
+		Description:     req.Description,
+		ValueVersion:    version,
+		CreateTime:      now,
+		UpdateTime:      now,
+		ValueUpdateTime: now,
+		CreateBy:        p.Name,
+		UpdateBy:        p.Name,
+		Etag:            newEtag(),
+		Value:           env,
+	}
+	if err := s.store.Create(ctx, sec); err != nil {
+		var e *errs.Error
+		if errors.As(err, &e) && e.Kind == errs.KindAlreadyExists {
+			return nil, &errs.Error{Kind: errs.KindAlreadyExists, Field: "secret_id", Message: e.Message}
+		}
+		return nil, fmt.Errorf("create secret: %w", err)
+	}
+	s.log.InfoContext(ctx, "secret created", "secret", sec.ResourceName(), "value_version", sec.ValueVersion, "by", p.Name)
+	return sec.metadata(), nil
+}
+
+// Get returns a secret's metadata (no value). Team secrets: members of the
+// team. Personal secrets: their owner.
+func (s *Service) Get(ctx context.Context, p *auth.Principal, name string) (*Secret, error) {
+	if err := checkCaller(p); err != nil {
+		return nil, err
+	}
+	owner, id, err := resolveName(p, "name", name)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(p, owner, read, "read"); err != nil {
+		return nil, err
+	}
+	sec, err := s.store.Get(ctx, owner, id)
+	if err != nil {
+		return nil, notFound(err, owner, id)
+	}
+	return sec.metadata(), nil
+}
+
+// ListRequest is the input of List.
+type ListRequest struct {
+	Parent    string // "teams/{team}" or "users/{user}" ("users/me": the caller)
+	PageSize  int    // 0: DefaultPageSize; at most MaxPageSize
+	PageToken string
+}
+
+// List returns one page of an owner's secrets (metadata only), ordered by
+// name without regard to case. Team secrets: members of the team. Personal
+// secrets: their owner.
+func (s *Service) List(ctx context.Context, p *auth.Principal, req ListRequest) (*Page, error) {
+	if err := checkCaller(p); err != nil {
+		return nil, err
+	}
+	owner, err := resolveOwner(p, "parent", req.Parent)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(p, owner, read, "list"); err != nil {
+		return nil, err
+	}
+	size, err := pageSize(req.PageSize)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := decodePageToken(req.PageToken, "list")
+	if err != nil {
+		return nil, err
+	}
+	if req.PageToken != "" && tok.Owner != owner.String() {
+		return nil, errPageToken()
+	}
+	return s.page(ctx, "list", []Owner{owner}, tok, size)
+}
+
+// ListAvailableRequest is the input of ListAvailable.
+type ListAvailableRequest struct {
+	PageSize  int
+	PageToken string
+}
+
+// ListAvailable returns one page of every secret the caller may see: those
+// of all the caller's teams and the caller's personal ones, ordered by
+// owner resource name, then by name without regard to case.
+func (s *Service) ListAvailable(ctx context.Context, p *auth.Principal, req ListAvailableRequest) (*Page, error) {
+	if err := checkCaller(p); err != nil {
+		return nil, err
+	}
+	size, err := pageSize(req.PageSize)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := decodePageToken(req.PageToken, "available")
+	if err != nil {
+		return nil, err
+	}
+	var owners []Owner
+	for _, t := range p.TeamIDs() {
+		if p.IsMember(t) {
+			owners = append(owners, Team(t))
+		}
+	}
+	if p.ID != "" {
+		owners = append(owners, User(p.ID))
+	}
+	slices.SortFunc(owners, func(a, b Owner) int { return strings.Compare(a.String(), b.String()) })
+	return s.page(ctx, "available", owners, tok, size)
+}
+
+// page collects up to size secrets of owners (sorted) from where tok says.
+func (s *Service) page(ctx context.Context, list string, owners []Owner, tok pageToken, size int) (*Page, error) {
+	start := 0
+	if tok.Owner != "" {
+		start = len(owners)
+		for i, o := range owners {
+			if o.String() >= tok.Owner {
+				start = i
+				break
+			}
+		}
+	}
+	var out []*Secret
+	for i := start; i < len(owners); i++ {
+		after := ""
+		if owners[i].String() == tok.Owner {
+			after = tok.After
+		}
+		// One more than needed tells whether another page follows; a
+		// shorter answer means this owner has no more.
+		got, err := s.store.List(ctx, owners[i], after, size+1-len(out))
+		if err != nil {
+			return nil, fmt.Errorf("list secrets of %s: %w", owners[i], err)
+		}
+		out = append(out, got...)
+		if len(out) > size {
+			out = out[:size]
+			last := out[size-1]
+			return &Page{Secrets: metadataOf(out), NextPageToken: pageToken{List: list, Owner: last.Owner.String(), After: last.Name}.encode()}, nil
+		}
+	}
+	return &Page{Secrets: metadataOf(out)}, nil
+}
+
+func metadataOf(secs []*Secret) []*Secret {
+	out := make([]*Secret, len(secs))
+	for i, sec := range secs {
+		out[i] = sec.metadata()
+	}
+	return out
+}
+
+// UpdateRequest is the input of Update.
+type UpdateRequest struct {
+	Name        string // "teams/{team}/secrets/{secret}" or "users/{user}/secrets/{secret}"
+	Value       []byte
+	Description string
+	// UpdateMask lists the fields to replace: "value", "description"
+	// ("*": both). Empty: the fields that are set (a non-empty value, a
+	// non-empty description).
+	UpdateMask []string
+	Etag       string // when set, the update is refused unless it matches
+}
+
+// maxUpdateAttempts bounds the retries of an update that raced with another
+// value update of the same secret.
+const maxUpdateAttempts = 8
+
+// Update replaces the value and/or the description; name and owner never
+// change. A value change bumps ValueVersion and ValueUpdateTime; any change
+// sets UpdateTime, UpdateBy and a new Etag. Team secrets: admins of the
+// team. Personal secrets: their owner. Returns KindFailedPrecondition
+// ("etag mismatch") when Etag is set and does not match.
+func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateRequest) (*Secret, error) {
+	if err := checkCaller(p); err != nil {
+		return nil, err
+	}
+	owner, id, err := resolveName(p, "name", req.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(p, owner, write, "update"); err != nil {
+		return nil, err
+	}
+	setValue, setDesc, err := updateFields(req)
+	if err != nil {
+		return nil, err
+	}
+	if setValue {
+		if err := s.limits.ValidateValue("value", req.Value); err != nil {
+			return nil, err
+		}
+	}
+	if setDesc {
+		if err := s.limits.ValidateDescription("description", req.Description); err != nil {
+			return nil, err
+		}
+	}
+	if err := validateEtag(req.Etag); err != nil {
+		return nil, err
+	}
+
+	// Value updates of one secret take turns here, so that the version
+	// check below rarely fails within one process; it still guards against
+	// other processes sharing a replicated store.
+	if setValue {
+		unlock := s.locks.lock(owner.String() + "\x00" + FoldName(id))
+		defer unlock()
+	}
+	for attempt := 1; ; attempt++ {
+		cur, err := s.store.Get(ctx, owner, id)
+		if err != nil {
+			return nil, notFound(err, owner, id)
+		}
+		if req.Etag != "" && cur.Etag != req.Etag {
+			return nil, errEtagMismatch()
+		}
+		// Seal before the store's transaction, so that fn stays pure; fn
+		// checks that the version it was sealed for is still the next one.
+		var env keyring.Envelope
+		if setValue {
+			env, err = s.keys.Seal(req.Value, ValueAD(owner, id, cur.ValueVersion+1))
+			if err != nil {
+				return nil, fmt.Errorf("seal value: %w", err)
+			}
+		}
+		now, etag := s.now().UTC(), newEtag()
+		updated, err := s.store.Update(ctx, owner, id, func(sec *Secret) error {
+			if req.Etag != "" && sec.Etag != req.Etag {
+				return errEtagMismatch()
+			}
+			if setValue {
+				if sec.ValueVersion != cur.ValueVersion {
+					return errRaced
+				}
+				sec.Value = env
+				sec.ValueVersion++
+				sec.ValueUpdateTime = now
+			}
+			if setDesc {
+				sec.Description = req.Description
+			}
+			sec.UpdateTime = now
+			sec.UpdateBy = p.Name
+			sec.Etag = etag
+			return nil
+		})
+		switch {
+		case errors.Is(err, errRaced) && attempt < maxUpdateAttempts:
+			continue
+		case errors.Is(err, errRaced):
+			return nil, errs.E(errs.KindUnavailable, "too many concurrent updates of %s; try again", cur.ResourceName())
+		case err != nil:
+			return nil, notFound(err, owner, id)
+		}
+		s.log.InfoContext(ctx, "secret updated", "secret", updated.ResourceName(), "value_changed", setValue,
+			"description_changed", setDesc, "value_version", updated.ValueVersion, "by", p.Name)
+		return updated.metadata(), nil
+	}
+}
+
+var errRaced = errors.New("value version changed during update")
+
+func errEtagMismatch() error {
+	return errs.E(errs.KindFailedPrecondition, "etag mismatch: the secret changed since that etag was read; get it again and retry")
+}
+
+func validateEtag(etag string) error {
+	if len(etag) > 128 {
+		return errs.Field("etag", "must be at most 128 characters (pass back the etag of a secret unchanged)")
+	}
+	return nil
+}
+
+func updateFields(req UpdateRequest) (setValue, setDesc bool, err error) {
+	if len(req.UpdateMask) == 0 {
+		setValue, setDesc = len(req.Value) > 0, req.Description != ""
+		if !setValue && !setDesc {
+			return false, false, errs.Field("update_mask", "nothing to update: set a value or a description, or name the fields to replace in update_mask (value, description)")
+		}
+		return setValue, setDesc, nil
+	}
+	for i, path := range req.UpdateMask {
+		switch path {
+		case "value":
+			setValue = true
+		case "description":
+			setDesc = true
+		case "*":
+			setValue, setDesc = true, true
+		default:
+			// The path is not echoed: it is caller input of unknown content.
+			return false, false, errs.Field("update_mask", "paths[%d] is not an updatable field (allowed: value, description)", i)
+		}
+	}
+	return setValue, setDesc, nil
+}
+
+// DeleteRequest is the input of Delete.
+type DeleteRequest struct {
+	Name string
+	Etag string // when set, the delete is refused unless it matches
+}
+
+// Delete removes a secret and its value. Team secrets: admins of the team.
+// Personal secrets: their owner. Returns KindFailedPrecondition ("etag
+// mismatch") when Etag is set and does not match.
+func (s *Service) Delete(ctx context.Context, p *auth.Principal, req DeleteRequest) error {
+	if err := checkCaller(p); err != nil {
+		return err
+	}
+	owner, id, err := resolveName(p, "name", req.Name)
+	if err != nil {
+		return err
+	}
+	if err := authorize(p, owner, write, "delete"); err != nil {
+		return err
+	}
+	if err := validateEtag(req.Etag); err != nil {
+		return err
+	}
+	err = s.store.Delete(ctx, owner, id, func(sec *Secret) error {
+		if req.Etag != "" && sec.Etag != req.Etag {
+			return errEtagMismatch()
+		}
+		return nil
+	})
+	if err != nil {
+		return notFound(err, owner, id)
+	}
+	s.log.InfoContext(ctx, "secret deleted", "secret", owner.String()+"/secrets/"+id, "by", p.Name)
+	return nil
+}
+
+// UnsealedValue is the decrypted current value of one secret.
+type UnsealedValue struct {
+	Owner        Owner
+	Name         string
+	ValueVersion int64
+	Value        Plaintext
+}
+
+// UnsealValues returns the decrypted current values of the secrets of
+// owner named (exactly) names, in the order of names, and the names that
+// have no secret in missing.
+//
+// INTERNAL: it is for run resolution only (DESIGN §5), behind an internal,
+// mutual-TLS-only API whose caller has decided that the run may receive
+// these values. It checks no principal. Nothing user-facing may call it.
+func (s *Service) UnsealValues(ctx context.Context, owner Owner, names []string) (values []UnsealedValue, missing []string, err error) {
+	for _, name := range names {
+		sec, err := s.store.Get(ctx, owner, name)
+		if errors.Is(err, errs.NotFound) {
+			missing = append(missing, name)
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("get %s/secrets/%s: %w", owner, name, err)
+		}
+		v, err := s.openValue(sec)
+		if err != nil {
+			return nil, nil, err
+		}
+		values = append(values, UnsealedValue{Owner: owner, Name: sec.Name, ValueVersion: sec.ValueVersion, Value: v})
+	}
+	return values, missing, nil
+}
+
+// openValue decrypts the current value of sec. It is the only path from a
+// stored secret to its plaintext.
+func (s *Service) openValue(sec *Secret) (Plaintext, error) {
+	b, err := s.keys.Open(sec.Value, ValueAD(sec.Owner, sec.Name, sec.ValueVersion))
+	if err != nil {
+		return Plaintext{}, fmt.Errorf("open value of %s version %d: %w", sec.ResourceName(), sec.ValueVersion, err)
+	}
+	return Plaintext{b: b}, nil
+}
+
+// RewrapResult counts what Rewrap did.
+type RewrapResult struct {
+	Scanned   int // secrets looked at
+	Rewrapped int // data keys moved to the primary key-encryption key
+}
+
+// Rewrap wraps every stored data key that is not wrapped by the keyring's
+// primary key-encryption key with it (after Keyring.Rotate). Values'
+// ciphertexts, versions, etags and times do not change. It needs a Store
+// that is a Scanner.
+func (s *Service) Rewrap(ctx context.Context) (RewrapResult, error) {
+	var res RewrapResult
+	sc, ok := s.store.(Scanner)
+	if !ok {
+		return res, errors.New("rewrap: the store cannot list all secrets (not a secretstore.Scanner)")
+	}
+	primary := s.keys.Primary()
+	var afterOwner Owner
+	var afterName string
+	for {
+		batch, err := sc.Scan(ctx, afterOwner, afterName, 100)
+		if err != nil {
+			return res, fmt.Errorf("rewrap: scan: %w", err)
+		}
+		for _, sec := range batch {
+			res.Scanned++
+			if sec.Value.KEKID == primary {
+				continue
+			}
+			env, changed, err := s.keys.Rewrap(sec.Value, ValueAD(sec.Owner, sec.Name, sec.ValueVersion))
+			if err != nil {
+				return res, fmt.Errorf("rewrap %s: %w", sec.ResourceName(), err)
+			}
+			if !changed {
+				continue
+			}
+			_, err = s.store.Update(ctx, sec.Owner, sec.Name, func(cur *Secret) error {
+				if cur.ValueVersion != sec.ValueVersion || cur.Value.KEKID != sec.Value.KEKID ||
+					!bytes.Equal(cur.Value.WrappedKey, sec.Value.WrappedKey) {
+					return errSkip // changed meanwhile: sealed anew, with the primary
+				}
+				cur.Value = env.Clone()
+				return nil
+			})
+			switch {
+			case err == nil:
+				res.Rewrapped++
+			case errors.Is(err, errSkip), errors.Is(err, errs.NotFound):
+			default:
+				return res, fmt.Errorf("rewrap %s: %w", sec.ResourceName(), err)
+			}
+		}
+		if len(batch) < 100 {
+			return res, nil
+		}
+		last := batch[len(batch)-1]
+		afterOwner, afterName = last.Owner, last.Name
+	}
+}
+
+var errSkip = errors.New("skip")
+
+// Authorization.
+
+type access int
+
+const (
+	read access = iota
+	write
+)
+
+// checkCaller admits people only: runners and agent identities receive
+// values through run resolution, never through SecretService.
+func checkCaller(p *auth.Principal) error {
+	if p == nil {
+		return errs.E(errs.KindUnauthenticated, "no authenticated caller")
+	}
+	if p.Kind != auth.KindUser {
+		return errs.E(errs.KindPermissionDenied, "only people manage secrets; a %s cannot", p.Kind)
+	}
+	return nil
+}
+
+// authorize decides whether p may read or write the secrets of owner. It
+// does not look at any secret, so the answer is the same whether or not
+// the secret asked for exists.
+func authorize(p *auth.Principal, owner Owner, a access, verb string) error {
+	switch owner.Kind {
+	case OwnerTeam:
+		if a == write && !p.IsAdmin(owner.ID) {
+			return errs.E(errs.KindPermissionDenied, "only admins of team %s may %s its secrets", owner.ID, verb)
+		}
+		if a == read && !p.IsMember(owner.ID) {
+			return errs.E(errs.KindPermissionDenied, "only members of team %s may %s its secrets", owner.ID, verb)
+		}
+		return nil
+	case OwnerUser:
+		if p.ID == "" || owner.ID != p.ID {
+			return errs.E(errs.KindPermissionDenied, "personal secrets are available to their owner only; %s may not %s those of %s", p.Name, verb, owner)
+		}
+		return nil
+	}
+	return errs.E(errs.KindPermissionDenied, "no access")
+}
+
+func resolveOwner(p *auth.Principal, field, s string) (Owner, error) {
+	if s == "users/me" {
+		return User(p.ID), nil
+	}
+	o, err := ParseOwner(s)
+	if err != nil {
+		return Owner{}, errs.Field(field, "%s", err.(*errs.Error).Message)
+	}
+	return o, nil
+}
+
+func resolveName(p *auth.Principal, field, name string) (Owner, string, error) {
+	o, id, err := ParseName(field, name)
+	if err != nil {
+		return Owner{}, "", err
+	}
+	if o == User("me") {
+		o = User(p.ID)
+	}
+	return o, id, nil
+}
+
+// notFound gives a store's NotFound the secret's resource name; other
+// errors pass through with context.
+func notFound(err error, owner Owner, id string) error {
+	if errors.Is(err, errs.NotFound) {
+		return errs.E(errs.KindNotFound, "secret %s/secrets/%s not found (names are matched exactly)", owner, id)
+	}
+	var e *errs.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return fmt.Errorf("%s/secrets/%s: %w", owner, id, err)
+}
+
+func newEtag() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

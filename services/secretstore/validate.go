@@ -1,0 +1,160 @@
+package secretstore
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ozsecrets/oz/services/internal/errs"
+)
+
+// Limits bounds what a secret may hold (DESIGN §4). The zero value of a
+// field means its default.
+type Limits struct {
+	MaxNameLen          int // characters of a name; default 255
+	MaxValueBytes       int // bytes of a value; default 65536 (64 KiB)
+	MaxDescriptionChars int // characters (Unicode code points) of a description; default 1024
+}
+
+// Defaults of Limits.
+const (
+	DefaultMaxNameLen          = 255
+	DefaultMaxValueBytes       = 64 << 10
+	DefaultMaxDescriptionChars = 1024
+)
+
+// DefaultLimits returns the default limits.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxNameLen:          DefaultMaxNameLen,
+		MaxValueBytes:       DefaultMaxValueBytes,
+		MaxDescriptionChars: DefaultMaxDescriptionChars,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MaxNameLen <= 0 {
+		l.MaxNameLen = d.MaxNameLen
+	}
+	if l.MaxValueBytes <= 0 {
+		l.MaxValueBytes = d.MaxValueBytes
+	}
+	if l.MaxDescriptionChars <= 0 {
+		l.MaxDescriptionChars = d.MaxDescriptionChars
+	}
+	return l
+}
+
+// NamePattern is the shape of a secret name: an environment variable name.
+const NamePattern = "[A-Za-z_][A-Za-z0-9_]*"
+
+// ReservedNames are refused as secret names, without regard to case:
+// setting them would change how the agent's process, its shell or its
+// dynamic linker behaves.
+var ReservedNames = []string{"PATH", "HOME", "SHELL", "USER", "PWD", "IFS", "ENV", "BASH_ENV"}
+
+// ReservedPrefixes are refused as the start of a secret name, without
+// regard to case: the dynamic linker's (LD_, DYLD_), bash's exported
+// functions (BASH_FUNC_), and the platform's own (OZ_).
+var ReservedPrefixes = []string{"LD_", "DYLD_", "BASH_FUNC_", "OZ_"}
+
+// maxLookupNameLen bounds names in lookups, whatever the configured limit.
+const maxLookupNameLen = 4096
+
+const reservedRule = "names PATH, HOME, SHELL, USER, PWD, IFS, ENV, BASH_ENV and those starting with LD_, DYLD_, BASH_FUNC_ or OZ_ are reserved, without regard to case"
+
+// checkNameSyntax reports whether name is a well-formed secret name of at
+// most max characters; the error says which rule it breaks (no field).
+func checkNameSyntax(name string, max int) (rule string, ok bool) {
+	if name == "" {
+		return "is required", false
+	}
+	if len(name) > max {
+		return "must be at most " + strconv.Itoa(max) + " characters", false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_', 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z':
+		case '0' <= c && c <= '9' && i > 0:
+		default:
+			return "must match " + NamePattern + " (an environment variable name: letters, digits and _, not starting with a digit)", false
+		}
+	}
+	return "", true
+}
+
+// ValidateName checks a new secret's name: syntax, length and the reserved
+// names. The error is an errs.Field error for field.
+func (l Limits) ValidateName(field, name string) error {
+	l = l.withDefaults()
+	if rule, ok := checkNameSyntax(name, l.MaxNameLen); !ok {
+		return errs.Field(field, "%s", rule)
+	}
+	folded := FoldName(name)
+	for _, r := range ReservedNames {
+		if folded == r {
+			return errs.Field(field, "%s is reserved: %s", name, reservedRule)
+		}
+	}
+	for _, p := range ReservedPrefixes {
+		if strings.HasPrefix(folded, p) {
+			return errs.Field(field, "%s is reserved: %s", name, reservedRule)
+		}
+	}
+	return nil
+}
+
+// ValidateValue checks a value: non-empty, at most MaxValueBytes, no NUL
+// byte. Errors never contain the value.
+func (l Limits) ValidateValue(field string, v []byte) error {
+	l = l.withDefaults()
+	switch {
+	case len(v) == 0:
+		return errs.Field(field, "is required (a non-empty value)")
+	case len(v) > l.MaxValueBytes:
+		return errs.Field(field, "must be at most %d bytes (got %d)", l.MaxValueBytes, len(v))
+	case bytes.IndexByte(v, 0) >= 0:
+		return errs.Field(field, "must not contain a NUL byte (values become environment variables)")
+	}
+	return nil
+}
+
+// ValidateDescription checks a description: valid UTF-8, at most
+// MaxDescriptionChars characters.
+func (l Limits) ValidateDescription(field, d string) error {
+	l = l.withDefaults()
+	if !utf8.ValidString(d) {
+		return errs.Field(field, "must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(d); n > l.MaxDescriptionChars {
+		return errs.Field(field, "must be at most %d characters (got %d)", l.MaxDescriptionChars, n)
+	}
+	return nil
+}
+
+// ParseName parses a secret's resource name,
+// "teams/{team}/secrets/{secret}" or "users/{user}/secrets/{secret}",
+// keeping "users/me" as is. The secret part must be a well-formed name (not
+// necessarily an unreserved one: a secret created before a name became
+// reserved can still be read and deleted). Errors are errs.Field errors for
+// field.
+func ParseName(field, name string) (Owner, string, error) {
+	const shape = "must be teams/{team}/secrets/{secret} or users/{user}/secrets/{secret}"
+	parts := strings.Split(name, "/")
+	if len(parts) != 4 || parts[2] != "secrets" {
+		return Owner{}, "", errs.Field(field, shape)
+	}
+	o, err := ParseOwner(parts[0] + "/" + parts[1])
+	if err != nil {
+		return Owner{}, "", errs.Field(field, "%s", err.(*errs.Error).Message)
+	}
+	// Only the syntax is checked here, with a generous length bound: a
+	// longer name is simply not found.
+	if rule, ok := checkNameSyntax(parts[3], maxLookupNameLen); !ok {
+		return Owner{}, "", errs.Field(field, "the secret id %s", rule)
+	}
+	return o, parts[3], nil
+}
