@@ -12,6 +12,11 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	// Services attach google.rpc.BadRequest (and other error details) to
+	// their statuses; REST errors can only be marshalled to JSON when those
+	// types are linked into the gateway.
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
+
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 )
