@@ -1,0 +1,168 @@
+// Package boltstore implements resolver.Store on a bbolt file: one bucket
+// of records in key order, plus a meta bucket with the schema version.
+// Writes go through db.Batch, so concurrent writers share one fsync.
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/resolver"
+)
+
+// DefaultTimeout is how long Open waits for the file lock.
+const DefaultTimeout = 5 * time.Second
+
+// The buckets, declared once and all created by Open.
+var (
+	bucketRecords = []byte("records")
+	bucketMeta    = []byte("meta")
+	buckets       = [][]byte{bucketRecords, bucketMeta}
+)
+
+var (
+	keySchema     = []byte("schema")
+	schemaVersion = []byte("1")
+)
+
+// Store is a resolver.Store on a bbolt file. It is safe for concurrent use.
+type Store struct {
+	db *bolt.DB
+}
+
+var _ resolver.Store = (*Store)(nil)
+
+// Open opens (creating it and its directory if needed) the database at
+// path, waiting at most timeout (0: DefaultTimeout) for another process to
+// release it.
+func Open(path string, timeout time.Duration) (*Store, error) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: locked by another process (is ozresolverd running?): %w", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range buckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get(keySchema); {
+		case v == nil:
+			return meta.Put(keySchema, schemaVersion)
+		case !bytes.Equal(v, schemaVersion):
+			return fmt.Errorf("schema version %q, this build reads %q", v, schemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Get implements resolver.Store.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRecords).Get([]byte(key))
+		if v == nil {
+			return errs.E(errs.KindNotFound, "not found")
+		}
+		out = bytes.Clone(v) // v is only valid inside the transaction
+		return nil
+	})
+	return out, err
+}
+
+// Scan implements resolver.Store.
+func (s *Store) Scan(ctx context.Context, prefix, after string, limit int) ([]resolver.KV, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := []resolver.KV{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		start := max(prefix, after)
+		k, v := c.Seek([]byte(start))
+		if after != "" && string(k) == after {
+			k, v = c.Next()
+		}
+		for ; k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			out = append(out, resolver.KV{Key: string(k), Value: bytes.Clone(v)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Apply implements resolver.Store. Concurrent calls are grouped into one
+// transaction by db.Batch, which may run the function more than once: it
+// only reads and writes inside the transaction, so that is harmless.
+func (s *Store) Apply(ctx context.Context, conds []resolver.Cond, writes []resolver.Write) error {
+	for _, c := range conds {
+		if c.Key == "" {
+			return errors.New("store: condition on an empty key")
+		}
+	}
+	for _, w := range writes {
+		if w.Key == "" || !w.Delete && len(w.Value) == 0 {
+			return fmt.Errorf("store: write of key %q: empty key or value", w.Key)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		for i, c := range conds {
+			if !c.Holds(b.Get([]byte(c.Key))) {
+				return &resolver.ConflictError{Index: i, Cond: c}
+			}
+		}
+		for _, w := range writes {
+			var err error
+			if w.Delete {
+				err = b.Delete([]byte(w.Key))
+			} else {
+				err = b.Put([]byte(w.Key), w.Value)
+			}
+			if err != nil {
+				return fmt.Errorf("store: write %q: %w", w.Key, err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,80 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// BootstrapAdmin makes sure the directory has a system admin. When it has
+// none, it makes user id one (creating the user) and returns a new
+// non-expiring token for it with the bearer token; when it has one, it
+// changes nothing and returns an empty bearer token.
+//
+// It checks no caller: it is for the process that owns the store, at start.
+// Returns Invalid (field user_id).
+func (d *Directory) BootstrapAdmin(ctx context.Context, id string) (Token, string, error) {
+	if err := checkUserID(id); err != nil {
+		return Token{}, "", err
+	}
+	for range 5 {
+		has, err := d.hasSystemAdmin(ctx)
+		if err != nil || has {
+			return Token{}, "", err
+		}
+		tok, bearer, err := d.issueAdmin(ctx, id, "bootstrap token (ozresolverd --bootstrap-token-file)")
+		if conflict(err) == 0 {
+			continue // another process bootstrapped meanwhile: look again
+		}
+		return tok, bearer, err
+	}
+	return Token{}, "", errors.New("bootstrap: the directory kept changing")
+}
+
+// IssueAdminToken makes user id a system admin (creating the user when it
+// does not exist) and returns a new non-expiring token for it with the
+// bearer token.
+//
+// It checks no caller: it is for recovery by whoever holds the store
+// (`ozresolverd bootstrap`). Returns Invalid (fields user_id, description).
+func (d *Directory) IssueAdminToken(ctx context.Context, id, description string) (Token, string, error) {
+	if err := checkUserID(id); err != nil {
+		return Token{}, "", err
+	}
+	if err := checkDescription(description); err != nil {
+		return Token{}, "", err
+	}
+	for range 5 {
+		tok, bearer, err := d.issueAdmin(ctx, id, description)
+		if conflict(err) == 0 {
+			continue // the user changed meanwhile: read it again
+		}
+		return tok, bearer, err
+	}
+	return Token{}, "", fmt.Errorf("issue admin token: user %q kept changing", id)
+}
+
+// issueAdmin creates or promotes user id as a system admin and issues a
+// non-expiring token for it, in one write. Its first condition guards the
+// user record as read; a *ConflictError with index 0 means it changed.
+func (d *Directory) issueAdmin(ctx context.Context, id, description string) (Token, string, error) {
+	rec, raw, err := d.userRecord(ctx, id)
+	now := d.clock()
+	var cond Cond
+	var writes []Write
+	switch {
+	case isNotFound(err):
+		rec = userRecord{ID: id, CreateTime: now}
+		cond = Absent(userKey(id))
+	case err != nil:
+		return Token{}, "", err
+	default:
+		cond = Equal(userKey(id), raw)
+	}
+	if !rec.SystemAdmin {
+		rec.SystemAdmin = true
+		writes = []Write{Put(userKey(id), encode(rec)), Put(sysadminKey(id), marker)}
+	}
+	tok := Token{Principal: UserPrincipal(id), Description: description, CreateTime: now}
+	return d.issue(ctx, tok, []Cond{cond}, writes)
+}

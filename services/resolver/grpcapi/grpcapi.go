@@ -1,0 +1,37 @@
+// Package grpcapi serves the resolver's Directory over gRPC: the public
+// oz.scope.v1 DirectoryService and TokenService, and the internal
+// oz.internalapi.v1 AuthService that the other services call to
+// authenticate bearer tokens. Handlers translate between the wire and the
+// domain; the rules live in the Directory.
+package grpcapi
+
+import (
+	"google.golang.org/grpc"
+
+	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/resolver"
+)
+
+// AuthCallers are the services allowed to call AuthService.Authenticate,
+// by the common name of their certificate.
+var AuthCallers = []string{"secretstore", "audit", "gateway"}
+
+// Rules are the access rules of the resolver's services. DirectoryService
+// and TokenService need a bearer token (the Directory then checks each
+// operation); AuthService admits only AuthCallers, by mutual TLS.
+var Rules = auth.Rules{
+	"/" + scopev1.DirectoryService_ServiceDesc.ServiceName + "/": {Access: auth.Token},
+	"/" + scopev1.TokenService_ServiceDesc.ServiceName + "/":     {Access: auth.Token},
+	"/" + internalapiv1.AuthService_ServiceDesc.ServiceName + "/": {
+		Access: auth.Internal, Services: AuthCallers,
+	},
+}
+
+// Register registers the three services, backed by d, on s.
+func Register(s grpc.ServiceRegistrar, d *resolver.Directory) {
+	scopev1.RegisterDirectoryServiceServer(s, &DirectoryServer{Dir: d})
+	scopev1.RegisterTokenServiceServer(s, &TokenServer{Dir: d})
+	internalapiv1.RegisterAuthServiceServer(s, &AuthServer{Dir: d})
+}

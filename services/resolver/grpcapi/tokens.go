@@ -1,0 +1,72 @@
+package grpcapi
+
+import (
+	"context"
+	"time"
+
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/resolver"
+)
+
+// TokenServer implements scopev1.TokenServiceServer.
+type TokenServer struct {
+	scopev1.UnimplementedTokenServiceServer
+	Dir *resolver.Directory
+}
+
+// CreateToken issues a token; an empty principal means the caller.
+func (s *TokenServer) CreateToken(ctx context.Context, req *scopev1.CreateTokenRequest) (*scopev1.CreateTokenResponse, error) {
+	name := req.GetPrincipal()
+	if name == "" {
+		name = "users/me"
+	}
+	user, err := parseUser(ctx, "principal", name)
+	if err != nil {
+		return nil, err
+	}
+	var ttl time.Duration
+	if d := req.GetTtl(); d != nil {
+		if d.CheckValid() != nil {
+			return nil, errs.Field("ttl", "must be a valid duration")
+		}
+		ttl = d.AsDuration()
+	}
+	tok, bearer, err := s.Dir.CreateToken(ctx, resolver.UserPrincipal(user), ttl, req.GetDescription())
+	if err != nil {
+		return nil, err
+	}
+	return &scopev1.CreateTokenResponse{Token: tokenProto(tok), BearerToken: bearer}, nil
+}
+
+func (s *TokenServer) ListTokens(ctx context.Context, req *scopev1.ListTokensRequest) (*scopev1.ListTokensResponse, error) {
+	var principal string
+	if name := req.GetPrincipal(); name != "" {
+		user, err := parseUser(ctx, "principal", name)
+		if err != nil {
+			return nil, err
+		}
+		principal = resolver.UserName(user)
+	}
+	toks, next, err := s.Dir.ListTokens(ctx, principal, resolver.Page{Size: int(req.GetPageSize()), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	resp := &scopev1.ListTokensResponse{NextPageToken: next}
+	for _, t := range toks {
+		resp.Tokens = append(resp.Tokens, tokenProto(t))
+	}
+	return resp, nil
+}
+
+func (s *TokenServer) RevokeToken(ctx context.Context, req *scopev1.RevokeTokenRequest) (*scopev1.RevokeTokenResponse, error) {
+	id, err := parseToken("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	tok, err := s.Dir.RevokeToken(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &scopev1.RevokeTokenResponse{Token: tokenProto(tok)}, nil
+}

@@ -1,0 +1,91 @@
+package resolver
+
+import (
+	"strings"
+
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/errs"
+)
+
+// MaxIDLength is the longest team or user id.
+const MaxIDLength = 63
+
+// IDRule says what a team or user id may be, for error messages.
+const IDRule = "must match [a-z][a-z0-9-]* and be at most 63 characters"
+
+// Me is the user id that names the caller in resource names ("users/me");
+// no user may have it.
+const Me = "me"
+
+// ValidID reports whether id is a valid team or user id:
+// [a-z][a-z0-9-]*, at most MaxIDLength characters.
+func ValidID(id string) bool {
+	if id == "" || len(id) > MaxIDLength || id[0] < 'a' || id[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkID validates a team or user id given in field. It never echoes the
+// value: a confused caller may have pasted a token into it.
+func checkID(field, id string) error {
+	if id == "" {
+		return errs.Field(field, "is required")
+	}
+	if !ValidID(id) {
+		return errs.Field(field, IDRule)
+	}
+	return nil
+}
+
+// Resource names (AIP-122).
+
+// TeamName is the resource name of a team: "teams/{team}".
+func TeamName(id string) string { return "teams/" + id }
+
+// UserName is the resource name of a user: "users/{user}".
+func UserName(id string) string { return "users/" + id }
+
+// MembershipName is the resource name of a membership:
+// "teams/{team}/members/{user}".
+func MembershipName(team, user string) string { return "teams/" + team + "/members/" + user }
+
+// TokenName is the resource name of a token: "tokens/{token_id}".
+func TokenName(id string) string { return "tokens/" + id }
+
+// PrincipalRef names a token's owner: its kind and resource name. Users
+// are "users/{user}"; runners and agent identities will get names of their
+// own, and tokens of their own, with the same record.
+type PrincipalRef struct {
+	Kind auth.Kind
+	Name string
+}
+
+// UserPrincipal is the PrincipalRef of user id.
+func UserPrincipal(id string) PrincipalRef {
+	return PrincipalRef{Kind: auth.KindUser, Name: UserName(id)}
+}
+
+// ParsePrincipal parses a principal's resource name. Only users own tokens
+// for now. It does not resolve "users/me"; callers do that.
+func ParsePrincipal(name string) (PrincipalRef, bool) {
+	if id, ok := strings.CutPrefix(name, "users/"); ok && ValidID(id) {
+		return UserPrincipal(id), true
+	}
+	return PrincipalRef{}, false
+}
+
+// userID returns the id of a user principal, "" for any other.
+func (p PrincipalRef) userID() string {
+	if p.Kind != auth.KindUser {
+		return ""
+	}
+	id, _ := strings.CutPrefix(p.Name, "users/")
+	return id
+}

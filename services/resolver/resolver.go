@@ -1,0 +1,81 @@
+// Package resolver is the domain of the resolver service: the directory of
+// teams, users, memberships and bearer tokens (DESIGN §3), and, next to it,
+// run resolution (agent identities, environments, runners and ResolveRun,
+// DESIGN §5), all kept in one Store.
+//
+// The Directory applies the authorization rules of every operation to the
+// principal carried by the context (auth.PrincipalFrom): permission is
+// checked before existence, so a caller without access gets
+// PermissionDenied whether or not the thing exists. Errors are errs kinds
+// with messages safe to return to callers; none ever contains a token.
+//
+// Adapters live beside the domain: boltstore (Store on bbolt), storetest
+// (the conformance suite every Store passes) and grpcapi (the gRPC
+// DirectoryService, TokenService and internal AuthService).
+package resolver
+
+import (
+	"context"
+	"time"
+
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/errs"
+)
+
+// Directory holds teams, users, memberships and tokens, and authenticates
+// bearer tokens. It is safe for concurrent use.
+type Directory struct {
+	store Store
+	now   func() time.Time
+}
+
+// NewDirectory returns a Directory keeping its records in store. now is
+// the clock (token expiry, creation times); nil means time.Now.
+func NewDirectory(store Store, now func() time.Time) *Directory {
+	if now == nil {
+		now = time.Now
+	}
+	return &Directory{store: store, now: now}
+}
+
+var _ auth.Authenticator = (*Directory)(nil)
+
+func (d *Directory) clock() time.Time { return d.now().UTC() }
+
+// caller returns the authenticated principal of the request.
+func caller(ctx context.Context) (*auth.Principal, error) {
+	p := auth.PrincipalFrom(ctx)
+	if p == nil {
+		return nil, errs.E(errs.KindUnauthenticated, "not authenticated")
+	}
+	return p, nil
+}
+
+// person returns the caller if it is a person: only people change the
+// directory or manage tokens, never runners or agent identities.
+func person(ctx context.Context) (*auth.Principal, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !p.IsHuman() {
+		return nil, errs.E(errs.KindPermissionDenied, "only people may do this")
+	}
+	return p, nil
+}
+
+// requireSystemAdmin returns the caller if it is a system admin.
+func requireSystemAdmin(ctx context.Context) (*auth.Principal, error) {
+	p, err := person(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !p.SystemAdmin {
+		return nil, errs.E(errs.KindPermissionDenied, "only system admins may do this")
+	}
+	return p, nil
+}
+
+func denied(format string, args ...any) error {
+	return errs.E(errs.KindPermissionDenied, format, args...)
+}

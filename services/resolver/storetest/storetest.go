@@ -1,0 +1,366 @@
+// Package storetest is the conformance suite of resolver.Store: every
+// implementation (bbolt today, a replicated store later) runs Run from its
+// tests and must pass it unchanged.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/resolver"
+)
+
+// Run exercises the Store contract on stores made by open. open returns a
+// new, empty store and arranges (t.Cleanup) for it to be closed.
+func Run(t *testing.T, open func(t *testing.T) resolver.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s resolver.Store)
+	}{
+		{"GetMissing", testGetMissing},
+		{"PutGetOverwriteDelete", testPutGetOverwriteDelete},
+		{"Scan", testScan},
+		{"Conditions", testConditions},
+		{"ConflictNamesFirstFailedCondition", testConflictIndex},
+		{"WritesInOrder", testWritesInOrder},
+		{"InvalidWrites", testInvalidWrites},
+		{"ValuesAreCopies", testValuesAreCopies},
+		{"CancelledContext", testCancelledContext},
+		{"ConcurrentCreateOneWins", testConcurrentCreate},
+		{"ConcurrentCompareAndSwap", testConcurrentCAS},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+}
+
+var ctx = context.Background()
+
+func put(t *testing.T, s resolver.Store, kv ...string) {
+	t.Helper()
+	var ws []resolver.Write
+	for i := 0; i+1 < len(kv); i += 2 {
+		ws = append(ws, resolver.Put(kv[i], []byte(kv[i+1])))
+	}
+	if err := s.Apply(ctx, nil, ws); err != nil {
+		t.Fatalf("Apply(puts): %v", err)
+	}
+}
+
+// value returns the value at key, "" when absent.
+func value(t *testing.T, s resolver.Store, key string) string {
+	t.Helper()
+	v, err := s.Get(ctx, key)
+	if errors.Is(err, errs.NotFound) {
+		return ""
+	}
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	return string(v)
+}
+
+func testGetMissing(t *testing.T, s resolver.Store) {
+	_, err := s.Get(ctx, "teams/nope")
+	if !errors.Is(err, errs.NotFound) {
+		t.Fatalf("Get(missing): got %v, want a NotFound error", err)
+	}
+}
+
+func testPutGetOverwriteDelete(t *testing.T, s resolver.Store) {
+	put(t, s, "a/1", "one")
+	if got := value(t, s, "a/1"); got != "one" {
+		t.Fatalf("after put: got %q, want %q", got, "one")
+	}
+	put(t, s, "a/1", "uno")
+	if got := value(t, s, "a/1"); got != "uno" {
+		t.Fatalf("after overwrite: got %q, want %q", got, "uno")
+	}
+	if err := s.Apply(ctx, nil, []resolver.Write{resolver.Delete("a/1"), resolver.Delete("a/never")}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if got := value(t, s, "a/1"); got != "" {
+		t.Fatalf("after delete: got %q, want absent", got)
+	}
+}
+
+func keysOf(kvs []resolver.KV) []string {
+	keys := []string{}
+	for _, kv := range kvs {
+		keys = append(keys, kv.Key)
+	}
+	return keys
+}
+
+func testScan(t *testing.T, s resolver.Store) {
+	put(t, s, "a/2", "2", "a/1", "1", "a/3", "3", "ab/1", "x", "a", "x", "b/1", "x", "a/10", "10")
+	tests := []struct {
+		name          string
+		prefix, after string
+		limit         int
+		want          []string
+	}{
+		{"All", "a/", "", 0, []string{"a/1", "a/10", "a/2", "a/3"}},
+		{"Limit", "a/", "", 2, []string{"a/1", "a/10"}},
+		{"AfterExisting", "a/", "a/10", 0, []string{"a/2", "a/3"}},
+		{"AfterMissing", "a/", "a/15", 0, []string{"a/2", "a/3"}},
+		{"AfterAndLimit", "a/", "a/1", 1, []string{"a/10"}},
+		{"AfterLast", "a/", "a/3", 0, []string{}},
+		{"AfterBeforePrefix", "a/", "a", 0, []string{"a/1", "a/10", "a/2", "a/3"}},
+		{"NoMatch", "c/", "", 0, []string{}},
+		{"OtherPrefix", "b/", "", 0, []string{"b/1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kvs, err := s.Scan(ctx, tt.prefix, tt.after, tt.limit)
+			if err != nil {
+				t.Fatalf("Scan: %v", err)
+			}
+			if got := keysOf(kvs); !slices.Equal(got, tt.want) {
+				t.Errorf("Scan(%q, %q, %d): got %q, want %q", tt.prefix, tt.after, tt.limit, got, tt.want)
+			}
+			for _, kv := range kvs {
+				if kv.Key == "a/10" && string(kv.Value) != "10" {
+					t.Errorf("value of a/10: got %q, want %q", kv.Value, "10")
+				}
+			}
+		})
+	}
+}
+
+func testConditions(t *testing.T, s resolver.Store) {
+	put(t, s, "k/present", "v")
+	tests := []struct {
+		name string
+		cond resolver.Cond
+		want bool
+	}{
+		{"AbsentOnMissing", resolver.Absent("k/missing"), true},
+		{"AbsentOnPresent", resolver.Absent("k/present"), false},
+		{"PresentOnPresent", resolver.Present("k/present"), true},
+		{"PresentOnMissing", resolver.Present("k/missing"), false},
+		{"EqualSame", resolver.Equal("k/present", []byte("v")), true},
+		{"EqualDifferent", resolver.Equal("k/present", []byte("w")), false},
+		{"EqualPrefixOfValue", resolver.Equal("k/present", []byte("")), false},
+		{"EqualOnMissing", resolver.Equal("k/missing", []byte("v")), false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := fmt.Sprintf("out/%d", i)
+			err := s.Apply(ctx, []resolver.Cond{tt.cond}, []resolver.Write{resolver.Put(key, []byte("written"))})
+			var ce *resolver.ConflictError
+			switch {
+			case tt.want && err != nil:
+				t.Fatalf("Apply: got %v, want success", err)
+			case !tt.want && !errors.As(err, &ce):
+				t.Fatalf("Apply: got %v, want a *ConflictError", err)
+			}
+			wantValue := ""
+			if tt.want {
+				wantValue = "written"
+			}
+			if got := value(t, s, key); got != wantValue {
+				t.Errorf("value written by Apply: got %q, want %q", got, wantValue)
+			}
+		})
+	}
+}
+
+func testConflictIndex(t *testing.T, s resolver.Store) {
+	put(t, s, "c/a", "1")
+	conds := []resolver.Cond{resolver.Present("c/a"), resolver.Absent("c/a"), resolver.Present("c/missing")}
+	err := s.Apply(ctx, conds, []resolver.Write{resolver.Put("c/b", []byte("1")), resolver.Delete("c/a")})
+	var ce *resolver.ConflictError
+	if !errors.As(err, &ce) {
+		t.Fatalf("Apply: got %v, want a *ConflictError", err)
+	}
+	if ce.Index != 1 || ce.Cond.Key != "c/a" {
+		t.Errorf("conflict: got index %d key %q, want index 1 key %q", ce.Index, ce.Cond.Key, "c/a")
+	}
+	if got := value(t, s, "c/b"); got != "" {
+		t.Errorf("c/b after a failed Apply: got %q, want absent", got)
+	}
+	if got := value(t, s, "c/a"); got != "1" {
+		t.Errorf("c/a after a failed Apply: got %q, want %q", got, "1")
+	}
+}
+
+func testWritesInOrder(t *testing.T, s resolver.Store) {
+	err := s.Apply(ctx, nil, []resolver.Write{
+		resolver.Put("o/1", []byte("x")), resolver.Delete("o/1"),
+		resolver.Delete("o/2"), resolver.Put("o/2", []byte("y")),
+		resolver.Put("o/3", []byte("first")), resolver.Put("o/3", []byte("second")),
+	})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	for key, want := range map[string]string{"o/1": "", "o/2": "y", "o/3": "second"} {
+		if got := value(t, s, key); got != want {
+			t.Errorf("%s: got %q, want %q", key, got, want)
+		}
+	}
+}
+
+func testInvalidWrites(t *testing.T, s resolver.Store) {
+	tests := []struct {
+		name   string
+		writes []resolver.Write
+	}{
+		{"EmptyKey", []resolver.Write{resolver.Put("i/ok", []byte("v")), resolver.Put("", []byte("v"))}},
+		{"EmptyValue", []resolver.Write{resolver.Put("i/ok", []byte("v")), resolver.Put("i/empty", nil)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.Apply(ctx, nil, tt.writes); err == nil {
+				t.Fatalf("Apply: got nil, want an error")
+			}
+			if got := value(t, s, "i/ok"); got != "" {
+				t.Errorf("i/ok after a refused Apply: got %q, want absent", got)
+			}
+		})
+	}
+}
+
+func testValuesAreCopies(t *testing.T, s resolver.Store) {
+	in := []byte("original")
+	if err := s.Apply(ctx, nil, []resolver.Write{resolver.Put("v/1", in)}); err != nil {
+		t.Fatal(err)
+	}
+	copy(in, "MUTATED!")
+	got, err := s.Get(ctx, "v/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "original" {
+		t.Fatalf("after changing the slice given to Put: got %q, want %q", got, "original")
+	}
+	copy(got, "MUTATED!")
+	kvs, err := s.Scan(ctx, "v/", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kvs) != 1 || string(kvs[0].Value) != "original" {
+		t.Fatalf("after changing the slice from Get: got %v, want one value %q", kvs, "original")
+	}
+	copy(kvs[0].Value, "MUTATED!")
+	if got := value(t, s, "v/1"); got != "original" {
+		t.Fatalf("after changing the slice from Scan: got %q, want %q", got, "original")
+	}
+}
+
+func testCancelledContext(t *testing.T, s resolver.Store) {
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Get(cctx, "x/1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get: got %v, want context.Canceled", err)
+	}
+	if _, err := s.Scan(cctx, "x/", "", 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("Scan: got %v, want context.Canceled", err)
+	}
+	if err := s.Apply(cctx, nil, []resolver.Write{resolver.Put("x/1", []byte("v"))}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Apply: got %v, want context.Canceled", err)
+	}
+	if got := value(t, s, "x/1"); got != "" {
+		t.Errorf("x/1 after a cancelled Apply: got %q, want absent", got)
+	}
+}
+
+// testConcurrentCreate: of many writers creating the same key under an
+// Absent condition exactly one wins, and writers of distinct keys all do.
+func testConcurrentCreate(t *testing.T, s resolver.Store) {
+	const n = 32
+	var wg sync.WaitGroup
+	wins := make(chan string, n)
+	errc := make(chan error, 2*n)
+	for i := range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			id := strconv.Itoa(i)
+			err := s.Apply(ctx, []resolver.Cond{resolver.Absent("lock")}, []resolver.Write{
+				resolver.Put("lock", []byte(id)), resolver.Put("winner/"+id, []byte(id))})
+			var ce *resolver.ConflictError
+			switch {
+			case err == nil:
+				wins <- id
+			case !errors.As(err, &ce):
+				errc <- err
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := s.Apply(ctx, nil, []resolver.Write{resolver.Put(fmt.Sprintf("distinct/%02d", i), []byte("v"))}); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(wins)
+	close(errc)
+	for err := range errc {
+		t.Errorf("Apply: %v", err)
+	}
+	var winners []string
+	for id := range wins {
+		winners = append(winners, id)
+	}
+	if len(winners) != 1 {
+		t.Fatalf("writers that created the key: got %d, want 1", len(winners))
+	}
+	if got := value(t, s, "lock"); got != winners[0] {
+		t.Errorf("lock: got %q, want the winner %q", got, winners[0])
+	}
+	if kvs, err := s.Scan(ctx, "winner/", "", 0); err != nil || len(kvs) != 1 {
+		t.Errorf("winner/ entries: got %d (%v), want 1", len(kvs), err)
+	}
+	if kvs, err := s.Scan(ctx, "distinct/", "", 0); err != nil || len(kvs) != n {
+		t.Errorf("distinct/ entries: got %d (%v), want %d", len(kvs), err, n)
+	}
+}
+
+// testConcurrentCAS: increments by read, then Apply under Equal, retried on
+// conflict, lose no update.
+func testConcurrentCAS(t *testing.T, s resolver.Store) {
+	put(t, s, "counter", "0")
+	const n = 16
+	var wg sync.WaitGroup
+	errc := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				old, err := s.Get(ctx, "counter")
+				if err != nil {
+					errc <- err
+					return
+				}
+				v, _ := strconv.Atoi(string(old))
+				err = s.Apply(ctx, []resolver.Cond{resolver.Equal("counter", old)},
+					[]resolver.Write{resolver.Put("counter", []byte(strconv.Itoa(v+1)))})
+				var ce *resolver.ConflictError
+				if errors.As(err, &ce) {
+					continue
+				}
+				if err != nil {
+					errc <- err
+				}
+				return
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Errorf("increment: %v", err)
+	}
+	if got := value(t, s, "counter"); got != strconv.Itoa(n) {
+		t.Errorf("counter: got %s, want %d", got, n)
+	}
+}

@@ -1,0 +1,114 @@
+package resolver
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ozsecrets/oz/services/internal/errs"
+)
+
+// Team is a group of users that owns secrets, agent identities and
+// environments.
+type Team struct {
+	ID         string
+	CreateTime time.Time
+}
+
+// Name is the team's resource name, "teams/{team}".
+func (t Team) Name() string { return TeamName(t.ID) }
+
+// CreateTeam creates team id. System admins only.
+//
+// Returns Invalid (field team_id) for a bad id, PermissionDenied for other
+// callers, AlreadyExists when the team exists.
+func (d *Directory) CreateTeam(ctx context.Context, id string) (Team, error) {
+	if err := checkID("team_id", id); err != nil {
+		return Team{}, err
+	}
+	if _, err := requireSystemAdmin(ctx); err != nil {
+		return Team{}, err
+	}
+	t := Team{ID: id, CreateTime: d.clock()}
+	rec := teamRecord{ID: t.ID, CreateTime: t.CreateTime}
+	err := d.store.Apply(ctx, []Cond{Absent(teamKey(id))}, []Write{Put(teamKey(id), encode(rec))})
+	if conflict(err) == 0 {
+		return Team{}, errs.E(errs.KindAlreadyExists, "team %q already exists", id)
+	}
+	if err != nil {
+		return Team{}, fmt.Errorf("create team: %w", err)
+	}
+	return t, nil
+}
+
+// GetTeam returns team id. Members of the team and system admins.
+//
+// Returns Invalid (field team_id), PermissionDenied, NotFound.
+func (d *Directory) GetTeam(ctx context.Context, id string) (Team, error) {
+	if err := checkID("team_id", id); err != nil {
+		return Team{}, err
+	}
+	p, err := caller(ctx)
+	if err != nil {
+		return Team{}, err
+	}
+	if !p.SystemAdmin && !p.IsMember(id) {
+		return Team{}, denied("only members of team %q may see it", id)
+	}
+	return d.team(ctx, id)
+}
+
+func (d *Directory) team(ctx context.Context, id string) (Team, error) {
+	var rec teamRecord
+	if _, err := d.get(ctx, teamKey(id), &rec); err != nil {
+		if isNotFound(err) {
+			return Team{}, errs.E(errs.KindNotFound, "team %q not found", id)
+		}
+		return Team{}, fmt.Errorf("get team: %w", err)
+	}
+	return rec.team(), nil
+}
+
+// ListTeams lists the caller's teams, or every team for a system admin, in
+// id order.
+//
+// Returns Invalid (fields page_size, page_token).
+func (d *Directory) ListTeams(ctx context.Context, page Page) ([]Team, string, error) {
+	p, err := caller(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	size, after, err := page.cursor()
+	if err != nil {
+		return nil, "", err
+	}
+	var teams []Team
+	if p.SystemAdmin {
+		recs, err := scan[teamRecord](ctx, d.store, prefixTeams, afterKey(prefixTeams, after), size+1)
+		if err != nil {
+			return nil, "", fmt.Errorf("list teams: %w", err)
+		}
+		for _, r := range recs {
+			teams = append(teams, r.team())
+		}
+	} else {
+		for _, id := range p.TeamIDs() {
+			if id <= after {
+				continue
+			}
+			if len(teams) > size {
+				break
+			}
+			t, err := d.team(ctx, id)
+			if isNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return nil, "", err
+			}
+			teams = append(teams, t)
+		}
+	}
+	teams, next := pageOf(teams, size, func(t Team) string { return t.ID })
+	return teams, next, nil
+}
