@@ -35,3 +35,9 @@ func (p Plaintext) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted 
 
 // MarshalText implements encoding.TextMarshaler: "[REDACTED]".
 func (p Plaintext) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// wipe overwrites the value with zeros, in place. It is best effort: Go's
+// collector does not move objects, but copies made before (by whoever
+// serialized or sealed the value) are out of its reach, and freed memory
+// keeps its bytes until reused.
+func (p Plaintext) wipe() { clear(p.b) }

@@ -3,12 +3,14 @@
 // Service that applies them over a Store.
 //
 // Values are write-only. They are sealed (keyring) before they reach a
-// Store, and no read path of the Service returns them; the one way back to
-// plaintext is UnsealValues, kept for run resolution.
+// Store, and no read path of the Service returns them; the ways back to
+// plaintext are OpenRun and UnsealValues, for run resolution only.
 //
 // Adapters live beside it: boltstore (the bbolt Store), grpcapi (the
-// oz.secrets.v1.SecretService server), storetest (the Store conformance
-// suite), keyring (envelope encryption).
+// oz.secrets.v1.SecretService server and the internal
+// oz.internalapi.v1.RunSecretsService server), storetest (the Store
+// conformance suite), keyring (envelope encryption), runseal (HPKE sealing
+// of a run's values to the runner's key).
 package secretstore
 
 import (
@@ -183,6 +185,16 @@ type Store interface {
 	// removed. Delete returns an errs.KindNotFound error when there is no
 	// such secret.
 	Delete(ctx context.Context, owner Owner, name string, check func(*Secret) error) error
+}
+
+// OwnersLister is an optional capability of a Store, for run resolution
+// (DESIGN §5): it reads every secret of a few owners at once.
+type OwnersLister interface {
+	// ListOwners returns every secret of each of owners, read in one
+	// consistent snapshot: grouped by owner in the order given, each
+	// owner's ordered by FoldName. An owner without secrets contributes
+	// nothing; owners are distinct.
+	ListOwners(ctx context.Context, owners []Owner) ([]*Secret, error)
 }
 
 // Scanner is an optional capability of a Store, for maintenance (rewrapping

@@ -1,7 +1,10 @@
 // Command ozsecretstored is the secret store (DESIGN §4): it serves
 // oz.secrets.v1.SecretService over mutual TLS, authenticating callers'
 // bearer tokens through the resolver, and keeps secrets in a bbolt file,
-// every value sealed under the key-encryption keyring.
+// every value sealed under the key-encryption keyring. It also serves the
+// internal oz.internalapi.v1.RunSecretsService, to the resolver's
+// certificate only: a run's selected values, sealed to the runner's key
+// (DESIGN §5).
 //
 //	ozsecretstored [flags]                 serve
 //	ozsecretstored keyring generate [flags] write a new keyring to --kek-file
@@ -22,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -124,7 +128,7 @@ func parse(name string, args []string, lookup func(string) (string, bool), stder
 	fs.IntVar(&c.maxDescriptionChars, "max-description-chars", envInt("OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS", secretstore.DefaultMaxDescriptionChars), "longest description accepted, in characters (OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage:
-  ozsecretstored [flags]                  serve SecretService
+  ozsecretstored [flags]                  serve SecretService (and RunSecretsService to the resolver)
   ozsecretstored keyring generate [flags] write a new keyring to --kek-file (refuses to overwrite)
   ozsecretstored keyring rotate [flags]   add a new primary key to the keyring file
   ozsecretstored keyring rewrap [flags]   wrap every stored data key with the primary key
@@ -276,14 +280,18 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 		Limits:  secretstore.Limits{MaxValueBytes: c.maxValueBytes, MaxDescriptionChars: c.maxDescriptionChars},
 		Logger:  log,
 	})
+	rules := auth.Rules{}
+	maps.Copy(rules, grpcapi.Rules)
+	maps.Copy(rules, grpcapi.RunSecretsRules)
 	srv := server.New(server.Config{
 		Name:   "secretstore",
 		TLS:    serverTLS,
-		Rules:  grpcapi.Rules,
+		Rules:  rules,
 		Auth:   auth.NewCache(auth.NewRemote(resolver)),
 		Logger: log,
 	})
 	grpcapi.Register(srv, svc)
+	grpcapi.RegisterRunSecrets(srv, svc)
 
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {

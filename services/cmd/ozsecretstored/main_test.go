@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hpke"
 	"errors"
 	"flag"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
@@ -224,6 +226,75 @@ func TestServeDev(t *testing.T) {
 	}
 	if v := unseal(t, filepath.Join(data, "secretstore.db"), krPath, "API_KEY"); v != canary {
 		t.Fatalf("stored value: got %q, want the canary", v)
+	}
+}
+
+// TestServeRunSecrets checks that the service serves the internal
+// RunSecretsService beside SecretService, to the resolver's certificate
+// only, sealing values the runner can open.
+func TestServeRunSecrets(t *testing.T) {
+	data := t.TempDir()
+	dir := pki.Dir(filepath.Join(data, "pki"))
+	if err := pki.EnsureDev(dir); err != nil {
+		t.Fatal(err)
+	}
+	resolver := startResolver(t, dir)
+	d := startDaemon(t, []string{"--data-dir", data, "--resolver-addr", resolver}, map[string]string{"OZ_DEV": "1"})
+	if _, err := dial(t, dir, d.addr).CreateSecret(as("tok-alice"), &secretsv1.CreateSecretRequest{Parent: "teams/acme", SecretId: "API_KEY", Value: []byte(canary)}); err != nil {
+		t.Fatal(err)
+	}
+	kem, err := hpke.NewKEM(0x647a) // ML-KEM-768 + X25519
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := kem.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const info = "oz-run-v1|teams/acme/runs/r1"
+	req := &internalapiv1.SealRunSecretsRequest{
+		Selection: &internalapiv1.Selection{Owners: []string{"users/alice", "teams/acme"}},
+		Recipient: &scopev1.RecipientKey{KemId: 0x647a, PublicKey: priv.PublicKey().Bytes()},
+		Info:      []byte(info),
+	}
+	runClient := func(cert string) internalapiv1.RunSecretsServiceClient {
+		tlsCfg, err := pki.ClientConfig(dir.For(cert), dir.CA())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := server.Dial(d.addr, tlsCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return internalapiv1.NewRunSecretsServiceClient(conn)
+	}
+	resp, err := runClient("resolver").SealRunSecrets(context.Background(), req)
+	if err != nil {
+		t.Fatalf("SealRunSecrets as the resolver: %v", err)
+	}
+	pt, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), []byte(info), resp.GetSealed().GetCiphertext())
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	var env scopev1.RunEnvironment
+	if err := proto.Unmarshal(pt, &env); err != nil {
+		t.Fatal(err)
+	}
+	if len(env.GetVars()) != 1 || env.GetVars()[0].GetName() != "API_KEY" || string(env.GetVars()[0].GetValue()) != canary {
+		t.Fatalf("opened environment: got %d variables, want API_KEY", len(env.GetVars()))
+	}
+	if _, err := runClient("gateway").SealRunSecrets(context.Background(), req); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("SealRunSecrets as the gateway: got %v, want PermissionDenied", err)
+	}
+	if _, err := runClient("resolver").SealRunSecrets(as("tok-alice"), req); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("SealRunSecrets with a bearer token: got %v, want PermissionDenied", err)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(d.logs.String(), canary) {
+		t.Fatalf("logs contain the value: %s", d.logs)
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package boltstore is the bbolt implementation of secretstore.Store (and
-// secretstore.Scanner).
+// secretstore.Scanner and secretstore.OwnersLister).
 //
 // Layout: one bucket, "secrets", keyed by owner resource name + 0x00 +
 // secretstore.FoldName(name), so that two names differing only in case are
@@ -71,8 +71,9 @@ type Store struct {
 }
 
 var (
-	_ secretstore.Store   = (*Store)(nil)
-	_ secretstore.Scanner = (*Store)(nil)
+	_ secretstore.Store        = (*Store)(nil)
+	_ secretstore.Scanner      = (*Store)(nil)
+	_ secretstore.OwnersLister = (*Store)(nil)
 )
 
 // Open opens (creating if needed) the database at path, with mode 0600.
@@ -295,6 +296,33 @@ func (s *Store) List(ctx context.Context, owner secretstore.Owner, after string,
 		return nil
 	})
 	return out, err
+}
+
+// ListOwners implements secretstore.OwnersLister: one View, one prefix
+// scan per owner.
+func (s *Store) ListOwners(ctx context.Context, owners []secretstore.Owner) ([]*secretstore.Secret, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []*secretstore.Secret
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketSecrets).Cursor()
+		for _, owner := range owners {
+			prefix := ownerPrefix(owner)
+			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				sec, err := decode(v)
+				if err != nil {
+					return fmt.Errorf("%q: %w", k, err)
+				}
+				out = append(out, sec)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Scan implements secretstore.Scanner.

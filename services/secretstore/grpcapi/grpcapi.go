@@ -1,4 +1,5 @@
-// Package grpcapi serves oz.secrets.v1.SecretService over the
+// Package grpcapi serves oz.secrets.v1.SecretService, and the internal
+// oz.internalapi.v1.RunSecretsService (runsecrets.go), over the
 // secretstore.Service. It only translates: requests into the Service's
 // inputs (with the caller's principal from the context), records into
 // secretsv1.Secret — a message with no field that could carry a value —

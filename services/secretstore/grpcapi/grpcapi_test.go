@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -82,7 +84,7 @@ type testEnv struct {
 	stop   func() // stops the server and closes the store; idempotent
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	e := &testEnv{dbPath: filepath.Join(dir, "secretstore.db"), logs: &syncBuffer{}, pki: pki.Dir(filepath.Join(dir, "pki"))}
@@ -104,8 +106,11 @@ func newTestEnv(t *testing.T) *testEnv {
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	e.svc = secretstore.NewService(secretstore.Config{Store: store, Keyring: kr, Now: func() time.Time { return now }, Logger: log})
+	rules := auth.Rules{}
+	maps.Copy(rules, grpcapi.Rules)
+	maps.Copy(rules, grpcapi.RunSecretsRules)
 	srv := server.New(server.Config{
-		Name: "secretstore", TLS: serverTLS, Rules: grpcapi.Rules, Logger: log,
+		Name: "secretstore", TLS: serverTLS, Rules: rules, Logger: log,
 		Auth: &fakeAuth{AuthenticateFunc: func(_ context.Context, token string) (*auth.Principal, error) {
 			if p, ok := principals[token]; ok {
 				return p, nil
@@ -114,6 +119,7 @@ func newTestEnv(t *testing.T) *testEnv {
 		}},
 	})
 	grpcapi.Register(srv, e.svc)
+	grpcapi.RegisterRunSecrets(srv, e.svc)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +148,13 @@ func newTestEnv(t *testing.T) *testEnv {
 }
 
 // client dials the server with the certificate of service cert.
-func (e *testEnv) client(t *testing.T, cert string) secretsv1.SecretServiceClient {
+func (e *testEnv) client(t testing.TB, cert string) secretsv1.SecretServiceClient {
+	t.Helper()
+	return secretsv1.NewSecretServiceClient(e.dial(t, cert))
+}
+
+// dial connects to the server with the certificate of service cert.
+func (e *testEnv) dial(t testing.TB, cert string) *grpc.ClientConn {
 	t.Helper()
 	tlsCfg, err := pki.ClientConfig(e.pki.For(cert), e.pki.CA())
 	if err != nil {
@@ -153,7 +165,7 @@ func (e *testEnv) client(t *testing.T, cert string) secretsv1.SecretServiceClien
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return secretsv1.NewSecretServiceClient(conn)
+	return conn
 }
 
 // as returns a context carrying token as a bearer token ("" for none).

@@ -5,8 +5,8 @@
 //	storetest.Run(t, func(t *testing.T) secretstore.Store { return openMine(t) })
 //
 // open must return a new, empty store each time, and close it with
-// t.Cleanup. When the store is also a secretstore.Scanner, Scan is tested
-// too.
+// t.Cleanup. When the store is also a secretstore.Scanner or a
+// secretstore.OwnersLister, Scan or ListOwners is tested too.
 package storetest
 
 import (
@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) secretstore.Store) {
 		{"RecordsAreCopies", testCopies},
 		{"CanceledContext", testCanceled},
 		{"Scan", testScan},
+		{"ListOwners", testListOwners},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -725,5 +726,67 @@ func testScan(t *testing.T, s secretstore.Store) {
 				t.Fatalf("Scan: got %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+func testListOwners(t *testing.T, s secretstore.Store) {
+	ol, ok := s.(secretstore.OwnersLister)
+	if !ok {
+		t.Skip("store is not a secretstore.OwnersLister")
+	}
+	ctx := context.Background()
+	// acme-2 sorts after acme and shares its prefix: it must not leak into
+	// acme's secrets.
+	for _, o := range []secretstore.Owner{acme, acme2, alice} {
+		for _, n := range []string{"b", "A", "C"} {
+			mustCreate(t, s, NewSecret(o, n))
+		}
+	}
+	key := func(secs []*secretstore.Secret) []string {
+		var out []string
+		for _, sec := range secs {
+			out = append(out, sec.Owner.String()+"/"+sec.Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		owners []secretstore.Owner
+		want   []string
+	}{
+		{"UserThenTeam", []secretstore.Owner{alice, acme}, []string{"users/alice/A", "users/alice/b", "users/alice/C", "teams/acme/A", "teams/acme/b", "teams/acme/C"}},
+		{"TeamThenUser", []secretstore.Owner{acme, alice}, []string{"teams/acme/A", "teams/acme/b", "teams/acme/C", "users/alice/A", "users/alice/b", "users/alice/C"}},
+		{"PrefixOwner", []secretstore.Owner{acme2}, []string{"teams/acme-2/A", "teams/acme-2/b", "teams/acme-2/C"}},
+		{"OwnerWithoutSecrets", []secretstore.Owner{secretstore.User("bob"), acme}, []string{"teams/acme/A", "teams/acme/b", "teams/acme/C"}},
+		{"NoOwners", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ol.ListOwners(ctx, tc.owners)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(key(got), tc.want) {
+				t.Fatalf("ListOwners(%v): got %v, want %v", tc.owners, key(got), tc.want)
+			}
+		})
+	}
+	// Records are whole (sealed value included) and copies.
+	got, err := ol.ListOwners(ctx, []secretstore.Owner{acme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Diff(got[0], NewSecret(acme, "A")); d != "" {
+		t.Fatalf("ListOwners record: %s", d)
+	}
+	got[0].Value.Ciphertext[0] ^= 0xff
+	got[0].Description = "changed"
+	if d := Diff(mustGet(t, s, acme, "A"), NewSecret(acme, "A")); d != "" {
+		t.Fatalf("changing a ListOwners result changed the store: %s", d)
+	}
+	// A canceled context is refused.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := ol.ListOwners(cctx, []secretstore.Owner{acme}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("ListOwners with a canceled context: got %v, want context.Canceled", err)
 	}
 }
