@@ -25,6 +25,7 @@ const (
 	Denied      = 4   // not authenticated, or not allowed
 	Unavailable = 5   // gateway or service unreachable, or the deadline passed
 	Conflict    = 6   // already exists, or a precondition (etag) failed
+	Strict      = 7   // oz exec --strict: unresolved secret references, command not started
 	Interrupted = 130 // interrupted (Ctrl-C)
 )
 
@@ -43,6 +44,7 @@ var Table = []Code{
 	{Denied, "permission denied or not authenticated (missing, expired or revoked token)"},
 	{Unavailable, "unavailable: gateway or service unreachable, or deadline exceeded"},
 	{Conflict, "conflict: already exists, or a failed precondition (etag mismatch)"},
+	{Strict, "strict run: unresolved secret references (oz exec --strict; the command was not started)"},
 	{Interrupted, "interrupted"},
 }
 

@@ -49,7 +49,7 @@ func TestFromGRPC(t *testing.T) {
 }
 
 func TestTableDocumentsEveryCode(t *testing.T) {
-	want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict, exitcode.Interrupted}
+	want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict, exitcode.Strict, exitcode.Interrupted}
 	var got []int
 	for _, c := range exitcode.Table {
 		got = append(got, c.Code)
@@ -60,7 +60,7 @@ func TestTableDocumentsEveryCode(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got codes %v, want %v", got, want)
 	}
-	if got, want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict}, []int{0, 1, 2, 3, 4, 5, 6}; !slices.Equal(got, want) {
+	if got, want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict, exitcode.Strict}, []int{0, 1, 2, 3, 4, 5, 6, 7}; !slices.Equal(got, want) {
 		t.Errorf("got values %v, want %v", got, want)
 	}
 }

@@ -1,0 +1,37 @@
+package runner
+
+import (
+	"slices"
+	"strings"
+)
+
+// Env returns the child's environment: inherited, without the variables
+// named in drop (the runner's own credentials), with every var added.
+// A var replaces an inherited variable of the same name; shadowed lists
+// those names, in the order of vars. Names compare exactly, as the
+// environment does on Unix.
+func Env(inherited []string, vars []Var, drop []string) (env []string, shadowed []string) {
+	secret := map[string]bool{}
+	for _, v := range vars {
+		secret[v.Name] = true
+	}
+	found := map[string]bool{}
+	env = make([]string, 0, len(inherited)+len(vars))
+	for _, kv := range inherited {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case slices.Contains(drop, name):
+		case secret[name]:
+			found[name] = true
+		default:
+			env = append(env, kv)
+		}
+	}
+	for _, v := range vars {
+		env = append(env, v.Name+"="+string(v.Value))
+		if found[v.Name] {
+			shadowed = append(shadowed, v.Name)
+		}
+	}
+	return env, shadowed
+}

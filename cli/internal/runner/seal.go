@@ -1,0 +1,132 @@
+package runner
+
+import (
+	"crypto/hpke"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"google.golang.org/protobuf/proto"
+
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+)
+
+// The HPKE suite of sealed run values (runs.proto SealedValues): the KEM
+// is the runner's choice, the KDF and AEAD are fixed.
+var (
+	kdf  = hpke.HKDFSHA256()     // 0x0001
+	aead = hpke.AES256GCM()      // 0x0002
+	kem  = hpke.MLKEM768X25519() // 0x647a, hybrid post-quantum
+)
+
+// InfoPrefix starts the HPKE info string of a run: the info is
+// "oz-run-v1|" followed by the run's resource name.
+const InfoPrefix = "oz-run-v1|"
+
+// Key is the key pair a runner generates for one run.
+type Key struct {
+	priv hpke.PrivateKey
+}
+
+// NewKey generates a fresh key pair. Use one per run and drop it after
+// Open.
+func NewKey() (*Key, error) {
+	priv, err := kem.GenerateKey()
+	if err != nil {
+		return nil, fmt.Errorf("generate run key: %w", err)
+	}
+	return &Key{priv: priv}, nil
+}
+
+// Recipient returns the public half, as ResolveRun takes it.
+func (k *Key) Recipient() *scopev1.RecipientKey {
+	return &scopev1.RecipientKey{KemId: uint32(kem.ID()), PublicKey: k.priv.PublicKey().Bytes()}
+}
+
+// Var is one environment variable of a run: a secret's name and value.
+type Var struct {
+	Name  string
+	Value []byte
+}
+
+// ErrOpen is wrapped by every failure to open sealed values. Its message
+// never holds a value.
+var ErrOpen = errors.New("cannot open the run's sealed values")
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Open decrypts sealed, which must use this key's KEM, HKDF-SHA256 and
+// AES-256-GCM and carry the info string wantInfo, and returns the
+// variables of the RunEnvironment inside. It refuses names that are not
+// environment variable names, duplicate names, and values holding a NUL
+// byte (an environment cannot carry them). Every error wraps ErrOpen.
+func (k *Key) Open(sealed *scopev1.SealedValues, wantInfo string) ([]Var, error) {
+	switch {
+	case sealed.GetKemId() != uint32(kem.ID()):
+		return nil, fmt.Errorf("%w: KEM %#04x, want %#04x", ErrOpen, sealed.GetKemId(), kem.ID())
+	case sealed.GetKdfId() != uint32(kdf.ID()):
+		return nil, fmt.Errorf("%w: KDF %#04x, want %#04x", ErrOpen, sealed.GetKdfId(), kdf.ID())
+	case sealed.GetAeadId() != uint32(aead.ID()):
+		return nil, fmt.Errorf("%w: AEAD %#04x, want %#04x", ErrOpen, sealed.GetAeadId(), aead.ID())
+	case string(sealed.GetInfo()) != wantInfo:
+		return nil, fmt.Errorf("%w: sealed for %q, want %q", ErrOpen, sealed.GetInfo(), wantInfo)
+	}
+	plain, err := hpke.Open(k.priv, kdf, aead, sealed.GetInfo(), sealed.GetCiphertext())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrOpen, err)
+	}
+	var env scopev1.RunEnvironment
+	err = proto.Unmarshal(plain, &env)
+	clear(plain)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a RunEnvironment", ErrOpen)
+	}
+	vars := make([]Var, 0, len(env.GetVars()))
+	seen := map[string]bool{}
+	for _, v := range env.GetVars() {
+		name := v.GetName()
+		switch {
+		case !envName.MatchString(name):
+			return nil, fmt.Errorf("%w: %q is not an environment variable name", ErrOpen, name)
+		case seen[name]:
+			return nil, fmt.Errorf("%w: %s appears twice", ErrOpen, name)
+		case len(v.GetValue()) == 0:
+			return nil, fmt.Errorf("%w: %s has an empty value", ErrOpen, name)
+		}
+		for _, b := range v.GetValue() {
+			if b == 0 {
+				return nil, fmt.Errorf("%w: the value of %s holds a NUL byte", ErrOpen, name)
+			}
+		}
+		seen[name] = true
+		vars = append(vars, Var{Name: name, Value: v.GetValue()})
+	}
+	return vars, nil
+}
+
+// Seal is what the server does: it seals env to recipient for the run
+// named run. It is here for tests and fakes, so that they seal exactly as
+// Open expects.
+func Seal(recipient *scopev1.RecipientKey, run string, env *scopev1.RunEnvironment) (*scopev1.SealedValues, error) {
+	k, err := hpke.NewKEM(uint16(recipient.GetKemId()))
+	if err != nil {
+		return nil, err
+	}
+	pk, err := k.NewPublicKey(recipient.GetPublicKey())
+	if err != nil {
+		return nil, err
+	}
+	plain, err := proto.Marshal(env)
+	if err != nil {
+		return nil, err
+	}
+	info := []byte(InfoPrefix + run)
+	ct, err := hpke.Seal(pk, kdf, aead, info, plain)
+	if err != nil {
+		return nil, err
+	}
+	return &scopev1.SealedValues{
+		KemId: recipient.GetKemId(), KdfId: uint32(kdf.ID()), AeadId: uint32(aead.ID()),
+		Info: info, Ciphertext: ct,
+	}, nil
+}
