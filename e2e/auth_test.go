@@ -10,9 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ozsecrets/oz/e2e/harness"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
-	"github.com/ozsecrets/oz/e2e/harness"
 )
 
 // TestAuthenticationAcrossProcesses checks the token and certificate rules
