@@ -79,3 +79,7 @@ test: check-generated lint breaking
 .PHONY: bench
 bench: build
 	go run ./e2e/cmd/ozbench
+	@echo; echo "== secretstore: durable creates through the service vs raw bbolt Batch (same run) =="
+	cd services && go test -run '^$$' -bench 'Create|RawBatch' -benchtime 3s ./secretstore/boltstore/
+	@echo; echo "== oz exec relay: 100 values masked vs masking off, ~100 MB (same run) =="
+	cd cli && go test -run '^$$' -bench 'Relay' ./internal/mask/
