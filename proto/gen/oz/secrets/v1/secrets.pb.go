@@ -222,9 +222,15 @@ type CreateSecretRequest struct {
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// The secret's name: [A-Za-z_][A-Za-z0-9_]*, at most 255 characters.
 	SecretId string `protobuf:"bytes,2,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
-	// Input only: the value (at most 64 KiB, non-empty, no NUL byte).
-	Value         []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Input only: the value (at most 64 KiB, non-empty, no NUL byte). Set
+	// exactly one of value and sealed_value; a server run with
+	// --require-sealed refuses value.
+	Value       []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Input only: the value sealed on the client to a current sealing key
+	// (SealingKeyService), so that nothing between the client and the
+	// secretstore sees it. Its plaintext must meet the rules of value.
+	SealedValue   *SealedValue `protobuf:"bytes,5,opt,name=sealed_value,json=sealedValue,proto3" json:"sealed_value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -285,6 +291,13 @@ func (x *CreateSecretRequest) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *CreateSecretRequest) GetSealedValue() *SealedValue {
+	if x != nil {
+		return x.SealedValue
+	}
+	return nil
 }
 
 type CreateSecretResponse struct {
@@ -536,15 +549,19 @@ func (x *ListSecretsResponse) GetNextPageToken() string {
 type UpdateSecretRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Input only: the new value.
+	// Input only: the new value. Set at most one of value and sealed_value.
 	Value []byte `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	// The new description, when "description" is in the update mask.
 	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
-	// Paths: "value", "description". When empty, the fields that are set
-	// (a non-empty value, a non-empty description) are updated.
+	// Paths: "value" (the value, given as value or as sealed_value),
+	// "description". When empty, the fields that are set (a non-empty value
+	// or a sealed_value, a non-empty description) are updated.
 	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,4,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	// When set, the update is refused unless it matches the secret's etag.
-	Etag          string `protobuf:"bytes,5,opt,name=etag,proto3" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,5,opt,name=etag,proto3" json:"etag,omitempty"`
+	// Input only: the new value, sealed on the client (see
+	// CreateSecretRequest.sealed_value).
+	SealedValue   *SealedValue `protobuf:"bytes,6,opt,name=sealed_value,json=sealedValue,proto3" json:"sealed_value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -612,6 +629,13 @@ func (x *UpdateSecretRequest) GetEtag() string {
 		return x.Etag
 	}
 	return ""
+}
+
+func (x *UpdateSecretRequest) GetSealedValue() *SealedValue {
+	if x != nil {
+		return x.SealedValue
+	}
+	return nil
 }
 
 type UpdateSecretResponse struct {
@@ -852,6 +876,342 @@ func (x *ListAvailableSecretsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// SealingKey is a public sealing key.
+type SealingKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id that SealedValue.key_id names, e.g. "x25519-1".
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// HPKE KEM id: 0x0020 (32) DHKEM(X25519, HKDF-SHA256) or 0x647a (25722)
+	// ML-KEM-768+X25519.
+	KemId uint32 `protobuf:"varint,2,opt,name=kem_id,json=kemId,proto3" json:"kem_id,omitempty"`
+	// HPKE KDF id: 0x0001, HKDF-SHA256.
+	KdfId uint32 `protobuf:"varint,3,opt,name=kdf_id,json=kdfId,proto3" json:"kdf_id,omitempty"`
+	// HPKE AEAD id: 0x0002, AES-256-GCM.
+	AeadId uint32 `protobuf:"varint,4,opt,name=aead_id,json=aeadId,proto3" json:"aead_id,omitempty"`
+	// The serialized public key (RFC 9180 SerializePublicKey).
+	PublicKey  []byte                 `protobuf:"bytes,5,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Whether clients should seal to it: true for the newest key of each KEM.
+	// A previous key (false) still opens values until expire_time.
+	Current bool `protobuf:"varint,7,opt,name=current,proto3" json:"current,omitempty"`
+	// When a previous key stops opening values; unset for current keys.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealingKey) Reset() {
+	*x = SealingKey{}
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealingKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealingKey) ProtoMessage() {}
+
+func (x *SealingKey) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealingKey.ProtoReflect.Descriptor instead.
+func (*SealingKey) Descriptor() ([]byte, []int) {
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SealingKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *SealingKey) GetKemId() uint32 {
+	if x != nil {
+		return x.KemId
+	}
+	return 0
+}
+
+func (x *SealingKey) GetKdfId() uint32 {
+	if x != nil {
+		return x.KdfId
+	}
+	return 0
+}
+
+func (x *SealingKey) GetAeadId() uint32 {
+	if x != nil {
+		return x.AeadId
+	}
+	return 0
+}
+
+func (x *SealingKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *SealingKey) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *SealingKey) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+func (x *SealingKey) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+// SealedValue is a secret's value sealed to a sealing key with HPKE
+// single-shot encryption (RFC 9180 base mode), with the suite of that key,
+// the info string
+//
+//	"oz-secret-v1|" + owner + "/secrets/" + secret_id
+//
+// where owner is the secret's canonical owner ("teams/{team}" or
+// "users/{user}", never "users/me"), and empty additional data. The info
+// binds it to one secret: sealed for another owner or name, it does not
+// open.
+type SealedValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key_id of the sealing key it was sealed to.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// The HPKE encapsulated key followed by the ciphertext.
+	Ciphertext    []byte `protobuf:"bytes,2,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealedValue) Reset() {
+	*x = SealedValue{}
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealedValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealedValue) ProtoMessage() {}
+
+func (x *SealedValue) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealedValue.ProtoReflect.Descriptor instead.
+func (*SealedValue) Descriptor() ([]byte, []int) {
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SealedValue) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *SealedValue) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+type ListSealingKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSealingKeysRequest) Reset() {
+	*x = ListSealingKeysRequest{}
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSealingKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSealingKeysRequest) ProtoMessage() {}
+
+func (x *ListSealingKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSealingKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListSealingKeysRequest) Descriptor() ([]byte, []int) {
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{15}
+}
+
+type ListSealingKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Current keys first, then previous ones, newest first.
+	Keys          []*SealingKey `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSealingKeysResponse) Reset() {
+	*x = ListSealingKeysResponse{}
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSealingKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSealingKeysResponse) ProtoMessage() {}
+
+func (x *ListSealingKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSealingKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListSealingKeysResponse) Descriptor() ([]byte, []int) {
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListSealingKeysResponse) GetKeys() []*SealingKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type RotateSealingKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSealingKeysRequest) Reset() {
+	*x = RotateSealingKeysRequest{}
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSealingKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSealingKeysRequest) ProtoMessage() {}
+
+func (x *RotateSealingKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSealingKeysRequest.ProtoReflect.Descriptor instead.
+func (*RotateSealingKeysRequest) Descriptor() ([]byte, []int) {
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{17}
+}
+
+type RotateSealingKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The keys after the rotation, as ListSealingKeys returns them.
+	Keys          []*SealingKey `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSealingKeysResponse) Reset() {
+	*x = RotateSealingKeysResponse{}
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSealingKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSealingKeysResponse) ProtoMessage() {}
+
+func (x *RotateSealingKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSealingKeysResponse.ProtoReflect.Descriptor instead.
+func (*RotateSealingKeysResponse) Descriptor() ([]byte, []int) {
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RotateSealingKeysResponse) GetKeys() []*SealingKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 var File_oz_secrets_v1_secrets_proto protoreflect.FileDescriptor
 
 const file_oz_secrets_v1_secrets_proto_rawDesc = "" +
@@ -872,12 +1232,13 @@ const file_oz_secrets_v1_secrets_proto_rawDesc = "" +
 	"\tcreate_by\x18\n" +
 	" \x01(\tR\bcreateBy\x12\x1b\n" +
 	"\tupdate_by\x18\v \x01(\tR\bupdateBy\x12\x12\n" +
-	"\x04etag\x18\f \x01(\tR\x04etag\"\x82\x01\n" +
+	"\x04etag\x18\f \x01(\tR\x04etag\"\xc1\x01\n" +
 	"\x13CreateSecretRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
 	"\tsecret_id\x18\x02 \x01(\tR\bsecretId\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"E\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12=\n" +
+	"\fsealed_value\x18\x05 \x01(\v2\x1a.oz.secrets.v1.SealedValueR\vsealedValue\"E\n" +
 	"\x14CreateSecretResponse\x12-\n" +
 	"\x06secret\x18\x01 \x01(\v2\x15.oz.secrets.v1.SecretR\x06secret\"&\n" +
 	"\x10GetSecretRequest\x12\x12\n" +
@@ -891,14 +1252,15 @@ const file_oz_secrets_v1_secrets_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"n\n" +
 	"\x13ListSecretsResponse\x12/\n" +
 	"\asecrets\x18\x01 \x03(\v2\x15.oz.secrets.v1.SecretR\asecrets\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb2\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf1\x01\n" +
 	"\x13UpdateSecretRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12;\n" +
 	"\vupdate_mask\x18\x04 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\x12\x12\n" +
-	"\x04etag\x18\x05 \x01(\tR\x04etag\"E\n" +
+	"\x04etag\x18\x05 \x01(\tR\x04etag\x12=\n" +
+	"\fsealed_value\x18\x06 \x01(\v2\x1a.oz.secrets.v1.SealedValueR\vsealedValue\"E\n" +
 	"\x14UpdateSecretResponse\x12-\n" +
 	"\x06secret\x18\x01 \x01(\v2\x15.oz.secrets.v1.SecretR\x06secret\"=\n" +
 	"\x13DeleteSecretRequest\x12\x12\n" +
@@ -911,7 +1273,31 @@ const file_oz_secrets_v1_secrets_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"w\n" +
 	"\x1cListAvailableSecretsResponse\x12/\n" +
 	"\asecrets\x18\x01 \x03(\v2\x15.oz.secrets.v1.SecretR\asecrets\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*B\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9d\x02\n" +
+	"\n" +
+	"SealingKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x15\n" +
+	"\x06kem_id\x18\x02 \x01(\rR\x05kemId\x12\x15\n" +
+	"\x06kdf_id\x18\x03 \x01(\rR\x05kdfId\x12\x17\n" +
+	"\aaead_id\x18\x04 \x01(\rR\x06aeadId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x05 \x01(\fR\tpublicKey\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12\x18\n" +
+	"\acurrent\x18\a \x01(\bR\acurrent\x12;\n" +
+	"\vexpire_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"D\n" +
+	"\vSealedValue\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x02 \x01(\fR\n" +
+	"ciphertext\"\x18\n" +
+	"\x16ListSealingKeysRequest\"H\n" +
+	"\x17ListSealingKeysResponse\x12-\n" +
+	"\x04keys\x18\x01 \x03(\v2\x19.oz.secrets.v1.SealingKeyR\x04keys\"\x1a\n" +
+	"\x18RotateSealingKeysRequest\"J\n" +
+	"\x19RotateSealingKeysResponse\x12-\n" +
+	"\x04keys\x18\x01 \x03(\v2\x19.oz.secrets.v1.SealingKeyR\x04keys*B\n" +
 	"\x05Scope\x12\x15\n" +
 	"\x11SCOPE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -923,7 +1309,10 @@ const file_oz_secrets_v1_secrets_proto_rawDesc = "" +
 	"\vListSecrets\x12!.oz.secrets.v1.ListSecretsRequest\x1a\".oz.secrets.v1.ListSecretsResponse\x12W\n" +
 	"\fUpdateSecret\x12\".oz.secrets.v1.UpdateSecretRequest\x1a#.oz.secrets.v1.UpdateSecretResponse\x12W\n" +
 	"\fDeleteSecret\x12\".oz.secrets.v1.DeleteSecretRequest\x1a#.oz.secrets.v1.DeleteSecretResponse\x12o\n" +
-	"\x14ListAvailableSecrets\x12*.oz.secrets.v1.ListAvailableSecretsRequest\x1a+.oz.secrets.v1.ListAvailableSecretsResponseB;Z9github.com/ozsecrets/oz/proto/gen/oz/secrets/v1;secretsv1b\x06proto3"
+	"\x14ListAvailableSecrets\x12*.oz.secrets.v1.ListAvailableSecretsRequest\x1a+.oz.secrets.v1.ListAvailableSecretsResponse2\xdd\x01\n" +
+	"\x11SealingKeyService\x12`\n" +
+	"\x0fListSealingKeys\x12%.oz.secrets.v1.ListSealingKeysRequest\x1a&.oz.secrets.v1.ListSealingKeysResponse\x12f\n" +
+	"\x11RotateSealingKeys\x12'.oz.secrets.v1.RotateSealingKeysRequest\x1a(.oz.secrets.v1.RotateSealingKeysResponseB;Z9github.com/ozsecrets/oz/proto/gen/oz/secrets/v1;secretsv1b\x06proto3"
 
 var (
 	file_oz_secrets_v1_secrets_proto_rawDescOnce sync.Once
@@ -938,7 +1327,7 @@ func file_oz_secrets_v1_secrets_proto_rawDescGZIP() []byte {
 }
 
 var file_oz_secrets_v1_secrets_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_oz_secrets_v1_secrets_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_oz_secrets_v1_secrets_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_oz_secrets_v1_secrets_proto_goTypes = []any{
 	(Scope)(0),                           // 0: oz.secrets.v1.Scope
 	(*Secret)(nil),                       // 1: oz.secrets.v1.Secret
@@ -954,37 +1343,53 @@ var file_oz_secrets_v1_secrets_proto_goTypes = []any{
 	(*DeleteSecretResponse)(nil),         // 11: oz.secrets.v1.DeleteSecretResponse
 	(*ListAvailableSecretsRequest)(nil),  // 12: oz.secrets.v1.ListAvailableSecretsRequest
 	(*ListAvailableSecretsResponse)(nil), // 13: oz.secrets.v1.ListAvailableSecretsResponse
-	(*timestamppb.Timestamp)(nil),        // 14: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 15: google.protobuf.FieldMask
+	(*SealingKey)(nil),                   // 14: oz.secrets.v1.SealingKey
+	(*SealedValue)(nil),                  // 15: oz.secrets.v1.SealedValue
+	(*ListSealingKeysRequest)(nil),       // 16: oz.secrets.v1.ListSealingKeysRequest
+	(*ListSealingKeysResponse)(nil),      // 17: oz.secrets.v1.ListSealingKeysResponse
+	(*RotateSealingKeysRequest)(nil),     // 18: oz.secrets.v1.RotateSealingKeysRequest
+	(*RotateSealingKeysResponse)(nil),    // 19: oz.secrets.v1.RotateSealingKeysResponse
+	(*timestamppb.Timestamp)(nil),        // 20: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 21: google.protobuf.FieldMask
 }
 var file_oz_secrets_v1_secrets_proto_depIdxs = []int32{
 	0,  // 0: oz.secrets.v1.Secret.scope:type_name -> oz.secrets.v1.Scope
-	14, // 1: oz.secrets.v1.Secret.create_time:type_name -> google.protobuf.Timestamp
-	14, // 2: oz.secrets.v1.Secret.update_time:type_name -> google.protobuf.Timestamp
-	14, // 3: oz.secrets.v1.Secret.value_update_time:type_name -> google.protobuf.Timestamp
-	1,  // 4: oz.secrets.v1.CreateSecretResponse.secret:type_name -> oz.secrets.v1.Secret
-	1,  // 5: oz.secrets.v1.GetSecretResponse.secret:type_name -> oz.secrets.v1.Secret
-	1,  // 6: oz.secrets.v1.ListSecretsResponse.secrets:type_name -> oz.secrets.v1.Secret
-	15, // 7: oz.secrets.v1.UpdateSecretRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 8: oz.secrets.v1.UpdateSecretResponse.secret:type_name -> oz.secrets.v1.Secret
-	1,  // 9: oz.secrets.v1.ListAvailableSecretsResponse.secrets:type_name -> oz.secrets.v1.Secret
-	2,  // 10: oz.secrets.v1.SecretService.CreateSecret:input_type -> oz.secrets.v1.CreateSecretRequest
-	4,  // 11: oz.secrets.v1.SecretService.GetSecret:input_type -> oz.secrets.v1.GetSecretRequest
-	6,  // 12: oz.secrets.v1.SecretService.ListSecrets:input_type -> oz.secrets.v1.ListSecretsRequest
-	8,  // 13: oz.secrets.v1.SecretService.UpdateSecret:input_type -> oz.secrets.v1.UpdateSecretRequest
-	10, // 14: oz.secrets.v1.SecretService.DeleteSecret:input_type -> oz.secrets.v1.DeleteSecretRequest
-	12, // 15: oz.secrets.v1.SecretService.ListAvailableSecrets:input_type -> oz.secrets.v1.ListAvailableSecretsRequest
-	3,  // 16: oz.secrets.v1.SecretService.CreateSecret:output_type -> oz.secrets.v1.CreateSecretResponse
-	5,  // 17: oz.secrets.v1.SecretService.GetSecret:output_type -> oz.secrets.v1.GetSecretResponse
-	7,  // 18: oz.secrets.v1.SecretService.ListSecrets:output_type -> oz.secrets.v1.ListSecretsResponse
-	9,  // 19: oz.secrets.v1.SecretService.UpdateSecret:output_type -> oz.secrets.v1.UpdateSecretResponse
-	11, // 20: oz.secrets.v1.SecretService.DeleteSecret:output_type -> oz.secrets.v1.DeleteSecretResponse
-	13, // 21: oz.secrets.v1.SecretService.ListAvailableSecrets:output_type -> oz.secrets.v1.ListAvailableSecretsResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	20, // 1: oz.secrets.v1.Secret.create_time:type_name -> google.protobuf.Timestamp
+	20, // 2: oz.secrets.v1.Secret.update_time:type_name -> google.protobuf.Timestamp
+	20, // 3: oz.secrets.v1.Secret.value_update_time:type_name -> google.protobuf.Timestamp
+	15, // 4: oz.secrets.v1.CreateSecretRequest.sealed_value:type_name -> oz.secrets.v1.SealedValue
+	1,  // 5: oz.secrets.v1.CreateSecretResponse.secret:type_name -> oz.secrets.v1.Secret
+	1,  // 6: oz.secrets.v1.GetSecretResponse.secret:type_name -> oz.secrets.v1.Secret
+	1,  // 7: oz.secrets.v1.ListSecretsResponse.secrets:type_name -> oz.secrets.v1.Secret
+	21, // 8: oz.secrets.v1.UpdateSecretRequest.update_mask:type_name -> google.protobuf.FieldMask
+	15, // 9: oz.secrets.v1.UpdateSecretRequest.sealed_value:type_name -> oz.secrets.v1.SealedValue
+	1,  // 10: oz.secrets.v1.UpdateSecretResponse.secret:type_name -> oz.secrets.v1.Secret
+	1,  // 11: oz.secrets.v1.ListAvailableSecretsResponse.secrets:type_name -> oz.secrets.v1.Secret
+	20, // 12: oz.secrets.v1.SealingKey.create_time:type_name -> google.protobuf.Timestamp
+	20, // 13: oz.secrets.v1.SealingKey.expire_time:type_name -> google.protobuf.Timestamp
+	14, // 14: oz.secrets.v1.ListSealingKeysResponse.keys:type_name -> oz.secrets.v1.SealingKey
+	14, // 15: oz.secrets.v1.RotateSealingKeysResponse.keys:type_name -> oz.secrets.v1.SealingKey
+	2,  // 16: oz.secrets.v1.SecretService.CreateSecret:input_type -> oz.secrets.v1.CreateSecretRequest
+	4,  // 17: oz.secrets.v1.SecretService.GetSecret:input_type -> oz.secrets.v1.GetSecretRequest
+	6,  // 18: oz.secrets.v1.SecretService.ListSecrets:input_type -> oz.secrets.v1.ListSecretsRequest
+	8,  // 19: oz.secrets.v1.SecretService.UpdateSecret:input_type -> oz.secrets.v1.UpdateSecretRequest
+	10, // 20: oz.secrets.v1.SecretService.DeleteSecret:input_type -> oz.secrets.v1.DeleteSecretRequest
+	12, // 21: oz.secrets.v1.SecretService.ListAvailableSecrets:input_type -> oz.secrets.v1.ListAvailableSecretsRequest
+	16, // 22: oz.secrets.v1.SealingKeyService.ListSealingKeys:input_type -> oz.secrets.v1.ListSealingKeysRequest
+	18, // 23: oz.secrets.v1.SealingKeyService.RotateSealingKeys:input_type -> oz.secrets.v1.RotateSealingKeysRequest
+	3,  // 24: oz.secrets.v1.SecretService.CreateSecret:output_type -> oz.secrets.v1.CreateSecretResponse
+	5,  // 25: oz.secrets.v1.SecretService.GetSecret:output_type -> oz.secrets.v1.GetSecretResponse
+	7,  // 26: oz.secrets.v1.SecretService.ListSecrets:output_type -> oz.secrets.v1.ListSecretsResponse
+	9,  // 27: oz.secrets.v1.SecretService.UpdateSecret:output_type -> oz.secrets.v1.UpdateSecretResponse
+	11, // 28: oz.secrets.v1.SecretService.DeleteSecret:output_type -> oz.secrets.v1.DeleteSecretResponse
+	13, // 29: oz.secrets.v1.SecretService.ListAvailableSecrets:output_type -> oz.secrets.v1.ListAvailableSecretsResponse
+	17, // 30: oz.secrets.v1.SealingKeyService.ListSealingKeys:output_type -> oz.secrets.v1.ListSealingKeysResponse
+	19, // 31: oz.secrets.v1.SealingKeyService.RotateSealingKeys:output_type -> oz.secrets.v1.RotateSealingKeysResponse
+	24, // [24:32] is the sub-list for method output_type
+	16, // [16:24] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_oz_secrets_v1_secrets_proto_init() }
@@ -998,9 +1403,9 @@ func file_oz_secrets_v1_secrets_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_secrets_v1_secrets_proto_rawDesc), len(file_oz_secrets_v1_secrets_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   19,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_oz_secrets_v1_secrets_proto_goTypes,
 		DependencyIndexes: file_oz_secrets_v1_secrets_proto_depIdxs,

@@ -333,3 +333,171 @@ var SecretService_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "oz/secrets/v1/secrets.proto",
 }
+
+const (
+	SealingKeyService_ListSealingKeys_FullMethodName   = "/oz.secrets.v1.SealingKeyService/ListSealingKeys"
+	SealingKeyService_RotateSealingKeys_FullMethodName = "/oz.secrets.v1.SealingKeyService/RotateSealingKeys"
+)
+
+// SealingKeyServiceClient is the client API for SealingKeyService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// SealingKeyService publishes the secretstore's sealing keys: HPKE (RFC 9180)
+// public keys that clients seal a secret's value to before sending it
+// (CreateSecretRequest.sealed_value), so that only the secretstore ever
+// opens it. There are always two current keys, one per KEM: DHKEM(X25519,
+// HKDF-SHA256) (0x0020), which browsers' WebCrypto supports, and the
+// post-quantum hybrid ML-KEM-768+X25519 (0x647a), which the CLI uses. Both
+// use HKDF-SHA256 (0x0001) and AES-256-GCM (0x0002).
+type SealingKeyServiceClient interface {
+	// ListSealingKeys returns the current keys and the previous ones that
+	// still open values (for a grace period after a rotation). Any
+	// authenticated caller.
+	ListSealingKeys(ctx context.Context, in *ListSealingKeysRequest, opts ...grpc.CallOption) (*ListSealingKeysResponse, error)
+	// RotateSealingKeys makes new current keys, one per KEM. The previous
+	// keys keep opening values for the grace period, then are dropped. System
+	// admins only.
+	RotateSealingKeys(ctx context.Context, in *RotateSealingKeysRequest, opts ...grpc.CallOption) (*RotateSealingKeysResponse, error)
+}
+
+type sealingKeyServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSealingKeyServiceClient(cc grpc.ClientConnInterface) SealingKeyServiceClient {
+	return &sealingKeyServiceClient{cc}
+}
+
+func (c *sealingKeyServiceClient) ListSealingKeys(ctx context.Context, in *ListSealingKeysRequest, opts ...grpc.CallOption) (*ListSealingKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSealingKeysResponse)
+	err := c.cc.Invoke(ctx, SealingKeyService_ListSealingKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sealingKeyServiceClient) RotateSealingKeys(ctx context.Context, in *RotateSealingKeysRequest, opts ...grpc.CallOption) (*RotateSealingKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateSealingKeysResponse)
+	err := c.cc.Invoke(ctx, SealingKeyService_RotateSealingKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SealingKeyServiceServer is the server API for SealingKeyService service.
+// All implementations must embed UnimplementedSealingKeyServiceServer
+// for forward compatibility.
+//
+// SealingKeyService publishes the secretstore's sealing keys: HPKE (RFC 9180)
+// public keys that clients seal a secret's value to before sending it
+// (CreateSecretRequest.sealed_value), so that only the secretstore ever
+// opens it. There are always two current keys, one per KEM: DHKEM(X25519,
+// HKDF-SHA256) (0x0020), which browsers' WebCrypto supports, and the
+// post-quantum hybrid ML-KEM-768+X25519 (0x647a), which the CLI uses. Both
+// use HKDF-SHA256 (0x0001) and AES-256-GCM (0x0002).
+type SealingKeyServiceServer interface {
+	// ListSealingKeys returns the current keys and the previous ones that
+	// still open values (for a grace period after a rotation). Any
+	// authenticated caller.
+	ListSealingKeys(context.Context, *ListSealingKeysRequest) (*ListSealingKeysResponse, error)
+	// RotateSealingKeys makes new current keys, one per KEM. The previous
+	// keys keep opening values for the grace period, then are dropped. System
+	// admins only.
+	RotateSealingKeys(context.Context, *RotateSealingKeysRequest) (*RotateSealingKeysResponse, error)
+	mustEmbedUnimplementedSealingKeyServiceServer()
+}
+
+// UnimplementedSealingKeyServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSealingKeyServiceServer struct{}
+
+func (UnimplementedSealingKeyServiceServer) ListSealingKeys(context.Context, *ListSealingKeysRequest) (*ListSealingKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSealingKeys not implemented")
+}
+func (UnimplementedSealingKeyServiceServer) RotateSealingKeys(context.Context, *RotateSealingKeysRequest) (*RotateSealingKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateSealingKeys not implemented")
+}
+func (UnimplementedSealingKeyServiceServer) mustEmbedUnimplementedSealingKeyServiceServer() {}
+func (UnimplementedSealingKeyServiceServer) testEmbeddedByValue()                           {}
+
+// UnsafeSealingKeyServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SealingKeyServiceServer will
+// result in compilation errors.
+type UnsafeSealingKeyServiceServer interface {
+	mustEmbedUnimplementedSealingKeyServiceServer()
+}
+
+func RegisterSealingKeyServiceServer(s grpc.ServiceRegistrar, srv SealingKeyServiceServer) {
+	// If the following call panics, it indicates UnimplementedSealingKeyServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&SealingKeyService_ServiceDesc, srv)
+}
+
+func _SealingKeyService_ListSealingKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSealingKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SealingKeyServiceServer).ListSealingKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SealingKeyService_ListSealingKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SealingKeyServiceServer).ListSealingKeys(ctx, req.(*ListSealingKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SealingKeyService_RotateSealingKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateSealingKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SealingKeyServiceServer).RotateSealingKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SealingKeyService_RotateSealingKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SealingKeyServiceServer).RotateSealingKeys(ctx, req.(*RotateSealingKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// SealingKeyService_ServiceDesc is the grpc.ServiceDesc for SealingKeyService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var SealingKeyService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "oz.secrets.v1.SealingKeyService",
+	HandlerType: (*SealingKeyServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListSealingKeys",
+			Handler:    _SealingKeyService_ListSealingKeys_Handler,
+		},
+		{
+			MethodName: "RotateSealingKeys",
+			Handler:    _SealingKeyService_RotateSealingKeys_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "oz/secrets/v1/secrets.proto",
+}
