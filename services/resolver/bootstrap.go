@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 )
 
 // BootstrapAdmin makes sure the directory has a system admin. When it has
@@ -71,10 +74,20 @@ func (d *Directory) issueAdmin(ctx context.Context, id, description string) (Tok
 	default:
 		cond = Equal(userKey(id), raw)
 	}
+	// Events: the user's creation or promotion, then the token. The actor
+	// is ozresolverd itself (no caller).
+	var evs []*auditv1.Event
 	if !rec.SystemAdmin {
+		action := ActionUserUpdate
+		if raw == nil {
+			action = ActionUserCreate
+		}
+		evs = append(evs, d.event(ctx, action, UserName(id), "", map[string]string{DetailSystemAdmin: "true"}))
 		rec.SystemAdmin = true
 		writes = []Write{Put(userKey(id), encode(rec)), Put(sysadminKey(id), marker)}
 	}
 	tok := Token{Principal: UserPrincipal(id), Description: description, CreateTime: now}
-	return d.issue(ctx, tok, []Cond{cond}, writes)
+	return d.issue(ctx, tok, []Cond{cond}, writes, func(t Token) []*auditv1.Event {
+		return append(slices.Clone(evs), d.tokenEvent(ctx, ActionTokenCreate, t))
+	})
 }

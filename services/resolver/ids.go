@@ -59,9 +59,13 @@ func MembershipName(team, user string) string { return "teams/" + team + "/membe
 // TokenName is the resource name of a token: "tokens/{token_id}".
 func TokenName(id string) string { return "tokens/" + id }
 
-// PrincipalRef names a token's owner: its kind and resource name. Users
-// are "users/{user}"; runners and agent identities will get names of their
-// own, and tokens of their own, with the same record.
+// PrincipalRef names a token's owner: its kind and resource name. Three
+// kinds own tokens, with the same record:
+//
+//	users/{user}                 a person
+//	teams/{team}/agents/{agent}  an agent identity (runs started with its
+//	                             tokens execute as it)
+//	runners/{runner}             a runner
 type PrincipalRef struct {
 	Kind auth.Kind
 	Name string
@@ -72,11 +76,33 @@ func UserPrincipal(id string) PrincipalRef {
 	return PrincipalRef{Kind: auth.KindUser, Name: UserName(id)}
 }
 
-// ParsePrincipal parses a principal's resource name. Only users own tokens
-// for now. It does not resolve "users/me"; callers do that.
+// AgentPrincipal is the PrincipalRef of agent identity id of team.
+func AgentPrincipal(team, id string) PrincipalRef {
+	return PrincipalRef{Kind: auth.KindAgent, Name: AgentName(team, id)}
+}
+
+// RunnerPrincipal is the PrincipalRef of runner id.
+func RunnerPrincipal(id string) PrincipalRef {
+	return PrincipalRef{Kind: auth.KindRunner, Name: RunnerName(id)}
+}
+
+// PrincipalRule says what a principal's name may be, for error messages.
+const PrincipalRule = `must be "users/{user}", "teams/{team}/agents/{agent}" or "runners/{runner}"; each id ` + IDRule
+
+// ParsePrincipal parses a principal's resource name: "users/{user}",
+// "teams/{team}/agents/{agent}" or "runners/{runner}". It does not resolve
+// "users/me"; callers do that.
 func ParsePrincipal(name string) (PrincipalRef, bool) {
 	if id, ok := strings.CutPrefix(name, "users/"); ok && ValidID(id) {
 		return UserPrincipal(id), true
+	}
+	if id, ok := strings.CutPrefix(name, "runners/"); ok && ValidID(id) {
+		return RunnerPrincipal(id), true
+	}
+	if rest, ok := strings.CutPrefix(name, "teams/"); ok {
+		if team, id, ok := strings.Cut(rest, "/agents/"); ok && ValidID(team) && ValidID(id) {
+			return AgentPrincipal(team, id), true
+		}
 	}
 	return PrincipalRef{}, false
 }
@@ -87,5 +113,24 @@ func (p PrincipalRef) userID() string {
 		return ""
 	}
 	id, _ := strings.CutPrefix(p.Name, "users/")
+	return id
+}
+
+// agentID returns the team and id of an agent principal, "" for any other.
+func (p PrincipalRef) agentID() (team, id string) {
+	if p.Kind != auth.KindAgent {
+		return "", ""
+	}
+	rest, _ := strings.CutPrefix(p.Name, "teams/")
+	team, id, _ = strings.Cut(rest, "/agents/")
+	return team, id
+}
+
+// runnerID returns the id of a runner principal, "" for any other.
+func (p PrincipalRef) runnerID() string {
+	if p.Kind != auth.KindRunner {
+		return ""
+	}
+	id, _ := strings.CutPrefix(p.Name, "runners/")
 	return id
 }

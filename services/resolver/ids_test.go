@@ -47,3 +47,30 @@ func FuzzValidID(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePrincipal(t *testing.T) {
+	tests := []struct {
+		name string
+		want resolver.PrincipalRef
+		ok   bool
+	}{
+		{"users/max", resolver.UserPrincipal("max"), true},
+		{"teams/red/agents/deployer", resolver.AgentPrincipal("red", "deployer"), true},
+		{"runners/ci-1", resolver.RunnerPrincipal("ci-1"), true},
+		{"users/", resolver.PrincipalRef{}, false},
+		{"users/Max", resolver.PrincipalRef{}, false},
+		{"teams/red", resolver.PrincipalRef{}, false},
+		{"teams/red/agents/", resolver.PrincipalRef{}, false},
+		{"teams/red/agents/a/b", resolver.PrincipalRef{}, false},
+		{"teams/red/members/max", resolver.PrincipalRef{}, false},
+		{"runners/", resolver.PrincipalRef{}, false},
+		{"runners/r1/x", resolver.PrincipalRef{}, false},
+		{"", resolver.PrincipalRef{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := resolver.ParsePrincipal(tt.name)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("ParsePrincipal(%q): got %+v, %v, want %+v, %v", tt.name, got, ok, tt.want, tt.ok)
+		}
+	}
+}

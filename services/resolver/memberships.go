@@ -45,9 +45,10 @@ func (d *Directory) CreateMembership(ctx context.Context, team, user string, rol
 	}
 	m := Membership{Team: team, User: user, Role: role, CreateTime: d.clock()}
 	rec := encode(toMembershipRecord(m))
-	err := d.store.Apply(ctx,
+	err := d.apply(ctx,
 		[]Cond{Present(teamKey(team)), Present(userKey(user)), Absent(memberKey(team, user))},
-		[]Write{Put(memberKey(team, user), rec), Put(userTeamKey(user, team), rec)})
+		[]Write{Put(memberKey(team, user), rec), Put(userTeamKey(user, team), rec)},
+		d.event(ctx, ActionMembershipCreate, m.Name(), team, map[string]string{DetailRole: role.String()}))
 	switch conflict(err) {
 	case 0:
 		return Membership{}, errs.E(errs.KindNotFound, "team %q not found", team)
@@ -62,8 +63,8 @@ func (d *Directory) CreateMembership(ctx context.Context, team, user string, rol
 	return m, nil
 }
 
-// ListMemberships lists the members of team, in user id order. Members of
-// the team and system admins.
+// ListMemberships lists the members of team, in user id order. Callers
+// are people: members of the team and system admins.
 //
 // Returns Invalid (fields team_id, page_size, page_token),
 // PermissionDenied, NotFound.
@@ -71,7 +72,7 @@ func (d *Directory) ListMemberships(ctx context.Context, team string, page Page)
 	if err := checkID("team_id", team); err != nil {
 		return nil, "", err
 	}
-	p, err := caller(ctx)
+	p, err := person(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -112,9 +113,10 @@ func (d *Directory) DeleteMembership(ctx context.Context, team, user string) err
 	if err := d.mayManage(ctx, team); err != nil {
 		return err
 	}
-	err := d.store.Apply(ctx,
+	err := d.apply(ctx,
 		[]Cond{Present(memberKey(team, user))},
-		[]Write{Delete(memberKey(team, user)), Delete(userTeamKey(user, team))})
+		[]Write{Delete(memberKey(team, user)), Delete(userTeamKey(user, team))},
+		d.event(ctx, ActionMembershipDelete, MembershipName(team, user), team, nil))
 	if conflict(err) == 0 {
 		return errs.E(errs.KindNotFound, "user %q is not a member of team %q", user, team)
 	}

@@ -9,6 +9,11 @@
 // PermissionDenied whether or not the thing exists. Errors are errs kinds
 // with messages safe to return to callers; none ever contains a token.
 //
+// Every change and every run resolution writes its audit event into the
+// Store's outbox in the same Apply as the change (events.go); refused
+// requests are recorded by RecordDenied. The Outbox is what a shipper
+// delivers to the audit service.
+//
 // Adapters live beside the domain: boltstore (Store on bbolt), storetest
 // (the conformance suite every Store passes) and grpcapi (the gRPC
 // DirectoryService, TokenService and internal AuthService).
@@ -25,18 +30,24 @@ import (
 // Directory holds teams, users, memberships and tokens, and authenticates
 // bearer tokens. It is safe for concurrent use.
 type Directory struct {
-	store Store
-	now   func() time.Time
+	store  Store
+	now    func() time.Time
+	outbox *Outbox
 }
 
-// NewDirectory returns a Directory keeping its records in store. now is
-// the clock (token expiry, creation times); nil means time.Now.
+// NewDirectory returns a Directory keeping its records, and the audit
+// events of its changes (see Outbox), in store. now is the clock (token
+// expiry, creation times, event times); nil means time.Now.
 func NewDirectory(store Store, now func() time.Time) *Directory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Directory{store: store, now: now}
+	return &Directory{store: store, now: now, outbox: newOutbox(store)}
 }
+
+// Outbox returns the audit outbox the Directory (and the Runs over it)
+// write their events into, for a shipper to deliver.
+func (d *Directory) Outbox() *Outbox { return d.outbox }
 
 var _ auth.Authenticator = (*Directory)(nil)
 

@@ -117,6 +117,19 @@ func (d *Directory) environmentRecord(ctx context.Context, team, id string) (env
 	return rec, raw, nil
 }
 
+// runnerRecord reads runner id. NotFound names it.
+func (d *Directory) runnerRecord(ctx context.Context, id string) (runnerRecord, []byte, error) {
+	var rec runnerRecord
+	raw, err := d.get(ctx, runnerKey(id), &rec)
+	if isNotFound(err) {
+		return rec, nil, errs.E(errs.KindNotFound, "runner %q not found", id)
+	}
+	if err != nil {
+		return rec, nil, fmt.Errorf("get runner: %w", err)
+	}
+	return rec, raw, nil
+}
+
 // teamIdentities returns every identity of team with its references, for
 // the restriction step of run resolution (DESIGN §5 step 2).
 func (d *Directory) teamIdentities(ctx context.Context, team string) ([]runrules.Identity, error) {

@@ -18,7 +18,8 @@ type Team struct {
 // Name is the team's resource name, "teams/{team}".
 func (t Team) Name() string { return TeamName(t.ID) }
 
-// CreateTeam creates team id. System admins only.
+// CreateTeam creates team id, with its default agent identity
+// (DefaultAgentID). System admins only.
 //
 // Returns Invalid (field team_id) for a bad id, PermissionDenied for other
 // callers, AlreadyExists when the team exists.
@@ -31,7 +32,12 @@ func (d *Directory) CreateTeam(ctx context.Context, id string) (Team, error) {
 	}
 	t := Team{ID: id, CreateTime: d.clock()}
 	rec := teamRecord{ID: t.ID, CreateTime: t.CreateTime}
-	err := d.store.Apply(ctx, []Cond{Absent(teamKey(id))}, []Write{Put(teamKey(id), encode(rec))})
+	// The team's default identity is born with it, in the same write: runs
+	// with no user and no chosen identity execute as it (DESIGN §3).
+	err := d.apply(ctx, []Cond{Absent(teamKey(id))}, []Write{
+		Put(teamKey(id), encode(rec)),
+		Put(agentKey(id, DefaultAgentID), encode(defaultAgentRecord(id, t.CreateTime))),
+	}, d.event(ctx, ActionTeamCreate, t.Name(), id, nil))
 	if conflict(err) == 0 {
 		return Team{}, errs.E(errs.KindAlreadyExists, "team %q already exists", id)
 	}
@@ -41,14 +47,16 @@ func (d *Directory) CreateTeam(ctx context.Context, id string) (Team, error) {
 	return t, nil
 }
 
-// GetTeam returns team id. Members of the team and system admins.
+// GetTeam returns team id. Callers are people: members of the team and
+// system admins (runners and agent identities are listed as members of
+// their teams, but read nothing of the directory).
 //
 // Returns Invalid (field team_id), PermissionDenied, NotFound.
 func (d *Directory) GetTeam(ctx context.Context, id string) (Team, error) {
 	if err := checkID("team_id", id); err != nil {
 		return Team{}, err
 	}
-	p, err := caller(ctx)
+	p, err := person(ctx)
 	if err != nil {
 		return Team{}, err
 	}
@@ -70,11 +78,12 @@ func (d *Directory) team(ctx context.Context, id string) (Team, error) {
 }
 
 // ListTeams lists the caller's teams, or every team for a system admin, in
-// id order.
+// id order. Callers are people (a runner or an agent identity learns its
+// teams from GetCaller).
 //
 // Returns Invalid (fields page_size, page_token).
 func (d *Directory) ListTeams(ctx context.Context, page Page) ([]Team, string, error) {
-	p, err := caller(ctx)
+	p, err := person(ctx)
 	if err != nil {
 		return nil, "", err
 	}

@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 )
@@ -107,7 +110,16 @@ func badToken() error {
 }
 
 // Authenticate implements auth.Authenticator: it resolves a bearer token to
-// its principal, with the principal's teams and roles as they are now.
+// its principal, as it is now:
+//   - a user, with their teams and roles;
+//   - an agent identity (teams/{team}/agents/{agent}), a member of its team;
+//   - a runner (runners/{runner}), a member of each team it is granted.
+//
+// Runners and agent identities are listed as members (auth.RoleMember) of
+// their teams so that "which teams" has one answer everywhere, but they
+// hold no human role: every operation that people perform checks
+// IsHuman (or the Kind) before looking at a role, and run resolution
+// admits runners by their Kind. Neither is ever a system admin.
 //
 // Returns Unauthenticated for a malformed, unknown, expired or revoked
 // token, and for a token whose principal no longer exists.
@@ -132,20 +144,44 @@ func (d *Directory) Authenticate(ctx context.Context, bearer string) (*auth.Prin
 	if tok.Revoked() || tok.Expired(d.clock()) {
 		return nil, badToken()
 	}
-	uid := tok.Principal.userID()
-	if uid == "" {
-		return nil, badToken() // runners and agent identities come with run resolution
+	// The name decides what the principal is; a record whose kind
+	// disagrees with it is refused rather than guessed at.
+	owner, ok := ParsePrincipal(tok.Principal.Name)
+	if !ok || owner.Kind != tok.Principal.Kind {
+		return nil, badToken()
 	}
-	u, err := d.user(ctx, uid)
+	var p *auth.Principal
+	switch owner.Kind {
+	case auth.KindUser:
+		p, err = d.userPrincipal(ctx, owner.userID())
+	case auth.KindAgent:
+		p, err = d.agentPrincipal(ctx, owner)
+	case auth.KindRunner:
+		p, err = d.runnerPrincipal(ctx, owner.runnerID())
+	default:
+		return nil, badToken()
+	}
 	if isNotFound(err) {
 		return nil, badToken()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
+	p.TokenID = tok.ID
+	p.TokenExpire = tok.ExpireTime
+	return p, nil
+}
+
+// userPrincipal is user uid with their teams and roles. NotFound when the
+// user does not exist.
+func (d *Directory) userPrincipal(ctx context.Context, uid string) (*auth.Principal, error) {
+	u, err := d.user(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
 	ms, err := d.memberships(ctx, uid)
 	if err != nil {
-		return nil, fmt.Errorf("authenticate: %w", err)
+		return nil, err
 	}
 	p := &auth.Principal{
 		Kind:        auth.KindUser,
@@ -153,8 +189,6 @@ func (d *Directory) Authenticate(ctx context.Context, bearer string) (*auth.Prin
 		ID:          u.ID,
 		SystemAdmin: u.SystemAdmin,
 		Teams:       make(map[string]auth.Role, len(ms)),
-		TokenID:     tok.ID,
-		TokenExpire: tok.ExpireTime,
 	}
 	for _, m := range ms {
 		p.Teams[m.Team] = m.Role
@@ -162,16 +196,70 @@ func (d *Directory) Authenticate(ctx context.Context, bearer string) (*auth.Prin
 	return p, nil
 }
 
-// CreateToken issues a token for owner (a user, for now) that expires
-// after ttl (0: never), and returns it with the bearer token, which is
-// shown only here. System admins for anyone; people for themselves.
+// agentPrincipal is the agent identity owner, a member of its team only.
+// NotFound when the identity (or its team) does not exist.
+func (d *Directory) agentPrincipal(ctx context.Context, owner PrincipalRef) (*auth.Principal, error) {
+	team, id := owner.agentID()
+	if _, _, err := d.agent(ctx, team, id); err != nil {
+		return nil, err
+	}
+	return &auth.Principal{
+		Kind:  auth.KindAgent,
+		Name:  AgentName(team, id),
+		ID:    id,
+		Teams: map[string]auth.Role{team: auth.RoleMember},
+	}, nil
+}
+
+// runnerPrincipal is runner id, a member of each team it is granted.
+// NotFound when the runner does not exist.
+func (d *Directory) runnerPrincipal(ctx context.Context, id string) (*auth.Principal, error) {
+	rec, _, err := d.runnerRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	p := &auth.Principal{
+		Kind:  auth.KindRunner,
+		Name:  RunnerName(id),
+		ID:    id,
+		Teams: make(map[string]auth.Role, len(rec.Teams)),
+	}
+	for _, t := range rec.Teams {
+		p.Teams[t] = auth.RoleMember
+	}
+	return p, nil
+}
+
+// mayManageTokens reports whether the person p may create, list and revoke
+// the tokens of owner: system admins anyone's, people their own, team
+// admins those of their team's agent identities. A runner's tokens are for
+// system admins alone, like the runner itself.
+func mayManageTokens(p *auth.Principal, owner PrincipalRef) bool {
+	if p.SystemAdmin {
+		return true
+	}
+	switch owner.Kind {
+	case auth.KindUser:
+		return p.Name == owner.Name
+	case auth.KindAgent:
+		team, _ := owner.agentID()
+		return team != "" && p.IsAdmin(team)
+	}
+	return false
+}
+
+// CreateToken issues a token for owner that expires after ttl (0: never),
+// and returns it with the bearer token, which is shown only here. Callers
+// are people: system admins for anyone; users for themselves; team admins
+// for their team's agent identities (runs started with such a token
+// execute as the identity).
 //
 // Returns Invalid (fields principal, ttl, description), PermissionDenied,
-// NotFound when the user does not exist.
+// NotFound when the user, identity or runner does not exist.
 func (d *Directory) CreateToken(ctx context.Context, owner PrincipalRef, ttl time.Duration, description string) (Token, string, error) {
-	uid := owner.userID()
-	if !ValidID(uid) {
-		return Token{}, "", errs.Field("principal", "must be users/{user}")
+	ref, ok := ParsePrincipal(owner.Name)
+	if !ok || ref.Kind != owner.Kind {
+		return Token{}, "", errs.Field("principal", PrincipalRule)
 	}
 	if ttl < 0 {
 		return Token{}, "", errs.Field("ttl", "must not be negative")
@@ -183,22 +271,40 @@ func (d *Directory) CreateToken(ctx context.Context, owner PrincipalRef, ttl tim
 	if err != nil {
 		return Token{}, "", err
 	}
-	if !p.SystemAdmin && p.Name != owner.Name {
-		return Token{}, "", denied("only system admins may create tokens for others")
+	if !mayManageTokens(p, ref) {
+		return Token{}, "", denied("only system admins may create tokens for others (team admins: for their team's agent identities)")
 	}
+	exists, missing := d.principalExists(ref)
 	now := d.clock()
-	tok := Token{Principal: owner, Description: description, CreateTime: now, CreateBy: p.Name}
+	tok := Token{Principal: ref, Description: description, CreateTime: now, CreateBy: p.Name}
 	if ttl > 0 {
 		tok.ExpireTime = now.Add(ttl)
 	}
-	tok, bearer, err := d.issue(ctx, tok, []Cond{Present(userKey(uid))}, nil)
+	tok, bearer, err := d.issue(ctx, tok, []Cond{exists}, nil, func(t Token) []*auditv1.Event {
+		return []*auditv1.Event{d.tokenEvent(ctx, ActionTokenCreate, t)}
+	})
 	if conflict(err) == 0 {
-		return Token{}, "", errs.E(errs.KindNotFound, "user %q not found", uid)
+		return Token{}, "", missing
 	}
 	if err != nil {
 		return Token{}, "", fmt.Errorf("create token: %w", err)
 	}
 	return tok, bearer, nil
+}
+
+// principalExists returns the condition "owner exists" and the error that
+// says it does not.
+func (d *Directory) principalExists(owner PrincipalRef) (Cond, error) {
+	switch owner.Kind {
+	case auth.KindAgent:
+		team, id := owner.agentID()
+		return agentExists(team, id)
+	case auth.KindRunner:
+		id := owner.runnerID()
+		return Present(runnerKey(id)), errs.E(errs.KindNotFound, "runner %q not found", id)
+	}
+	uid := owner.userID()
+	return Present(userKey(uid)), errs.E(errs.KindNotFound, "user %q not found", uid)
 }
 
 func checkDescription(s string) error {
@@ -208,10 +314,21 @@ func checkDescription(s string) error {
 	return nil
 }
 
-// issue gives tok a fresh id and stores it, with writes, when conds hold. A
-// failed condition comes back as the *ConflictError of Apply; a token id
-// that is taken already (2⁻⁶⁴) is drawn again.
-func (d *Directory) issue(ctx context.Context, tok Token, conds []Cond, writes []Write) (Token, string, error) {
+// tokenEvent is the event of action (token.create, token.revoke) on t: it
+// names the token and its owner, never the token or its hash.
+func (d *Directory) tokenEvent(ctx context.Context, action string, t Token) *auditv1.Event {
+	details := map[string]string{DetailPrincipal: t.Principal.Name}
+	if action == ActionTokenCreate && !t.ExpireTime.IsZero() {
+		details[DetailExpireTime] = t.ExpireTime.UTC().Format(time.RFC3339)
+	}
+	return d.event(ctx, action, t.Name(), teamOfPrincipal(t.Principal), details)
+}
+
+// issue gives tok a fresh id and stores it, with writes and the audit
+// events that events returns for it (nil: none), when conds hold. A failed
+// condition comes back as the *ConflictError of Apply; a token id that is
+// taken already (2⁻⁶⁴) is drawn again.
+func (d *Directory) issue(ctx context.Context, tok Token, conds []Cond, writes []Write, events func(Token) []*auditv1.Event) (Token, string, error) {
 	for range 3 {
 		id, bearer := newBearer()
 		tok.ID = id
@@ -219,7 +336,11 @@ func (d *Directory) issue(ctx context.Context, tok Token, conds []Cond, writes [
 		w := append(slices.Clone(writes),
 			Put(tokenKey(id), encode(toTokenRecord(tok, auth.TokenKey(bearer)))),
 			Put(principalTokensPrefix(tok.Principal.Name)+id, marker))
-		err := d.store.Apply(ctx, c, w)
+		var evs []*auditv1.Event
+		if events != nil {
+			evs = events(tok)
+		}
+		err := d.apply(ctx, c, w, evs...)
 		if conflict(err) == len(conds) {
 			continue
 		}
@@ -231,9 +352,10 @@ func (d *Directory) issue(ctx context.Context, tok Token, conds []Cond, writes [
 	return Token{}, "", errors.New("no free token id after 3 draws")
 }
 
-// ListTokens lists the tokens of principal (a resource name), or every
-// token when principal is empty, in token id order. System admins for
-// anyone; people for themselves.
+// ListTokens lists the tokens of principal (a resource name, see
+// ParsePrincipal), or every token when principal is empty, in token id
+// order. Callers are people: system admins for anyone; users for
+// themselves; team admins for their team's agent identities.
 //
 // Returns Invalid (fields principal, page_size, page_token),
 // PermissionDenied.
@@ -242,7 +364,7 @@ func (d *Directory) ListTokens(ctx context.Context, principal string, page Page)
 	if principal != "" {
 		var ok bool
 		if owner, ok = ParsePrincipal(principal); !ok {
-			return nil, "", errs.Field("principal", "must be users/{user} or empty")
+			return nil, "", errs.Field("principal", PrincipalRule+", or empty")
 		}
 	}
 	size, after, err := page.cursor()
@@ -265,33 +387,105 @@ func (d *Directory) ListTokens(ctx context.Context, principal string, page Page)
 		for _, r := range recs {
 			toks = append(toks, r.token())
 		}
-	case !p.SystemAdmin && p.Name != owner.Name:
-		return nil, "", denied("only system admins may list the tokens of others")
+	case !mayManageTokens(p, owner):
+		return nil, "", denied("only system admins may list the tokens of others (team admins: of their team's agent identities)")
 	default:
-		prefix := principalTokensPrefix(owner.Name)
-		kvs, err := d.store.Scan(ctx, prefix, afterKey(prefix, after), size+1)
+		recs, err := d.tokensOf(ctx, owner.Name, after, size+1)
 		if err != nil {
 			return nil, "", fmt.Errorf("list tokens: %w", err)
 		}
-		for _, kv := range kvs {
-			var rec tokenRecord
-			_, err := d.get(ctx, tokenKey(strings.TrimPrefix(kv.Key, prefix)), &rec)
-			if isNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return nil, "", fmt.Errorf("list tokens: %w", err)
-			}
-			toks = append(toks, rec.token())
+		for _, r := range recs {
+			toks = append(toks, r.token())
 		}
 	}
 	toks, next := pageOf(toks, size, func(t Token) string { return t.ID })
 	return toks, next, nil
 }
 
+// tokensOf reads up to limit (<= 0: all) token records of the principal
+// named name, after token id after, through the principaltokens index.
+func (d *Directory) tokensOf(ctx context.Context, name, after string, limit int) ([]tokenRecord, error) {
+	prefix := principalTokensPrefix(name)
+	kvs, err := d.store.Scan(ctx, prefix, afterKey(prefix, after), limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []tokenRecord
+	for _, kv := range kvs {
+		var rec tokenRecord
+		_, err := d.get(ctx, tokenKey(strings.TrimPrefix(kv.Key, prefix)), &rec)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// Revoking every token of a principal (an agent identity or a runner being
+// deleted, or created again under an old name) happens in the Apply that
+// deletes or creates it, so that no token outlives its principal and a
+// principal created again never inherits the tokens of an earlier one of
+// the same name. Token records change only by gaining a RevokeTime, so
+// they are rewritten without conditions: at worst a token revoked
+// meanwhile gets a later RevokeTime.
+
+// revokeBatch is how many revocations go in one Apply beside the caller's
+// own conditions and writes, within the Store's limit of 128.
+const revokeBatch = 64
+
+// liveTokens returns the token records of the principal named name that
+// are neither revoked nor expired at now.
+func (d *Directory) liveTokens(ctx context.Context, name string, now time.Time) ([]tokenRecord, error) {
+	recs, err := d.tokensOf(ctx, name, "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens of %s: %w", name, err)
+	}
+	return slices.DeleteFunc(recs, func(r tokenRecord) bool {
+		t := r.token()
+		return t.Revoked() || t.Expired(now)
+	}), nil
+}
+
+// revocations are the writes revoking recs at now.
+func revocations(recs []tokenRecord, now time.Time) []Write {
+	w := make([]Write, 0, len(recs))
+	for _, r := range recs {
+		r.RevokeTime = &now
+		w = append(w, Put(tokenKey(r.ID), encode(r)))
+	}
+	return w
+}
+
+// revokeSurplus revokes all but the last revokeBatch of recs, in Applies
+// guarded by conds (the caller's view of the principal, as in its final
+// Apply, so that a *ConflictError means the same), and returns the rest
+// for the caller's final Apply. Each of these Applies records a
+// token.revoke event on the principal owner (in team's chain) saying how
+// many tokens it revoked and why; the caller's final event counts the
+// rest.
+func (d *Directory) revokeSurplus(ctx context.Context, conds []Cond, recs []tokenRecord, now time.Time, owner, team, reason string) ([]tokenRecord, error) {
+	for len(recs) > revokeBatch {
+		ev := d.event(ctx, ActionTokenRevoke, owner, team, map[string]string{
+			DetailPrincipal:     owner,
+			DetailRevokedTokens: strconv.Itoa(revokeBatch),
+			audit.DetailReason:  reason,
+		})
+		if err := d.apply(ctx, conds, revocations(recs[:revokeBatch], now), ev); err != nil {
+			return nil, err
+		}
+		recs = recs[revokeBatch:]
+	}
+	return recs, nil
+}
+
 // RevokeToken revokes token id and returns it; revoking a revoked token
-// changes nothing and returns it as it is. System admins for any token;
-// people for their own. The resolver refuses a revoked token at once;
+// changes nothing and returns it as it is. Callers are people: system
+// admins for any token; users for their own; team admins for those of
+// their team's agent identities. The resolver refuses a revoked token at once;
 // other services within auth.DefaultCacheTTL.
 //
 // Returns Invalid (field token_id), PermissionDenied (also for a missing
@@ -304,7 +498,7 @@ func (d *Directory) RevokeToken(ctx context.Context, id string) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	notYours := denied("only the token's owner and system admins may revoke it")
+	notYours := denied("only the token's owner and system admins may revoke it (team admins: the tokens of their team's agent identities)")
 	for range 5 {
 		var rec tokenRecord
 		raw, err := d.get(ctx, tokenKey(id), &rec)
@@ -317,7 +511,7 @@ func (d *Directory) RevokeToken(ctx context.Context, id string) (Token, error) {
 		if err != nil {
 			return Token{}, fmt.Errorf("revoke token: %w", err)
 		}
-		if !p.SystemAdmin && rec.Principal != p.Name {
+		if !mayManageTokens(p, rec.token().Principal) {
 			return Token{}, notYours
 		}
 		if rec.RevokeTime != nil {
@@ -325,7 +519,8 @@ func (d *Directory) RevokeToken(ctx context.Context, id string) (Token, error) {
 		}
 		now := d.clock()
 		rec.RevokeTime = &now
-		err = d.store.Apply(ctx, []Cond{Equal(tokenKey(id), raw)}, []Write{Put(tokenKey(id), encode(rec))})
+		err = d.apply(ctx, []Cond{Equal(tokenKey(id), raw)}, []Write{Put(tokenKey(id), encode(rec))},
+			d.tokenEvent(ctx, ActionTokenRevoke, rec.token()))
 		if conflict(err) == 0 {
 			continue // changed meanwhile (revoked by someone else): look again
 		}

@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ozsecrets/oz/services/internal/auth"
@@ -36,7 +37,8 @@ func (d *Directory) CreateUser(ctx context.Context, id string, systemAdmin bool)
 	if systemAdmin {
 		writes = append(writes, Put(sysadminKey(id), marker))
 	}
-	err := d.store.Apply(ctx, []Cond{Absent(userKey(id))}, writes)
+	ev := d.event(ctx, ActionUserCreate, u.Name(), "", map[string]string{DetailSystemAdmin: strconv.FormatBool(systemAdmin)})
+	err := d.apply(ctx, []Cond{Absent(userKey(id))}, writes, ev)
 	if conflict(err) == 0 {
 		return User{}, errs.E(errs.KindAlreadyExists, "user %q already exists", id)
 	}
@@ -56,15 +58,15 @@ func checkUserID(id string) error {
 	return nil
 }
 
-// GetUser returns user id. The user themself, their teammates and system
-// admins.
+// GetUser returns user id. Callers are people: the user themself, their
+// teammates and system admins.
 //
 // Returns Invalid (field user_id), PermissionDenied, NotFound.
 func (d *Directory) GetUser(ctx context.Context, id string) (User, error) {
 	if err := checkID("user_id", id); err != nil {
 		return User{}, err
 	}
-	p, err := caller(ctx)
+	p, err := person(ctx)
 	if err != nil {
 		return User{}, err
 	}

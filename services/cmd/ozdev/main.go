@@ -75,9 +75,10 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 
 	procs := []*proc{
 		{name: "resolver", bin: "ozresolverd", addr: c.resolver, args: []string{
-			"--listen", c.resolver, "--data-dir", dataDir, "--bootstrap-token-file", bootstrap}},
+			"--listen", c.resolver, "--data-dir", dataDir, "--bootstrap-token-file", bootstrap,
+			"--secretstore-addr", c.secretstore, "--audit-addr", c.audit}},
 		{name: "audit", bin: "ozauditd", addr: c.audit, args: []string{
-			"--listen", c.audit, "--data-dir", dataDir}},
+			"--listen", c.audit, "--data-dir", dataDir, "--resolver-addr", c.resolver}},
 		{name: "secretstore", bin: "ozsecretstored", addr: c.secretstore, args: []string{
 			"--listen", c.secretstore, "--data-dir", dataDir, "--resolver-addr", c.resolver, "--dev"}},
 		{name: "gateway", bin: "ozgateway", addr: c.gatewayAddr, http: true, args: []string{

@@ -1,10 +1,22 @@
 // Command ozresolverd is the resolver service: the directory of teams,
 // users, memberships and bearer tokens (oz.scope.v1 DirectoryService and
-// TokenService), and the internal AuthService the other services use to
-// authenticate tokens. Run resolution joins it next.
+// TokenService), the internal AuthService the other services use to
+// authenticate tokens, and run resolution (oz.scope.v1 RunService), which
+// reads candidates and seals values through the secretstore's internal
+// RunSecretsService, dialed by mutual TLS with the resolver's certificate.
 //
 //	ozresolverd [flags]                          serve
 //	ozresolverd bootstrap --user NAME [--db PATH] print a new system-admin token (recovery)
+//
+// Every change, every run resolution and every refused request is an audit
+// event, written into the database's outbox with the change and shipped
+// to the audit service (--audit-addr, mutual TLS with the resolver's
+// certificate) by a shipper that retries while the audit service is
+// down; events wait in the outbox meanwhile, across restarts. Events of
+// `ozresolverd bootstrap` are shipped by the next serve. With
+// --metrics-listen it also serves Prometheus metrics (the outbox's backlog
+// and delivery lag among them) over plain HTTP at /metrics: off by
+// default, since the port is unauthenticated.
 //
 // Every flag has an OZ_… environment variable; logs are JSON on stderr and
 // never contain a token.
@@ -18,12 +30,19 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
+	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
@@ -54,7 +73,14 @@ type config struct {
 	listen, dataDir, db    string
 	tlsCert, tlsKey, tlsCA string
 	bootstrapFile          string
+	secretstoreAddr        string
+	auditAddr              string
+	metricsListen          string
 }
+
+// flushTimeout bounds the delivery of the outbox's last events at
+// shutdown; what is left is delivered after the next start.
+const flushTimeout = 5 * time.Second
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, log *slog.Logger) error {
 	if len(args) > 0 && args[0] == "bootstrap" {
@@ -64,28 +90,108 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	tlsCfg, err := pki.ServerConfig(pki.Paths{Cert: c.tlsCert, Key: c.tlsKey}, c.tlsCA)
+	cert := pki.Paths{Cert: c.tlsCert, Key: c.tlsKey}
+	tlsCfg, err := pki.ServerConfig(cert, c.tlsCA)
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
 	}
+	clientTLS, err := pki.ClientConfig(cert, c.tlsCA)
+	if err != nil {
+		return fmt.Errorf("client tls: %w", err)
+	}
+	// Dialing is lazy: the secretstore may start after the resolver.
+	secretstore, err := server.Dial(c.secretstoreAddr, clientTLS)
+	if err != nil {
+		return fmt.Errorf("secretstore client: %w", err)
+	}
+	defer secretstore.Close()
+	auditConn, err := server.Dial(c.auditAddr, clientTLS)
+	if err != nil {
+		return fmt.Errorf("audit client: %w", err)
+	}
+	defer auditConn.Close()
 	store, err := boltstore.Open(c.db, boltstore.DefaultTimeout)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	dir := resolver.NewDirectory(store, time.Now)
+
+	// The audit shipper runs from before the first event (a bootstrap)
+	// until serving has stopped.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	shipper := outbox.New(outbox.Config{
+		Source:     dir.Outbox(),
+		Client:     internalapiv1.NewAuditIngestServiceClient(auditConn),
+		Emitter:    resolver.Emitter,
+		Logger:     log,
+		Registerer: reg,
+	})
+	dir.Outbox().OnCommit(shipper.Notify)
+	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
+	shipped := make(chan struct{})
+	go func() {
+		defer close(shipped)
+		_ = shipper.Run(shipCtx)
+	}()
+	defer func() {
+		stopShipping()
+		<-shipped
+		fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+		defer cancel()
+		if err := shipper.Flush(fctx); err != nil {
+			log.Warn("audit: events left in the outbox are delivered after the next start", "err", err.Error())
+		}
+	}()
+
 	if c.bootstrapFile != "" {
 		if err := bootstrap(ctx, dir, c.bootstrapFile, log); err != nil {
 			return err
 		}
 	}
-	srv := server.New(server.Config{Name: "resolver", TLS: tlsCfg, Rules: grpcapi.Rules, Auth: dir, Logger: log})
+	srv := server.New(server.Config{
+		Name: "resolver", TLS: tlsCfg, Rules: grpcapi.Rules, Auth: dir, Logger: log,
+		OnDenied: grpcapi.OnDenied(dir, log),
+	})
 	grpcapi.Register(srv, dir)
+	grpcapi.RegisterRuns(srv, resolver.NewRuns(dir, grpcapi.NewSealer(secretstore)))
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err
 	}
+	if c.metricsListen != "" {
+		stopMetrics, err := serveMetrics(c.metricsListen, reg, log)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	return srv.Serve(ctx, lis)
+}
+
+// serveMetrics serves reg at http://addr/metrics until the returned stop
+// is called.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(lis) }()
+	log.Info("metrics", "addr", "http://"+lis.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics server", "err", err.Error())
+		}
+	}, nil
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -106,6 +212,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.tlsCA, "tls-ca", getenv("OZ_TLS_CA"), "CA bundle for client certificates (OZ_TLS_CA; default <data-dir>/pki/ca.pem)")
 	fs.StringVar(&c.bootstrapFile, "bootstrap-token-file", getenv("OZ_BOOTSTRAP_TOKEN_FILE"),
 		"when no system admin exists, create user \"admin\" as one and write its token to this file, mode 0600 (OZ_BOOTSTRAP_TOKEN_FILE)")
+	fs.StringVar(&c.secretstoreAddr, "secretstore-addr", env("OZ_SECRETSTORE_ADDR", "127.0.0.1:7450"),
+		"secretstore address(es), for run resolution, dialed by mutual TLS with --tls-cert (OZ_SECRETSTORE_ADDR)")
+	fs.StringVar(&c.auditAddr, "audit-addr", env("OZ_AUDIT_ADDR", "127.0.0.1:7452"),
+		"audit service address(es), to deliver audit events to, dialed by mutual TLS with --tls-cert (OZ_AUDIT_ADDR)")
+	fs.StringVar(&c.metricsListen, "metrics-listen", getenv("OZ_RESOLVER_METRICS_LISTEN"),
+		"serve Prometheus metrics over plain HTTP at http://ADDR/metrics; empty: off (OZ_RESOLVER_METRICS_LISTEN)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage:\n  ozresolverd [flags]\n  ozresolverd bootstrap --user NAME [--db PATH]   (print a new system-admin token)\n\nFlags:\n")
 		fs.PrintDefaults()

@@ -38,9 +38,10 @@ func (b *syncBuffer) String() string {
 
 // daemon is ozresolverd running in-process.
 type daemon struct {
-	addr string
-	logs *syncBuffer
-	stop func()
+	addr    string
+	metrics string // http://…/metrics when --metrics-listen is set
+	logs    *syncBuffer
+	stop    func()
 }
 
 // start runs ozresolverd with args and env until the test ends (or stop),
@@ -79,6 +80,9 @@ func start(t *testing.T, env map[string]string, args ...string) *daemon {
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
 				d.addr = rec.Addr
 			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "metrics" {
+				d.metrics = rec.Addr
+			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -88,7 +92,12 @@ func start(t *testing.T, env map[string]string, args ...string) *daemon {
 // caller asks the daemon who token is, over mutual TLS as the gateway.
 func caller(t *testing.T, dataDir string, d *daemon, token string) (*scopev1.Principal, error) {
 	t.Helper()
-	dir := pki.Dir(filepath.Join(dataDir, "pki"))
+	return callerWith(t, pki.Dir(filepath.Join(dataDir, "pki")), d, token)
+}
+
+// callerWith is caller with the gateway's certificate from dir.
+func callerWith(t *testing.T, dir pki.Dir, d *daemon, token string) (*scopev1.Principal, error) {
+	t.Helper()
 	tlsCfg, err := pki.ClientConfig(dir.For("gateway"), dir.CA())
 	if err != nil {
 		t.Fatal(err)

@@ -24,14 +24,25 @@ var AuthCallers = []string{"secretstore", "audit", "gateway"}
 var Rules = auth.Rules{
 	"/" + scopev1.DirectoryService_ServiceDesc.ServiceName + "/": {Access: auth.Token},
 	"/" + scopev1.TokenService_ServiceDesc.ServiceName + "/":     {Access: auth.Token},
+	"/" + scopev1.RunService_ServiceDesc.ServiceName + "/":       {Access: auth.Token}, // RegisterRuns
+	// Agent identities, environments and runners: the Directory admits
+	// people only, and checks their role in each operation.
+	"/" + scopev1.AgentService_ServiceDesc.ServiceName + "/":       {Access: auth.Token},
+	"/" + scopev1.EnvironmentService_ServiceDesc.ServiceName + "/": {Access: auth.Token},
+	"/" + scopev1.RunnerService_ServiceDesc.ServiceName + "/":      {Access: auth.Token},
 	"/" + internalapiv1.AuthService_ServiceDesc.ServiceName + "/": {
 		Access: auth.Internal, Services: AuthCallers,
 	},
 }
 
-// Register registers the three services, backed by d, on s.
+// Register registers the services of the Directory, backed by d, on s:
+// DirectoryService, TokenService, AgentService, EnvironmentService,
+// RunnerService and the internal AuthService.
 func Register(s grpc.ServiceRegistrar, d *resolver.Directory) {
 	scopev1.RegisterDirectoryServiceServer(s, &DirectoryServer{Dir: d})
 	scopev1.RegisterTokenServiceServer(s, &TokenServer{Dir: d})
+	scopev1.RegisterAgentServiceServer(s, &AgentServer{Dir: d})
+	scopev1.RegisterEnvironmentServiceServer(s, &EnvironmentServer{Dir: d})
+	scopev1.RegisterRunnerServiceServer(s, &RunnerServer{Dir: d})
 	internalapiv1.RegisterAuthServiceServer(s, &AuthServer{Dir: d})
 }

@@ -120,7 +120,8 @@ func serve(t *testing.T, pkiDir pki.Dir, dbPath string, clk *clock) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv := server.New(server.Config{Name: "resolver", TLS: tlsCfg, Rules: grpcapi.Rules, Auth: e.dir, Logger: log})
+	srv := server.New(server.Config{Name: "resolver", TLS: tlsCfg, Rules: grpcapi.Rules, Auth: e.dir, Logger: log,
+		OnDenied: grpcapi.OnDenied(e.dir, log)})
 	grpcapi.Register(srv, e.dir)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

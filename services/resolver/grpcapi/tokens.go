@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
@@ -15,13 +16,30 @@ type TokenServer struct {
 	Dir *resolver.Directory
 }
 
+// parsePrincipal parses a token owner's name: "users/{user}" ("users/me":
+// the caller), "teams/{team}/agents/{agent}" or "runners/{runner}".
+func parsePrincipal(ctx context.Context, field, name string) (resolver.PrincipalRef, error) {
+	if strings.HasPrefix(name, "users/") {
+		user, err := parseUser(ctx, field, name)
+		if err != nil {
+			return resolver.PrincipalRef{}, err
+		}
+		return resolver.UserPrincipal(user), nil
+	}
+	ref, ok := resolver.ParsePrincipal(name)
+	if !ok {
+		return resolver.PrincipalRef{}, errs.Field(field, `must be "users/{user}" ("users/me": you), "teams/{team}/agents/{agent}" or "runners/{runner}"; each id `+resolver.IDRule)
+	}
+	return ref, nil
+}
+
 // CreateToken issues a token; an empty principal means the caller.
 func (s *TokenServer) CreateToken(ctx context.Context, req *scopev1.CreateTokenRequest) (*scopev1.CreateTokenResponse, error) {
 	name := req.GetPrincipal()
 	if name == "" {
 		name = "users/me"
 	}
-	user, err := parseUser(ctx, "principal", name)
+	owner, err := parsePrincipal(ctx, "principal", name)
 	if err != nil {
 		return nil, err
 	}
@@ -32,7 +50,7 @@ func (s *TokenServer) CreateToken(ctx context.Context, req *scopev1.CreateTokenR
 		}
 		ttl = d.AsDuration()
 	}
-	tok, bearer, err := s.Dir.CreateToken(ctx, resolver.UserPrincipal(user), ttl, req.GetDescription())
+	tok, bearer, err := s.Dir.CreateToken(ctx, owner, ttl, req.GetDescription())
 	if err != nil {
 		return nil, err
 	}
@@ -42,11 +60,11 @@ func (s *TokenServer) CreateToken(ctx context.Context, req *scopev1.CreateTokenR
 func (s *TokenServer) ListTokens(ctx context.Context, req *scopev1.ListTokensRequest) (*scopev1.ListTokensResponse, error) {
 	var principal string
 	if name := req.GetPrincipal(); name != "" {
-		user, err := parseUser(ctx, "principal", name)
+		owner, err := parsePrincipal(ctx, "principal", name)
 		if err != nil {
 			return nil, err
 		}
-		principal = resolver.UserName(user)
+		principal = owner.Name
 	}
 	toks, next, err := s.Dir.ListTokens(ctx, principal, resolver.Page{Size: int(req.GetPageSize()), Token: req.GetPageToken()})
 	if err != nil {

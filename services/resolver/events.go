@@ -1,0 +1,595 @@
+package resolver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	"github.com/ozsecrets/oz/services/audit"
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/outbox"
+	"github.com/ozsecrets/oz/services/internal/runrules"
+	"github.com/ozsecrets/oz/services/internal/server"
+)
+
+// Audit events (DESIGN §6). Every change the resolver makes, every run
+// resolution and every refused request is an audit event, written into
+// the Store's outbox in the same Apply as the change it records, so that
+// no change commits without its event and no event exists for a change
+// that did not commit. A shipper (outbox.Shipper, with the Outbox as its
+// Source) delivers them to the audit service and deletes them once
+// acknowledged. Events name things and count them; they never hold a
+// secret value, a bearer token or a token's hash.
+//
+// The outbox is a range of Store keys, so that it works on any Store:
+//
+//	outbox/{16 hex digits: Unix nanoseconds}-{8 hex digits: epoch}  auditv1.Event (protobuf)
+//
+// The nanoseconds are the wall clock made strictly increasing within the
+// Outbox (one per Directory, so one per process), and the epoch is drawn
+// at random when the Directory is made: keys sort in the order the events
+// were made and never collide, across restarts and across processes
+// sharing a store. The event id is "resolver-{epoch}-{nanoseconds}" (the
+// audit service accepts from the resolver only ids starting with
+// "resolver-"), so an id names its key. Concurrent changes may commit in
+// another order than their keys; the shipper reads the outbox from its
+// start every time, so an event committed behind one already delivered
+// is delivered next, never skipped. A clock stepped back across a
+// restart may order the new process's events before older undelivered
+// ones: nothing is lost, only that order differs.
+
+// Emitter is the resolver's name as an audit event emitter: the name of
+// its certificate, with which the audit service identifies it.
+const Emitter = "resolver"
+
+// Actions the resolver emits, beside audit.ActionRunResolve and
+// audit.ActionRequestDenied.
+const (
+	ActionTeamCreate        = "team.create"
+	ActionUserCreate        = "user.create"
+	ActionUserUpdate        = "user.update" // made a system admin (ozresolverd bootstrap)
+	ActionMembershipCreate  = "membership.create"
+	ActionMembershipDelete  = "membership.delete"
+	ActionTokenCreate       = "token.create"
+	ActionTokenRevoke       = "token.revoke"
+	ActionAgentCreate       = "agent.create"
+	ActionAgentUpdate       = "agent.update"
+	ActionAgentDelete       = "agent.delete"
+	ActionEnvironmentCreate = "environment.create"
+	ActionEnvironmentUpdate = "environment.update"
+	ActionEnvironmentDelete = "environment.delete"
+	ActionRunnerCreate      = "runner.create"
+	ActionRunnerDelete      = "runner.delete"
+)
+
+// Detail keys the resolver sets, beside those of package audit.
+const (
+	DetailSystemAdmin        = "system_admin"         // user.create, user.update: "true" or "false"
+	DetailRole               = "role"                 // membership.create: "member" or "admin"
+	DetailPrincipal          = "principal"            // token.*: the owner's resource name
+	DetailExpireTime         = "expire_time"          // token.create: RFC 3339, absent when it never expires
+	DetailTokenID            = "token_id"             // runner.create: its first token
+	DetailRevokedTokens      = "revoked_tokens"       // tokens revoked by the change, when any
+	DetailTeams              = "teams"                // runner.create: the team ids granted, comma-separated
+	DetailSecretNames        = "secret_names"         // agent.create, environment.create: the names, comma-separated
+	DetailAddedSecretNames   = "added_secret_names"   // agent.update, environment.update
+	DetailRemovedSecretNames = "removed_secret_names" // agent.update, environment.update
+	// DetailCountSuffix: a list of names longer than maxNamesDetail bytes
+	// is recorded by its length, under its key with this suffix
+	// ("secret_names_count").
+	DetailCountSuffix        = "_count"
+	DetailDisplayNameChanged = "display_name_changed" // agent.update: "true"
+	DetailDescriptionChanged = "description_changed"  // agent.update, environment.update: "true"
+	DetailStrict             = "strict"               // run.resolve: "true" for a strict run
+	DetailPeerService        = "peer_service"         // request.denied, unauthenticated: the service that relayed it
+	// DetailPart numbers the events of one run.resolve whose details are
+	// too many for one event: "1/3", "2/3", "3/3". Each part carries the
+	// run's own details and some of its injected and unresolved names.
+	DetailPart = "part"
+)
+
+// Bounds of what one event records.
+const (
+	// maxNamesDetail bounds a list of names in one detail; a longer list
+	// is recorded by its length alone.
+	maxNamesDetail = 8 << 10
+	// runEventBudget bounds the details of one run.resolve event, well
+	// under audit.MaxEventBytes; a run with more is split into parts.
+	runEventBudget = 48 << 10
+	// maxBacklogCount bounds the entries Backlog counts.
+	maxBacklogCount = 100_000
+	// maxApplyOps is the Store's limit on one Apply: conditions and
+	// writes together.
+	maxApplyOps = 128
+)
+
+const prefixOutbox = "outbox/"
+
+// Outbox is the resolver's audit outbox in its Store. It implements
+// outbox.Source and outbox.Counter for the shipper; the Directory writes
+// into it. It is safe for concurrent use.
+type Outbox struct {
+	store  Store
+	epoch  string // 8 hex digits
+	last   atomic.Int64
+	notify atomic.Pointer[func()]
+}
+
+var (
+	_ outbox.Source  = (*Outbox)(nil)
+	_ outbox.Counter = (*Outbox)(nil)
+)
+
+func newOutbox(store Store) *Outbox {
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
+	return &Outbox{store: store, epoch: hex.EncodeToString(b[:])}
+}
+
+// OnCommit sets fn (typically Shipper.Notify) to run after every Apply
+// that wrote events. Set it before serving.
+func (o *Outbox) OnCommit(fn func()) { o.notify.Store(&fn) }
+
+// next returns the wall clock in Unix nanoseconds, made strictly
+// increasing.
+func (o *Outbox) next() int64 {
+	for {
+		last := o.last.Load()
+		n := max(time.Now().UnixNano(), last+1)
+		if o.last.CompareAndSwap(last, n) {
+			return n
+		}
+	}
+}
+
+func outboxKey(n uint64, epoch string) string {
+	return fmt.Sprintf("%s%016x-%s", prefixOutbox, n, epoch)
+}
+
+func eventID(n uint64, epoch string) string {
+	return fmt.Sprintf("%s-%s-%016x", Emitter, epoch, n)
+}
+
+// keyOfID returns the outbox key of event id, false for an id the
+// resolver did not make.
+func keyOfID(id string) (string, bool) {
+	rest, ok := strings.CutPrefix(id, Emitter+"-")
+	if !ok {
+		return "", false
+	}
+	epoch, ns, ok := strings.Cut(rest, "-")
+	if !ok || len(epoch) != 8 || len(ns) != 16 || !isHex(epoch) || !isHex(ns) {
+		return "", false
+	}
+	return prefixOutbox + ns + "-" + epoch, true
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// writes returns the Puts that add evs to the outbox, in order. Each
+// event is copied, given a fresh id (and a time, when it has none),
+// cleared of chain fields, and validated by the audit service's rules: an
+// event it would refuse (which would block the outbox) is an internal
+// error here, so that the change is not made.
+func (o *Outbox) writes(evs []*auditv1.Event) ([]Write, error) {
+	out := make([]Write, 0, len(evs))
+	for _, ev := range evs {
+		e := proto.Clone(ev).(*auditv1.Event)
+		n := uint64(o.next())
+		e.Id = eventID(n, o.epoch)
+		if e.Time == nil {
+			e.Time = timestamppb.Now()
+		}
+		e.Seq, e.PrevHash, e.Hash, e.AppendTime = 0, nil, nil, nil
+		if err := audit.ValidateEvent("audit event", e); err != nil {
+			// Not the caller's fault: no kind, so it is reported as internal.
+			return nil, fmt.Errorf("audit event %s: %v", e.GetAction(), err)
+		}
+		b, err := proto.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("encode audit event: %w", err)
+		}
+		out = append(out, Put(outboxKey(n, o.epoch), b))
+	}
+	return out, nil
+}
+
+// committed wakes the shipper.
+func (o *Outbox) committed() {
+	if fn := o.notify.Load(); fn != nil {
+		(*fn)()
+	}
+}
+
+// Pending implements outbox.Source: the oldest max events, in key order.
+func (o *Outbox) Pending(ctx context.Context, max int) ([]*auditv1.Event, error) {
+	kvs, err := o.store.Scan(ctx, prefixOutbox, "", max)
+	if err != nil {
+		return nil, fmt.Errorf("read the audit outbox: %w", err)
+	}
+	out := make([]*auditv1.Event, 0, len(kvs))
+	for _, kv := range kvs {
+		ev := &auditv1.Event{}
+		if err := proto.Unmarshal(kv.Value, ev); err != nil {
+			return nil, fmt.Errorf("decode audit event %s: %w", kv.Key, err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// Ack implements outbox.Source: it deletes the events by id, in Applies
+// of at most maxApplyOps deletions. Ids the resolver did not make, and
+// events already deleted, are ignored.
+func (o *Outbox) Ack(ctx context.Context, ids []string) error {
+	var ws []Write
+	for _, id := range ids {
+		if key, ok := keyOfID(id); ok {
+			ws = append(ws, Delete(key))
+		}
+	}
+	for len(ws) > 0 {
+		n := min(len(ws), maxApplyOps)
+		if err := o.store.Apply(ctx, nil, ws[:n]); err != nil {
+			return fmt.Errorf("delete delivered audit events: %w", err)
+		}
+		ws = ws[n:]
+	}
+	return nil
+}
+
+// Backlog implements outbox.Counter: the events in the outbox, counted up
+// to maxBacklogCount (a longer backlog reports that many).
+func (o *Outbox) Backlog(ctx context.Context) (int, error) {
+	const page = 1000
+	n, after := 0, ""
+	for n < maxBacklogCount {
+		kvs, err := o.store.Scan(ctx, prefixOutbox, after, page)
+		if err != nil {
+			return 0, fmt.Errorf("count the audit outbox: %w", err)
+		}
+		n += len(kvs)
+		if len(kvs) < page {
+			break
+		}
+		after = kvs[len(kvs)-1].Key
+	}
+	return min(n, maxBacklogCount), nil
+}
+
+// apply is Store.Apply with evs added to the outbox in the same write.
+// conds keep their positions, so a *ConflictError means what it would
+// without events.
+func (d *Directory) apply(ctx context.Context, conds []Cond, writes []Write, evs ...*auditv1.Event) error {
+	ews, err := d.outbox.writes(evs)
+	if err != nil {
+		return err
+	}
+	all := make([]Write, 0, len(writes)+len(ews))
+	all = append(append(all, writes...), ews...)
+	if err := d.store.Apply(ctx, conds, all); err != nil {
+		return err
+	}
+	if len(ews) > 0 {
+		d.outbox.committed()
+	}
+	return nil
+}
+
+// event returns the event of a change that succeeded, made now by the
+// caller of ctx (ozresolverd itself when there is none: a bootstrap).
+// details may be nil.
+func (d *Directory) event(ctx context.Context, action, resource, team string, details map[string]string) *auditv1.Event {
+	actor := actorOf(ctx)
+	if actor.GetName() == "" {
+		actor.Kind, actor.Name = auditv1.ActorKind_ACTOR_KIND_SERVICE, Emitter
+	}
+	return &auditv1.Event{
+		Time:      timestamppb.New(d.clock()),
+		Actor:     actor,
+		Action:    action,
+		Resource:  resource,
+		Team:      team,
+		Outcome:   auditv1.Outcome_OUTCOME_OK,
+		RequestId: requestID(ctx),
+		Details:   details,
+	}
+}
+
+// actorOf is who makes the request of ctx: its principal, else the
+// service that called (by its certificate), else nobody known (an empty
+// name). The client is the x-oz-client header's, "grpc" for a gRPC
+// request without one, "" for a call in process.
+func actorOf(ctx context.Context) *auditv1.Actor {
+	client := cleanText(auth.ClientFrom(ctx), audit.MaxShortLength)
+	if client == "" {
+		if _, ok := metadata.FromIncomingContext(ctx); ok {
+			client = "grpc"
+		}
+	}
+	if p := auth.PrincipalFrom(ctx); p != nil {
+		a := audit.ActorOf(p, client)
+		a.Name = cleanText(a.Name, audit.MaxNameLength)
+		return a
+	}
+	if svc := auth.ServiceFrom(ctx); svc != "" {
+		return &auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_SERVICE, Name: cleanText(svc, audit.MaxNameLength), Client: client}
+	}
+	return &auditv1.Actor{Client: client}
+}
+
+// requestID is the request's id as the client sent it, cleaned so that
+// an event can hold it.
+func requestID(ctx context.Context) string {
+	return cleanText(server.RequestID(ctx), audit.MaxShortLength)
+}
+
+// cleanText returns s as an event's text field may hold it: valid UTF-8
+// without control characters, at most max bytes. Headers come from
+// clients, and an event the audit service would refuse must never be
+// what stops a change (or the record of a refusal).
+func cleanText(s string, max int) string {
+	s = strings.ToValidUTF8(s, "")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	for len(s) > max {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
+
+// setNames records names under key in details: comma-separated, or, when
+// longer than maxNamesDetail, their number under key + DetailCountSuffix.
+// Nothing is recorded for no names.
+func setNames(details map[string]string, key string, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	if joined := strings.Join(names, ","); len(joined) <= maxNamesDetail {
+		details[key] = joined
+		return
+	}
+	details[key+DetailCountSuffix] = strconv.Itoa(len(names))
+}
+
+// namesDiff returns the names of after not in before, and of before not in
+// after.
+func namesDiff(before, after []string) (added, removed []string) {
+	inBefore := make(map[string]bool, len(before))
+	for _, n := range before {
+		inBefore[n] = true
+	}
+	inAfter := make(map[string]bool, len(after))
+	for _, n := range after {
+		inAfter[n] = true
+		if !inBefore[n] {
+			added = append(added, n)
+		}
+	}
+	for _, n := range before {
+		if !inAfter[n] {
+			removed = append(removed, n)
+		}
+	}
+	return added, removed
+}
+
+// updateDetails are the details of an update: what changed, and the
+// secret names added and removed.
+func updateDetails(displayName, description bool, before, after []string) map[string]string {
+	details := map[string]string{}
+	if displayName {
+		details[DetailDisplayNameChanged] = "true"
+	}
+	if description {
+		details[DetailDescriptionChanged] = "true"
+	}
+	added, removed := namesDiff(before, after)
+	setNames(details, DetailAddedSecretNames, added)
+	setNames(details, DetailRemovedSecretNames, removed)
+	return details
+}
+
+// revokedDetail records how many tokens a change revoked, when any.
+func revokedDetail(details map[string]string, n int) {
+	if n > 0 {
+		details[DetailRevokedTokens] = strconv.Itoa(n)
+	}
+}
+
+// teamOfPrincipal is the team whose chain records events about the tokens
+// of owner: an agent identity's team; "" (the system chain) for users and
+// runners.
+func teamOfPrincipal(owner PrincipalRef) string {
+	team, _ := owner.agentID()
+	return team
+}
+
+// resolveEvents are the run.resolve event of run, as recorded: the
+// identity, trigger, runner, user, environment and allowlist source; for
+// each injected secret its value version (injected.NAME for the team's,
+// injected_personal.NAME for the triggering user's); for each unresolved
+// reference its reason (unresolved.NAME). A strict run that failed is
+// OUTCOME_FAILED, with nothing injected. Names too many for one event are
+// spread over several, each a DetailPart of the whole carrying the run's
+// own details.
+func (d *Directory) resolveEvents(ctx context.Context, run Run) []*auditv1.Event {
+	base := map[string]string{
+		audit.DetailAgent:           run.Agent,
+		audit.DetailTrigger:         run.Context.Trigger.String(),
+		audit.DetailRunner:          run.ResolvedBy,
+		audit.DetailAllowlistSource: sourceNames[run.AllowlistSource],
+	}
+	if run.Context.User != "" {
+		base[audit.DetailUser] = run.Context.User
+	}
+	if run.Context.Environment != "" {
+		base[audit.DetailEnvironment] = run.Context.Environment
+	}
+	if run.Context.Strict {
+		base[DetailStrict] = "true"
+	}
+	outcome := auditv1.Outcome_OUTCOME_OK
+	if run.Outcome == OutcomeFailedStrict {
+		outcome = auditv1.Outcome_OUTCOME_FAILED
+		base[audit.DetailReason] = "strict run with unresolved references: no values were returned"
+	}
+	type entry struct{ k, v string }
+	var entries []entry
+	for _, s := range run.Injected {
+		prefix := audit.DetailInjectedPrefix
+		if s.Scope() == runrules.ScopePersonal {
+			prefix = audit.DetailInjectedPersonalPrefix
+		}
+		entries = append(entries, entry{prefix + s.Name, strconv.FormatInt(s.ValueVersion, 10)})
+	}
+	for _, u := range run.Unresolved {
+		entries = append(entries, entry{audit.DetailUnresolvedPrefix + u.Name, reasonNames[u.Reason]})
+	}
+	// Sizes are estimates of the canonical encoding (key, value and their
+	// lengths), with room to spare under runEventBudget.
+	cost := func(k, v string) int { return len(k) + len(v) + 16 }
+	baseSize := 0
+	for k, v := range base {
+		baseSize += cost(k, v)
+	}
+	parts := [][]entry{nil}
+	size := baseSize
+	for _, e := range entries {
+		last := len(parts) - 1
+		if len(parts[last]) > 0 && size+cost(e.k, e.v) > runEventBudget {
+			parts, last, size = append(parts, nil), last+1, baseSize
+		}
+		parts[last] = append(parts[last], e)
+		size += cost(e.k, e.v)
+	}
+	evs := make([]*auditv1.Event, 0, len(parts))
+	for i, part := range parts {
+		details := maps.Clone(base)
+		if len(parts) > 1 {
+			details[DetailPart] = fmt.Sprintf("%d/%d", i+1, len(parts))
+		}
+		for _, e := range part {
+			details[e.k] = e.v
+		}
+		ev := d.event(ctx, audit.ActionRunResolve, run.Name(), run.Team, details)
+		ev.Time = timestamppb.New(run.CreateTime)
+		ev.Outcome = outcome
+		ev.RunId = run.ID
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// DeniedRequest is a request refused with PermissionDenied or
+// Unauthenticated, for RecordDenied.
+type DeniedRequest struct {
+	Method string // the full gRPC method
+	Code   string // "PERMISSION_DENIED" or "UNAUTHENTICATED"
+	Reason string // the refusal's message, as the caller received it
+	// Resource is the resource name the request named ("teams/acme",
+	// "teams/acme/agents/deployer"), "" when none. It is recorded only
+	// when well formed (ids and token ids), so that nothing pasted into it
+	// by mistake — a token — is ever recorded; its team, when that team
+	// exists, chooses the chain.
+	Resource string
+	RunID    string // a run id the request named, recorded when valid
+}
+
+// maxReasonLength bounds the refusal message a request.denied records.
+const maxReasonLength = 1024
+
+// RecordDenied writes a request.denied event for r into the outbox, in an
+// Apply of its own. The caller is taken from ctx: auth.PrincipalFrom, else
+// the calling service (auth.ServiceFrom), with auth.ClientFrom and the
+// request id. An unauthenticated request has no known actor: the service
+// that relayed it is recorded as DetailPeerService instead. It never
+// records a token: the refusal's message never holds one, and the
+// resource only when it is well formed.
+func (d *Directory) RecordDenied(ctx context.Context, r DeniedRequest) error {
+	resource := ""
+	if wellFormedName(r.Resource) {
+		resource = r.Resource
+	}
+	team := ""
+	if rest, ok := strings.CutPrefix(resource, "teams/"); ok {
+		id, _, _ := strings.Cut(rest, "/")
+		// Only an existing team's chain: a refused request cannot make
+		// the audit service start chains for names it made up.
+		if _, err := d.store.Get(ctx, teamKey(id)); err == nil {
+			team = id
+		} else if !isNotFound(err) {
+			return fmt.Errorf("record denied request: %w", err)
+		}
+	}
+	runID := ""
+	if ValidRunID(r.RunID) {
+		runID = r.RunID
+	}
+	details := map[string]string{
+		audit.DetailMethod: cleanText(r.Method, audit.MaxNameLength),
+		audit.DetailCode:   cleanText(r.Code, audit.MaxShortLength),
+		audit.DetailReason: cleanText(r.Reason, maxReasonLength),
+	}
+	actor := actorOf(ctx)
+	if auth.PrincipalFrom(ctx) == nil && r.Code == "UNAUTHENTICATED" && actor.GetKind() == auditv1.ActorKind_ACTOR_KIND_SERVICE {
+		// Who sent it is unknown; the service that relayed it (the
+		// gateway) is not the actor.
+		details[DetailPeerService] = actor.GetName()
+		actor.Kind, actor.Name = auditv1.ActorKind_ACTOR_KIND_UNSPECIFIED, ""
+	}
+	ev := &auditv1.Event{
+		Time:      timestamppb.New(d.clock()),
+		Actor:     actor,
+		Action:    audit.ActionRequestDenied,
+		Resource:  resource,
+		Team:      team,
+		Outcome:   auditv1.Outcome_OUTCOME_DENIED,
+		RequestId: requestID(ctx),
+		RunId:     runID,
+		Details:   details,
+	}
+	if err := d.apply(ctx, nil, nil, ev); err != nil {
+		return fmt.Errorf("record denied request: %w", err)
+	}
+	return nil
+}
+
+// wellFormedName reports whether name is a resource name made of ids and
+// token ids ("teams/acme/agents/deployer", "tokens/0123456789abcdef"):
+// no segment can then hold a bearer token or a secret value.
+func wellFormedName(name string) bool {
+	if name == "" || len(name) > audit.MaxNameLength {
+		return false
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		if !ValidID(seg) && !ValidTokenID(seg) {
+			return false
+		}
+	}
+	return true
+}

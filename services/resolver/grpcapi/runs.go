@@ -1,0 +1,287 @@
+package grpcapi
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/runrules"
+	"github.com/ozsecrets/oz/services/resolver"
+)
+
+// RunServer implements scopev1.RunServiceServer over resolver.Runs.
+type RunServer struct {
+	scopev1.UnimplementedRunServiceServer
+	Runs *resolver.Runs
+}
+
+var _ scopev1.RunServiceServer = (*RunServer)(nil)
+
+// RegisterRuns registers a RunServer backed by runs on s. Serve it with
+// Rules.
+func RegisterRuns(s grpc.ServiceRegistrar, runs *resolver.Runs) {
+	scopev1.RegisterRunServiceServer(s, &RunServer{Runs: runs})
+}
+
+// NewSealer returns the secretstore's internal RunSecretsService on cc (a
+// connection authenticated by the resolver's certificate) as a
+// resolver.Sealer.
+func NewSealer(cc grpc.ClientConnInterface) resolver.Sealer {
+	return sealer{internalapiv1.NewRunSecretsServiceClient(cc)}
+}
+
+type sealer struct {
+	c internalapiv1.RunSecretsServiceClient
+}
+
+func (s sealer) SealRunSecrets(ctx context.Context, req *internalapiv1.SealRunSecretsRequest) (*internalapiv1.SealRunSecretsResponse, error) {
+	return s.c.SealRunSecrets(ctx, req)
+}
+
+// ResolveRun decides, records, and returns the run's values sealed to the
+// runner's key.
+func (s *RunServer) ResolveRun(ctx context.Context, req *scopev1.ResolveRunRequest) (*scopev1.ResolveRunResponse, error) {
+	team, err := parseTeam("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetContext() == nil {
+		return nil, errs.Field("context", "is required")
+	}
+	res, err := s.Runs.ResolveRun(ctx, resolver.ResolveRequest{
+		Team:      team,
+		Context:   runContextFromProto(req.GetContext()),
+		RunID:     req.GetRunId(),
+		Recipient: req.GetRecipient(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &scopev1.ResolveRunResponse{Run: runProto(res.Run), Sealed: res.Sealed}, nil
+}
+
+// ExplainRun makes the same decision without values and says why.
+func (s *RunServer) ExplainRun(ctx context.Context, req *scopev1.ExplainRunRequest) (*scopev1.ExplainRunResponse, error) {
+	team, err := parseTeam("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetContext() == nil {
+		return nil, errs.Field("context", "is required")
+	}
+	ex, err := s.Runs.ExplainRun(ctx, team, runContextFromProto(req.GetContext()))
+	if err != nil {
+		return nil, err
+	}
+	return &scopev1.ExplainRunResponse{Explanation: explanationProto(ex)}, nil
+}
+
+// GetRun returns a run's record.
+func (s *RunServer) GetRun(ctx context.Context, req *scopev1.GetRunRequest) (*scopev1.GetRunResponse, error) {
+	team, id, err := parseRun("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	run, err := s.Runs.GetRun(ctx, team, id)
+	if err != nil {
+		return nil, err
+	}
+	return &scopev1.GetRunResponse{Run: runProto(run)}, nil
+}
+
+// ListRuns lists a team's run records, newest first.
+func (s *RunServer) ListRuns(ctx context.Context, req *scopev1.ListRunsRequest) (*scopev1.ListRunsResponse, error) {
+	team, err := parseTeam("parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	f := resolver.RunFilter{Agent: req.GetAgent(), Trigger: resolver.Trigger(req.GetTrigger())}
+	if f.Start, err = timeOf("start_time", req.GetStartTime()); err != nil {
+		return nil, err
+	}
+	if f.End, err = timeOf("end_time", req.GetEndTime()); err != nil {
+		return nil, err
+	}
+	runs, next, err := s.Runs.ListRuns(ctx, team, f, resolver.Page{Size: int(req.GetPageSize()), Token: req.GetPageToken()})
+	if err != nil {
+		return nil, err
+	}
+	resp := &scopev1.ListRunsResponse{NextPageToken: next}
+	for _, r := range runs {
+		resp.Runs = append(resp.Runs, runProto(r))
+	}
+	return resp, nil
+}
+
+// parseRun parses "teams/{team}/runs/{run}".
+func parseRun(field, name string) (team, id string, err error) {
+	rest, ok := strings.CutPrefix(name, "teams/")
+	if ok {
+		team, id, ok = strings.Cut(rest, "/runs/")
+	}
+	if !ok || !resolver.ValidID(team) || !resolver.ValidRunID(id) {
+		return "", "", errs.Field(field, `must be "teams/{team}/runs/{run}"; {team} and {run} `+resolver.IDRule)
+	}
+	return team, id, nil
+}
+
+func timeOf(field string, ts *timestamppb.Timestamp) (time.Time, error) {
+	if ts == nil {
+		return time.Time{}, nil
+	}
+	if ts.CheckValid() != nil {
+		return time.Time{}, errs.Field(field, "must be a valid timestamp")
+	}
+	return ts.AsTime(), nil
+}
+
+// Conversions. The domain's Trigger has the wire enum's numbers; the
+// others are mapped one by one.
+
+func runContextFromProto(p *scopev1.RunContext) resolver.RunContext {
+	rc := resolver.RunContext{
+		Trigger:     resolver.Trigger(p.GetTrigger()),
+		User:        p.GetUser(),
+		Agent:       p.GetAgent(),
+		Environment: p.GetEnvironment(),
+		Strict:      p.GetStrict(),
+		StartToken:  p.GetStartToken(),
+	}
+	if p.GetSecrets() != nil { // present, maybe empty
+		rc.Secrets = append([]string{}, p.GetSecrets().GetNames()...)
+	}
+	return rc
+}
+
+// runContextProto never carries the start token.
+func runContextProto(rc resolver.RunContext) *scopev1.RunContext {
+	p := &scopev1.RunContext{
+		Trigger:     scopev1.Trigger(rc.Trigger),
+		User:        rc.User,
+		Agent:       rc.Agent,
+		Environment: rc.Environment,
+		Strict:      rc.Strict,
+	}
+	if rc.Secrets != nil {
+		p.Secrets = &scopev1.SecretNameList{Names: rc.Secrets}
+	}
+	return p
+}
+
+func scopeProto(s runrules.Scope) scopev1.SecretScope {
+	switch s {
+	case runrules.ScopeTeam:
+		return scopev1.SecretScope_SECRET_SCOPE_TEAM
+	case runrules.ScopePersonal:
+		return scopev1.SecretScope_SECRET_SCOPE_PERSONAL
+	}
+	return scopev1.SecretScope_SECRET_SCOPE_UNSPECIFIED
+}
+
+func sourceProto(s runrules.AllowlistSource) scopev1.AllowlistSource {
+	switch s {
+	case runrules.AllowlistNone:
+		return scopev1.AllowlistSource_ALLOWLIST_SOURCE_NONE
+	case runrules.AllowlistRun:
+		return scopev1.AllowlistSource_ALLOWLIST_SOURCE_RUN
+	case runrules.AllowlistEnvironment:
+		return scopev1.AllowlistSource_ALLOWLIST_SOURCE_ENVIRONMENT
+	}
+	return scopev1.AllowlistSource_ALLOWLIST_SOURCE_UNSPECIFIED
+}
+
+func reasonProto(r runrules.Reason) scopev1.UnresolvedReason {
+	switch r {
+	case runrules.NotFound:
+		return scopev1.UnresolvedReason_UNRESOLVED_REASON_NOT_FOUND
+	case runrules.Restricted:
+		return scopev1.UnresolvedReason_UNRESOLVED_REASON_RESTRICTED
+	}
+	return scopev1.UnresolvedReason_UNRESOLVED_REASON_UNSPECIFIED
+}
+
+func decisionProto(d runrules.Decision) scopev1.Decision {
+	switch d {
+	case runrules.Injected:
+		return scopev1.Decision_DECISION_INJECTED
+	case runrules.ExcludedNotInAllowlist:
+		return scopev1.Decision_DECISION_EXCLUDED_NOT_IN_ALLOWLIST
+	case runrules.ExcludedRestricted:
+		return scopev1.Decision_DECISION_EXCLUDED_RESTRICTED
+	case runrules.ExcludedOverridden:
+		return scopev1.Decision_DECISION_EXCLUDED_OVERRIDDEN
+	}
+	return scopev1.Decision_DECISION_UNSPECIFIED
+}
+
+func outcomeProto(o resolver.Outcome) scopev1.RunOutcome {
+	switch o {
+	case resolver.OutcomeResolved:
+		return scopev1.RunOutcome_RUN_OUTCOME_RESOLVED
+	case resolver.OutcomeFailedStrict:
+		return scopev1.RunOutcome_RUN_OUTCOME_FAILED_STRICT
+	}
+	return scopev1.RunOutcome_RUN_OUTCOME_UNSPECIFIED
+}
+
+func unresolvedProto(us []resolver.UnresolvedReference) []*scopev1.UnresolvedReference {
+	var out []*scopev1.UnresolvedReference
+	for _, u := range us {
+		out = append(out, &scopev1.UnresolvedReference{SecretName: u.Name, Reason: reasonProto(u.Reason), Detail: u.Detail})
+	}
+	return out
+}
+
+func runProto(r resolver.Run) *scopev1.Run {
+	p := &scopev1.Run{
+		Name:            r.Name(),
+		RunId:           r.ID,
+		Context:         runContextProto(r.Context),
+		Agent:           r.Agent,
+		ResolvedBy:      r.ResolvedBy,
+		CreateTime:      timestamp(r.CreateTime),
+		AllowlistSource: sourceProto(r.AllowlistSource),
+		Unresolved:      unresolvedProto(r.Unresolved),
+		Outcome:         outcomeProto(r.Outcome),
+	}
+	for _, s := range r.Injected {
+		p.Injected = append(p.Injected, &scopev1.InjectedSecret{
+			SecretName:          s.Name,
+			Scope:               scopeProto(s.Scope()),
+			Owner:               s.Owner,
+			ValueVersion:        s.ValueVersion,
+			OverridesTeamSecret: s.OverridesTeamSecret,
+			Redacted:            s.Redacted,
+		})
+	}
+	return p
+}
+
+func explanationProto(ex resolver.Explanation) *scopev1.Explanation {
+	p := &scopev1.Explanation{
+		Context:         runContextProto(ex.Context),
+		Agent:           ex.Agent,
+		AllowlistSource: sourceProto(ex.AllowlistSource),
+		Allowlist:       ex.Allowlist,
+		Unresolved:      unresolvedProto(ex.Unresolved),
+		Notes:           ex.Notes,
+		WouldFailStrict: ex.WouldFailStrict,
+	}
+	for _, c := range ex.Candidates {
+		p.Candidates = append(p.Candidates, &scopev1.CandidateDecision{
+			SecretName:   c.Name,
+			Scope:        scopeProto(c.Scope()),
+			Owner:        c.Owner,
+			ValueVersion: c.ValueVersion,
+			Decision:     decisionProto(c.Decision),
+			Detail:       c.Detail,
+		})
+	}
+	return p
+}

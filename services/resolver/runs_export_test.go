@@ -1,0 +1,45 @@
+package resolver
+
+import (
+	"context"
+	"time"
+)
+
+// Fixtures of the run tests: they write agent identities and environments
+// as records, so that run resolution is tested on its own.
+
+// RunsTestPutAgent writes agent identity id of team, referencing names.
+func RunsTestPutAgent(ctx context.Context, s Store, team, id string, names []string) error {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rec := agentRecord{Team: team, ID: id, SecretNames: names, CreateTime: now, UpdateTime: now}
+	if id == DefaultAgentID {
+		rec = defaultAgentRecord(team, now)
+		rec.SecretNames = names
+	}
+	return s.Apply(ctx, nil, []Write{Put(agentKey(team, id), encode(rec))})
+}
+
+// RunsTestDeleteAgent removes agent identity id of team.
+func RunsTestDeleteAgent(ctx context.Context, s Store, team, id string) error {
+	return s.Apply(ctx, nil, []Write{Delete(agentKey(team, id))})
+}
+
+// RunsTestPutEnvironment writes environment id of team, listing names.
+func RunsTestPutEnvironment(ctx context.Context, s Store, team, id string, names []string) error {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rec := environmentRecord{Team: team, ID: id, SecretNames: names, CreateTime: now, UpdateTime: now}
+	return s.Apply(ctx, nil, []Write{Put(environmentKey(team, id), encode(rec))})
+}
+
+// RunsTestIssueToken issues a token for the principal of kind and name
+// ("teams/acme/agents/deployer", "runners/r1") and returns the bearer
+// token.
+func RunsTestIssueToken(ctx context.Context, d *Directory, ref PrincipalRef) (string, error) {
+	_, bearer, err := d.issue(ctx, Token{Principal: ref, CreateTime: d.clock()}, nil, nil, nil)
+	return bearer, err
+}
+
+// RunsTestRunKeys are the Store keys of team's run records.
+func RunsTestRunKeys(team string) (records, byTime string) {
+	return prefixRuns + team + "/", runsByTimePrefix(team)
+}

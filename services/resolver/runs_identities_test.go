@@ -1,0 +1,63 @@
+package resolver_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/resolver"
+)
+
+// TestRunsWithDirectoryPrincipals resolves runs with the Directory's own
+// runners, identities, environments and tokens: a runner token resolves
+// its teams only; an identity's token makes the run execute as it, until
+// the identity is deleted, which also lifts its restrictions.
+func TestRunsWithDirectoryPrincipals(t *testing.T) {
+	f := newRunsFixture(t)
+	_, runnerTok, err := f.dir.CreateRunner(f.sys, "r1", []string{"acme"})
+	check(t, err)
+	runner := f.login(t, runnerTok)
+	if p := auth.PrincipalFrom(runner); p.Kind != auth.KindRunner || p.Name != "runners/r1" {
+		t.Fatalf("runner principal: %+v", p)
+	}
+	_, betaTok, err := f.dir.CreateRunner(f.sys, "r2", []string{"beta"})
+	check(t, err)
+
+	_, err = f.dir.CreateAgent(f.alice, resolver.Agent{Team: "acme", ID: "reviewer", SecretNames: []string{"OTHER_KEY"}})
+	check(t, err)
+	_, err = f.dir.CreateEnvironment(f.alice, resolver.Environment{Team: "acme", ID: "review", SecretNames: []string{"OTHER_KEY", "DEPLOY_TOKEN"}})
+	check(t, err)
+	_, agentTok, err := f.dir.CreateToken(f.alice, resolver.AgentPrincipal("acme", "reviewer"), 0, "")
+	check(t, err)
+
+	review := resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "review"}
+	res, err := f.resolve(runner, "acme", review, "")
+	check(t, err)
+	if got := injectedOf(res.Run); !slices.Equal(got, []string{acme + ":DEPLOY_TOKEN"}) || res.Run.ResolvedBy != "runners/r1" {
+		t.Errorf("as default: injected %v by %s", got, res.Run.ResolvedBy)
+	}
+	if got := unresolvedOf(res.Run.Unresolved); !slices.Equal(got, []string{"OTHER_KEY:restricted"}) {
+		t.Errorf("as default: unresolved %v", got)
+	}
+
+	started := review
+	started.StartToken = agentTok
+	res, err = f.resolve(runner, "acme", started, "")
+	check(t, err)
+	if got := injectedOf(res.Run); res.Run.Agent != "reviewer" || !slices.Equal(got, []string{acme + ":DEPLOY_TOKEN", acme + ":OTHER_KEY"}) {
+		t.Errorf("started by reviewer's token: agent %q, injected %v", res.Run.Agent, got)
+	}
+
+	_, err = f.resolve(f.login(t, betaTok), "acme", review, "")
+	wantKind(t, err, errs.KindPermissionDenied)
+
+	check(t, f.dir.DeleteAgent(f.alice, "acme", "reviewer", ""))
+	_, err = f.resolve(runner, "acme", started, "")
+	wantKind(t, err, errs.KindPermissionDenied)
+	res, err = f.resolve(runner, "acme", review, "")
+	check(t, err)
+	if got := injectedOf(res.Run); !slices.Equal(got, []string{acme + ":DEPLOY_TOKEN", acme + ":OTHER_KEY"}) {
+		t.Errorf("after the identity is deleted: injected %v", got)
+	}
+}

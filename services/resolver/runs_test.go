@@ -1,0 +1,639 @@
+package resolver_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hpke"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/runrules"
+	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/boltstore"
+	"github.com/ozsecrets/oz/services/secretstore"
+	ssbolt "github.com/ozsecrets/oz/services/secretstore/boltstore"
+	ssgrpc "github.com/ozsecrets/oz/services/secretstore/grpcapi"
+	"github.com/ozsecrets/oz/services/secretstore/keyring"
+)
+
+// runCanary is in every planted value; it must never reach a record, an
+// error or anything but the sealed values.
+const runCanary = "CANARY-resolver-runs-5b1e"
+
+func runValue(owner, name string) string { return runCanary + "|" + owner + "/" + name }
+
+// runsFixture is a resolver with run resolution over a real secretstore
+// (its Service and RunSecretsServer, in-process), both on bbolt files:
+//
+//   - team acme: alice (admin), bob (member); team beta: carol (admin);
+//   - acme's secrets DEPLOY_TOKEN, PAGERDUTY_API_KEY, OTHER_KEY,
+//     RESTRICTED_KEY and GITHUB_TOKEN; alice's personal GITHUB_TOKEN and
+//     ALICE_ONLY; bob's BOB_ONLY; beta's BETA_KEY;
+//   - acme's identity deployer referencing RESTRICTED_KEY, and environment
+//     ops-tools listing DEPLOY_TOKEN, PAGERDUTY_API_KEY and MISSING_KEY;
+//     beta's identity beta-bot and environment beta-env;
+//   - runner-a granted acme, runner-b granted beta.
+type runsFixture struct {
+	store  *boltstore.Store
+	dbPath string
+	clk    *clock
+	dir    *resolver.Directory
+	runs   *resolver.Runs
+	svc    *secretstore.Service
+
+	sys, alice, bob, carol     context.Context
+	aliceP, bobP, carolP       *auth.Principal
+	aliceToken, bobToken       string
+	runnerA, runnerB, deployer context.Context
+	priv                       hpke.PrivateKey
+}
+
+func newRunsFixture(t testing.TB) *runsFixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &runsFixture{dbPath: filepath.Join(t.TempDir(), "resolver.db")}
+	store, err := boltstore.Open(f.dbPath, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	f.store = store
+	f.clk = &clock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	f.dir = resolver.NewDirectory(store, f.clk.Now)
+	_, admin, err := f.dir.BootstrapAdmin(ctx, "admin")
+	check(t, err)
+	f.sys = f.login(t, admin)
+
+	for _, team := range []string{"acme", "beta"} {
+		_, err := f.dir.CreateTeam(f.sys, team)
+		check(t, err)
+	}
+	for _, u := range []string{"alice", "bob", "carol"} {
+		_, err := f.dir.CreateUser(f.sys, u, false)
+		check(t, err)
+	}
+	for _, m := range []struct {
+		team, user string
+		role       auth.Role
+	}{{"acme", "alice", auth.RoleAdmin}, {"acme", "bob", auth.RoleMember}, {"beta", "carol", auth.RoleAdmin}} {
+		_, err := f.dir.CreateMembership(f.sys, m.team, m.user, m.role)
+		check(t, err)
+	}
+	token := func(user string) string {
+		_, bearer, err := f.dir.CreateToken(f.sys, resolver.UserPrincipal(user), 0, "")
+		check(t, err)
+		return bearer
+	}
+	f.aliceToken, f.bobToken = token("alice"), token("bob")
+	f.alice, f.bob, f.carol = f.login(t, f.aliceToken), f.login(t, f.bobToken), f.login(t, token("carol"))
+	f.aliceP, f.bobP, f.carolP = auth.PrincipalFrom(f.alice), auth.PrincipalFrom(f.bob), auth.PrincipalFrom(f.carol)
+
+	check(t, resolver.RunsTestPutAgent(ctx, store, "acme", resolver.DefaultAgentID, nil))
+	check(t, resolver.RunsTestPutAgent(ctx, store, "acme", "deployer", []string{"RESTRICTED_KEY"}))
+	check(t, resolver.RunsTestPutAgent(ctx, store, "beta", "beta-bot", []string{"BETA_KEY"}))
+	check(t, resolver.RunsTestPutEnvironment(ctx, store, "acme", "ops-tools", []string{"DEPLOY_TOKEN", "PAGERDUTY_API_KEY", "MISSING_KEY"}))
+	check(t, resolver.RunsTestPutEnvironment(ctx, store, "beta", "beta-env", []string{"BETA_KEY"}))
+
+	// The secretstore.
+	ssdb, err := ssbolt.Open(filepath.Join(t.TempDir(), "secretstore.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ssdb.Close() })
+	kr, err := keyring.Generate()
+	check(t, err)
+	f.svc = secretstore.NewService(secretstore.Config{Store: ssdb, Keyring: kr})
+	f.runs = resolver.NewRuns(f.dir, ssgrpc.NewRunSecrets(f.svc))
+	for _, pl := range []struct {
+		p      *auth.Principal
+		parent string
+		names  []string
+	}{
+		{f.aliceP, "teams/acme", []string{"DEPLOY_TOKEN", "PAGERDUTY_API_KEY", "OTHER_KEY", "RESTRICTED_KEY", "GITHUB_TOKEN"}},
+		{f.aliceP, "users/alice", []string{"GITHUB_TOKEN", "ALICE_ONLY"}},
+		{f.bobP, "users/bob", []string{"BOB_ONLY"}},
+		{f.carolP, "teams/beta", []string{"BETA_KEY"}},
+	} {
+		for _, n := range pl.names {
+			f.plant(t, pl.p, pl.parent, n, runValue(pl.parent, n))
+		}
+	}
+
+	runner := func(id string, teams ...string) context.Context {
+		p := &auth.Principal{Kind: auth.KindRunner, Name: resolver.RunnerName(id), ID: id, Teams: map[string]auth.Role{}}
+		for _, tm := range teams {
+			p.Teams[tm] = auth.RoleMember
+		}
+		return auth.WithPrincipal(ctx, p)
+	}
+	f.runnerA, f.runnerB = runner("runner-a", "acme"), runner("runner-b", "beta")
+	f.deployer = auth.WithPrincipal(ctx, &auth.Principal{Kind: auth.KindAgent, Name: resolver.AgentName("acme", "deployer"),
+		ID: "deployer", Teams: map[string]auth.Role{"acme": auth.RoleMember}})
+
+	kem, err := hpke.NewKEM(0x0020) // DHKEM(X25519)
+	check(t, err)
+	f.priv, err = kem.GenerateKey()
+	check(t, err)
+	return f
+}
+
+func check(t tb, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *runsFixture) login(t testing.TB, bearer string) context.Context {
+	t.Helper()
+	p, err := f.dir.Authenticate(context.Background(), bearer)
+	check(t, err)
+	return auth.WithPrincipal(context.Background(), p)
+}
+
+func (f *runsFixture) plant(t testing.TB, p *auth.Principal, parent, name, value string) {
+	t.Helper()
+	if _, err := f.svc.Create(context.Background(), p, secretstore.CreateRequest{Parent: parent, SecretID: name, Value: []byte(value)}); err != nil {
+		t.Fatalf("create %s/%s: %v", parent, name, err)
+	}
+}
+
+func (f *runsFixture) recipient() *scopev1.RecipientKey {
+	return &scopev1.RecipientKey{KemId: uint32(f.priv.KEM().ID()), PublicKey: f.priv.PublicKey().Bytes()}
+}
+
+func (f *runsFixture) resolve(ctx context.Context, team string, rc resolver.RunContext, runID string) (resolver.Resolution, error) {
+	return f.runs.ResolveRun(ctx, resolver.ResolveRequest{Team: team, Context: rc, RunID: runID, Recipient: f.recipient()})
+}
+
+// tb is what open needs of a *testing.T or a *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// open opens the sealed values as the runner would: NAME → value.
+func (f *runsFixture) open(t tb, res resolver.Resolution) map[string]string {
+	t.Helper()
+	s := res.Sealed
+	if s == nil {
+		t.Fatal("no sealed values")
+	}
+	info := "oz-run-v1|" + res.Run.Name()
+	if string(s.GetInfo()) != info || s.GetKemId() != 0x0020 || s.GetKdfId() != 1 || s.GetAeadId() != 2 {
+		t.Fatalf("sealed: info %q, suite %#x/%#x/%#x; want info %q, X25519/HKDF-SHA256/AES-256-GCM", s.GetInfo(), s.GetKemId(), s.GetKdfId(), s.GetAeadId(), info)
+	}
+	pt, err := hpke.Open(f.priv, hpke.HKDFSHA256(), hpke.AES256GCM(), []byte(info), s.GetCiphertext())
+	if err != nil {
+		t.Fatalf("hpke.Open: %v", err)
+	}
+	var env scopev1.RunEnvironment
+	check(t, proto.Unmarshal(pt, &env))
+	out := map[string]string{}
+	for _, v := range env.GetVars() {
+		out[v.GetName()] = string(v.GetValue())
+	}
+	return out
+}
+
+// runCount is the number of run records and index entries of team.
+func (f *runsFixture) runCount(t testing.TB, team string) (int, int) {
+	t.Helper()
+	recs, byTime := resolver.RunsTestRunKeys(team)
+	a, err := f.store.Scan(context.Background(), recs, "", 0)
+	check(t, err)
+	b, err := f.store.Scan(context.Background(), byTime, "", 0)
+	check(t, err)
+	return len(a), len(b)
+}
+
+func injectedOf(run resolver.Run) []string {
+	var out []string
+	for _, s := range run.Injected {
+		out = append(out, s.Owner+":"+s.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func unresolvedOf(us []resolver.UnresolvedReference) []string {
+	var out []string
+	for _, u := range us {
+		r := map[runrules.Reason]string{runrules.NotFound: "not_found", runrules.Restricted: "restricted"}[u.Reason]
+		out = append(out, u.Name+":"+r)
+	}
+	return out
+}
+
+func wantField(t testing.TB, err error, field string) {
+	t.Helper()
+	var e *errs.Error
+	if !errors.As(err, &e) || e.Kind != errs.KindInvalid || e.Field != field {
+		t.Fatalf("got %v, want an invalid-argument error for %s", err, field)
+	}
+}
+
+func noCanary(t testing.TB, what string, b []byte) {
+	t.Helper()
+	if bytes.Contains(b, []byte(runCanary)) {
+		t.Fatalf("%s holds a planted value", what)
+	}
+}
+
+var (
+	acme  = "teams/acme"
+	alice = "users/alice"
+)
+
+// TestResolveRunExamples drives the examples of DESIGN §5 through
+// ResolveRun, opens the sealed values with the runner's key and checks
+// that they are exactly the injected ones.
+func TestResolveRunExamples(t *testing.T) {
+	f := newRunsFixture(t)
+	tests := []struct {
+		name           string
+		rc             resolver.RunContext
+		wantSource     runrules.AllowlistSource
+		wantInjected   []string // owner:name
+		wantOverride   []string // names of personal secrets overriding a team secret
+		wantUnresolved []string // name:reason
+		wantOutcome    resolver.Outcome
+	}{
+		{
+			name:           "OpsToolsEnvironment",
+			rc:             resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "ops-tools"},
+			wantSource:     runrules.AllowlistEnvironment,
+			wantInjected:   []string{acme + ":DEPLOY_TOKEN", acme + ":PAGERDUTY_API_KEY"},
+			wantUnresolved: []string{"MISSING_KEY:not_found"},
+		},
+		{
+			name:           "RunListNamesMissingSecret",
+			rc:             resolver.RunContext{Trigger: resolver.TriggerAPI, User: "bob", Secrets: []string{"OTHER_KEY", "NOPE_KEY"}},
+			wantSource:     runrules.AllowlistRun,
+			wantInjected:   []string{acme + ":OTHER_KEY"},
+			wantUnresolved: []string{"NOPE_KEY:not_found"},
+		},
+		{
+			name:       "RunListBeatsEnvironment",
+			rc:         resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "ops-tools", Secrets: []string{"OTHER_KEY"}},
+			wantSource: runrules.AllowlistRun, wantInjected: []string{acme + ":OTHER_KEY"},
+		},
+		{
+			name:       "PersonalOverridesTeam",
+			rc:         resolver.RunContext{Trigger: resolver.TriggerCLI, User: "users/alice"},
+			wantSource: runrules.AllowlistNone,
+			wantInjected: []string{acme + ":DEPLOY_TOKEN", acme + ":OTHER_KEY", acme + ":PAGERDUTY_API_KEY",
+				alice + ":ALICE_ONLY", alice + ":GITHUB_TOKEN"},
+			wantOverride: []string{"GITHUB_TOKEN"},
+		},
+		{
+			name:           "UserlessTriggerGetsNoPersonal",
+			rc:             resolver.RunContext{Trigger: resolver.TriggerSchedule, Secrets: []string{"GITHUB_TOKEN", "ALICE_ONLY"}},
+			wantSource:     runrules.AllowlistRun,
+			wantInjected:   []string{acme + ":GITHUB_TOKEN"},
+			wantUnresolved: []string{"ALICE_ONLY:not_found"},
+		},
+		{
+			name:         "RestrictedReachesItsIdentity",
+			rc:           resolver.RunContext{Trigger: resolver.TriggerIntegration, Agent: "deployer", Secrets: []string{"RESTRICTED_KEY"}},
+			wantSource:   runrules.AllowlistRun,
+			wantInjected: []string{acme + ":RESTRICTED_KEY"},
+		},
+		{
+			name:           "RestrictedOtherwise",
+			rc:             resolver.RunContext{Trigger: resolver.TriggerSchedule, Secrets: []string{"RESTRICTED_KEY"}},
+			wantSource:     runrules.AllowlistRun,
+			wantUnresolved: []string{"RESTRICTED_KEY:restricted"},
+		},
+		{
+			name:       "EmptyRunListInjectsNothing",
+			rc:         resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "ops-tools", Secrets: []string{}},
+			wantSource: runrules.AllowlistRun,
+		},
+		{
+			name:           "StrictWithUnresolvedFails",
+			rc:             resolver.RunContext{Trigger: resolver.TriggerAPI, User: "bob", Secrets: []string{"OTHER_KEY", "NOPE_KEY"}, Strict: true},
+			wantSource:     runrules.AllowlistRun,
+			wantUnresolved: []string{"NOPE_KEY:not_found"},
+			wantOutcome:    resolver.OutcomeFailedStrict,
+		},
+		{
+			name:         "StrictAllResolved",
+			rc:           resolver.RunContext{Trigger: resolver.TriggerWeb, User: "bob", Secrets: []string{"OTHER_KEY", "BOB_ONLY"}, Strict: true},
+			wantSource:   runrules.AllowlistRun,
+			wantInjected: []string{acme + ":OTHER_KEY", "users/bob:BOB_ONLY"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runID := "run-" + strings.ToLower(tt.name)
+			res, err := f.resolve(f.runnerA, "acme", tt.rc, runID)
+			if err != nil {
+				t.Fatalf("ResolveRun: %v", err)
+			}
+			run := res.Run
+			if want := tt.wantOutcome; want == 0 && run.Outcome != resolver.OutcomeResolved || want != 0 && run.Outcome != want {
+				t.Errorf("outcome: got %v, want %v", run.Outcome, tt.wantOutcome)
+			}
+			if got := injectedOf(run); !slices.Equal(got, tt.wantInjected) {
+				t.Errorf("injected: got %v, want %v", got, tt.wantInjected)
+			}
+			var overrides []string
+			for _, s := range run.Injected {
+				if s.OverridesTeamSecret {
+					overrides = append(overrides, s.Name)
+				}
+				if s.ValueVersion != 1 || s.Redacted {
+					t.Errorf("injected %s: version %d, redacted %v; want version 1, not redacted", s.Name, s.ValueVersion, s.Redacted)
+				}
+			}
+			if !slices.Equal(overrides, tt.wantOverride) {
+				t.Errorf("overrides: got %v, want %v", overrides, tt.wantOverride)
+			}
+			if got := unresolvedOf(run.Unresolved); !slices.Equal(got, tt.wantUnresolved) {
+				t.Errorf("unresolved: got %v, want %v", got, tt.wantUnresolved)
+			}
+			if run.AllowlistSource != tt.wantSource {
+				t.Errorf("allowlist source: got %v, want %v", run.AllowlistSource, tt.wantSource)
+			}
+			if run.ID != runID || run.Team != "acme" || run.ResolvedBy != "runners/runner-a" || !run.CreateTime.Equal(f.clk.Now()) {
+				t.Errorf("record: got id %q team %q by %q at %v", run.ID, run.Team, run.ResolvedBy, run.CreateTime)
+			}
+			if tt.wantOutcome == resolver.OutcomeFailedStrict {
+				if res.Sealed != nil {
+					t.Errorf("a failed strict run returned sealed values")
+				}
+			} else {
+				// The sealed values are exactly the injected ones.
+				got := f.open(t, res)
+				want := map[string]string{}
+				for _, s := range run.Injected {
+					want[s.Name] = runValue(s.Owner, s.Name)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("opened values: got %d %v, want %d %v", len(got), keys(got), len(want), keys(want))
+				}
+			}
+			// Recorded, as returned.
+			viewer := f.alice // the triggering user sees the record unredacted
+			if strings.TrimPrefix(tt.rc.User, "users/") == "bob" {
+				viewer = f.bob
+			}
+			stored, err := f.runs.GetRun(viewer, "acme", runID)
+			if err != nil {
+				t.Fatalf("GetRun: %v", err)
+			}
+			if fmt.Sprintf("%+v", stored) != fmt.Sprintf("%+v", run) {
+				t.Errorf("stored record:\n got %+v\nwant %+v", stored, run)
+			}
+		})
+	}
+	t.Run("ExplicitEmptyRunListIsKept", func(t *testing.T) {
+		run, err := f.runs.GetRun(f.bob, "acme", "run-emptyrunlistinjectsnothing")
+		check(t, err)
+		if run.Context.Secrets == nil || len(run.Context.Secrets) != 0 {
+			t.Errorf("context.secrets: got %#v, want present and empty", run.Context.Secrets)
+		}
+		run, err = f.runs.GetRun(f.bob, "acme", "run-opstoolsenvironment")
+		check(t, err)
+		if run.Context.Secrets != nil {
+			t.Errorf("context.secrets: got %#v, want absent", run.Context.Secrets)
+		}
+	})
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestResolveRunRecreatedSecret: references are by name, resolved at run
+// start: a secret deleted and created again still reaches the run through
+// the environment, with its new value.
+func TestResolveRunRecreatedSecret(t *testing.T) {
+	f := newRunsFixture(t)
+	if err := f.svc.Delete(context.Background(), f.aliceP, secretstore.DeleteRequest{Name: "teams/acme/secrets/DEPLOY_TOKEN"}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.resolve(f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "ops-tools"}, "")
+	check(t, err)
+	if got := injectedOf(res.Run); !slices.Equal(got, []string{acme + ":PAGERDUTY_API_KEY"}) {
+		t.Errorf("after delete: injected %v", got)
+	}
+	if got := unresolvedOf(res.Run.Unresolved); !slices.Equal(got, []string{"DEPLOY_TOKEN:not_found", "MISSING_KEY:not_found"}) {
+		t.Errorf("after delete: unresolved %v", got)
+	}
+	recreated := runCanary + "|recreated"
+	f.plant(t, f.aliceP, "teams/acme", "DEPLOY_TOKEN", recreated)
+	res, err = f.resolve(f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "ops-tools"}, "")
+	check(t, err)
+	if got := f.open(t, res); got["DEPLOY_TOKEN"] != recreated || len(got) != 2 {
+		t.Errorf("after recreate: got %v", keys(got))
+	}
+}
+
+// TestResolveRunRefusals: bad contexts, callers and run ids change
+// nothing.
+func TestResolveRunRefusals(t *testing.T) {
+	f := newRunsFixture(t)
+	sched := resolver.RunContext{Trigger: resolver.TriggerSchedule}
+	with := func(mod func(*resolver.RunContext)) resolver.RunContext {
+		rc := sched
+		mod(&rc)
+		return rc
+	}
+	rcpt := f.recipient()
+	tests := []struct {
+		name      string
+		ctx       context.Context
+		team      string
+		rc        resolver.RunContext
+		runID     string
+		recipient *scopev1.RecipientKey
+		wantKind  errs.Kind
+		wantField string
+	}{
+		{"NoTrigger", f.runnerA, "acme", resolver.RunContext{}, "", rcpt, errs.KindInvalid, "context.trigger"},
+		{"UnknownTrigger", f.runnerA, "acme", resolver.RunContext{Trigger: 99}, "", rcpt, errs.KindInvalid, "context.trigger"},
+		{"UserInitiatedWithoutUser", f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerSlack}, "", rcpt, errs.KindInvalid, "context.user"},
+		{"ScheduleWithUser", f.runnerA, "acme", with(func(rc *resolver.RunContext) { rc.User = "alice" }), "", rcpt, errs.KindInvalid, "context.user"},
+		{"BadUser", f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerCLI, User: "users/Alice"}, "", rcpt, errs.KindInvalid, "context.user"},
+		{"UserMe", f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerCLI, User: "users/me"}, "", rcpt, errs.KindInvalid, "context.user"},
+		{"UserNotInTeam", f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerCLI, User: "carol"}, "", rcpt, errs.KindPermissionDenied, ""},
+		{"UnknownUser", f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerCLI, User: "ghost"}, "", rcpt, errs.KindPermissionDenied, ""},
+		{"IdentityOfAnotherTeam", f.runnerA, "acme", with(func(rc *resolver.RunContext) { rc.Agent = "beta-bot" }), "", rcpt, errs.KindInvalid, "context.agent"},
+		{"BadIdentity", f.runnerA, "acme", with(func(rc *resolver.RunContext) { rc.Agent = "Bad_Bot" }), "", rcpt, errs.KindInvalid, "context.agent"},
+		{"EnvironmentOfAnotherTeam", f.runnerA, "acme", with(func(rc *resolver.RunContext) { rc.Environment = "beta-env" }), "", rcpt, errs.KindInvalid, "context.environment"},
+		{"BadSecretName", f.runnerA, "acme", with(func(rc *resolver.RunContext) { rc.Secrets = []string{"OK", "1BAD"} }), "", rcpt, errs.KindInvalid, "context.secrets.names"},
+		{"ReservedSecretName", f.runnerA, "acme", with(func(rc *resolver.RunContext) { rc.Secrets = []string{"LD_PRELOAD"} }), "", rcpt, errs.KindInvalid, "context.secrets.names"},
+		{"TooManySecretNames", f.runnerA, "acme", with(func(rc *resolver.RunContext) { rc.Secrets = slices.Repeat([]string{"A"}, resolver.MaxSecretNames+1) }), "", rcpt, errs.KindInvalid, "context.secrets.names"},
+		{"BadRunID", f.runnerA, "acme", sched, "Run_1", rcpt, errs.KindInvalid, "run_id"},
+		{"NoRecipient", f.runnerA, "acme", sched, "", nil, errs.KindInvalid, "recipient"},
+		{"BadKEM", f.runnerA, "acme", sched, "", &scopev1.RecipientKey{KemId: 0x9999, PublicKey: rcpt.GetPublicKey()}, errs.KindInvalid, "recipient.kem_id"},
+		{"BadPublicKey", f.runnerA, "acme", sched, "", &scopev1.RecipientKey{KemId: 0x0020, PublicKey: []byte("short")}, errs.KindInvalid, "recipient.public_key"},
+		{"BadTeam", f.runnerA, "ACME", sched, "", rcpt, errs.KindInvalid, "team_id"},
+		{"Person", f.alice, "acme", sched, "", rcpt, errs.KindPermissionDenied, ""},
+		{"SystemAdmin", f.sys, "acme", sched, "", rcpt, errs.KindPermissionDenied, ""},
+		{"AgentToken", f.deployer, "acme", sched, "", rcpt, errs.KindPermissionDenied, ""},
+		{"RunnerOfAnotherTeam", f.runnerB, "acme", sched, "", rcpt, errs.KindPermissionDenied, ""},
+		{"RunnerOfAnotherTeamMissingTeam", f.runnerB, "ghost", sched, "", rcpt, errs.KindPermissionDenied, ""},
+		{"NoCaller", context.Background(), "acme", sched, "", rcpt, errs.KindUnauthenticated, ""},
+		{"StartTokenGarbage", f.runnerA, "acme", with(func(rc *resolver.RunContext) { rc.StartToken = "oz_garbage-" + runCanary }), "", rcpt, errs.KindPermissionDenied, ""},
+		{"StartTokenOfAnotherUser", f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerCLI, User: "alice", StartToken: f.bobToken}, "", rcpt, errs.KindPermissionDenied, ""},
+		{"UserStartTokenUserless", f.runnerA, "acme", with(func(rc *resolver.RunContext) { rc.StartToken = f.aliceToken }), "", rcpt, errs.KindPermissionDenied, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.runs.ResolveRun(tt.ctx, resolver.ResolveRequest{Team: tt.team, Context: tt.rc, RunID: tt.runID, Recipient: tt.recipient})
+			if errs.KindOf(err) != tt.wantKind {
+				t.Fatalf("got %v (kind %v), want kind %v", err, errs.KindOf(err), tt.wantKind)
+			}
+			if tt.wantField != "" {
+				wantField(t, err, tt.wantField)
+			}
+			for _, secret := range []string{runCanary, f.aliceToken, f.bobToken} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q echoes a value or token", err)
+				}
+			}
+		})
+	}
+	if a, b := f.runCount(t, "acme"); a != 0 || b != 0 {
+		t.Errorf("refused runs were recorded: %d records, %d index entries", a, b)
+	}
+	t.Run("MissingTeam", func(t *testing.T) {
+		ghost := auth.WithPrincipal(context.Background(), &auth.Principal{Kind: auth.KindRunner, Name: "runners/g", ID: "g", Teams: map[string]auth.Role{"ghost": auth.RoleMember}})
+		_, err := f.resolve(ghost, "ghost", sched, "")
+		wantKind(t, err, errs.KindNotFound)
+	})
+}
+
+// TestResolveRunID: ids are generated, sortable and unique; a given id
+// is used once.
+func TestResolveRunID(t *testing.T) {
+	f := newRunsFixture(t)
+	sched := resolver.RunContext{Trigger: resolver.TriggerSchedule, Secrets: []string{"OTHER_KEY"}}
+	first, err := f.resolve(f.runnerA, "acme", sched, "")
+	check(t, err)
+	f.clk.Advance(time.Millisecond)
+	second, err := f.resolve(f.runnerA, "acme", sched, "")
+	check(t, err)
+	for _, id := range []string{first.Run.ID, second.Run.ID} {
+		if !resolver.ValidRunID(id) || !strings.HasPrefix(id, "run-") || len(id) != 27 {
+			t.Errorf("generated id %q: want run-<12 hex>-<10 hex>", id)
+		}
+	}
+	if !(first.Run.ID < second.Run.ID) {
+		t.Errorf("generated ids do not sort by time: %q then %q", first.Run.ID, second.Run.ID)
+	}
+
+	_, err = f.resolve(f.runnerA, "acme", sched, "run-42")
+	check(t, err)
+	before, err := f.runs.GetRun(f.bob, "acme", "run-42")
+	check(t, err)
+	_, err = f.resolve(f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerCLI, User: "alice"}, "run-42")
+	wantKind(t, err, errs.KindAlreadyExists)
+	after, err := f.runs.GetRun(f.bob, "acme", "run-42")
+	check(t, err)
+	if fmt.Sprintf("%+v", before) != fmt.Sprintf("%+v", after) {
+		t.Errorf("reusing a run id changed its record:\n%+v\n%+v", before, after)
+	}
+	// The same id in another team is another run.
+	if _, err := f.resolve(f.runnerB, "beta", sched, "run-42"); err != nil {
+		t.Errorf("run-42 in beta: %v", err)
+	}
+	if a, b := f.runCount(t, "acme"); a != 3 || b != 3 {
+		t.Errorf("acme: %d records, %d index entries; want 3 and 3", a, b)
+	}
+}
+
+// TestResolveRunStartToken: a user's token must be the triggering user's;
+// an agent identity's token makes the run execute as it. The token is
+// never stored.
+func TestResolveRunStartToken(t *testing.T) {
+	f := newRunsFixture(t)
+	res, err := f.resolve(f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerCLI, User: "alice", StartToken: f.aliceToken}, "run-user-token")
+	check(t, err)
+	if res.Run.Context.StartToken != "" || res.Run.Agent != resolver.DefaultAgentID {
+		t.Errorf("run started with alice's token: start token %q kept, agent %q", res.Run.Context.StartToken, res.Run.Agent)
+	}
+
+	ctx := context.Background()
+	agentTok, err := resolver.RunsTestIssueToken(ctx, f.dir, resolver.PrincipalRef{Kind: auth.KindAgent, Name: resolver.AgentName("acme", "deployer")})
+	check(t, err)
+	betaTok, err := resolver.RunsTestIssueToken(ctx, f.dir, resolver.PrincipalRef{Kind: auth.KindAgent, Name: resolver.AgentName("beta", "beta-bot")})
+	check(t, err)
+	res, err = f.resolve(f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerSchedule, Secrets: []string{"RESTRICTED_KEY"}, StartToken: agentTok}, "run-agent-token")
+	check(t, err)
+	if res.Run.Agent != "deployer" || !slices.Equal(injectedOf(res.Run), []string{acme + ":RESTRICTED_KEY"}) {
+		t.Errorf("run started with deployer's token: agent %q, injected %v", res.Run.Agent, injectedOf(res.Run))
+	}
+	_, err = f.resolve(f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerSchedule, Agent: "default", StartToken: agentTok}, "")
+	wantField(t, err, "context.agent")
+	_, err = f.resolve(f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerSchedule, StartToken: betaTok}, "")
+	wantKind(t, err, errs.KindPermissionDenied)
+
+	raw, err := os.ReadFile(f.dbPath)
+	check(t, err)
+	for _, tok := range []string{f.aliceToken, agentTok} {
+		if bytes.Contains(raw, []byte(tok)) || bytes.Contains(raw, []byte(tok[20:])) {
+			t.Errorf("the resolver's database holds a start token")
+		}
+	}
+}
+
+// TestRunRecordsHoldNoValue: planted values never reach the run records,
+// the resolver's database file, or an error.
+func TestRunRecordsHoldNoValue(t *testing.T) {
+	f := newRunsFixture(t)
+	for i, rc := range []resolver.RunContext{
+		{Trigger: resolver.TriggerCLI, User: "alice"},
+		{Trigger: resolver.TriggerSchedule, Agent: "deployer"},
+		{Trigger: resolver.TriggerSchedule, Environment: "ops-tools", Strict: true},
+		{Trigger: resolver.TriggerAPI, User: "bob", Secrets: []string{"BOB_ONLY", "GITHUB_TOKEN"}},
+	} {
+		res, err := f.resolve(f.runnerA, "acme", rc, fmt.Sprintf("run-%d", i))
+		check(t, err)
+		noCanary(t, "the run record", []byte(fmt.Sprintf("%#v", res.Run)))
+		if res.Sealed != nil {
+			noCanary(t, "the sealed values", res.Sealed.GetCiphertext())
+		}
+		ex, err := f.runs.ExplainRun(f.alice, "acme", rc)
+		check(t, err)
+		noCanary(t, "the explanation", []byte(fmt.Sprintf("%#v", ex)))
+	}
+	_, err := f.resolve(f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerSchedule, Secrets: []string{"X"}}, "run-0")
+	noCanary(t, "an error", []byte(err.Error()))
+	recs, _ := resolver.RunsTestRunKeys("acme")
+	kvs, err := f.store.Scan(context.Background(), recs, "", 0)
+	check(t, err)
+	if len(kvs) != 4 {
+		t.Fatalf("%d run records, want 4", len(kvs))
+	}
+	for _, kv := range kvs {
+		noCanary(t, kv.Key, kv.Value)
+	}
+	check(t, f.store.Close())
+	raw, err := os.ReadFile(f.dbPath)
+	check(t, err)
+	noCanary(t, "the resolver's database file", raw)
+	if !bytes.Contains(raw, []byte("PAGERDUTY_API_KEY")) {
+		t.Fatal("the database file does not hold the run records in clear: the scan would prove nothing")
+	}
+}
