@@ -10,7 +10,8 @@
 // oz.secrets.v1.SecretService server and the internal
 // oz.internalapi.v1.RunSecretsService server), storetest (the Store
 // conformance suite), keyring (envelope encryption), runseal (HPKE sealing
-// of a run's values to the runner's key).
+// of a run's values to the runner's key), sealing (the HPKE keys clients
+// seal values to before sending them, and opening what they sealed).
 package secretstore
 
 import (

@@ -15,6 +15,7 @@ import (
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	"github.com/ozsecrets/oz/services/secretstore/sealing"
 )
 
 // Config configures a Service.
@@ -24,6 +25,28 @@ type Config struct {
 	Now     func() time.Time // default time.Now
 	Limits  Limits           // zero fields: defaults
 	Logger  *slog.Logger     // default: discard
+
+	// Sealing opens values sealed on the client (sealing.Service). Nil:
+	// sealed values are refused.
+	Sealing Opener
+	// RequireSealed refuses plain values: every value must arrive sealed.
+	RequireSealed bool
+}
+
+// Opener opens values sealed on the client to one of the store's sealing
+// keys (sealing.Service.Open). Errors are errs.Field errors naming
+// sealing.FieldKeyID or sealing.FieldCiphertext; they never contain the
+// ciphertext or the plaintext.
+type Opener interface {
+	Open(ctx context.Context, keyID string, ciphertext, info []byte) ([]byte, error)
+}
+
+// SealedValue is a value sealed on the client: the id of the sealing key
+// and the HPKE encapsulated key followed by the ciphertext, sealed with
+// info sealing.Info(owner, name) of the secret it is for.
+type SealedValue struct {
+	KeyID      string
+	Ciphertext []byte
 }
 
 // Service applies the rules of secrets (DESIGN §3, §4) over a Store: who
@@ -36,12 +59,14 @@ type Config struct {
 // KindPermissionDenied (always decided before existence), KindNotFound,
 // KindAlreadyExists, KindFailedPrecondition (etag mismatch).
 type Service struct {
-	locks  keyedMutex // serialises value updates of one secret in this process
-	store  Store
-	keys   *keyring.Keyring
-	now    func() time.Time
-	limits Limits
-	log    *slog.Logger
+	locks         keyedMutex // serialises value updates of one secret in this process
+	store         Store
+	keys          *keyring.Keyring
+	now           func() time.Time
+	limits        Limits
+	log           *slog.Logger
+	sealing       Opener
+	requireSealed bool
 }
 
 // NewService returns a Service. It panics when cfg lacks a Store or a
@@ -50,7 +75,8 @@ func NewService(cfg Config) *Service {
 	if cfg.Store == nil || cfg.Keyring == nil {
 		panic("secretstore.NewService: Store and Keyring are required")
 	}
-	s := &Service{store: cfg.Store, keys: cfg.Keyring, now: cfg.Now, limits: cfg.Limits.withDefaults(), log: cfg.Logger}
+	s := &Service{store: cfg.Store, keys: cfg.Keyring, now: cfg.Now, limits: cfg.Limits.withDefaults(), log: cfg.Logger,
+		sealing: cfg.Sealing, requireSealed: cfg.RequireSealed}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -68,11 +94,14 @@ type CreateRequest struct {
 	Parent      string // "teams/{team}" or "users/{user}" ("users/me": the caller)
 	SecretID    string // the name
 	Value       []byte
+	Sealed      *SealedValue // instead of Value: the value sealed on the client
 	Description string
 }
 
 // Create stores a new secret with value version 1. Team secrets: admins of
-// the team. Personal secrets: their owner. Returns KindAlreadyExists (field
+// the team. Personal secrets: their owner. Exactly one of Value and Sealed
+// is set; a sealed value is opened (for this owner and name only) and then
+// meets the same rules as a plain one. Returns KindAlreadyExists (field
 // secret_id, naming the existing secret) when the owner has a secret of
 // that name without regard to case.
 func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateRequest) (*Secret, error) {
@@ -89,14 +118,17 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateReque
 	if err := s.limits.ValidateName("secret_id", req.SecretID); err != nil {
 		return nil, err
 	}
-	if err := s.limits.ValidateValue("value", req.Value); err != nil {
-		return nil, err
-	}
 	if err := s.limits.ValidateDescription("description", req.Description); err != nil {
 		return nil, err
 	}
+	// Cheap checks first: opening a sealed value is the costly one.
+	value, done, err := s.valueOf(ctx, owner, req.SecretID, req.Value, req.Sealed)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	const version = 1
-	env, err := s.keys.Seal(req.Value, ValueAD(owner, req.SecretID, version))
+	env, err := s.keys.Seal(value, ValueAD(owner, req.SecretID, version))
 	if err != nil {
 		return nil, fmt.Errorf("seal value: %w", err)
 	}
@@ -121,7 +153,8 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateReque
 		}
 		return nil, fmt.Errorf("create secret: %w", err)
 	}
-	s.log.InfoContext(ctx, "secret created", "secret", sec.ResourceName(), "value_version", sec.ValueVersion, "by", p.Name)
+	s.log.InfoContext(ctx, "secret created", "secret", sec.ResourceName(), "value_version", sec.ValueVersion,
+		"sealed", req.Sealed != nil, "by", p.Name)
 	return sec.metadata(), nil
 }
 
@@ -260,10 +293,11 @@ func metadataOf(secs []*Secret) []*Secret {
 type UpdateRequest struct {
 	Name        string // "teams/{team}/secrets/{secret}" or "users/{user}/secrets/{secret}"
 	Value       []byte
+	Sealed      *SealedValue // instead of Value: the value sealed on the client
 	Description string
-	// UpdateMask lists the fields to replace: "value", "description"
-	// ("*": both). Empty: the fields that are set (a non-empty value, a
-	// non-empty description).
+	// UpdateMask lists the fields to replace: "value" (given as Value or
+	// Sealed), "description" ("*": both). Empty: the fields that are set
+	// (a non-empty Value or a Sealed, a non-empty description).
 	UpdateMask []string
 	Etag       string // when set, the update is refused unless it matches
 }
@@ -292,11 +326,6 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 	if err != nil {
 		return nil, err
 	}
-	if setValue {
-		if err := s.limits.ValidateValue("value", req.Value); err != nil {
-			return nil, err
-		}
-	}
 	if setDesc {
 		if err := s.limits.ValidateDescription("description", req.Description); err != nil {
 			return nil, err
@@ -304,6 +333,14 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 	}
 	if err := validateEtag(req.Etag); err != nil {
 		return nil, err
+	}
+	var value []byte
+	if setValue {
+		var done func()
+		if value, done, err = s.valueOf(ctx, owner, id, req.Value, req.Sealed); err != nil {
+			return nil, err
+		}
+		defer done()
 	}
 
 	// Value updates of one secret take turns here, so that the version
@@ -325,7 +362,7 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 		// checks that the version it was sealed for is still the next one.
 		var env keyring.Envelope
 		if setValue {
-			env, err = s.keys.Seal(req.Value, ValueAD(owner, id, cur.ValueVersion+1))
+			env, err = s.keys.Seal(value, ValueAD(owner, id, cur.ValueVersion+1))
 			if err != nil {
 				return nil, fmt.Errorf("seal value: %w", err)
 			}
@@ -360,12 +397,52 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 			return nil, notFound(err, owner, id)
 		}
 		s.log.InfoContext(ctx, "secret updated", "secret", updated.ResourceName(), "value_changed", setValue,
-			"description_changed", setDesc, "value_version", updated.ValueVersion, "by", p.Name)
+			"sealed", setValue && req.Sealed != nil, "description_changed", setDesc, "value_version", updated.ValueVersion, "by", p.Name)
 		return updated.metadata(), nil
 	}
 }
 
 var errRaced = errors.New("value version changed during update")
+
+// valueOf returns the value a request carries: value as is, or
+// sealed_value opened for the secret name of owner; either must meet the
+// value rules. done clears an opened value; call it once the value is
+// sealed for storage. Errors name the field: "value", "sealed_value" or
+// one of its fields.
+func (s *Service) valueOf(ctx context.Context, owner Owner, name string, plain []byte, sealed *SealedValue) (value []byte, done func(), err error) {
+	nothing := func() {}
+	switch {
+	case sealed != nil && len(plain) > 0:
+		return nil, nil, errs.Field("value", "must not be set together with sealed_value: send the value once, sealed")
+	case sealed != nil:
+		if s.sealing == nil {
+			return nil, nil, errs.Field("sealed_value", "this server does not accept sealed values")
+		}
+		if max := sealing.MaxCiphertextLen(s.limits.MaxValueBytes); len(sealed.Ciphertext) > max {
+			return nil, nil, errs.Field(sealing.FieldCiphertext, "must be at most %d bytes: a value of at most %d bytes, sealed (got %d)",
+				max, s.limits.MaxValueBytes, len(sealed.Ciphertext))
+		}
+		v, err := s.sealing.Open(ctx, sealed.KeyID, sealed.Ciphertext, sealing.Info(owner.String(), name))
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := s.limits.ValidateValue("sealed_value", v); err != nil {
+			clear(v)
+			return nil, nil, err
+		}
+		return v, func() { clear(v) }, nil
+	case s.requireSealed && len(plain) > 0:
+		return nil, nil, errs.Field("value", "this server accepts sealed values only: seal the value (`oz secret seal`, or HPKE to a key from GET /v1/sealingKeys) and send it as sealed_value")
+	case len(plain) == 0 && s.requireSealed:
+		return nil, nil, errs.Field("sealed_value", "is required (this server accepts sealed values only: `oz secret seal`)")
+	case len(plain) == 0:
+		return nil, nil, errs.Field("value", "is required (a non-empty value, or a sealed_value)")
+	}
+	if err := s.limits.ValidateValue("value", plain); err != nil {
+		return nil, nil, err
+	}
+	return plain, nothing, nil
+}
 
 func errEtagMismatch() error {
 	return errs.E(errs.KindFailedPrecondition, "etag mismatch: the secret changed since that etag was read; get it again and retry")
@@ -380,9 +457,9 @@ func validateEtag(etag string) error {
 
 func updateFields(req UpdateRequest) (setValue, setDesc bool, err error) {
 	if len(req.UpdateMask) == 0 {
-		setValue, setDesc = len(req.Value) > 0, req.Description != ""
+		setValue, setDesc = len(req.Value) > 0 || req.Sealed != nil, req.Description != ""
 		if !setValue && !setDesc {
-			return false, false, errs.Field("update_mask", "nothing to update: set a value or a description, or name the fields to replace in update_mask (value, description)")
+			return false, false, errs.Field("update_mask", "nothing to update: set a value (value or sealed_value) or a description, or name the fields to replace in update_mask (value, description)")
 		}
 		return setValue, setDesc, nil
 	}

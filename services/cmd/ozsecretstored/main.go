@@ -6,6 +6,13 @@
 // certificate only: a run's selected values, sealed to the runner's key
 // (DESIGN §5).
 //
+// It publishes its sealing keys (oz.secrets.v1.SealingKeyService), HPKE
+// key pairs that clients seal values to before sending them; they are made
+// at first start and kept in the same bbolt file, their private keys
+// wrapped by the keyring. After a rotation (oz admin sealing-key rotate)
+// the previous keys keep opening values for --sealing-key-grace (default
+// 24h). --require-sealed refuses values that arrive unsealed.
+//
 //	ozsecretstored [flags]                 serve
 //	ozsecretstored keyring generate [flags] write a new keyring to --kek-file
 //	ozsecretstored keyring rotate [flags]   add a new primary key to the keyring file
@@ -42,6 +49,7 @@ import (
 	"github.com/ozsecrets/oz/services/secretstore/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	"github.com/ozsecrets/oz/services/secretstore/sealing"
 )
 
 func main() {
@@ -75,6 +83,8 @@ type config struct {
 	dev                 bool
 	maxValueBytes       int
 	maxDescriptionChars int
+	sealingKeyGrace     time.Duration
+	requireSealed       bool
 
 	keyringJSON string // OZ_KEYRING: the keyring itself, when no file is given
 }
@@ -99,6 +109,17 @@ func parse(name string, args []string, lookup func(string) (string, bool), stder
 			envErrs = append(envErrs, fmt.Errorf("%s=%q: not a number", key, v))
 		}
 		return n
+	}
+	envDuration := func(key string, def time.Duration) time.Duration {
+		v := env(key, "")
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("%s=%q: not a duration (e.g. 24h, 90m)", key, v))
+		}
+		return d
 	}
 	envBool := func(key string) bool {
 		v := env(key, "")
@@ -126,6 +147,8 @@ func parse(name string, args []string, lookup func(string) (string, bool), stder
 	fs.BoolVar(&c.dev, "dev", envBool("OZ_DEV"), "development mode: generate the keyring into <data-dir>/keyring.json (mode 0600) when there is none (OZ_DEV)")
 	fs.IntVar(&c.maxValueBytes, "max-value-bytes", envInt("OZ_SECRETSTORE_MAX_VALUE_BYTES", secretstore.DefaultMaxValueBytes), "largest value accepted, in bytes (OZ_SECRETSTORE_MAX_VALUE_BYTES)")
 	fs.IntVar(&c.maxDescriptionChars, "max-description-chars", envInt("OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS", secretstore.DefaultMaxDescriptionChars), "longest description accepted, in characters (OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS)")
+	fs.DurationVar(&c.sealingKeyGrace, "sealing-key-grace", envDuration("OZ_SEALING_KEY_GRACE", sealing.DefaultGrace), "how long sealing keys replaced by a rotation still open values sealed to them; then they are dropped (OZ_SEALING_KEY_GRACE)")
+	fs.BoolVar(&c.requireSealed, "require-sealed", envBool("OZ_REQUIRE_SEALED"), "refuse values sent unsealed: clients must seal them to a sealing key (the CLI always does; curl users run `oz secret seal`) (OZ_REQUIRE_SEALED)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage:
   ozsecretstored [flags]                  serve SecretService (and RunSecretsService to the resolver)
@@ -154,6 +177,9 @@ Flags:
 	}
 	if c.maxValueBytes <= 0 || c.maxDescriptionChars <= 0 {
 		return nil, usageError{errors.New("--max-value-bytes and --max-description-chars must be positive")}
+	}
+	if c.sealingKeyGrace < 0 {
+		return nil, usageError{errors.New("--sealing-key-grace must not be negative")}
 	}
 	c.keyringJSON = env("OZ_KEYRING", "")
 	dir := pki.Dir(filepath.Join(c.dataDir, "pki"))
@@ -274,11 +300,18 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	}
 	defer resolver.Close()
 
+	sealer := sealing.NewService(sealing.Config{Store: store, Keyring: kr, Grace: c.sealingKeyGrace, Logger: log})
+	keys, err := sealer.Init(ctx)
+	if err != nil {
+		return err
+	}
 	svc := secretstore.NewService(secretstore.Config{
-		Store:   store,
-		Keyring: kr,
-		Limits:  secretstore.Limits{MaxValueBytes: c.maxValueBytes, MaxDescriptionChars: c.maxDescriptionChars},
-		Logger:  log,
+		Store:         store,
+		Keyring:       kr,
+		Limits:        secretstore.Limits{MaxValueBytes: c.maxValueBytes, MaxDescriptionChars: c.maxDescriptionChars},
+		Logger:        log,
+		Sealing:       sealer,
+		RequireSealed: c.requireSealed,
 	})
 	rules := auth.Rules{}
 	maps.Copy(rules, grpcapi.Rules)
@@ -291,6 +324,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 		Logger: log,
 	})
 	grpcapi.Register(srv, svc)
+	grpcapi.RegisterSealingKeys(srv, sealer)
 	grpcapi.RegisterRunSecrets(srv, svc)
 
 	lis, err := net.Listen("tcp", c.listen)
@@ -300,8 +334,15 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	if ready != nil {
 		ready(lis.Addr())
 	}
+	var current []string
+	for _, k := range keys {
+		if k.Current() {
+			current = append(current, k.ID)
+		}
+	}
 	log.Info("secretstore starting", "db", c.db, "resolver", c.resolverAddr,
-		"max_value_bytes", c.maxValueBytes, "max_description_chars", c.maxDescriptionChars)
+		"max_value_bytes", c.maxValueBytes, "max_description_chars", c.maxDescriptionChars,
+		"sealing_keys", current, "sealing_key_grace", c.sealingKeyGrace.String(), "require_sealed", c.requireSealed)
 	if err := srv.Serve(ctx, lis); err != nil {
 		return err
 	}
@@ -380,6 +421,12 @@ func keyringRewrap(ctx context.Context, c *config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "rewrapped %d of %d data keys to %s; value ciphertexts unchanged\n", res.Rewrapped, res.Scanned, kr.Primary())
+	sealer := sealing.NewService(sealing.Config{Store: store, Keyring: kr, Grace: c.sealingKeyGrace, Logger: log})
+	nSealing, err := sealer.Rewrap(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rewrapped %d of %d data keys and %d sealing keys to %s; value ciphertexts unchanged\n",
+		res.Rewrapped, res.Scanned, nSealing, kr.Primary())
 	return nil
 }

@@ -66,6 +66,7 @@ func startResolver(t *testing.T, dir pki.Dir) string {
 			Teams: []*scopev1.TeamRole{{Team: "acme", Role: scopev1.Role_ROLE_ADMIN}}},
 		"tok-bob": {Kind: scopev1.PrincipalKind_PRINCIPAL_KIND_USER, Name: "users/bob",
 			Teams: []*scopev1.TeamRole{{Team: "acme", Role: scopev1.Role_ROLE_MEMBER}}},
+		"tok-root": {Kind: scopev1.PrincipalKind_PRINCIPAL_KIND_USER, Name: "users/root", SystemAdmin: true},
 		"tok-runner": {Kind: scopev1.PrincipalKind_PRINCIPAL_KIND_RUNNER, Name: "runners/r1",
 			Teams: []*scopev1.TeamRole{{Team: "acme", Role: scopev1.Role_ROLE_ADMIN}}},
 	}})
@@ -474,7 +475,7 @@ func TestFlags(t *testing.T) {
 		listen: "127.0.0.1:7450", dataDir: ".oz", db: filepath.Join(".oz", "secretstore.db"),
 		tlsCert: filepath.Join(".oz", "pki", "secretstore.pem"), tlsKey: filepath.Join(".oz", "pki", "secretstore-key.pem"),
 		tlsCA: filepath.Join(".oz", "pki", "ca.pem"), resolverAddr: "127.0.0.1:7451",
-		maxValueBytes: 65536, maxDescriptionChars: 1024,
+		maxValueBytes: 65536, maxDescriptionChars: 1024, sealingKeyGrace: 24 * time.Hour,
 	}
 	if *c != want {
 		t.Errorf("defaults: got %+v, want %+v", *c, want)
@@ -483,6 +484,7 @@ func TestFlags(t *testing.T) {
 		"OZ_SECRETSTORE_LISTEN": "127.0.0.1:1", "OZ_DATA_DIR": "/d", "OZ_SECRETSTORE_DB": "/x.db", "OZ_RESOLVER_ADDR": "r:1",
 		"OZ_SECRETSTORE_TLS_CERT": "/c.pem", "OZ_SECRETSTORE_TLS_KEY": "/k.pem", "OZ_TLS_CA": "/ca.pem", "OZ_KEK_FILE": "/kek.json",
 		"OZ_DEV": "true", "OZ_SECRETSTORE_MAX_VALUE_BYTES": "100", "OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS": "10",
+		"OZ_SEALING_KEY_GRACE": "90m", "OZ_REQUIRE_SEALED": "true",
 	}
 	c, err = parse("t", []string{"--listen", "127.0.0.1:2", "--max-value-bytes", "200"}, lookupIn(env), io.Discard)
 	if err != nil {
@@ -491,17 +493,22 @@ func TestFlags(t *testing.T) {
 	want = config{
 		listen: "127.0.0.1:2", dataDir: "/d", db: "/x.db", tlsCert: "/c.pem", tlsKey: "/k.pem", tlsCA: "/ca.pem",
 		resolverAddr: "r:1", kekFile: "/kek.json", dev: true, maxValueBytes: 200, maxDescriptionChars: 10,
+		sealingKeyGrace: 90 * time.Minute, requireSealed: true,
 	}
 	if *c != want {
 		t.Errorf("from env and flags: got %+v, want %+v", *c, want)
 	}
-	for _, bad := range []map[string]string{{"OZ_DEV": "maybe"}, {"OZ_SECRETSTORE_MAX_VALUE_BYTES": "lots"}} {
+	for _, bad := range []map[string]string{{"OZ_DEV": "maybe"}, {"OZ_SECRETSTORE_MAX_VALUE_BYTES": "lots"},
+		{"OZ_SEALING_KEY_GRACE": "a day"}, {"OZ_REQUIRE_SEALED": "please"}} {
 		if _, err := parse("t", nil, lookupIn(bad), io.Discard); !errors.As(err, new(usageError)) {
 			t.Errorf("env %v: got %v, want a usage error", bad, err)
 		}
 	}
 	if _, err := parse("t", []string{"--max-value-bytes", "-1"}, lookupIn(nil), io.Discard); !errors.As(err, new(usageError)) {
 		t.Errorf("negative limit: got %v, want a usage error", err)
+	}
+	if _, err := parse("t", []string{"--sealing-key-grace", "-1h"}, lookupIn(nil), io.Discard); !errors.As(err, new(usageError)) {
+		t.Errorf("negative grace: got %v, want a usage error", err)
 	}
 }
 

@@ -1,11 +1,14 @@
 // Package boltstore is the bbolt implementation of secretstore.Store (and
-// secretstore.Scanner and secretstore.OwnersLister).
+// secretstore.Scanner and secretstore.OwnersLister), and of sealing.Store
+// (sealingkeys.go).
 //
 // Layout: one bucket, "secrets", keyed by owner resource name + 0x00 +
 // secretstore.FoldName(name), so that two names differing only in case are
 // one key and the case-insensitive uniqueness rule is a key clash; values
 // are JSON records holding metadata, the wrapped data key and the value's
-// ciphertext — never plaintext. A "meta" bucket holds the schema version.
+// ciphertext — never plaintext. A "sealing_keys" bucket holds the sealing
+// key pairs by key id, their private keys wrapped by the keyring. A "meta"
+// bucket holds the schema version.
 //
 // Reads copy what they need out of View transactions. Writes go through
 // db.Batch, so that concurrent writers share one transaction and one fsync;
@@ -28,13 +31,15 @@ import (
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	"github.com/ozsecrets/oz/services/secretstore/sealing"
 )
 
 // Buckets, declared once and all created by Open.
 var (
-	bucketSecrets = []byte("secrets")
-	bucketMeta    = []byte("meta")
-	buckets       = [][]byte{bucketSecrets, bucketMeta}
+	bucketSecrets     = []byte("secrets")
+	bucketSealingKeys = []byte("sealing_keys")
+	bucketMeta        = []byte("meta")
+	buckets           = [][]byte{bucketSecrets, bucketSealingKeys, bucketMeta}
 )
 
 var (
@@ -74,6 +79,7 @@ var (
 	_ secretstore.Store        = (*Store)(nil)
 	_ secretstore.Scanner      = (*Store)(nil)
 	_ secretstore.OwnersLister = (*Store)(nil)
+	_ sealing.Store            = (*Store)(nil)
 )
 
 // Open opens (creating if needed) the database at path, with mode 0600.

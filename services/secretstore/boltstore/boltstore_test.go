@@ -16,6 +16,7 @@ import (
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	"github.com/ozsecrets/oz/services/secretstore/sealing"
 	"github.com/ozsecrets/oz/services/secretstore/storetest"
 )
 
@@ -208,5 +209,36 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 	}
 	if !bytes.Contains(raw, []byte("SECRETA")) {
 		t.Error("the database file does not contain the secret's name; is this the right file?")
+	}
+}
+
+func TestSealingKeysConformance(t *testing.T) {
+	storetest.RunSealingKeys(t, func(t *testing.T) sealing.Store {
+		return open(t, filepath.Join(t.TempDir(), "secretstore.db"))
+	})
+}
+
+// TestSealingKeysSurviveReopen checks that sealing keys are durable and
+// live beside the secrets in the one file.
+func TestSealingKeysSurviveReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secretstore.db")
+	s, err := boltstore.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := storetest.NewSealingKey("x25519-1")
+	k.RetireTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := s.UpdateSealingKeys(context.Background(), func([]*sealing.Key) ([]*sealing.Key, error) { return []*sealing.Key{k}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := open(t, path).SealingKey(context.Background(), "x25519-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := storetest.SealingKeyDiff(got, k); d != "" {
+		t.Fatalf("after reopening: %s", d)
 	}
 }

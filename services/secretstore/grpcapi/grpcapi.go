@@ -1,10 +1,11 @@
-// Package grpcapi serves oz.secrets.v1.SecretService, and the internal
-// oz.internalapi.v1.RunSecretsService (runsecrets.go), over the
-// secretstore.Service. It only translates: requests into the Service's
-// inputs (with the caller's principal from the context), records into
-// secretsv1.Secret — a message with no field that could carry a value —
-// and leaves errors as errs kinds for the server plumbing to turn into
-// statuses.
+// Package grpcapi serves oz.secrets.v1.SecretService over the
+// secretstore.Service, oz.secrets.v1.SealingKeyService over the
+// sealing.Service (sealingkeys.go), and the internal
+// oz.internalapi.v1.RunSecretsService (runsecrets.go). It only translates:
+// requests into the services' inputs (with the caller's principal from the
+// context), records into secretsv1.Secret — a message with no field that
+// could carry a value — and leaves errors as errs kinds for the server
+// plumbing to turn into statuses.
 package grpcapi
 
 import (
@@ -19,10 +20,12 @@ import (
 	"github.com/ozsecrets/oz/services/secretstore"
 )
 
-// Rules are the access rules of SecretService: every method needs a bearer
-// token; the Service decides the rest (people only, team roles, owners).
+// Rules are the access rules of SecretService and SealingKeyService: every
+// method needs a bearer token; the services decide the rest (people only,
+// team roles, owners, system admins).
 var Rules = auth.Rules{
-	"/" + secretsv1.SecretService_ServiceDesc.ServiceName + "/": {Access: auth.Token},
+	"/" + secretsv1.SecretService_ServiceDesc.ServiceName + "/":     {Access: auth.Token},
+	"/" + secretsv1.SealingKeyService_ServiceDesc.ServiceName + "/": {Access: auth.Token},
 }
 
 // Server implements secretsv1.SecretServiceServer.
@@ -47,6 +50,7 @@ func (s *Server) CreateSecret(ctx context.Context, req *secretsv1.CreateSecretRe
 		Parent:      req.GetParent(),
 		SecretID:    req.GetSecretId(),
 		Value:       req.GetValue(),
+		Sealed:      sealedFromProto(req.GetSealedValue()),
 		Description: req.GetDescription(),
 	})
 	if err != nil {
@@ -82,6 +86,7 @@ func (s *Server) UpdateSecret(ctx context.Context, req *secretsv1.UpdateSecretRe
 	sec, err := s.svc.Update(ctx, auth.PrincipalFrom(ctx), secretstore.UpdateRequest{
 		Name:        req.GetName(),
 		Value:       req.GetValue(),
+		Sealed:      sealedFromProto(req.GetSealedValue()),
 		Description: req.GetDescription(),
 		UpdateMask:  req.GetUpdateMask().GetPaths(),
 		Etag:        req.GetEtag(),
@@ -111,6 +116,15 @@ func (s *Server) ListAvailableSecrets(ctx context.Context, req *secretsv1.ListAv
 		return nil, err
 	}
 	return &secretsv1.ListAvailableSecretsResponse{Secrets: toProtos(page.Secrets), NextPageToken: page.NextPageToken}, nil
+}
+
+// sealedFromProto returns nil when sv is absent: present, even empty, it is
+// a sealed value to check.
+func sealedFromProto(sv *secretsv1.SealedValue) *secretstore.SealedValue {
+	if sv == nil {
+		return nil
+	}
+	return &secretstore.SealedValue{KeyID: sv.GetKeyId(), Ciphertext: sv.GetCiphertext()}
 }
 
 // ToProto converts a secret's metadata for the wire. There is no value

@@ -34,6 +34,7 @@ import (
 	"github.com/ozsecrets/oz/services/secretstore/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	"github.com/ozsecrets/oz/services/secretstore/sealing"
 )
 
 // fakeAuth maps test tokens to principals.
@@ -77,6 +78,8 @@ func (s *syncBuffer) String() string {
 
 type testEnv struct {
 	svc    *secretstore.Service
+	seal   *sealing.Service
+	clock  *testClock // the sealing keys' clock
 	dbPath string
 	logs   *syncBuffer
 	pki    pki.Dir
@@ -84,7 +87,30 @@ type testEnv struct {
 	stop   func() // stops the server and closes the store; idempotent
 }
 
-func newTestEnv(t testing.TB) *testEnv {
+// testClock is a settable clock.
+type testClock struct{ t atomic.Pointer[time.Time] }
+
+func newTestClock(t time.Time) *testClock {
+	c := &testClock{}
+	c.t.Store(&t)
+	return c
+}
+
+func (c *testClock) Now() time.Time { return *c.t.Load() }
+
+func (c *testClock) Advance(d time.Duration) {
+	t := c.Now().Add(d)
+	c.t.Store(&t)
+}
+
+// sealingGrace is the grace of the test servers' sealing keys.
+const sealingGrace = time.Hour
+
+func newTestEnv(t testing.TB) *testEnv { return newTestEnvWith(t, nil) }
+
+// newTestEnvWith starts a server whose Service configuration configure
+// may change first.
+func newTestEnvWith(t testing.TB, configure func(*secretstore.Config)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	e := &testEnv{dbPath: filepath.Join(dir, "secretstore.db"), logs: &syncBuffer{}, pki: pki.Dir(filepath.Join(dir, "pki"))}
@@ -105,7 +131,16 @@ func newTestEnv(t testing.TB) *testEnv {
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	e.svc = secretstore.NewService(secretstore.Config{Store: store, Keyring: kr, Now: func() time.Time { return now }, Logger: log})
+	e.clock = newTestClock(now)
+	e.seal = sealing.NewService(sealing.Config{Store: store, Keyring: kr, Grace: sealingGrace, Now: e.clock.Now, Logger: log})
+	if _, err := e.seal.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := secretstore.Config{Store: store, Keyring: kr, Now: func() time.Time { return now }, Logger: log, Sealing: e.seal}
+	if configure != nil {
+		configure(&cfg)
+	}
+	e.svc = secretstore.NewService(cfg)
 	rules := auth.Rules{}
 	maps.Copy(rules, grpcapi.Rules)
 	maps.Copy(rules, grpcapi.RunSecretsRules)
@@ -119,6 +154,7 @@ func newTestEnv(t testing.TB) *testEnv {
 		}},
 	})
 	grpcapi.Register(srv, e.svc)
+	grpcapi.RegisterSealingKeys(srv, e.seal)
 	grpcapi.RegisterRunSecrets(srv, e.svc)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
