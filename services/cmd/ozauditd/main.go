@@ -1,64 +1,223 @@
-// Command ozauditd is the audit service. In this version it only holds its
-// slot in the system (health, reflection, mutual TLS); the append-only,
-// hash-chained event log arrives with the audit issue (DESIGN §6).
+// Command ozauditd is the audit service (DESIGN §6): the append-only,
+// hash-chained event log. It serves, over mutual TLS:
+//
+//   - oz.audit.v1.AuditService (through the gateway, with a bearer token
+//     that it authenticates through the resolver's AuthService): ListEvents,
+//     VerifyChain, ExportEvents and GetSecretUsage, for team admins and
+//     system admins;
+//   - oz.internalapi.v1.AuditIngestService to the secretstore, resolver and
+//     gateway certificates: AppendEvents, which their outbox shippers call.
+//
+// The log is a bbolt file, <data-dir>/audit.db by default. With
+// --metrics-listen it also serves Prometheus metrics over plain HTTP at
+// /metrics: off by default, since the port is unauthenticated; bind it to
+// loopback or a private network.
+//
+// Every flag has an OZ_… environment variable; the flag wins.
+// Exit codes: 0 success, 1 failure, 2 bad usage.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ozsecrets/oz/services/audit"
+	"github.com/ozsecrets/oz/services/audit/boltstore"
+	"github.com/ozsecrets/oz/services/audit/grpcapi"
+	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 )
 
 func main() {
-	dataDir := flag.String("data-dir", env("OZ_DATA_DIR", ".oz"), "data directory (OZ_DATA_DIR)")
-	listen := flag.String("listen", env("OZ_AUDIT_LISTEN", "127.0.0.1:7452"), "listen address (OZ_AUDIT_LISTEN)")
-	cert := flag.String("tls-cert", os.Getenv("OZ_AUDIT_TLS_CERT"), "certificate (OZ_AUDIT_TLS_CERT; default <data-dir>/pki/audit.pem)")
-	key := flag.String("tls-key", os.Getenv("OZ_AUDIT_TLS_KEY"), "key (OZ_AUDIT_TLS_KEY; default <data-dir>/pki/audit-key.pem)")
-	ca := flag.String("tls-ca", os.Getenv("OZ_TLS_CA"), "CA bundle (OZ_TLS_CA; default <data-dir>/pki/ca.pem)")
-	flag.Parse()
-
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "audit")
-	dir := pki.Dir(filepath.Join(*dataDir, "pki"))
-	paths := dir.For("audit")
-	if *cert != "" {
-		paths.Cert = *cert
-	}
-	if *key != "" {
-		paths.Key = *key
-	}
-	if *ca == "" {
-		*ca = dir.CA()
-	}
-	tlsCfg, err := pki.ServerConfig(paths, *ca)
-	if err != nil {
-		log.Error("tls", "err", err)
-		os.Exit(1)
-	}
-	srv := server.New(server.Config{Name: "audit", TLS: tlsCfg, Logger: log})
-	lis, err := net.Listen("tcp", *listen)
-	if err != nil {
-		log.Error("listen", "err", err)
-		os.Exit(1)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := srv.Serve(ctx, lis); err != nil {
-		log.Error("serve", "err", err)
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stderr, log, nil)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(os.Stderr, "ozauditd:", err)
+		os.Exit(2)
+	default:
+		log.Error("ozauditd failed", "err", err.Error())
 		os.Exit(1)
 	}
 }
 
-func env(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+// usageError is a mistake in the command line.
+type usageError struct{ error }
+
+// config is what the flags say.
+type config struct {
+	listen          string
+	dataDir         string
+	db              string
+	tlsCert, tlsKey string
+	tlsCA           string
+	resolverAddr    string
+	metricsListen   string
+}
+
+// parse reads flags, with defaults from the environment, and fills in the
+// paths that default to the data directory.
+func parse(args []string, lookup func(string) (string, bool), stderr io.Writer) (*config, error) {
+	env := func(key, def string) string {
+		if v, ok := lookup(key); ok && v != "" {
+			return v
+		}
+		return def
 	}
-	return def
+	c := &config{}
+	fs := flag.NewFlagSet("ozauditd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.listen, "listen", env("OZ_AUDIT_LISTEN", "127.0.0.1:7452"), "address to serve on (OZ_AUDIT_LISTEN)")
+	fs.StringVar(&c.dataDir, "data-dir", env("OZ_DATA_DIR", ".oz"), "data directory (OZ_DATA_DIR)")
+	fs.StringVar(&c.db, "db", env("OZ_AUDIT_DB", ""), "bbolt database file (OZ_AUDIT_DB; default <data-dir>/audit.db)")
+	fs.StringVar(&c.tlsCert, "tls-cert", env("OZ_AUDIT_TLS_CERT", ""), "certificate (OZ_AUDIT_TLS_CERT; default <data-dir>/pki/audit.pem)")
+	fs.StringVar(&c.tlsKey, "tls-key", env("OZ_AUDIT_TLS_KEY", ""), "certificate key (OZ_AUDIT_TLS_KEY; default <data-dir>/pki/audit-key.pem)")
+	fs.StringVar(&c.tlsCA, "tls-ca", env("OZ_TLS_CA", ""), "CA bundle (OZ_TLS_CA; default <data-dir>/pki/ca.pem)")
+	fs.StringVar(&c.resolverAddr, "resolver-addr", env("OZ_RESOLVER_ADDR", "127.0.0.1:7451"), "resolver address(es), for authenticating tokens (OZ_RESOLVER_ADDR)")
+	fs.StringVar(&c.metricsListen, "metrics-listen", env("OZ_AUDIT_METRICS_LISTEN", ""), "serve Prometheus metrics over plain HTTP at http://ADDR/metrics; empty: off (OZ_AUDIT_METRICS_LISTEN)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage:
+  ozauditd [flags]   serve AuditService and, to the other services, AuditIngestService
+
+Exit codes: 0 success, 1 failure, 2 bad usage.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	dir := pki.Dir(filepath.Join(c.dataDir, "pki"))
+	if c.db == "" {
+		c.db = filepath.Join(c.dataDir, "audit.db")
+	}
+	if c.tlsCert == "" {
+		c.tlsCert = dir.For("audit").Cert
+	}
+	if c.tlsKey == "" {
+		c.tlsKey = dir.For("audit").Key
+	}
+	if c.tlsCA == "" {
+		c.tlsCA = dir.CA()
+	}
+	return c, nil
+}
+
+// addrs tells the caller where the service listens (tests use port 0).
+type addrs struct {
+	grpc, metrics net.Addr // metrics is nil when off
+}
+
+// run is main without the process. ready, when not nil, is told the
+// addresses once the service listens.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer, log *slog.Logger, ready func(addrs)) error {
+	c, err := parse(args, lookup, stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, c, log, ready)
+}
+
+func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) error {
+	if err := os.MkdirAll(filepath.Dir(c.db), 0o700); err != nil {
+		return fmt.Errorf("create database directory: %w", err)
+	}
+	store, err := boltstore.Open(c.db, nil)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	cert := pki.Paths{Cert: c.tlsCert, Key: c.tlsKey}
+	serverTLS, err := pki.ServerConfig(cert, c.tlsCA)
+	if err != nil {
+		return fmt.Errorf("server TLS: %w", err)
+	}
+	clientTLS, err := pki.ClientConfig(cert, c.tlsCA)
+	if err != nil {
+		return fmt.Errorf("client TLS: %w", err)
+	}
+	resolver, err := server.Dial(c.resolverAddr, clientTLS)
+	if err != nil {
+		return fmt.Errorf("resolver client: %w", err)
+	}
+	defer resolver.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	svc := audit.NewService(audit.Config{Store: store, Logger: log, Registerer: reg})
+	srv := server.New(server.Config{
+		Name:   "audit",
+		TLS:    serverTLS,
+		Rules:  grpcapi.Rules,
+		Auth:   auth.NewCache(auth.NewRemote(resolver)),
+		Logger: log,
+	})
+	grpcapi.Register(srv, svc)
+
+	lis, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	var a addrs
+	a.grpc = lis.Addr()
+	var metrics *http.Server
+	metricsDone := make(chan error, 1)
+	if c.metricsListen != "" {
+		mlis, err := net.Listen("tcp", c.metricsListen)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("metrics listen: %w", err)
+		}
+		a.metrics = mlis.Addr()
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { metricsDone <- metrics.Serve(mlis) }()
+		log.Info("metrics", "addr", "http://"+mlis.Addr().String()+"/metrics")
+	}
+	if ready != nil {
+		ready(a)
+	}
+	log.Info("audit starting", "db", c.db, "resolver", c.resolverAddr)
+	serveErr := srv.Serve(ctx, lis)
+	if metrics != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = metrics.Shutdown(sctx)
+		cancel()
+		if err := <-metricsDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics server", "err", err.Error())
+		}
+	}
+	if serveErr != nil {
+		return serveErr
+	}
+	log.Info("audit stopped")
+	return nil
 }

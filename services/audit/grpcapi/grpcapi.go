@@ -1,0 +1,169 @@
+// Package grpcapi serves oz.audit.v1.AuditService (through the gateway,
+// with a bearer token) and the internal oz.internalapi.v1.AuditIngestService
+// (mutual TLS only) over the audit.Service. It translates requests and
+// leaves errors as errs kinds for the server plumbing; requests the Service
+// denies are themselves recorded as request.denied events.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
+	"github.com/ozsecrets/oz/services/audit"
+	"github.com/ozsecrets/oz/services/audit/chain"
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/server"
+)
+
+// IngestServices are the services that may append events.
+var IngestServices = []string{"secretstore", "resolver", "gateway"}
+
+// Rules are the access rules of both services: AuditService needs a
+// bearer token (the Service checks team roles); AuditIngestService admits
+// IngestServices by certificate.
+var Rules = auth.Rules{
+	"/" + auditv1.AuditService_ServiceDesc.ServiceName + "/":             {Access: auth.Token},
+	"/" + internalapiv1.AuditIngestService_ServiceDesc.ServiceName + "/": {Access: auth.Internal, Services: IngestServices},
+}
+
+// Register registers AuditService and AuditIngestService over svc on r.
+func Register(r grpc.ServiceRegistrar, svc *audit.Service) {
+	auditv1.RegisterAuditServiceServer(r, &Server{svc: svc})
+	internalapiv1.RegisterAuditIngestServiceServer(r, &Ingest{svc: svc})
+}
+
+// Server implements auditv1.AuditServiceServer.
+type Server struct {
+	auditv1.UnimplementedAuditServiceServer
+	svc *audit.Service
+}
+
+var _ auditv1.AuditServiceServer = (*Server)(nil)
+
+// ListEvents implements auditv1.AuditServiceServer.
+func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest) (*auditv1.ListEventsResponse, error) {
+	f := audit.Filter{
+		Actor:    req.GetActor(),
+		Action:   req.GetAction(),
+		Resource: req.GetResource(),
+		RunID:    req.GetRunId(),
+		Outcome:  req.GetOutcome(),
+	}
+	var err error
+	if f.Start, err = optionalTime("start_time", req.GetStartTime()); err != nil {
+		return nil, err
+	}
+	if f.End, err = optionalTime("end_time", req.GetEndTime()); err != nil {
+		return nil, err
+	}
+	page, err := s.svc.List(ctx, auth.PrincipalFrom(ctx), audit.ListRequest{
+		Parent:    req.GetParent(),
+		Filter:    f,
+		PageSize:  int(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, s.denied(ctx, req.GetParent(), err)
+	}
+	return &auditv1.ListEventsResponse{Events: page.Events, NextPageToken: page.NextPageToken}, nil
+}
+
+// VerifyChain implements auditv1.AuditServiceServer.
+func (s *Server) VerifyChain(ctx context.Context, req *auditv1.VerifyChainRequest) (*auditv1.VerifyChainResponse, error) {
+	res, err := s.svc.Verify(ctx, auth.PrincipalFrom(ctx), req.GetParent())
+	if err != nil {
+		return nil, s.denied(ctx, req.GetParent(), err)
+	}
+	out := &auditv1.VerifyChainResponse{
+		Valid:          res.Valid,
+		VerifiedEvents: res.Verified,
+		Head:           headProto(req.GetParent(), res.Head),
+	}
+	if b := res.Break; b != nil {
+		out.FirstBreak = &auditv1.ChainBreak{Seq: b.Seq, EventId: b.EventID, Reason: b.Reason}
+	}
+	return out, nil
+}
+
+// ExportEvents implements auditv1.AuditServiceServer.
+func (s *Server) ExportEvents(ctx context.Context, req *auditv1.ExportEventsRequest) (*auditv1.ExportEventsResponse, error) {
+	page, err := s.svc.Export(ctx, auth.PrincipalFrom(ctx), req.GetParent(), int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, s.denied(ctx, req.GetParent(), err)
+	}
+	return &auditv1.ExportEventsResponse{
+		Events:        page.Events,
+		NextPageToken: page.NextPageToken,
+		Head:          headProto(req.GetParent(), page.Head),
+	}, nil
+}
+
+// GetSecretUsage implements auditv1.AuditServiceServer.
+func (s *Server) GetSecretUsage(ctx context.Context, req *auditv1.GetSecretUsageRequest) (*auditv1.GetSecretUsageResponse, error) {
+	u, err := s.svc.SecretUsage(ctx, auth.PrincipalFrom(ctx), audit.UsageRequest{
+		Name:        req.GetName(),
+		AllVersions: req.GetAllVersions(),
+		MaxRuns:     int(req.GetMaxRuns()),
+	})
+	if err != nil {
+		return nil, s.denied(ctx, req.GetName(), err)
+	}
+	return &auditv1.GetSecretUsageResponse{Usage: u}, nil
+}
+
+// denied records a refused request as a request.denied event, then
+// returns err unchanged: the refusal stands whether or not it could be
+// recorded.
+func (s *Server) denied(ctx context.Context, parent string, err error) error {
+	if !errors.Is(err, errs.PermissionDenied) {
+		return err
+	}
+	method, _ := grpc.Method(ctx)
+	_ = s.svc.RecordDenied(ctx, audit.Denial{
+		Principal: auth.PrincipalFrom(ctx),
+		Client:    auth.ClientFrom(ctx),
+		RequestID: server.RequestID(ctx),
+		Method:    method,
+		Parent:    parent,
+		Reason:    err.Error(),
+	})
+	return err
+}
+
+func headProto(parent string, h chain.Head) *auditv1.ChainHead {
+	return &auditv1.ChainHead{Chain: parent, Seq: h.Seq, Hash: h.Hash}
+}
+
+func optionalTime(field string, ts *timestamppb.Timestamp) (t time.Time, err error) {
+	if ts == nil {
+		return t, nil
+	}
+	if err := ts.CheckValid(); err != nil {
+		return t, errs.Field(field, "is not a valid timestamp")
+	}
+	return ts.AsTime(), nil
+}
+
+// Ingest implements internalapiv1.AuditIngestServiceServer.
+type Ingest struct {
+	internalapiv1.UnimplementedAuditIngestServiceServer
+	svc *audit.Service
+}
+
+var _ internalapiv1.AuditIngestServiceServer = (*Ingest)(nil)
+
+// AppendEvents implements internalapiv1.AuditIngestServiceServer.
+func (s *Ingest) AppendEvents(ctx context.Context, req *internalapiv1.AppendEventsRequest) (*internalapiv1.AppendEventsResponse, error) {
+	res, err := s.svc.Append(ctx, auth.ServiceFrom(ctx), req.GetEvents())
+	if err != nil {
+		return nil, err
+	}
+	return &internalapiv1.AppendEventsResponse{Appended: int32(res.Appended), Duplicates: int32(res.Duplicates)}, nil
+}

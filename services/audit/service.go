@@ -1,0 +1,376 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	"github.com/ozsecrets/oz/services/audit/chain"
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/errs"
+)
+
+// Page sizes (AIP-158) and scan bounds.
+const (
+	DefaultPageSize       = 100
+	MaxPageSize           = 1000
+	DefaultExportPageSize = 500
+	// DefaultScanLimit is how many events one ListEvents call examines at
+	// most; a page may then hold fewer matches than asked, with a token
+	// to go on.
+	DefaultScanLimit = 10000
+	// rangePage is how many events Verify and GetSecretUsage read per
+	// store call.
+	rangePage = 1000
+)
+
+// Config configures a Service.
+type Config struct {
+	Store  Store
+	Logger *slog.Logger
+	// Now is the clock of append times; time.Now when nil.
+	Now func() time.Time
+	// ScanLimit bounds the events one List call examines; DefaultScanLimit
+	// when zero.
+	ScanLimit int
+	// Registerer receives the service's metrics; nil leaves them
+	// unregistered.
+	Registerer prometheus.Registerer
+}
+
+// Service is the audit log's logic: ingestion (for services) and reads
+// (for team admins and system admins). Its errors are errs kinds;
+// KindPermissionDenied is always decided before anything is read.
+type Service struct {
+	store     Store
+	log       *slog.Logger
+	now       func() time.Time
+	scanLimit int
+
+	appended   prometheus.Counter
+	duplicates prometheus.Counter
+}
+
+// NewService returns a Service over cfg.Store.
+func NewService(cfg Config) *Service {
+	s := &Service{store: cfg.Store, log: cfg.Logger, now: cfg.Now, scanLimit: cfg.ScanLimit}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.scanLimit <= 0 {
+		s.scanLimit = DefaultScanLimit
+	}
+	s.appended = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "oz_audit_events_appended_total",
+		Help: "Audit events appended to the log.",
+	})
+	s.duplicates = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "oz_audit_events_duplicate_total",
+		Help: "Audit events delivered again (their id was in the log already) and skipped.",
+	})
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(s.appended, s.duplicates)
+	}
+	return s
+}
+
+// Append validates events and appends them in order (Store.Append).
+// service is the calling service (its certificate's name): every event id
+// must start with service + "-", so that no service can claim, and so
+// suppress, the ids of another's events. Invalid input appends nothing.
+func (s *Service) Append(ctx context.Context, service string, events []*auditv1.Event) (AppendResult, error) {
+	if len(events) > MaxBatch {
+		return AppendResult{}, errs.Field("events", "at most %d events per call", MaxBatch)
+	}
+	if service == "" {
+		return AppendResult{}, errs.E(errs.KindPermissionDenied, "only services append audit events")
+	}
+	for i, ev := range events {
+		field := fmt.Sprintf("events[%d]", i)
+		if err := ValidateEvent(field, ev); err != nil {
+			return AppendResult{}, err
+		}
+		if !strings.HasPrefix(ev.GetId(), service+"-") {
+			return AppendResult{}, errs.E(errs.KindPermissionDenied, "%s.id: must start with %q: a service appends only its own events", field, service+"-")
+		}
+	}
+	if len(events) == 0 {
+		return AppendResult{}, nil
+	}
+	res, err := s.store.Append(ctx, events, s.now())
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append audit events: %w", err)
+	}
+	s.appended.Add(float64(res.Appended))
+	s.duplicates.Add(float64(res.Duplicates))
+	return res, nil
+}
+
+// ParseParent parses a chain's parent name: "teams/{team}" or "system"
+// (team ""). field names the request field in errors.
+func ParseParent(field, parent string) (team string, err error) {
+	if parent == chain.SystemChain {
+		return "", nil
+	}
+	id, ok := strings.CutPrefix(parent, "teams/")
+	if !ok || !ValidTeamID(id) {
+		return "", errs.Field(field, `must be "teams/{team}" or "system"`)
+	}
+	return id, nil
+}
+
+// authorize lets p read team's chain: system admins any chain, team
+// admins their team's. Only people read the audit log.
+func authorize(p *auth.Principal, team string) error {
+	switch {
+	case p == nil:
+		return errs.E(errs.KindUnauthenticated, "a bearer token is required")
+	case !p.IsHuman():
+		return errs.E(errs.KindPermissionDenied, "only people read the audit log; a %s cannot", p.Kind)
+	case p.SystemAdmin:
+		return nil
+	case team == "":
+		return errs.E(errs.KindPermissionDenied, "only system admins read the system chain")
+	case !p.IsAdmin(team):
+		return errs.E(errs.KindPermissionDenied, "only admins of team %s read its audit events", team)
+	}
+	return nil
+}
+
+// ListRequest is the input of List.
+type ListRequest struct {
+	Parent    string
+	Filter    Filter
+	PageSize  int
+	PageToken string
+}
+
+// ListPage is one page of List.
+type ListPage struct {
+	Events        []*auditv1.Event // newest first
+	NextPageToken string
+}
+
+// List returns a chain's events that match req.Filter, newest first.
+func (s *Service) List(ctx context.Context, p *auth.Principal, req ListRequest) (*ListPage, error) {
+	team, err := ParseParent("parent", req.Parent)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(p, team); err != nil {
+		return nil, err
+	}
+	f := req.Filter
+	if !f.Start.IsZero() && !f.End.IsZero() && !f.End.After(f.Start) {
+		return nil, errs.Field("end_time", "must be after start_time")
+	}
+	if a := f.Action; a != "" && !validActionFilter(a) {
+		return nil, errs.Field("action", `must be an action ("secret.create") or a prefix ending in ".*" ("secret.*")`)
+	}
+	size, err := pageSize(req.PageSize, DefaultPageSize)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := decodeToken(req.PageToken, tokenList, req.Parent, f.fingerprint())
+	if err != nil {
+		return nil, err
+	}
+	page, err := s.store.List(ctx, Query{Team: team, Filter: f, BeforeSeq: tok.Seq, Limit: size, ScanLimit: s.scanLimit})
+	if err != nil {
+		return nil, fmt.Errorf("list audit events: %w", err)
+	}
+	out := &ListPage{Events: page.Events}
+	if page.NextBeforeSeq > 0 {
+		out.NextPageToken = pageToken{List: tokenList, Parent: req.Parent, Filter: f.fingerprint(), Seq: page.NextBeforeSeq}.encode()
+	}
+	return out, nil
+}
+
+func validActionFilter(a string) bool {
+	if prefix, ok := strings.CutSuffix(a, ".*"); ok {
+		a = prefix + ".x"
+	}
+	return checkAction("action", a) == nil
+}
+
+// VerifyResult is the outcome of Verify.
+type VerifyResult struct {
+	Valid    bool
+	Verified int64
+	Head     chain.Head   // as stored
+	Break    *chain.Break // nil when valid
+}
+
+// Verify recomputes a chain from seq 1 to the head it had when Verify
+// started (events appended meanwhile are left for the next run), and
+// checks that the stored head is the chain's last event — so events
+// removed from the end are found too.
+func (s *Service) Verify(ctx context.Context, p *auth.Principal, parent string) (*VerifyResult, error) {
+	team, err := ParseParent("parent", parent)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(p, team); err != nil {
+		return nil, err
+	}
+	head, err := s.store.Head(ctx, team)
+	if err != nil {
+		return nil, fmt.Errorf("verify: head: %w", err)
+	}
+	v := chain.NewVerifier()
+	res := &VerifyResult{Head: head}
+	for from := int64(1); from <= head.Seq; {
+		evs, err := s.store.Range(ctx, team, from, rangePage)
+		if err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+		for _, ev := range evs {
+			if ev.GetSeq() > head.Seq {
+				break
+			}
+			if err := v.Check(ev); err != nil {
+				res.Verified, res.Break = v.Count(), v.Break()
+				return res, nil
+			}
+		}
+		if len(evs) < rangePage {
+			break
+		}
+		from = evs[len(evs)-1].GetSeq() + 1
+	}
+	res.Verified = v.Count()
+	got := v.Head()
+	switch {
+	case got.Seq < head.Seq:
+		res.Break = &chain.Break{Seq: got.Seq + 1, Reason: fmt.Sprintf("the chain ends at seq %d but its stored head is seq %d: events were removed from its end", got.Seq, head.Seq)}
+	case string(got.Hash) != string(head.Hash):
+		res.Break = &chain.Break{Seq: head.Seq, Reason: "the stored head's hash is not the hash of the chain's last event"}
+	default:
+		res.Valid = true
+	}
+	return res, nil
+}
+
+// ExportPage is one page of Export.
+type ExportPage struct {
+	Events        []*auditv1.Event // seq ascending
+	NextPageToken string
+	Head          chain.Head
+}
+
+// Export returns a chain's events in chain order, one page at a time.
+func (s *Service) Export(ctx context.Context, p *auth.Principal, parent string, size int, token string) (*ExportPage, error) {
+	team, err := ParseParent("parent", parent)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(p, team); err != nil {
+		return nil, err
+	}
+	size, err = pageSize(size, DefaultExportPageSize)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := decodeToken(token, tokenExport, parent, "")
+	if err != nil {
+		return nil, err
+	}
+	from := max(tok.Seq, 1)
+	evs, err := s.store.Range(ctx, team, from, size)
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	// The head is read after the events, so it is never behind them.
+	head, err := s.store.Head(ctx, team)
+	if err != nil {
+		return nil, fmt.Errorf("export: head: %w", err)
+	}
+	out := &ExportPage{Events: evs, Head: head}
+	if n := len(evs); n > 0 && evs[n-1].GetSeq() < head.Seq {
+		out.NextPageToken = pageToken{List: tokenExport, Parent: parent, Seq: evs[n-1].GetSeq() + 1}.encode()
+	}
+	return out, nil
+}
+
+// Denial is a request the audit service refused.
+type Denial struct {
+	Principal *auth.Principal // nil: not authenticated
+	Client    string
+	RequestID string
+	Method    string // full gRPC method
+	Parent    string // the chain or resource asked for, as given
+	Reason    string
+}
+
+// RecordDenied appends a request.denied event for d to the chain it was
+// about (the system chain when that is not a valid team). The audit
+// service is the log, so it appends directly rather than through an
+// outbox; the event id is "audit-" and 128 random bits.
+func (s *Service) RecordDenied(ctx context.Context, d Denial) error {
+	team := ""
+	if id, ok := strings.CutPrefix(d.Parent, "teams/"); ok {
+		id, _, _ = strings.Cut(id, "/")
+		if ValidTeamID(id) {
+			team = id
+		}
+	}
+	var rnd [16]byte
+	_, _ = rand.Read(rnd[:])
+	ev := &auditv1.Event{
+		Id:        "audit-" + hex.EncodeToString(rnd[:]),
+		Time:      timestamppb.New(s.now()),
+		Actor:     ActorOf(d.Principal, d.Client),
+		Action:    ActionRequestDenied,
+		Resource:  truncate(d.Parent, MaxNameLength),
+		Team:      team,
+		Outcome:   auditv1.Outcome_OUTCOME_DENIED,
+		RequestId: truncate(d.RequestID, MaxShortLength),
+		Details:   map[string]string{DetailMethod: d.Method, DetailReason: truncate(d.Reason, 1024)},
+	}
+	if err := ValidateEvent("event", ev); err != nil {
+		// A resource or request id with characters an event may not hold:
+		// keep the denial, drop what cannot be recorded.
+		ev.Resource, ev.RequestId = "", ""
+	}
+	if _, err := s.Append(ctx, "audit", []*auditv1.Event{ev}); err != nil {
+		s.log.ErrorContext(ctx, "record denied request", "method", d.Method, "err", err.Error())
+		return err
+	}
+	return nil
+}
+
+// ActorOf describes a principal (nil: unauthenticated) as an actor.
+func ActorOf(p *auth.Principal, client string) *auditv1.Actor {
+	a := &auditv1.Actor{Client: truncate(client, MaxShortLength)}
+	if p == nil {
+		return a
+	}
+	a.Name = p.Name
+	switch p.Kind {
+	case auth.KindUser:
+		a.Kind = auditv1.ActorKind_ACTOR_KIND_USER
+	case auth.KindRunner:
+		a.Kind = auditv1.ActorKind_ACTOR_KIND_RUNNER
+	case auth.KindAgent:
+		a.Kind = auditv1.ActorKind_ACTOR_KIND_AGENT
+	}
+	return a
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

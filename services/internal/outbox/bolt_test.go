@@ -1,0 +1,252 @@
+package outbox_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/outbox"
+)
+
+func openDB(t *testing.T, path string) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func newBolt(t *testing.T, emitter string) (*bolt.DB, *outbox.Bolt) {
+	t.Helper()
+	db := openDB(t, filepath.Join(t.TempDir(), "svc.db"))
+	ob, err := outbox.NewBolt(db, emitter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, ob
+}
+
+// event returns a valid event without an id: the outbox assigns it.
+func event(team string, i int) *auditv1.Event {
+	return &auditv1.Event{
+		Time:     timestamppb.New(time.Now()),
+		Actor:    &auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_USER, Name: "users/alice", Client: "cli"},
+		Action:   "secret.create",
+		Resource: fmt.Sprintf("teams/%s/secrets/S%d", team, i),
+		Team:     team,
+		Outcome:  auditv1.Outcome_OUTCOME_OK,
+		Details:  map[string]string{"n": fmt.Sprint(i)},
+	}
+}
+
+func add(t *testing.T, db *bolt.DB, ob *outbox.Bolt, evs ...*auditv1.Event) {
+	t.Helper()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, ev := range evs {
+			if err := ob.Add(tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+}
+
+func pending(t *testing.T, ob *outbox.Bolt, max int) []*auditv1.Event {
+	t.Helper()
+	evs, err := ob.Pending(context.Background(), max)
+	if err != nil {
+		t.Fatalf("Pending: %v", err)
+	}
+	return evs
+}
+
+func details(evs []*auditv1.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.GetDetails()["n"])
+	}
+	return out
+}
+
+func TestBoltOrderAndAck(t *testing.T) {
+	db, ob := newBolt(t, "resolver")
+	for i := 1; i <= 5; i++ {
+		add(t, db, ob, event("acme", i))
+	}
+	first := pending(t, ob, 3)
+	if got := details(first); !slices.Equal(got, []string{"1", "2", "3"}) {
+		t.Fatalf("Pending(3): got %v, want 1 2 3", got)
+	}
+	var prev string
+	for _, ev := range first {
+		if !strings.HasPrefix(ev.GetId(), "resolver-") || ev.GetId() <= prev {
+			t.Errorf("id %q after %q: want increasing ids starting with resolver-", ev.GetId(), prev)
+		}
+		prev = ev.GetId()
+	}
+	if n, _ := ob.Backlog(context.Background()); n != 5 {
+		t.Errorf("Backlog: got %d, want 5", n)
+	}
+	if err := ob.Ack(context.Background(), []string{first[0].GetId(), first[1].GetId(), "resolver-unknown"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := details(pending(t, ob, 10)); !slices.Equal(got, []string{"3", "4", "5"}) {
+		t.Errorf("after Ack: got %v, want 3 4 5", got)
+	}
+	if n, _ := ob.Backlog(context.Background()); n != 3 {
+		t.Errorf("Backlog: got %d, want 3", n)
+	}
+}
+
+func TestBoltAddKeepsInputAndIDs(t *testing.T) {
+	db, ob := newBolt(t, "secretstore")
+	ev := event("acme", 1)
+	ev.Seq, ev.Hash = 5, []byte("x")
+	before := proto.Clone(ev)
+	add(t, db, ob, ev)
+	if !proto.Equal(ev, before) {
+		t.Errorf("Add changed its argument")
+	}
+	own := event("acme", 2)
+	own.Id = "secretstore-custom-1"
+	own.Time = nil
+	add(t, db, ob, own)
+	got := pending(t, ob, 10)
+	if got[0].GetSeq() != 0 || got[0].GetHash() != nil {
+		t.Errorf("chain fields kept: %v", got[0])
+	}
+	if got[1].GetId() != "secretstore-custom-1" || got[1].GetTime() == nil {
+		t.Errorf("got id %q time %v, want the given id and a time", got[1].GetId(), got[1].GetTime())
+	}
+}
+
+func TestBoltRollbackLeavesNothing(t *testing.T) {
+	db, ob := newBolt(t, "resolver")
+	var notified atomic.Int32
+	ob.OnCommit(func() { notified.Add(1) })
+	boom := errors.New("the change failed")
+	err := db.Update(func(tx *bolt.Tx) error {
+		if err := ob.Add(tx, event("acme", 1)); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("got %v, want the change's error", err)
+	}
+	if evs := pending(t, ob, 10); len(evs) != 0 || notified.Load() != 0 {
+		t.Errorf("rolled back: got %d events and %d notifications, want none", len(evs), notified.Load())
+	}
+	add(t, db, ob, event("acme", 2), event("acme", 3))
+	if notified.Load() == 0 {
+		t.Errorf("commit: got no notification, want one")
+	}
+}
+
+func TestBoltRefusesInvalidEvent(t *testing.T) {
+	db, ob := newBolt(t, "resolver")
+	bad := event("acme", 1)
+	bad.Action = ""
+	err := db.Update(func(tx *bolt.Tx) error { return ob.Add(tx, bad) })
+	if !errors.Is(err, errs.Invalid) {
+		t.Errorf("got %v, want an invalid-argument error", err)
+	}
+	foreign := event("acme", 2)
+	foreign.Id = "secretstore-x-1" // the audit service would refuse it from the resolver
+	if err := db.Update(func(tx *bolt.Tx) error { return ob.Add(tx, foreign) }); !errors.Is(err, errs.Invalid) {
+		t.Errorf("another emitter's id: got %v, want an invalid-argument error", err)
+	}
+	if evs := pending(t, ob, 10); len(evs) != 0 {
+		t.Errorf("got %d events, want none", len(evs))
+	}
+}
+
+func TestBoltEpochSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "svc.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := outbox.NewBolt(db, "resolver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(t, db, ob, event("acme", 1))
+	id1 := pending(t, ob, 1)[0].GetId()
+	_ = ob.Ack(context.Background(), []string{id1})
+	db.Close()
+
+	db = openDB(t, path)
+	ob, err = outbox.NewBolt(db, "resolver")
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(t, db, ob, event("acme", 2))
+	id2 := pending(t, ob, 1)[0].GetId()
+	epoch := func(id string) string { return strings.Split(id, "-")[1] }
+	if epoch(id1) != epoch(id2) || id2 <= id1 {
+		t.Errorf("after reopen: ids %q then %q, want the same epoch and a later sequence", id1, id2)
+	}
+
+	// Another database (a replaced one) draws another epoch.
+	db3, other := newBolt(t, "resolver")
+	add(t, db3, other, event("acme", 1))
+	if id3 := pending(t, other, 1)[0].GetId(); epoch(id3) == epoch(id1) {
+		t.Errorf("a new outbox reused epoch %s", epoch(id1))
+	}
+}
+
+func TestBoltConcurrentBatches(t *testing.T) {
+	db, ob := newBolt(t, "resolver")
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				ev := event("acme", w*100+i)
+				if err := db.Batch(func(tx *bolt.Tx) error { return ob.Add(tx, ev) }); err != nil {
+					t.Errorf("Batch: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	evs := pending(t, ob, 1000)
+	if len(evs) != writers*each {
+		t.Fatalf("got %d events, want %d", len(evs), writers*each)
+	}
+	seen := map[string]bool{}
+	last := map[int]int{}
+	for _, ev := range evs {
+		if seen[ev.GetId()] {
+			t.Fatalf("id %s twice", ev.GetId())
+		}
+		seen[ev.GetId()] = true
+		var n int
+		fmt.Sscan(ev.GetDetails()["n"], &n)
+		if p, ok := last[n/100]; ok && n <= p {
+			t.Fatalf("writer %d: event %d after %d, want commit order", n/100, n, p)
+		}
+		last[n/100] = n
+	}
+}

@@ -1,0 +1,407 @@
+// Package outbox delivers a service's audit events to the audit service
+// without ever losing one (DESIGN §6): the event is written into the
+// emitting service's own database in the same transaction as the change it
+// records, and a Shipper delivers the outbox, in order, with
+// AppendEvents, deleting events only once the audit service has
+// acknowledged them. The audit service appends idempotently by event id, so
+// a delivery repeated after a lost acknowledgement (or a crash between
+// delivery and deletion) appends nothing twice.
+//
+// # Wiring a service in
+//
+// For a service that keeps its data in bbolt (secretstore, resolver):
+//
+// 1. At open, beside its own buckets, create the outbox. The emitter name
+// must be the service's certificate name: the audit service accepts only
+// event ids that start with the caller's name.
+//
+//	ob, err := outbox.NewBolt(db, "secretstore")
+//
+// 2. In every mutation, inside the same db.Update or db.Batch function as
+// the change, add its event and return Add's error, so that a change is
+// never committed without its event:
+//
+//	err := db.Batch(func(tx *bbolt.Tx) error {
+//		if err := putSecret(tx, rec); err != nil {
+//			return err
+//		}
+//		return ob.Add(tx, &auditv1.Event{
+//			Time:      timestamppb.New(now),
+//			Actor:     audit.ActorOf(principal, auth.ClientFrom(ctx)),
+//			Action:    audit.ActionSecretCreate,
+//			Resource:  "teams/acme/secrets/API_KEY",
+//			Team:      "acme",
+//			Outcome:   auditv1.Outcome_OUTCOME_OK,
+//			RequestId: server.RequestID(ctx),
+//			Details:   map[string]string{audit.DetailValueVersion: "1"},
+//		})
+//	})
+//
+// Leave Id empty: Add assigns "{emitter}-{epoch}-{sequence}" from the
+// outbox's own sequence, which orders the service's events; an empty Time
+// becomes the current time. Add validates the event by the audit service's
+// rules (audit.ValidateEvent) and fails the transaction on an invalid one,
+// so no event the audit service would refuse can block the outbox. Never
+// put a value, or anything derived from one, in an event. A db.Batch
+// function may run twice: Add is safe there (it does not change the event
+// passed in). For run resolution, commit the run record and its
+// run.resolve event together before any value is returned; if that fails,
+// return nothing. A store behind an interface takes the event as an
+// argument of the method that makes the change (Create(ctx, rec, ev)): its
+// bbolt implementation calls Add in its transaction; another
+// implementation keeps its own outbox and implements Source.
+//
+// 3. In main, dial the audit service with the service's client certificate
+// and run a Shipper until shutdown; wake it after every commit that added
+// events:
+//
+//	conn, err := server.Dial(auditAddr, clientTLS)
+//	sh := outbox.New(outbox.Config{
+//		Source:     ob,
+//		Client:     internalapiv1.NewAuditIngestServiceClient(conn),
+//		Emitter:    "secretstore",
+//		Logger:     log,
+//		Registerer: registry, // the service's /metrics registry
+//	})
+//	ob.OnCommit(sh.Notify)
+//	go sh.Run(ctx)
+//
+// Run retries with backoff while the audit service is down; events wait in
+// the outbox meanwhile (the backlog metric shows them) and survive
+// restarts. At shutdown, stop serving first, then cancel Run's context;
+// Flush (with a deadline) may deliver what is left.
+//
+// # Metrics
+//
+// Every metric has the label emitter="{Config.Emitter}":
+//
+//	oz_audit_outbox_backlog                   gauge: events waiting in the outbox
+//	oz_audit_outbox_oldest_event_age_seconds  gauge: age of the oldest waiting event (0 when none)
+//	oz_audit_outbox_delivery_lag_seconds      histogram: event time to acknowledged delivery
+//	oz_audit_outbox_delivered_total           counter: events acknowledged by the audit service
+//	oz_audit_outbox_delivery_failures_total   counter: AppendEvents calls that failed
+//
+// The gauges are updated whenever the shipper looks at the outbox: at least
+// every Config.PollInterval, and on every retry.
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
+)
+
+// Source is an emitting service's outbox. Implementations must be safe
+// for concurrent use with the service's writers.
+type Source interface {
+	// Pending returns up to max undelivered events, oldest first (the
+	// order they were committed in), with their ids set. It does not
+	// remove them.
+	Pending(ctx context.Context, max int) ([]*auditv1.Event, error)
+	// Ack deletes delivered events by id, durably. Ids not in the outbox
+	// are ignored.
+	Ack(ctx context.Context, ids []string) error
+}
+
+// Counter is an optional capability of a Source: counting its backlog.
+// Without it, the backlog gauge counts at most one batch.
+type Counter interface {
+	Backlog(ctx context.Context) (int, error)
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultBatchSize     = 256
+	DefaultMaxBatchBytes = 1 << 20 // well under the audit service's 4 MiB message limit
+	DefaultMinBackoff    = 100 * time.Millisecond
+	DefaultMaxBackoff    = 10 * time.Second
+	DefaultPollInterval  = 5 * time.Second
+	DefaultCallTimeout   = 10 * time.Second
+)
+
+// Config configures a Shipper.
+type Config struct {
+	Source Source                                 // required
+	Client internalapiv1.AuditIngestServiceClient // required
+	// Emitter names the emitting service in logs and metrics.
+	Emitter string
+	// BatchSize is the most events per AppendEvents call (at most
+	// 1000, the audit service's limit).
+	BatchSize int
+	// MaxBatchBytes bounds the encoded size of one call's events; a batch
+	// always holds at least one event.
+	MaxBatchBytes int
+	// MinBackoff and MaxBackoff bound the wait between failed attempts;
+	// it doubles from one to the other, with jitter.
+	MinBackoff, MaxBackoff time.Duration
+	// PollInterval is how often the outbox is looked at without a
+	// Notify (events written by another process, a missed wake-up).
+	PollInterval time.Duration
+	// CallTimeout bounds one AppendEvents call.
+	CallTimeout time.Duration
+	Logger      *slog.Logger
+	// Registerer receives the metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	// Now is the clock of the lag metrics; time.Now when nil.
+	Now func() time.Time
+}
+
+// Shipper delivers a Source's events to the audit service. Create it with
+// New and run it with Run.
+type Shipper struct {
+	cfg  Config
+	log  *slog.Logger
+	wake chan struct{}
+
+	mu      sync.Mutex // one delivery at a time (Run and Flush)
+	failing bool       // the last attempt failed (for logging transitions)
+
+	backlog   prometheus.Gauge
+	oldestAge prometheus.Gauge
+	lag       prometheus.Histogram
+	delivered prometheus.Counter
+	failures  prometheus.Counter
+}
+
+// New returns a Shipper for cfg. It panics when Source or Client is nil,
+// or when the metrics cannot be registered (a programming error).
+func New(cfg Config) *Shipper {
+	if cfg.Source == nil || cfg.Client == nil {
+		panic("outbox: Config.Source and Config.Client are required")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	cfg.BatchSize = min(cfg.BatchSize, 1000)
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(DefaultMaxBackoff, cfg.MinBackoff)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	labels := prometheus.Labels{"emitter": cfg.Emitter}
+	s := &Shipper{
+		cfg:  cfg,
+		log:  log.With("component", "audit-outbox"),
+		wake: make(chan struct{}, 1),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "oz_audit_outbox_backlog", ConstLabels: labels,
+			Help: "Audit events waiting in the outbox for delivery to the audit service.",
+		}),
+		oldestAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "oz_audit_outbox_oldest_event_age_seconds", ConstLabels: labels,
+			Help: "Age of the oldest audit event waiting in the outbox; 0 when none waits.",
+		}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "oz_audit_outbox_delivery_lag_seconds", ConstLabels: labels,
+			Help:    "Time from an audit event to its acknowledged delivery.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oz_audit_outbox_delivered_total", ConstLabels: labels,
+			Help: "Audit events acknowledged by the audit service.",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oz_audit_outbox_delivery_failures_total", ConstLabels: labels,
+			Help: "AppendEvents calls to the audit service that failed.",
+		}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(s.backlog, s.oldestAge, s.lag, s.delivered, s.failures)
+	}
+	return s
+}
+
+// Notify wakes the shipper: call it after committing events. It never
+// blocks; wake-ups while the shipper is busy merge into one.
+func (s *Shipper) Notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers events until ctx is done, then returns nil. It waits for
+// Notify (or PollInterval) when the outbox is empty and backs off while
+// deliveries fail.
+func (s *Shipper) Run(ctx context.Context) error {
+	poll := time.NewTicker(s.cfg.PollInterval)
+	defer poll.Stop()
+	var backoff time.Duration
+	for {
+		n, err := s.shipOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		switch {
+		case err != nil:
+			backoff = s.nextBackoff(backoff)
+			// Notify does not cut a backoff short: a busy service would
+			// otherwise hammer an audit service that is down.
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+		case n > 0:
+			backoff = 0 // more may be waiting: go on at once
+		default:
+			backoff = 0
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.wake:
+			case <-poll.C:
+			}
+		}
+	}
+}
+
+// Flush delivers until the outbox is empty, returning the first error (or
+// ctx's). Use it at shutdown with a deadline, after Run has returned.
+func (s *Shipper) Flush(ctx context.Context) error {
+	for {
+		n, err := s.shipOnce(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+// shipOnce delivers one batch: it returns how many events were delivered
+// (0 when the outbox is empty).
+func (s *Shipper) shipOnce(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	evs, err := s.cfg.Source.Pending(ctx, s.cfg.BatchSize)
+	if err != nil {
+		return 0, s.fail(fmt.Errorf("read the outbox: %w", err))
+	}
+	s.observeBacklog(ctx, evs)
+	if len(evs) == 0 {
+		s.recovered()
+		return 0, nil
+	}
+	evs = s.cut(evs)
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	resp, err := s.cfg.Client.AppendEvents(cctx, &internalapiv1.AppendEventsRequest{Events: evs})
+	cancel()
+	if err != nil {
+		s.failures.Inc()
+		return 0, s.fail(fmt.Errorf("deliver %d audit events: %w", len(evs), err))
+	}
+	ids := make([]string, len(evs))
+	for i, ev := range evs {
+		ids[i] = ev.GetId()
+	}
+	if err := s.cfg.Source.Ack(ctx, ids); err != nil {
+		// Delivered but still in the outbox: the next attempt delivers
+		// them again, and the audit service skips them as duplicates.
+		return 0, s.fail(fmt.Errorf("delete %d delivered audit events from the outbox: %w", len(ids), err))
+	}
+	now := s.cfg.Now()
+	for _, ev := range evs {
+		s.lag.Observe(max(now.Sub(ev.GetTime().AsTime()).Seconds(), 0))
+	}
+	s.delivered.Add(float64(len(evs)))
+	s.recovered()
+	s.log.DebugContext(ctx, "audit events delivered", "emitter", s.cfg.Emitter, "events", len(evs),
+		"appended", resp.GetAppended(), "duplicates", resp.GetDuplicates())
+	return len(evs), nil
+}
+
+// cut keeps the longest prefix of evs within MaxBatchBytes (at least one
+// event).
+func (s *Shipper) cut(evs []*auditv1.Event) []*auditv1.Event {
+	total := 0
+	for i, ev := range evs {
+		total += proto.Size(ev) + 8
+		if i > 0 && total > s.cfg.MaxBatchBytes {
+			return evs[:i]
+		}
+	}
+	return evs
+}
+
+func (s *Shipper) observeBacklog(ctx context.Context, pending []*auditv1.Event) {
+	n := len(pending)
+	if c, ok := s.cfg.Source.(Counter); ok {
+		if total, err := c.Backlog(ctx); err == nil {
+			n = total
+		}
+	}
+	s.backlog.Set(float64(n))
+	if len(pending) == 0 {
+		s.oldestAge.Set(0)
+		return
+	}
+	s.oldestAge.Set(max(s.cfg.Now().Sub(pending[0].GetTime().AsTime()).Seconds(), 0))
+}
+
+// fail logs the first failure of a run of failures as a warning (the rest
+// at debug level) and returns err.
+func (s *Shipper) fail(err error) error {
+	if !s.failing {
+		s.failing = true
+		s.log.Warn("audit events wait in the outbox: delivery failed; retrying with backoff", "emitter", s.cfg.Emitter, "err", err.Error())
+	} else {
+		s.log.Debug("audit delivery failed again", "emitter", s.cfg.Emitter, "err", err.Error())
+	}
+	return err
+}
+
+func (s *Shipper) recovered() {
+	if s.failing {
+		s.failing = false
+		s.log.Info("audit delivery recovered", "emitter", s.cfg.Emitter)
+	}
+}
+
+func (s *Shipper) nextBackoff(prev time.Duration) time.Duration {
+	next := min(max(prev*2, s.cfg.MinBackoff), s.cfg.MaxBackoff)
+	// ±20% jitter, so that restarted services do not retry in step.
+	return time.Duration(float64(next) * (0.8 + 0.4*rand.Float64()))
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// errNoBucket is returned by Bolt when NewBolt did not create its buckets
+// in the database the transaction belongs to.
+var errNoBucket = errors.New("outbox: no outbox bucket in this database (call NewBolt at open)")
