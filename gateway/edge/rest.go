@@ -17,6 +17,7 @@ import (
 	// types are linked into the gateway.
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 )
@@ -33,6 +34,7 @@ type restService struct {
 // every one of them, so that no route of the OpenAPI document is missing.
 var restServices = []restService{
 	{secretsv1.SecretService_ServiceDesc.ServiceName, secretsv1.RegisterSecretServiceHandler},
+	{secretsv1.SealingKeyService_ServiceDesc.ServiceName, secretsv1.RegisterSealingKeyServiceHandler},
 	{scopev1.DirectoryService_ServiceDesc.ServiceName, scopev1.RegisterDirectoryServiceHandler},
 	{scopev1.TokenService_ServiceDesc.ServiceName, scopev1.RegisterTokenServiceHandler},
 	{scopev1.AgentService_ServiceDesc.ServiceName, scopev1.RegisterAgentServiceHandler},
@@ -40,6 +42,23 @@ var restServices = []restService{
 	{scopev1.RunnerService_ServiceDesc.ServiceName, scopev1.RegisterRunnerServiceHandler},
 	{scopev1.RunService_ServiceDesc.ServiceName, scopev1.RegisterRunServiceHandler},
 }
+
+// optionalRESTService is a REST service whose backend may be left
+// unconfigured: its routes then answer 503 (Unavailable), as its native
+// gRPC methods do.
+type optionalRESTService struct {
+	name     string
+	register func(context.Context, *runtime.ServeMux, grpc.ClientConnInterface) error
+}
+
+// optionalRESTServices lists them (proto/http.yaml).
+var optionalRESTServices = []optionalRESTService{
+	{auditv1.AuditService_ServiceDesc.ServiceName, func(ctx context.Context, mux *runtime.ServeMux, cc grpc.ClientConnInterface) error {
+		return auditv1.RegisterAuditServiceHandlerClient(ctx, mux, auditv1.NewAuditServiceClient(cc))
+	}},
+}
+
+func (r optionalRESTService) backend() string { return backendFor("/" + r.name + "/") }
 
 // backend returns the name of the backend that owns the service.
 func (r restService) backend() string { return backendFor("/" + r.name + "/") }
@@ -74,6 +93,15 @@ func newRESTMux(conns map[string]*grpc.ClientConn) (*runtime.ServeMux, error) {
 			return nil, err
 		}
 	}
+	for _, svc := range optionalRESTServices {
+		var cc grpc.ClientConnInterface = unconfigured(svc.backend())
+		if conn := conns[svc.backend()]; conn != nil {
+			cc = conn
+		}
+		if err := svc.register(context.Background(), mux, cc); err != nil {
+			return nil, err
+		}
+	}
 	return mux, nil
 }
 
@@ -104,7 +132,7 @@ func (s *Server) newHTTPMux(rest *runtime.ServeMux) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /openapi.json", s.serveOpenAPI)
-	mux.Handle("/v1/", noStore(limitBody(rest, s.cfg.MaxRequestBytes)))
+	mux.Handle("/v1/", noStore(observeREST(s.cfg.ObserveREST, s.cfg.MaxRequestBytes, limitBody(rest, s.cfg.MaxRequestBytes))))
 	if s.cfg.WebApp != nil {
 		mux.Handle("/", s.cfg.WebApp)
 	} else {
@@ -174,4 +202,16 @@ func securityHeaders(h http.Handler) http.Handler {
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		h.ServeHTTP(w, r)
 	})
+}
+
+// unconfigured stands in for the connection to a backend that has no
+// address: every call fails with Unavailable.
+type unconfigured string
+
+func (b unconfigured) Invoke(context.Context, string, any, any, ...grpc.CallOption) error {
+	return status.Errorf(codes.Unavailable, "the %s backend is not configured", string(b))
+}
+
+func (b unconfigured) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, status.Errorf(codes.Unavailable, "the %s backend is not configured", string(b))
 }

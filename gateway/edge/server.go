@@ -70,6 +70,13 @@ type Config struct {
 	// short page saying the web app is not built.
 	WebApp http.Handler
 
+	// ObserveREST, when set, is called with every REST request (under /v1/)
+	// and its body before the request is handled. It exists for end-to-end
+	// tests, which check what actually reaches the gateway (a value sealed
+	// in the browser, never its plaintext); ozgateway never sets it. It must
+	// not modify the request.
+	ObserveREST func(r *http.Request, body []byte)
+
 	// MaxRequestBytes caps the size of a REST request body. Zero means
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int64

@@ -1,5 +1,5 @@
 // Command ozgateway runs the gateway: the single public address of oz
-// secrets, serving native gRPC and REST on one TLS listener.
+// secrets, serving native gRPC, REST and the web app on one TLS listener.
 //
 // Every flag can also be set by the environment variable named in its help.
 // Logs are JSON on stderr.
@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/ozsecrets/oz/gateway/edge"
+	"github.com/ozsecrets/oz/gateway/web"
 )
 
 func main() {
@@ -87,6 +88,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	app, err := web.New()
+	if err != nil {
+		return err
+	}
 	srv, err := edge.New(edge.Config{
 		Certificate: cert,
 		BackendCAs:  cas,
@@ -96,6 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			edge.Audit:       o.auditAddrs,
 		},
 		Logger: log,
+		WebApp: app,
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ozsecrets/oz/gateway/edge/edgetest"
+	"github.com/ozsecrets/oz/gateway/web"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -96,6 +97,16 @@ func TestRun(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The web app is served at /, with its Content-Security-Policy.
+	resp, err := client.Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatalf("GET /: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Security-Policy") != web.ContentSecurityPolicy {
+		t.Errorf("GET /: got %d with CSP %q, want 200 with %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"), web.ContentSecurityPolicy)
+	}
+
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: got %v, want nil", err)
