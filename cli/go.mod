@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/creack/pty v1.1.24
 	github.com/ozsecrets/oz/proto v0.0.0
+	github.com/ozsecrets/oz/services v0.0.0
 	github.com/urfave/cli/v2 v2.27.7
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.50.0
@@ -25,5 +26,9 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
 )
 
-// The workspace resolves it; the replace lets `go mod tidy` work per module.
+// The workspace resolves them; the replaces let `go mod tidy` work per module.
+// services is required for services/audit/chain alone: `oz audit verify
+// --file` checks an export with the very code the audit service hashes with.
 replace github.com/ozsecrets/oz/proto => ../proto
+
+replace github.com/ozsecrets/oz/services => ../services

@@ -158,3 +158,39 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// oz exec is part of the real command tree, and a child's exit status is
+// oz's, with no line of oz's own about it.
+func TestExecPassesExitCode(t *testing.T) {
+	const value = "sk_live_0123456789abcdef"
+	srv := ozfake.StartExec(t, &ozfake.ExecRunService{ResolveRunFunc: ozfake.ExecResolved([]ozfake.ExecVar{{Name: "API_KEY", Value: value}})})
+	for _, code := range []int{0, 3, 42} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			// No "--": the child's -c must stay the child's.
+			cmd := ozCommand(t, ctx, srv, "exec", "--team", "acme", "--trigger", "schedule",
+				"sh", "-c", fmt.Sprintf(`echo "key $API_KEY"; echo child-err >&2; exit %d`, code))
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if got := exitCode(t, cmd.Run()); got != code {
+				t.Errorf("got exit code %d, want %d; stderr %q", got, code, stderr.String())
+			}
+			if got, want := stdout.String(), "key ***\n"; got != want {
+				t.Errorf("got stdout %q, want %q", got, want)
+			}
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			if lines[len(lines)-1] != "child-err" {
+				t.Errorf("got stderr %q, want the child's line last", stderr.String())
+			}
+			for _, l := range lines {
+				if strings.HasPrefix(l, "oz: ") && !strings.HasPrefix(l, "oz: run ") && !strings.HasPrefix(l, "oz: injected ") {
+					t.Errorf("got stderr line %q, want only the run's report from oz", l)
+				}
+			}
+			if strings.Contains(stdout.String()+stderr.String(), value) {
+				t.Error("the value was printed")
+			}
+		})
+	}
+}

@@ -57,7 +57,7 @@ func TestHiddenPrompt(t *testing.T) {
 		CreateSecretFunc: func(_ context.Context, r *secretsv1.CreateSecretRequest) (*secretsv1.CreateSecretResponse, error) {
 			return &secretsv1.CreateSecretResponse{Secret: &secretsv1.Secret{SecretId: r.GetSecretId()}}, nil
 		},
-	}, nil, nil)
+	}, &ozfake.Directory{GetCallerFunc: ozfake.Caller("alice")}, nil)
 	ptmx, out, wait := ptyRun(t, srv, "secret", "create", "--personal", "API_KEY")
 
 	waitFor(t, "the prompt", func() bool { return strings.Contains(out.String(), "Value for API_KEY: ") })
@@ -76,8 +76,8 @@ func TestHiddenPrompt(t *testing.T) {
 		t.Fatalf("got %d CreateSecret calls, want 1", len(calls))
 	}
 	req := calls[0].Req.(*secretsv1.CreateSecretRequest)
-	if got := string(req.GetValue()); got != typed {
-		t.Errorf("got value %q, want %q", got, typed)
+	if got := srv.Sealer.MustOpen(t, req.GetSealedValue(), "users/alice", "API_KEY"); got != typed || len(req.GetValue()) != 0 {
+		t.Errorf("got sealed value %q (and %d plain bytes), want %q sealed only", got, len(req.GetValue()), typed)
 	}
 	if got := req.GetParent(); got != "users/me" {
 		t.Errorf("got parent %q, want users/me", got)
@@ -111,8 +111,8 @@ func TestUpdatePromptHidden(t *testing.T) {
 		t.Fatalf("got %d UpdateSecret calls, want 1", len(calls))
 	}
 	req := calls[0].Req.(*secretsv1.UpdateSecretRequest)
-	if string(req.GetValue()) != typed || req.GetName() != "teams/acme/secrets/API_KEY" {
-		t.Errorf("got name %q value %q, want teams/acme/secrets/API_KEY %q", req.GetName(), req.GetValue(), typed)
+	if got := srv.Sealer.MustOpen(t, req.GetSealedValue(), "teams/acme", "API_KEY"); got != typed || len(req.GetValue()) != 0 || req.GetName() != "teams/acme/secrets/API_KEY" {
+		t.Errorf("got name %q sealed value %q (and %d plain bytes), want teams/acme/secrets/API_KEY %q sealed only", req.GetName(), got, len(req.GetValue()), typed)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"google.golang.org/grpc"
@@ -33,10 +34,16 @@ const DefaultTimeout = 30 * time.Second
 
 // Conn is a connection to the gateway with a client for each service.
 type Conn struct {
-	cc        *grpc.ClientConn
-	Secrets   secretsv1.SecretServiceClient
-	Directory scopev1.DirectoryServiceClient
-	Tokens    scopev1.TokenServiceClient
+	cc           *grpc.ClientConn
+	Secrets      secretsv1.SecretServiceClient
+	SealingKeys  secretsv1.SealingKeyServiceClient
+	Directory    scopev1.DirectoryServiceClient
+	Tokens       scopev1.TokenServiceClient
+	Agents       scopev1.AgentServiceClient
+	Environments scopev1.EnvironmentServiceClient
+	Runners      scopev1.RunnerServiceClient
+	Runs         scopev1.RunServiceClient
+	Audit        auditv1.AuditServiceClient
 }
 
 // Close closes the connection.
@@ -73,10 +80,16 @@ func Dial(s config.Settings) (*Conn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", s.Addr, err)
 	}
 	return &Conn{
-		cc:        cc,
-		Secrets:   secretsv1.NewSecretServiceClient(cc),
-		Directory: scopev1.NewDirectoryServiceClient(cc),
-		Tokens:    scopev1.NewTokenServiceClient(cc),
+		cc:           cc,
+		Secrets:      secretsv1.NewSecretServiceClient(cc),
+		SealingKeys:  secretsv1.NewSealingKeyServiceClient(cc),
+		Directory:    scopev1.NewDirectoryServiceClient(cc),
+		Tokens:       scopev1.NewTokenServiceClient(cc),
+		Agents:       scopev1.NewAgentServiceClient(cc),
+		Environments: scopev1.NewEnvironmentServiceClient(cc),
+		Runners:      scopev1.NewRunnerServiceClient(cc),
+		Runs:         scopev1.NewRunServiceClient(cc),
+		Audit:        auditv1.NewAuditServiceClient(cc),
 	}, nil
 }
 

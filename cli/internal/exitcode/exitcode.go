@@ -26,6 +26,7 @@ const (
 	Unavailable = 5   // gateway or service unreachable, or the deadline passed
 	Conflict    = 6   // already exists, or a precondition (etag) failed
 	Strict      = 7   // oz exec --strict: unresolved secret references, command not started
+	Tampered    = 8   // oz audit verify: the audit chain is broken
 	Interrupted = 130 // interrupted (Ctrl-C)
 )
 
@@ -45,6 +46,7 @@ var Table = []Code{
 	{Unavailable, "unavailable: gateway or service unreachable, or deadline exceeded"},
 	{Conflict, "conflict: already exists, or a failed precondition (etag mismatch)"},
 	{Strict, "strict run: unresolved secret references (oz exec --strict; the command was not started)"},
+	{Tampered, "audit chain broken: an event was changed, removed or reordered (oz audit verify)"},
 	{Interrupted, "interrupted"},
 }
 
@@ -55,6 +57,7 @@ func Help() string {
 	for _, c := range Table {
 		fmt.Fprintf(&b, "   %-3d  %s\n", c.Code, c.Meaning)
 	}
+	b.WriteString("   oz exec exits with COMMAND's own status (128+N when signal N ended it).\n")
 	return b.String()
 }
 
@@ -90,14 +93,30 @@ func New(code int, msg string) error {
 	return cli.Exit(msg, code)
 }
 
+// Silent returns an error that exits with code and prints nothing: the
+// exit status of a command oz ran (oz exec), which speaks for itself on
+// its own standard error. code must not be OK.
+func Silent(code int) error { return silentError(code) }
+
+// silentError is an exit code without a message. It is a cli.ExitCoder,
+// so urfave/cli treats it like any exit error.
+type silentError int
+
+func (e silentError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+func (e silentError) ExitCode() int { return int(e) }
+
 // Describe turns err into the lines to print (without the "oz: " prefix)
 // and the exit code. A gRPC status gives its message, or one line
 // "field: description" per google.rpc.BadRequest field violation; text
 // wrapped around a status (fmt.Errorf("...: %w", st.Err())) is kept as a
-// prefix of the first line.
+// prefix of the first line. An error from Silent gives no lines.
 func Describe(err error) (lines []string, code int) {
 	if err == nil {
 		return nil, OK
+	}
+	var silent silentError
+	if errors.As(err, &silent) {
+		return nil, silent.ExitCode()
 	}
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {

@@ -49,7 +49,7 @@ func TestFromGRPC(t *testing.T) {
 }
 
 func TestTableDocumentsEveryCode(t *testing.T) {
-	want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict, exitcode.Strict, exitcode.Interrupted}
+	want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict, exitcode.Strict, exitcode.Tampered, exitcode.Interrupted}
 	var got []int
 	for _, c := range exitcode.Table {
 		got = append(got, c.Code)
@@ -60,7 +60,7 @@ func TestTableDocumentsEveryCode(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got codes %v, want %v", got, want)
 	}
-	if got, want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict, exitcode.Strict}, []int{0, 1, 2, 3, 4, 5, 6, 7}; !slices.Equal(got, want) {
+	if got, want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict, exitcode.Strict, exitcode.Tampered}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8}; !slices.Equal(got, want) {
 		t.Errorf("got values %v, want %v", got, want)
 	}
 }
@@ -108,6 +108,8 @@ func TestDescribe(t *testing.T) {
 		},
 		{"Canceled", context.Canceled, []string{"interrupted"}, exitcode.Interrupted},
 		{"Deadline", context.DeadlineExceeded, []string{"context deadline exceeded"}, exitcode.Unavailable},
+		{"Silent", exitcode.Silent(42), nil, 42},
+		{"WrappedSilent", fmt.Errorf("run: %w", exitcode.Silent(3)), nil, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,5 +1,5 @@
-// Package admin implements `oz admin`: teams, users, memberships and
-// tokens. The server decides who may do what; most of it needs a system
+// Package admin implements `oz admin`: teams, users, memberships, tokens
+// and runners. The server decides who may do what; most of it needs a system
 // admin.
 package admin
 
@@ -17,7 +17,7 @@ import (
 func NewCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:  "admin",
-		Usage: "Manage teams, users, memberships and tokens",
+		Usage: "Manage teams, users, memberships, tokens and runners",
 		Subcommands: []*cli.Command{
 			{
 				Name:        "team",
@@ -43,18 +43,29 @@ func NewCmd(f *cmdutil.Factory) *cli.Command {
 					newTokenRevokeCmd(f),
 				},
 			},
+			{
+				Name:  "runner",
+				Usage: "Manage runners: the services that resolve runs (oz exec) for the teams they are granted",
+				Subcommands: []*cli.Command{
+					newRunnerCreateCmd(f),
+					newRunnerListCmd(f),
+					newRunnerDeleteCmd(f),
+				},
+			},
+			newSealingKeyCmd(f),
 		},
 	}
 }
 
 // Deps are what every admin command needs.
 type Deps struct {
-	IO      *iostreams.IOStreams
-	Connect func(context.Context) (*client.Conn, error)
+	IO       *iostreams.IOStreams
+	Prompter iostreams.Prompter
+	Connect  func(context.Context) (*client.Conn, error)
 }
 
 func depsOf(f *cmdutil.Factory) Deps {
-	return Deps{IO: f.IO, Connect: f.Connector()}
+	return Deps{IO: f.IO, Prompter: f.Prompter, Connect: f.Connector()}
 }
 
 func roleFlag() cli.Flag {

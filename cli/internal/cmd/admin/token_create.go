@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -19,19 +20,31 @@ import (
 // TokenCreateOptions are the inputs of `oz admin token create`.
 type TokenCreateOptions struct {
 	Deps
-	User        string        // "me" is the caller
+	User string // "me" is the caller; ignored with Agent
+	// Agent, when set, binds the token to the agent identity Agent of
+	// team Team (empty: the caller's only team) instead of a user.
+	Agent       string
+	Team        string
 	Expires     time.Duration // 0: never
 	Description string
 }
 
 func newTokenCreateCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
-		Name:  "create",
-		Usage: "Create a bearer token and print it (only it) on standard output",
+		Name:      "create",
+		Usage:     "Create a bearer token and print it (only it) on standard output",
+		UsageText: "oz admin token create [--user NAME | --agent NAME [--team TEAM]] [--expires DURATION] [-d TEXT]",
 		Description: `The token is shown once: only its hash is stored. Keep it in a secret store or
-pass it on directly, e.g.: OZ_TOKEN=$(oz admin token create --user alice --expires 30d)`,
+pass it on directly, e.g.: OZ_TOKEN=$(oz admin token create --user alice --expires 30d)
+
+With --agent the token belongs to an agent identity of the team (team admins):
+runs started with it execute as that identity. Deleting the identity revokes it.
+The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
+your only team.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "user", Value: "me", Usage: "the user `NAME` the token authenticates"},
+			&cli.StringFlag{Name: "agent", Usage: "bind the token to the agent identity `NAME` instead of a user"},
+			&cli.StringFlag{Name: cmdutil.TeamFlag, Usage: "the `TEAM` of the agent identity (with --agent)"},
 			&cli.StringFlag{Name: "expires", Usage: "lifetime `DURATION`, e.g. 30d, 12h, 90m (default: never expires)"},
 			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "what the token is for, as `TEXT`"},
 		},
@@ -43,9 +56,20 @@ pass it on directly, e.g.: OZ_TOKEN=$(oz admin token create --user alice --expir
 			if err != nil {
 				return err
 			}
-			return runTokenCreate(c.Context, &TokenCreateOptions{
-				Deps: depsOf(f), User: c.String("user"), Expires: ttl, Description: c.String("description"),
-			})
+			opts := &TokenCreateOptions{
+				Deps: depsOf(f), User: c.String("user"), Agent: c.String("agent"), Expires: ttl, Description: c.String("description"),
+			}
+			switch {
+			case opts.Agent != "" && c.IsSet("user"):
+				return exitcode.Usagef("--user and --agent: give one (a token is a user's or an agent identity's)")
+			case opts.Agent == "" && c.IsSet(cmdutil.TeamFlag):
+				return exitcode.Usagef("--team: only with --agent (a user's token is not bound to a team)")
+			case opts.Agent != "":
+				if opts.Team, err = f.CommandTeam(c); err != nil {
+					return err
+				}
+			}
+			return runTokenCreate(c.Context, opts)
 		},
 	}
 }
@@ -88,7 +112,11 @@ func ParseExpires(s string) (time.Duration, error) {
 
 func runTokenCreate(ctx context.Context, opts *TokenCreateOptions) error {
 	user := strings.TrimPrefix(opts.User, "users/")
-	if err := cmdutil.CheckName("--user", user); err != nil {
+	if opts.Agent != "" {
+		if err := cmdutil.CheckName("--agent", opts.Agent); err != nil {
+			return err
+		}
+	} else if err := cmdutil.CheckName("--user", user); err != nil {
 		return err
 	}
 	conn, err := opts.Connect(ctx)
@@ -96,7 +124,15 @@ func runTokenCreate(ctx context.Context, opts *TokenCreateOptions) error {
 		return err
 	}
 	defer conn.Close()
-	req := &scopev1.CreateTokenRequest{Principal: "users/" + user, Description: opts.Description}
+	principal := "users/" + user
+	if opts.Agent != "" {
+		team, err := cmdutil.ResolveTeamFlag(ctx, conn.Directory, opts.Team)
+		if err != nil {
+			return err
+		}
+		principal = "teams/" + team + "/agents/" + opts.Agent
+	}
+	req := &scopev1.CreateTokenRequest{Principal: principal, Description: opts.Description}
 	if opts.Expires > 0 {
 		req.Ttl = durationpb.New(opts.Expires)
 	}
@@ -110,7 +146,7 @@ func runTokenCreate(ctx context.Context, opts *TokenCreateOptions) error {
 	// Only the token on standard output, so that it can be captured.
 	fmt.Fprintln(opts.IO.Out, resp.GetBearerToken())
 	if opts.IO.StderrTTY {
-		fmt.Fprintf(opts.IO.ErrOut, "Token %s for %s. It is shown only once.\n", resp.GetToken().GetTokenId(), resp.GetToken().GetPrincipal())
+		fmt.Fprintf(opts.IO.ErrOut, "Token %s for %s. It is shown only once.\n", resp.GetToken().GetTokenId(), cmp.Or(resp.GetToken().GetPrincipal(), principal))
 	}
 	return nil
 }

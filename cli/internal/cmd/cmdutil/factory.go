@@ -12,6 +12,7 @@ import (
 
 	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/config"
+	"github.com/ozsecrets/oz/cli/internal/exitcode"
 	"github.com/ozsecrets/oz/cli/internal/iostreams"
 )
 
@@ -87,4 +88,35 @@ func (f *Factory) TeamSelection(c *cli.Context) (string, error) {
 		return "", err
 	}
 	return s.Team, nil
+}
+
+// TeamFlag is the flag that names the team of a command on one team's
+// agent identities, environments or runs.
+const TeamFlag = "team"
+
+// TeamFlags are the team selectors of commands on one team's agent
+// identities, environments or runs: --team TEAM, and --use-team TEAM as
+// the secret commands take it after the verb.
+func TeamFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: TeamFlag, Usage: "the `TEAM` (default: --use-team, $OZ_TEAM, the config file's team, or your only team)"},
+		&cli.StringFlag{Name: UseTeamFlag, Usage: "the `TEAM`, as --team"},
+	}
+}
+
+// CommandTeam returns the team chosen for a command with TeamFlags:
+// --team, else TeamSelection. Empty means "not chosen":
+// ResolveTeamFlag then asks the server. --team and --use-team naming
+// different teams is a usage error.
+func (f *Factory) CommandTeam(c *cli.Context) (string, error) {
+	team := c.String(TeamFlag)
+	if team == "" {
+		return f.TeamSelection(c)
+	}
+	for _, ctx := range c.Lineage() {
+		if v := ctx.String(UseTeamFlag); v != "" && ctx.IsSet(UseTeamFlag) && v != team {
+			return "", exitcode.Usagef("--team %s and --use-team %s name different teams: give one", team, v)
+		}
+	}
+	return team, nil
 }

@@ -40,3 +40,33 @@ func ParseRole(s string) (scopev1.Role, error) {
 	}
 	return 0, exitcode.Usagef("--role: must be admin or member (got %q)", s)
 }
+
+// CheckSecretNames refuses an empty secret name given with flag. The
+// rules for names belong to the server.
+func CheckSecretNames(flag string, names []string) error {
+	for _, n := range names {
+		if n == "" {
+			return exitcode.Usagef("%s: a secret name must not be empty", flag)
+		}
+	}
+	return nil
+}
+
+// CheckSecretChanges refuses --add-secret and --remove-secret lists with
+// an empty name or a name in both.
+func CheckSecretChanges(add, remove []string) error {
+	if err := CheckSecretNames("--add-secret", add); err != nil {
+		return err
+	}
+	if err := CheckSecretNames("--remove-secret", remove); err != nil {
+		return err
+	}
+	for _, a := range add {
+		for _, r := range remove {
+			if a == r {
+				return exitcode.Usagef("--add-secret and --remove-secret both name %s: give one", a)
+			}
+		}
+	}
+	return nil
+}

@@ -84,6 +84,20 @@ func CheckName(what, name string) error {
 // caller's only team (from GetCaller). Several teams or none is a usage
 // error that says how to choose.
 func ResolveTeam(ctx context.Context, dir scopev1.DirectoryServiceClient, explicit string) (string, error) {
+	return resolveTeam(ctx, dir, explicit,
+		"you are not a member of any team: set OZ_TEAM or --use-team, or use --personal",
+		"set OZ_TEAM or --use-team")
+}
+
+// ResolveTeamFlag is ResolveTeam for the commands with TeamFlags, whose
+// messages name --team.
+func ResolveTeamFlag(ctx context.Context, dir scopev1.DirectoryServiceClient, explicit string) (string, error) {
+	return resolveTeam(ctx, dir, explicit,
+		"you are not a member of any team: pass --team TEAM or set OZ_TEAM",
+		"pass --team TEAM or set OZ_TEAM")
+}
+
+func resolveTeam(ctx context.Context, dir scopev1.DirectoryServiceClient, explicit, none, several string) (string, error) {
 	if explicit != "" {
 		if err := CheckName("team", explicit); err != nil {
 			return "", err
@@ -103,9 +117,9 @@ func ResolveTeam(ctx context.Context, dir scopev1.DirectoryServiceClient, explic
 	case 1:
 		return teams[0], nil
 	case 0:
-		return "", exitcode.Usagef("you are not a member of any team: set OZ_TEAM or --use-team, or use --personal")
+		return "", exitcode.Usagef("%s", none)
 	}
-	return "", exitcode.Usagef("several teams (%s): set OZ_TEAM or --use-team", strings.Join(teams, ", "))
+	return "", exitcode.Usagef("several teams (%s): %s", strings.Join(teams, ", "), several)
 }
 
 // Args returns the positional arguments of c, which must number exactly

@@ -17,6 +17,7 @@ import (
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 
+	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 	"github.com/ozsecrets/oz/cli/internal/config"
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
@@ -34,8 +35,8 @@ func Commands(f *cmdutil.Factory) []*cli.Command {
 type ExecOptions struct {
 	IO       *iostreams.IOStreams
 	Settings func() (config.Settings, error)
-	// Dial connects to the RunService; DialRuns unless replaced.
-	Dial     func(config.Settings) (runner.Resolver, func() error, error)
+	// Dial connects to the gateway; client.Dial unless replaced.
+	Dial     func(config.Settings) (*client.Conn, error)
 	Getenv   func(string) string
 	Environ  func() []string
 	LookPath func(string) (string, error)
@@ -84,7 +85,7 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 		Description: execDescription,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "team", Usage: "the `TEAM` whose run it is (default: --use-team, $OZ_TEAM or the config file's team)"},
-			&cli.StringFlag{Name: "trigger", Usage: "what started the run (`TRIGGER`): " + strings.Join(triggerNames(), ", ")},
+			&cli.StringFlag{Name: "trigger", Usage: "what started the run (`TRIGGER`): " + strings.Join(cmdutil.TriggerNames(), ", ")},
 			&cli.StringFlag{Name: "user", Usage: "the triggering `USER` (user-initiated triggers)"},
 			&cli.StringFlag{Name: "agent", Usage: "the agent identity `ID` to execute as"},
 			&cli.StringFlag{Name: "environment", Usage: "the environment `ID` whose secret names are the default allowlist"},
@@ -98,6 +99,7 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 			opts := &ExecOptions{
 				IO:            f.IO,
 				Settings:      f.Settings,
+				Dial:          f.Dial,
 				Getenv:        f.Getenv,
 				Agent:         c.String("agent"),
 				Environment:   c.String("environment"),
@@ -112,7 +114,7 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 				return exitcode.Usagef("missing COMMAND (oz exec [flags] -- COMMAND [ARGS...])")
 			}
 			var err error
-			if opts.Trigger, err = parseTrigger(c.String("trigger")); err != nil {
+			if opts.Trigger, err = cmdutil.ParseTrigger(c.String("trigger")); err != nil {
 				return err
 			}
 			if u := c.String("user"); u != "" && !strings.HasPrefix(u, "users/") {
@@ -120,10 +122,8 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 			} else {
 				opts.User = u
 			}
-			if opts.Team = c.String("team"); opts.Team == "" {
-				if opts.Team, err = f.TeamSelection(c); err != nil {
-					return err
-				}
+			if opts.Team, err = f.CommandTeam(c); err != nil {
+				return err
 			}
 			if opts.Team == "" {
 				return exitcode.Usagef("--team is required")
@@ -136,42 +136,10 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 	}
 }
 
-var triggers = []struct {
-	name string
-	t    scopev1.Trigger
-}{
-	{"cli", scopev1.Trigger_TRIGGER_CLI},
-	{"slack", scopev1.Trigger_TRIGGER_SLACK},
-	{"linear", scopev1.Trigger_TRIGGER_LINEAR},
-	{"web", scopev1.Trigger_TRIGGER_WEB},
-	{"api", scopev1.Trigger_TRIGGER_API},
-	{"schedule", scopev1.Trigger_TRIGGER_SCHEDULE},
-	{"integration", scopev1.Trigger_TRIGGER_INTEGRATION},
-}
-
-func triggerNames() []string {
-	var out []string
-	for _, t := range triggers {
-		out = append(out, t.name)
-	}
-	return out
-}
-
-func parseTrigger(s string) (scopev1.Trigger, error) {
-	if s == "" {
-		return 0, exitcode.Usagef("--trigger is required (%s)", strings.Join(triggerNames(), ", "))
-	}
-	for _, t := range triggers {
-		if t.name == s {
-			return t.t, nil
-		}
-	}
-	return 0, exitcode.Usagef("--trigger: must be one of %s (got %q)", strings.Join(triggerNames(), ", "), s)
-}
-
 // RunExec resolves the run, starts the command and waits for it. It
 // returns nil when the command exits 0, and an error carrying the
-// command's exit code otherwise.
+// command's exit code otherwise: exitcode.Silent for an exit status (oz
+// adds no line of its own), a message for a signal.
 func RunExec(ctx context.Context, opts *ExecOptions) error {
 	errOut := opts.IO.ErrOut
 	getenv := opts.Getenv
@@ -217,14 +185,14 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 	}
 	dial := opts.Dial
 	if dial == nil {
-		dial = DialRuns
+		dial = client.Dial
 	}
-	resolver, closeConn, err := dial(settings)
+	conn, err := dial(settings)
 	if err != nil {
 		return err
 	}
-	res, err := runner.Resolve(ctx, resolver, runner.Request{Team: opts.Team, Context: rc, RunID: opts.RunID})
-	_ = closeConn()
+	res, err := runner.Resolve(ctx, conn.Runs, runner.Request{Team: opts.Team, Context: rc, RunID: opts.RunID})
+	_ = conn.Close()
 	if se, ok := runner.IsStrict(err); ok {
 		printRun(errOut, se.Run)
 		return exitcode.New(exitcode.Strict, "strict run: unresolved secret references; "+opts.Command[0]+" was not started")
@@ -288,7 +256,8 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 	case exit.Signal != 0:
 		return exitcode.New(exit.Code, fmt.Sprintf("%s: killed by signal %d (%v)", opts.Command[0], int(exit.Signal), exit.Signal))
 	default:
-		return exitcode.New(exit.Code, fmt.Sprintf("%s: exit status %d", opts.Command[0], exit.Code))
+		// COMMAND has said what it had to on its standard error.
+		return exitcode.Silent(exit.Code)
 	}
 }
 
@@ -305,39 +274,19 @@ func printRun(w io.Writer, run *scopev1.Run) {
 	for _, in := range run.GetInjected() {
 		name := in.GetSecretName()
 		if in.GetRedacted() {
-			name = "(redacted)"
+			name = cmdutil.OtherUsersSecret
 		}
 		extra := ""
 		if in.GetOverridesTeamSecret() {
 			extra = ", overrides the team secret"
 		}
-		fmt.Fprintf(w, "oz: injected %s (%s, version %d%s)\n", name, scopeName(in.GetScope()), in.GetValueVersion(), extra)
+		fmt.Fprintf(w, "oz: injected %s (%s, version %d%s)\n", name, cmdutil.SecretScopeName(in.GetScope()), in.GetValueVersion(), extra)
 	}
 	for _, u := range run.GetUnresolved() {
-		why := reasonName(u.GetReason())
+		why := cmdutil.ReasonName(u.GetReason())
 		if u.GetDetail() != "" {
 			why += ": " + u.GetDetail()
 		}
 		fmt.Fprintf(w, "oz: unresolved %s: %s\n", u.GetSecretName(), why)
 	}
-}
-
-func scopeName(s scopev1.SecretScope) string {
-	switch s {
-	case scopev1.SecretScope_SECRET_SCOPE_TEAM:
-		return "team"
-	case scopev1.SecretScope_SECRET_SCOPE_PERSONAL:
-		return "personal"
-	}
-	return "unknown scope"
-}
-
-func reasonName(r scopev1.UnresolvedReason) string {
-	switch r {
-	case scopev1.UnresolvedReason_UNRESOLVED_REASON_NOT_FOUND:
-		return "not found"
-	case scopev1.UnresolvedReason_UNRESOLVED_REASON_RESTRICTED:
-		return "restricted to other agent identities"
-	}
-	return "unresolved"
 }

@@ -10,8 +10,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ozsecrets/oz/cli/internal/cmd/admin"
+	"github.com/ozsecrets/oz/cli/internal/cmd/agent"
+	"github.com/ozsecrets/oz/cli/internal/cmd/audit"
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 	"github.com/ozsecrets/oz/cli/internal/cmd/configcmd"
+	"github.com/ozsecrets/oz/cli/internal/cmd/environment"
+	"github.com/ozsecrets/oz/cli/internal/cmd/execcmd"
+	"github.com/ozsecrets/oz/cli/internal/cmd/run"
 	"github.com/ozsecrets/oz/cli/internal/cmd/secret"
 	"github.com/ozsecrets/oz/cli/internal/cmd/whoami"
 	"github.com/ozsecrets/oz/cli/internal/config"
@@ -23,7 +28,7 @@ ENVIRONMENT:
    OZ_ADDR      gateway address, host:port (default ` + config.DefaultAddr + `)
    OZ_TOKEN     bearer token
    OZ_CA_FILE   PEM file of the CA that signed the gateway's certificate (default: system roots)
-   OZ_TEAM      team of team secrets (same as --use-team)
+   OZ_TEAM      the team of team secrets, agent identities, environments and runs (same as --use-team)
    OZ_CONFIG    config file (default: oz/config.json in your config directory)
    They override the config file's keys addr, token, ca_file and team (see oz config).
 
@@ -40,14 +45,19 @@ Values are write-only: no command prints one.`,
 		Flags: []cli.Flag{
 			// $OZ_TEAM is read with the other settings (Factory.Settings), not
 			// by the flag, so that tests control the whole environment.
-			&cli.StringFlag{Name: cmdutil.UseTeamFlag, Usage: "the `TEAM` of team secrets (default: $OZ_TEAM, the config file's team, or your only team)"},
+			&cli.StringFlag{Name: cmdutil.UseTeamFlag, Usage: "the `TEAM` to work in (default: $OZ_TEAM, the config file's team, or your only team)"},
 		},
-		Commands: []*cli.Command{
-			secret.NewCmd(f),
+		Commands: append([]*cli.Command{
+			secretCmd(f),
+			agent.NewCmd(f),
+			environment.NewCmd(f),
+			run.NewCmd(f),
+		}, append(execcmd.Commands(f),
+			audit.NewCmd(f),
 			whoami.NewCmd(f),
 			admin.NewCmd(f),
 			configcmd.NewCmd(f),
-		},
+		)...),
 		Reader:                f.IO.In,
 		Writer:                f.IO.Out,
 		ErrWriter:             f.IO.ErrOut,
@@ -64,6 +74,14 @@ Values are write-only: no command prints one.`,
 		prepare(cmd)
 	}
 	return app
+}
+
+// secretCmd is `oz secret` with `oz secret usage`, which reads the audit
+// log and so lives with the audit commands.
+func secretCmd(f *cmdutil.Factory) *cli.Command {
+	cmd := secret.NewCmd(f)
+	cmd.Subcommands = append(cmd.Subcommands, audit.NewUsageCmd(f))
+	return cmd
 }
 
 // prepare makes every command report flag errors and unknown subcommands
@@ -122,16 +140,23 @@ func Run(ctx context.Context, f *cmdutil.Factory, version string, args []string)
 	return code
 }
 
+// passThrough names the top-level commands whose arguments are another
+// command line (`oz exec [flags] -- COMMAND [ARGS...]`): Interspersed
+// leaves them as they are, so that COMMAND's flags stay COMMAND's.
+var passThrough = map[string]bool{"exec": true}
+
 // Interspersed moves the flags of the leaf command in args before its
 // positional arguments, so that `oz admin member add alice --team acme`
 // works: urfave/cli stops parsing flags at the first argument. Flags
-// before the leaf command and everything after "--" stay where they are.
+// before the leaf command, everything after "--", and the arguments of
+// the passThrough commands stay where they are.
 func Interspersed(app *cli.App, args []string) []string {
 	if len(args) == 0 {
 		return args
 	}
 	out := []string{args[0]}
 	flags, cmds := app.Flags, app.Commands
+	top := true // cmds are the app's commands
 	i := 1
 	// Walk down the command path.
 	for i < len(args) {
@@ -154,6 +179,10 @@ func Interspersed(app *cli.App, args []string) []string {
 		}
 		out = append(out, tok)
 		i++
+		if top && passThrough[cmd.Name] {
+			return append(out, args[i:]...)
+		}
+		top = false
 		flags, cmds = cmd.Flags, cmd.Subcommands
 		if len(cmds) == 0 {
 			break

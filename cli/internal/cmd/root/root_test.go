@@ -82,7 +82,8 @@ func TestTeamSelection(t *testing.T) {
 		{name: "EnvOverConfig", env: map[string]string{"OZ_CONFIG": cfgWithTeam, "OZ_TEAM": "beta"}, args: []string{"secret", "create", "--team", "K"}, wantParent: "teams/beta"},
 		{name: "GlobalFlagOverEnv", env: map[string]string{"OZ_TEAM": "beta"}, args: []string{"--use-team", "delta", "secret", "create", "--team", "K"}, wantParent: "teams/delta"},
 		{name: "VerbFlagOverEnv", env: map[string]string{"OZ_TEAM": "beta"}, args: []string{"secret", "create", "K", "--team", "--use-team", "delta"}, wantParent: "teams/delta"},
-		{name: "PersonalIgnoresTeam", env: map[string]string{"OZ_TEAM": "beta"}, args: []string{"secret", "create", "--personal", "K"}, wantParent: "users/me"},
+		// GetCaller tells the user id the value is sealed for.
+		{name: "PersonalIgnoresTeam", env: map[string]string{"OZ_TEAM": "beta"}, args: []string{"secret", "create", "--personal", "K"}, wantParent: "users/me", wantCaller: true},
 		{
 			name: "Ambiguous", teams: []string{"beta", "acme"}, args: []string{"secret", "create", "--team", "K"},
 			wantCaller: true, wantCode: exitcode.Usage, wantStderr: "oz: several teams (acme, beta): set OZ_TEAM or --use-team\n",
@@ -138,6 +139,20 @@ func TestUsageErrors(t *testing.T) {
 		{"MemberNoTeam", []string{"admin", "member", "add", "bob"}, "--team is required"},
 		{"BadExpires", []string{"admin", "token", "create", "--user", "bob", "--expires", "soon"}, "--expires"},
 		{"ConfigUnknownKey", []string{"config", "set", "color", "red"}, "unknown key"},
+		{"AgentUpdateNothing", []string{"agent", "update", "deployer"}, "nothing to update"},
+		{"AgentDeleteNoTerminal", []string{"agent", "delete", "deployer"}, "pass --force"},
+		{"EnvironmentUpdateNothing", []string{"environment", "update", "ops"}, "nothing to update"},
+		{"EnvironmentDeleteNoTerminal", []string{"env", "delete", "ops"}, "pass --force"},
+		{"ExplainSecretAndNoSecrets", []string{"run", "explain", "--trigger", "cli", "--secret", "A", "--no-secrets"}, "--secret and --no-secrets cannot be used together"},
+		{"ExplainBadTrigger", []string{"run", "explain", "--trigger", "cron"}, "--trigger: must be one of cli, slack, linear, web, api, schedule, integration"},
+		{"RunnerNoTeam", []string{"admin", "runner", "create", "ci"}, "--team is required"},
+		{"RunnerDeleteNoTerminal", []string{"admin", "runner", "delete", "ci"}, "pass --force"},
+		{"TokenAgentAndUser", []string{"admin", "token", "create", "--agent", "deployer", "--user", "bob"}, "--user and --agent"},
+		{"TokenTeamWithoutAgent", []string{"admin", "token", "create", "--team", "acme"}, "--team: only with --agent"},
+		{"ExecNoCommand", []string{"exec", "--team", "acme", "--trigger", "cli"}, "missing COMMAND"},
+		{"ExecBadTrigger", []string{"exec", "--team", "acme", "--trigger", "cron", "--", "true"}, "--trigger: must be one of"},
+		{"ExecSecretAndNoSecrets", []string{"exec", "--team", "acme", "--trigger", "cli", "--secret", "A", "--no-secrets", "--", "true"}, "cannot be used together"},
+		{"MaskNothing", []string{"mask"}, "nothing to mask"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,7 +200,7 @@ func TestServerErrorsBecomeExitCodes(t *testing.T) {
 				CreateSecretFunc: func(context.Context, *secretsv1.CreateSecretRequest) (*secretsv1.CreateSecretResponse, error) {
 					return nil, tt.err
 				},
-			}, nil, nil)
+			}, &ozfake.Directory{GetCallerFunc: ozfake.Caller("alice")}, nil)
 			r := runOz(t, srv, nil, "v", "secret", "create", "--personal", "1ABC")
 			if r.code != tt.wantCode {
 				t.Errorf("got exit code %d, want %d", r.code, tt.wantCode)
@@ -265,12 +280,42 @@ func TestInterspersedFlags(t *testing.T) {
 			[]string{"oz", "config", "set", "--", "token", "-"},
 		},
 		{[]string{"oz", "secret", "list"}, []string{"oz", "secret", "list"}},
+		{
+			[]string{"oz", "agent", "create", "deployer", "--secret", "A", "-d", "x"},
+			[]string{"oz", "agent", "create", "--secret", "A", "-d", "x", "--", "deployer"},
+		},
+		{
+			[]string{"oz", "run", "show", "run-1", "-o", "json"},
+			[]string{"oz", "run", "show", "-o", "json", "--", "run-1"},
+		},
+		// oz exec: COMMAND's flags are COMMAND's, with or without "--".
+		{
+			[]string{"oz", "exec", "--team", "acme", "--trigger", "cli", "--", "ls", "-l", "--color"},
+			[]string{"oz", "exec", "--team", "acme", "--trigger", "cli", "--", "ls", "-l", "--color"},
+		},
+		{
+			[]string{"oz", "--use-team", "acme", "exec", "--trigger", "cli", "sh", "-c", "exit 3", "--team", "x"},
+			[]string{"oz", "--use-team", "acme", "exec", "--trigger", "cli", "sh", "-c", "exit 3", "--team", "x"},
+		},
 		{[]string{"oz", "bogus", "x", "--y"}, []string{"oz", "bogus", "x", "--y"}},
 	}
 	for _, tt := range tests {
 		if got := root.Interspersed(app, tt.in); !slices.Equal(got, tt.want) {
 			t.Errorf("Interspersed(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+func TestHelpListsCommands(t *testing.T) {
+	r := runOz(t, nil, nil, "", "--help")
+	for _, name := range []string{"secret", "agent", "environment", "run", "exec", "mask", "whoami", "admin", "config"} {
+		if !strings.Contains(r.stdout, "\n   "+name+" ") && !strings.Contains(r.stdout, "\n   "+name+",") {
+			t.Errorf("oz --help does not list %s:\n%s", name, r.stdout)
+		}
+	}
+	r = runOz(t, nil, nil, "", "admin", "--help")
+	if !strings.Contains(r.stdout, "runner") {
+		t.Errorf("oz admin --help does not list runner:\n%s", r.stdout)
 	}
 }
 
@@ -331,12 +376,22 @@ func TestConfigSetShow(t *testing.T) {
 }
 
 // store is a fake SecretService that keeps values, like the real one, and
-// can be told to misbehave by echoing the value in its errors.
+// can be told to misbehave by echoing the value in its errors. Values
+// arrive sealed; it opens them with the server's sealer, as the real one
+// does.
 type store struct {
 	mu     sync.Mutex
 	values map[string][]byte
 	meta   map[string]*secretsv1.Secret
-	echo   codes.Code // when set, every write fails with the value in the message
+	echo   codes.Code     // when set, every write fails with the value in the message
+	sealer *ozfake.Sealer // set once the server runs
+}
+
+// open opens a sealed value of the secret name (users/me is alice).
+func (s *store) open(sv *secretsv1.SealedValue, name string) []byte {
+	owner, id, _ := strings.Cut(strings.Replace(name, "users/me/", "users/alice/", 1), "/secrets/")
+	v, _ := s.sealer.Open(sv, owner, id)
+	return v
 }
 
 func (s *store) fake() *ozfake.Secrets {
@@ -348,23 +403,23 @@ func (s *store) fake() *ozfake.Secrets {
 	}
 	return &ozfake.Secrets{
 		CreateSecretFunc: func(_ context.Context, r *secretsv1.CreateSecretRequest) (*secretsv1.CreateSecretResponse, error) {
+			name := r.GetParent() + "/secrets/" + r.GetSecretId()
 			if s.echo != codes.OK {
-				return nil, fail(r.GetValue())
+				return nil, fail(s.open(r.GetSealedValue(), name))
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			name := r.GetParent() + "/secrets/" + r.GetSecretId()
 			m := &secretsv1.Secret{Name: name, SecretId: r.GetSecretId(), Owner: r.GetParent(), ValueVersion: 1, UpdateTime: timestamppb.Now()}
-			s.values[name], s.meta[name] = r.GetValue(), m
+			s.values[name], s.meta[name] = s.open(r.GetSealedValue(), name), m
 			return &secretsv1.CreateSecretResponse{Secret: m}, nil
 		},
 		UpdateSecretFunc: func(_ context.Context, r *secretsv1.UpdateSecretRequest) (*secretsv1.UpdateSecretResponse, error) {
 			if s.echo != codes.OK {
-				return nil, fail(r.GetValue())
+				return nil, fail(s.open(r.GetSealedValue(), r.GetName()))
 			}
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			s.values[r.GetName()] = r.GetValue()
+			s.values[r.GetName()] = s.open(r.GetSealedValue(), r.GetName())
 			return &secretsv1.UpdateSecretResponse{Secret: s.meta[r.GetName()]}, nil
 		},
 		DeleteSecretFunc: func(_ context.Context, r *secretsv1.DeleteSecretRequest) (*secretsv1.DeleteSecretResponse, error) {
@@ -413,6 +468,7 @@ func TestCanaryNeverPrinted(t *testing.T) {
 		t.Run(echo.String(), func(t *testing.T) {
 			st := &store{echo: echo}
 			srv := ozfake.Start(t, st.fake(), &ozfake.Directory{GetCallerFunc: ozfake.Caller("alice", "acme")}, nil)
+			st.sealer = srv.Sealer
 			for _, step := range steps {
 				r := runOz(t, srv, nil, step.stdin, step.args...)
 				if strings.Contains(r.stdout, canary) || strings.Contains(r.stderr, canary) {

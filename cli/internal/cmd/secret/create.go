@@ -78,14 +78,24 @@ func runCreate(ctx context.Context, opts *CreateOptions) error {
 			return err
 		}
 	}
+	// The key first: no prompt for a value that could not be sent.
+	s, err := newSealer(ctx, conn, opts.Scope, team)
+	if err != nil {
+		return err
+	}
 	value, err := cmdutil.ReadValue(ctx, opts.IO, opts.Prompter, opts.ValueFile, opts.Name)
+	if err != nil {
+		return err
+	}
+	defer clear(value)
+	sealed, err := s.seal(opts.Name, value)
 	if err != nil {
 		return err
 	}
 	resp, err := conn.Secrets.CreateSecret(ctx, &secretsv1.CreateSecretRequest{
 		Parent:      cmdutil.Parent(opts.Scope, team),
 		SecretId:    opts.Name,
-		Value:       value,
+		SealedValue: sealed,
 		Description: opts.Description,
 	})
 	if err != nil {

@@ -40,25 +40,30 @@ func TestCreate(t *testing.T) {
 		typed      string
 		valueFile  string
 		wantParent string
+		wantOwner  string // canonical: what the value is sealed for
 		wantValue  string
-		wantCaller bool // GetCaller is asked for the team
+		wantCaller bool // GetCaller is asked: for the team, or for the user id
 		wantPrompt string
 	}{
-		{name: "StdinOneNewlineRemoved", scope: cmdutil.ScopePersonal, stdin: "s3cret\n", wantParent: "users/me", wantValue: "s3cret"},
-		{name: "StdinCRLFRemoved", scope: cmdutil.ScopePersonal, stdin: "s3cret\r\n", wantParent: "users/me", wantValue: "s3cret"},
-		{name: "StdinOnlyOneNewlineRemoved", scope: cmdutil.ScopePersonal, stdin: "s3cret\n\n", wantParent: "users/me", wantValue: "s3cret\n"},
-		{name: "StdinNoNewline", scope: cmdutil.ScopePersonal, stdin: "s3cret", wantParent: "users/me", wantValue: "s3cret"},
-		{name: "StdinMultiline", scope: cmdutil.ScopePersonal, stdin: "-----BEGIN KEY-----\nabc\n-----END KEY-----\n", wantParent: "users/me", wantValue: "-----BEGIN KEY-----\nabc\n-----END KEY-----"},
-		{name: "ValueFileExactBytes", scope: cmdutil.ScopePersonal, valueFile: writeFile("line1\nline2\n\n"), wantParent: "users/me", wantValue: "line1\nline2\n\n"},
-		{name: "ValueFileCRLFKept", scope: cmdutil.ScopePersonal, valueFile: writeFile("v\r\n"), wantParent: "users/me", wantValue: "v\r\n"},
-		{name: "ValueFileDashIsStdinExact", scope: cmdutil.ScopePersonal, valueFile: "-", stdin: "abc\n", wantParent: "users/me", wantValue: "abc\n"},
-		{name: "ValueFileWinsOverTerminal", scope: cmdutil.ScopePersonal, tty: true, valueFile: writeFile("fromfile"), wantParent: "users/me", wantValue: "fromfile"},
-		{name: "PromptOnTerminal", scope: cmdutil.ScopePersonal, tty: true, typed: "typed-value", wantParent: "users/me", wantValue: "typed-value", wantPrompt: "Value for API_KEY: "},
-		{name: "TeamChosen", scope: cmdutil.ScopeTeam, team: "beta", stdin: "v", wantParent: "teams/beta", wantValue: "v"},
-		{name: "TeamFromOnlyMembership", scope: cmdutil.ScopeTeam, stdin: "v", wantParent: "teams/acme", wantValue: "v", wantCaller: true},
+		{name: "StdinOneNewlineRemoved", scope: cmdutil.ScopePersonal, stdin: "s3cret\n", wantValue: "s3cret"},
+		{name: "StdinCRLFRemoved", scope: cmdutil.ScopePersonal, stdin: "s3cret\r\n", wantValue: "s3cret"},
+		{name: "StdinOnlyOneNewlineRemoved", scope: cmdutil.ScopePersonal, stdin: "s3cret\n\n", wantValue: "s3cret\n"},
+		{name: "StdinNoNewline", scope: cmdutil.ScopePersonal, stdin: "s3cret", wantValue: "s3cret"},
+		{name: "StdinMultiline", scope: cmdutil.ScopePersonal, stdin: "-----BEGIN KEY-----\nabc\n-----END KEY-----\n", wantValue: "-----BEGIN KEY-----\nabc\n-----END KEY-----"},
+		{name: "ValueFileExactBytes", scope: cmdutil.ScopePersonal, valueFile: writeFile("line1\nline2\n\n"), wantValue: "line1\nline2\n\n"},
+		{name: "ValueFileCRLFKept", scope: cmdutil.ScopePersonal, valueFile: writeFile("v\r\n"), wantValue: "v\r\n"},
+		{name: "ValueFileDashIsStdinExact", scope: cmdutil.ScopePersonal, valueFile: "-", stdin: "abc\n", wantValue: "abc\n"},
+		{name: "ValueFileWinsOverTerminal", scope: cmdutil.ScopePersonal, tty: true, valueFile: writeFile("fromfile"), wantValue: "fromfile"},
+		{name: "PromptOnTerminal", scope: cmdutil.ScopePersonal, tty: true, typed: "typed-value", wantValue: "typed-value", wantPrompt: "Value for API_KEY: "},
+		{name: "TeamChosen", scope: cmdutil.ScopeTeam, team: "beta", stdin: "v-beta", wantParent: "teams/beta", wantOwner: "teams/beta", wantValue: "v-beta"},
+		{name: "TeamFromOnlyMembership", scope: cmdutil.ScopeTeam, stdin: "v-acme", wantParent: "teams/acme", wantOwner: "teams/acme", wantValue: "v-acme", wantCaller: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.scope == cmdutil.ScopePersonal {
+				// Sent under users/me, sealed for the caller's own id.
+				tt.wantParent, tt.wantOwner, tt.wantCaller = "users/me", "users/alice", true
+			}
 			srv := ozfake.Start(t, &ozfake.Secrets{CreateSecretFunc: createOK}, &ozfake.Directory{GetCallerFunc: ozfake.Caller("alice", "acme")}, nil)
 			ios, in, out, errOut := iostreams.Test()
 			in.WriteString(tt.stdin)
@@ -78,13 +83,22 @@ func TestCreate(t *testing.T) {
 			if got := req.GetSecretId(); got != "API_KEY" {
 				t.Errorf("got secret_id %q, want %q", got, "API_KEY")
 			}
-			if got := string(req.GetValue()); got != tt.wantValue {
-				t.Errorf("got value %q, want %q", got, tt.wantValue)
+			if len(req.GetValue()) != 0 {
+				t.Errorf("got a plain value (%d bytes), want the value sealed only", len(req.GetValue()))
+			}
+			if got := srv.Sealer.MustOpen(t, req.GetSealedValue(), tt.wantOwner, "API_KEY"); got != tt.wantValue {
+				t.Errorf("got sealed value %q, want %q", got, tt.wantValue)
+			}
+			if got := req.GetSealedValue().GetKeyId(); got != "mlkem768x25519-1" {
+				t.Errorf("sealed to key %q, want the hybrid key mlkem768x25519-1", got)
+			}
+			if len(tt.wantValue) >= 3 {
+				wantNoPlaintext(t, srv, tt.wantValue)
 			}
 			if got := req.GetDescription(); got != "the key" {
 				t.Errorf("got description %q, want %q", got, "the key")
 			}
-			if got := len(srv.CallsTo("GetCaller")); (got == 1) != tt.wantCaller {
+			if got := len(srv.CallsTo("GetCaller")); (got >= 1) != tt.wantCaller {
 				t.Errorf("got %d GetCaller calls, want caller asked: %v", got, tt.wantCaller)
 			}
 			var gotPrompt string
@@ -101,8 +115,13 @@ func TestCreate(t *testing.T) {
 	}
 }
 
+// caller is the Directory of user alice, admin of acme.
+func caller() *ozfake.Directory {
+	return &ozfake.Directory{GetCallerFunc: ozfake.Caller("alice", "acme")}
+}
+
 func TestCreateSendsAuthMetadata(t *testing.T) {
-	srv := ozfake.Start(t, &ozfake.Secrets{CreateSecretFunc: createOK}, nil, nil)
+	srv := ozfake.Start(t, &ozfake.Secrets{CreateSecretFunc: createOK}, caller(), nil)
 	ios, in, _, _ := iostreams.Test()
 	in.WriteString("v")
 	err := runCreate(context.Background(), &CreateOptions{IO: ios, Connect: connectTo(srv), Scope: cmdutil.ScopePersonal, Name: "API_KEY"})
@@ -137,7 +156,7 @@ func TestCreateRefusesBeforeSending(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := ozfake.Start(t, &ozfake.Secrets{CreateSecretFunc: createOK}, nil, nil)
+			srv := ozfake.Start(t, &ozfake.Secrets{CreateSecretFunc: createOK}, caller(), nil)
 			ios, in, _, _ := iostreams.Test()
 			in.WriteString(tt.stdin)
 			err := runCreate(context.Background(), &CreateOptions{IO: ios, Connect: connectTo(srv), Scope: cmdutil.ScopePersonal, Name: tt.secret, ValueFile: tt.file})
@@ -181,7 +200,7 @@ func TestCreateTeamSelection(t *testing.T) {
 
 func TestCreateSuccessMessageOnlyOnTerminal(t *testing.T) {
 	for _, tty := range []bool{false, true} {
-		srv := ozfake.Start(t, &ozfake.Secrets{CreateSecretFunc: createOK}, nil, nil)
+		srv := ozfake.Start(t, &ozfake.Secrets{CreateSecretFunc: createOK}, caller(), nil)
 		ios, in, out, _ := iostreams.Test()
 		in.WriteString("v")
 		ios.StdoutTTY = tty

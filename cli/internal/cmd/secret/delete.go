@@ -2,7 +2,6 @@ package secret
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/urfave/cli/v2"
 
@@ -10,7 +9,6 @@ import (
 
 	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
-	"github.com/ozsecrets/oz/cli/internal/exitcode"
 	"github.com/ozsecrets/oz/cli/internal/iostreams"
 )
 
@@ -33,7 +31,7 @@ func newDeleteCmd(f *cmdutil.Factory) *cli.Command {
 		Usage:     "Delete a secret and every stored version of its value",
 		ArgsUsage: "NAME",
 		Flags: append(cmdutil.ScopeFlags(),
-			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "do not ask for confirmation (required when standard input is not a terminal)"},
+			cmdutil.ForceFlag(),
 			&cli.StringFlag{Name: "etag", Usage: "delete only if the secret's etag is still `ETAG`"},
 			useTeamFlag(),
 		),
@@ -70,8 +68,8 @@ func runDelete(ctx context.Context, opts *DeleteOptions) error {
 	}
 	// Refuse before anything is sent: without a terminal nobody can
 	// confirm, and a script must say --force.
-	if !opts.Force && !opts.IO.StdinTTY {
-		return exitcode.Usagef("refusing to delete %s secret %s without confirmation: standard input is not a terminal; pass --force", opts.Scope, opts.Name)
+	if err := cmdutil.CanConfirm(opts.IO, opts.Force, opts.Scope.String()+" secret "+opts.Name); err != nil {
+		return err
 	}
 	conn, err := opts.Connect(ctx)
 	if err != nil {
@@ -85,14 +83,8 @@ func runDelete(ctx context.Context, opts *DeleteOptions) error {
 			return err
 		}
 	}
-	if !opts.Force {
-		ok, err := opts.Prompter.Confirm(ctx, fmt.Sprintf("Delete %s? [y/N] ", describe(nil, opts.Scope, team, opts.Name)))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return exitcode.New(exitcode.Error, fmt.Sprintf("cancelled: %s not deleted", opts.Name))
-		}
+	if err := cmdutil.ConfirmDelete(ctx, opts.Prompter, opts.Force, describe(nil, opts.Scope, team, opts.Name), ""); err != nil {
+		return err
 	}
 	_, err = conn.Secrets.DeleteSecret(ctx, &secretsv1.DeleteSecretRequest{
 		Name: cmdutil.SecretName(cmdutil.Parent(opts.Scope, team), opts.Name),

@@ -1,8 +1,11 @@
 package secret
 
 import (
+	"bytes"
 	"context"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
@@ -40,5 +43,34 @@ func wantNoCalls(t *testing.T, srv *ozfake.Server) {
 	t.Helper()
 	if calls := srv.Calls(); len(calls) != 0 {
 		t.Errorf("got %d calls (first %s), want none", len(calls), calls[0].Method)
+	}
+}
+
+// wantNoPlaintext checks that value appears in no request srv received,
+// nor in its metadata: the CLI sends values sealed only.
+func wantNoPlaintext(t *testing.T, srv *ozfake.Server, value string) {
+	t.Helper()
+	if len(value) < 3 {
+		t.Fatalf("value %q is too short to look for", value)
+	}
+	calls := srv.Calls()
+	if len(calls) == 0 {
+		t.Fatal("no calls recorded")
+	}
+	for _, c := range calls {
+		raw, err := proto.Marshal(c.Req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte(value)) {
+			t.Errorf("%s: the request carries the value in clear: %v", c.Method, c.Req)
+		}
+		for k, vs := range c.MD {
+			for _, v := range vs {
+				if bytes.Contains([]byte(v), []byte(value)) {
+					t.Errorf("%s: metadata %s carries the value", c.Method, k)
+				}
+			}
+		}
 	}
 }

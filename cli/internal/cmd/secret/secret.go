@@ -1,5 +1,6 @@
 // Package secret implements `oz secret`: create, update, delete and list
-// secrets. Values are write-only: no command here prints one.
+// secrets, and seal a value for REST clients. Values are write-only: no
+// command here prints one. Values leave the CLI sealed only (sealing.go).
 package secret
 
 import (
@@ -21,12 +22,14 @@ team, else your only team.
 
 A value comes from --value-file FILE (exact bytes; "-" is standard input),
 else a hidden prompt when standard input is a terminal, else standard input
-without one trailing newline.`,
+without one trailing newline. It is sealed here, to the server's sealing key
+and for that one secret, before it is sent: nothing on the way sees it.`,
 		Subcommands: []*cli.Command{
 			newCreateCmd(f),
 			newUpdateCmd(f),
 			newDeleteCmd(f),
 			newListCmd(f),
+			newSealCmd(f),
 		},
 	}
 }

@@ -98,8 +98,17 @@ func runUpdate(ctx context.Context, opts *UpdateOptions) error {
 		UpdateMask: &fieldmaskpb.FieldMask{},
 		Etag:       opts.Etag,
 	}
+	var value []byte
 	if setValue {
-		if req.Value, err = cmdutil.ReadValue(ctx, opts.IO, opts.Prompter, opts.ValueFile, opts.Name); err != nil {
+		s, err := newSealer(ctx, conn, opts.Scope, team)
+		if err != nil {
+			return err
+		}
+		if value, err = cmdutil.ReadValue(ctx, opts.IO, opts.Prompter, opts.ValueFile, opts.Name); err != nil {
+			return err
+		}
+		defer clear(value)
+		if req.SealedValue, err = s.seal(opts.Name, value); err != nil {
 			return err
 		}
 		req.UpdateMask.Paths = append(req.UpdateMask.Paths, "value")
@@ -110,7 +119,7 @@ func runUpdate(ctx context.Context, opts *UpdateOptions) error {
 	}
 	resp, err := conn.Secrets.UpdateSecret(ctx, req)
 	if err != nil {
-		return cmdutil.RedactValue(err, req.Value)
+		return cmdutil.RedactValue(err, value)
 	}
 	cmdutil.Successf(opts.IO, "Updated %s", describe(resp.GetSecret(), opts.Scope, team, opts.Name))
 	return nil

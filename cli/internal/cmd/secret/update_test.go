@@ -30,6 +30,7 @@ func TestUpdate(t *testing.T) {
 		stdin     string
 		tty       bool
 		wantName  string
+		wantOwner string // canonical: what the value is sealed for
 		wantMask  []string
 		wantValue string
 		wantDesc  string
@@ -37,19 +38,19 @@ func TestUpdate(t *testing.T) {
 		{
 			name:     "ValueFromStdin",
 			opts:     UpdateOptions{Scope: cmdutil.ScopeTeam, Team: "acme", Value: true},
-			stdin:    "new\n",
-			wantName: "teams/acme/secrets/API_KEY", wantMask: []string{"value"}, wantValue: "new",
+			stdin:    "new-value\n",
+			wantName: "teams/acme/secrets/API_KEY", wantOwner: "teams/acme", wantMask: []string{"value"}, wantValue: "new-value",
 		},
 		{
 			name:     "ValueFromPrompt",
 			opts:     UpdateOptions{Scope: cmdutil.ScopePersonal, Value: true},
 			tty:      true,
-			wantName: "users/me/secrets/API_KEY", wantMask: []string{"value"}, wantValue: "typed",
+			wantName: "users/me/secrets/API_KEY", wantOwner: "users/alice", wantMask: []string{"value"}, wantValue: "typed",
 		},
 		{
 			name:     "ValueFile",
 			opts:     UpdateOptions{Scope: cmdutil.ScopePersonal, ValueFile: valueFile},
-			wantName: "users/me/secrets/API_KEY", wantMask: []string{"value"}, wantValue: "from-file\n",
+			wantName: "users/me/secrets/API_KEY", wantOwner: "users/alice", wantMask: []string{"value"}, wantValue: "from-file\n",
 		},
 		{
 			name:     "DescriptionOnly",
@@ -65,12 +66,12 @@ func TestUpdate(t *testing.T) {
 			name:     "ValueAndDescription",
 			opts:     UpdateOptions{Scope: cmdutil.ScopePersonal, Value: true, SetDescription: true, Description: "d"},
 			stdin:    "both",
-			wantName: "users/me/secrets/API_KEY", wantMask: []string{"value", "description"}, wantValue: "both", wantDesc: "d",
+			wantName: "users/me/secrets/API_KEY", wantOwner: "users/alice", wantMask: []string{"value", "description"}, wantValue: "both", wantDesc: "d",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := ozfake.Start(t, &ozfake.Secrets{UpdateSecretFunc: updateOK}, nil, nil)
+			srv := ozfake.Start(t, &ozfake.Secrets{UpdateSecretFunc: updateOK}, caller(), nil)
 			ios, in, _, _ := iostreams.Test()
 			in.WriteString(tt.stdin)
 			ios.StdinTTY = tt.tty
@@ -87,8 +88,21 @@ func TestUpdate(t *testing.T) {
 			if got := req.GetUpdateMask().GetPaths(); !slices.Equal(got, tt.wantMask) {
 				t.Errorf("got update mask %q, want %q", got, tt.wantMask)
 			}
-			if got := string(req.GetValue()); got != tt.wantValue {
-				t.Errorf("got value %q, want %q", got, tt.wantValue)
+			if len(req.GetValue()) != 0 {
+				t.Errorf("got a plain value (%d bytes), want the value sealed only", len(req.GetValue()))
+			}
+			if tt.wantValue == "" {
+				if req.GetSealedValue() != nil {
+					t.Errorf("got a sealed value, want none")
+				}
+				if n := len(srv.CallsTo("ListSealingKeys")); n != 0 {
+					t.Errorf("got %d ListSealingKeys calls for a description update, want none", n)
+				}
+			} else {
+				if got := srv.Sealer.MustOpen(t, req.GetSealedValue(), tt.wantOwner, "API_KEY"); got != tt.wantValue {
+					t.Errorf("got sealed value %q, want %q", got, tt.wantValue)
+				}
+				wantNoPlaintext(t, srv, tt.wantValue)
 			}
 			if got := req.GetDescription(); got != tt.wantDesc {
 				t.Errorf("got description %q, want %q", got, tt.wantDesc)

@@ -48,24 +48,73 @@ type Call struct {
 type Server struct {
 	Addr   string
 	CAFile string
+	// Sealer holds the keys of the SealingKeyService it serves, unless
+	// Services.SealingKeys replaced them: open what the CLI sealed with it.
+	Sealer *Sealer
 
 	mu    sync.Mutex
 	calls []Call
 }
 
-// Start serves the given fakes (nil ones answer Unimplemented) until the
-// test ends.
+// Start serves the given fakes (nil ones answer Unimplemented) and real
+// sealing keys (Server.Sealer) until the test ends.
 func Start(t testing.TB, secrets *Secrets, dir *Directory, tokens *Tokens) *Server {
 	t.Helper()
-	if secrets == nil {
-		secrets = &Secrets{}
+	return StartServices(t, Services{Secrets: secrets, Directory: dir, Tokens: tokens})
+}
+
+// Services are the fakes one server serves; a nil one answers
+// Unimplemented, but for SealingKeys.
+type Services struct {
+	Secrets      *Secrets
+	Directory    *Directory
+	Tokens       *Tokens
+	Agents       *Agents
+	Environments *Environments
+	Runners      *Runners
+	Runs         *Runs
+	// SealingKeys, when nil, is Sealer's Fake (Sealer, when nil, a
+	// NewSealer): every secret create and update starts by fetching the
+	// keys to seal the value to, so the server has real ones by default.
+	SealingKeys *SealingKeys
+	Sealer      *Sealer
+}
+
+// StartServices serves svc until the test ends.
+func StartServices(t testing.TB, svc Services) *Server {
+	t.Helper()
+	sealer := svc.Sealer
+	if svc.SealingKeys == nil {
+		if sealer == nil {
+			sealer = NewSealer(t)
+		}
+		svc.SealingKeys = sealer.Fake()
 	}
-	if dir == nil {
-		dir = &Directory{}
+	s := serve(t, func(gs *grpc.Server) {
+		secretsv1.RegisterSecretServiceServer(gs, or(svc.Secrets, &Secrets{}))
+		secretsv1.RegisterSealingKeyServiceServer(gs, svc.SealingKeys)
+		scopev1.RegisterDirectoryServiceServer(gs, or(svc.Directory, &Directory{}))
+		scopev1.RegisterTokenServiceServer(gs, or(svc.Tokens, &Tokens{}))
+		scopev1.RegisterAgentServiceServer(gs, or(svc.Agents, &Agents{}))
+		scopev1.RegisterEnvironmentServiceServer(gs, or(svc.Environments, &Environments{}))
+		scopev1.RegisterRunnerServiceServer(gs, or(svc.Runners, &Runners{}))
+		scopev1.RegisterRunServiceServer(gs, or(svc.Runs, &Runs{}))
+	})
+	s.Sealer = sealer
+	return s
+}
+
+func or[T any](v, def *T) *T {
+	if v == nil {
+		return def
 	}
-	if tokens == nil {
-		tokens = &Tokens{}
-	}
+	return v
+}
+
+// serve starts a gRPC server with what register adds on a real TLS
+// loopback port, recording every unary call, until the test ends.
+func serve(t testing.TB, register func(*grpc.Server)) *Server {
+	t.Helper()
 	cert, caPEM := selfSigned(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
@@ -80,9 +129,7 @@ func Start(t testing.TB, secrets *Secrets, dir *Directory, tokens *Tokens) *Serv
 		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})),
 		grpc.UnaryInterceptor(s.record),
 	)
-	secretsv1.RegisterSecretServiceServer(gs, secrets)
-	scopev1.RegisterDirectoryServiceServer(gs, dir)
-	scopev1.RegisterTokenServiceServer(gs, tokens)
+	register(gs)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	return s

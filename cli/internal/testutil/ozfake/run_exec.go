@@ -3,58 +3,21 @@ package ozfake
 import (
 	"context"
 	"crypto/hpke"
-	"crypto/tls"
-	"net"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 )
 
-// ExecRunService is a RunService for `oz exec` tests: ResolveRun calls
-// ResolveRunFunc; the other methods answer Unimplemented.
-type ExecRunService struct {
-	scopev1.UnimplementedRunServiceServer
+// ExecRunService is the RunService of `oz exec` tests: ResolveRun calls
+// ResolveRunFunc.
+type ExecRunService = Runs
 
-	ResolveRunFunc func(context.Context, *scopev1.ResolveRunRequest) (*scopev1.ResolveRunResponse, error)
-}
-
-var _ scopev1.RunServiceServer = (*ExecRunService)(nil)
-
-func (f *ExecRunService) ResolveRun(ctx context.Context, r *scopev1.ResolveRunRequest) (*scopev1.ResolveRunResponse, error) {
-	if f.ResolveRunFunc == nil {
-		return nil, unimplemented("ResolveRun")
-	}
-	return f.ResolveRunFunc(ctx, r)
-}
-
-// StartExec serves runs (a RunService only) on a real TLS port until the
-// test ends.
+// StartExec serves runs on a real TLS port until the test ends.
 func StartExec(t testing.TB, runs *ExecRunService) *Server {
 	t.Helper()
-	cert, caPEM := selfSigned(t)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{Addr: lis.Addr().String(), CAFile: caFile}
-	gs := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})),
-		grpc.UnaryInterceptor(s.record),
-	)
-	scopev1.RegisterRunServiceServer(gs, runs)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	return s
+	return StartServices(t, Services{Runs: runs})
 }
 
 // ExecVar is a secret the fake injects.

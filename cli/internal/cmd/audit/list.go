@@ -1,0 +1,206 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+
+	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
+	"github.com/ozsecrets/oz/cli/internal/exitcode"
+)
+
+// DefaultListLimit is how many events `oz audit list` shows without
+// --limit.
+const DefaultListLimit = 50
+
+// ListOptions are the inputs of `oz audit list`.
+type ListOptions struct {
+	Deps
+	Since, Until string // a duration back from now ("24h", "7d") or a time
+	Actor        string
+	Action       string
+	Resource     string
+	RunID        string
+	Outcome      string
+	Limit        int // most events shown; 0: all
+	Output       cmdutil.Format
+}
+
+func newListCmd(f *cmdutil.Factory) *cli.Command {
+	return &cli.Command{
+		Name:    "list",
+		Aliases: []string{"ls"},
+		Usage:   "List a team's audit events, newest first",
+		Description: `--since and --until take a duration back from now (90m, 24h, 7d) or a time
+(2026-05-04, 2026-05-04T15:04, RFC 3339). --action takes an action
+(secret.create) or a prefix (secret.*). --actor takes a name (users/alice) or
+an id (alice).`,
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "since", Usage: "events at or after `WHEN` (a duration like 24h or 7d, or a time)"},
+			&cli.StringFlag{Name: "until", Usage: "events before `WHEN`"},
+			&cli.StringFlag{Name: "actor", Usage: "events of `ACTOR` (users/alice, alice, runners/ci)"},
+			&cli.StringFlag{Name: "action", Usage: "events of `ACTION` (secret.create) or a prefix (secret.*)"},
+			&cli.StringFlag{Name: "resource", Usage: "events about `RESOURCE` (teams/acme/secrets/API_KEY)"},
+			&cli.StringFlag{Name: "run", Usage: "events of run `RUN_ID`"},
+			&cli.StringFlag{Name: "outcome", Usage: "events with `OUTCOME`: ok, denied or failed"},
+			&cli.IntFlag{Name: "limit", Value: DefaultListLimit, Usage: "show at most `N` events (0: all)"},
+			cmdutil.OutputFlag(),
+		}, chainFlags()...),
+		Action: func(c *cli.Context) error {
+			if _, err := cmdutil.Args(c); err != nil {
+				return err
+			}
+			format, err := cmdutil.OutputFormat(c)
+			if err != nil {
+				return err
+			}
+			d, err := depsOf(f, c)
+			if err != nil {
+				return err
+			}
+			return runList(c.Context, &ListOptions{
+				Deps: d, Since: c.String("since"), Until: c.String("until"),
+				Actor: c.String("actor"), Action: c.String("action"), Resource: c.String("resource"),
+				RunID: c.String("run"), Outcome: c.String("outcome"), Limit: c.Int("limit"), Output: format,
+			})
+		},
+	}
+}
+
+func runList(ctx context.Context, opts *ListOptions) error {
+	now := opts.Now()
+	req := &auditv1.ListEventsRequest{Actor: opts.Actor, Action: opts.Action, Resource: opts.Resource, RunId: opts.RunID}
+	if opts.Limit < 0 {
+		return exitcode.Usagef("--limit: must not be negative")
+	}
+	var err error
+	if req.Outcome, err = parseOutcome(opts.Outcome); err != nil {
+		return err
+	}
+	if opts.Since != "" {
+		t, err := ParseWhen(opts.Since, now)
+		if err != nil {
+			return exitcode.Usagef("--since: %v", err)
+		}
+		req.StartTime = timestamppb.New(t)
+	}
+	if opts.Until != "" {
+		t, err := ParseWhen(opts.Until, now)
+		if err != nil {
+			return exitcode.Usagef("--until: %v", err)
+		}
+		req.EndTime = timestamppb.New(t)
+	}
+	conn, parent, err := opts.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	req.Parent = parent
+
+	var events []*auditv1.Event
+	for {
+		req.PageSize = 1000
+		if opts.Limit > 0 {
+			req.PageSize = int32(min(opts.Limit-len(events), 1000))
+		}
+		resp, err := conn.Audit.ListEvents(ctx, req)
+		if err != nil {
+			return err
+		}
+		events = append(events, resp.GetEvents()...)
+		if resp.GetNextPageToken() == "" || opts.Limit > 0 && len(events) >= opts.Limit {
+			break
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+	if opts.Limit > 0 && len(events) > opts.Limit {
+		events = events[:opts.Limit]
+	}
+
+	if opts.Output == cmdutil.FormatJSON {
+		items := make([]json.RawMessage, 0, len(events))
+		for _, ev := range events {
+			b, err := eventJSON.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			items = append(items, b)
+		}
+		return cmdutil.WriteJSON(opts.IO.Out, items)
+	}
+	if len(events) == 0 {
+		if opts.IO.StderrTTY {
+			fmt.Fprintln(opts.IO.ErrOut, "No audit events.")
+		}
+		return nil
+	}
+	loc := now.Location()
+	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tRESOURCE\tOUTCOME")
+	for _, ev := range events {
+		actor := cmdutil.OrDash(ev.GetActor().GetName())
+		if c := ev.GetActor().GetClient(); c != "" {
+			actor += " (" + c + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n",
+			ev.GetTime().AsTime().In(loc).Format("2006-01-02 15:04:05"), actor,
+			ev.GetAction(), cmdutil.OrDash(ev.GetResource()), outcomeName(ev.GetOutcome()))
+	}
+	return tw.Flush()
+}
+
+// ParseWhen parses --since and --until: a duration back from now ("90m",
+// "24h", "7d", "2w"), or a time: RFC 3339, "2006-01-02T15:04", or a date
+// "2006-01-02" (midnight), the last two in now's location.
+func ParseWhen(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if n, unit, ok := cutDays(s); ok {
+		return now.Add(-time.Duration(n) * unit), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("a duration back from now must not be negative (got %q)", s)
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, now.Location()); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("want a duration (90m, 24h, 7d) or a time (2026-05-04, 2026-05-04T15:04, RFC 3339), got %q", s)
+}
+
+// cutDays parses "7d" and "2w", which time.ParseDuration does not know.
+func cutDays(s string) (int, time.Duration, bool) {
+	if len(s) < 2 {
+		return 0, 0, false
+	}
+	var unit time.Duration
+	switch s[len(s)-1] {
+	case 'd':
+		unit = 24 * time.Hour
+	case 'w':
+		unit = 7 * 24 * time.Hour
+	default:
+		return 0, 0, false
+	}
+	n, err := strconv.Atoi(s[:len(s)-1])
+	if err != nil || n < 0 {
+		return 0, 0, false
+	}
+	return n, unit, true
+}

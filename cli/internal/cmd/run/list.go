@@ -1,0 +1,125 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+
+	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
+	"github.com/ozsecrets/oz/cli/internal/exitcode"
+)
+
+// DefaultLimit is how many runs `oz run list` shows without --limit.
+const DefaultLimit = 20
+
+// maxPageSize bounds the page size asked of the server.
+const maxPageSize = 100
+
+// ListOptions are the inputs of `oz run list`.
+type ListOptions struct {
+	Deps
+	Agent   string          // only runs executing as this identity
+	Trigger scopev1.Trigger // only runs with this trigger; unspecified: any
+	Limit   int             // at most this many; 0: all
+	Output  cmdutil.Format
+}
+
+func newListCmd(f *cmdutil.Factory) *cli.Command {
+	return &cli.Command{
+		Name:    "list",
+		Aliases: []string{"ls"},
+		Usage:   "List the team's runs, newest first",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "agent", Usage: "only runs that executed as the agent identity `NAME`"},
+			&cli.StringFlag{Name: "trigger", Usage: "only runs started by `TRIGGER`: " + strings.Join(cmdutil.TriggerNames(), ", ")},
+			&cli.IntFlag{Name: "limit", Value: DefaultLimit, Usage: "show at most `N` runs (0: all)"},
+			cmdutil.OutputFlag(),
+		}, cmdutil.TeamFlags()...),
+		Action: func(c *cli.Context) error {
+			if _, err := cmdutil.Args(c); err != nil {
+				return err
+			}
+			format, err := cmdutil.OutputFormat(c)
+			if err != nil {
+				return err
+			}
+			opts := &ListOptions{Agent: c.String("agent"), Limit: c.Int("limit"), Output: format}
+			if c.IsSet("trigger") {
+				if opts.Trigger, err = cmdutil.ParseTrigger(c.String("trigger")); err != nil {
+					return err
+				}
+			}
+			if opts.Limit < 0 {
+				return exitcode.Usagef("--limit: must be 0 (all) or more (got %d)", opts.Limit)
+			}
+			if opts.Deps, err = depsOf(f, c); err != nil {
+				return err
+			}
+			return runList(c.Context, opts)
+		},
+	}
+}
+
+func runList(ctx context.Context, opts *ListOptions) error {
+	if opts.Agent != "" {
+		if err := cmdutil.CheckName("--agent", opts.Agent); err != nil {
+			return err
+		}
+	}
+	conn, team, err := opts.connect(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+
+	var runs []*scopev1.Run
+	req := &scopev1.ListRunsRequest{Parent: "teams/" + team, Agent: opts.Agent, Trigger: opts.Trigger, PageSize: maxPageSize}
+	if opts.Limit > 0 && opts.Limit < maxPageSize {
+		req.PageSize = int32(opts.Limit)
+	}
+	for {
+		resp, err := conn.Runs.ListRuns(ctx, req)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, resp.GetRuns()...)
+		if resp.GetNextPageToken() == "" || opts.Limit > 0 && len(runs) >= opts.Limit {
+			break
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+	if opts.Limit > 0 && len(runs) > opts.Limit {
+		runs = runs[:opts.Limit]
+	}
+
+	if opts.Output == cmdutil.FormatJSON {
+		recs := make([]Record, 0, len(runs))
+		for _, r := range runs {
+			rec := newRecord(r)
+			rec.Team = team
+			recs = append(recs, rec)
+		}
+		return cmdutil.WriteJSON(opts.IO.Out, recs)
+	}
+	if len(runs) == 0 {
+		if opts.IO.StderrTTY {
+			fmt.Fprintln(opts.IO.ErrOut, "No runs.")
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tTRIGGER\tUSER\tAGENT\tENVIRONMENT\tOUTCOME\tINJECTED\tUNRESOLVED")
+	for _, r := range runs {
+		rec := newRecord(r)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n",
+			rec.ID, at(r.GetCreateTime(), opts.Now), cmdutil.OrDash(rec.Trigger),
+			cmdutil.OrDash(strings.TrimPrefix(rec.User, "users/")), cmdutil.OrDash(rec.Agent),
+			cmdutil.OrDash(rec.Environment), rec.Outcome, len(rec.Injected), len(rec.Unresolved))
+	}
+	return tw.Flush()
+}

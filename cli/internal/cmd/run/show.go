@@ -1,0 +1,140 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+
+	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
+	"github.com/ozsecrets/oz/cli/internal/exitcode"
+)
+
+// ShowOptions are the inputs of `oz run show`.
+type ShowOptions struct {
+	Deps
+	RunID  string // an id, or "teams/{team}/runs/{run}"
+	Output cmdutil.Format
+}
+
+func newShowCmd(f *cmdutil.Factory) *cli.Command {
+	return &cli.Command{
+		Name:      "show",
+		Aliases:   []string{"get"},
+		Usage:     "Show a run's record: what it received and what it did not",
+		ArgsUsage: "RUN_ID",
+		Description: `RUN_ID is the run's id (oz exec prints it), or its resource name
+teams/TEAM/runs/RUN_ID.`,
+		Flags: append([]cli.Flag{cmdutil.OutputFlag()}, cmdutil.TeamFlags()...),
+		Action: func(c *cli.Context) error {
+			args, err := cmdutil.Args(c, "RUN_ID")
+			if err != nil {
+				return err
+			}
+			format, err := cmdutil.OutputFormat(c)
+			if err != nil {
+				return err
+			}
+			d, err := depsOf(f, c)
+			if err != nil {
+				return err
+			}
+			return runShow(c.Context, &ShowOptions{Deps: d, RunID: args[0], Output: format})
+		},
+	}
+}
+
+// parseRunID splits a run's resource name into team and id; a bare id has
+// no team.
+func parseRunID(s string) (team, id string, err error) {
+	if !strings.HasPrefix(s, "teams/") {
+		return "", s, cmdutil.CheckName("RUN_ID", s)
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) != 4 || parts[2] != "runs" || parts[1] == "" || parts[3] == "" {
+		return "", "", exitcode.Usagef("RUN_ID: want an id or teams/TEAM/runs/RUN_ID (got %q)", s)
+	}
+	return parts[1], parts[3], nil
+}
+
+func runShow(ctx context.Context, opts *ShowOptions) error {
+	team, id, err := parseRunID(opts.RunID)
+	if err != nil {
+		return err
+	}
+	conn, team, err := opts.connect(ctx, team)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	resp, err := conn.Runs.GetRun(ctx, &scopev1.GetRunRequest{Name: "teams/" + team + "/runs/" + id})
+	if err != nil {
+		return err
+	}
+	rec := newRecord(resp.GetRun())
+	rec.Team = team
+	if opts.Output == cmdutil.FormatJSON {
+		return cmdutil.WriteJSON(opts.IO.Out, rec)
+	}
+	return writeRecord(opts.Deps, rec, resp.GetRun())
+}
+
+func writeRecord(d Deps, rec Record, r *scopev1.Run) error {
+	w := d.IO.Out
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "RUN\t%s\n", rec.ID)
+	fmt.Fprintf(tw, "TEAM\t%s\n", rec.Team)
+	fmt.Fprintf(tw, "TIME\t%s\n", at(r.GetCreateTime(), d.Now))
+	fmt.Fprintf(tw, "TRIGGER\t%s\n", cmdutil.OrDash(rec.Trigger))
+	fmt.Fprintf(tw, "USER\t%s\n", cmdutil.OrDash(rec.User))
+	fmt.Fprintf(tw, "AGENT\t%s\n", cmdutil.OrDash(rec.Agent))
+	fmt.Fprintf(tw, "ENVIRONMENT\t%s\n", cmdutil.OrDash(rec.Environment))
+	fmt.Fprintf(tw, "RUN LIST\t%s\n", runListText(rec.Secrets))
+	fmt.Fprintf(tw, "STRICT\t%s\n", yesNo(rec.Strict))
+	fmt.Fprintf(tw, "RESOLVED BY\t%s\n", cmdutil.OrDash(rec.ResolvedBy))
+	fmt.Fprintf(tw, "OUTCOME\t%s\n", outcomeText(r.GetOutcome()))
+	var names []string
+	if r.GetAllowlistSource() == scopev1.AllowlistSource_ALLOWLIST_SOURCE_RUN {
+		names = rec.Secrets
+	}
+	fmt.Fprintf(tw, "ALLOWLIST\t%s\n", allowlistText(r.GetAllowlistSource(), rec.Environment, names))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w)
+	if len(rec.Injected) == 0 {
+		fmt.Fprintln(w, "Injected: none")
+	} else {
+		fmt.Fprintln(w, "Injected:")
+		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+		// A NOTE column only when some secret has one: tabwriter aligns
+		// a column only over lines that all have it.
+		notes := slices.ContainsFunc(rec.Injected, func(in Injected) bool { return in.OverridesTeamSecret })
+		if notes {
+			fmt.Fprintln(tw, "NAME\tSCOPE\tVERSION\tNOTE")
+		} else {
+			fmt.Fprintln(tw, "NAME\tSCOPE\tVERSION")
+		}
+		for _, in := range rec.Injected {
+			fmt.Fprintf(tw, "%s\t%s\t%d", displayName(in.Name, in.Redacted), in.Scope, in.ValueVersion)
+			if notes {
+				note := "-"
+				if in.OverridesTeamSecret {
+					note = "overrides team secret"
+				}
+				fmt.Fprint(tw, "\t"+note)
+			}
+			fmt.Fprintln(tw)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return writeUnresolved(w, rec.Unresolved)
+}
