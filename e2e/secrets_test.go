@@ -245,8 +245,15 @@ func TestRESTWalkthrough(t *testing.T) {
 // keys, dev.env) and ozdev's own output for every canary and its base64.
 func assertNoCanary(t *testing.T, sys *harness.System) {
 	t.Helper()
+	scanDataDir(t, sys, canaries)
+}
+
+// scanDataDir searches every file the system wrote and ozdev's output for
+// each value in planted and its base64.
+func scanDataDir(t *testing.T, sys *harness.System, planted []string) {
+	t.Helper()
 	var needles [][]byte
-	for _, c := range canaries {
+	for _, c := range planted {
 		needles = append(needles, []byte(c), []byte(base64.StdEncoding.EncodeToString([]byte(c))))
 	}
 	for _, n := range needles {

@@ -1,11 +1,12 @@
 // Command ozbench (`make bench`) measures the running system and prints each
 // figure beside a baseline measured in the same run, as a ratio; it asserts
 // nothing (these machines are noisy). Store-level benchmarks of each service
-// are `go test -bench` benchmarks, run by `make bench` before this.
+// are `go test -bench` benchmarks, run by `make bench` after this.
 package main
 
 import (
 	"context"
+	"crypto/hpke"
 	"crypto/tls"
 	"encoding/binary"
 	"flag"
@@ -26,8 +27,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ozsecrets/oz/e2e/harness"
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 )
 
@@ -155,7 +158,105 @@ func run() error {
 	fmt.Printf("GetSecret via gateway, gRPC             %8.0f   %.2f× echo\n", us(getP50), float64(getP50)/float64(echoP50))
 	fmt.Printf("ListSecrets 1,000 via gateway, gRPC     %8.0f   %.2f× echo\n", us(listP50), float64(listP50)/float64(echoP50))
 	fmt.Printf("GetSecret via gateway, REST             %8.0f   %.2f× gRPC Get (target ≤ 1.5)\n", us(restP50), float64(restP50)/float64(getP50))
+
+	return benchResolveRun(sys, conn, ctx, echo, echoP50, filepath.Join(work, "fsync.db"))
+}
+
+// benchResolveRun measures ResolveRun for a run of 10 secrets through the
+// gateway, at 1 and 64 concurrent runners, beside the bare echo and one
+// fsynced bbolt write measured in the same run.
+func benchResolveRun(sys *harness.System, conn *grpc.ClientConn, userCtx context.Context, echo healthpb.HealthClient, echoP50 time.Duration, fsyncPath string) error {
+	secrets := secretsv1.NewSecretServiceClient(conn)
+	for i := 0; i < 10; i++ {
+		if _, err := secrets.CreateSecret(userCtx, &secretsv1.CreateSecretRequest{
+			Parent: "teams/runs", SecretId: fmt.Sprintf("RUN_SECRET_%02d", i), Value: []byte("run-value-0123456789abcdef-0123456789"),
+		}); err != nil {
+			return err
+		}
+	}
+	adminCtx := harness.WithToken(context.Background(), sys.AdminToken)
+	created, err := scopev1.NewRunnerServiceClient(conn).CreateRunner(adminCtx, &scopev1.CreateRunnerRequest{
+		RunnerId: "bench-runner", Teams: []string{"runs"},
+	})
+	if err != nil {
+		return fmt.Errorf("create runner: %w", err)
+	}
+	runnerCtx := harness.WithToken(context.Background(), created.GetBearerToken())
+	runs := scopev1.NewRunServiceClient(conn)
+	kem := hpke.MLKEM768X25519()
+	priv, err := kem.GenerateKey()
+	if err != nil {
+		return err
+	}
+	recipient := &scopev1.RecipientKey{KemId: uint32(kem.ID()), PublicKey: priv.PublicKey().Bytes()}
+	resolve := func() error {
+		resp, err := runs.ResolveRun(runnerCtx, &scopev1.ResolveRunRequest{
+			Parent: "teams/runs", Recipient: recipient,
+			Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE},
+		})
+		if err != nil {
+			return err
+		}
+		if n := len(resp.GetRun().GetInjected()); n != 10 {
+			return fmt.Errorf("run injected %d secrets, want 10", n)
+		}
+		return nil
+	}
+	// Check once that the values open, so the benchmark measures real work.
+	resp, err := runs.ResolveRun(runnerCtx, &scopev1.ResolveRunRequest{
+		Parent: "teams/runs", Recipient: recipient, Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE},
+	})
+	if err != nil {
+		return fmt.Errorf("resolve run: %w", err)
+	}
+	sealed := resp.GetSealed()
+	plain, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), sealed.GetInfo(), sealed.GetCiphertext())
+	if err != nil {
+		return fmt.Errorf("open sealed values: %w", err)
+	}
+	var env scopev1.RunEnvironment
+	if err := proto.Unmarshal(plain, &env); err != nil || len(env.GetVars()) != 10 {
+		return fmt.Errorf("sealed environment: %d vars, %v", len(env.GetVars()), err)
+	}
+
+	fsyncP50, err := fsyncWrite(fsyncPath)
+	if err != nil {
+		return err
+	}
+	resolveP50 := latency(resolve)
+	floor := 2*echoP50 + fsyncP50
+	fmt.Println("\n== ResolveRun, a run of 10 secrets, via the gateway ==")
+	fmt.Printf("one fsynced bbolt write p50 (µs)        %8.0f\n", us(fsyncP50))
+	fmt.Printf("ResolveRun p50 at 1 runner (µs)         %8.0f   %.2f× (2 echo + 1 write = %.0f µs; target ≤ 2)\n",
+		us(resolveP50), float64(resolveP50)/float64(floor), us(floor))
+	echoTput := throughput(64, func() error {
+		_, err := echo.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		return err
+	})
+	resolveTput := throughput(64, resolve)
+	fmt.Printf("64 concurrent: echo %8.0f/s   ResolveRun %8.0f/s   ratio %.3f (target ≥ 0.15)\n",
+		echoTput, resolveTput, resolveTput/echoTput)
 	return nil
+}
+
+// fsyncWrite returns the median latency of one durable bbolt write (an
+// Update, which fsyncs on commit), the storage floor of a resolution.
+func fsyncWrite(path string) (time.Duration, error) {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucketIfNotExists([]byte("b")); return err }); err != nil {
+		return 0, err
+	}
+	var seq atomic.Int64
+	val := make([]byte, 600)
+	return latency(func() error {
+		k := make([]byte, 8)
+		binary.BigEndian.PutUint64(k, uint64(seq.Add(1)))
+		return db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("b")).Put(k, val) })
+	}), nil
 }
 
 // setup bootstraps a team "bench" (and "list") with an admin user and
@@ -166,6 +267,8 @@ func setup(sys *harness.System) (string, error) {
 		{"admin", "team", "create", "list"},
 		{"admin", "user", "create", "benchy", "--team", "bench", "--role", "admin"},
 		{"admin", "member", "add", "benchy", "--team", "list", "--role", "admin"},
+		{"admin", "team", "create", "runs"},
+		{"admin", "member", "add", "benchy", "--team", "runs", "--role", "admin"},
 	}
 	for _, s := range steps {
 		if res, err := sys.OZ(sys.AdminToken, nil, nil, s...); err != nil || res.Code != 0 {
