@@ -31,7 +31,23 @@ type Config struct {
 	Rules  auth.Rules  // access rules; StandardRules are added
 	Auth   auth.Authenticator
 	Logger *slog.Logger
+	// OnDenied, when set, is called once for every request refused with
+	// PermissionDenied or Unauthenticated, whether by the access rules or
+	// by the handler, except health checks and reflection; see Denied.
+	OnDenied Denied
 }
+
+// Denied is told of a refused request, after the handler (if any) has
+// run and before the refusal is sent. ctx is the request's, not
+// cancelled when the client goes away, and carries what is known of the
+// caller: auth.PrincipalFrom (nil when the refusal came before a token
+// was authenticated), auth.ServiceFrom, auth.ClientFrom and RequestID.
+// method is the full gRPC method (always one the server has); req is the
+// request message (nil for streams); err is the refusal as a gRPC status
+// error, whose message is the safe one the caller receives — it never
+// holds a token. Denied must not keep req, and its own failure cannot
+// change the answer: it logs and returns.
+type Denied func(ctx context.Context, method string, req any, err error)
 
 // Server is a gRPC server with health checking.
 type Server struct {
@@ -54,9 +70,18 @@ func New(cfg Config) *Server {
 		rules[k] = v
 	}
 	ic := &auth.Interceptor{Rules: rules, Auth: cfg.Auth}
+	unary := []grpc.UnaryServerInterceptor{logUnary(log), statusUnary(log), ic.Unary}
+	stream := []grpc.StreamServerInterceptor{ic.Stream}
+	if cfg.OnDenied != nil {
+		// deniedUnary sees the final status (outside statusUnary); the
+		// principal the access rules authenticated comes back to it through
+		// capturePrincipal, the innermost interceptor.
+		unary = []grpc.UnaryServerInterceptor{logUnary(log), deniedUnary(cfg.OnDenied), statusUnary(log), ic.Unary, capturePrincipal}
+		stream = []grpc.StreamServerInterceptor{deniedStream(cfg.OnDenied, ic.Stream)}
+	}
 	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(logUnary(log), statusUnary(log), ic.Unary),
-		grpc.ChainStreamInterceptor(ic.Stream),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(4 << 20),
 	}
 	if cfg.TLS != nil {
