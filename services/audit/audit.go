@@ -47,9 +47,11 @@ const (
 	// DetailInjectedPrefix + NAME is the value version of team secret NAME
 	// injected by a run.resolve.
 	DetailInjectedPrefix = "injected."
-	// DetailInjectedPersonalPrefix + NAME is the value version of the
-	// triggering user's personal secret NAME injected by a run.resolve.
-	DetailInjectedPersonalPrefix = "injected_personal."
+	// DetailInjectedPersonalCount is how many of the triggering user's
+	// personal secrets a run.resolve injected. Their names are not
+	// recorded: the team's chain is read by team admins, and nobody learns
+	// another user's personal secrets, not even their names (DESIGN §5).
+	DetailInjectedPersonalCount = "injected_personal_count"
 	// DetailUnresolvedPrefix + NAME is why an allowlisted NAME resolved to
 	// nothing ("not_found", "restricted").
 	DetailUnresolvedPrefix = "unresolved."

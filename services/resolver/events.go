@@ -432,7 +432,8 @@ func teamOfPrincipal(owner PrincipalRef) string {
 // resolveEvents are the run.resolve event of run, as recorded: the
 // identity, trigger, runner, user, environment and allowlist source; for
 // each injected secret its value version (injected.NAME for the team's,
-// injected_personal.NAME for the triggering user's); for each unresolved
+// and how many of the triggering user's personal secrets, by count only:
+// team admins read this chain); for each unresolved
 // reference its reason (unresolved.NAME). A strict run that failed is
 // OUTCOME_FAILED, with nothing injected. Names too many for one event are
 // spread over several, each a DetailPart of the whole carrying the run's
@@ -460,12 +461,16 @@ func (d *Directory) resolveEvents(ctx context.Context, run Run) []*auditv1.Event
 	}
 	type entry struct{ k, v string }
 	var entries []entry
+	personal := 0
 	for _, s := range run.Injected {
-		prefix := audit.DetailInjectedPrefix
 		if s.Scope() == runrules.ScopePersonal {
-			prefix = audit.DetailInjectedPersonalPrefix
+			personal++
+			continue
 		}
-		entries = append(entries, entry{prefix + s.Name, strconv.FormatInt(s.ValueVersion, 10)})
+		entries = append(entries, entry{audit.DetailInjectedPrefix + s.Name, strconv.FormatInt(s.ValueVersion, 10)})
+	}
+	if personal > 0 {
+		base[audit.DetailInjectedPersonalCount] = strconv.Itoa(personal)
 	}
 	for _, u := range run.Unresolved {
 		entries = append(entries, entry{audit.DetailUnresolvedPrefix + u.Name, reasonNames[u.Reason]})

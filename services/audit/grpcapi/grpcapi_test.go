@@ -422,7 +422,7 @@ func TestGetSecretUsage(t *testing.T) {
 	appendAs(t, srv, "resolver",
 		run(4, "run-b", injX("2"), ok),
 		run(5, "run-c", injX("1"), ok), // resolved with the old value
-		run(6, "run-x", map[string]string{"injected.XY": "2", "injected_personal.X": "1"}, ok),
+		run(6, "run-x", map[string]string{"injected.XY": "2", "injected_personal_count": "1"}, ok),
 		run(7, "run-f", injX("2"), auditv1.Outcome_OUTCOME_FAILED),
 	)
 	appendAs(t, srv, "secretstore", ev("acme", 8, audit.ActionSecretUpdate, x, map[string]string{"value_version": "2"})) // description only

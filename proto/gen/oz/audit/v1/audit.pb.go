@@ -235,8 +235,9 @@ type Event struct {
 	//	secret.create, secret.update: "value_version" = the value version
 	//	  after the change; "value_changed" = "true" when the value changed.
 	//	run.resolve: "injected.{NAME}" = value version of the team secret
-	//	  NAME injected; "injected_personal.{NAME}" = value version of the
-	//	  triggering user's personal secret NAME; "unresolved.{NAME}" = the
+	//	  NAME injected; "injected_personal_count" = how many of the
+	//	  triggering user's personal secrets were injected (never their
+	//	  names); "unresolved.{NAME}" = the
 	//	  reason ("not_found", "restricted"); "agent", "trigger", "runner",
 	//	  "environment", "user", "allowlist_source".
 	//	request.denied: "method" = the full gRPC method; "reason".
