@@ -173,11 +173,12 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	svc := audit.NewService(audit.Config{Store: store, Logger: log, Registerer: reg})
 	srv := server.New(server.Config{
-		Name:   "audit",
-		TLS:    serverTLS,
-		Rules:  grpcapi.Rules,
-		Auth:   auth.NewCache(auth.NewRemote(resolver)),
-		Logger: log,
+		Name:    "audit",
+		TLS:     serverTLS,
+		Rules:   grpcapi.Rules,
+		Auth:    auth.NewCache(auth.NewRemote(resolver)),
+		Logger:  log,
+		Metrics: reg,
 	})
 	grpcapi.Register(srv, svc)
 

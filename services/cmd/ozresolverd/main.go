@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	srv := server.New(server.Config{
 		Name: "resolver", TLS: tlsCfg, Rules: grpcapi.Rules, Auth: dir, Logger: log,
-		OnDenied: grpcapi.OnDenied(dir, log),
+		OnDenied: grpcapi.OnDenied(dir, log), Metrics: reg,
 	})
 	grpcapi.Register(srv, dir)
 	grpcapi.RegisterRuns(srv, resolver.NewRuns(dir, grpcapi.NewSealer(secretstore)))
