@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -159,8 +160,93 @@ func run() error {
 	fmt.Printf("ListSecrets 1,000 via gateway, gRPC     %8.0f   %.2f× echo\n", us(listP50), float64(listP50)/float64(echoP50))
 	fmt.Printf("GetSecret via gateway, REST             %8.0f   %.2f× gRPC Get (target ≤ 1.5)\n", us(restP50), float64(restP50)/float64(getP50))
 
-	return benchResolveRun(sys, conn, ctx, echo, echoP50, filepath.Join(work, "fsync.db"))
+	if err := benchResolveRun(sys, conn, ctx, echo, echoP50, filepath.Join(work, "fsync.db")); err != nil {
+		return err
+	}
+	return benchExecRelay(sys, conn, ctx, work)
 }
+
+// benchExecRelay measures `oz exec` end to end — the real binary, a real
+// runner token, a child printing 100 MB — relaying with 100 values masked
+// against the same relay with none (--no-secrets), in the same run.
+func benchExecRelay(sys *harness.System, conn *grpc.ClientConn, userCtx context.Context, work string) error {
+	const values, size = 100, 100 << 20
+	secrets := secretsv1.NewSecretServiceClient(conn)
+	vals := make([]string, values)
+	for i := range vals {
+		vals[i] = fmt.Sprintf("relay-value-%03d-%s", i, strings.Repeat("x", 16+i%17))
+		if _, err := secrets.CreateSecret(userCtx, &secretsv1.CreateSecretRequest{
+			Parent: "teams/relay", SecretId: fmt.Sprintf("RELAY_%03d", i), Value: []byte(vals[i]),
+		}); err != nil {
+			return err
+		}
+	}
+	adminCtx := harness.WithToken(context.Background(), sys.AdminToken)
+	runner, err := scopev1.NewRunnerServiceClient(conn).CreateRunner(adminCtx, &scopev1.CreateRunnerRequest{
+		RunnerId: "relay-runner", Teams: []string{"relay"},
+	})
+	if err != nil {
+		return fmt.Errorf("create runner: %w", err)
+	}
+	// Log-like lines, with a value every 64 KiB or so.
+	corpus := filepath.Join(work, "corpus.txt")
+	f, err := os.Create(corpus)
+	if err != nil {
+		return err
+	}
+	line := "2026-11-29T10:00:00Z INFO agent step completed: tool=shell exit=0 duration=12ms\n"
+	written, next := 0, 0
+	for written < size {
+		n, _ := f.WriteString(line)
+		written += n
+		if written/(64<<10) > next {
+			next++
+			n, _ = f.WriteString("token " + vals[next%values] + " used\n")
+			written += n
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	relay := func(flags ...string) (float64, error) {
+		best := 0.0
+		for range 2 {
+			args := append([]string{"exec", "--team", "relay", "--trigger", "schedule"}, flags...)
+			args = append(args, "--", "cat", corpus)
+			cmd := exec.Command(filepath.Join(sys.BinDir, "oz"), args...)
+			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "OZ_ADDR=" + sys.Addr,
+				"OZ_CA_FILE=" + sys.CAFile, "OZ_TOKEN=" + runner.GetBearerToken()}
+			var out countingWriter
+			cmd.Stdout = &out
+			start := time.Now()
+			if err := cmd.Run(); err != nil {
+				return 0, fmt.Errorf("oz exec %v: %w", flags, err)
+			}
+			if out.n < size*9/10 { // masking shortens it a little
+				return 0, fmt.Errorf("oz exec relayed %d bytes of %d", out.n, size)
+			}
+			best = max(best, float64(out.n)/(1<<20)/time.Since(start).Seconds())
+		}
+		return best, nil
+	}
+	plain, err := relay("--no-secrets")
+	if err != nil {
+		return err
+	}
+	masked, err := relay()
+	if err != nil {
+		return err
+	}
+	fmt.Println("\n== oz exec relay, 100 MB of child output (best of 2) ==")
+	fmt.Printf("no values (--no-secrets)  %7.0f MB/s   %d values masked %7.0f MB/s   ratio %.2f (target ≥ 0.25)\n",
+		plain, values, masked, masked/plain)
+	return nil
+}
+
+// countingWriter counts bytes and keeps none.
+type countingWriter struct{ n int }
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
 
 // benchResolveRun measures ResolveRun for a run of 10 secrets through the
 // gateway, at 1 and 64 concurrent runners, beside the bare echo and one
@@ -269,6 +355,8 @@ func setup(sys *harness.System) (string, error) {
 		{"admin", "member", "add", "benchy", "--team", "list", "--role", "admin"},
 		{"admin", "team", "create", "runs"},
 		{"admin", "member", "add", "benchy", "--team", "runs", "--role", "admin"},
+		{"admin", "team", "create", "relay"},
+		{"admin", "member", "add", "benchy", "--team", "relay", "--role", "admin"},
 	}
 	for _, s := range steps {
 		if res, err := sys.OZ(sys.AdminToken, nil, nil, s...); err != nil || res.Code != 0 {
