@@ -16,6 +16,7 @@ help:
 	@echo "make bench     benchmarks, each beside a baseline measured in the same run"
 	@echo "make build     build the binaries into bin/"
 	@echo "make generate  regenerate Go code and OpenAPI from proto/ (buf, local plugins)"
+	@echo "make web       rebuild the web app's bundle (gateway/web/dist) from web/ (npm ci, esbuild)"
 
 ## Tools: buf and the protoc plugins are pinned as `tool` dependencies of
 ## tools/go.mod (kept out of go.work) and installed into .bin/.
@@ -71,9 +72,29 @@ build:
 run: build
 	$(BIN)/ozdev
 
+## The web app: TypeScript sources in web/, bundled by esbuild (pinned in
+## web/package-lock.json) into gateway/web/dist, which is committed and
+## embedded by the gateway, so `go build` needs no Node.js.
+WEB_DIST := gateway/web/dist
+
+.PHONY: web
+web:
+	cd web && npm ci --no-audit --no-fund && npm run --silent typecheck && node build.mjs ../$(WEB_DIST)
+
+# Fails when the committed bundle is not what the sources build.
+.PHONY: check-web
+check-web:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent typecheck && \
+	node build.mjs "$$tmp/dist" && \
+	if ! diff -r "$$tmp/dist" ../$(WEB_DIST) >/dev/null; then \
+		echo "the web bundle is not current; run 'make web' and commit $(WEB_DIST):"; \
+		diff -rq "$$tmp/dist" ../$(WEB_DIST); exit 1; fi; \
+	echo "web bundle: current"
+
 # `go test work` tests every module of the workspace (`./...` would not).
 .PHONY: test
-test: check-generated lint breaking
+test: check-generated lint breaking check-web
 	go test -count=1 -timeout 20m work
 
 .PHONY: bench

@@ -1,0 +1,127 @@
+// The REST shapes the app reads: proto3 JSON (lowerCamelCase fields, enums as
+// their names, int64 as strings, timestamps as RFC 3339).
+
+export interface TeamRole {
+  team: string;
+  role: string; // ROLE_MEMBER | ROLE_ADMIN
+}
+
+export interface Principal {
+  kind: string; // PRINCIPAL_KIND_USER | …_RUNNER | …_AGENT
+  name: string; // "users/{user}"
+  systemAdmin: boolean;
+  teams: TeamRole[];
+  tokenId: string;
+  tokenExpireTime?: string | null;
+}
+
+export interface Secret {
+  name: string;
+  secretId: string;
+  scope: string; // SCOPE_TEAM | SCOPE_PERSONAL
+  owner: string;
+  description: string;
+  valueVersion: string;
+  createTime?: string | null;
+  updateTime?: string | null;
+  valueUpdateTime?: string | null;
+  createBy: string;
+  updateBy: string;
+  etag: string;
+}
+
+export interface Agent {
+  name: string;
+  agentId: string;
+  displayName: string;
+  description: string;
+  secretNames: string[];
+  default: boolean;
+  createTime?: string | null;
+  updateTime?: string | null;
+  etag: string;
+}
+
+export interface Environment {
+  name: string;
+  environmentId: string;
+  description: string;
+  secretNames: string[];
+  createTime?: string | null;
+  updateTime?: string | null;
+  etag: string;
+}
+
+export interface RunContext {
+  trigger: string;
+  user: string;
+  agent: string;
+  environment: string;
+  secrets?: { names: string[] } | null;
+  strict: boolean;
+}
+
+export interface InjectedSecret {
+  secretName: string;
+  scope: string; // SECRET_SCOPE_TEAM | SECRET_SCOPE_PERSONAL
+  owner: string;
+  valueVersion: string;
+  overridesTeamSecret: boolean;
+  redacted: boolean;
+}
+
+export interface UnresolvedReference {
+  secretName: string;
+  reason: string; // UNRESOLVED_REASON_…
+  detail: string;
+}
+
+export interface Run {
+  name: string;
+  runId: string;
+  context?: RunContext | null;
+  agent: string;
+  resolvedBy: string;
+  createTime?: string | null;
+  allowlistSource: string;
+  injected: InjectedSecret[];
+  unresolved: UnresolvedReference[];
+  outcome: string;
+}
+
+export interface CandidateDecision {
+  secretName: string;
+  scope: string;
+  owner: string;
+  valueVersion: string;
+  decision: string;
+  detail: string;
+}
+
+export interface Explanation {
+  context?: RunContext | null;
+  agent: string;
+  allowlistSource: string;
+  allowlist: string[];
+  candidates: CandidateDecision[];
+  unresolved: UnresolvedReference[];
+  notes: string[];
+  wouldFailStrict: boolean;
+}
+
+/** SealingKey is a public key the secret store opens sealed values with. */
+export interface SealingKey {
+  keyId: string;
+  kemId: number;
+  kdfId: number;
+  aeadId: number;
+  publicKey: string; // base64
+  createTime?: string | null;
+  current: boolean;
+}
+
+/** SealedValue is a value sealed in the browser (HPKE base mode). */
+export interface SealedValue {
+  keyId: string;
+  ciphertext: string; // base64 of enc || ct
+}
