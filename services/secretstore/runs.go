@@ -16,6 +16,11 @@ import (
 // resolver's runrules.Decide is property-tested against, so the two agree
 // by construction — and opens exactly what it picked, for the caller to
 // seal to the runner. The resolver never holds plaintext.
+//
+// Nothing here writes an audit event: a selection changes nothing, and the
+// resolver records every resolution (run.resolve, with the value versions
+// injected) in the same write as its run record, before any value is
+// returned to the runner.
 
 // MaxRunOwners bounds the owners of one selection. A run has a team and at
 // most one user; the bound keeps one request's reads small.

@@ -6,6 +6,10 @@
 // Store, and no read path of the Service returns them; the ways back to
 // plaintext are OpenRun and UnsealValues, for run resolution only.
 //
+// Every change is an audit event that the Store commits with the change,
+// into its outbox, and every refused request a request.denied event
+// (events.go); neither ever holds a value.
+//
 // Adapters live beside it: boltstore (the bbolt Store), grpcapi (the
 // oz.secrets.v1.SecretService server and the internal
 // oz.internalapi.v1.RunSecretsService server), storetest (the Store
@@ -21,7 +25,9 @@ import (
 	"strings"
 	"time"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 )
 
@@ -151,14 +157,27 @@ func FoldName(name string) string {
 // are by exact name. Records passed in and returned are copies: changing
 // them does not change what is stored. A Store never sees plaintext.
 //
+// Every change commits together with its audit event (DESIGN §6): the
+// store writes the event into its outbox (Outbox) in the same transaction
+// as the change, so that no change is stored without its event and no
+// event exists for a change that was not stored. The event of each
+// mutating method comes with it: Create takes it; Update and Delete take
+// it from their fn, which builds it from the record as it will be stored,
+// so that it describes the change that commits even when fn runs more than
+// once. Events are added as the outbox adds them (outbox.Bolt.Add: an id
+// and a time assigned when empty, validated by audit.ValidateEvent); a nil
+// event, or one the audit service would refuse, is an internal error and
+// nothing is stored.
+//
 // Errors are errs kinds: errs.NotFound and errs.AlreadyExists as said
-// below; anything else (I/O, a corrupt record, a cancelled ctx) is an
-// internal error.
+// below; anything else (I/O, a corrupt record, a cancelled ctx, an invalid
+// event) is an internal error.
 type Store interface {
-	// Create stores s, a new secret. It returns an errs.KindAlreadyExists
-	// error whose message names the existing secret when s.Owner already
-	// has a secret whose name equals s.Name without regard to case.
-	Create(ctx context.Context, s *Secret) error
+	// Create stores s, a new secret, and its event ev. It returns an
+	// errs.KindAlreadyExists error whose message names the existing
+	// secret when s.Owner already has a secret whose name equals s.Name
+	// without regard to case; then neither is stored.
+	Create(ctx context.Context, s *Secret, ev *auditv1.Event) error
 
 	// Get returns the secret of owner named exactly name, or an
 	// errs.KindNotFound error (also when only a name differing in case
@@ -172,20 +191,32 @@ type Store interface {
 	List(ctx context.Context, owner Owner, after string, limit int) ([]*Secret, error)
 
 	// Update calls fn with the stored secret of owner named exactly name
-	// and stores what fn left in it, atomically. fn may be called more
-	// than once (writes are batched): it must be pure, with no effects
-	// outside its argument. When fn returns an error, nothing is stored
-	// and Update returns that error as is. fn must not change Owner or
-	// Name. Update returns the stored result, or an errs.KindNotFound
-	// error when there is no such secret.
-	Update(ctx context.Context, owner Owner, name string, fn func(*Secret) error) (*Secret, error)
+	// and stores what fn left in it, with the event fn returns,
+	// atomically. fn may be called more than once (writes are batched):
+	// it must be pure, with no effects outside its argument and its
+	// result; the event of its last call is the one stored. When fn
+	// returns an error, nothing is stored and Update returns that error as
+	// is. fn must not change Owner or Name. Update returns the stored
+	// result, or an errs.KindNotFound error when there is no such secret
+	// (fn is not called).
+	Update(ctx context.Context, owner Owner, name string, fn func(*Secret) (*auditv1.Event, error)) (*Secret, error)
 
-	// Delete removes the secret of owner named exactly name, after check
-	// (when not nil) approved it; check may be called more than once and
-	// must be pure. A check error is returned as is and nothing is
-	// removed. Delete returns an errs.KindNotFound error when there is no
-	// such secret.
-	Delete(ctx context.Context, owner Owner, name string, check func(*Secret) error) error
+	// Delete calls fn with the stored secret of owner named exactly name;
+	// fn approves its removal by returning its event, which is stored as
+	// the secret is removed. fn may be called more than once and must be
+	// pure. When fn returns an error, nothing changes and Delete returns
+	// that error as is. Delete returns an errs.KindNotFound error when
+	// there is no such secret (fn is not called).
+	Delete(ctx context.Context, owner Owner, name string, fn func(*Secret) (*auditv1.Event, error)) error
+
+	// Record stores ev alone, in a transaction of its own: the event of
+	// something that changed nothing, such as a refused request.
+	Record(ctx context.Context, ev *auditv1.Event) error
+
+	// Outbox is the store's audit outbox, which its changes write their
+	// events into: the Source an outbox.Shipper delivers to the audit
+	// service. Events wait there, across restarts, until acknowledged.
+	Outbox() outbox.Source
 }
 
 // OwnersLister is an optional capability of a Store, for run resolution

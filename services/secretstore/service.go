@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
@@ -58,6 +60,13 @@ type SealedValue struct {
 // value: KindInvalid (with the request field), KindUnauthenticated,
 // KindPermissionDenied (always decided before existence), KindNotFound,
 // KindAlreadyExists, KindFailedPrecondition (etag mismatch).
+//
+// Every change is an audit event, committed by the Store with the change
+// (see events.go): secret.create, secret.update, secret.delete, by the
+// principal, with the client and request id of ctx. A request refused or
+// failed (invalid, not found, a conflict, an etag mismatch) changes
+// nothing and writes no event; refusals are recorded as request.denied by
+// RecordDenied, which the server calls for every refused request.
 type Service struct {
 	locks         keyedMutex // serialises value updates of one secret in this process
 	store         Store
@@ -146,7 +155,12 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateReque
 		Etag:            newEtag(),
 		Value:           env,
 	}
-	if err := s.store.Create(ctx, sec); err != nil {
+	details := map[string]string{}
+	if req.Sealed != nil {
+		details[DetailSealed] = "true"
+	}
+	ev := secretEvent(ctx, p, now, audit.ActionSecretCreate, sec, details)
+	if err := s.store.Create(ctx, sec, ev); err != nil {
 		var e *errs.Error
 		if errors.As(err, &e) && e.Kind == errs.KindAlreadyExists {
 			return nil, &errs.Error{Kind: errs.KindAlreadyExists, Field: "secret_id", Message: e.Message}
@@ -368,25 +382,33 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 			}
 		}
 		now, etag := s.now().UTC(), newEtag()
-		updated, err := s.store.Update(ctx, owner, id, func(sec *Secret) error {
+		updated, err := s.store.Update(ctx, owner, id, func(sec *Secret) (*auditv1.Event, error) {
 			if req.Etag != "" && sec.Etag != req.Etag {
-				return errEtagMismatch()
+				return nil, errEtagMismatch()
 			}
+			details := map[string]string{}
 			if setValue {
 				if sec.ValueVersion != cur.ValueVersion {
-					return errRaced
+					return nil, errRaced
 				}
 				sec.Value = env
 				sec.ValueVersion++
 				sec.ValueUpdateTime = now
+				details[audit.DetailValueChanged] = "true"
+				if req.Sealed != nil {
+					details[DetailSealed] = "true"
+				}
 			}
 			if setDesc {
+				if sec.Description != req.Description {
+					details[DetailDescriptionChanged] = "true"
+				}
 				sec.Description = req.Description
 			}
 			sec.UpdateTime = now
 			sec.UpdateBy = p.Name
 			sec.Etag = etag
-			return nil
+			return secretEvent(ctx, p, now, audit.ActionSecretUpdate, sec, details), nil
 		})
 		switch {
 		case errors.Is(err, errRaced) && attempt < maxUpdateAttempts:
@@ -502,11 +524,12 @@ func (s *Service) Delete(ctx context.Context, p *auth.Principal, req DeleteReque
 	if err := validateEtag(req.Etag); err != nil {
 		return err
 	}
-	err = s.store.Delete(ctx, owner, id, func(sec *Secret) error {
+	now := s.now().UTC()
+	err = s.store.Delete(ctx, owner, id, func(sec *Secret) (*auditv1.Event, error) {
 		if req.Etag != "" && sec.Etag != req.Etag {
-			return errEtagMismatch()
+			return nil, errEtagMismatch()
 		}
-		return nil
+		return secretEvent(ctx, p, now, audit.ActionSecretDelete, sec, nil), nil
 	})
 	if err != nil {
 		return notFound(err, owner, id)
@@ -530,6 +553,8 @@ type UnsealedValue struct {
 // INTERNAL: it is for run resolution only (DESIGN §5), behind an internal,
 // mutual-TLS-only API whose caller has decided that the run may receive
 // these values. It checks no principal. Nothing user-facing may call it.
+// It writes no audit event: the resolver records what a run received
+// (run.resolve).
 func (s *Service) UnsealValues(ctx context.Context, owner Owner, names []string) (values []UnsealedValue, missing []string, err error) {
 	for _, name := range names {
 		sec, err := s.store.Get(ctx, owner, name)
@@ -567,8 +592,10 @@ type RewrapResult struct {
 
 // Rewrap wraps every stored data key that is not wrapped by the keyring's
 // primary key-encryption key with it (after Keyring.Rotate). Values'
-// ciphertexts, versions, etags and times do not change. It needs a Store
-// that is a Scanner.
+// ciphertexts, versions, etags and times do not change. Each rewrapped
+// secret is a secret.rewrap event, by the caller of ctx (the service
+// itself when there is none: `ozsecretstored keyring rewrap`). It needs a
+// Store that is a Scanner.
 func (s *Service) Rewrap(ctx context.Context) (RewrapResult, error) {
 	var res RewrapResult
 	sc, ok := s.store.(Scanner)
@@ -576,6 +603,7 @@ func (s *Service) Rewrap(ctx context.Context) (RewrapResult, error) {
 		return res, errors.New("rewrap: the store cannot list all secrets (not a secretstore.Scanner)")
 	}
 	primary := s.keys.Primary()
+	now := s.now().UTC()
 	var afterOwner Owner
 	var afterName string
 	for {
@@ -595,13 +623,13 @@ func (s *Service) Rewrap(ctx context.Context) (RewrapResult, error) {
 			if !changed {
 				continue
 			}
-			_, err = s.store.Update(ctx, sec.Owner, sec.Name, func(cur *Secret) error {
+			_, err = s.store.Update(ctx, sec.Owner, sec.Name, func(cur *Secret) (*auditv1.Event, error) {
 				if cur.ValueVersion != sec.ValueVersion || cur.Value.KEKID != sec.Value.KEKID ||
 					!bytes.Equal(cur.Value.WrappedKey, sec.Value.WrappedKey) {
-					return errSkip // changed meanwhile: sealed anew, with the primary
+					return nil, errSkip // changed meanwhile: sealed anew, with the primary
 				}
 				cur.Value = env.Clone()
-				return nil
+				return secretEvent(ctx, nil, now, ActionSecretRewrap, cur, map[string]string{DetailKEKID: env.KEKID}), nil
 			})
 			switch {
 			case err == nil:

@@ -14,11 +14,14 @@ import (
 	"testing"
 	"time"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	"github.com/ozsecrets/oz/services/secretstore/storetest"
 )
 
 const canary = "CANARY-4b7e91-do-not-leak"
@@ -577,12 +580,12 @@ func TestSealedValueIsBoundToItsRecord(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Move the sealed value into the other record, as someone with
 			// write access to the database file could.
-			moved, err := e.store.Update(ctx, tc.owner, tc.id, func(sec *secretstore.Secret) error {
+			moved, err := e.store.Update(ctx, tc.owner, tc.id, func(sec *secretstore.Secret) (*auditv1.Event, error) {
 				sec.Value = src.Value.Clone()
 				if tc.bump {
 					sec.ValueVersion++
 				}
-				return nil
+				return storetest.NewEvent(audit.ActionSecretUpdate, sec), nil
 			})
 			if err != nil {
 				t.Fatal(err)

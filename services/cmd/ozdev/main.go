@@ -80,7 +80,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		{name: "audit", bin: "ozauditd", addr: c.audit, args: []string{
 			"--listen", c.audit, "--data-dir", dataDir, "--resolver-addr", c.resolver}},
 		{name: "secretstore", bin: "ozsecretstored", addr: c.secretstore, args: []string{
-			"--listen", c.secretstore, "--data-dir", dataDir, "--resolver-addr", c.resolver, "--dev"}},
+			"--listen", c.secretstore, "--data-dir", dataDir, "--resolver-addr", c.resolver, "--audit-addr", c.audit, "--dev"}},
 		{name: "gateway", bin: "ozgateway", addr: c.gatewayAddr, http: true, args: []string{
 			"--listen", c.gatewayAddr,
 			"--tls-cert", dir.For("gateway").Cert, "--tls-key", dir.For("gateway").Key, "--tls-ca", dir.CA(),

@@ -13,6 +13,18 @@
 // the previous keys keep opening values for --sealing-key-grace (default
 // 24h). --require-sealed refuses values that arrive unsealed.
 //
+// Every change (secrets, sealing keys) and every refused request is an
+// audit event, written into the database's outbox in the same transaction
+// as the change and shipped to the audit service (--audit-addr, mutual TLS
+// with the secretstore's certificate) by a shipper that retries while the
+// audit service is down; events wait in the outbox meanwhile, across
+// restarts. Personal secrets' events go to the system chain, never to a
+// team's. The keyring commands need no audit service: the events of
+// `keyring rewrap` wait in the outbox for the next serve. With
+// --metrics-listen it also serves Prometheus metrics (the outbox's backlog
+// and delivery lag among them) over plain HTTP at /metrics: off by
+// default, since the port is unauthenticated.
+//
 //	ozsecretstored [flags]                 serve
 //	ozsecretstored keyring generate [flags] write a new keyring to --kek-file
 //	ozsecretstored keyring rotate [flags]   add a new primary key to the keyring file
@@ -34,6 +46,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -42,7 +55,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/secretstore"
@@ -85,6 +104,8 @@ type config struct {
 	maxDescriptionChars int
 	sealingKeyGrace     time.Duration
 	requireSealed       bool
+	auditAddr           string
+	metricsListen       string
 
 	keyringJSON string // OZ_KEYRING: the keyring itself, when no file is given
 }
@@ -149,6 +170,10 @@ func parse(name string, args []string, lookup func(string) (string, bool), stder
 	fs.IntVar(&c.maxDescriptionChars, "max-description-chars", envInt("OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS", secretstore.DefaultMaxDescriptionChars), "longest description accepted, in characters (OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS)")
 	fs.DurationVar(&c.sealingKeyGrace, "sealing-key-grace", envDuration("OZ_SEALING_KEY_GRACE", sealing.DefaultGrace), "how long sealing keys replaced by a rotation still open values sealed to them; then they are dropped (OZ_SEALING_KEY_GRACE)")
 	fs.BoolVar(&c.requireSealed, "require-sealed", envBool("OZ_REQUIRE_SEALED"), "refuse values sent unsealed: clients must seal them to a sealing key (the CLI always does; curl users run `oz secret seal`) (OZ_REQUIRE_SEALED)")
+	fs.StringVar(&c.auditAddr, "audit-addr", env("OZ_AUDIT_ADDR", "127.0.0.1:7452"),
+		"audit service address(es), to deliver audit events to, dialed by mutual TLS with --tls-cert (OZ_AUDIT_ADDR)")
+	fs.StringVar(&c.metricsListen, "metrics-listen", env("OZ_SECRETSTORE_METRICS_LISTEN", ""),
+		"serve Prometheus metrics over plain HTTP at http://ADDR/metrics; empty: off (OZ_SECRETSTORE_METRICS_LISTEN)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage:
   ozsecretstored [flags]                  serve SecretService (and RunSecretsService to the resolver)
@@ -157,7 +182,8 @@ func parse(name string, args []string, lookup func(string) (string, bool), stder
   ozsecretstored keyring rewrap [flags]   wrap every stored data key with the primary key
 
 Rotate and rewrap work on the files: stop the service first, then rotate,
-rewrap, and start it again. Exit codes: 0 success, 1 failure, 2 bad usage.
+rewrap, and start it again. Audit events of a rewrap are delivered by the
+next start. Exit codes: 0 success, 1 failure, 2 bad usage.
 
 Flags:
 `)
@@ -299,6 +325,41 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 		return fmt.Errorf("resolver client: %w", err)
 	}
 	defer resolver.Close()
+	// Dialing is lazy: the audit service may start later, or be down.
+	auditConn, err := server.Dial(c.auditAddr, clientTLS)
+	if err != nil {
+		return fmt.Errorf("audit client: %w", err)
+	}
+	defer auditConn.Close()
+
+	// The audit shipper runs from before the first event (sealing keys
+	// made at first start) until serving has stopped; the store closes
+	// after it (defers run last first).
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	shipper := outbox.New(outbox.Config{
+		Source:     store.Outbox(),
+		Client:     internalapiv1.NewAuditIngestServiceClient(auditConn),
+		Emitter:    secretstore.Emitter,
+		Logger:     log,
+		Registerer: reg,
+	})
+	store.OnCommit(shipper.Notify)
+	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
+	shipped := make(chan struct{})
+	go func() {
+		defer close(shipped)
+		_ = shipper.Run(shipCtx)
+	}()
+	defer func() {
+		stopShipping()
+		<-shipped
+		fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+		defer cancel()
+		if err := shipper.Flush(fctx); err != nil {
+			log.Warn("audit: events left in the outbox are delivered after the next start", "err", err.Error())
+		}
+	}()
 
 	sealer := sealing.NewService(sealing.Config{Store: store, Keyring: kr, Grace: c.sealingKeyGrace, Logger: log})
 	keys, err := sealer.Init(ctx)
@@ -317,11 +378,13 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	maps.Copy(rules, grpcapi.Rules)
 	maps.Copy(rules, grpcapi.RunSecretsRules)
 	srv := server.New(server.Config{
-		Name:   "secretstore",
-		TLS:    serverTLS,
-		Rules:  rules,
-		Auth:   auth.NewCache(auth.NewRemote(resolver)),
-		Logger: log,
+		Name:     "secretstore",
+		TLS:      serverTLS,
+		Rules:    rules,
+		Auth:     auth.NewCache(auth.NewRemote(resolver)),
+		Logger:   log,
+		OnDenied: grpcapi.OnDenied(svc, log),
+		Metrics:  reg,
 	})
 	grpcapi.Register(srv, svc)
 	grpcapi.RegisterSealingKeys(srv, sealer)
@@ -330,6 +393,14 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if c.metricsListen != "" {
+		stopMetrics, err := serveMetrics(c.metricsListen, reg, log)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer stopMetrics()
 	}
 	if ready != nil {
 		ready(lis.Addr())
@@ -340,7 +411,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 			current = append(current, k.ID)
 		}
 	}
-	log.Info("secretstore starting", "db", c.db, "resolver", c.resolverAddr,
+	log.Info("secretstore starting", "db", c.db, "resolver", c.resolverAddr, "audit", c.auditAddr,
 		"max_value_bytes", c.maxValueBytes, "max_description_chars", c.maxDescriptionChars,
 		"sealing_keys", current, "sealing_key_grace", c.sealingKeyGrace.String(), "require_sealed", c.requireSealed)
 	if err := srv.Serve(ctx, lis); err != nil {
@@ -348,6 +419,33 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	}
 	log.Info("secretstore stopped")
 	return nil
+}
+
+// flushTimeout bounds the delivery of the outbox's last events at
+// shutdown; what is left is delivered after the next start.
+const flushTimeout = 5 * time.Second
+
+// serveMetrics serves reg at http://addr/metrics until the returned stop
+// is called.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(lis) }()
+	log.Info("metrics", "addr", "http://"+lis.Addr().String()+"/metrics")
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics server", "err", err.Error())
+		}
+	}, nil
 }
 
 // keyringFile is the file the keyring commands change.
@@ -428,5 +526,10 @@ func keyringRewrap(ctx context.Context, c *config, stdout io.Writer, log *slog.L
 	}
 	fmt.Fprintf(stdout, "rewrapped %d of %d data keys and %d sealing keys to %s; value ciphertexts unchanged\n",
 		res.Rewrapped, res.Scanned, nSealing, kr.Primary())
+	if c, ok := store.Outbox().(outbox.Counter); ok {
+		if n, err := c.Backlog(ctx); err == nil && n > 0 {
+			fmt.Fprintf(stdout, "%d audit events wait in the outbox; the next start delivers them\n", n)
+		}
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -108,9 +109,18 @@ type daemon struct {
 	stop func() error // stops it gracefully and returns what run returned
 }
 
-// startDaemon runs the service in this process as main would.
+// startDaemon runs the service in this process as main would. Without
+// OZ_AUDIT_ADDR in env, its audit events go nowhere (a closed port): they
+// wait in the outbox.
 func startDaemon(t *testing.T, args []string, env map[string]string) *daemon {
 	t.Helper()
+	if _, ok := env["OZ_AUDIT_ADDR"]; !ok {
+		env = maps.Clone(env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env["OZ_AUDIT_ADDR"] = "127.0.0.1:1"
+	}
 	d := &daemon{logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -476,6 +486,7 @@ func TestFlags(t *testing.T) {
 		tlsCert: filepath.Join(".oz", "pki", "secretstore.pem"), tlsKey: filepath.Join(".oz", "pki", "secretstore-key.pem"),
 		tlsCA: filepath.Join(".oz", "pki", "ca.pem"), resolverAddr: "127.0.0.1:7451",
 		maxValueBytes: 65536, maxDescriptionChars: 1024, sealingKeyGrace: 24 * time.Hour,
+		auditAddr: "127.0.0.1:7452",
 	}
 	if *c != want {
 		t.Errorf("defaults: got %+v, want %+v", *c, want)
@@ -485,6 +496,7 @@ func TestFlags(t *testing.T) {
 		"OZ_SECRETSTORE_TLS_CERT": "/c.pem", "OZ_SECRETSTORE_TLS_KEY": "/k.pem", "OZ_TLS_CA": "/ca.pem", "OZ_KEK_FILE": "/kek.json",
 		"OZ_DEV": "true", "OZ_SECRETSTORE_MAX_VALUE_BYTES": "100", "OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS": "10",
 		"OZ_SEALING_KEY_GRACE": "90m", "OZ_REQUIRE_SEALED": "true",
+		"OZ_AUDIT_ADDR": "a:1", "OZ_SECRETSTORE_METRICS_LISTEN": "127.0.0.1:9",
 	}
 	c, err = parse("t", []string{"--listen", "127.0.0.1:2", "--max-value-bytes", "200"}, lookupIn(env), io.Discard)
 	if err != nil {
@@ -493,7 +505,7 @@ func TestFlags(t *testing.T) {
 	want = config{
 		listen: "127.0.0.1:2", dataDir: "/d", db: "/x.db", tlsCert: "/c.pem", tlsKey: "/k.pem", tlsCA: "/ca.pem",
 		resolverAddr: "r:1", kekFile: "/kek.json", dev: true, maxValueBytes: 200, maxDescriptionChars: 10,
-		sealingKeyGrace: 90 * time.Minute, requireSealed: true,
+		sealingKeyGrace: 90 * time.Minute, requireSealed: true, auditAddr: "a:1", metricsListen: "127.0.0.1:9",
 	}
 	if *c != want {
 		t.Errorf("from env and flags: got %+v, want %+v", *c, want)

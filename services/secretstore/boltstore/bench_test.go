@@ -71,25 +71,42 @@ func benchStore(b *testing.B) *Store {
 }
 
 // BenchmarkCreate creates secrets through the Service: validation, sealing
-// with a fresh data key, and a durable (fsynced) batched write.
+// with a fresh data key, and a durable (fsynced) batched write of the
+// secret and its audit event (secret.create, into the outbox in the same
+// transaction). audit=off removes the outbox write (Store.noEvents, a
+// benchmark-only switch), so that one run shows what auditing costs.
 func BenchmarkCreate(b *testing.B) {
 	p := &auth.Principal{Kind: auth.KindUser, Name: "users/bench", ID: "bench", Teams: map[string]auth.Role{"bench": auth.RoleAdmin}}
-	for _, g := range benchConcurrency {
-		b.Run(fmt.Sprintf("goroutines=%d", g), func(b *testing.B) {
-			kr, err := keyring.Generate()
-			if err != nil {
-				b.Fatal(err)
-			}
-			svc := secretstore.NewService(secretstore.Config{Store: benchStore(b), Keyring: kr})
-			b.SetBytes(int64(len(benchValue)))
-			runPool(b, g, func(i int64) error {
-				_, err := svc.Create(context.Background(), p, secretstore.CreateRequest{
-					Parent: "teams/bench", SecretID: fmt.Sprintf("SECRET_%09d", i), Value: benchValue, Description: "benchmark secret",
+	for _, audit := range []bool{true, false} {
+		for _, g := range benchConcurrency {
+			b.Run(fmt.Sprintf("audit=%s/goroutines=%d", onOff(audit), g), func(b *testing.B) {
+				kr, err := keyring.Generate()
+				if err != nil {
+					b.Fatal(err)
+				}
+				store := benchStore(b)
+				store.noEvents = !audit
+				svc := secretstore.NewService(secretstore.Config{Store: store, Keyring: kr})
+				b.SetBytes(int64(len(benchValue)))
+				runPool(b, g, func(i int64) error {
+					_, err := svc.Create(context.Background(), p, secretstore.CreateRequest{
+						Parent: "teams/bench", SecretID: fmt.Sprintf("SECRET_%09d", i), Value: benchValue, Description: "benchmark secret",
+					})
+					return err
 				})
-				return err
+				if n, err := store.ob.Backlog(context.Background()); err != nil || (audit && n != b.N) || (!audit && n != 0) {
+					b.Fatalf("outbox after %d creates (audit %s): %d events, %v", b.N, onOff(audit), n, err)
+				}
 			})
-		})
+		}
 	}
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 // BenchmarkRawBatch is the baseline: raw db.Batch puts of records of the

@@ -8,7 +8,9 @@
 // are JSON records holding metadata, the wrapped data key and the value's
 // ciphertext — never plaintext. A "sealing_keys" bucket holds the sealing
 // key pairs by key id, their private keys wrapped by the keyring. A "meta"
-// bucket holds the schema version.
+// bucket holds the schema version. The audit outbox (outbox.NewBolt:
+// buckets "outbox" and "outbox_meta") is in the same file, so that every
+// change and its audit event commit in one transaction.
 //
 // Reads copy what they need out of View transactions. Writes go through
 // db.Batch, so that concurrent writers share one transaction and one fsync;
@@ -28,7 +30,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 	"github.com/ozsecrets/oz/services/secretstore/sealing"
@@ -73,6 +77,11 @@ const DefaultMaxBatchDelay = time.Millisecond
 // concurrent use.
 type Store struct {
 	db *bolt.DB
+	ob *outbox.Bolt
+	// noEvents skips the outbox writes. It exists for BenchmarkCreate's
+	// comparison of creates with and without auditing, and is never set
+	// anywhere else.
+	noEvents bool
 }
 
 var (
@@ -125,7 +134,44 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	ob, err := outbox.NewBolt(db, secretstore.Emitter)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return &Store{db: db, ob: ob}, nil
+}
+
+// Outbox implements secretstore.Store: the audit outbox in the same file
+// (an outbox.Bolt, with a Backlog).
+func (s *Store) Outbox() outbox.Source { return s.ob }
+
+// OnCommit sets fn (typically outbox.Shipper.Notify) to run after every
+// commit that wrote audit events. Set it before serving.
+func (s *Store) OnCommit(fn func()) { s.ob.OnCommit(fn) }
+
+// addEvent adds ev to the outbox within tx. A nil or invalid event is an
+// error without a kind (internal: not the caller's fault), so that the
+// change rolls back.
+func (s *Store) addEvent(tx *bolt.Tx, ev *auditv1.Event) error {
+	if ev == nil {
+		return errors.New("boltstore: a change without its audit event")
+	}
+	if s.noEvents {
+		return nil
+	}
+	if err := s.ob.Add(tx, ev); err != nil {
+		return fmt.Errorf("boltstore: audit event %s: %v", ev.GetAction(), err)
+	}
+	return nil
+}
+
+// Record implements secretstore.Store.
+func (s *Store) Record(ctx context.Context, ev *auditv1.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Batch(func(tx *bolt.Tx) error { return s.addEvent(tx, ev) })
 }
 
 // Close closes the database.
@@ -221,7 +267,7 @@ func errNotFound(o secretstore.Owner, name string) error {
 }
 
 // Create implements secretstore.Store.
-func (s *Store) Create(ctx context.Context, sec *secretstore.Secret) error {
+func (s *Store) Create(ctx context.Context, sec *secretstore.Secret, ev *auditv1.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -242,7 +288,10 @@ func (s *Store) Create(ctx context.Context, sec *secretstore.Secret) error {
 			}
 			return errs.E(errs.KindAlreadyExists, "%s already has a secret named %s (names are unique without regard to case)", sec.Owner, existing)
 		}
-		return b.Put(k, v)
+		if err := b.Put(k, v); err != nil {
+			return err
+		}
+		return s.addEvent(tx, ev)
 	})
 }
 
@@ -365,7 +414,7 @@ func (s *Store) Scan(ctx context.Context, afterOwner secretstore.Owner, afterNam
 }
 
 // Update implements secretstore.Store.
-func (s *Store) Update(ctx context.Context, owner secretstore.Owner, name string, fn func(*secretstore.Secret) error) (*secretstore.Secret, error) {
+func (s *Store) Update(ctx context.Context, owner secretstore.Owner, name string, fn func(*secretstore.Secret) (*auditv1.Event, error)) (*secretstore.Secret, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -384,7 +433,8 @@ func (s *Store) Update(ctx context.Context, owner secretstore.Owner, name string
 		if sec.Name != name {
 			return errNotFound(owner, name)
 		}
-		if err := fn(sec); err != nil {
+		ev, err := fn(sec)
+		if err != nil {
 			return err
 		}
 		if sec.Owner != owner || sec.Name != name {
@@ -397,6 +447,9 @@ func (s *Store) Update(ctx context.Context, owner secretstore.Owner, name string
 		if err := b.Put(k, nv); err != nil {
 			return err
 		}
+		if err := s.addEvent(tx, ev); err != nil {
+			return err
+		}
 		out = sec.Clone() // fn's caller may keep sec; hand back our own copy
 		return nil
 	})
@@ -407,7 +460,7 @@ func (s *Store) Update(ctx context.Context, owner secretstore.Owner, name string
 }
 
 // Delete implements secretstore.Store.
-func (s *Store) Delete(ctx context.Context, owner secretstore.Owner, name string, check func(*secretstore.Secret) error) error {
+func (s *Store) Delete(ctx context.Context, owner secretstore.Owner, name string, fn func(*secretstore.Secret) (*auditv1.Event, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -425,11 +478,13 @@ func (s *Store) Delete(ctx context.Context, owner secretstore.Owner, name string
 		if sec.Name != name {
 			return errNotFound(owner, name)
 		}
-		if check != nil {
-			if err := check(sec); err != nil {
-				return err
-			}
+		ev, err := fn(sec)
+		if err != nil {
+			return err
 		}
-		return b.Delete(k)
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+		return s.addEvent(tx, ev)
 	})
 }

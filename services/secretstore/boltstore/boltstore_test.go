@@ -12,6 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/boltstore"
@@ -228,7 +229,9 @@ func TestSealingKeysSurviveReopen(t *testing.T) {
 	}
 	k := storetest.NewSealingKey("x25519-1")
 	k.RetireTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, err := s.UpdateSealingKeys(context.Background(), func([]*sealing.Key) ([]*sealing.Key, error) { return []*sealing.Key{k}, nil }); err != nil {
+	if _, err := s.UpdateSealingKeys(context.Background(), func([]*sealing.Key) ([]*sealing.Key, *auditv1.Event, error) {
+		return []*sealing.Key{k}, storetest.NewSealingEvent("sealing_key.create"), nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 	"github.com/ozsecrets/oz/services/secretstore/sealing"
@@ -105,7 +106,7 @@ func (s *Store) SealingKey(ctx context.Context, id string) (*sealing.Key, error)
 // UpdateSealingKeys implements sealing.Store. It runs in one Update
 // transaction: rotations are rare, and batching them with others buys
 // nothing.
-func (s *Store) UpdateSealingKeys(ctx context.Context, fn func([]*sealing.Key) ([]*sealing.Key, error)) ([]*sealing.Key, error) {
+func (s *Store) UpdateSealingKeys(ctx context.Context, fn func([]*sealing.Key) ([]*sealing.Key, *auditv1.Event, error)) ([]*sealing.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -115,7 +116,7 @@ func (s *Store) UpdateSealingKeys(ctx context.Context, fn func([]*sealing.Key) (
 		if err != nil {
 			return err
 		}
-		got, err := fn(old)
+		got, ev, err := fn(old)
 		if err != nil {
 			return err
 		}
@@ -143,6 +144,9 @@ func (s *Store) UpdateSealingKeys(ctx context.Context, fn func([]*sealing.Key) (
 					return err
 				}
 			}
+		}
+		if err := s.addEvent(tx, ev); err != nil {
+			return err
 		}
 		out = make([]*sealing.Key, len(got))
 		for i, k := range got {

@@ -78,6 +78,7 @@ func (s *syncBuffer) String() string {
 
 type testEnv struct {
 	svc    *secretstore.Service
+	store  *boltstore.Store
 	seal   *sealing.Service
 	clock  *testClock // the sealing keys' clock
 	dbPath string
@@ -141,11 +142,13 @@ func newTestEnvWith(t testing.TB, configure func(*secretstore.Config)) *testEnv 
 		configure(&cfg)
 	}
 	e.svc = secretstore.NewService(cfg)
+	e.store = store
 	rules := auth.Rules{}
 	maps.Copy(rules, grpcapi.Rules)
 	maps.Copy(rules, grpcapi.RunSecretsRules)
 	srv := server.New(server.Config{
 		Name: "secretstore", TLS: serverTLS, Rules: rules, Logger: log,
+		OnDenied: grpcapi.OnDenied(e.svc, log),
 		Auth: &fakeAuth{AuthenticateFunc: func(_ context.Context, token string) (*auth.Principal, error) {
 			if p, ok := principals[token]; ok {
 				return p, nil

@@ -44,7 +44,9 @@ func RegisterRunSecrets(r grpc.ServiceRegistrar, svc *secretstore.Service) {
 // SealRunSecrets implements internalapiv1.RunSecretsServiceServer. Without
 // a recipient it returns metadata only and opens nothing. With one, it
 // seals exactly the selected values, as one RunEnvironment, with one HPKE
-// encapsulation. The response never holds a value in clear.
+// encapsulation. The response never holds a value in clear. It writes no
+// audit event: the resolver, which decided, records the resolution
+// (run.resolve); a refused call is a request.denied (OnDenied).
 func (s *RunSecretsServer) SealRunSecrets(ctx context.Context, req *internalapiv1.SealRunSecretsRequest) (*internalapiv1.SealRunSecretsResponse, error) {
 	// Everything is checked, in the order of the request's fields, before
 	// anything is read.

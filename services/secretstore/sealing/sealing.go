@@ -28,6 +28,8 @@ import (
 	"regexp"
 	"time"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 )
 
@@ -115,7 +117,12 @@ func privateAD(kem uint16, pub []byte) []byte {
 
 // Store keeps sealing keys. Implementations are safe for concurrent use.
 // Records passed in and returned are copies. Errors: as said below;
-// anything else (I/O, a corrupt record, a cancelled ctx) is internal.
+// anything else (I/O, a corrupt record, a cancelled ctx, an invalid event)
+// is internal.
+//
+// Every change commits together with its audit event, into the store's
+// outbox (Outbox), as secretstore.Store's changes do: a nil event, or one
+// audit.ValidateEvent refuses, is an error and nothing changes.
 type Store interface {
 	// SealingKeys returns every stored key, in no particular order.
 	SealingKeys(ctx context.Context) ([]*Key, error)
@@ -124,11 +131,17 @@ type Store interface {
 	SealingKey(ctx context.Context, id string) (*Key, error)
 
 	// UpdateSealingKeys calls fn with every stored key and replaces them
-	// all with what fn returns, atomically. fn may be called more than
-	// once: it must have no effects outside its result. When fn returns an
-	// error, nothing changes and UpdateSealingKeys returns that error as
-	// is. Ids in fn's result are unique. It returns the stored result.
-	UpdateSealingKeys(ctx context.Context, fn func(keys []*Key) ([]*Key, error)) ([]*Key, error)
+	// all with the keys fn returns, and stores the event fn returns with
+	// them, atomically. fn may be called more than once: it must have no
+	// effects outside its results (the event of its last call is the one
+	// stored). When fn returns an error, nothing changes and
+	// UpdateSealingKeys returns that error as is. Ids in fn's result are
+	// unique. It returns the stored keys.
+	UpdateSealingKeys(ctx context.Context, fn func(keys []*Key) ([]*Key, *auditv1.Event, error)) ([]*Key, error)
+
+	// Outbox is the store's audit outbox, which its changes write their
+	// events into.
+	Outbox() outbox.Source
 }
 
 // newKEM returns the KEM of id, one of KEMs.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hpke"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
@@ -62,7 +64,7 @@ type countingStore struct {
 	updates atomic.Int32
 }
 
-func (c *countingStore) UpdateSealingKeys(ctx context.Context, fn func([]*sealing.Key) ([]*sealing.Key, error)) ([]*sealing.Key, error) {
+func (c *countingStore) UpdateSealingKeys(ctx context.Context, fn func([]*sealing.Key) ([]*sealing.Key, *auditv1.Event, error)) ([]*sealing.Key, error) {
 	c.updates.Add(1)
 	return c.Store.UpdateSealingKeys(ctx, fn)
 }
@@ -183,7 +185,7 @@ func TestPrivateKeyBoundToItsRecord(t *testing.T) {
 	if _, err := e.svc.Rotate(ctx, sysadmin.Name); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.store.UpdateSealingKeys(ctx, func(keys []*sealing.Key) ([]*sealing.Key, error) {
+	_, err := e.store.UpdateSealingKeys(ctx, func(keys []*sealing.Key) ([]*sealing.Key, *auditv1.Event, error) {
 		var a, b *sealing.Key
 		for _, k := range keys {
 			switch k.ID {
@@ -194,7 +196,7 @@ func TestPrivateKeyBoundToItsRecord(t *testing.T) {
 			}
 		}
 		a.Private, b.Private = b.Private, a.Private
-		return keys, nil
+		return keys, storetest.NewSealingEvent("sealing_key.rewrap"), nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -330,5 +332,63 @@ func TestRewrap(t *testing.T) {
 	info := "oz-secret-v1|teams/acme/secrets/A"
 	if _, err := e.service(e.kr).Open(ctx, keys[0].ID, seal(t, keys[0], info, "v"), []byte(info)); err != nil {
 		t.Fatalf("Open after Rewrap: %v", err)
+	}
+}
+
+// TestEvents: every change to the sealing keys is one event on the system
+// chain, naming key ids only: the keys made at first start (by the
+// service), a rotation (by its caller), keys dropped after their grace, a
+// rewrap; an Init with nothing to do writes none.
+func TestEvents(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	events := func() []string {
+		t.Helper()
+		evs, err := e.store.Outbox().Pending(ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, ev := range evs {
+			if ev.GetTeam() != "" || ev.GetResource() != sealing.EventResource || ev.GetOutcome() != auditv1.Outcome_OUTCOME_OK {
+				t.Errorf("event %v: want the system chain, resource %s, OK", ev, sealing.EventResource)
+			}
+			d := ev.GetDetails()
+			out = append(out, fmt.Sprintf("%s by %s: created=%s retired=%s dropped=%s rewrapped=%s kek=%s", ev.GetAction(), ev.GetActor().GetName(),
+				d["created"], d["retired"], d["dropped"], d["rewrapped"], d["kek_id"]))
+		}
+		return out
+	}
+	if _, err := e.svc.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Init(ctx); err != nil { // nothing to do
+		t.Fatal(err)
+	}
+	rctx := auth.WithPrincipal(ctx, sysadmin)
+	if _, err := e.svc.Rotate(rctx, sysadmin.Name); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(2 * time.Hour) // past the grace
+	if _, err := e.svc.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.kr.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.Rewrap(ctx); err != nil || n != 2 {
+		t.Fatalf("Rewrap: got %d, %v; want 2", n, err)
+	}
+	if n, err := e.svc.Rewrap(ctx); err != nil || n != 0 {
+		t.Fatalf("Rewrap again: got %d, %v; want 0", n, err)
+	}
+	want := []string{
+		"sealing_key.create by secretstore: created=mlkem768x25519-1,x25519-1 retired= dropped= rewrapped= kek=",
+		"sealing_key.rotate by users/root: created=mlkem768x25519-2,x25519-2 retired=mlkem768x25519-1,x25519-1 dropped= rewrapped= kek=",
+		"sealing_key.delete by secretstore: created= retired= dropped=mlkem768x25519-1,x25519-1 rewrapped= kek=",
+		"sealing_key.rewrap by secretstore: created= retired= dropped= rewrapped=mlkem768x25519-2,x25519-2 kek=k2",
+	}
+	if got := events(); !slices.Equal(got, want) {
+		t.Fatalf("events:\n got %q\nwant %q", got, want)
 	}
 }

@@ -14,10 +14,62 @@ import (
 	"sync"
 	"time"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/secretstore/internal/auditevent"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 )
+
+// Audit events of the sealing keys (DESIGN §6), on the system chain
+// (system admins rotate the keys, and they are no team's), with resource
+// EventResource. Details name key ids, comma-separated; never key
+// material.
+const (
+	ActionCreate = "sealing_key.create" // Init made keys (created; dropped, when any)
+	ActionDelete = "sealing_key.delete" // Init dropped keys past their grace (dropped)
+	ActionRotate = "sealing_key.rotate" // Rotate (created, retired; dropped, when any)
+	ActionRewrap = "sealing_key.rewrap" // Rewrap (rewrapped, kek_id)
+
+	DetailCreated   = "created"
+	DetailRetired   = "retired"
+	DetailDropped   = "dropped"
+	DetailRewrapped = "rewrapped"
+	DetailKEKID     = "kek_id" // the key-encryption key now wrapping them
+
+	// EventResource is the resource of the sealing keys' events: the
+	// collection (GET /v1/sealingKeys).
+	EventResource = "sealingKeys"
+)
+
+// errUnchanged stops an UpdateSealingKeys whose fn found nothing to do
+// (another process did it meanwhile): nothing is written, no event.
+var errUnchanged = errors.New("sealing keys unchanged")
+
+// event is the event of a change to the sealing keys at now, by the
+// caller of ctx (the service itself when there is none).
+func (s *Service) event(ctx context.Context, now time.Time, action string, details map[string]string) *auditv1.Event {
+	return auditevent.New(ctx, nil, now, action, EventResource, "", details)
+}
+
+// setIDs records ids under key, sorted and comma-separated; nothing for
+// no ids.
+func setIDs(details map[string]string, key string, ids []string) {
+	if len(ids) > 0 {
+		details[key] = strings.Join(slices.Sorted(slices.Values(ids)), ",")
+	}
+}
+
+// droppedIDs returns the ids of old not in kept.
+func droppedIDs(old, kept []*Key) []string {
+	var out []string
+	for _, k := range old {
+		if findKey(kept, k.ID) == nil {
+			out = append(out, k.ID)
+		}
+	}
+	return out
+}
 
 // DefaultGrace is how long a previous key keeps opening values after a
 // rotation, unless configured otherwise: long enough for a browser tab or a
@@ -92,8 +144,10 @@ func (s *Service) usable(k *Key, now time.Time) bool {
 // Init makes sure there is a current key of every KEM of KEMs, making the
 // missing ones (all of them at first start), drops the keys whose grace has
 // passed, and unwraps the usable ones, so that a keyring that cannot
-// unwrap them fails now rather than at the first sealed value. It returns
-// the keys as List does.
+// unwrap them fails now rather than at the first sealed value. A change is
+// a sealing_key.create event (keys made, and any dropped) or a
+// sealing_key.delete event (keys dropped only), by the service itself
+// unless ctx has a caller. It returns the keys as List does.
 func (s *Service) Init(ctx context.Context) ([]*Key, error) {
 	keys, err := s.store.SealingKeys(ctx)
 	if err != nil {
@@ -105,18 +159,35 @@ func (s *Service) Init(ctx context.Context) ([]*Key, error) {
 		if err != nil {
 			return nil, err
 		}
-		keys, err = s.store.UpdateSealingKeys(ctx, func(old []*Key) ([]*Key, error) {
+		keys, err = s.store.UpdateSealingKeys(ctx, func(old []*Key) ([]*Key, *auditv1.Event, error) {
 			out := s.unexpired(old, now)
 			// Another process may have made some meanwhile: add only
 			// what is still missing.
 			gen := nextGeneration(old)
+			var created []string
 			for _, f := range fresh {
 				if slices.Contains(missingKEMs(out), f.KEMID) {
-					out = append(out, withID(f, gen))
+					k := withID(f, gen)
+					out = append(out, k)
+					created = append(created, k.ID)
 				}
 			}
-			return out, nil
+			dropped := droppedIDs(old, out)
+			if len(created) == 0 && len(dropped) == 0 {
+				return nil, nil, errUnchanged
+			}
+			details := map[string]string{}
+			setIDs(details, DetailCreated, created)
+			setIDs(details, DetailDropped, dropped)
+			action := ActionDelete
+			if len(created) > 0 {
+				action = ActionCreate
+			}
+			return out, s.event(ctx, now, action, details), nil
 		})
+		if errors.Is(err, errUnchanged) {
+			keys, err = s.store.SealingKeys(ctx)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("sealing keys: %w", err)
 		}
@@ -149,7 +220,8 @@ func (s *Service) List(ctx context.Context) ([]*Key, error) {
 // Rotate makes a new current key of every KEM; the previous current keys
 // keep opening values for the grace period. Keys whose grace has passed
 // are dropped. by names who asked, for the log; CheckRotate decides who may.
-// It returns the keys as List does.
+// The rotation is a sealing_key.rotate event by the caller of ctx. It
+// returns the keys as List does.
 func (s *Service) Rotate(ctx context.Context, by string) ([]*Key, error) {
 	now := s.now().UTC()
 	fresh, err := s.generate(KEMs, now)
@@ -157,7 +229,7 @@ func (s *Service) Rotate(ctx context.Context, by string) ([]*Key, error) {
 		return nil, err
 	}
 	var retired []string
-	keys, err := s.store.UpdateSealingKeys(ctx, func(old []*Key) ([]*Key, error) {
+	keys, err := s.store.UpdateSealingKeys(ctx, func(old []*Key) ([]*Key, *auditv1.Event, error) {
 		retired = retired[:0]
 		out := s.unexpired(old, now)
 		for _, k := range out {
@@ -166,11 +238,19 @@ func (s *Service) Rotate(ctx context.Context, by string) ([]*Key, error) {
 				retired = append(retired, k.ID)
 			}
 		}
+		dropped := droppedIDs(old, out)
 		gen := nextGeneration(old)
+		var created []string
 		for _, f := range fresh {
-			out = append(out, withID(f, gen))
+			k := withID(f, gen)
+			out = append(out, k)
+			created = append(created, k.ID)
 		}
-		return out, nil
+		details := map[string]string{}
+		setIDs(details, DetailCreated, created)
+		setIDs(details, DetailRetired, retired)
+		setIDs(details, DetailDropped, dropped)
+		return out, s.event(ctx, now, ActionRotate, details), nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rotate sealing keys: %w", err)
@@ -238,7 +318,7 @@ func (s *Service) Open(ctx context.Context, keyID string, ciphertext, info []byt
 // Rewrap wraps every stored private key that is not wrapped by the
 // keyring's primary key-encryption key with it (after Keyring.Rotate), so
 // that older key-encryption keys can be retired. It returns how many it
-// rewrapped.
+// rewrapped, recorded as one sealing_key.rewrap event.
 func (s *Service) Rewrap(ctx context.Context) (int, error) {
 	keys, err := s.store.SealingKeys(ctx)
 	if err != nil {
@@ -262,18 +342,28 @@ func (s *Service) Rewrap(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	n := 0
-	_, err = s.store.UpdateSealingKeys(ctx, func(old []*Key) ([]*Key, error) {
-		n = 0
+	now := s.now().UTC()
+	_, err = s.store.UpdateSealingKeys(ctx, func(old []*Key) ([]*Key, *auditv1.Event, error) {
+		var ids []string
 		out := make([]*Key, len(old))
 		for i, k := range old {
 			out[i] = k.Clone()
 			if env, ok := rewrapped[k.ID]; ok && k.Private.KEKID != primary {
 				out[i].Private = env.Clone()
-				n++
+				ids = append(ids, k.ID)
 			}
 		}
-		return out, nil
+		n = len(ids)
+		if n == 0 {
+			return nil, nil, errUnchanged
+		}
+		details := map[string]string{DetailKEKID: primary}
+		setIDs(details, DetailRewrapped, ids)
+		return out, s.event(ctx, now, ActionRewrap, details), nil
 	})
+	if errors.Is(err, errUnchanged) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("rewrap sealing keys: %w", err)
 	}

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 	"github.com/ozsecrets/oz/services/secretstore/sealing"
@@ -31,11 +34,26 @@ func RunSealingKeys(t *testing.T, open func(t *testing.T) sealing.Store) {
 		{"RecordsAreCopies", testSealingCopies},
 		{"ConcurrentUpdates", testSealingConcurrent},
 		{"CanceledContext", testSealingCanceled},
+		{"EventCommitsWithChange", testSealingEvent},
+		{"InvalidEventChangesNothing", testSealingInvalidEvent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.fn(t, open(t))
 		})
+	}
+}
+
+// NewSealingEvent returns a valid audit event of action on the sealing
+// keys, for tests.
+func NewSealingEvent(action string) *auditv1.Event {
+	return &auditv1.Event{
+		Time:     timestamppb.New(t0),
+		Actor:    &auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_USER, Name: "users/root", Client: "cli"},
+		Action:   action,
+		Resource: "sealingKeys",
+		Outcome:  auditv1.Outcome_OUTCOME_OK,
+		Details:  map[string]string{"created": "x25519-2"},
 	}
 }
 
@@ -94,7 +112,9 @@ func sealingIDs(keys []*sealing.Key) []string {
 
 func mustReplace(t *testing.T, s sealing.Store, keys ...*sealing.Key) {
 	t.Helper()
-	_, err := s.UpdateSealingKeys(context.Background(), func([]*sealing.Key) ([]*sealing.Key, error) { return keys, nil })
+	_, err := s.UpdateSealingKeys(context.Background(), func([]*sealing.Key) ([]*sealing.Key, *auditv1.Event, error) {
+		return keys, NewSealingEvent("sealing_key.rotate"), nil
+	})
 	if err != nil {
 		t.Fatalf("UpdateSealingKeys: %v", err)
 	}
@@ -129,9 +149,9 @@ func testSealingReplace(t *testing.T, s sealing.Store) {
 	retired.RetireTime = t0.Add(time.Hour)
 	c := NewSealingKey("x25519-2")
 	var seen []string
-	got, err := s.UpdateSealingKeys(ctx, func(old []*sealing.Key) ([]*sealing.Key, error) {
+	got, err := s.UpdateSealingKeys(ctx, func(old []*sealing.Key) ([]*sealing.Key, *auditv1.Event, error) {
 		seen = sealingIDs(old)
-		return []*sealing.Key{retired, c}, nil
+		return []*sealing.Key{retired, c}, NewSealingEvent("sealing_key.rotate"), nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -164,13 +184,18 @@ func testSealingFnError(t *testing.T, s sealing.Store) {
 	ctx := context.Background()
 	mustReplace(t, s, NewSealingKey("x25519-1"))
 	boom := errs.E(errs.KindPermissionDenied, "no")
-	_, err := s.UpdateSealingKeys(ctx, func([]*sealing.Key) ([]*sealing.Key, error) { return nil, boom })
+	_, err := s.UpdateSealingKeys(ctx, func([]*sealing.Key) ([]*sealing.Key, *auditv1.Event, error) {
+		return nil, NewSealingEvent("sealing_key.rotate"), boom
+	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("UpdateSealingKeys: got %v, want fn's error as is", err)
 	}
 	all, err := s.SealingKeys(ctx)
 	if err != nil || !slices.Equal(sealingIDs(all), []string{"x25519-1"}) {
 		t.Fatalf("after a refused update: got %v, %v; want [x25519-1]", sealingIDs(all), err)
+	}
+	if n := len(pendingEvents(t, s.Outbox())); n != 1 {
+		t.Fatalf("events after a refused update: got %d, want 1 (the first update's)", n)
 	}
 }
 
@@ -211,8 +236,8 @@ func testSealingConcurrent(t *testing.T, s sealing.Store) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			_, err := s.UpdateSealingKeys(ctx, func(old []*sealing.Key) ([]*sealing.Key, error) {
-				return append(old, NewSealingKey(fmt.Sprintf("x25519-%d", i+1))), nil
+			_, err := s.UpdateSealingKeys(ctx, func(old []*sealing.Key) ([]*sealing.Key, *auditv1.Event, error) {
+				return append(old, NewSealingKey(fmt.Sprintf("x25519-%d", i+1))), NewSealingEvent("sealing_key.create"), nil
 			})
 			if err != nil {
 				t.Errorf("UpdateSealingKeys: %v", err)
@@ -227,6 +252,9 @@ func testSealingConcurrent(t *testing.T, s sealing.Store) {
 	if len(all) != n {
 		t.Fatalf("after %d concurrent additions: got %d keys (%v)", n, len(all), sealingIDs(all))
 	}
+	if got := len(pendingEvents(t, s.Outbox())); got != n {
+		t.Fatalf("events after %d concurrent additions: got %d, want %d", n, got, n)
+	}
 }
 
 func testSealingCanceled(t *testing.T, s sealing.Store) {
@@ -239,11 +267,55 @@ func testSealingCanceled(t *testing.T, s sealing.Store) {
 		t.Error("SealingKey with a canceled context: got no error")
 	}
 	called := false
-	_, err := s.UpdateSealingKeys(ctx, func(old []*sealing.Key) ([]*sealing.Key, error) {
+	_, err := s.UpdateSealingKeys(ctx, func(old []*sealing.Key) ([]*sealing.Key, *auditv1.Event, error) {
 		called = true
-		return old, nil
+		return old, NewSealingEvent("sealing_key.rotate"), nil
 	})
 	if err == nil || called {
 		t.Errorf("UpdateSealingKeys with a canceled context: got %v (fn called: %v), want an error before fn", err, called)
+	}
+}
+
+// testSealingEvent: an update's event is in the outbox, as given (an id
+// and nothing else added); a refused update adds none.
+func testSealingEvent(t *testing.T, s sealing.Store) {
+	ctx := context.Background()
+	ev := NewSealingEvent("sealing_key.rotate")
+	_, err := s.UpdateSealingKeys(ctx, func([]*sealing.Key) ([]*sealing.Key, *auditv1.Event, error) {
+		return []*sealing.Key{NewSealingKey("x25519-2")}, ev, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := pendingEvents(t, s.Outbox())
+	if len(evs) != 1 {
+		t.Fatalf("events: got %d, want 1", len(evs))
+	}
+	checkStored(t, evs[0], ev)
+}
+
+// testSealingInvalidEvent: a nil event, or one the audit service would
+// refuse, fails the update: no key changes, no event is stored.
+func testSealingInvalidEvent(t *testing.T, s sealing.Store) {
+	ctx := context.Background()
+	mustReplace(t, s, NewSealingKey("x25519-1"))
+	bad := NewSealingEvent("sealing_key.rotate")
+	bad.Action = "not an action"
+	for name, ev := range map[string]*auditv1.Event{"Nil": nil, "Invalid": bad} {
+		t.Run(name, func(t *testing.T) {
+			_, err := s.UpdateSealingKeys(ctx, func([]*sealing.Key) ([]*sealing.Key, *auditv1.Event, error) {
+				return []*sealing.Key{NewSealingKey("x25519-9")}, ev, nil
+			})
+			if err == nil {
+				t.Fatal("UpdateSealingKeys: got no error")
+			}
+			all, err := s.SealingKeys(ctx)
+			if err != nil || !slices.Equal(sealingIDs(all), []string{"x25519-1"}) {
+				t.Fatalf("keys: got %v, %v; want [x25519-1]", sealingIDs(all), err)
+			}
+			if n := len(pendingEvents(t, s.Outbox())); n != 1 {
+				t.Fatalf("events: got %d, want 1 (the first update's)", n)
+			}
+		})
 	}
 }

@@ -6,7 +6,9 @@
 //
 // open must return a new, empty store each time, and close it with
 // t.Cleanup. When the store is also a secretstore.Scanner or a
-// secretstore.OwnersLister, Scan or ListOwners is tested too.
+// secretstore.OwnersLister, Scan or ListOwners is tested too. The audit
+// events are read from the store's Outbox: every change commits with its
+// event, and a change that fails or is refused stores none.
 package storetest
 
 import (
@@ -15,12 +17,17 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
@@ -57,6 +64,12 @@ func Run(t *testing.T, open func(t *testing.T) secretstore.Store) {
 		{"CanceledContext", testCanceled},
 		{"Scan", testScan},
 		{"ListOwners", testListOwners},
+		{"EventsCommitWithChanges", testEventsWithChanges},
+		{"NoEventWithoutChange", testEventsOnlyWithChanges},
+		{"InvalidEventAbortsChange", testInvalidEventAbortsChange},
+		{"Record", testRecord},
+		{"OutboxAck", testOutboxAck},
+		{"ConcurrentEvents", testConcurrentEvents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,10 +158,55 @@ func Diff(got, want *secretstore.Secret) string {
 	return strings.Join(d, "; ")
 }
 
+// NewEvent returns a valid audit event of action on sec, for tests.
+func NewEvent(action string, sec *secretstore.Secret) *auditv1.Event {
+	team := ""
+	if sec.Owner.Kind == secretstore.OwnerTeam {
+		team = sec.Owner.ID
+	}
+	return &auditv1.Event{
+		Time:     timestamppb.New(t0),
+		Actor:    &auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_USER, Name: "users/alice", Client: "cli"},
+		Action:   action,
+		Resource: sec.ResourceName(),
+		Team:     team,
+		Outcome:  auditv1.Outcome_OUTCOME_OK,
+		Details:  map[string]string{audit.DetailValueVersion: strconv.FormatInt(sec.ValueVersion, 10)},
+	}
+}
+
+// create is Create with the event NewEvent makes.
+func create(ctx context.Context, s secretstore.Store, sec *secretstore.Secret) error {
+	return s.Create(ctx, sec, NewEvent(audit.ActionSecretCreate, sec))
+}
+
+// update is Update of fn, with the event NewEvent makes of fn's result.
+func update(ctx context.Context, s secretstore.Store, o secretstore.Owner, name string, fn func(*secretstore.Secret) error) (*secretstore.Secret, error) {
+	return s.Update(ctx, o, name, func(sec *secretstore.Secret) (*auditv1.Event, error) {
+		if err := fn(sec); err != nil {
+			return nil, err
+		}
+		return NewEvent(audit.ActionSecretUpdate, sec), nil
+	})
+}
+
+// del is Delete after check (when not nil), with the event NewEvent
+// makes.
+func del(ctx context.Context, s secretstore.Store, o secretstore.Owner, name string, check func(*secretstore.Secret) error) error {
+	return s.Delete(ctx, o, name, func(sec *secretstore.Secret) (*auditv1.Event, error) {
+		if check != nil {
+			if err := check(sec); err != nil {
+				return nil, err
+			}
+		}
+		return NewEvent(audit.ActionSecretDelete, sec), nil
+	})
+}
+
 func mustCreate(t *testing.T, s secretstore.Store, secs ...*secretstore.Secret) {
 	t.Helper()
 	for _, sec := range secs {
-		if err := s.Create(context.Background(), sec.Clone()); err != nil {
+		if err := create(context.Background(), s, sec.Clone()); err != nil {
 			t.Fatalf("Create(%s): %v", sec.ResourceName(), err)
 		}
 	}
@@ -237,7 +295,7 @@ func testCreateClash(t *testing.T, s secretstore.Store) {
 	mustCreate(t, s, orig)
 	for _, name := range []string{"API_KEY", "api_key", "Api_Key"} {
 		t.Run(name, func(t *testing.T) {
-			err := s.Create(context.Background(), NewSecret(acme, name))
+			err := create(context.Background(), s, NewSecret(acme, name))
 			wantKind(t, "Create "+name, err, errs.KindAlreadyExists)
 			if !strings.Contains(err.Error(), "API_KEY") {
 				t.Errorf("error %q does not name the existing secret API_KEY", err)
@@ -256,7 +314,7 @@ func testCreateClash(t *testing.T, s secretstore.Store) {
 
 func testCreateAfterDelete(t *testing.T, s secretstore.Store) {
 	mustCreate(t, s, NewSecret(acme, "API_KEY"))
-	if err := s.Delete(context.Background(), acme, "API_KEY", nil); err != nil {
+	if err := del(context.Background(), s, acme, "API_KEY", nil); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	mustCreate(t, s, NewSecret(acme, "api_key"))
@@ -345,7 +403,7 @@ func testUpdate(t *testing.T, s secretstore.Store) {
 	orig := NewSecret(acme, "API_KEY")
 	mustCreate(t, s, orig)
 	calls := 0
-	got, err := s.Update(context.Background(), acme, "API_KEY", func(sec *secretstore.Secret) error {
+	got, err := update(context.Background(), s, acme, "API_KEY", func(sec *secretstore.Secret) error {
 		calls++
 		if d := Diff(sec, orig); d != "" {
 			return fmt.Errorf("fn got %s", d)
@@ -378,7 +436,7 @@ func testUpdateFnError(t *testing.T, s secretstore.Store) {
 	orig := NewSecret(acme, "API_KEY")
 	mustCreate(t, s, orig)
 	boom := errors.New("boom")
-	_, err := s.Update(context.Background(), acme, "API_KEY", func(sec *secretstore.Secret) error {
+	_, err := update(context.Background(), s, acme, "API_KEY", func(sec *secretstore.Secret) error {
 		sec.Description = "changed"
 		return boom
 	})
@@ -398,7 +456,7 @@ func testUpdateMissing(t *testing.T, s secretstore.Store) {
 		id    string
 	}{{"Missing", acme, "OTHER"}, {"OtherCase", acme, "api_key"}, {"OtherOwner", alice, "API_KEY"}} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.Update(context.Background(), tc.owner, tc.id, func(sec *secretstore.Secret) error {
+			_, err := update(context.Background(), s, tc.owner, tc.id, func(sec *secretstore.Secret) error {
 				sec.Description = "changed"
 				return nil
 			})
@@ -422,7 +480,7 @@ func testUpdateRename(t *testing.T, s secretstore.Store) {
 		{"Owner", func(sec *secretstore.Secret) { sec.Owner = alice }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.Update(context.Background(), acme, "API_KEY", func(sec *secretstore.Secret) error {
+			_, err := update(context.Background(), s, acme, "API_KEY", func(sec *secretstore.Secret) error {
 				tc.fn(sec)
 				return nil
 			})
@@ -442,7 +500,7 @@ func testUpdateRename(t *testing.T, s secretstore.Store) {
 func testDelete(t *testing.T, s secretstore.Store) {
 	mustCreate(t, s, NewSecret(acme, "A"), NewSecret(acme, "B"))
 	var seen *secretstore.Secret
-	err := s.Delete(context.Background(), acme, "A", func(sec *secretstore.Secret) error {
+	err := del(context.Background(), s, acme, "A", func(sec *secretstore.Secret) error {
 		seen = sec.Clone()
 		return nil
 	})
@@ -457,14 +515,14 @@ func testDelete(t *testing.T, s secretstore.Store) {
 	if got := listAll(t, s, acme); !slices.Equal(got, []string{"B"}) {
 		t.Fatalf("List after Delete: got %v, want [B]", got)
 	}
-	err = s.Delete(context.Background(), acme, "A", nil)
+	err = del(context.Background(), s, acme, "A", nil)
 	wantKind(t, "second Delete", err, errs.KindNotFound)
 }
 
 func testDeleteCheck(t *testing.T, s secretstore.Store) {
 	mustCreate(t, s, NewSecret(acme, "A"))
 	refuse := errs.E(errs.KindFailedPrecondition, "no")
-	if err := s.Delete(context.Background(), acme, "A", func(*secretstore.Secret) error { return refuse }); !errors.Is(err, refuse) {
+	if err := del(context.Background(), s, acme, "A", func(*secretstore.Secret) error { return refuse }); !errors.Is(err, refuse) {
 		t.Fatalf("Delete: got error %v, want %v", err, refuse)
 	}
 	mustGet(t, s, acme, "A")
@@ -472,7 +530,7 @@ func testDeleteCheck(t *testing.T, s secretstore.Store) {
 
 func testDeleteExactName(t *testing.T, s secretstore.Store) {
 	mustCreate(t, s, NewSecret(acme, "API_KEY"))
-	err := s.Delete(context.Background(), acme, "api_key", nil)
+	err := del(context.Background(), s, acme, "api_key", nil)
 	wantKind(t, "Delete api_key", err, errs.KindNotFound)
 	mustGet(t, s, acme, "API_KEY")
 }
@@ -491,7 +549,7 @@ func testEtag(t *testing.T, s secretstore.Store) {
 		}
 	}
 	update := func(etag, next string) error {
-		_, err := s.Update(context.Background(), acme, "A", func(sec *secretstore.Secret) error {
+		_, err := update(context.Background(), s, acme, "A", func(sec *secretstore.Secret) error {
 			if err := ifMatch(etag)(sec); err != nil {
 				return err
 			}
@@ -509,13 +567,13 @@ func testEtag(t *testing.T, s secretstore.Store) {
 	if err := update("etag-A", "e3"); !errors.Is(err, mismatch) {
 		t.Fatalf("update with the previous etag: got %v, want %v", err, mismatch)
 	}
-	if err := s.Delete(context.Background(), acme, "A", ifMatch("etag-A")); !errors.Is(err, mismatch) {
+	if err := del(context.Background(), s, acme, "A", ifMatch("etag-A")); !errors.Is(err, mismatch) {
 		t.Fatalf("delete with a stale etag: got %v, want %v", err, mismatch)
 	}
 	if got := mustGet(t, s, acme, "A").Etag; got != "e2" {
 		t.Fatalf("etag: got %q, want e2", got)
 	}
-	if err := s.Delete(context.Background(), acme, "A", ifMatch("e2")); err != nil {
+	if err := del(context.Background(), s, acme, "A", ifMatch("e2")); err != nil {
 		t.Fatalf("delete with the current etag: %v", err)
 	}
 }
@@ -532,7 +590,7 @@ func testConcurrentCreatesOneName(t *testing.T, s secretstore.Store) {
 			}
 			sec := NewSecret(acme, name)
 			sec.Description = fmt.Sprint("creator ", i)
-			errc[i] = s.Create(context.Background(), sec)
+			errc[i] = create(context.Background(), s, sec)
 		})
 	}
 	wg.Wait()
@@ -558,7 +616,7 @@ func testConcurrentCreatesMany(t *testing.T, s secretstore.Store) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			if err := s.Create(context.Background(), NewSecret(acme, fmt.Sprintf("S%03d", i))); err != nil {
+			if err := create(context.Background(), s, NewSecret(acme, fmt.Sprintf("S%03d", i))); err != nil {
 				t.Errorf("Create S%03d: %v", i, err)
 			}
 		})
@@ -575,7 +633,7 @@ func testConcurrentUpdates(t *testing.T, s secretstore.Store) {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
-			_, err := s.Update(context.Background(), acme, "COUNTER", func(sec *secretstore.Secret) error {
+			_, err := update(context.Background(), s, acme, "COUNTER", func(sec *secretstore.Secret) error {
 				sec.ValueVersion++
 				return nil
 			})
@@ -601,10 +659,10 @@ func testConcurrentMixed(t *testing.T, s secretstore.Store) {
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {
-			_ = s.Create(context.Background(), NewSecret(acme, "COUNTER")) // always fails
+			_ = create(context.Background(), s, NewSecret(acme, "COUNTER")) // always fails
 		})
 		wg.Go(func() {
-			_, err := s.Update(context.Background(), acme, "COUNTER", func(sec *secretstore.Secret) error {
+			_, err := update(context.Background(), s, acme, "COUNTER", func(sec *secretstore.Secret) error {
 				if i%2 == 0 {
 					return errs.E(errs.KindFailedPrecondition, "refused")
 				}
@@ -616,12 +674,12 @@ func testConcurrentMixed(t *testing.T, s secretstore.Store) {
 			}
 		})
 		wg.Go(func() {
-			if err := s.Delete(context.Background(), acme, fmt.Sprintf("DEL%02d", i), nil); err != nil {
+			if err := del(context.Background(), s, acme, fmt.Sprintf("DEL%02d", i), nil); err != nil {
 				t.Errorf("Delete DEL%02d: %v", i, err)
 			}
 		})
 		wg.Go(func() {
-			if err := s.Create(context.Background(), NewSecret(acme, fmt.Sprintf("NEW%02d", i))); err != nil {
+			if err := create(context.Background(), s, NewSecret(acme, fmt.Sprintf("NEW%02d", i))); err != nil {
 				t.Errorf("Create NEW%02d: %v", i, err)
 			}
 		})
@@ -641,7 +699,7 @@ func testConcurrentMixed(t *testing.T, s secretstore.Store) {
 
 func testCopies(t *testing.T, s secretstore.Store) {
 	in := NewSecret(acme, "A")
-	if err := s.Create(context.Background(), in); err != nil {
+	if err := create(context.Background(), s, in); err != nil {
 		t.Fatal(err)
 	}
 	in.Description = "mutated"
@@ -655,7 +713,7 @@ func testCopies(t *testing.T, s secretstore.Store) {
 	}
 	page[0].Description = "mutated"
 	page[0].Value.WrappedKey[0] ^= 0xff
-	upd, err := s.Update(context.Background(), acme, "A", func(sec *secretstore.Secret) error { return nil })
+	upd, err := update(context.Background(), s, acme, "A", func(sec *secretstore.Secret) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -670,12 +728,12 @@ func testCanceled(t *testing.T, s secretstore.Store) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	checks := map[string]error{
-		"Create": s.Create(ctx, NewSecret(acme, "B")),
-		"Delete": s.Delete(ctx, acme, "A", nil),
+		"Create": create(ctx, s, NewSecret(acme, "B")),
+		"Delete": del(ctx, s, acme, "A", nil),
 	}
 	_, checks["Get"] = s.Get(ctx, acme, "A")
 	_, checks["List"] = s.List(ctx, acme, "", 10)
-	_, checks["Update"] = s.Update(ctx, acme, "A", func(*secretstore.Secret) error { return nil })
+	_, checks["Update"] = update(ctx, s, acme, "A", func(*secretstore.Secret) error { return nil })
 	for op, err := range checks {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("%s with a canceled context: got %v, want context.Canceled", op, err)
