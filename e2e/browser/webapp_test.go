@@ -306,6 +306,11 @@ func TestWebApp(t *testing.T) {
 			admin.open("#/review")
 			admin.waitFor("review page", `document.querySelector("#page table, #page .empty, #page .form-error:not([hidden])") !== null`)
 			admin.screenshot("review")
+			// The secret deleted above is still named by web-env: a dangling row.
+			row := fmt.Sprintf(`#page tr[data-secret=%q]`, name)
+			if !admin.exists(row) || !strings.Contains(strings.ToLower(admin.text(row)), "dangling") {
+				t.Errorf("review: no dangling row for %s: %q", name, admin.text("#page"))
+			}
 		}},
 		{"SignOut", func(t *testing.T, admin *tab) {
 			admin.click("#sign-out")

@@ -8,7 +8,10 @@
 // step with it. The hash chain (one per team, and the system chain) is in
 // the chain subpackage, which the CLI shares for offline verification;
 // storage adapters are beside this package (boltstore), with their
-// conformance suite (storetest); grpcapi serves the Service.
+// conformance suite (storetest); grpcapi serves the Service. The access
+// review (Review) joins the log with what the secretstore and the resolver
+// hold, read through the Inventory interface, which the inventory package
+// implements over their gRPC APIs with the caller's own credentials.
 //
 // Emitting services do not call this package's Service: they write
 // events into their own outbox (services/internal/outbox), in the

@@ -44,6 +44,9 @@ type Config struct {
 	// Registerer receives the service's metrics; nil leaves them
 	// unregistered.
 	Registerer prometheus.Registerer
+	// Inventory reads the secrets, identities and environments an access
+	// review covers (Review); nil: reviews are Unavailable.
+	Inventory Inventory
 }
 
 // Service is the audit log's logic: ingestion (for services) and reads
@@ -54,6 +57,7 @@ type Service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	scanLimit int
+	inventory Inventory
 
 	appended   prometheus.Counter
 	duplicates prometheus.Counter
@@ -61,7 +65,7 @@ type Service struct {
 
 // NewService returns a Service over cfg.Store.
 func NewService(cfg Config) *Service {
-	s := &Service{store: cfg.Store, log: cfg.Logger, now: cfg.Now, scanLimit: cfg.ScanLimit}
+	s := &Service{store: cfg.Store, log: cfg.Logger, now: cfg.Now, scanLimit: cfg.ScanLimit, inventory: cfg.Inventory}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -118,6 +118,21 @@ func (s *Server) GetSecretUsage(ctx context.Context, req *auditv1.GetSecretUsage
 	return &auditv1.GetSecretUsageResponse{Usage: u}, nil
 }
 
+// ReviewSecrets implements auditv1.AuditServiceServer. The Service reads
+// the inventory through an audit.Inventory that forwards the caller's
+// bearer token from ctx's incoming metadata (services/audit/inventory).
+func (s *Server) ReviewSecrets(ctx context.Context, req *auditv1.ReviewSecretsRequest) (*auditv1.ReviewSecretsResponse, error) {
+	resp, err := s.svc.Review(ctx, auth.PrincipalFrom(ctx), audit.ReviewRequest{
+		Parent:     req.GetParent(),
+		StaleDays:  int(req.GetStaleDays()),
+		UnusedDays: int(req.GetUnusedDays()),
+	})
+	if err != nil {
+		return nil, s.denied(ctx, req.GetParent(), err)
+	}
+	return resp, nil
+}
+
 // denied records a refused request as a request.denied event, then
 // returns err unchanged: the refusal stands whether or not it could be
 // recorded.

@@ -3,8 +3,11 @@
 //
 //   - oz.audit.v1.AuditService (through the gateway, with a bearer token
 //     that it authenticates through the resolver's AuthService): ListEvents,
-//     VerifyChain, ExportEvents and GetSecretUsage, for team admins and
-//     system admins;
+//     VerifyChain, ExportEvents, GetSecretUsage and ReviewSecrets, for team
+//     admins and system admins. ReviewSecrets reads the team's secrets from
+//     the secretstore (--secretstore-addr) and its agent identities and
+//     environments from the resolver (--resolver-addr), over mutual TLS
+//     with the caller's own bearer token;
 //   - oz.internalapi.v1.AuditIngestService to the secretstore, resolver and
 //     gateway certificates: AppendEvents, which their outbox shippers call.
 //
@@ -39,6 +42,7 @@ import (
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/audit/boltstore"
 	"github.com/ozsecrets/oz/services/audit/grpcapi"
+	"github.com/ozsecrets/oz/services/audit/inventory"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
@@ -71,6 +75,7 @@ type config struct {
 	tlsCert, tlsKey string
 	tlsCA           string
 	resolverAddr    string
+	secretstoreAddr string
 	metricsListen   string
 }
 
@@ -92,7 +97,8 @@ func parse(args []string, lookup func(string) (string, bool), stderr io.Writer) 
 	fs.StringVar(&c.tlsCert, "tls-cert", env("OZ_AUDIT_TLS_CERT", ""), "certificate (OZ_AUDIT_TLS_CERT; default <data-dir>/pki/audit.pem)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("OZ_AUDIT_TLS_KEY", ""), "certificate key (OZ_AUDIT_TLS_KEY; default <data-dir>/pki/audit-key.pem)")
 	fs.StringVar(&c.tlsCA, "tls-ca", env("OZ_TLS_CA", ""), "CA bundle (OZ_TLS_CA; default <data-dir>/pki/ca.pem)")
-	fs.StringVar(&c.resolverAddr, "resolver-addr", env("OZ_RESOLVER_ADDR", "127.0.0.1:7451"), "resolver address(es), for authenticating tokens (OZ_RESOLVER_ADDR)")
+	fs.StringVar(&c.resolverAddr, "resolver-addr", env("OZ_RESOLVER_ADDR", "127.0.0.1:7451"), "resolver address(es), for authenticating tokens and access reviews (OZ_RESOLVER_ADDR)")
+	fs.StringVar(&c.secretstoreAddr, "secretstore-addr", env("OZ_SECRETSTORE_ADDR", "127.0.0.1:7450"), "secretstore address(es), for access reviews (OZ_SECRETSTORE_ADDR)")
 	fs.StringVar(&c.metricsListen, "metrics-listen", env("OZ_AUDIT_METRICS_LISTEN", ""), "serve Prometheus metrics over plain HTTP at http://ADDR/metrics; empty: off (OZ_AUDIT_METRICS_LISTEN)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage:
@@ -168,10 +174,19 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) 
 		return fmt.Errorf("resolver client: %w", err)
 	}
 	defer resolver.Close()
+	// Dialing is lazy: the secretstore may start after the audit service.
+	secretstore, err := server.Dial(c.secretstoreAddr, clientTLS)
+	if err != nil {
+		return fmt.Errorf("secretstore client: %w", err)
+	}
+	defer secretstore.Close()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	svc := audit.NewService(audit.Config{Store: store, Logger: log, Registerer: reg})
+	svc := audit.NewService(audit.Config{
+		Store: store, Logger: log, Registerer: reg,
+		Inventory: inventory.New(secretstore, resolver),
+	})
 	srv := server.New(server.Config{
 		Name:    "audit",
 		TLS:     serverTLS,
@@ -206,7 +221,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) 
 	if ready != nil {
 		ready(a)
 	}
-	log.Info("audit starting", "db", c.db, "resolver", c.resolverAddr)
+	log.Info("audit starting", "db", c.db, "resolver", c.resolverAddr, "secretstore", c.secretstoreAddr)
 	serveErr := srv.Serve(ctx, lis)
 	if metrics != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -190,13 +190,13 @@ func TestFlags(t *testing.T) {
 	want := config{
 		listen: "127.0.0.1:7452", dataDir: ".oz", db: filepath.Join(".oz", "audit.db"),
 		tlsCert: filepath.Join(".oz", "pki", "audit.pem"), tlsKey: filepath.Join(".oz", "pki", "audit-key.pem"),
-		tlsCA: filepath.Join(".oz", "pki", "ca.pem"), resolverAddr: "127.0.0.1:7451",
+		tlsCA: filepath.Join(".oz", "pki", "ca.pem"), resolverAddr: "127.0.0.1:7451", secretstoreAddr: "127.0.0.1:7450",
 	}
 	if *c != want {
 		t.Errorf("defaults: got %+v, want %+v", *c, want)
 	}
 	env := map[string]string{
-		"OZ_AUDIT_LISTEN": "127.0.0.1:1", "OZ_DATA_DIR": "/d", "OZ_AUDIT_DB": "/a.db", "OZ_RESOLVER_ADDR": "r:1",
+		"OZ_AUDIT_LISTEN": "127.0.0.1:1", "OZ_DATA_DIR": "/d", "OZ_AUDIT_DB": "/a.db", "OZ_RESOLVER_ADDR": "r:1", "OZ_SECRETSTORE_ADDR": "s:1",
 		"OZ_AUDIT_TLS_CERT": "/c.pem", "OZ_AUDIT_TLS_KEY": "/k.pem", "OZ_TLS_CA": "/ca.pem", "OZ_AUDIT_METRICS_LISTEN": "127.0.0.1:9",
 	}
 	c, err = parse([]string{"--listen", "127.0.0.1:2"}, lookup(env), io.Discard)
@@ -205,7 +205,7 @@ func TestFlags(t *testing.T) {
 	}
 	want = config{
 		listen: "127.0.0.1:2", dataDir: "/d", db: "/a.db", tlsCert: "/c.pem", tlsKey: "/k.pem", tlsCA: "/ca.pem",
-		resolverAddr: "r:1", metricsListen: "127.0.0.1:9",
+		resolverAddr: "r:1", secretstoreAddr: "s:1", metricsListen: "127.0.0.1:9",
 	}
 	if *c != want {
 		t.Errorf("from env and flags: got %+v, want %+v", *c, want)

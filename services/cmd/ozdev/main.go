@@ -78,7 +78,8 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			"--listen", c.resolver, "--data-dir", dataDir, "--bootstrap-token-file", bootstrap,
 			"--secretstore-addr", c.secretstore, "--audit-addr", c.audit}},
 		{name: "audit", bin: "ozauditd", addr: c.audit, args: []string{
-			"--listen", c.audit, "--data-dir", dataDir, "--resolver-addr", c.resolver}},
+			"--listen", c.audit, "--data-dir", dataDir, "--resolver-addr", c.resolver,
+			"--secretstore-addr", c.secretstore}},
 		{name: "secretstore", bin: "ozsecretstored", addr: c.secretstore, args: []string{
 			"--listen", c.secretstore, "--data-dir", dataDir, "--resolver-addr", c.resolver, "--audit-addr", c.audit, "--dev"}},
 		{name: "gateway", bin: "ozgateway", addr: c.gatewayAddr, http: true, args: []string{

@@ -147,19 +147,24 @@ function outcomeBadge(o: string): HTMLElement | string {
 export async function renderReview(main: HTMLElement, ctx: Ctx): Promise<void> {
   const resp = await call<Obj>("GET", `/v1/teams/${seg(ctx.team)}/secrets:review`);
   if (!ctx.current()) return;
-  const items = ((resp["secrets"] ?? resp["items"] ?? resp["entries"]) as Obj[] | undefined) ?? [];
+  const items = (resp["secrets"] as Obj[] | undefined) ?? [];
   const rows = items.map((s) => {
     const flags = ((s["flags"] as unknown[] | undefined) ?? []).map((f) => badge(enumLabel(text(f), "REVIEW_FLAG_"), "warn"));
+    const name = text(s["secretId"]);
+    const dangling = !s["valueVersion"];
+    // Personal secrets' injections are not recorded by name (the audit log
+    // counts them), so their last use is unknown: "—", not "never".
+    const injected = s["injectionsTracked"] ? (s["lastInjectTime"] ? time(text(s["lastInjectTime"])) : "never") : dangling ? "" : "—";
     return h(
       "tr",
-      { "data-secret": text(s["secretId"] ?? s["secretName"] ?? s["name"]) },
-      h("td", { class: "name" }, h("code", null, text(s["secretId"] ?? s["secretName"] ?? s["name"]))),
+      { "data-secret": name, "data-scope": text(s["scope"]) },
+      h("td", { class: "name" }, h("code", null, name)),
       h("td", null, enumLabel(text(s["scope"]), "SCOPE_")),
-      h("td", { class: "num" }, s["valueVersion"] ? "v" + text(s["valueVersion"]) : ""),
-      h("td", null, time(text(s["updateTime"] ?? s["lastUpdateTime"]))),
-      h("td", null, time(text(s["lastInjectTime"] ?? s["lastInjectedTime"]))),
-      h("td", null, text(s["agents"] ?? s["agentIds"])),
-      h("td", null, text(s["environments"] ?? s["environmentIds"])),
+      h("td", { class: "num" }, dangling ? "" : "v" + text(s["valueVersion"])),
+      h("td", null, s["valueUpdateTime"] ? time(text(s["valueUpdateTime"])) : ""),
+      h("td", null, injected),
+      h("td", null, ((s["agents"] as unknown[] | undefined) ?? []).map(text).join(", ")),
+      h("td", null, ((s["environments"] as unknown[] | undefined) ?? []).map(text).join(", ")),
       h("td", null, flags),
     );
   });

@@ -76,11 +76,11 @@ Values are write-only: no command prints one.`,
 	return app
 }
 
-// secretCmd is `oz secret` with `oz secret usage`, which reads the audit
-// log and so lives with the audit commands.
+// secretCmd is `oz secret` with `oz secret usage` and `oz secret review`,
+// which read the audit log and so live with the audit commands.
 func secretCmd(f *cmdutil.Factory) *cli.Command {
 	cmd := secret.NewCmd(f)
-	cmd.Subcommands = append(cmd.Subcommands, audit.NewUsageCmd(f))
+	cmd.Subcommands = append(cmd.Subcommands, audit.NewUsageCmd(f), audit.NewReviewCmd(f))
 	return cmd
 }
 

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 
@@ -73,6 +74,7 @@ type Services struct {
 	Environments *Environments
 	Runners      *Runners
 	Runs         *Runs
+	Audit        *Audit
 	// SealingKeys, when nil, is Sealer's Fake (Sealer, when nil, a
 	// NewSealer): every secret create and update starts by fetching the
 	// keys to seal the value to, so the server has real ones by default.
@@ -99,6 +101,7 @@ func StartServices(t testing.TB, svc Services) *Server {
 		scopev1.RegisterEnvironmentServiceServer(gs, or(svc.Environments, &Environments{}))
 		scopev1.RegisterRunnerServiceServer(gs, or(svc.Runners, &Runners{}))
 		scopev1.RegisterRunServiceServer(gs, or(svc.Runs, &Runs{}))
+		auditv1.RegisterAuditServiceServer(gs, or(svc.Audit, &Audit{}))
 	})
 	s.Sealer = sealer
 	return s

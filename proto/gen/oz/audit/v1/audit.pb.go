@@ -7,6 +7,7 @@
 package auditv1
 
 import (
+	v1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -135,6 +136,71 @@ func (x Outcome) Number() protoreflect.EnumNumber {
 // Deprecated: Use Outcome.Descriptor instead.
 func (Outcome) EnumDescriptor() ([]byte, []int) {
 	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{1}
+}
+
+// ReviewFlag is something an access review points out about a secret.
+type ReviewFlag int32
+
+const (
+	ReviewFlag_REVIEW_FLAG_UNSPECIFIED ReviewFlag = 0
+	// The value has not changed for stale_days: rotate it.
+	ReviewFlag_REVIEW_FLAG_STALE ReviewFlag = 1
+	// No run received the team secret for unused_days (or ever, and it is
+	// older than that): a candidate for deletion. Never set on personal
+	// secrets, whose injections the log does not name.
+	ReviewFlag_REVIEW_FLAG_UNUSED ReviewFlag = 2
+	// An agent identity or environment references the name, but the team
+	// has no secret of that name: runs that list it get an unresolved
+	// reference.
+	ReviewFlag_REVIEW_FLAG_DANGLING ReviewFlag = 3
+	// Agent identities reference the team secret: only runs executing as
+	// one of them receive it.
+	ReviewFlag_REVIEW_FLAG_RESTRICTED ReviewFlag = 4
+)
+
+// Enum value maps for ReviewFlag.
+var (
+	ReviewFlag_name = map[int32]string{
+		0: "REVIEW_FLAG_UNSPECIFIED",
+		1: "REVIEW_FLAG_STALE",
+		2: "REVIEW_FLAG_UNUSED",
+		3: "REVIEW_FLAG_DANGLING",
+		4: "REVIEW_FLAG_RESTRICTED",
+	}
+	ReviewFlag_value = map[string]int32{
+		"REVIEW_FLAG_UNSPECIFIED": 0,
+		"REVIEW_FLAG_STALE":       1,
+		"REVIEW_FLAG_UNUSED":      2,
+		"REVIEW_FLAG_DANGLING":    3,
+		"REVIEW_FLAG_RESTRICTED":  4,
+	}
+)
+
+func (x ReviewFlag) Enum() *ReviewFlag {
+	p := new(ReviewFlag)
+	*p = x
+	return p
+}
+
+func (x ReviewFlag) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReviewFlag) Descriptor() protoreflect.EnumDescriptor {
+	return file_oz_audit_v1_audit_proto_enumTypes[2].Descriptor()
+}
+
+func (ReviewFlag) Type() protoreflect.EnumType {
+	return &file_oz_audit_v1_audit_proto_enumTypes[2]
+}
+
+func (x ReviewFlag) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReviewFlag.Descriptor instead.
+func (ReviewFlag) EnumDescriptor() ([]byte, []int) {
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{2}
 }
 
 // Actor is who acted, and through which client.
@@ -1228,11 +1294,304 @@ func (x *GetSecretUsageResponse) GetUsage() *SecretUsage {
 	return nil
 }
 
+type ReviewSecretsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "teams/{team}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// A secret whose value has not changed for this many days is stale.
+	// 0 means 90; at most 36500.
+	StaleDays int32 `protobuf:"varint,2,opt,name=stale_days,json=staleDays,proto3" json:"stale_days,omitempty"`
+	// A team secret no run has received for this many days is unused; so is
+	// one no run ever received that is older than that. 0 means 30; at most
+	// 36500.
+	UnusedDays    int32 `protobuf:"varint,3,opt,name=unused_days,json=unusedDays,proto3" json:"unused_days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewSecretsRequest) Reset() {
+	*x = ReviewSecretsRequest{}
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewSecretsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewSecretsRequest) ProtoMessage() {}
+
+func (x *ReviewSecretsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewSecretsRequest.ProtoReflect.Descriptor instead.
+func (*ReviewSecretsRequest) Descriptor() ([]byte, []int) {
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReviewSecretsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ReviewSecretsRequest) GetStaleDays() int32 {
+	if x != nil {
+		return x.StaleDays
+	}
+	return 0
+}
+
+func (x *ReviewSecretsRequest) GetUnusedDays() int32 {
+	if x != nil {
+		return x.UnusedDays
+	}
+	return 0
+}
+
+// SecretReview is one row of an access review: a secret, or a dangling
+// name.
+type SecretReview struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "teams/{team}/secrets/{secret}" or "users/{user}/secrets/{secret}";
+	// for a dangling name, the team secret that does not exist.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The secret's name: the environment variable it becomes.
+	SecretId string `protobuf:"bytes,2,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	// SCOPE_TEAM for team secrets and dangling names; SCOPE_PERSONAL for the
+	// caller's own.
+	Scope v1.Scope `protobuf:"varint,3,opt,name=scope,proto3,enum=oz.secrets.v1.Scope" json:"scope,omitempty"`
+	// 0 for a dangling name, as are the times below.
+	ValueVersion int64                  `protobuf:"varint,4,opt,name=value_version,json=valueVersion,proto3" json:"value_version,omitempty"`
+	CreateTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Last change of the value (its last rotation).
+	ValueUpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=value_update_time,json=valueUpdateTime,proto3" json:"value_update_time,omitempty"`
+	// Whether the log can tell when a run last received the secret: true for
+	// team secrets; false for personal secrets (run.resolve events count a
+	// run's personal secrets, never name them) and dangling names.
+	InjectionsTracked bool `protobuf:"varint,7,opt,name=injections_tracked,json=injectionsTracked,proto3" json:"injections_tracked,omitempty"`
+	// When a run last received the secret (any value version, since it was
+	// last created), per the run.resolve events of the team's chain; absent
+	// when none did, or when injections are not tracked.
+	LastInjectTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_inject_time,json=lastInjectTime,proto3" json:"last_inject_time,omitempty"`
+	// That run.
+	LastInjectRunId string `protobuf:"bytes,9,opt,name=last_inject_run_id,json=lastInjectRunId,proto3" json:"last_inject_run_id,omitempty"`
+	// Resource names of the team's agent identities that reference the name
+	// ("teams/acme/agents/deployer"). Identities restrict team secrets only:
+	// empty for personal secrets.
+	Agents []string `protobuf:"bytes,10,rep,name=agents,proto3" json:"agents,omitempty"`
+	// Resource names of the team's environments that list the name
+	// ("teams/acme/environments/ops-tools").
+	Environments []string `protobuf:"bytes,11,rep,name=environments,proto3" json:"environments,omitempty"`
+	// In enum order.
+	Flags         []ReviewFlag `protobuf:"varint,12,rep,packed,name=flags,proto3,enum=oz.audit.v1.ReviewFlag" json:"flags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretReview) Reset() {
+	*x = SecretReview{}
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretReview) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretReview) ProtoMessage() {}
+
+func (x *SecretReview) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretReview.ProtoReflect.Descriptor instead.
+func (*SecretReview) Descriptor() ([]byte, []int) {
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SecretReview) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SecretReview) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+func (x *SecretReview) GetScope() v1.Scope {
+	if x != nil {
+		return x.Scope
+	}
+	return v1.Scope(0)
+}
+
+func (x *SecretReview) GetValueVersion() int64 {
+	if x != nil {
+		return x.ValueVersion
+	}
+	return 0
+}
+
+func (x *SecretReview) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *SecretReview) GetValueUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ValueUpdateTime
+	}
+	return nil
+}
+
+func (x *SecretReview) GetInjectionsTracked() bool {
+	if x != nil {
+		return x.InjectionsTracked
+	}
+	return false
+}
+
+func (x *SecretReview) GetLastInjectTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastInjectTime
+	}
+	return nil
+}
+
+func (x *SecretReview) GetLastInjectRunId() string {
+	if x != nil {
+		return x.LastInjectRunId
+	}
+	return ""
+}
+
+func (x *SecretReview) GetAgents() []string {
+	if x != nil {
+		return x.Agents
+	}
+	return nil
+}
+
+func (x *SecretReview) GetEnvironments() []string {
+	if x != nil {
+		return x.Environments
+	}
+	return nil
+}
+
+func (x *SecretReview) GetFlags() []ReviewFlag {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
+type ReviewSecretsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Team secrets, dangling names and the caller's personal secrets, by
+	// name without regard to case (team rows first on a tie).
+	Secrets []*SecretReview `protobuf:"bytes,1,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// When the review was taken (the audit service's clock): stale and unused
+	// are judged against it.
+	ReviewTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=review_time,json=reviewTime,proto3" json:"review_time,omitempty"`
+	// The thresholds applied, defaults filled in.
+	StaleDays     int32 `protobuf:"varint,3,opt,name=stale_days,json=staleDays,proto3" json:"stale_days,omitempty"`
+	UnusedDays    int32 `protobuf:"varint,4,opt,name=unused_days,json=unusedDays,proto3" json:"unused_days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewSecretsResponse) Reset() {
+	*x = ReviewSecretsResponse{}
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewSecretsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewSecretsResponse) ProtoMessage() {}
+
+func (x *ReviewSecretsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewSecretsResponse.ProtoReflect.Descriptor instead.
+func (*ReviewSecretsResponse) Descriptor() ([]byte, []int) {
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReviewSecretsResponse) GetSecrets() []*SecretReview {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *ReviewSecretsResponse) GetReviewTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReviewTime
+	}
+	return nil
+}
+
+func (x *ReviewSecretsResponse) GetStaleDays() int32 {
+	if x != nil {
+		return x.StaleDays
+	}
+	return 0
+}
+
+func (x *ReviewSecretsResponse) GetUnusedDays() int32 {
+	if x != nil {
+		return x.UnusedDays
+	}
+	return 0
+}
+
 var File_oz_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_oz_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x17oz/audit/v1/audit.proto\x12\voz.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"_\n" +
+	"\x17oz/audit/v1/audit.proto\x12\voz.audit.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1boz/secrets/v1/secrets.proto\"_\n" +
 	"\x05Actor\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.oz.audit.v1.ActorKindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -1323,7 +1682,36 @@ const file_oz_audit_v1_audit_proto_rawDesc = "" +
 	"\x06runner\x18\x06 \x01(\tR\x06runner\x12\x19\n" +
 	"\bevent_id\x18\a \x01(\tR\aeventId\"H\n" +
 	"\x16GetSecretUsageResponse\x12.\n" +
-	"\x05usage\x18\x01 \x01(\v2\x18.oz.audit.v1.SecretUsageR\x05usage*\x81\x01\n" +
+	"\x05usage\x18\x01 \x01(\v2\x18.oz.audit.v1.SecretUsageR\x05usage\"n\n" +
+	"\x14ReviewSecretsRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1d\n" +
+	"\n" +
+	"stale_days\x18\x02 \x01(\x05R\tstaleDays\x12\x1f\n" +
+	"\vunused_days\x18\x03 \x01(\x05R\n" +
+	"unusedDays\"\xa2\x04\n" +
+	"\fSecretReview\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tsecret_id\x18\x02 \x01(\tR\bsecretId\x12*\n" +
+	"\x05scope\x18\x03 \x01(\x0e2\x14.oz.secrets.v1.ScopeR\x05scope\x12#\n" +
+	"\rvalue_version\x18\x04 \x01(\x03R\fvalueVersion\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12F\n" +
+	"\x11value_update_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0fvalueUpdateTime\x12-\n" +
+	"\x12injections_tracked\x18\a \x01(\bR\x11injectionsTracked\x12D\n" +
+	"\x10last_inject_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0elastInjectTime\x12+\n" +
+	"\x12last_inject_run_id\x18\t \x01(\tR\x0flastInjectRunId\x12\x16\n" +
+	"\x06agents\x18\n" +
+	" \x03(\tR\x06agents\x12\"\n" +
+	"\fenvironments\x18\v \x03(\tR\fenvironments\x12-\n" +
+	"\x05flags\x18\f \x03(\x0e2\x17.oz.audit.v1.ReviewFlagR\x05flags\"\xc9\x01\n" +
+	"\x15ReviewSecretsResponse\x123\n" +
+	"\asecrets\x18\x01 \x03(\v2\x19.oz.audit.v1.SecretReviewR\asecrets\x12;\n" +
+	"\vreview_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"reviewTime\x12\x1d\n" +
+	"\n" +
+	"stale_days\x18\x03 \x01(\x05R\tstaleDays\x12\x1f\n" +
+	"\vunused_days\x18\x04 \x01(\x05R\n" +
+	"unusedDays*\x81\x01\n" +
 	"\tActorKind\x12\x1a\n" +
 	"\x16ACTOR_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fACTOR_KIND_USER\x10\x01\x12\x15\n" +
@@ -1335,13 +1723,21 @@ const file_oz_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"OUTCOME_OK\x10\x01\x12\x12\n" +
 	"\x0eOUTCOME_DENIED\x10\x02\x12\x12\n" +
-	"\x0eOUTCOME_FAILED\x10\x032\xdf\x02\n" +
+	"\x0eOUTCOME_FAILED\x10\x03*\x8e\x01\n" +
+	"\n" +
+	"ReviewFlag\x12\x1b\n" +
+	"\x17REVIEW_FLAG_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11REVIEW_FLAG_STALE\x10\x01\x12\x16\n" +
+	"\x12REVIEW_FLAG_UNUSED\x10\x02\x12\x18\n" +
+	"\x14REVIEW_FLAG_DANGLING\x10\x03\x12\x1a\n" +
+	"\x16REVIEW_FLAG_RESTRICTED\x10\x042\xb7\x03\n" +
 	"\fAuditService\x12M\n" +
 	"\n" +
 	"ListEvents\x12\x1e.oz.audit.v1.ListEventsRequest\x1a\x1f.oz.audit.v1.ListEventsResponse\x12P\n" +
 	"\vVerifyChain\x12\x1f.oz.audit.v1.VerifyChainRequest\x1a .oz.audit.v1.VerifyChainResponse\x12S\n" +
 	"\fExportEvents\x12 .oz.audit.v1.ExportEventsRequest\x1a!.oz.audit.v1.ExportEventsResponse\x12Y\n" +
-	"\x0eGetSecretUsage\x12\".oz.audit.v1.GetSecretUsageRequest\x1a#.oz.audit.v1.GetSecretUsageResponseB7Z5github.com/ozsecrets/oz/proto/gen/oz/audit/v1;auditv1b\x06proto3"
+	"\x0eGetSecretUsage\x12\".oz.audit.v1.GetSecretUsageRequest\x1a#.oz.audit.v1.GetSecretUsageResponse\x12V\n" +
+	"\rReviewSecrets\x12!.oz.audit.v1.ReviewSecretsRequest\x1a\".oz.audit.v1.ReviewSecretsResponseB7Z5github.com/ozsecrets/oz/proto/gen/oz/audit/v1;auditv1b\x06proto3"
 
 var (
 	file_oz_audit_v1_audit_proto_rawDescOnce sync.Once
@@ -1355,61 +1751,75 @@ func file_oz_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_oz_audit_v1_audit_proto_rawDescData
 }
 
-var file_oz_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_oz_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_oz_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_oz_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_oz_audit_v1_audit_proto_goTypes = []any{
 	(ActorKind)(0),                 // 0: oz.audit.v1.ActorKind
 	(Outcome)(0),                   // 1: oz.audit.v1.Outcome
-	(*Actor)(nil),                  // 2: oz.audit.v1.Actor
-	(*Event)(nil),                  // 3: oz.audit.v1.Event
-	(*ListEventsRequest)(nil),      // 4: oz.audit.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 5: oz.audit.v1.ListEventsResponse
-	(*ChainHead)(nil),              // 6: oz.audit.v1.ChainHead
-	(*ChainBreak)(nil),             // 7: oz.audit.v1.ChainBreak
-	(*VerifyChainRequest)(nil),     // 8: oz.audit.v1.VerifyChainRequest
-	(*VerifyChainResponse)(nil),    // 9: oz.audit.v1.VerifyChainResponse
-	(*ExportEventsRequest)(nil),    // 10: oz.audit.v1.ExportEventsRequest
-	(*ExportEventsResponse)(nil),   // 11: oz.audit.v1.ExportEventsResponse
-	(*GetSecretUsageRequest)(nil),  // 12: oz.audit.v1.GetSecretUsageRequest
-	(*SecretUsage)(nil),            // 13: oz.audit.v1.SecretUsage
-	(*SecretUse)(nil),              // 14: oz.audit.v1.SecretUse
-	(*GetSecretUsageResponse)(nil), // 15: oz.audit.v1.GetSecretUsageResponse
-	nil,                            // 16: oz.audit.v1.Event.DetailsEntry
-	(*timestamppb.Timestamp)(nil),  // 17: google.protobuf.Timestamp
+	(ReviewFlag)(0),                // 2: oz.audit.v1.ReviewFlag
+	(*Actor)(nil),                  // 3: oz.audit.v1.Actor
+	(*Event)(nil),                  // 4: oz.audit.v1.Event
+	(*ListEventsRequest)(nil),      // 5: oz.audit.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 6: oz.audit.v1.ListEventsResponse
+	(*ChainHead)(nil),              // 7: oz.audit.v1.ChainHead
+	(*ChainBreak)(nil),             // 8: oz.audit.v1.ChainBreak
+	(*VerifyChainRequest)(nil),     // 9: oz.audit.v1.VerifyChainRequest
+	(*VerifyChainResponse)(nil),    // 10: oz.audit.v1.VerifyChainResponse
+	(*ExportEventsRequest)(nil),    // 11: oz.audit.v1.ExportEventsRequest
+	(*ExportEventsResponse)(nil),   // 12: oz.audit.v1.ExportEventsResponse
+	(*GetSecretUsageRequest)(nil),  // 13: oz.audit.v1.GetSecretUsageRequest
+	(*SecretUsage)(nil),            // 14: oz.audit.v1.SecretUsage
+	(*SecretUse)(nil),              // 15: oz.audit.v1.SecretUse
+	(*GetSecretUsageResponse)(nil), // 16: oz.audit.v1.GetSecretUsageResponse
+	(*ReviewSecretsRequest)(nil),   // 17: oz.audit.v1.ReviewSecretsRequest
+	(*SecretReview)(nil),           // 18: oz.audit.v1.SecretReview
+	(*ReviewSecretsResponse)(nil),  // 19: oz.audit.v1.ReviewSecretsResponse
+	nil,                            // 20: oz.audit.v1.Event.DetailsEntry
+	(*timestamppb.Timestamp)(nil),  // 21: google.protobuf.Timestamp
+	(v1.Scope)(0),                  // 22: oz.secrets.v1.Scope
 }
 var file_oz_audit_v1_audit_proto_depIdxs = []int32{
 	0,  // 0: oz.audit.v1.Actor.kind:type_name -> oz.audit.v1.ActorKind
-	17, // 1: oz.audit.v1.Event.time:type_name -> google.protobuf.Timestamp
-	2,  // 2: oz.audit.v1.Event.actor:type_name -> oz.audit.v1.Actor
+	21, // 1: oz.audit.v1.Event.time:type_name -> google.protobuf.Timestamp
+	3,  // 2: oz.audit.v1.Event.actor:type_name -> oz.audit.v1.Actor
 	1,  // 3: oz.audit.v1.Event.outcome:type_name -> oz.audit.v1.Outcome
-	16, // 4: oz.audit.v1.Event.details:type_name -> oz.audit.v1.Event.DetailsEntry
-	17, // 5: oz.audit.v1.Event.append_time:type_name -> google.protobuf.Timestamp
-	17, // 6: oz.audit.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	17, // 7: oz.audit.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	20, // 4: oz.audit.v1.Event.details:type_name -> oz.audit.v1.Event.DetailsEntry
+	21, // 5: oz.audit.v1.Event.append_time:type_name -> google.protobuf.Timestamp
+	21, // 6: oz.audit.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	21, // 7: oz.audit.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	1,  // 8: oz.audit.v1.ListEventsRequest.outcome:type_name -> oz.audit.v1.Outcome
-	3,  // 9: oz.audit.v1.ListEventsResponse.events:type_name -> oz.audit.v1.Event
-	6,  // 10: oz.audit.v1.VerifyChainResponse.head:type_name -> oz.audit.v1.ChainHead
-	7,  // 11: oz.audit.v1.VerifyChainResponse.first_break:type_name -> oz.audit.v1.ChainBreak
-	3,  // 12: oz.audit.v1.ExportEventsResponse.events:type_name -> oz.audit.v1.Event
-	6,  // 13: oz.audit.v1.ExportEventsResponse.head:type_name -> oz.audit.v1.ChainHead
-	17, // 14: oz.audit.v1.SecretUsage.value_update_time:type_name -> google.protobuf.Timestamp
-	17, // 15: oz.audit.v1.SecretUsage.create_time:type_name -> google.protobuf.Timestamp
-	14, // 16: oz.audit.v1.SecretUsage.runs:type_name -> oz.audit.v1.SecretUse
-	17, // 17: oz.audit.v1.SecretUse.time:type_name -> google.protobuf.Timestamp
-	13, // 18: oz.audit.v1.GetSecretUsageResponse.usage:type_name -> oz.audit.v1.SecretUsage
-	4,  // 19: oz.audit.v1.AuditService.ListEvents:input_type -> oz.audit.v1.ListEventsRequest
-	8,  // 20: oz.audit.v1.AuditService.VerifyChain:input_type -> oz.audit.v1.VerifyChainRequest
-	10, // 21: oz.audit.v1.AuditService.ExportEvents:input_type -> oz.audit.v1.ExportEventsRequest
-	12, // 22: oz.audit.v1.AuditService.GetSecretUsage:input_type -> oz.audit.v1.GetSecretUsageRequest
-	5,  // 23: oz.audit.v1.AuditService.ListEvents:output_type -> oz.audit.v1.ListEventsResponse
-	9,  // 24: oz.audit.v1.AuditService.VerifyChain:output_type -> oz.audit.v1.VerifyChainResponse
-	11, // 25: oz.audit.v1.AuditService.ExportEvents:output_type -> oz.audit.v1.ExportEventsResponse
-	15, // 26: oz.audit.v1.AuditService.GetSecretUsage:output_type -> oz.audit.v1.GetSecretUsageResponse
-	23, // [23:27] is the sub-list for method output_type
-	19, // [19:23] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	4,  // 9: oz.audit.v1.ListEventsResponse.events:type_name -> oz.audit.v1.Event
+	7,  // 10: oz.audit.v1.VerifyChainResponse.head:type_name -> oz.audit.v1.ChainHead
+	8,  // 11: oz.audit.v1.VerifyChainResponse.first_break:type_name -> oz.audit.v1.ChainBreak
+	4,  // 12: oz.audit.v1.ExportEventsResponse.events:type_name -> oz.audit.v1.Event
+	7,  // 13: oz.audit.v1.ExportEventsResponse.head:type_name -> oz.audit.v1.ChainHead
+	21, // 14: oz.audit.v1.SecretUsage.value_update_time:type_name -> google.protobuf.Timestamp
+	21, // 15: oz.audit.v1.SecretUsage.create_time:type_name -> google.protobuf.Timestamp
+	15, // 16: oz.audit.v1.SecretUsage.runs:type_name -> oz.audit.v1.SecretUse
+	21, // 17: oz.audit.v1.SecretUse.time:type_name -> google.protobuf.Timestamp
+	14, // 18: oz.audit.v1.GetSecretUsageResponse.usage:type_name -> oz.audit.v1.SecretUsage
+	22, // 19: oz.audit.v1.SecretReview.scope:type_name -> oz.secrets.v1.Scope
+	21, // 20: oz.audit.v1.SecretReview.create_time:type_name -> google.protobuf.Timestamp
+	21, // 21: oz.audit.v1.SecretReview.value_update_time:type_name -> google.protobuf.Timestamp
+	21, // 22: oz.audit.v1.SecretReview.last_inject_time:type_name -> google.protobuf.Timestamp
+	2,  // 23: oz.audit.v1.SecretReview.flags:type_name -> oz.audit.v1.ReviewFlag
+	18, // 24: oz.audit.v1.ReviewSecretsResponse.secrets:type_name -> oz.audit.v1.SecretReview
+	21, // 25: oz.audit.v1.ReviewSecretsResponse.review_time:type_name -> google.protobuf.Timestamp
+	5,  // 26: oz.audit.v1.AuditService.ListEvents:input_type -> oz.audit.v1.ListEventsRequest
+	9,  // 27: oz.audit.v1.AuditService.VerifyChain:input_type -> oz.audit.v1.VerifyChainRequest
+	11, // 28: oz.audit.v1.AuditService.ExportEvents:input_type -> oz.audit.v1.ExportEventsRequest
+	13, // 29: oz.audit.v1.AuditService.GetSecretUsage:input_type -> oz.audit.v1.GetSecretUsageRequest
+	17, // 30: oz.audit.v1.AuditService.ReviewSecrets:input_type -> oz.audit.v1.ReviewSecretsRequest
+	6,  // 31: oz.audit.v1.AuditService.ListEvents:output_type -> oz.audit.v1.ListEventsResponse
+	10, // 32: oz.audit.v1.AuditService.VerifyChain:output_type -> oz.audit.v1.VerifyChainResponse
+	12, // 33: oz.audit.v1.AuditService.ExportEvents:output_type -> oz.audit.v1.ExportEventsResponse
+	16, // 34: oz.audit.v1.AuditService.GetSecretUsage:output_type -> oz.audit.v1.GetSecretUsageResponse
+	19, // 35: oz.audit.v1.AuditService.ReviewSecrets:output_type -> oz.audit.v1.ReviewSecretsResponse
+	31, // [31:36] is the sub-list for method output_type
+	26, // [26:31] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_oz_audit_v1_audit_proto_init() }
@@ -1422,8 +1832,8 @@ func file_oz_audit_v1_audit_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_audit_v1_audit_proto_rawDesc), len(file_oz_audit_v1_audit_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   15,
+			NumEnums:      3,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

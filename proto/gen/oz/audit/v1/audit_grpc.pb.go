@@ -23,6 +23,7 @@ const (
 	AuditService_VerifyChain_FullMethodName    = "/oz.audit.v1.AuditService/VerifyChain"
 	AuditService_ExportEvents_FullMethodName   = "/oz.audit.v1.AuditService/ExportEvents"
 	AuditService_GetSecretUsage_FullMethodName = "/oz.audit.v1.AuditService/GetSecretUsage"
+	AuditService_ReviewSecrets_FullMethodName  = "/oz.audit.v1.AuditService/ReviewSecrets"
 )
 
 // AuditServiceClient is the client API for AuditService service.
@@ -54,6 +55,19 @@ type AuditServiceClient interface {
 	// GetSecretUsage answers "which runs received team secret X since its
 	// last rotation", from the run.resolve events of the team's chain.
 	GetSecretUsage(ctx context.Context, in *GetSecretUsageRequest, opts ...grpc.CallOption) (*GetSecretUsageResponse, error)
+	// ReviewSecrets is an access review of a team's secrets, for the team's
+	// admins (and system admins): every team secret with its value version,
+	// when its value last changed and when a run last received it (from the
+	// team's chain), the agent identities and environments that reference
+	// it, and flags; every name an identity or environment references that
+	// no team secret answers (dangling); and the caller's own personal
+	// secrets, which appear in no one else's review.
+	//
+	// The audit service reads the secrets, identities and environments from
+	// the secretstore and the resolver with the caller's own bearer token, so
+	// their rules apply too: a system admin who is not a member of the team
+	// may not list its secrets, and is refused.
+	ReviewSecrets(ctx context.Context, in *ReviewSecretsRequest, opts ...grpc.CallOption) (*ReviewSecretsResponse, error)
 }
 
 type auditServiceClient struct {
@@ -104,6 +118,16 @@ func (c *auditServiceClient) GetSecretUsage(ctx context.Context, in *GetSecretUs
 	return out, nil
 }
 
+func (c *auditServiceClient) ReviewSecrets(ctx context.Context, in *ReviewSecretsRequest, opts ...grpc.CallOption) (*ReviewSecretsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReviewSecretsResponse)
+	err := c.cc.Invoke(ctx, AuditService_ReviewSecrets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuditServiceServer is the server API for AuditService service.
 // All implementations must embed UnimplementedAuditServiceServer
 // for forward compatibility.
@@ -133,6 +157,19 @@ type AuditServiceServer interface {
 	// GetSecretUsage answers "which runs received team secret X since its
 	// last rotation", from the run.resolve events of the team's chain.
 	GetSecretUsage(context.Context, *GetSecretUsageRequest) (*GetSecretUsageResponse, error)
+	// ReviewSecrets is an access review of a team's secrets, for the team's
+	// admins (and system admins): every team secret with its value version,
+	// when its value last changed and when a run last received it (from the
+	// team's chain), the agent identities and environments that reference
+	// it, and flags; every name an identity or environment references that
+	// no team secret answers (dangling); and the caller's own personal
+	// secrets, which appear in no one else's review.
+	//
+	// The audit service reads the secrets, identities and environments from
+	// the secretstore and the resolver with the caller's own bearer token, so
+	// their rules apply too: a system admin who is not a member of the team
+	// may not list its secrets, and is refused.
+	ReviewSecrets(context.Context, *ReviewSecretsRequest) (*ReviewSecretsResponse, error)
 	mustEmbedUnimplementedAuditServiceServer()
 }
 
@@ -154,6 +191,9 @@ func (UnimplementedAuditServiceServer) ExportEvents(context.Context, *ExportEven
 }
 func (UnimplementedAuditServiceServer) GetSecretUsage(context.Context, *GetSecretUsageRequest) (*GetSecretUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSecretUsage not implemented")
+}
+func (UnimplementedAuditServiceServer) ReviewSecrets(context.Context, *ReviewSecretsRequest) (*ReviewSecretsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReviewSecrets not implemented")
 }
 func (UnimplementedAuditServiceServer) mustEmbedUnimplementedAuditServiceServer() {}
 func (UnimplementedAuditServiceServer) testEmbeddedByValue()                      {}
@@ -248,6 +288,24 @@ func _AuditService_GetSecretUsage_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuditService_ReviewSecrets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReviewSecretsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServiceServer).ReviewSecrets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditService_ReviewSecrets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServiceServer).ReviewSecrets(ctx, req.(*ReviewSecretsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuditService_ServiceDesc is the grpc.ServiceDesc for AuditService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -270,6 +328,10 @@ var AuditService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSecretUsage",
 			Handler:    _AuditService_GetSecretUsage_Handler,
+		},
+		{
+			MethodName: "ReviewSecrets",
+			Handler:    _AuditService_ReviewSecrets_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
