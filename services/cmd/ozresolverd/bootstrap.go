@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ozsecrets/oz/services/internal/storeflag"
 	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/boltstore"
 )
 
 // bootstrapUser is the system admin created at first start.
@@ -75,8 +75,8 @@ func writeToken(f *os.File, path, bearer string) error {
 
 // runBootstrap is `ozresolverd bootstrap`: it makes a user a system admin
 // (creating it if needed) and prints a new non-expiring token for it on
-// stdout. It is for recovery, by whoever holds the database file, while
-// ozresolverd is stopped.
+// stdout. It is for recovery, by whoever holds the database file (while
+// ozresolverd is stopped) or the etcd client credentials.
 func runBootstrap(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("ozresolverd bootstrap", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -85,12 +85,14 @@ func runBootstrap(ctx context.Context, args []string, getenv func(string) string
 		dataDir = ".oz"
 	}
 	fs.StringVar(&dataDir, "data-dir", dataDir, "data directory (OZ_DATA_DIR)")
-	db := fs.String("db", getenv("OZ_RESOLVER_DB"), "database file (OZ_RESOLVER_DB; default <data-dir>/resolver.db)")
+	db := fs.String("db", getenv("OZ_RESOLVER_DB"), "bbolt database file, when there is no --store (OZ_RESOLVER_DB; default <data-dir>/resolver.db)")
+	storeFlags := storeflag.Register(fs, getenv)
 	user := fs.String("user", "", "the user to make a system admin and issue a token for (required)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: ozresolverd bootstrap --user NAME [--db PATH]\n\n"+
+		fmt.Fprintf(stderr, "Usage: ozresolverd bootstrap --user NAME [--store …]\n\n"+
 			"Makes NAME a system admin (creating the user) and prints a new token for it.\n"+
-			"Run it while ozresolverd is stopped: the database is locked while it runs.\n\nFlags:\n")
+			"On a bbolt file, run it while ozresolverd is stopped: the file is locked while it runs.\n"+
+			"On etcd (--store etcd:…), it may run beside the servers.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -101,10 +103,12 @@ func runBootstrap(ctx context.Context, args []string, getenv func(string) string
 		fs.Usage()
 		return errUsage
 	}
-	if *db == "" {
-		*db = filepath.Join(dataDir, "resolver.db")
+	sc, err := storeFlags.Config(*db, filepath.Join(dataDir, "resolver.db"))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errUsage
 	}
-	store, err := boltstore.Open(*db, 2*time.Second)
+	store, err := openStore(ctx, sc, 2*time.Second, log)
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,12 @@
 // reads candidates and seals values through the secretstore's internal
 // RunSecretsService, dialed by mutual TLS with the resolver's certificate.
 //
-//	ozresolverd [flags]                          serve
-//	ozresolverd bootstrap --user NAME [--db PATH] print a new system-admin token (recovery)
+//	ozresolverd [flags]                             serve
+//	ozresolverd bootstrap --user NAME [--store …]   print a new system-admin token (recovery)
+//
+// The data lives in a bbolt file (<data-dir>/resolver.db, or --db) or, with
+// --store etcd:ENDPOINT[,…], in an etcd cluster under /oz/resolver/, which
+// several replicas of ozresolverd share (package storeflag has the flags).
 //
 // Every change, every run resolution and every refused request is an audit
 // event, written into the database's outbox with the change and shipped
@@ -45,6 +49,7 @@ import (
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
+	"github.com/ozsecrets/oz/services/internal/storeflag"
 	"github.com/ozsecrets/oz/services/resolver"
 	"github.com/ozsecrets/oz/services/resolver/boltstore"
 	"github.com/ozsecrets/oz/services/resolver/grpcapi"
@@ -70,7 +75,8 @@ var errUsage = errors.New("usage")
 
 // config is the serve command's configuration.
 type config struct {
-	listen, dataDir, db    string
+	listen, dataDir        string
+	store                  storeflag.Config
 	tlsCert, tlsKey, tlsCA string
 	bootstrapFile          string
 	secretstoreAddr        string
@@ -110,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("audit client: %w", err)
 	}
 	defer auditConn.Close()
-	store, err := boltstore.Open(c.db, boltstore.DefaultTimeout)
+	store, err := openStore(ctx, c.store, boltstore.DefaultTimeout, log)
 	if err != nil {
 		return err
 	}
@@ -202,11 +208,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		return def
 	}
 	var c config
+	var db string
 	fs := flag.NewFlagSet("ozresolverd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", env("OZ_RESOLVER_LISTEN", "127.0.0.1:7451"), "listen address (OZ_RESOLVER_LISTEN)")
 	fs.StringVar(&c.dataDir, "data-dir", env("OZ_DATA_DIR", ".oz"), "data directory (OZ_DATA_DIR)")
-	fs.StringVar(&c.db, "db", getenv("OZ_RESOLVER_DB"), "database file (OZ_RESOLVER_DB; default <data-dir>/resolver.db)")
+	fs.StringVar(&db, "db", getenv("OZ_RESOLVER_DB"), "bbolt database file, when there is no --store (OZ_RESOLVER_DB; default <data-dir>/resolver.db)")
+	storeFlags := storeflag.Register(fs, getenv)
 	fs.StringVar(&c.tlsCert, "tls-cert", getenv("OZ_RESOLVER_TLS_CERT"), "certificate (OZ_RESOLVER_TLS_CERT; default <data-dir>/pki/resolver.pem)")
 	fs.StringVar(&c.tlsKey, "tls-key", getenv("OZ_RESOLVER_TLS_KEY"), "private key (OZ_RESOLVER_TLS_KEY; default <data-dir>/pki/resolver-key.pem)")
 	fs.StringVar(&c.tlsCA, "tls-ca", getenv("OZ_TLS_CA"), "CA bundle for client certificates (OZ_TLS_CA; default <data-dir>/pki/ca.pem)")
@@ -219,7 +227,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.metricsListen, "metrics-listen", getenv("OZ_RESOLVER_METRICS_LISTEN"),
 		"serve Prometheus metrics over plain HTTP at http://ADDR/metrics; empty: off (OZ_RESOLVER_METRICS_LISTEN)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage:\n  ozresolverd [flags]\n  ozresolverd bootstrap --user NAME [--db PATH]   (print a new system-admin token)\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage:\n  ozresolverd [flags]\n  ozresolverd bootstrap --user NAME [--store …]   (print a new system-admin token)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -231,7 +239,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 			*v = d
 		}
 	}
-	def(&c.db, filepath.Join(c.dataDir, "resolver.db"))
+	var err error
+	if c.store, err = storeFlags.Config(db, filepath.Join(c.dataDir, "resolver.db")); err != nil {
+		fmt.Fprintln(stderr, err)
+		return c, errUsage
+	}
 	def(&c.tlsCert, pkiDir.For("resolver").Cert)
 	def(&c.tlsKey, pkiDir.For("resolver").Key)
 	def(&c.tlsCA, pkiDir.CA())
