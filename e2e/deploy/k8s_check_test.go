@@ -137,6 +137,18 @@ func checkDeployment(c *cluster, name string, s service, d *appsv1.Deployment, o
 			}
 		}
 	}
+	if s.metrics != 0 {
+		// Prometheus' kubernetes_sd pod role, by the usual annotations.
+		for k, v := range map[string]string{
+			"prometheus.io/scrape": "true",
+			"prometheus.io/port":   strconv.Itoa(s.metrics),
+			"prometheus.io/path":   "/metrics",
+		} {
+			if pod.Annotations[k] != v {
+				fail("pod annotation %s=%q, want %q (the metrics port)", k, pod.Annotations[k], v)
+			}
+		}
+	}
 	spec := pod.Spec
 	if spec.ServiceAccountName != name || c.accounts[name] == nil {
 		fail("serviceAccountName %q: want the ServiceAccount %q, defined", spec.ServiceAccountName, name)
@@ -221,6 +233,9 @@ func checkContainer(c *cluster, name string, s service, ct corev1.Container, pod
 	if s.health != 0 && !hasPort(ct, int32(s.health)) {
 		fail("no containerPort %d (health)", s.health)
 	}
+	if s.metrics != 0 && !hasPort(ct, int32(s.metrics)) {
+		fail("no containerPort %d (metrics)", s.metrics)
+	}
 	for kind, p := range map[string]*corev1.Probe{"livenessProbe": ct.LivenessProbe, "readinessProbe": ct.ReadinessProbe} {
 		if p == nil {
 			fail("no %s", kind)
@@ -301,6 +316,19 @@ func checkServiceEnv(name string, s service, env map[string]envValue) error {
 	if s.health != 0 {
 		if v := env["OZ_HEALTH_LISTEN"].value; v != fmt.Sprintf(":%d", s.health) {
 			fail("OZ_HEALTH_LISTEN=%q: want \":%d\" (the probes' port)", v, s.health)
+		}
+	}
+	// Metrics: plain HTTP on their own port, on every interface (the
+	// variable is the one -metrics-listen names in --help).
+	if s.metrics != 0 {
+		metricsVar := envNameRE.FindString(helps[s.bin].flags["metrics-listen"])
+		switch v := env[metricsVar].value; {
+		case metricsVar == "":
+			fail("%s has no -metrics-listen flag", s.bin)
+		case s.metrics == s.port || s.metrics == s.health:
+			fail("metrics port %d: want a port of its own (the service port requires mutual TLS; the health port serves gRPC only)", s.metrics)
+		case v != fmt.Sprintf(":%d", s.metrics):
+			fail("%s=%q: want \":%d\" (the scraped port)", metricsVar, v, s.metrics)
 		}
 	}
 	for _, callee := range callees(name) {
@@ -528,6 +556,9 @@ func checkNetworkPolicies(c *cluster) error {
 		for _, from := range callers[name] {
 			wantIn = append(wantIn, fmt.Sprintf("%s→TCP/%d", from, s.port))
 		}
+		if s.metrics != 0 {
+			wantIn = append(wantIn, fmt.Sprintf("namespaces kubernetes.io/metadata.name=%s→TCP/%d", monitoringNamespace, s.metrics))
+		}
 		for _, to := range callees(name) {
 			wantOut = append(wantOut, fmt.Sprintf("%s→TCP/%d", to, services[to].port))
 		}
@@ -547,7 +578,8 @@ func checkNetworkPolicies(c *cluster) error {
 
 // flows names each (peer, port) a rule allows: a peer is a pod's name label,
 // "kube-dns", "anywhere" (no peers, or 0.0.0.0/0), or a description of
-// something else; a rule without ports allows "any" port.
+// something else ("namespaces SELECTOR", with " pods SELECTOR" when it also
+// selects pods there); a rule without ports allows "any" port.
 func flows(peers []netv1.NetworkPolicyPeer, ports []netv1.NetworkPolicyPort) []string {
 	var names []string
 	if len(peers) == 0 {
@@ -562,6 +594,8 @@ func flows(peers []netv1.NetworkPolicyPeer, ports []netv1.NetworkPolicyPort) []s
 		case p.NamespaceSelector != nil && p.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == "kube-system" &&
 			p.PodSelector != nil && p.PodSelector.MatchLabels["k8s-app"] == "kube-dns":
 			names = append(names, "kube-dns")
+		case p.NamespaceSelector != nil && p.PodSelector != nil:
+			names = append(names, "namespaces "+metav1.FormatLabelSelector(p.NamespaceSelector)+" pods "+metav1.FormatLabelSelector(p.PodSelector))
 		case p.NamespaceSelector != nil:
 			names = append(names, "namespaces "+metav1.FormatLabelSelector(p.NamespaceSelector))
 		case p.PodSelector != nil && len(p.PodSelector.MatchLabels) == 1 && p.PodSelector.MatchLabels[nameLabel] != "":

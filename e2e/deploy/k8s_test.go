@@ -171,6 +171,26 @@ func TestK8sCheckerRefuses(t *testing.T) {
 	container := func(objs []object, name string) *corev1.Container {
 		return &find[*appsv1.Deployment](t, objs, "Deployment", name).Spec.Template.Spec.Containers[0]
 	}
+	unsetEnv := func(ct *corev1.Container, name string) {
+		n := len(ct.Env)
+		ct.Env = slices.DeleteFunc(ct.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+		if len(ct.Env) == n {
+			t.Fatalf("container %s sets no %s", ct.Name, name)
+		}
+	}
+	// metricsRule is the ingress rule of a service's policy on port 9090.
+	metricsRule := func(objs []object, name string) *netv1.NetworkPolicyIngressRule {
+		p := find[*netv1.NetworkPolicy](t, objs, "NetworkPolicy", name)
+		for i, r := range p.Spec.Ingress {
+			for _, port := range r.Ports {
+				if port.Port != nil && port.Port.IntValue() == 9090 {
+					return &p.Spec.Ingress[i]
+				}
+			}
+		}
+		t.Fatalf("NetworkPolicy %s: no ingress rule on 9090", name)
+		return nil
+	}
 	setEnv := func(ct *corev1.Container, name, value string) {
 		for i := range ct.Env {
 			if ct.Env[i].Name == name {
@@ -215,11 +235,39 @@ func TestK8sCheckerRefuses(t *testing.T) {
 		"gateway not exposed": func(objs []object) {
 			find[*corev1.Service](t, objs, "Service", "gateway").Spec.Type = corev1.ServiceTypeClusterIP
 		},
-		"secretstore admits audit": func(objs []object) {
+		"secretstore admits etcd": func(objs []object) {
 			p := find[*netv1.NetworkPolicy](t, objs, "NetworkPolicy", "secretstore")
 			from := p.Spec.Ingress[0].From
 			p.Spec.Ingress[0].From = append(from, *from[0].DeepCopy())
-			p.Spec.Ingress[0].From[len(from)].PodSelector.MatchLabels[nameLabel] = "audit"
+			p.Spec.Ingress[0].From[len(from)].PodSelector.MatchLabels[nameLabel] = "etcd"
+		},
+		"audit cannot reach the secretstore": func(objs []object) {
+			p := find[*netv1.NetworkPolicy](t, objs, "NetworkPolicy", "audit")
+			p.Spec.Egress = slices.DeleteFunc(p.Spec.Egress, func(r netv1.NetworkPolicyEgressRule) bool {
+				return len(r.To) == 1 && r.To[0].PodSelector != nil && r.To[0].PodSelector.MatchLabels[nameLabel] == "secretstore"
+			})
+		},
+		"audit without the secretstore's address": func(objs []object) {
+			unsetEnv(container(objs, "audit"), "OZ_SECRETSTORE_ADDR")
+		},
+		"metrics off": func(objs []object) {
+			unsetEnv(container(objs, "resolver"), "OZ_RESOLVER_METRICS_LISTEN")
+		},
+		"metrics on loopback": func(objs []object) {
+			setEnv(container(objs, "audit"), "OZ_AUDIT_METRICS_LISTEN", "127.0.0.1:9090")
+		},
+		"metrics port not declared": func(objs []object) {
+			ct := container(objs, "secretstore")
+			ct.Ports = slices.DeleteFunc(ct.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == 9090 })
+		},
+		"not scraped": func(objs []object) {
+			delete(find[*appsv1.Deployment](t, objs, "Deployment", "audit").Spec.Template.Annotations, "prometheus.io/scrape")
+		},
+		"metrics open to anyone": func(objs []object) {
+			metricsRule(objs, "secretstore").From = nil
+		},
+		"monitoring admitted to the service port": func(objs []object) {
+			metricsRule(objs, "resolver").Ports[0].Port.IntVal = 7451
 		},
 		"resolver admits every port": func(objs []object) {
 			find[*netv1.NetworkPolicy](t, objs, "NetworkPolicy", "resolver").Spec.Ingress[0].Ports = nil
@@ -263,29 +311,37 @@ func TestK8sCheckerRefuses(t *testing.T) {
 		},
 	}
 	want := map[string]string{
-		"runAsNonRoot missing":              "runAsNonRoot",
-		"one replica":                       "replicas",
-		"writable root":                     "readOnlyRootFilesystem",
-		"capabilities kept":                 "capabilities",
-		"no memory limit":                   "resources.limits.memory",
-		"zero cpu limit":                    "resources.limits.cpu",
-		"no readiness probe":                "no readinessProbe",
-		"gRPC probe on the mTLS port":       "health port",
-		"resolver exposed":                  "only the gateway may be reachable",
-		"gateway not exposed":               "must be reachable from outside",
-		"secretstore admits audit":          "secretstore ingress: allows more than it should: audit",
-		"resolver admits every port":        "any port",
-		"audit cannot reach etcd":           "audit egress: does not allow: etcd",
-		"no default deny":                   "no default-deny",
-		"variable the binary does not read": "OZ_RESOLVER_STORE is not in",
-		"flag the binary does not have":     "flag --backend",
-		"wrong address":                     "OZ_SECRETSTORE_ADDR=\"secretstore:7451\"",
-		"listening on loopback":             "OZ_SECRETSTORE_LISTEN",
-		"bbolt store with replicas":         "OZ_STORE=\"bolt:",
-		"keyring off the mounts":            "OZ_KEK_FILE=/keyring.json is on no mounted volume",
-		"keyring as a literal":              "OZ_KEYRING must come from a Secret",
-		"dev mode":                          "OZ_DEV",
-		"image of another binary":           "image \"ozsecrets/ozresolverd:dev\"",
+		"runAsNonRoot missing":                    "runAsNonRoot",
+		"one replica":                             "replicas",
+		"writable root":                           "readOnlyRootFilesystem",
+		"capabilities kept":                       "capabilities",
+		"no memory limit":                         "resources.limits.memory",
+		"zero cpu limit":                          "resources.limits.cpu",
+		"no readiness probe":                      "no readinessProbe",
+		"gRPC probe on the mTLS port":             "health port",
+		"resolver exposed":                        "only the gateway may be reachable",
+		"gateway not exposed":                     "must be reachable from outside",
+		"secretstore admits etcd":                 "secretstore ingress: allows more than it should: etcd→TCP/7450",
+		"audit cannot reach the secretstore":      "audit egress: does not allow: secretstore→TCP/7450",
+		"audit without the secretstore's address": "OZ_SECRETSTORE_ADDR=\"\"",
+		"metrics off":                             "OZ_RESOLVER_METRICS_LISTEN=\"\"",
+		"metrics on loopback":                     "OZ_AUDIT_METRICS_LISTEN=\"127.0.0.1:9090\"",
+		"metrics port not declared":               "no containerPort 9090 (metrics)",
+		"not scraped":                             "pod annotation prometheus.io/scrape",
+		"metrics open to anyone":                  "secretstore ingress: allows more than it should: anywhere→TCP/9090",
+		"monitoring admitted to the service port": "resolver ingress: allows more than it should: namespaces kubernetes.io/metadata.name=monitoring→TCP/7451; does not allow: namespaces kubernetes.io/metadata.name=monitoring→TCP/9090",
+		"resolver admits every port":              "any port",
+		"audit cannot reach etcd":                 "audit egress: does not allow: etcd",
+		"no default deny":                         "no default-deny",
+		"variable the binary does not read":       "OZ_RESOLVER_STORE is not in",
+		"flag the binary does not have":           "flag --backend",
+		"wrong address":                           "OZ_SECRETSTORE_ADDR=\"secretstore:7451\"",
+		"listening on loopback":                   "OZ_SECRETSTORE_LISTEN",
+		"bbolt store with replicas":               "OZ_STORE=\"bolt:",
+		"keyring off the mounts":                  "OZ_KEK_FILE=/keyring.json is on no mounted volume",
+		"keyring as a literal":                    "OZ_KEYRING must come from a Secret",
+		"dev mode":                                "OZ_DEV",
+		"image of another binary":                 "image \"ozsecrets/ozresolverd:dev\"",
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -12,14 +12,15 @@ type service struct {
 	bin      string // binary (and Dockerfile.<bin>, image ozsecrets/<bin>)
 	port     int    // the mutual-TLS gRPC port (gateway: the public TLS port)
 	health   int    // the plain-text health port (OZ_HEALTH_LISTEN); 0: none
+	metrics  int    // the plain-HTTP Prometheus port (--metrics-listen) in Kubernetes; 0: none
 	stateful bool   // has a store (OZ_STORE)
 	public   bool   // the one address reachable from outside
 }
 
 var services = map[string]service{
-	"resolver":    {bin: "ozresolverd", port: 7451, health: 7461, stateful: true},
-	"secretstore": {bin: "ozsecretstored", port: 7450, health: 7460, stateful: true},
-	"audit":       {bin: "ozauditd", port: 7452, health: 7462, stateful: true},
+	"resolver":    {bin: "ozresolverd", port: 7451, health: 7461, metrics: 9090, stateful: true},
+	"secretstore": {bin: "ozsecretstored", port: 7450, health: 7460, metrics: 9090, stateful: true},
+	"audit":       {bin: "ozauditd", port: 7452, health: 7462, metrics: 9090, stateful: true},
 	"gateway":     {bin: "ozgateway", port: 7443, public: true},
 }
 
@@ -28,9 +29,14 @@ var services = map[string]service{
 // configuration gives each caller the callee's address.
 var callers = map[string][]string{
 	"resolver":    {"gateway", "secretstore", "audit"},
-	"secretstore": {"gateway", "resolver"},
+	"secretstore": {"gateway", "resolver", "audit"},
 	"audit":       {"gateway", "resolver", "secretstore"},
 }
+
+// monitoringNamespace is the namespace allowed to scrape the services'
+// metrics ports (and only those): its automatic kubernetes.io/metadata.name
+// label, as a NetworkPolicy namespaceSelector.
+const monitoringNamespace = "monitoring"
 
 // callees inverts callers.
 func callees(name string) []string {
@@ -48,14 +54,13 @@ func callees(name string) []string {
 
 // pending are the OZ_… variables the manifests set before the binaries read
 // them, each named in deploy/README.md with the change that brings it:
-// --store and its TLS options (the etcd store), --health-listen (the plain
-// health port for Kubernetes probes), and the addresses of services a
-// binary will call (run resolution, audit outboxes, authentication by the
-// audit service). Any other name must be in the binary's --help.
+// --store and its TLS options on the secretstore and the audit service (the
+// etcd store; the resolver has them), and --health-listen (the plain health
+// port for Kubernetes probes). Any other name must be in the binary's --help.
 var pending = map[string][]string{
-	"ozresolverd":    {"OZ_STORE", "OZ_STORE_TLS_CA", "OZ_STORE_TLS_CERT", "OZ_STORE_TLS_KEY", "OZ_HEALTH_LISTEN", "OZ_AUDIT_ADDR"},
-	"ozsecretstored": {"OZ_STORE", "OZ_STORE_TLS_CA", "OZ_STORE_TLS_CERT", "OZ_STORE_TLS_KEY", "OZ_HEALTH_LISTEN", "OZ_AUDIT_ADDR"},
-	"ozauditd":       {"OZ_STORE", "OZ_STORE_TLS_CA", "OZ_STORE_TLS_CERT", "OZ_STORE_TLS_KEY", "OZ_HEALTH_LISTEN", "OZ_RESOLVER_ADDR"},
+	"ozresolverd":    {"OZ_HEALTH_LISTEN"},
+	"ozsecretstored": {"OZ_STORE", "OZ_STORE_TLS_CA", "OZ_STORE_TLS_CERT", "OZ_STORE_TLS_KEY", "OZ_HEALTH_LISTEN"},
+	"ozauditd":       {"OZ_STORE", "OZ_STORE_TLS_CA", "OZ_STORE_TLS_CERT", "OZ_STORE_TLS_KEY", "OZ_HEALTH_LISTEN"},
 	"ozgateway":      nil,
 }
 
