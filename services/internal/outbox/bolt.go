@@ -25,7 +25,13 @@ import (
 var (
 	// bucketOutbox: sequence (8 bytes, big-endian, from the bucket's
 	// NextSequence) → uvarint(len(id)) + id + the Event (protobuf). Key
-	// order is commit order.
+	// order is commit order. An assigned id is not stored (len(id) is 0,
+	// and the Event has no Id): it is "{emitter}-{epoch}-{sequence}", made
+	// from the key when read, so that the record can be encoded before
+	// its transaction knows the sequence. Records of earlier versions
+	// stored every id; they read the same. (A version before this one
+	// reads a record without a stored id as an event without an id: drain
+	// the outbox before downgrading past it.)
 	bucketOutbox = []byte("outbox")
 	// bucketMeta holds the outbox's epoch.
 	bucketMeta = []byte("outbox_meta")
@@ -88,13 +94,103 @@ func NewBolt(db *bolt.DB, emitter string) (*Bolt, error) {
 func (b *Bolt) OnCommit(fn func()) { b.notify.Store(&fn) }
 
 // Add writes ev into the outbox within tx, the transaction of the change
-// it records. It assigns an empty Id ("{emitter}-{epoch}-{sequence}"; a
-// given one must start with "{emitter}-") and
-// an empty Time (now), clears the chain fields, and validates the event
-// with audit.ValidateEvent: an invalid event is an error, which the caller
-// returns so that the change rolls back. ev itself is not modified, so Add
-// is safe in a db.Batch function that may run twice.
+// it records: Prepare then AddPrepared. It assigns an empty Id
+// ("{emitter}-{epoch}-{sequence}"; a given one must start with
+// "{emitter}-") and an empty Time (now), clears the chain fields, and
+// validates the event with audit.ValidateEvent: an invalid event is an
+// error, which the caller returns so that the change rolls back. ev itself
+// is not modified, so Add is safe in a db.Batch function that may run
+// twice.
+//
+// Add does all of Prepare's work inside the transaction, where bbolt runs
+// one writer at a time. On a hot path whose event is known before the
+// transaction, call Prepare before db.Batch and AddPrepared inside it.
 func (b *Bolt) Add(tx *bolt.Tx, ev *auditv1.Event) error {
+	p, err := b.Prepare(ev)
+	if err != nil {
+		return err
+	}
+	return b.AddPrepared(tx, p)
+}
+
+// Prepared is an event made ready by Prepare for AddPrepared: copied,
+// completed, validated and encoded. It is immutable, and only the Bolt
+// that prepared it adds it.
+type Prepared struct {
+	b *Bolt
+	// value is the outbox record without its key (see bucketOutbox).
+	value []byte
+	// action names the event in errors.
+	action string
+}
+
+// Prepare does all the work of Add that needs no transaction, so that a
+// caller can do it before db.Batch and keep the batch's single-threaded
+// transaction short:
+//
+//	p, err := ob.Prepare(ev) // copy, fill, validate, encode
+//	if err != nil {
+//		return err
+//	}
+//	return db.Batch(func(tx *bbolt.Tx) error {
+//		if err := putSecret(tx, rec); err != nil {
+//			return err
+//		}
+//		return ob.AddPrepared(tx, p) // a sequence number and one Put
+//	})
+//
+// It copies ev (ev is not modified), gives it the current time when it has
+// none, clears the chain fields and validates it with audit.ValidateEvent,
+// as Add does. An empty Id is assigned by AddPrepared from the outbox's
+// sequence; ev is validated with an id of the same shape and length, so
+// that the result is the one the assigned id gets. A given Id must start
+// with "{emitter}-". It returns an errs.KindInvalid error for an invalid
+// event.
+func (b *Bolt) Prepare(ev *auditv1.Event) (*Prepared, error) {
+	if ev == nil {
+		return nil, errs.Field("audit event", "is required")
+	}
+	e := proto.Clone(ev).(*auditv1.Event)
+	given := e.Id
+	if given != "" && !strings.HasPrefix(given, b.emitter+"-") {
+		// The audit service would refuse it for good, blocking the outbox.
+		return nil, errs.Field("audit event.id", "must start with %q (the emitter's name); leave it empty to have one assigned", b.emitter+"-")
+	}
+	if e.Time == nil {
+		e.Time = timestamppb.New(time.Now())
+	}
+	e.Seq, e.PrevHash, e.Hash, e.AppendTime = 0, nil, nil, nil
+	if given == "" {
+		// Every assigned id differs from this one only in its hex digits:
+		// ValidateEvent's answer (characters, lengths, encoded size) is
+		// the same for all of them.
+		e.Id = b.id(0)
+	}
+	if err := audit.ValidateEvent("audit event", e); err != nil {
+		return nil, err
+	}
+	// An assigned id is not stored: Pending and Ack derive it from the
+	// record's key.
+	e.Id = given
+	body, err := proto.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: marshal event: %w", err)
+	}
+	v := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(given)+len(body)), uint64(len(given)))
+	v = append(append(v, given...), body...)
+	return &Prepared{b: b, value: v, action: e.GetAction()}, nil
+}
+
+// AddPrepared writes p into the outbox within tx, the transaction of the
+// change it records: it takes the outbox's next sequence number (which
+// orders the events and, for an event without a given id, makes its id)
+// and puts p's bytes under it. It does not modify p, so it is safe in a
+// db.Batch function that may run twice; add a Prepared once per
+// transaction.
+func (b *Bolt) AddPrepared(tx *bolt.Tx, p *Prepared) error {
+	if p == nil || p.b != b {
+		return errors.New("outbox: AddPrepared of an event not prepared by this outbox")
+	}
 	bk := tx.Bucket(bucketOutbox)
 	if bk == nil {
 		return errNoBucket
@@ -103,29 +199,10 @@ func (b *Bolt) Add(tx *bolt.Tx, ev *auditv1.Event) error {
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	e := proto.Clone(ev).(*auditv1.Event)
-	switch {
-	case e.Id == "":
-		e.Id = fmt.Sprintf("%s-%s-%016x", b.emitter, b.epoch, seq)
-	case !strings.HasPrefix(e.Id, b.emitter+"-"):
-		// The audit service would refuse it for good, blocking the outbox.
-		return errs.Field("audit event.id", "must start with %q (the emitter's name); leave it empty to have one assigned", b.emitter+"-")
-	}
-	if e.Time == nil {
-		e.Time = timestamppb.New(time.Now())
-	}
-	e.Seq, e.PrevHash, e.Hash, e.AppendTime = 0, nil, nil, nil
-	if err := audit.ValidateEvent("audit event", e); err != nil {
-		return err
-	}
-	body, err := proto.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("outbox: marshal event: %w", err)
-	}
-	v := binary.AppendUvarint(nil, uint64(len(e.Id)))
-	v = append(append(v, e.Id...), body...)
-	if err := bk.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
-		return fmt.Errorf("outbox: %w", err)
+	// bbolt keeps the value until the transaction ends; p.value is never
+	// written to, so sharing it is safe.
+	if err := bk.Put(binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq), p.value); err != nil {
+		return fmt.Errorf("outbox: %s event: %w", p.action, err)
 	}
 	if fn := b.notify.Load(); fn != nil {
 		tx.OnCommit(*fn)
@@ -133,11 +210,20 @@ func (b *Bolt) Add(tx *bolt.Tx, ev *auditv1.Event) error {
 	return nil
 }
 
-// splitValue returns the id and the encoded event of an outbox value.
-func splitValue(v []byte) (id string, body []byte, err error) {
+// id is the assigned id of the event at sequence seq.
+func (b *Bolt) id(seq uint64) string {
+	return fmt.Sprintf("%s-%s-%016x", b.emitter, b.epoch, seq)
+}
+
+// splitValue returns the id and the encoded event of the outbox record
+// k → v. An empty stored id is the assigned one, made from k's sequence.
+func (b *Bolt) splitValue(k, v []byte) (id string, body []byte, err error) {
 	n, w := binary.Uvarint(v)
-	if w <= 0 || uint64(len(v)-w) < n {
+	if w <= 0 || uint64(len(v)-w) < n || len(k) != 8 {
 		return "", nil, errors.New("outbox: corrupt record")
+	}
+	if n == 0 {
+		return b.id(binary.BigEndian.Uint64(k)), v[w:], nil
 	}
 	return string(v[w : w+int(n)]), v[w+int(n):], nil
 }
@@ -155,7 +241,7 @@ func (b *Bolt) Pending(ctx context.Context, max int) ([]*auditv1.Event, error) {
 		}
 		c := bk.Cursor()
 		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
-			_, body, err := splitValue(v)
+			id, body, err := b.splitValue(k, v)
 			if err != nil {
 				return err
 			}
@@ -163,6 +249,7 @@ func (b *Bolt) Pending(ctx context.Context, max int) ([]*auditv1.Event, error) {
 			if err := proto.Unmarshal(body, ev); err != nil {
 				return fmt.Errorf("outbox: decode event: %w", err)
 			}
+			ev.Id = id
 			out = append(out, ev)
 		}
 		return nil
@@ -192,7 +279,7 @@ func (b *Bolt) Ack(ctx context.Context, ids []string) error {
 		found := 0
 		c := bk.Cursor()
 		for k, v := c.First(); k != nil && found < len(want); k, v = c.Next() {
-			id, _, err := splitValue(v)
+			id, _, err := b.splitValue(k, v)
 			if err != nil {
 				return err
 			}

@@ -44,9 +44,13 @@
 // so no event the audit service would refuse can block the outbox. Never
 // put a value, or anything derived from one, in an event. A db.Batch
 // function may run twice: Add is safe there (it does not change the event
-// passed in). For run resolution, commit the run record and its
-// run.resolve event together before any value is returned; if that fails,
-// return nothing. A store behind an interface takes the event as an
+// passed in). Add does its copying, validation and encoding inside the
+// transaction, where bbolt runs one writer at a time; on a hot path whose
+// event is known before the transaction, split it: ob.Prepare(ev) before
+// db.Batch (all that work, and every error of an invalid event), and
+// ob.AddPrepared(tx, p) inside it (a sequence number and one Put). For
+// run resolution, commit the run record and its run.resolve event
+// together before any value is returned; if that fails, return nothing. A store behind an interface takes the event as an
 // argument of the method that makes the change (Create(ctx, rec, ev)): its
 // bbolt implementation calls Add in its transaction; another
 // implementation keeps its own outbox and implements Source.

@@ -154,14 +154,38 @@ func (s *Store) OnCommit(fn func()) { s.ob.OnCommit(fn) }
 // error without a kind (internal: not the caller's fault), so that the
 // change rolls back.
 func (s *Store) addEvent(tx *bolt.Tx, ev *auditv1.Event) error {
-	if ev == nil {
-		return errors.New("boltstore: a change without its audit event")
+	p, err := s.prepareEvent(ev)
+	if err != nil {
+		return err
 	}
+	return s.addPrepared(tx, p)
+}
+
+// prepareEvent does addEvent's work that needs no transaction (copying,
+// validating and encoding ev: outbox.Bolt.Prepare), so that a caller
+// knowing its event beforehand does it before db.Batch and keeps the
+// batch's transaction short. Errors are addEvent's.
+func (s *Store) prepareEvent(ev *auditv1.Event) (*outbox.Prepared, error) {
+	if ev == nil {
+		return nil, errors.New("boltstore: a change without its audit event")
+	}
+	if s.noEvents {
+		return nil, nil
+	}
+	p, err := s.ob.Prepare(ev)
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: audit event %s: %v", ev.GetAction(), err)
+	}
+	return p, nil
+}
+
+// addPrepared adds an event from prepareEvent to the outbox within tx.
+func (s *Store) addPrepared(tx *bolt.Tx, p *outbox.Prepared) error {
 	if s.noEvents {
 		return nil
 	}
-	if err := s.ob.Add(tx, ev); err != nil {
-		return fmt.Errorf("boltstore: audit event %s: %v", ev.GetAction(), err)
+	if err := s.ob.AddPrepared(tx, p); err != nil {
+		return fmt.Errorf("boltstore: audit event: %v", err)
 	}
 	return nil
 }
@@ -171,7 +195,11 @@ func (s *Store) Record(ctx context.Context, ev *auditv1.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error { return s.addEvent(tx, ev) })
+	p, err := s.prepareEvent(ev)
+	if err != nil {
+		return err
+	}
+	return s.db.Batch(func(tx *bolt.Tx) error { return s.addPrepared(tx, p) })
 }
 
 // Close closes the database.
@@ -279,6 +307,10 @@ func (s *Store) Create(ctx context.Context, sec *secretstore.Secret, ev *auditv1
 	if err != nil {
 		return err
 	}
+	p, err := s.prepareEvent(ev)
+	if err != nil {
+		return err
+	}
 	return s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		if old := b.Get(k); old != nil {
@@ -291,7 +323,7 @@ func (s *Store) Create(ctx context.Context, sec *secretstore.Secret, ev *auditv1
 		if err := b.Put(k, v); err != nil {
 			return err
 		}
-		return s.addEvent(tx, ev)
+		return s.addPrepared(tx, p)
 	})
 }
 
