@@ -8,8 +8,10 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
@@ -18,6 +20,15 @@ import (
 // serviceConfig balances calls across every address of a backend. With one
 // address round_robin behaves like pick_first.
 const serviceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
+
+// reconnect retries a lost backend sooner than gRPC's default (1s base,
+// up to 120s): a restarted replica is usually back within a second, and
+// every call routed to it fails fast with Unavailable until it is
+// reconnected, so a long backoff turns a short restart into a long outage.
+var reconnect = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
+	MinConnectTimeout: 5 * time.Second,
+}
 
 // splitAddrs splits a comma-separated address list, dropping blanks.
 func splitAddrs(s string) []string {
@@ -62,6 +73,7 @@ func dialBackend(name string, addrs []string, creds credentials.TransportCredent
 		grpc.WithResolvers(r),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(serviceConfig),
+		grpc.WithConnectParams(reconnect),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", name, err)
