@@ -38,7 +38,11 @@ import (
 var (
 	duration = flag.Duration("duration", 3*time.Second, "how long each throughput measurement runs")
 	samples  = flag.Int("samples", 2000, "calls per latency measurement")
+	sections = flag.String("sections", "creates,latency,resolve,exec", "which measurements to run, comma-separated")
 )
+
+// want reports whether the section name was asked for with -sections.
+func want(name string) bool { return slices.Contains(strings.Split(*sections, ","), name) }
 
 func main() {
 	flag.Parse()
@@ -77,8 +81,13 @@ func run() error {
 	secrets := secretsv1.NewSecretServiceClient(conn)
 	ctx := harness.WithToken(context.Background(), token)
 
-	fmt.Println("\n== durable creates (ops/s) ==")
+	if want("creates") {
+		fmt.Println("\n== durable creates (ops/s) ==")
+	}
 	for _, clients := range []int{1, 64} {
+		if !want("creates") {
+			break
+		}
 		raw, err := rawBatch(filepath.Join(work, fmt.Sprintf("raw-%d.db", clients)), clients)
 		if err != nil {
 			return err
@@ -96,7 +105,7 @@ func run() error {
 	}
 
 	// 1,000 secrets for the list, and one to get.
-	for i := 0; i < 1000; i++ {
+	for i := 0; i < 1000 && want("latency"); i++ {
 		if _, err := secrets.CreateSecret(ctx, &secretsv1.CreateSecretRequest{
 			Parent: "teams/list", SecretId: fmt.Sprintf("L_%04d", i), Value: []byte("v-0123456789"),
 		}); err != nil {
@@ -110,11 +119,31 @@ func run() error {
 	}
 	defer stopEcho()
 
-	fmt.Println("\n== latency p50 (µs) ==")
 	echoP50 := latency(func() error {
 		_, err := echo.Check(context.Background(), &healthpb.HealthCheckRequest{})
 		return err
 	})
+	if err := benchLatency(sys, secrets, ctx, token, echoP50); err != nil {
+		return err
+	}
+	if want("resolve") {
+		if err := benchResolveRun(sys, conn, ctx, echo, echoP50, filepath.Join(work, "fsync.db")); err != nil {
+			return err
+		}
+	}
+	if want("exec") {
+		return benchExecRelay(sys, conn, ctx, work)
+	}
+	return nil
+}
+
+// benchLatency measures the p50 of a Get and a List of 1,000 over gRPC and
+// of a Get over REST, all through the gateway, beside the echo's.
+func benchLatency(sys *harness.System, secrets secretsv1.SecretServiceClient, ctx context.Context, token string, echoP50 time.Duration) error {
+	if !want("latency") {
+		return nil
+	}
+	fmt.Println("\n== latency p50 (µs) ==")
 	getP50 := latency(func() error {
 		_, err := secrets.GetSecret(ctx, &secretsv1.GetSecretRequest{Name: "teams/list/secrets/L_0001"})
 		return err
@@ -159,11 +188,7 @@ func run() error {
 	fmt.Printf("GetSecret via gateway, gRPC             %8.0f   %.2f× echo\n", us(getP50), float64(getP50)/float64(echoP50))
 	fmt.Printf("ListSecrets 1,000 via gateway, gRPC     %8.0f   %.2f× echo\n", us(listP50), float64(listP50)/float64(echoP50))
 	fmt.Printf("GetSecret via gateway, REST             %8.0f   %.2f× gRPC Get (target ≤ 1.5)\n", us(restP50), float64(restP50)/float64(getP50))
-
-	if err := benchResolveRun(sys, conn, ctx, echo, echoP50, filepath.Join(work, "fsync.db")); err != nil {
-		return err
-	}
-	return benchExecRelay(sys, conn, ctx, work)
+	return nil
 }
 
 // benchExecRelay measures `oz exec` end to end — the real binary, a real
@@ -309,12 +334,19 @@ func benchResolveRun(sys *harness.System, conn *grpc.ClientConn, userCtx context
 	if err != nil {
 		return err
 	}
+	cpuBefore := cpuByProcess()
 	resolveP50 := latency(resolve)
+	cpuAfter := cpuByProcess()
 	floor := 2*echoP50 + fsyncP50
 	fmt.Println("\n== ResolveRun, a run of 10 secrets, via the gateway ==")
 	fmt.Printf("one fsynced bbolt write p50 (µs)        %8.0f\n", us(fsyncP50))
 	fmt.Printf("ResolveRun p50 at 1 runner (µs)         %8.0f   %.2f× (2 echo + 1 write = %.0f µs; target ≤ 2)\n",
 		us(resolveP50), float64(resolveP50)/float64(floor), us(floor))
+	fmt.Printf("CPU per resolution at 1 runner (µs):    ")
+	for _, name := range []string{"ozgateway", "ozresolverd", "ozsecretstored", "ozauditd"} {
+		fmt.Printf(" %s %.0f", name, us(cpuAfter[name]-cpuBefore[name])/float64(*samples))
+	}
+	fmt.Println()
 	echoTput := throughput(64, func() error {
 		_, err := echo.Check(context.Background(), &healthpb.HealthCheckRequest{})
 		return err
@@ -469,4 +501,33 @@ func echoServer(sys *harness.System) (healthpb.HealthClient, func(), error) {
 		return nil, nil, err
 	}
 	return healthpb.NewHealthClient(conn), func() { conn.Close(); srv.Stop() }, nil
+}
+
+// cpuByProcess sums the CPU time (user and system) used so far by the
+// processes of each command name, from /proc: where a resolution's time
+// goes, by service.
+func cpuByProcess() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid … utime(14) stime(15), in clock ticks.
+		open, closing := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		comm := string(stat[open+1 : closing])
+		f := strings.Fields(string(stat[closing+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		var ut, st int64
+		fmt.Sscan(f[11], &ut)
+		fmt.Sscan(f[12], &st)
+		out[comm] += time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+	}
+	return out
 }

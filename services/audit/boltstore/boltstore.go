@@ -36,6 +36,7 @@ import (
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/audit/chain"
+	"github.com/ozsecrets/oz/services/internal/groupcommit"
 )
 
 // Buckets, declared once and all created by Open.
@@ -56,15 +57,15 @@ var (
 type Options struct {
 	// Timeout bounds the wait for the file lock. Default 5s.
 	Timeout time.Duration
-	// MaxBatchDelay is how long an append waits for others to join its
-	// transaction. Default 1ms (see secretstore's boltstore for why).
-	MaxBatchDelay time.Duration
 }
 
 // Store is an audit.Store over one bbolt file. It is safe for concurrent
 // use.
 type Store struct {
 	db *bolt.DB
+	// commit groups concurrent appends into one transaction and fsync
+	// without holding a lone append back (DB.Batch would, for its delay).
+	commit *groupcommit.Committer
 }
 
 var _ audit.Store = (*Store)(nil)
@@ -87,10 +88,6 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = time.Millisecond
-	if o.MaxBatchDelay > 0 {
-		db.MaxBatchDelay = o.MaxBatchDelay
-	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -110,7 +107,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, commit: groupcommit.New(db)}, nil
 }
 
 // Close closes the database.
@@ -156,7 +153,7 @@ func (s *Store) Append(ctx context.Context, events []*auditv1.Event, now time.Ti
 	}
 	appendTime := timestamppb.New(now)
 	var res audit.AppendResult
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.commit.Do(func(tx *bolt.Tx) error {
 		var r audit.AppendResult
 		evb, idb, hb := tx.Bucket(bucketEvents), tx.Bucket(bucketIDs), tx.Bucket(bucketHeads)
 		heads := make(map[string]chain.Head)

@@ -131,6 +131,7 @@ const (
 	DefaultMaxBackoff    = 10 * time.Second
 	DefaultPollInterval  = 5 * time.Second
 	DefaultCallTimeout   = 10 * time.Second
+	DefaultLinger        = 10 * time.Millisecond
 )
 
 // Config configures a Shipper.
@@ -153,7 +154,13 @@ type Config struct {
 	PollInterval time.Duration
 	// CallTimeout bounds one AppendEvents call.
 	CallTimeout time.Duration
-	Logger      *slog.Logger
+	// Linger is how long the shipper waits, once woken, for more events
+	// to join the batch. Without it a service committing a few hundred
+	// lone writes a second (run resolutions one by one) would make as
+	// many AppendEvents calls, audit commits and outbox deletions, each
+	// with its fsync; 10ms of delivery lag makes them one. Negative: none.
+	Linger time.Duration
+	Logger *slog.Logger
 	// Registerer receives the metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
 	// Now is the clock of the lag metrics; time.Now when nil.
@@ -201,6 +208,9 @@ func New(cfg Config) *Shipper {
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = DefaultLinger
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -259,7 +269,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	defer poll.Stop()
 	var backoff time.Duration
 	for {
-		n, err := s.shipOnce(ctx)
+		_, more, err := s.shipOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -271,14 +281,19 @@ func (s *Shipper) Run(ctx context.Context) error {
 			if !sleep(ctx, backoff) {
 				return nil
 			}
-		case n > 0:
-			backoff = 0 // more may be waiting: go on at once
+		case more:
+			backoff = 0 // a full batch: more may be waiting, go on at once
 		default:
+			// The outbox was emptied (up to what was committed during the
+			// delivery, whose Notify is already waiting in s.wake).
 			backoff = 0
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-s.wake:
+				if s.cfg.Linger > 0 && !sleep(ctx, s.cfg.Linger) {
+					return nil
+				}
 			case <-poll.C:
 			}
 		}
@@ -289,7 +304,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 // ctx's). Use it at shutdown with a deadline, after Run has returned.
 func (s *Shipper) Flush(ctx context.Context) error {
 	for {
-		n, err := s.shipOnce(ctx)
+		n, _, err := s.shipOnce(ctx)
 		if err != nil {
 			return err
 		}
@@ -300,26 +315,30 @@ func (s *Shipper) Flush(ctx context.Context) error {
 }
 
 // shipOnce delivers one batch: it returns how many events were delivered
-// (0 when the outbox is empty).
-func (s *Shipper) shipOnce(ctx context.Context) (int, error) {
+// (0 when the outbox is empty), and whether more may be waiting (the batch
+// was full, or cut to MaxBatchBytes).
+func (s *Shipper) shipOnce(ctx context.Context) (n int, more bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	evs, err := s.cfg.Source.Pending(ctx, s.cfg.BatchSize)
 	if err != nil {
-		return 0, s.fail(fmt.Errorf("read the outbox: %w", err))
+		return 0, false, s.fail(fmt.Errorf("read the outbox: %w", err))
 	}
 	s.observeBacklog(ctx, evs)
 	if len(evs) == 0 {
 		s.recovered()
-		return 0, nil
+		return 0, false, nil
 	}
-	evs = s.cut(evs)
+	more = len(evs) >= s.cfg.BatchSize
+	if cut := s.cut(evs); len(cut) < len(evs) {
+		evs, more = cut, true
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	resp, err := s.cfg.Client.AppendEvents(cctx, &internalapiv1.AppendEventsRequest{Events: evs})
 	cancel()
 	if err != nil {
 		s.failures.Inc()
-		return 0, s.fail(fmt.Errorf("deliver %d audit events: %w", len(evs), err))
+		return 0, false, s.fail(fmt.Errorf("deliver %d audit events: %w", len(evs), err))
 	}
 	ids := make([]string, len(evs))
 	for i, ev := range evs {
@@ -328,7 +347,7 @@ func (s *Shipper) shipOnce(ctx context.Context) (int, error) {
 	if err := s.cfg.Source.Ack(ctx, ids); err != nil {
 		// Delivered but still in the outbox: the next attempt delivers
 		// them again, and the audit service skips them as duplicates.
-		return 0, s.fail(fmt.Errorf("delete %d delivered audit events from the outbox: %w", len(ids), err))
+		return 0, false, s.fail(fmt.Errorf("delete %d delivered audit events from the outbox: %w", len(ids), err))
 	}
 	now := s.cfg.Now()
 	for _, ev := range evs {
@@ -338,7 +357,7 @@ func (s *Shipper) shipOnce(ctx context.Context) (int, error) {
 	s.recovered()
 	s.log.DebugContext(ctx, "audit events delivered", "emitter", s.cfg.Emitter, "events", len(evs),
 		"appended", resp.GetAppended(), "duplicates", resp.GetDuplicates())
-	return len(evs), nil
+	return len(evs), more, nil
 }
 
 // cut keeps the longest prefix of evs within MaxBatchBytes (at least one

@@ -17,6 +17,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/groupcommit"
 	"github.com/ozsecrets/oz/services/resolver"
 )
 
@@ -38,6 +39,10 @@ var (
 // Store is a resolver.Store on a bbolt file. It is safe for concurrent use.
 type Store struct {
 	db *bolt.DB
+	// commit groups concurrent writes into one transaction and fsync
+	// without holding a lone write back (DB.Batch would, for its delay:
+	// a run resolution is usually a lone write).
+	commit *groupcommit.Committer
 }
 
 var _ resolver.Store = (*Store)(nil)
@@ -78,17 +83,8 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	// bbolt's default 10ms batch delay would hold every lone write (a run
-	// resolution, a token revocation) for 10ms; 1ms keeps most of the
-	// grouping under load, as in the secretstore (see its
-	// DefaultMaxBatchDelay).
-	db.MaxBatchDelay = MaxBatchDelay
-	return &Store{db: db}, nil
+	return &Store{db: db, commit: groupcommit.New(db)}, nil
 }
-
-// MaxBatchDelay is how long a write waits for others to share its
-// transaction and fsync.
-const MaxBatchDelay = time.Millisecond
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
@@ -154,7 +150,7 @@ func (s *Store) Apply(ctx context.Context, conds []resolver.Cond, writes []resol
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.commit.Do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
 		for i, c := range conds {
 			if !c.Holds(b.Get([]byte(c.Key))) {

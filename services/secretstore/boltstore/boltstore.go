@@ -32,6 +32,7 @@ import (
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/groupcommit"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
@@ -56,28 +57,16 @@ type Options struct {
 	// Timeout bounds the wait for the file lock (another process holding
 	// the database). Default 5s.
 	Timeout time.Duration
-	// MaxBatchDelay is how long a write waits for others to join its
-	// transaction (bbolt's DB.MaxBatchDelay). Default DefaultMaxBatchDelay.
-	MaxBatchDelay time.Duration
-	// MaxBatchSize is the most writes one transaction takes (bbolt's
-	// DB.MaxBatchSize). Default bbolt's (1000).
-	MaxBatchSize int
 }
-
-// DefaultMaxBatchDelay is much shorter than bbolt's 10ms. A batch starts
-// when its delay expires or it holds MaxBatchSize writes; with fewer
-// concurrent writers than that (the usual case), every write waits the whole
-// delay: a lone writer (one person creating a secret) would wait 10ms, and
-// 64 writers would commit at most 64 writes per 10ms. One fsync takes
-// about a millisecond on a local disk, and the next batch gathers while it
-// runs, so 1ms keeps most of the grouping (see BenchmarkCreate).
-const DefaultMaxBatchDelay = time.Millisecond
 
 // Store is a secretstore.Store over one bbolt file. It is safe for
 // concurrent use.
 type Store struct {
 	db *bolt.DB
-	ob *outbox.Bolt
+	// commit groups concurrent writes into one transaction and fsync
+	// without holding a lone write back (DB.Batch would, for its delay).
+	commit *groupcommit.Committer
+	ob     *outbox.Bolt
 	// noEvents skips the outbox writes. It exists for BenchmarkCreate's
 	// comparison of creates with and without auditing, and is never set
 	// anywhere else.
@@ -108,13 +97,6 @@ func Open(path string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = DefaultMaxBatchDelay
-	if o.MaxBatchDelay > 0 {
-		db.MaxBatchDelay = o.MaxBatchDelay
-	}
-	if o.MaxBatchSize > 0 {
-		db.MaxBatchSize = o.MaxBatchSize
-	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -139,7 +121,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return &Store{db: db, ob: ob}, nil
+	return &Store{db: db, commit: groupcommit.New(db), ob: ob}, nil
 }
 
 // Outbox implements secretstore.Store: the audit outbox in the same file
@@ -199,7 +181,7 @@ func (s *Store) Record(ctx context.Context, ev *auditv1.Event) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error { return s.addPrepared(tx, p) })
+	return s.commit.Do(func(tx *bolt.Tx) error { return s.addPrepared(tx, p) })
 }
 
 // Close closes the database.
@@ -311,7 +293,7 @@ func (s *Store) Create(ctx context.Context, sec *secretstore.Secret, ev *auditv1
 	if err != nil {
 		return err
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.commit.Do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		if old := b.Get(k); old != nil {
 			existing := "another secret"
@@ -452,7 +434,7 @@ func (s *Store) Update(ctx context.Context, owner secretstore.Owner, name string
 	}
 	k := key(owner, name)
 	var out *secretstore.Secret
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.commit.Do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		v := b.Get(k)
 		if v == nil {
@@ -497,7 +479,7 @@ func (s *Store) Delete(ctx context.Context, owner secretstore.Owner, name string
 		return err
 	}
 	k := key(owner, name)
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.commit.Do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSecrets)
 		v := b.Get(k)
 		if v == nil {
