@@ -13,13 +13,17 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
+	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 )
 
-// serviceConfig balances calls across every address of a backend. With one
-// address round_robin behaves like pick_first.
-const serviceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
+// serviceConfig balances calls across every address of a backend (with one
+// address round_robin behaves like pick_first), and checks each address's
+// grpc.health.v1 status on a watch stream: a replica that reports
+// NOT_SERVING (starting, or draining at shutdown) gets no calls until it
+// serves again, and a replica that is down gets none while it reconnects.
+const serviceConfig = `{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`
 
 // reconnect retries a lost backend sooner than gRPC's default (1s base,
 // up to 120s): a restarted replica is usually back within a second, and
@@ -44,8 +48,9 @@ func splitAddrs(s string) []string {
 // dialBackend returns a client connection to the backend name, listening on
 // addrs ("host:port" each). The connection is lazy: nothing is
 // dialled until the first call, so a backend that is down at start only
-// fails the calls routed to it (with Unavailable).
-func dialBackend(name string, addrs []string, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
+// fails the calls routed to it (with Unavailable). opts come after the
+// defaults (tracing.DialOption).
+func dialBackend(name string, addrs []string, creds credentials.TransportCredentials, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	var endpoints []resolver.Endpoint
 	for _, a := range addrs {
 		host, _, err := net.SplitHostPort(a)
@@ -69,12 +74,12 @@ func dialBackend(name string, addrs []string, creds credentials.TransportCredent
 	// private to the connection, so the scheme need not be unique.
 	r := manual.NewBuilderWithScheme("oz-backend")
 	r.InitialState(resolver.State{Endpoints: endpoints})
-	conn, err := grpc.NewClient(r.Scheme()+":///"+name,
+	conn, err := grpc.NewClient(r.Scheme()+":///"+name, append([]grpc.DialOption{
 		grpc.WithResolvers(r),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithConnectParams(reconnect),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", name, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -432,6 +433,52 @@ func TestGRPCBalancesAcrossAddresses(t *testing.T) {
 		if _, err := client.GetSecret(outgoing(t.Context()), &secretsv1.GetSecretRequest{Name: "teams/a/secrets/X"}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A replica whose health service says NOT_SERVING (starting, or draining
+// at shutdown) gets no calls; once it serves again it gets its share.
+func TestGRPCSkipsUnhealthyReplicas(t *testing.T) {
+	pki := edgetest.NewPKI(t)
+	var backends [2]*backend
+	var healths [2]*health.Server
+	var addrs []string
+	for i := range backends {
+		backends[i], healths[i] = &backend{}, health.NewServer()
+		addrs = append(addrs, edgetest.StartBackend(t, pki, func(s *grpc.Server) {
+			secretsv1.RegisterSecretServiceServer(s, secretService{})
+			healthpb.RegisterHealthServer(s, healths[i])
+		}, grpc.UnaryInterceptor(backends[i].intercept)))
+	}
+	healths[1].SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	resolverAddr := edgetest.StartBackend(t, pki, func(s *grpc.Server) {
+		scopev1.RegisterDirectoryServiceServer(s, directoryService{})
+	})
+	gw := edgetest.StartGateway(t, pki, edge.Config{Backends: map[string]string{
+		edge.SecretStore: addrs[0] + "," + addrs[1],
+		edge.Resolver:    resolverAddr,
+	}})
+	client := secretsv1.NewSecretServiceClient(gw.Dial(t))
+	get := func() {
+		t.Helper()
+		if _, err := client.GetSecret(outgoing(t.Context()), &secretsv1.GetSecretRequest{Name: "teams/a/secrets/X"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 50 {
+		get()
+	}
+	if n0, n1 := len(backends[0].recorded()), len(backends[1].recorded()); n0 != 50 || n1 != 0 {
+		t.Fatalf("with replica 1 NOT_SERVING: calls %d and %d, want 50 and 0", n0, n1)
+	}
+
+	healths[1].SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(backends[1].recorded()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("replica 1 got no calls within 10s of serving again")
+		}
+		get()
 	}
 }
 

@@ -192,7 +192,11 @@ func forwardMetadata(ctx context.Context, in metadata.MD) metadata.MD {
 		switch k {
 		case "content-type", "user-agent", "te", "grpc-timeout",
 			"grpc-encoding", "grpc-accept-encoding",
-			requestIDKey, "x-forwarded-for":
+			requestIDKey, "x-forwarded-for",
+			// The caller's trace context is not trusted (see
+			// Config.TracerProvider): backends continue the gateway's trace,
+			// or start their own.
+			"traceparent", "tracestate":
 			continue
 		}
 		out[k] = append([]string(nil), v...)

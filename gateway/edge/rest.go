@@ -17,6 +17,7 @@ import (
 	// types are linked into the gateway.
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
 
+	"github.com/ozsecrets/oz/gateway/internal/tracing"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
@@ -76,6 +77,7 @@ func newRESTMux(conns map[string]*grpc.ClientConn) (*runtime.ServeMux, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMetadata(restMetadata),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithMiddlewares(traceRoute),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{
 				MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
@@ -105,6 +107,17 @@ func newRESTMux(conns map[string]*grpc.ClientConn) (*runtime.ServeMux, error) {
 	return mux, nil
 }
 
+// traceRoute names the request's span (if traced) after the route that
+// matched, once grpc-gateway has matched it.
+func traceRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if pattern, ok := runtime.HTTPPattern(r.Context()); ok {
+			tracing.SetRoute(r.Context(), r.Method, pattern.String())
+		}
+		next(w, r, params)
+	}
+}
+
 // restMetadata is added to every REST call. grpc-gateway lets these values
 // replace any the request headers produced under the same keys, so a caller
 // cannot claim another client or request id through a header.
@@ -132,7 +145,8 @@ func (s *Server) newHTTPMux(rest *runtime.ServeMux) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /openapi.json", s.serveOpenAPI)
-	mux.Handle("/v1/", noStore(observeREST(s.cfg.ObserveREST, s.cfg.MaxRequestBytes, limitBody(rest, s.cfg.MaxRequestBytes))))
+	mux.Handle("/v1/", tracing.HTTPHandler(s.cfg.TracerProvider,
+		noStore(observeREST(s.cfg.ObserveREST, s.cfg.MaxRequestBytes, limitBody(rest, s.cfg.MaxRequestBytes)))))
 	if s.cfg.WebApp != nil {
 		mux.Handle("/", s.cfg.WebApp)
 	} else {

@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // accept callers' compressed messages
@@ -34,6 +35,7 @@ import (
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 
+	"github.com/ozsecrets/oz/gateway/internal/tracing"
 	"github.com/ozsecrets/oz/gateway/openapi"
 )
 
@@ -84,6 +86,13 @@ type Config struct {
 	// ShutdownTimeout bounds how long Serve waits for calls in flight once
 	// its context is cancelled. Zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+
+	// TracerProvider, when set and not a no-op (tracing.Setup), traces
+	// native gRPC calls and REST requests (under /v1/) with a server span
+	// each, the root of a new trace, and the calls to the backends with a
+	// client span each, whose context the backends continue. Spans never
+	// hold bodies, headers or query strings.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the gateway. Create it with New, run it with Serve, and release
@@ -137,7 +146,7 @@ func New(cfg Config) (*Server, error) {
 		if len(addrs) == 0 {
 			continue // calls routed to it fail with Unavailable
 		}
-		conn, err := dialBackend(name, addrs, creds)
+		conn, err := dialBackend(name, addrs, creds, tracing.DialOption(cfg.TracerProvider))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("edge: %w", err)
@@ -151,6 +160,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.ForceServerCodecV2(p.codec),
 		grpc.StreamInterceptor(s.streamInterceptor),
 		grpc.UnaryInterceptor(s.unaryInterceptor),
+		tracing.ServerOption(cfg.TracerProvider),
 	)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) // until Serve

@@ -2,7 +2,9 @@
 // secrets, serving native gRPC, REST and the web app on one TLS listener.
 //
 // Every flag can also be set by the environment variable named in its help.
-// Logs are JSON on stderr.
+// Logs are JSON on stderr. With --trace-exporter stdout or otlp
+// (--trace-endpoint HOST:PORT, --trace-insecure) it traces every gRPC call
+// and REST request, and the backends continue its traces; off by default.
 package main
 
 import (
@@ -16,8 +18,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ozsecrets/oz/gateway/edge"
+	"github.com/ozsecrets/oz/gateway/internal/tracing"
 	"github.com/ozsecrets/oz/gateway/web"
 )
 
@@ -36,6 +40,7 @@ type options struct {
 	listen                            string
 	tlsCert, tlsKey, tlsCA            string
 	secretstore, resolver, auditAddrs string
+	trace                             tracing.Config
 }
 
 // parseFlags reads the flags from args, each defaulting to its environment
@@ -57,11 +62,16 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	str(&o.secretstore, "secretstore-addr", "OZ_SECRETSTORE_ADDR", "", "secretstore address(es), host:port, comma-separated")
 	str(&o.resolver, "resolver-addr", "OZ_RESOLVER_ADDR", "", "resolver address(es), host:port, comma-separated")
 	str(&o.auditAddrs, "audit-addr", "OZ_AUDIT_ADDR", "", "audit address(es), host:port, comma-separated (optional)")
+	traceFlags := tracing.Register(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if o.trace, err = traceFlags.Config(); err != nil {
+		return options{}, err
 	}
 	for _, req := range []struct{ flag, val string }{
 		{"tls-cert", o.tlsCert}, {"tls-key", o.tlsKey}, {"tls-ca", o.tlsCA},
@@ -88,6 +98,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	tp, stopTracing, err := tracing.Setup(ctx, o.trace, "ozgateway")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: spans not exported", "err", err.Error())
+		}
+	}()
 	app, err := web.New()
 	if err != nil {
 		return err
@@ -100,8 +121,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			edge.Resolver:    o.resolver,
 			edge.Audit:       o.auditAddrs,
 		},
-		Logger: log,
-		WebApp: app,
+		Logger:         log,
+		WebApp:         app,
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return err

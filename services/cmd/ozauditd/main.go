@@ -11,10 +11,16 @@
 //   - oz.internalapi.v1.AuditIngestService to the secretstore, resolver and
 //     gateway certificates: AppendEvents, which their outbox shippers call.
 //
-// The log is a bbolt file, <data-dir>/audit.db by default. With
+// The log is a bbolt file, <data-dir>/audit.db by default (or --db), or,
+// with --store etcd:ENDPOINT[,…], lives in an etcd cluster under
+// /oz/audit/, which several replicas of ozauditd share: each advances a
+// chain's head by compare-and-swap, so none forks it (package storeflag
+// has the flags, package audit/etcdstore the layout). With
 // --metrics-listen it also serves Prometheus metrics over plain HTTP at
 // /metrics: off by default, since the port is unauthenticated; bind it to
-// loopback or a private network.
+// loopback or a private network. With --trace-exporter stdout or otlp
+// (--trace-endpoint, --trace-insecure) it traces every call it serves and
+// makes; off by default.
 //
 // Every flag has an OZ_… environment variable; the flag wins.
 // Exit codes: 0 success, 1 failure, 2 bad usage.
@@ -41,11 +47,14 @@ import (
 
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/audit/boltstore"
+	"github.com/ozsecrets/oz/services/audit/etcdstore"
 	"github.com/ozsecrets/oz/services/audit/grpcapi"
 	"github.com/ozsecrets/oz/services/audit/inventory"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
+	"github.com/ozsecrets/oz/services/internal/storeflag"
+	"github.com/ozsecrets/oz/services/internal/tracing"
 )
 
 func main() {
@@ -71,12 +80,15 @@ type usageError struct{ error }
 type config struct {
 	listen          string
 	dataDir         string
-	db              string
+	db              string            // the bbolt file, when etcd is nil
+	etcd            *storeflag.Config // --store etcd:…; nil: the bbolt file db
 	tlsCert, tlsKey string
 	tlsCA           string
 	resolverAddr    string
 	secretstoreAddr string
 	metricsListen   string
+	trace           tracing.Config
+	healthListen    string
 }
 
 // parse reads flags, with defaults from the environment, and fills in the
@@ -93,13 +105,16 @@ func parse(args []string, lookup func(string) (string, bool), stderr io.Writer) 
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", env("OZ_AUDIT_LISTEN", "127.0.0.1:7452"), "address to serve on (OZ_AUDIT_LISTEN)")
 	fs.StringVar(&c.dataDir, "data-dir", env("OZ_DATA_DIR", ".oz"), "data directory (OZ_DATA_DIR)")
-	fs.StringVar(&c.db, "db", env("OZ_AUDIT_DB", ""), "bbolt database file (OZ_AUDIT_DB; default <data-dir>/audit.db)")
+	fs.StringVar(&c.db, "db", env("OZ_AUDIT_DB", ""), "bbolt database file, when there is no --store (OZ_AUDIT_DB; default <data-dir>/audit.db)")
+	storeFlags := storeflag.Register(fs, func(key string) string { return env(key, "") })
 	fs.StringVar(&c.tlsCert, "tls-cert", env("OZ_AUDIT_TLS_CERT", ""), "certificate (OZ_AUDIT_TLS_CERT; default <data-dir>/pki/audit.pem)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("OZ_AUDIT_TLS_KEY", ""), "certificate key (OZ_AUDIT_TLS_KEY; default <data-dir>/pki/audit-key.pem)")
 	fs.StringVar(&c.tlsCA, "tls-ca", env("OZ_TLS_CA", ""), "CA bundle (OZ_TLS_CA; default <data-dir>/pki/ca.pem)")
 	fs.StringVar(&c.resolverAddr, "resolver-addr", env("OZ_RESOLVER_ADDR", "127.0.0.1:7451"), "resolver address(es), for authenticating tokens and access reviews (OZ_RESOLVER_ADDR)")
 	fs.StringVar(&c.secretstoreAddr, "secretstore-addr", env("OZ_SECRETSTORE_ADDR", "127.0.0.1:7450"), "secretstore address(es), for access reviews (OZ_SECRETSTORE_ADDR)")
+	traceFlags := tracing.Register(fs, func(key string) string { return env(key, "") })
 	fs.StringVar(&c.metricsListen, "metrics-listen", env("OZ_AUDIT_METRICS_LISTEN", ""), "serve Prometheus metrics over plain HTTP at http://ADDR/metrics; empty: off (OZ_AUDIT_METRICS_LISTEN)")
+	fs.StringVar(&c.healthListen, "health-listen", env("OZ_HEALTH_LISTEN", ""), server.HealthListenUsage)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage:
   ozauditd [flags]   serve AuditService and, to the other services, AuditIngestService
@@ -119,9 +134,18 @@ Flags:
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
+	var err error
+	if c.trace, err = traceFlags.Config(); err != nil {
+		return nil, usageError{err}
+	}
 	dir := pki.Dir(filepath.Join(c.dataDir, "pki"))
-	if c.db == "" {
-		c.db = filepath.Join(c.dataDir, "audit.db")
+	store, err := storeFlags.Config(c.db, filepath.Join(c.dataDir, "audit.db"))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	c.db = store.Path
+	if store.Kind == storeflag.Etcd {
+		c.etcd = &store
 	}
 	if c.tlsCert == "" {
 		c.tlsCert = dir.For("audit").Cert
@@ -150,11 +174,40 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	return serve(ctx, c, log, ready)
 }
 
-func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) error {
-	if err := os.MkdirAll(filepath.Dir(c.db), 0o700); err != nil {
-		return fmt.Errorf("create database directory: %w", err)
+// closingStore is an audit.Store to close after use.
+type closingStore interface {
+	audit.Store
+	Close() error
+}
+
+// openStore opens the log where c says: the bbolt file c.db (creating its
+// directory), or the audit service's namespace in the etcd cluster c.etcd.
+func openStore(ctx context.Context, c *config, log *slog.Logger) (closingStore, error) {
+	if c.etcd == nil {
+		log.Info("store", "kind", storeflag.Bolt.String(), "store", "bolt:"+c.db)
+		if err := os.MkdirAll(filepath.Dir(c.db), 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+		s, err := boltstore.Open(c.db, nil)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
-	store, err := boltstore.Open(c.db, nil)
+	log.Info("store", "kind", c.etcd.Kind.String(), "store", c.etcd.String())
+	cfg, err := c.etcd.EtcdClient(log)
+	if err != nil {
+		return nil, err
+	}
+	s, err := etcdstore.Open(ctx, cfg, etcdstore.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) error {
+	store, err := openStore(ctx, c, log)
 	if err != nil {
 		return err
 	}
@@ -169,13 +222,24 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) 
 	if err != nil {
 		return fmt.Errorf("client TLS: %w", err)
 	}
-	resolver, err := server.Dial(c.resolverAddr, clientTLS)
+	tp, stopTracing, err := tracing.Setup(ctx, c.trace, "ozauditd")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: spans not exported", "err", err.Error())
+		}
+	}()
+	resolver, err := server.Dial(c.resolverAddr, clientTLS, tracing.DialOption(tp))
 	if err != nil {
 		return fmt.Errorf("resolver client: %w", err)
 	}
 	defer resolver.Close()
 	// Dialing is lazy: the secretstore may start after the audit service.
-	secretstore, err := server.Dial(c.secretstoreAddr, clientTLS)
+	secretstore, err := server.Dial(c.secretstoreAddr, clientTLS, tracing.DialOption(tp))
 	if err != nil {
 		return fmt.Errorf("secretstore client: %w", err)
 	}
@@ -188,12 +252,13 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) 
 		Inventory: inventory.New(secretstore, resolver),
 	})
 	srv := server.New(server.Config{
-		Name:    "audit",
-		TLS:     serverTLS,
-		Rules:   grpcapi.Rules,
-		Auth:    auth.NewCache(auth.NewRemote(resolver)),
-		Logger:  log,
-		Metrics: reg,
+		Name:           "audit",
+		TLS:            serverTLS,
+		Rules:          grpcapi.Rules,
+		Auth:           auth.NewCache(auth.NewRemote(resolver)),
+		Logger:         log,
+		Metrics:        reg,
+		TracerProvider: tp,
 	})
 	grpcapi.Register(srv, svc)
 
@@ -218,10 +283,18 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) 
 		go func() { metricsDone <- metrics.Serve(mlis) }()
 		log.Info("metrics", "addr", "http://"+mlis.Addr().String()+"/metrics")
 	}
+	if c.healthListen != "" {
+		stopHealth, err := srv.ServeHealth(c.healthListen, log)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer stopHealth()
+	}
 	if ready != nil {
 		ready(a)
 	}
-	log.Info("audit starting", "db", c.db, "resolver", c.resolverAddr, "secretstore", c.secretstoreAddr)
+	log.Info("audit starting", "resolver", c.resolverAddr, "secretstore", c.secretstoreAddr)
 	serveErr := srv.Serve(ctx, lis)
 	if metrics != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

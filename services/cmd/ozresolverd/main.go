@@ -22,6 +22,10 @@
 // and delivery lag among them) over plain HTTP at /metrics: off by
 // default, since the port is unauthenticated.
 //
+// With --trace-exporter stdout or otlp (--trace-endpoint HOST:PORT,
+// --trace-insecure) it traces every call it serves and makes, with a child
+// span per store call (package tracing); off by default.
+//
 // Every flag has an OZ_… environment variable; logs are JSON on stderr and
 // never contain a token.
 package main
@@ -50,6 +54,7 @@ import (
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
+	"github.com/ozsecrets/oz/services/internal/tracing"
 	"github.com/ozsecrets/oz/services/resolver"
 	"github.com/ozsecrets/oz/services/resolver/boltstore"
 	"github.com/ozsecrets/oz/services/resolver/grpcapi"
@@ -82,6 +87,8 @@ type config struct {
 	secretstoreAddr        string
 	auditAddr              string
 	metricsListen          string
+	healthListen           string
+	trace                  tracing.Config
 }
 
 // flushTimeout bounds the delivery of the outbox's last events at
@@ -105,13 +112,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("client tls: %w", err)
 	}
+	tp, stopTracing, err := tracing.Setup(ctx, c.trace, "ozresolverd")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: spans not exported", "err", err.Error())
+		}
+	}()
 	// Dialing is lazy: the secretstore may start after the resolver.
-	secretstore, err := server.Dial(c.secretstoreAddr, clientTLS)
+	secretstore, err := server.Dial(c.secretstoreAddr, clientTLS, tracing.DialOption(tp))
 	if err != nil {
 		return fmt.Errorf("secretstore client: %w", err)
 	}
 	defer secretstore.Close()
-	auditConn, err := server.Dial(c.auditAddr, clientTLS)
+	auditConn, err := server.Dial(c.auditAddr, clientTLS, tracing.DialOption(tp))
 	if err != nil {
 		return fmt.Errorf("audit client: %w", err)
 	}
@@ -121,7 +139,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer store.Close()
-	dir := resolver.NewDirectory(store, time.Now)
+	dir := resolver.NewDirectory(resolver.TraceStore(store, tp), time.Now)
 
 	// The audit shipper runs from before the first event (a bootstrap)
 	// until serving has stopped.
@@ -158,7 +176,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	srv := server.New(server.Config{
 		Name: "resolver", TLS: tlsCfg, Rules: grpcapi.Rules, Auth: dir, Logger: log,
-		OnDenied: grpcapi.OnDenied(dir, log), Metrics: reg,
+		OnDenied: grpcapi.OnDenied(dir, log), Metrics: reg, TracerProvider: tp,
 	})
 	grpcapi.Register(srv, dir)
 	grpcapi.RegisterRuns(srv, resolver.NewRuns(dir, grpcapi.NewSealer(secretstore)))
@@ -173,6 +191,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		defer stopMetrics()
+	}
+	if c.healthListen != "" {
+		stopHealth, err := srv.ServeHealth(c.healthListen, log)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer stopHealth()
 	}
 	return srv.Serve(ctx, lis)
 }
@@ -215,6 +241,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	fs.StringVar(&c.dataDir, "data-dir", env("OZ_DATA_DIR", ".oz"), "data directory (OZ_DATA_DIR)")
 	fs.StringVar(&db, "db", getenv("OZ_RESOLVER_DB"), "bbolt database file, when there is no --store (OZ_RESOLVER_DB; default <data-dir>/resolver.db)")
 	storeFlags := storeflag.Register(fs, getenv)
+	traceFlags := tracing.Register(fs, getenv)
 	fs.StringVar(&c.tlsCert, "tls-cert", getenv("OZ_RESOLVER_TLS_CERT"), "certificate (OZ_RESOLVER_TLS_CERT; default <data-dir>/pki/resolver.pem)")
 	fs.StringVar(&c.tlsKey, "tls-key", getenv("OZ_RESOLVER_TLS_KEY"), "private key (OZ_RESOLVER_TLS_KEY; default <data-dir>/pki/resolver-key.pem)")
 	fs.StringVar(&c.tlsCA, "tls-ca", getenv("OZ_TLS_CA"), "CA bundle for client certificates (OZ_TLS_CA; default <data-dir>/pki/ca.pem)")
@@ -226,6 +253,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		"audit service address(es), to deliver audit events to, dialed by mutual TLS with --tls-cert (OZ_AUDIT_ADDR)")
 	fs.StringVar(&c.metricsListen, "metrics-listen", getenv("OZ_RESOLVER_METRICS_LISTEN"),
 		"serve Prometheus metrics over plain HTTP at http://ADDR/metrics; empty: off (OZ_RESOLVER_METRICS_LISTEN)")
+	fs.StringVar(&c.healthListen, "health-listen", getenv("OZ_HEALTH_LISTEN"), server.HealthListenUsage)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage:\n  ozresolverd [flags]\n  ozresolverd bootstrap --user NAME [--store …]   (print a new system-admin token)\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -241,6 +269,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	var err error
 	if c.store, err = storeFlags.Config(db, filepath.Join(c.dataDir, "resolver.db")); err != nil {
+		fmt.Fprintln(stderr, err)
+		return c, errUsage
+	}
+	if c.trace, err = traceFlags.Config(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return c, errUsage
 	}

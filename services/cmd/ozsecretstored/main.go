@@ -23,7 +23,9 @@
 // `keyring rewrap` wait in the outbox for the next serve. With
 // --metrics-listen it also serves Prometheus metrics (the outbox's backlog
 // and delivery lag among them) over plain HTTP at /metrics: off by
-// default, since the port is unauthenticated.
+// default, since the port is unauthenticated. With --trace-exporter stdout
+// or otlp (--trace-endpoint, --trace-insecure) it traces every call it
+// serves and makes, with a child span per store call; off by default.
 //
 //	ozsecretstored [flags]                 serve
 //	ozsecretstored keyring generate [flags] write a new keyring to --kek-file
@@ -64,6 +66,7 @@ import (
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
+	"github.com/ozsecrets/oz/services/internal/tracing"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore/grpcapi"
@@ -106,6 +109,8 @@ type config struct {
 	requireSealed       bool
 	auditAddr           string
 	metricsListen       string
+	trace               tracing.Config
+	healthListen        string
 
 	keyringJSON string // OZ_KEYRING: the keyring itself, when no file is given
 }
@@ -172,8 +177,10 @@ func parse(name string, args []string, lookup func(string) (string, bool), stder
 	fs.BoolVar(&c.requireSealed, "require-sealed", envBool("OZ_REQUIRE_SEALED"), "refuse values sent unsealed: clients must seal them to a sealing key (the CLI always does; curl users run `oz secret seal`) (OZ_REQUIRE_SEALED)")
 	fs.StringVar(&c.auditAddr, "audit-addr", env("OZ_AUDIT_ADDR", "127.0.0.1:7452"),
 		"audit service address(es), to deliver audit events to, dialed by mutual TLS with --tls-cert (OZ_AUDIT_ADDR)")
+	traceFlags := tracing.Register(fs, func(key string) string { return env(key, "") })
 	fs.StringVar(&c.metricsListen, "metrics-listen", env("OZ_SECRETSTORE_METRICS_LISTEN", ""),
 		"serve Prometheus metrics over plain HTTP at http://ADDR/metrics; empty: off (OZ_SECRETSTORE_METRICS_LISTEN)")
+	fs.StringVar(&c.healthListen, "health-listen", env("OZ_HEALTH_LISTEN", ""), server.HealthListenUsage)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage:
   ozsecretstored [flags]                  serve SecretService (and RunSecretsService to the resolver)
@@ -199,6 +206,10 @@ Flags:
 		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	if err := errors.Join(envErrs...); err != nil {
+		return nil, usageError{err}
+	}
+	var err error
+	if c.trace, err = traceFlags.Config(); err != nil {
 		return nil, usageError{err}
 	}
 	if c.maxValueBytes <= 0 || c.maxDescriptionChars <= 0 {
@@ -320,13 +331,24 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	if err != nil {
 		return fmt.Errorf("client TLS: %w", err)
 	}
-	resolver, err := server.Dial(c.resolverAddr, clientTLS)
+	tp, stopTracing, err := tracing.Setup(ctx, c.trace, "ozsecretstored")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: spans not exported", "err", err.Error())
+		}
+	}()
+	resolver, err := server.Dial(c.resolverAddr, clientTLS, tracing.DialOption(tp))
 	if err != nil {
 		return fmt.Errorf("resolver client: %w", err)
 	}
 	defer resolver.Close()
 	// Dialing is lazy: the audit service may start later, or be down.
-	auditConn, err := server.Dial(c.auditAddr, clientTLS)
+	auditConn, err := server.Dial(c.auditAddr, clientTLS, tracing.DialOption(tp))
 	if err != nil {
 		return fmt.Errorf("audit client: %w", err)
 	}
@@ -367,7 +389,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 		return err
 	}
 	svc := secretstore.NewService(secretstore.Config{
-		Store:         store,
+		Store:         secretstore.TraceStore(store, tp),
 		Keyring:       kr,
 		Limits:        secretstore.Limits{MaxValueBytes: c.maxValueBytes, MaxDescriptionChars: c.maxDescriptionChars},
 		Logger:        log,
@@ -378,13 +400,14 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	maps.Copy(rules, grpcapi.Rules)
 	maps.Copy(rules, grpcapi.RunSecretsRules)
 	srv := server.New(server.Config{
-		Name:     "secretstore",
-		TLS:      serverTLS,
-		Rules:    rules,
-		Auth:     auth.NewCache(auth.NewRemote(resolver)),
-		Logger:   log,
-		OnDenied: grpcapi.OnDenied(svc, log),
-		Metrics:  reg,
+		Name:           "secretstore",
+		TLS:            serverTLS,
+		Rules:          rules,
+		Auth:           auth.NewCache(auth.NewRemote(resolver)),
+		Logger:         log,
+		OnDenied:       grpcapi.OnDenied(svc, log),
+		Metrics:        reg,
+		TracerProvider: tp,
 	})
 	grpcapi.Register(srv, svc)
 	grpcapi.RegisterSealingKeys(srv, sealer)
@@ -401,6 +424,14 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 			return err
 		}
 		defer stopMetrics()
+	}
+	if c.healthListen != "" {
+		stopHealth, err := srv.ServeHealth(c.healthListen, log)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		defer stopHealth()
 	}
 	if ready != nil {
 		ready(lis.Addr())

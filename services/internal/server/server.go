@@ -1,6 +1,7 @@
 // Package server is the gRPC plumbing every service shares: mutual TLS,
 // the access-rule interceptor, error-kind → status conversion, structured
-// request logs, health checking and reflection, and a graceful Serve.
+// request logs, tracing, health checking and reflection, and a graceful
+// Serve.
 package server
 
 import (
@@ -13,6 +14,7 @@ import (
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/tracing"
 )
 
 // Config configures a service's gRPC server.
@@ -43,6 +46,12 @@ type Config struct {
 	// PermissionDenied or Unauthenticated, whether by the access rules or
 	// by the handler, except health checks and reflection; see Denied.
 	OnDenied Denied
+	// TracerProvider, when set and not a no-op (tracing.Setup), traces
+	// every call but health checks: a server span named after the method,
+	// continuing the caller's trace (W3C traceparent), which the handler's
+	// ctx carries. Spans never hold message bodies or metadata; see
+	// package tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Denied is told of a refused request, after the handler (if any) has
@@ -101,12 +110,16 @@ func New(cfg Config) *Server {
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(4 << 20),
+		tracing.ServerOption(cfg.TracerProvider),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	gs := grpc.NewServer(opts...)
 	hs := health.NewServer()
+	// Not ready until Serve: a probe must not send traffic to a server
+	// that is still being set up (health.NewServer starts at SERVING).
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 	return &Server{Server: gs, Health: hs, log: log.With("service", cfg.Name), metrics: metrics}
@@ -201,15 +214,19 @@ func RequestID(ctx context.Context) string {
 
 // Dial connects to another service by mutual TLS. addrs may list several
 // comma-separated addresses; calls are balanced round robin across them.
-func Dial(addr string, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
-	return grpc.NewClient(Target(addr),
+// opts come after the defaults, e.g. tracing.DialOption(tp) to trace the
+// calls and carry their trace to the service called.
+func Dial(addr string, tlsCfg *tls.Config, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return grpc.NewClient(Target(addr), append([]grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		// Round robin over the addresses, skipping those whose health
+		// service says NOT_SERVING (starting or draining).
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`),
 		// Reconnect to a restarted service sooner than gRPC's default
 		// backoff (1s base, up to 120s): calls fail fast until it is back.
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
 			MinConnectTimeout: 5 * time.Second,
 		}),
-	)
+	}, opts...)...)
 }

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
+	"github.com/ozsecrets/oz/services/audit/etcdstore"
+	"github.com/ozsecrets/oz/services/internal/etcdtest"
+	"github.com/ozsecrets/oz/services/internal/pki"
+)
+
+func etcdEvent(i int) *auditv1.Event {
+	return &auditv1.Event{
+		Id: fmt.Sprintf("secretstore-etcd-%d", i), Time: timestamppb.Now(), Action: "secret.create", Team: "acme",
+		Resource: fmt.Sprintf("teams/acme/secrets/K%d", i), Outcome: auditv1.Outcome_OUTCOME_OK,
+		Actor: &auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_USER, Name: "users/alice", Client: "cli"},
+	}
+}
+
+func appendEvents(t *testing.T, c *grpcConn, evs ...*auditv1.Event) *internalapiv1.AppendEventsResponse {
+	t.Helper()
+	resp, err := c.ingest.AppendEvents(context.Background(), &internalapiv1.AppendEventsRequest{Events: evs})
+	if err != nil {
+		t.Fatalf("AppendEvents: %v", err)
+	}
+	return resp
+}
+
+// TestServeEtcd: with --store etcd:…, the log lives in etcd: it survives a
+// restart, and two replicas on one etcd, appending at once (some events
+// through both), keep one chain that verifies, each event in it once.
+func TestServeEtcd(t *testing.T) {
+	srv := etcdtest.Start(t)
+	data := t.TempDir()
+	dir := pki.Dir(filepath.Join(data, "pki"))
+	if err := pki.EnsureDev(dir); err != nil {
+		t.Fatal(err)
+	}
+	resolver := startResolver(t, dir)
+	args := []string{"--data-dir", data, "--resolver-addr", resolver, "--store", "etcd:" + srv.Endpoints()[0]}
+	d := startDaemon(t, args...)
+	ss := dial(t, dir, "secretstore", d.addrs.grpc.String())
+	if resp := appendEvents(t, ss, etcdEvent(1), etcdEvent(2), etcdEvent(1)); resp.GetAppended() != 2 || resp.GetDuplicates() != 1 {
+		t.Fatalf("AppendEvents: got %v, want 2 appended, 1 duplicate", resp)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "audit.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("audit.db: got %v, want no bbolt file with --store etcd", err)
+	}
+	cli := srv.Client(t)
+	if resp, err := cli.Get(context.Background(), etcdstore.Namespace+"heads/acme\x00"); err != nil || len(resp.Kvs) != 1 {
+		t.Errorf("head of acme in etcd: got %v, %v; want it under %s", resp, err, etcdstore.Namespace)
+	}
+
+	// Restarted, and a second replica beside it.
+	d = startDaemon(t, args...)
+	d2 := startDaemon(t, args...)
+	conns := []*grpcConn{
+		dial(t, dir, "secretstore", d.addrs.grpc.String()),
+		dial(t, dir, "secretstore", d2.addrs.grpc.String()),
+	}
+	if resp := appendEvents(t, conns[1], etcdEvent(2), etcdEvent(3)); resp.GetAppended() != 1 || resp.GetDuplicates() != 1 {
+		t.Fatalf("after restart: got %v, want 1 appended, 1 duplicate", resp)
+	}
+	var wg sync.WaitGroup
+	for r, c := range conns {
+		for g := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for round := range 5 {
+					own := etcdEvent(100 + 100*(3*r+g) + round)
+					shared := etcdEvent(10 + round) // sent by every goroutine
+					if _, err := c.ingest.AppendEvents(context.Background(), &internalapiv1.AppendEventsRequest{Events: []*auditv1.Event{shared, own}}); err != nil {
+						t.Errorf("replica %d: AppendEvents: %v", r, err)
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	const want = 3 + 5 + 2*3*5 // before, shared, own
+
+	for r, addr := range []string{d.addrs.grpc.String(), d2.addrs.grpc.String()} {
+		gw := dial(t, dir, "gateway", addr)
+		v, err := gw.audit.VerifyChain(as("tok-alice"), &auditv1.VerifyChainRequest{Parent: "teams/acme"})
+		if err != nil || !v.GetValid() || v.GetHead().GetSeq() != want {
+			t.Fatalf("replica %d: VerifyChain got %v, %v; want %d valid events", r, v, err, want)
+		}
+		var ids []string
+		req := &auditv1.ListEventsRequest{Parent: "teams/acme", PageSize: 1000}
+		list, err := gw.audit.ListEvents(as("tok-alice"), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range list.GetEvents() {
+			ids = append(ids, ev.GetId())
+		}
+		slices.Sort(ids)
+		distinct := len(slices.Compact(slices.Clone(ids)))
+		if len(ids) != want || distinct != want {
+			t.Errorf("replica %d: got %d events (%d distinct), want %d once each", r, len(ids), distinct, want)
+		}
+	}
+}
+
+func TestStoreFlags(t *testing.T) {
+	lookup := func(env map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	}
+	c, err := parse([]string{"--store", "etcd:http://127.0.0.1:2379,http://127.0.0.2:2379"}, lookup(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.etcd == nil || !slices.Equal(c.etcd.Endpoints, []string{"http://127.0.0.1:2379", "http://127.0.0.2:2379"}) || c.db != "" {
+		t.Errorf("--store etcd: got etcd %v, db %q; want the two endpoints and no db", c.etcd, c.db)
+	}
+	c, err = parse([]string{"--store", "bolt:/x/audit.db"}, lookup(nil), io.Discard)
+	if err != nil || c.etcd != nil || c.db != "/x/audit.db" {
+		t.Errorf("--store bolt: got %+v, %v; want db /x/audit.db", c, err)
+	}
+	c, err = parse(nil, lookup(map[string]string{"OZ_STORE": "etcd:https://etcd:2379", "OZ_STORE_TLS_CA": "/ca.pem"}), io.Discard)
+	if err != nil || c.etcd == nil || c.etcd.TLS.CA != "/ca.pem" {
+		t.Errorf("OZ_STORE: got %+v, %v; want etcd with its CA", c, err)
+	}
+	for name, args := range map[string][]string{
+		"DBAndStore":  {"--db", "/a.db", "--store", "etcd:http://127.0.0.1:2379"},
+		"TLSOverHTTP": {"--store", "etcd:http://127.0.0.1:2379", "--store-tls-ca", "/ca.pem"},
+		"UnknownKind": {"--store", "mysql:x"},
+	} {
+		if _, err := parse(args, lookup(nil), io.Discard); !errors.As(err, new(usageError)) {
+			t.Errorf("%s: got %v, want a usage error", name, err)
+		}
+	}
+}
