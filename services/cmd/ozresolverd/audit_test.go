@@ -90,7 +90,10 @@ func TestAuditShipping(t *testing.T) {
 	resp.Body.Close()
 	for _, m := range []string{`oz_audit_outbox_backlog{emitter="resolver"}`, `oz_audit_outbox_delivered_total{emitter="resolver"}`, "go_goroutines",
 		`grpc_server_handled_total{grpc_code="OK",grpc_method="ResolveRun",grpc_service="oz.scope.v1.RunService",grpc_type="unary"}`,
-		`grpc_server_handling_seconds_bucket{grpc_method="CreateToken",grpc_service="oz.scope.v1.TokenService",grpc_type="unary"`} {
+		`grpc_server_handling_seconds_bucket{grpc_method="CreateToken",grpc_service="oz.scope.v1.TokenService",grpc_type="unary"`,
+		`oz_run_resolutions_total{outcome="resolved"}`,
+		`oz_store_operation_duration_seconds_bucket{op="Apply",outcome="ok",service="resolver",store="bolt"`,
+		`oz_store_operation_duration_seconds_count{op="Get",outcome="not_found",service="resolver",store="bolt"}`} {
 		if !strings.Contains(string(body), m) {
 			t.Errorf("/metrics lacks %s", m)
 		}

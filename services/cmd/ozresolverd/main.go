@@ -54,6 +54,7 @@ import (
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
+	"github.com/ozsecrets/oz/services/internal/storemetrics"
 	"github.com/ozsecrets/oz/services/internal/tracing"
 	"github.com/ozsecrets/oz/services/resolver"
 	"github.com/ozsecrets/oz/services/resolver/boltstore"
@@ -139,12 +140,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer store.Close()
-	dir := resolver.NewDirectory(resolver.TraceStore(store, tp), time.Now)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	measured := resolver.MeasureStore(store, storemetrics.New(reg, "resolver", c.store.Kind.String()))
+	dir := resolver.NewDirectory(resolver.TraceStore(measured, tp), time.Now)
 
 	// The audit shipper runs from before the first event (a bootstrap)
 	// until serving has stopped.
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	shipper := outbox.New(outbox.Config{
 		Source:     dir.Outbox(),
 		Client:     internalapiv1.NewAuditIngestServiceClient(auditConn),
@@ -179,7 +181,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		OnDenied: grpcapi.OnDenied(dir, log), Metrics: reg, TracerProvider: tp,
 	})
 	grpcapi.Register(srv, dir)
-	grpcapi.RegisterRuns(srv, resolver.NewRuns(dir, grpcapi.NewSealer(secretstore)))
+	grpcapi.RegisterRuns(srv, resolver.NewRuns(dir, grpcapi.NewSealer(secretstore)), grpcapi.RunMetrics(reg))
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err

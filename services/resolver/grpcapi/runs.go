@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -19,14 +20,56 @@ import (
 type RunServer struct {
 	scopev1.UnimplementedRunServiceServer
 	Runs *resolver.Runs
+	// Resolutions counts ResolveRun calls by outcome (RunMetrics); nil:
+	// not counted.
+	Resolutions *prometheus.CounterVec
 }
 
 var _ scopev1.RunServiceServer = (*RunServer)(nil)
 
 // RegisterRuns registers a RunServer backed by runs on s. Serve it with
 // Rules.
-func RegisterRuns(s grpc.ServiceRegistrar, runs *resolver.Runs) {
-	scopev1.RegisterRunServiceServer(s, &RunServer{Runs: runs})
+func RegisterRuns(s grpc.ServiceRegistrar, runs *resolver.Runs, resolutions ...*prometheus.CounterVec) {
+	rs := &RunServer{Runs: runs}
+	if len(resolutions) > 0 {
+		rs.Resolutions = resolutions[0]
+	}
+	scopev1.RegisterRunServiceServer(s, rs)
+}
+
+// RunMetrics registers on reg, and returns, the counter of run
+// resolutions by outcome: oz_run_resolutions_total{outcome="resolved" |
+// "failed_strict" | "refused" (bad request, not allowed) | "error"}.
+func RunMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "oz_run_resolutions_total",
+		Help: "Run resolutions (ResolveRun) by outcome.",
+	}, []string{"outcome"})
+	for _, o := range []string{"resolved", "failed_strict", "refused", "error"} {
+		c.WithLabelValues(o) // report zeros from the start
+	}
+	reg.MustRegister(c)
+	return c
+}
+
+// countResolution counts one ResolveRun by its outcome.
+func (s *RunServer) countResolution(res resolver.Resolution, err error) {
+	if s.Resolutions == nil {
+		return
+	}
+	outcome := "error"
+	switch {
+	case err == nil && res.Run.Outcome == resolver.OutcomeFailedStrict:
+		outcome = "failed_strict"
+	case err == nil:
+		outcome = "resolved"
+	default:
+		switch errs.KindOf(err) {
+		case errs.KindInvalid, errs.KindPermissionDenied, errs.KindUnauthenticated, errs.KindNotFound, errs.KindFailedPrecondition:
+			outcome = "refused"
+		}
+	}
+	s.Resolutions.WithLabelValues(outcome).Inc()
 }
 
 // NewSealer returns the secretstore's internal RunSecretsService on cc (a
@@ -60,6 +103,7 @@ func (s *RunServer) ResolveRun(ctx context.Context, req *scopev1.ResolveRunReque
 		RunID:     req.GetRunId(),
 		Recipient: req.GetRecipient(),
 	})
+	s.countResolution(res, err)
 	if err != nil {
 		return nil, err
 	}
