@@ -23,6 +23,9 @@ import (
 // everything with Services.Stop, not System.Stop.
 type Services struct {
 	*System
+	// Metrics is each stateful service's Prometheus endpoint
+	// ("http://127.0.0.1:PORT/metrics"), by name.
+	Metrics map[string]string
 	procs map[string]*Proc
 	order []string // start order
 }
@@ -63,20 +66,29 @@ func StartServices(binDir, dataDir string) (*Services, error) {
 		BinDir: binDir, DataDir: dataDir, Addr: prep.Addr, Ports: prep.Ports,
 		CAFile: prep.CAFile, AdminToken: prep.AdminToken, stderr: &syncBuffer{},
 	}
-	s := &Services{System: sys, procs: map[string]*Proc{}}
+	s := &Services{System: sys, procs: map[string]*Proc{}, Metrics: map[string]string{}}
 	p := sys.Ports
+	metrics := map[string]string{}
+	for _, name := range []string{"resolver", "audit", "secretstore"} {
+		addr, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		metrics[name] = addr
+		s.Metrics[name] = "http://" + addr + "/metrics"
+	}
 	pki := filepath.Join(dataDir, "pki")
 	bootstrap := filepath.Join(dataDir, "bootstrap-token")
 	for _, pr := range []*Proc{
 		{Name: "resolver", bin: "ozresolverd", args: []string{
 			"--listen", p["resolver"], "--data-dir", dataDir, "--bootstrap-token-file", bootstrap,
-			"--secretstore-addr", p["secretstore"], "--audit-addr", p["audit"]}},
+			"--secretstore-addr", p["secretstore"], "--audit-addr", p["audit"], "--metrics-listen", metrics["resolver"]}},
 		{Name: "audit", bin: "ozauditd", args: []string{
 			"--listen", p["audit"], "--data-dir", dataDir, "--resolver-addr", p["resolver"],
-			"--secretstore-addr", p["secretstore"]}},
+			"--secretstore-addr", p["secretstore"], "--metrics-listen", metrics["audit"]}},
 		{Name: "secretstore", bin: "ozsecretstored", args: []string{
 			"--listen", p["secretstore"], "--data-dir", dataDir, "--resolver-addr", p["resolver"],
-			"--audit-addr", p["audit"], "--dev"}},
+			"--audit-addr", p["audit"], "--dev", "--metrics-listen", metrics["secretstore"]}},
 		{Name: "gateway", bin: "ozgateway", http: true, args: []string{
 			"--listen", p["gateway"],
 			"--tls-cert", filepath.Join(pki, "gateway.pem"), "--tls-key", filepath.Join(pki, "gateway-key.pem"),
