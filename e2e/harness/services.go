@@ -26,8 +26,8 @@ type Services struct {
 	// Metrics is each stateful service's Prometheus endpoint
 	// ("http://127.0.0.1:PORT/metrics"), by name.
 	Metrics map[string]string
-	procs map[string]*Proc
-	order []string // start order
+	procs   map[string]*Proc
+	order   []string // start order
 }
 
 // Proc is one service process of Services.
