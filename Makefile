@@ -7,7 +7,7 @@ TOOLS := $(CURDIR)/.bin
 BUF   := $(TOOLS)/buf
 export PATH := $(TOOLS):$(PATH)
 
-BINARIES := oz ozgateway ozsecretstored ozresolverd ozauditd ozdev
+BINARIES := oz ozgateway ozsecretstored ozresolverd ozauditd ozdev ozmigrate
 
 .PHONY: help
 help:
@@ -67,6 +67,7 @@ build:
 	go build -o $(BIN)/ozresolverd ./services/cmd/ozresolverd
 	go build -o $(BIN)/ozauditd ./services/cmd/ozauditd
 	go build -o $(BIN)/ozdev ./services/cmd/ozdev
+	go build -o $(BIN)/ozmigrate ./services/cmd/ozmigrate
 
 .PHONY: run
 run: build

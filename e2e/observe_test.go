@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -49,6 +50,8 @@ func TestMetricsAndLogsHoldNoSecrets(t *testing.T) {
 			`grpc_server_handled_total{grpc_code="PermissionDenied",grpc_method="CreateSecret",grpc_service="oz.secrets.v1.SecretService",grpc_type="unary"} 1`,
 			`grpc_server_handled_total{grpc_code="OK",grpc_method="SealRunSecrets"`,
 			`oz_audit_outbox_backlog{emitter="secretstore"}`,
+			`oz_store_operation_duration_seconds_count{op="Create",outcome="ok",service="secretstore",store="bolt"} 2`,
+			`oz_store_operation_duration_seconds_count{op="ListOwners",outcome="ok",service="secretstore",store="bolt"} 1`,
 		},
 		"audit": {
 			`grpc_server_handled_total{grpc_code="OK",grpc_method="AppendEvents"`,
@@ -101,6 +104,19 @@ func TestMetricsAndLogsHoldNoSecrets(t *testing.T) {
 		check(filepath.Base(f), string(b))
 	}
 	check("the CLI's stderr", res.Stderr+res.Stdout)
+
+	// The resolution's log line names its run, as the CLI printed it.
+	m := regexp.MustCompile(`run (run-[0-9a-f]+-[0-9a-z]+)`).FindStringSubmatch(res.Stderr)
+	if m == nil {
+		t.Fatalf("oz exec stderr %q names no run id", res.Stderr)
+	}
+	rlog, err := os.ReadFile(filepath.Join(sys.DataDir, "logs", "resolver.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(rlog), "run_id="+m[1]) && !strings.Contains(string(rlog), `"run_id":"`+m[1]+`"`) {
+		t.Errorf("the resolver's log does not name run %s", m[1])
+	}
 }
 
 func scrape(t *testing.T, url string) string {

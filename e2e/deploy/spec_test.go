@@ -53,14 +53,12 @@ func callees(name string) []string {
 }
 
 // pending are the OZ_… variables the manifests set before the binaries read
-// them, each named in deploy/README.md with the change that brings it:
-// --store and its TLS options on the secretstore and the audit service (the
-// etcd store; the resolver has them). Any other name must be in the
-// binary's --help.
+// them, each named in deploy/README.md with the change that brings it; none
+// today. Any other name must be in the binary's --help.
 var pending = map[string][]string{
 	"ozresolverd":    nil,
-	"ozsecretstored": {"OZ_STORE", "OZ_STORE_TLS_CA", "OZ_STORE_TLS_CERT", "OZ_STORE_TLS_KEY"},
-	"ozauditd":       {"OZ_STORE", "OZ_STORE_TLS_CA", "OZ_STORE_TLS_CERT", "OZ_STORE_TLS_KEY"},
+	"ozsecretstored": nil,
+	"ozauditd":       nil,
 	"ozgateway":      nil,
 }
 

@@ -60,14 +60,20 @@ type usageError struct{ error }
 
 // service is a stateful service: its etcd namespace, and its daemon (to
 // name in "stop the service first").
-type service struct{ namespace, daemon string }
+type service struct {
+	namespace, daemon string
+	// outbox is the bucket of the service's bbolt audit outbox, whose
+	// NextSequence numbers its events ("" for none: the resolver keeps
+	// its outbox among its records).
+	outbox string
+}
 
 // services are the services with a store. The namespaces are those of
 // their etcdstore packages (main_test.go checks them).
 var services = map[string]service{
-	"secretstore": {"/oz/secretstore/", "ozsecretstored"},
-	"resolver":    {"/oz/resolver/", "ozresolverd"},
-	"audit":       {"/oz/audit/", "ozauditd"},
+	"secretstore": {"/oz/secretstore/", "ozsecretstored", "outbox"},
+	"resolver":    {"/oz/resolver/", "ozresolverd", ""},
+	"audit":       {"/oz/audit/", "ozauditd", ""},
 }
 
 const (
@@ -144,48 +150,33 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 		return nil, usageError{fmt.Errorf("--service %q: want secretstore, resolver or audit", name)}
 	}
 	c.name = name
-	// The TLS flags are the etcd side's: give them to that side only, so
-	// that the bolt side is not refused for them.
-	isEtcd := func(s string) bool { return strings.HasPrefix(s, "etcd:") }
 	switch {
 	case from == "":
 		return nil, usageError{errors.New("--from: required: bolt:PATH or etcd:ENDPOINT[,ENDPOINT…]")}
 	case to == "":
 		return nil, usageError{errors.New("--to: required: bolt:PATH or etcd:ENDPOINT[,ENDPOINT…]")}
-	case isEtcd(from) == isEtcd(to) && strings.HasPrefix(from, "bolt:") == strings.HasPrefix(to, "bolt:"):
-		return nil, usageError{fmt.Errorf("--from %s and --to %s: one must be bolt:PATH and the other etcd:ENDPOINT[,ENDPOINT…]", kindOf(from), kindOf(to))}
 	}
 	var err error
-	if c.from, err = parseStore("--from", from, isEtcd(from), tls); err != nil {
+	if c.from, err = parseStore("--from", from, tls); err != nil {
 		return nil, err
 	}
-	if c.to, err = parseStore("--to", to, isEtcd(to), tls); err != nil {
+	if c.to, err = parseStore("--to", to, tls); err != nil {
 		return nil, err
 	}
 	if c.from.Kind == c.to.Kind {
-		// Not both bolt nor both etcd (checked above), so one is neither.
-		return nil, usageError{errors.New("--from and --to: one must be bolt:PATH and the other etcd:ENDPOINT[,ENDPOINT…]")}
-	}
-	if !isEtcd(from) && !isEtcd(to) && tls != (storeflag.TLS{}) {
-		return nil, usageError{errors.New("--store-tls-ca, --store-tls-cert and --store-tls-key: only with an etcd side")}
+		return nil, usageError{fmt.Errorf("--from %s:… and --to %s:…: one must be bolt:PATH and the other etcd:ENDPOINT[,ENDPOINT…]",
+			c.from.Kind, c.to.Kind)}
 	}
 	c.boltFirst = c.from.Kind == storeflag.Bolt
 	return c, nil
 }
 
-// kindOf names the kind of a store value for an error ("bolt:…").
-func kindOf(s string) string {
-	kind, _, ok := strings.Cut(s, ":")
-	if !ok || len(kind) > 16 {
-		return fmt.Sprintf("%q", s)
-	}
-	return kind + ":…"
-}
-
 // parseStore parses the value of --from or --to (flag) with
-// storeflag.Parse, whose errors name the flag --store.
-func parseStore(flag, s string, etcd bool, tls storeflag.TLS) (storeflag.Config, error) {
-	if !etcd {
+// storeflag.Parse, whose errors name the flag --store. The TLS flags are
+// the etcd side's: the bolt side does not get them, lest it be refused for
+// them.
+func parseStore(flag, s string, tls storeflag.TLS) (storeflag.Config, error) {
+	if !strings.HasPrefix(s, "etcd:") {
 		tls = storeflag.TLS{}
 	}
 	c, err := storeflag.Parse(s, tls)
@@ -204,9 +195,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	boltSide, etcdSide := c.from, c.to
+	etcdSide := c.to
 	if !c.boltFirst {
-		boltSide, etcdSide = c.to, c.from
+		etcdSide = c.from
 	}
 	ns := c.svc.namespace
 	fmt.Fprintf(stdout, "%s: %s → %s (etcd namespace %s)\n", c.name, c.from, c.to, ns)
@@ -245,7 +236,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "(%d empty buckets not copied: etcd has no form for them, and %s creates its buckets when it opens a file)\n",
 			res.EmptyBuckets, c.svc.daemon)
 	}
-	_ = boltSide
 	return nil
 }
 
@@ -303,7 +293,9 @@ func boltToEtcd(ctx context.Context, c *config, cli *clientv3.Client, inEtcd int
 // service holds it.
 func openSource(c *config) (*bolt.DB, error) {
 	path := c.from.Path
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("--from %s: no such file", c.from)
+	} else if err != nil {
 		return nil, fmt.Errorf("--from %s: %w", c.from, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
@@ -319,11 +311,11 @@ func openSource(c *config) (*bolt.DB, error) {
 // checkBoltHasKeys refuses a source without a key: a wrong file, most
 // likely.
 func checkBoltHasKeys(c *config, db *bolt.DB) error {
-	found := false
+	var src storecopy.Result
 	err := db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
 			if k, _ := b.Cursor().First(); k != nil {
-				found = true
+				src.Keys = 1 // at least
 			}
 			return nil
 		})
@@ -331,7 +323,7 @@ func checkBoltHasKeys(c *config, db *bolt.DB) error {
 	if err != nil {
 		return fmt.Errorf("--from %s: %w", c.from, err)
 	}
-	return nonEmpty(c, storecopy.Result{Keys: map[bool]int{true: 1}[found]})
+	return nonEmpty(c, src)
 }
 
 // nonEmpty refuses an empty source: nothing to copy is a mistake (the
@@ -382,6 +374,15 @@ func etcdToBolt(ctx context.Context, c *config, cli *clientv3.Client, inEtcd int
 		return storecopy.Result{}, fmt.Errorf("--to %s: %w", c.to, err)
 	}
 	res, err := storecopy.EtcdToBolt(ctx, cli, c.svc.namespace, db)
+	if err == nil && c.svc.outbox != "" {
+		// The outbox's next event ids ({epoch}-{sequence}) must not repeat
+		// ids this store's events had in an earlier life in a bbolt file
+		// (the audit service would skip them as duplicates): an outbox
+		// drained before the copy would start again at 1. Start at the
+		// current time in µs×4096, past any sequence an earlier file
+		// could have reached, and past every copied key.
+		err = storecopy.FloorSequence(db, c.svc.outbox, uint64(time.Now().UnixMicro())<<12)
+	}
 	cerr := db.Close()
 	if err == nil && cerr != nil {
 		err = fmt.Errorf("close: %w", cerr)

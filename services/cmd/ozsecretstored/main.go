@@ -66,9 +66,12 @@ import (
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
+	"github.com/ozsecrets/oz/services/internal/storeflag"
+	"github.com/ozsecrets/oz/services/internal/storemetrics"
 	"github.com/ozsecrets/oz/services/internal/tracing"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/boltstore"
+	"github.com/ozsecrets/oz/services/secretstore/etcdstore"
 	"github.com/ozsecrets/oz/services/secretstore/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 	"github.com/ozsecrets/oz/services/secretstore/sealing"
@@ -96,7 +99,9 @@ type usageError struct{ error }
 // config is what the flags say.
 type config struct {
 	listen              string
-	db                  string
+	db                  string        // the bbolt file; "" with an etcd store
+	etcdStore           string        // --store etcd:…: the endpoints, comma-separated; "" for bbolt
+	etcdTLS             storeflag.TLS // --store-tls-*, with etcdStore
 	dataDir             string
 	tlsCert, tlsKey     string
 	tlsCA               string
@@ -164,7 +169,8 @@ func parse(name string, args []string, lookup func(string) (string, bool), stder
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", env("OZ_SECRETSTORE_LISTEN", "127.0.0.1:7450"), "address to serve on (OZ_SECRETSTORE_LISTEN)")
 	fs.StringVar(&c.dataDir, "data-dir", env("OZ_DATA_DIR", ".oz"), "data directory (OZ_DATA_DIR)")
-	fs.StringVar(&c.db, "db", env("OZ_SECRETSTORE_DB", ""), "bbolt database file (OZ_SECRETSTORE_DB; default <data-dir>/secretstore.db)")
+	fs.StringVar(&c.db, "db", env("OZ_SECRETSTORE_DB", ""), "bbolt database file, when there is no --store (OZ_SECRETSTORE_DB; default <data-dir>/secretstore.db)")
+	storeFlags := storeflag.Register(fs, func(key string) string { return env(key, "") })
 	fs.StringVar(&c.tlsCert, "tls-cert", env("OZ_SECRETSTORE_TLS_CERT", ""), "certificate (OZ_SECRETSTORE_TLS_CERT; default <data-dir>/pki/secretstore.pem)")
 	fs.StringVar(&c.tlsKey, "tls-key", env("OZ_SECRETSTORE_TLS_KEY", ""), "certificate key (OZ_SECRETSTORE_TLS_KEY; default <data-dir>/pki/secretstore-key.pem)")
 	fs.StringVar(&c.tlsCA, "tls-ca", env("OZ_TLS_CA", ""), "CA bundle (OZ_TLS_CA; default <data-dir>/pki/ca.pem)")
@@ -220,8 +226,13 @@ Flags:
 	}
 	c.keyringJSON = env("OZ_KEYRING", "")
 	dir := pki.Dir(filepath.Join(c.dataDir, "pki"))
-	if c.db == "" {
-		c.db = filepath.Join(c.dataDir, "secretstore.db")
+	sc, err := storeFlags.Config(c.db, filepath.Join(c.dataDir, "secretstore.db"))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	c.db = sc.Path
+	if sc.Kind == storeflag.Etcd {
+		c.etcdStore, c.etcdTLS = strings.Join(sc.Endpoints, ","), sc.TLS
 	}
 	if c.tlsCert == "" {
 		c.tlsCert = dir.For("secretstore").Cert
@@ -233,6 +244,14 @@ Flags:
 		c.tlsCA = dir.CA()
 	}
 	return c, nil
+}
+
+// storeConfig is the store the flags chose: --store, or --db.
+func (c *config) storeConfig() storeflag.Config {
+	if c.etcdStore == "" {
+		return storeflag.Config{Kind: storeflag.Bolt, Path: c.db}
+	}
+	return storeflag.Config{Kind: storeflag.Etcd, Endpoints: strings.Split(c.etcdStore, ","), TLS: c.etcdTLS}
 }
 
 func (c *config) devKeyringPath() string { return filepath.Join(c.dataDir, "keyring.json") }
@@ -313,10 +332,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	if c.maxValueBytes > 128<<10 {
 		log.Warn("--max-value-bytes is above 128 KiB: larger values do not fit in one environment variable on Linux", "max_value_bytes", c.maxValueBytes)
 	}
-	if err := os.MkdirAll(filepath.Dir(c.db), 0o700); err != nil {
-		return fmt.Errorf("create database directory: %w", err)
-	}
-	store, err := boltstore.Open(c.db, nil)
+	store, err := openStore(ctx, c.storeConfig(), log)
 	if err != nil {
 		return err
 	}
@@ -389,7 +405,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 		return err
 	}
 	svc := secretstore.NewService(secretstore.Config{
-		Store:         secretstore.TraceStore(store, tp),
+		Store:         secretstore.InstrumentStore(store, tp, storemetrics.New(reg, "secretstore", c.storeConfig().Kind.String())),
 		Keyring:       kr,
 		Limits:        secretstore.Limits{MaxValueBytes: c.maxValueBytes, MaxDescriptionChars: c.maxDescriptionChars},
 		Logger:        log,
@@ -450,6 +466,35 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	}
 	log.Info("secretstore stopped")
 	return nil
+}
+
+// serviceStore is what the service needs of its store: the methods
+// boltstore's and etcdstore's stores share.
+type serviceStore interface {
+	secretstore.Store
+	secretstore.Scanner
+	secretstore.OwnersLister
+	sealing.Store
+	OnCommit(fn func())
+	Close() error
+}
+
+// openStore opens the store sc chooses: a bbolt file (its directory made
+// if missing), or the secretstore's namespace in etcd, which several
+// replicas of the service share.
+func openStore(ctx context.Context, sc storeflag.Config, log *slog.Logger) (serviceStore, error) {
+	log.Info("store", "kind", sc.Kind.String(), "store", sc.String())
+	if sc.Kind == storeflag.Etcd {
+		cfg, err := sc.EtcdClient(log)
+		if err != nil {
+			return nil, err
+		}
+		return etcdstore.Open(ctx, cfg, etcdstore.Namespace)
+	}
+	if err := os.MkdirAll(filepath.Dir(sc.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("create database directory: %w", err)
+	}
+	return boltstore.Open(sc.Path, nil)
 }
 
 // flushTimeout bounds the delivery of the outbox's last events at
@@ -537,12 +582,20 @@ func keyringRewrap(ctx context.Context, c *config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(c.db); err != nil {
-		return fmt.Errorf("rewrap: database: %w", err)
-	}
-	store, err := boltstore.Open(c.db, &boltstore.Options{Timeout: 2 * time.Second})
-	if err != nil {
-		return fmt.Errorf("rewrap (stop the service first): %w", err)
+	var store serviceStore
+	if c.etcdStore != "" {
+		if store, err = openStore(ctx, c.storeConfig(), log); err != nil {
+			return fmt.Errorf("rewrap: %w", err)
+		}
+	} else {
+		if _, err := os.Stat(c.db); err != nil {
+			return fmt.Errorf("rewrap: database: %w", err)
+		}
+		bs, err := boltstore.Open(c.db, &boltstore.Options{Timeout: 2 * time.Second})
+		if err != nil {
+			return fmt.Errorf("rewrap (stop the service first): %w", err)
+		}
+		store = bs
 	}
 	defer store.Close()
 	svc := secretstore.NewService(secretstore.Config{Store: store, Keyring: kr, Logger: log})

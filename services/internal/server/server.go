@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -179,7 +180,8 @@ func statusUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
-		resp, err := handler(ctx, req)
+		extra := &logAttrs{}
+		resp, err := handler(context.WithValue(ctx, logAttrsKey{}, extra), req)
 		attrs := []any{
 			"method", info.FullMethod,
 			"code", status.Code(err).String(),
@@ -188,6 +190,7 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 		if id := RequestID(ctx); id != "" {
 			attrs = append(attrs, "request_id", id)
 		}
+		attrs = append(attrs, extra.get()...)
 		if svc := auth.PeerService(ctx); svc != "" {
 			attrs = append(attrs, "peer", svc)
 		}
@@ -200,6 +203,31 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 		}
 		log.Log(ctx, level, "rpc", attrs...)
 		return resp, err
+	}
+}
+
+// logAttrs are attributes a handler adds to its request's log line.
+type logAttrs struct {
+	mu    sync.Mutex
+	attrs []any
+}
+
+type logAttrsKey struct{}
+
+func (l *logAttrs) get() []any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.attrs
+}
+
+// LogAttr adds key=value to the log line of the request ctx belongs to,
+// such as the run id a resolution chose ("run_id"). Only identifiers: never
+// a value, a body or a token. Outside a request it does nothing.
+func LogAttr(ctx context.Context, key, value string) {
+	if l, ok := ctx.Value(logAttrsKey{}).(*logAttrs); ok {
+		l.mu.Lock()
+		l.attrs = append(l.attrs, key, value)
+		l.mu.Unlock()
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/runrules"
+	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
 )
 
@@ -107,6 +108,7 @@ func (s *RunServer) ResolveRun(ctx context.Context, req *scopev1.ResolveRunReque
 	if err != nil {
 		return nil, err
 	}
+	server.LogAttr(ctx, "run_id", res.Run.ID)
 	return &scopev1.ResolveRunResponse{Run: runProto(res.Run), Sealed: res.Sealed}, nil
 }
 
