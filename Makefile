@@ -103,6 +103,8 @@ bench: build
 	go run ./e2e/cmd/ozbench
 	@echo; echo "== secretstore: durable creates through the service, audit=on vs audit=off (outbox write removed; target: on >= 80% of off at 64), vs raw bbolt Batch (same run) =="
 	cd services && go test -run '^$$' -bench 'Create|RawBatch' -benchtime 3s ./secretstore/boltstore/
+	@echo; echo "== secretstore on etcd: the same creates on one embedded etcd member and on three (compare with boltstore's above) =="
+	cd services && go test -run '^$$' -bench 'Create' -benchtime 2s ./secretstore/etcdstore/
 	@echo; echo "== resolver: run resolutions with auditing on vs the outbox write removed, 1 and 64 runners (same run; target: on >= 80% of off at 64) =="
 	cd services && go test -run '^$$' -bench 'ResolveRun' -benchtime 2s ./resolver/
 	@echo; echo "== oz exec relay: 100 values masked vs masking off, ~100 MB (same run) =="
