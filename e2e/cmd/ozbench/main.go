@@ -12,17 +12,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -38,7 +41,8 @@ import (
 var (
 	duration = flag.Duration("duration", 3*time.Second, "how long each throughput measurement runs")
 	samples  = flag.Int("samples", 2000, "calls per latency measurement")
-	sections = flag.String("sections", "creates,latency,resolve,exec", "which measurements to run, comma-separated")
+	sections = flag.String("sections", "creates,latency,resolve,exec,etcd", "which measurements to run, comma-separated")
+	etcdCPU  = flag.String("etcd-cpuprofile", "", "write a CPU profile of this process (the embedded etcd members and the clients) during ResolveRun on three etcd members to `FILE`")
 )
 
 // want reports whether the section name was asked for with -sections.
@@ -132,7 +136,12 @@ func run() error {
 		}
 	}
 	if want("exec") {
-		return benchExecRelay(sys, conn, ctx, work)
+		if err := benchExecRelay(sys, conn, ctx, work); err != nil {
+			return err
+		}
+	}
+	if want("etcd") {
+		return benchStores(bin, work)
 	}
 	return nil
 }
@@ -277,59 +286,10 @@ func (w *countingWriter) Write(p []byte) (int, error) { w.n += len(p); return le
 // gateway, at 1 and 64 concurrent runners, beside the bare echo and one
 // fsynced bbolt write measured in the same run.
 func benchResolveRun(sys *harness.System, conn *grpc.ClientConn, userCtx context.Context, echo healthpb.HealthClient, echoP50 time.Duration, fsyncPath string) error {
-	secrets := secretsv1.NewSecretServiceClient(conn)
-	for i := 0; i < 10; i++ {
-		if _, err := secrets.CreateSecret(userCtx, &secretsv1.CreateSecretRequest{
-			Parent: "teams/runs", SecretId: fmt.Sprintf("RUN_SECRET_%02d", i), Value: []byte("run-value-0123456789abcdef-0123456789"),
-		}); err != nil {
-			return err
-		}
-	}
-	adminCtx := harness.WithToken(context.Background(), sys.AdminToken)
-	created, err := scopev1.NewRunnerServiceClient(conn).CreateRunner(adminCtx, &scopev1.CreateRunnerRequest{
-		RunnerId: "bench-runner", Teams: []string{"runs"},
-	})
-	if err != nil {
-		return fmt.Errorf("create runner: %w", err)
-	}
-	runnerCtx := harness.WithToken(context.Background(), created.GetBearerToken())
-	runs := scopev1.NewRunServiceClient(conn)
-	kem := hpke.MLKEM768X25519()
-	priv, err := kem.GenerateKey()
+	resolve, err := newResolve(sys, conn, userCtx, "runs", "bench-runner")
 	if err != nil {
 		return err
 	}
-	recipient := &scopev1.RecipientKey{KemId: uint32(kem.ID()), PublicKey: priv.PublicKey().Bytes()}
-	resolve := func() error {
-		resp, err := runs.ResolveRun(runnerCtx, &scopev1.ResolveRunRequest{
-			Parent: "teams/runs", Recipient: recipient,
-			Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE},
-		})
-		if err != nil {
-			return err
-		}
-		if n := len(resp.GetRun().GetInjected()); n != 10 {
-			return fmt.Errorf("run injected %d secrets, want 10", n)
-		}
-		return nil
-	}
-	// Check once that the values open, so the benchmark measures real work.
-	resp, err := runs.ResolveRun(runnerCtx, &scopev1.ResolveRunRequest{
-		Parent: "teams/runs", Recipient: recipient, Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE},
-	})
-	if err != nil {
-		return fmt.Errorf("resolve run: %w", err)
-	}
-	sealed := resp.GetSealed()
-	plain, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), sealed.GetInfo(), sealed.GetCiphertext())
-	if err != nil {
-		return fmt.Errorf("open sealed values: %w", err)
-	}
-	var env scopev1.RunEnvironment
-	if err := proto.Unmarshal(plain, &env); err != nil || len(env.GetVars()) != 10 {
-		return fmt.Errorf("sealed environment: %d vars, %v", len(env.GetVars()), err)
-	}
-
 	fsyncP50, err := fsyncWrite(fsyncPath)
 	if err != nil {
 		return err
@@ -355,6 +315,234 @@ func benchResolveRun(sys *harness.System, conn *grpc.ClientConn, userCtx context
 	fmt.Printf("64 concurrent: echo %8.0f/s   ResolveRun %8.0f/s   ratio %.3f (target ≥ 0.15)\n",
 		echoTput, resolveTput, resolveTput/echoTput)
 	return nil
+}
+
+// newResolve makes team's run of 10 secrets (the team exists and the
+// user of userCtx is its admin) and a runner of the team, checks once that
+// a resolution's sealed values open, and returns a ResolveRun of it.
+func newResolve(sys *harness.System, conn *grpc.ClientConn, userCtx context.Context, team, runnerID string) (func() error, error) {
+	secrets := secretsv1.NewSecretServiceClient(conn)
+	for i := 0; i < 10; i++ {
+		if _, err := secrets.CreateSecret(userCtx, &secretsv1.CreateSecretRequest{
+			Parent: "teams/" + team, SecretId: fmt.Sprintf("RUN_SECRET_%02d", i), Value: []byte("run-value-0123456789abcdef-0123456789"),
+		}); err != nil {
+			return nil, err
+		}
+	}
+	adminCtx := harness.WithToken(context.Background(), sys.AdminToken)
+	created, err := scopev1.NewRunnerServiceClient(conn).CreateRunner(adminCtx, &scopev1.CreateRunnerRequest{
+		RunnerId: runnerID, Teams: []string{team},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create runner: %w", err)
+	}
+	runnerCtx := harness.WithToken(context.Background(), created.GetBearerToken())
+	runs := scopev1.NewRunServiceClient(conn)
+	kem := hpke.MLKEM768X25519()
+	priv, err := kem.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	recipient := &scopev1.RecipientKey{KemId: uint32(kem.ID()), PublicKey: priv.PublicKey().Bytes()}
+	resolve := func() error {
+		resp, err := runs.ResolveRun(runnerCtx, &scopev1.ResolveRunRequest{
+			Parent: "teams/" + team, Recipient: recipient,
+			Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE},
+		})
+		if err != nil {
+			return err
+		}
+		if n := len(resp.GetRun().GetInjected()); n != 10 {
+			return fmt.Errorf("run injected %d secrets, want 10", n)
+		}
+		return nil
+	}
+	// Check once that the values open, so the benchmark measures real work.
+	resp, err := runs.ResolveRun(runnerCtx, &scopev1.ResolveRunRequest{
+		Parent: "teams/" + team, Recipient: recipient, Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resolve run: %w", err)
+	}
+	sealed := resp.GetSealed()
+	plain, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), sealed.GetInfo(), sealed.GetCiphertext())
+	if err != nil {
+		return nil, fmt.Errorf("open sealed values: %w", err)
+	}
+	var env scopev1.RunEnvironment
+	if err := proto.Unmarshal(plain, &env); err != nil || len(env.GetVars()) != 10 {
+		return nil, fmt.Errorf("sealed environment: %d vars, %v", len(env.GetVars()), err)
+	}
+	return resolve, nil
+}
+
+// storeResult is what benchStore measured on one kind of store.
+type storeResult struct {
+	creates, resolves float64                  // per second, at 64 clients
+	cpu               map[string]time.Duration // per resolution, by process
+	calls             map[string]float64       // per resolution, etcd's gRPC calls by method
+}
+
+// benchStores measures secret creates and run resolutions (a run of 10
+// secrets) at 64 clients on the services' etcd stores, on one embedded
+// etcd member and on three, beside the same on bbolt files, each on a
+// fresh system of one replica of each service started the same way
+// (harness.StartServices, harness.StartCluster), in the same run.
+func benchStores(bin, work string) error {
+	fmt.Println("\n== stores: etcd vs bbolt, 1 replica of each service, 64 clients, via the gateway (same run) ==")
+	kinds := []struct {
+		name    string
+		members int // 0: bbolt
+	}{{"bbolt", 0}, {"etcd, 1 member", 1}, {"etcd, 3 members", 3}}
+	var base storeResult
+	self := filepath.Base(os.Args[0])
+	if len(self) > 15 {
+		self = self[:15] // what /proc/PID/stat holds
+	}
+	for _, k := range kinds {
+		r, err := benchStore(bin, filepath.Join(work, fmt.Sprintf("store-%d", k.members)), k.members)
+		if err != nil {
+			return fmt.Errorf("%s: %w", k.name, err)
+		}
+		if k.members == 0 {
+			base = r
+		}
+		fmt.Printf("%-16s creates %7.0f/s (%.2f of bbolt)   ResolveRun %7.0f/s (%.2f of bbolt)   CPU per resolution (µs):",
+			k.name, r.creates, r.creates/base.creates, r.resolves, r.resolves/base.resolves)
+		for _, name := range []string{"ozgateway", "ozresolverd", "ozsecretstored", "ozauditd"} {
+			fmt.Printf(" %s %.0f", strings.TrimPrefix(name, "oz"), us(r.cpu[name]))
+		}
+		fmt.Printf(" etcd+clients(%s) %.0f\n", self, us(r.cpu[self]))
+		if k.members > 0 {
+			var calls []string
+			for _, m := range slices.Sorted(maps.Keys(r.calls)) {
+				calls = append(calls, fmt.Sprintf("%s %.1f", m, r.calls[m]))
+			}
+			fmt.Printf("%-16s etcd calls per resolution (all members): %s\n", "", strings.Join(calls, ", "))
+		}
+		if k.members == 3 {
+			fmt.Printf("three-member etcd ResolveRun / bbolt: %.2f (target ≥ 0.50)\n", r.resolves/base.resolves)
+		}
+	}
+	return nil
+}
+
+// benchStore starts a system of one replica of each service on a bbolt
+// file each (members 0) or on an embedded etcd of members members, and
+// measures it.
+func benchStore(bin, dir string, members int) (storeResult, error) {
+	var sys *harness.System
+	if members == 0 {
+		svc, err := harness.StartServices(bin, filepath.Join(dir, "data"))
+		if err != nil {
+			return storeResult{}, err
+		}
+		defer svc.Stop()
+		sys = svc.System
+	} else {
+		etcd, err := harness.StartEtcd(filepath.Join(dir, "etcd"), members)
+		if err != nil {
+			return storeResult{}, err
+		}
+		defer etcd.Close()
+		cl, err := harness.StartCluster(bin, filepath.Join(dir, "data"), etcd.Endpoints(), 1)
+		if err != nil {
+			return storeResult{}, err
+		}
+		defer cl.Stop()
+		sys = cl.System
+	}
+	token, err := setup(sys)
+	if err != nil {
+		return storeResult{}, err
+	}
+	conn, err := sys.Dial()
+	if err != nil {
+		return storeResult{}, err
+	}
+	defer conn.Close()
+	ctx := harness.WithToken(context.Background(), token)
+	secrets := secretsv1.NewSecretServiceClient(conn)
+
+	var r storeResult
+	var seq atomic.Int64
+	r.creates = throughput(64, func() error {
+		_, err := secrets.CreateSecret(ctx, &secretsv1.CreateSecretRequest{
+			Parent: "teams/bench", SecretId: fmt.Sprintf("S_%d", seq.Add(1)), Value: []byte("benchmark-value-0123456789abcdef"),
+		})
+		return err
+	})
+	resolve, err := newResolve(sys, conn, ctx, "runs", "bench-runner")
+	if err != nil {
+		return storeResult{}, err
+	}
+	if members == 3 && *etcdCPU != "" {
+		f, err := os.Create(*etcdCPU)
+		if err != nil {
+			return storeResult{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return storeResult{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var n atomic.Int64
+	callsBefore := etcdCalls()
+	before := cpuByProcess()
+	r.resolves = throughput(64, func() error {
+		err := resolve()
+		if err == nil {
+			n.Add(1)
+		}
+		return err
+	})
+	after := cpuByProcess()
+	callsAfter := etcdCalls()
+	r.calls = map[string]float64{}
+	for m, c := range callsAfter {
+		if d := c - callsBefore[m]; d > 0 && n.Load() > 0 {
+			r.calls[m] = d / float64(n.Load())
+		}
+	}
+	r.cpu = map[string]time.Duration{}
+	for name, d := range after {
+		if n.Load() > 0 {
+			r.cpu[name] = (d - before[name]) / time.Duration(n.Load())
+		}
+	}
+	return r, nil
+}
+
+// etcdCalls counts the gRPC calls the embedded etcd members of this
+// process have handled, by method ("Range", "Txn", …), from the metrics
+// they register in Prometheus's default registry.
+func etcdCalls() map[string]float64 {
+	out := map[string]float64{}
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		return out
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "grpc_server_handled_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var method, service string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "grpc_method":
+					method = l.GetValue()
+				case "grpc_service":
+					service = l.GetValue()
+				}
+			}
+			if strings.HasPrefix(service, "etcdserverpb.") {
+				out[method] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return out
 }
 
 // fsyncWrite returns the median latency of one durable bbolt write (an

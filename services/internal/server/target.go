@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"strings"
 
 	"google.golang.org/grpc/resolver"
@@ -16,7 +17,14 @@ func Target(addr string) string {
 	var addrs []resolver.Address
 	for _, a := range strings.Split(addr, ",") {
 		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, resolver.Address{Addr: a})
+			// Verify each service's certificate against the host it was
+			// given by, as for a single "host:port"; without ServerName
+			// TLS would check the target's authority ("oz").
+			host, _, err := net.SplitHostPort(a)
+			if err != nil {
+				host = a
+			}
+			addrs = append(addrs, resolver.Address{Addr: a, ServerName: host})
 		}
 	}
 	r := manual.NewBuilderWithScheme("oz" + randomSuffix())
