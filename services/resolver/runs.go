@@ -662,10 +662,15 @@ func (r *Runs) ResolveRun(ctx context.Context, req ResolveRequest) (Resolution, 
 		id = newRunID(now)
 	}
 	key := runKey(req.Team, id)
-	if _, err := r.dir.store.Get(ctx, key); err == nil {
-		return Resolution{}, runExists(req.Team, id)
-	} else if !isNotFound(err) {
-		return Resolution{}, fmt.Errorf("read run: %w", err)
+	if req.RunID != "" {
+		// A caller's id may be taken: say so before sealing anything. A
+		// new random id needs no read (on etcd, a quorum read): the
+		// record's write below is conditional on its absence anyway.
+		if _, err := r.dir.store.Get(ctx, key); err == nil {
+			return Resolution{}, runExists(req.Team, id)
+		} else if !isNotFound(err) {
+			return Resolution{}, fmt.Errorf("read run: %w", err)
+		}
 	}
 
 	res, sealed, err := r.seal(ctx, prep.input, req.Recipient, []byte(RunInfoPrefix+RunName(req.Team, id)))
