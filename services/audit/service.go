@@ -205,7 +205,7 @@ func validActionFilter(a string) bool {
 	if prefix, ok := strings.CutSuffix(a, ".*"); ok {
 		a = prefix + ".x"
 	}
-	return checkAction("action", a) == nil
+	return checkAction("filter", "action", a) == nil
 }
 
 // VerifyResult is the outcome of Verify.

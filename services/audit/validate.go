@@ -31,7 +31,7 @@ func ValidateEvent(field string, ev *auditv1.Event) error {
 	if ev == nil {
 		return errs.Field(field, "is required")
 	}
-	if err := checkToken(f("id"), ev.GetId(), MaxIDLength, true); err != nil {
+	if err := checkToken(field, "id", ev.GetId(), MaxIDLength, true); err != nil {
 		return err
 	}
 	if ev.GetTime() == nil {
@@ -40,7 +40,7 @@ func ValidateEvent(field string, ev *auditv1.Event) error {
 	if err := ev.GetTime().CheckValid(); err != nil {
 		return errs.Field(f("time"), "is not a valid timestamp")
 	}
-	if err := checkAction(f("action"), ev.GetAction()); err != nil {
+	if err := checkAction(field, "action", ev.GetAction()); err != nil {
 		return err
 	}
 	if t := ev.GetTeam(); t != "" && !ValidTeamID(t) {
@@ -64,12 +64,12 @@ func ValidateEvent(field string, ev *auditv1.Event) error {
 		{"request_id", ev.GetRequestId(), MaxShortLength},
 		{"run_id", ev.GetRunId(), MaxShortLength},
 	} {
-		if err := checkText(f(c.name), c.v, c.max); err != nil {
+		if err := checkText(field, c.name, c.v, c.max); err != nil {
 			return err
 		}
 	}
 	for k, v := range ev.GetDetails() {
-		if err := checkText(f("details"), k, MaxDetailKeyLength); err != nil || k == "" {
+		if err := checkText(field, "details", k, MaxDetailKeyLength); err != nil || k == "" {
 			return errs.Field(f("details"), "keys must be 1 to %d printable characters", MaxDetailKeyLength)
 		}
 		if !utf8.ValidString(v) || containsNUL(v) {
@@ -78,7 +78,7 @@ func ValidateEvent(field string, ev *auditv1.Event) error {
 			return errs.Field(fmt.Sprintf("%s[%q]", f("details"), k), "must be UTF-8 text without NUL bytes")
 		}
 	}
-	if n := len(chain.Encode(ev)); n > MaxEventBytes {
+	if n := chain.EncodedLen(ev); n > MaxEventBytes {
 		return errs.Field(field, "is %d bytes encoded; at most %d (details too large)", n, MaxEventBytes)
 	}
 	return nil
@@ -99,33 +99,36 @@ func ValidTeamID(id string) bool {
 	return true
 }
 
+// The checks take the field's name in two parts, joined only for an
+// error: every event an outbox takes is validated, and most are valid.
+
 // checkToken allows [A-Za-z0-9._:-], 1..max characters.
-func checkToken(field, s string, max int, required bool) error {
+func checkToken(prefix, name, s string, max int, required bool) error {
 	if s == "" {
 		if required {
-			return errs.Field(field, "is required")
+			return errs.Field(prefix+"."+name, "is required")
 		}
 		return nil
 	}
 	if len(s) > max {
-		return errs.Field(field, "must be at most %d characters", max)
+		return errs.Field(prefix+"."+name, "must be at most %d characters", max)
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-			return errs.Field(field, "must match [A-Za-z0-9._:-]+")
+			return errs.Field(prefix+"."+name, "must match [A-Za-z0-9._:-]+")
 		}
 	}
 	return nil
 }
 
 // checkAction allows "{kind}.{verb}" in [a-z0-9_.-], with at least one dot.
-func checkAction(field, s string) error {
+func checkAction(prefix, name, s string) error {
 	if s == "" {
-		return errs.Field(field, "is required")
+		return errs.Field(prefix+"."+name, "is required")
 	}
 	if len(s) > MaxActionLength {
-		return errs.Field(field, "must be at most %d characters", MaxActionLength)
+		return errs.Field(prefix+"."+name, "must be at most %d characters", MaxActionLength)
 	}
 	dot := false
 	for i := 0; i < len(s); i++ {
@@ -135,26 +138,26 @@ func checkAction(field, s string) error {
 			dot = dot || (i > 0 && i < len(s)-1)
 		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '_', c == '-':
 		default:
-			return errs.Field(field, `must be "{resource kind}.{verb}" in [a-z0-9_.-], e.g. "secret.create"`)
+			return errs.Field(prefix+"."+name, `must be "{resource kind}.{verb}" in [a-z0-9_.-], e.g. "secret.create"`)
 		}
 	}
 	if !dot {
-		return errs.Field(field, `must be "{resource kind}.{verb}" in [a-z0-9_.-], e.g. "secret.create"`)
+		return errs.Field(prefix+"."+name, `must be "{resource kind}.{verb}" in [a-z0-9_.-], e.g. "secret.create"`)
 	}
 	return nil
 }
 
 // checkText allows printable UTF-8 of at most max bytes.
-func checkText(field, s string, max int) error {
+func checkText(prefix, name, s string, max int) error {
 	if len(s) > max {
-		return errs.Field(field, "must be at most %d bytes", max)
+		return errs.Field(prefix+"."+name, "must be at most %d bytes", max)
 	}
 	if !utf8.ValidString(s) {
-		return errs.Field(field, "must be UTF-8")
+		return errs.Field(prefix+"."+name, "must be UTF-8")
 	}
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
-			return errs.Field(field, "must not contain control characters")
+			return errs.Field(prefix+"."+name, "must not contain control characters")
 		}
 	}
 	return nil

@@ -106,6 +106,26 @@ func Encode(ev *auditv1.Event) []byte {
 	return b
 }
 
+// EncodedLen is len(Encode(ev)), computed without encoding: for size
+// limits on a hot path (every event an outbox takes).
+func EncodedLen(ev *auditv1.Event) int {
+	timeLen := func(t *timestamppb.Timestamp) int {
+		if t == nil {
+			return 1
+		}
+		return 1 + 8 + 4
+	}
+	n := len(domain) + 8 + timeLen(ev.GetTime()) + 4 + 4 + timeLen(ev.GetAppendTime()) + 4
+	for _, s := range []string{ev.GetTeam(), ev.GetId(), ev.GetActor().GetName(), ev.GetActor().GetClient(),
+		ev.GetAction(), ev.GetResource(), ev.GetRequestId(), ev.GetRunId(), string(ev.GetPrevHash())} {
+		n += 4 + len(s)
+	}
+	for k, v := range ev.GetDetails() {
+		n += 4 + len(k) + 4 + len(v)
+	}
+	return n
+}
+
 func appendStr(b []byte, s string) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 	return append(b, s...)

@@ -235,3 +235,18 @@ func TestName(t *testing.T) {
 		t.Errorf("got %q, want %q", got, chain.SystemChain)
 	}
 }
+
+// EncodedLen is the length of Encode for events with and without their
+// optional parts.
+func TestEncodedLen(t *testing.T) {
+	evs := build("acme", 5)
+	bare := &auditv1.Event{}
+	evs = append(evs, bare, clone(evs[:1])[0])
+	evs[len(evs)-1].Details = map[string]string{"a": "b", "long key": strings.Repeat("v", 300)}
+	evs[len(evs)-1].AppendTime = nil
+	for i, ev := range evs {
+		if got, want := chain.EncodedLen(ev), len(chain.Encode(ev)); got != want {
+			t.Errorf("event %d: EncodedLen %d, len(Encode) %d", i, got, want)
+		}
+	}
+}

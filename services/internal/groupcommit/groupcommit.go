@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -33,10 +35,14 @@ const MaxBatch = 1000
 type Committer struct {
 	db *bolt.DB
 
-	mu      sync.Mutex
-	queue   []*call
-	running bool // a leader is committing; new calls only queue
+	mu        sync.Mutex
+	queue     []*call
+	running   bool        // a leader is committing; new calls only queue
+	contended atomic.Bool // the last batch had company and more came meanwhile
 }
+
+// gatherDelay is how long a commit under contention waits for more writes.
+const gatherDelay = 200 * time.Microsecond
 
 type call struct {
 	fn   func(*bolt.Tx) error
@@ -64,6 +70,13 @@ func (c *Committer) Do(fn func(*bolt.Tx) error) error {
 // lead commits the queue as it stands, then hands on to a new leader when
 // calls queued meanwhile, so that no caller serves others indefinitely.
 func (c *Committer) lead() {
+	if c.contended.Load() {
+		// Writers are queueing faster than commits complete: give the
+		// batch a moment to fill, so the fixed cost of a commit (its
+		// fsync, the pages of every bucket it touches) is shared by more
+		// writes. A lone writer never waits.
+		time.Sleep(gatherDelay)
+	}
 	c.mu.Lock()
 	n := min(len(c.queue), MaxBatch)
 	batch := c.queue[:n:n]
@@ -74,6 +87,7 @@ func (c *Committer) lead() {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.contended.Store(len(c.queue) > 0 && len(batch) > 1)
 	if len(c.queue) > 0 {
 		go c.lead()
 		return

@@ -46,6 +46,9 @@ type Bolt struct {
 	emitter string
 	epoch   string
 	notify  atomic.Pointer[func()]
+	// idShape is id(0): Prepare validates an event to be assigned an id
+	// with it, as every assigned id has its shape and length.
+	idShape string
 }
 
 var (
@@ -86,6 +89,7 @@ func NewBolt(db *bolt.DB, emitter string) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
+	b.idShape = b.id(0)
 	return b, nil
 }
 
@@ -164,7 +168,7 @@ func (b *Bolt) Prepare(ev *auditv1.Event) (*Prepared, error) {
 		// Every assigned id differs from this one only in its hex digits:
 		// ValidateEvent's answer (characters, lengths, encoded size) is
 		// the same for all of them.
-		e.Id = b.id(0)
+		e.Id = b.idShape
 	}
 	if err := audit.ValidateEvent("audit event", e); err != nil {
 		return nil, err
