@@ -25,8 +25,8 @@ func (d *Directory) BootstrapAdmin(ctx context.Context, id string) (Token, strin
 		if err != nil || has {
 			return Token{}, "", err
 		}
-		tok, bearer, err := d.issueAdmin(ctx, id, "bootstrap token (ozresolverd --bootstrap-token-file)")
-		if conflict(err) == 0 {
+		tok, bearer, err := d.issueAdmin(ctx, id, "bootstrap token (ozresolverd --bootstrap-token-file)", true)
+		if i := conflict(err); i == 0 || i == 1 {
 			continue // another process bootstrapped meanwhile: look again
 		}
 		return tok, bearer, err
@@ -48,7 +48,7 @@ func (d *Directory) IssueAdminToken(ctx context.Context, id, description string)
 		return Token{}, "", err
 	}
 	for range 5 {
-		tok, bearer, err := d.issueAdmin(ctx, id, description)
+		tok, bearer, err := d.issueAdmin(ctx, id, description, false)
 		if conflict(err) == 0 {
 			continue // the user changed meanwhile: read it again
 		}
@@ -57,11 +57,25 @@ func (d *Directory) IssueAdminToken(ctx context.Context, id, description string)
 	return Token{}, "", fmt.Errorf("issue admin token: user %q kept changing", id)
 }
 
+// bootstrapKey marks the store's first system admin as made by
+// BootstrapAdmin, so that two processes (or goroutines) starting at once
+// cannot both bootstrap.
+const bootstrapKey = "bootstrap/admin"
+
 // issueAdmin creates or promotes user id as a system admin and issues a
 // non-expiring token for it, in one write. Its first condition guards the
 // user record as read; a *ConflictError with index 0 means it changed.
-func (d *Directory) issueAdmin(ctx context.Context, id, description string) (Token, string, error) {
+//
+// For the first start's bootstrap, the write is also the store's only
+// bootstrap (its second condition, index 1, is that none happened yet),
+// and a user found already a system admin gets no token: between the
+// caller's look for a system admin and this write, another process (or
+// goroutine) may have bootstrapped.
+func (d *Directory) issueAdmin(ctx context.Context, id, description string, bootstrap bool) (Token, string, error) {
 	rec, raw, err := d.userRecord(ctx, id)
+	if bootstrap && err == nil && rec.SystemAdmin {
+		return Token{}, "", nil
+	}
 	now := d.clock()
 	var cond Cond
 	var writes []Write
@@ -86,8 +100,13 @@ func (d *Directory) issueAdmin(ctx context.Context, id, description string) (Tok
 		rec.SystemAdmin = true
 		writes = []Write{Put(userKey(id), encode(rec)), Put(sysadminKey(id), marker)}
 	}
+	conds := []Cond{cond}
+	if bootstrap {
+		conds = append(conds, Absent(bootstrapKey))
+		writes = append(writes, Put(bootstrapKey, marker))
+	}
 	tok := Token{Principal: UserPrincipal(id), Description: description, CreateTime: now}
-	return d.issue(ctx, tok, []Cond{cond}, writes, func(t Token) []*auditv1.Event {
+	return d.issue(ctx, tok, conds, writes, func(t Token) []*auditv1.Event {
 		return append(slices.Clone(evs), d.tokenEvent(ctx, ActionTokenCreate, t))
 	})
 }

@@ -96,30 +96,37 @@ func (c *Committer) lead() {
 	c.queue = nil // drop the backing array of a burst
 }
 
-// commit runs batch in one transaction. When a fn fails, it is retried
-// alone and the others are committed without it, as DB.Batch does.
+// commit runs batch in one transaction. A fn that fails is taken out and
+// the others are committed without it; then each failed fn runs again,
+// alone, after them (as DB.Batch has its caller do), and that result is
+// its caller's. Running it after, not before, matters: a write refused
+// because of an earlier write of its batch (a create of a name taken
+// there) must see that write committed, not rolled back.
 func (c *Committer) commit(batch []*call) {
+	var failed []*call
 	for len(batch) > 0 {
-		failed := -1
+		at := -1
 		err := c.db.Update(func(tx *bolt.Tx) error {
 			for i, cl := range batch {
 				if err := safeCall(cl.fn, tx); err != nil {
-					failed = i
+					at = i
 					return err
 				}
 			}
 			return nil
 		})
-		if failed < 0 {
+		if at < 0 {
 			// Committed, or the commit itself failed: same answer for all.
 			for _, cl := range batch {
 				cl.done <- err
 			}
-			return
+			break
 		}
-		solo := batch[failed]
-		solo.done <- c.db.Update(func(tx *bolt.Tx) error { return safeCall(solo.fn, tx) })
-		batch = append(batch[:failed:failed], batch[failed+1:]...)
+		failed = append(failed, batch[at])
+		batch = append(batch[:at:at], batch[at+1:]...)
+	}
+	for _, cl := range failed {
+		cl.done <- c.db.Update(func(tx *bolt.Tx) error { return safeCall(cl.fn, tx) })
 	}
 }
 
