@@ -3,11 +3,14 @@ package resolver
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/storemetrics"
 	"github.com/ozsecrets/oz/services/internal/tracing"
 )
 
@@ -18,41 +21,73 @@ import (
 // Spans hold counts only (entries returned, conditions, writes) and, on
 // failure, the error's kind: never a key (keys hold names, token hashes
 // and record ids) and never a value. With tp nil or a no-op it returns s.
-func TraceStore(s Store, tp trace.TracerProvider) Store {
-	if !tracing.Enabled(tp) {
+func TraceStore(s Store, tp trace.TracerProvider) Store { return InstrumentStore(s, tp, nil) }
+
+// InstrumentStore is TraceStore that also times every call into o
+// (oz_store_operation_duration_seconds; nil: no metrics). With neither
+// tracing nor metrics it returns s.
+func InstrumentStore(s Store, tp trace.TracerProvider, o *storemetrics.Observer) Store {
+	if !tracing.Enabled(tp) && o == nil {
 		return s
 	}
-	return &tracedStore{Store: s, tracer: tp.Tracer("github.com/ozsecrets/oz/services/resolver")}
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return &tracedStore{Store: s, tracer: tp.Tracer("github.com/ozsecrets/oz/services/resolver"), o: o}
 }
 
 type tracedStore struct {
 	Store
 	tracer trace.Tracer
+	o      *storemetrics.Observer
+}
+
+// end ends span and records the call's duration and outcome.
+func (t *tracedStore) end(span trace.Span, op string, start time.Time, err error) {
+	t.o.Observe(op, start, outcome(err))
+	tracing.End(span, err, storeErrorKind(err))
 }
 
 func (t *tracedStore) Get(ctx context.Context, key string) ([]byte, error) {
 	ctx, span := tracing.Child(ctx, t.tracer, "store.Get")
+	start := time.Now()
 	v, err := t.Store.Get(ctx, key)
-	tracing.End(span, err, storeErrorKind(err))
+	t.end(span, "Get", start, err)
 	return v, err
 }
 
 func (t *tracedStore) Scan(ctx context.Context, prefix, after string, limit int) ([]KV, error) {
 	ctx, span := tracing.Child(ctx, t.tracer, "store.Scan", attribute.Int("oz.store.limit", limit))
+	start := time.Now()
 	kvs, err := t.Store.Scan(ctx, prefix, after, limit)
 	if span != nil {
 		span.SetAttributes(attribute.Int("oz.store.entries", len(kvs)))
 	}
-	tracing.End(span, err, storeErrorKind(err))
+	t.end(span, "Scan", start, err)
 	return kvs, err
 }
 
 func (t *tracedStore) Apply(ctx context.Context, conds []Cond, writes []Write) error {
 	ctx, span := tracing.Child(ctx, t.tracer, "store.Apply",
 		attribute.Int("oz.store.conditions", len(conds)), attribute.Int("oz.store.writes", len(writes)))
+	start := time.Now()
 	err := t.Store.Apply(ctx, conds, writes)
-	tracing.End(span, err, storeErrorKind(err))
+	t.end(span, "Apply", start, err)
 	return err
+}
+
+// outcome is a store call's outcome label for metrics.
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errs.KindOf(err) == errs.KindNotFound:
+		return "not_found"
+	}
+	if _, ok := errors.AsType[*ConflictError](err); ok {
+		return "conflict"
+	}
+	return "error"
 }
 
 // storeErrorKind names err for a span: "conflict" for a condition that

@@ -143,8 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer store.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	measured := resolver.MeasureStore(store, storemetrics.New(reg, "resolver", c.store.Kind.String()))
-	dir := resolver.NewDirectory(resolver.TraceStore(measured, tp), time.Now)
+	dir := resolver.NewDirectory(resolver.InstrumentStore(store, tp, storemetrics.New(reg, "resolver", c.store.Kind.String())), time.Now)
 
 	// The audit shipper runs from before the first event (a bootstrap)
 	// until serving has stopped.
