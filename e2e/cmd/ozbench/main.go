@@ -40,6 +40,7 @@ import (
 
 var (
 	duration = flag.Duration("duration", 3*time.Second, "how long each throughput measurement runs")
+	rounds   = flag.Int("rounds", 3, "interleaved rounds of the etcd section's measurements")
 	samples  = flag.Int("samples", 2000, "calls per latency measurement")
 	sections = flag.String("sections", "creates,latency,resolve,exec,etcd", "which measurements to run, comma-separated")
 	etcdCPU  = flag.String("etcd-cpuprofile", "", "write a CPU profile of this process (the embedded etcd members and the clients) during ResolveRun on three etcd members to `FILE`")
@@ -376,142 +377,218 @@ func newResolve(sys *harness.System, conn *grpc.ClientConn, userCtx context.Cont
 	return resolve, nil
 }
 
-// storeResult is what benchStore measured on one kind of store.
+// storeResult is what one kind of store measured, over every round.
 type storeResult struct {
-	creates, resolves float64                  // per second, at 64 clients
+	creates, resolves []float64                // per second, at 64 clients, one per round
 	cpu               map[string]time.Duration // per resolution, by process
 	calls             map[string]float64       // per resolution, etcd's gRPC calls by method
+}
+
+// storeSystem is one running system measured by benchStores.
+type storeSystem struct {
+	name    string
+	members int // of etcd; 0: bbolt
+	create  func() error
+	resolve func() error
+	stop    func()
 }
 
 // benchStores measures secret creates and run resolutions (a run of 10
 // secrets) at 64 clients on the services' etcd stores, on one embedded
 // etcd member and on three, beside the same on bbolt files, each on a
-// fresh system of one replica of each service started the same way
+// system of one replica of each service started the same way
 // (harness.StartServices, harness.StartCluster), in the same run.
+//
+// The three systems run side by side and are measured in turn, -rounds
+// times, each round in another order; the ratios are of the medians. This
+// machine's speed drifts by tens of percent within a minute, and
+// measuring each kind once, one after the other, let that drift decide
+// the ratio.
 func benchStores(bin, work string) error {
-	fmt.Println("\n== stores: etcd vs bbolt, 1 replica of each service, 64 clients, via the gateway (same run) ==")
+	fmt.Printf("\n== stores: etcd vs bbolt, 1 replica of each service, 64 clients, via the gateway (same run, %d interleaved rounds of %s, medians) ==\n", *rounds, *duration)
 	kinds := []struct {
 		name    string
-		members int // 0: bbolt
+		members int
 	}{{"bbolt", 0}, {"etcd, 1 member", 1}, {"etcd, 3 members", 3}}
-	var base storeResult
+	var systems []*storeSystem
+	defer func() {
+		for _, sys := range systems {
+			sys.stop()
+		}
+	}()
+	for _, k := range kinds {
+		sys, err := startStoreSystem(bin, filepath.Join(work, fmt.Sprintf("store-%d", k.members)), k.name, k.members)
+		if err != nil {
+			return fmt.Errorf("%s: %w", k.name, err)
+		}
+		systems = append(systems, sys)
+	}
+	results := make([]storeResult, len(systems))
+	counts := make([]int64, len(systems))
+	for i := range results {
+		results[i] = storeResult{cpu: map[string]time.Duration{}, calls: map[string]float64{}}
+	}
+	for round := 0; round < *rounds; round++ {
+		for j := range systems {
+			i := (j + round) % len(systems)
+			n, err := measureStore(systems[i], &results[i], round == 0)
+			if err != nil {
+				return fmt.Errorf("%s: %w", systems[i].name, err)
+			}
+			counts[i] += n
+		}
+	}
+	for i := range results {
+		for name, d := range results[i].cpu {
+			results[i].cpu[name] = d / time.Duration(max(counts[i], 1))
+		}
+		for m, c := range results[i].calls {
+			results[i].calls[m] = c / float64(max(counts[i], 1))
+		}
+	}
+
 	self := filepath.Base(os.Args[0])
 	if len(self) > 15 {
 		self = self[:15] // what /proc/PID/stat holds
 	}
-	for _, k := range kinds {
-		r, err := benchStore(bin, filepath.Join(work, fmt.Sprintf("store-%d", k.members)), k.members)
-		if err != nil {
-			return fmt.Errorf("%s: %w", k.name, err)
-		}
-		if k.members == 0 {
-			base = r
-		}
+	base := results[0]
+	for i, sys := range systems {
+		r := results[i]
 		fmt.Printf("%-16s creates %7.0f/s (%.2f of bbolt)   ResolveRun %7.0f/s (%.2f of bbolt)   CPU per resolution (µs):",
-			k.name, r.creates, r.creates/base.creates, r.resolves, r.resolves/base.resolves)
+			sys.name, median(r.creates), median(r.creates)/median(base.creates), median(r.resolves), median(r.resolves)/median(base.resolves))
 		for _, name := range []string{"ozgateway", "ozresolverd", "ozsecretstored", "ozauditd"} {
 			fmt.Printf(" %s %.0f", strings.TrimPrefix(name, "oz"), us(r.cpu[name]))
 		}
 		fmt.Printf(" etcd+clients(%s) %.0f\n", self, us(r.cpu[self]))
-		if k.members > 0 {
+		if sys.members > 0 {
 			var calls []string
 			for _, m := range slices.Sorted(maps.Keys(r.calls)) {
-				calls = append(calls, fmt.Sprintf("%s %.1f", m, r.calls[m]))
+				calls = append(calls, fmt.Sprintf("%s %.2f", m, r.calls[m]))
 			}
 			fmt.Printf("%-16s etcd calls per resolution (all members): %s\n", "", strings.Join(calls, ", "))
+			var byRound []string
+			for round := range r.resolves {
+				byRound = append(byRound, fmt.Sprintf("%.2f", r.resolves[round]/base.resolves[round]))
+			}
+			fmt.Printf("%-16s ResolveRun / bbolt by round: %s\n", "", strings.Join(byRound, " "))
 		}
-		if k.members == 3 {
-			fmt.Printf("three-member etcd ResolveRun / bbolt: %.2f (target ≥ 0.50)\n", r.resolves/base.resolves)
+		if sys.members == 3 {
+			fmt.Printf("three-member etcd ResolveRun / bbolt: %.2f (target ≥ 0.50)\n", median(r.resolves)/median(base.resolves))
 		}
 	}
 	return nil
 }
 
-// benchStore starts a system of one replica of each service on a bbolt
-// file each (members 0) or on an embedded etcd of members members, and
-// measures it.
-func benchStore(bin, dir string, members int) (storeResult, error) {
+// startStoreSystem starts a system of one replica of each service on a
+// bbolt file each (members 0) or on an embedded etcd of members members,
+// with a team of 10 secrets to resolve runs of.
+func startStoreSystem(bin, dir, name string, members int) (_ *storeSystem, err error) {
+	out := &storeSystem{name: name, members: members}
+	var stops []func()
+	out.stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			out.stop()
+		}
+	}()
 	var sys *harness.System
 	if members == 0 {
 		svc, err := harness.StartServices(bin, filepath.Join(dir, "data"))
 		if err != nil {
-			return storeResult{}, err
+			return nil, err
 		}
-		defer svc.Stop()
+		stops = append(stops, func() { svc.Stop() })
 		sys = svc.System
 	} else {
 		etcd, err := harness.StartEtcd(filepath.Join(dir, "etcd"), members)
 		if err != nil {
-			return storeResult{}, err
+			return nil, err
 		}
-		defer etcd.Close()
+		stops = append(stops, func() { etcd.Close() })
 		cl, err := harness.StartCluster(bin, filepath.Join(dir, "data"), etcd.Endpoints(), 1)
 		if err != nil {
-			return storeResult{}, err
+			return nil, err
 		}
-		defer cl.Stop()
+		stops = append(stops, func() { cl.Stop() })
 		sys = cl.System
 	}
 	token, err := setup(sys)
 	if err != nil {
-		return storeResult{}, err
+		return nil, err
 	}
 	conn, err := sys.Dial()
 	if err != nil {
-		return storeResult{}, err
+		return nil, err
 	}
-	defer conn.Close()
+	stops = append(stops, func() { conn.Close() })
 	ctx := harness.WithToken(context.Background(), token)
 	secrets := secretsv1.NewSecretServiceClient(conn)
-
-	var r storeResult
 	var seq atomic.Int64
-	r.creates = throughput(64, func() error {
+	out.create = func() error {
 		_, err := secrets.CreateSecret(ctx, &secretsv1.CreateSecretRequest{
 			Parent: "teams/bench", SecretId: fmt.Sprintf("S_%d", seq.Add(1)), Value: []byte("benchmark-value-0123456789abcdef"),
 		})
 		return err
-	})
-	resolve, err := newResolve(sys, conn, ctx, "runs", "bench-runner")
-	if err != nil {
-		return storeResult{}, err
 	}
-	if members == 3 && *etcdCPU != "" {
+	if out.resolve, err = newResolve(sys, conn, ctx, "runs", "bench-runner"); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// measureStore measures one round of sys's creates and resolutions into
+// r, adding the CPU and etcd calls of its resolutions, and returns how many
+// resolutions there were. profile: write -etcd-cpuprofile, if asked for,
+// during this round's resolutions on three members.
+func measureStore(sys *storeSystem, r *storeResult, profile bool) (int64, error) {
+	r.creates = append(r.creates, throughput(64, sys.create))
+	if sys.members == 3 && profile && *etcdCPU != "" {
 		f, err := os.Create(*etcdCPU)
 		if err != nil {
-			return storeResult{}, err
+			return 0, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return storeResult{}, err
+			return 0, err
 		}
 		defer pprof.StopCPUProfile()
 	}
 	var n atomic.Int64
 	callsBefore := etcdCalls()
 	before := cpuByProcess()
-	r.resolves = throughput(64, func() error {
-		err := resolve()
+	r.resolves = append(r.resolves, throughput(64, func() error {
+		err := sys.resolve()
 		if err == nil {
 			n.Add(1)
 		}
 		return err
-	})
+	}))
 	after := cpuByProcess()
-	callsAfter := etcdCalls()
-	r.calls = map[string]float64{}
-	for m, c := range callsAfter {
-		if d := c - callsBefore[m]; d > 0 && n.Load() > 0 {
-			r.calls[m] = d / float64(n.Load())
+	for m, c := range etcdCalls() {
+		if d := c - callsBefore[m]; d > 0 {
+			r.calls[m] += d
 		}
 	}
-	r.cpu = map[string]time.Duration{}
 	for name, d := range after {
-		if n.Load() > 0 {
-			r.cpu[name] = (d - before[name]) / time.Duration(n.Load())
-		}
+		r.cpu[name] += d - before[name]
 	}
-	return r, nil
+	return n.Load(), nil
+}
+
+// median returns the median of xs (the mean of the middle two when even).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // etcdCalls counts the gRPC calls the embedded etcd members of this
