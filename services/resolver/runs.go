@@ -654,11 +654,37 @@ func (r *Runs) ResolveRun(ctx context.Context, req ResolveRequest) (Resolution, 
 	if !granted(p, req.Team) {
 		return Resolution{}, denied("only runners granted team %q may resolve its runs", req.Team)
 	}
+	// The decision's inputs are read with a ReadSet, and their being
+	// unchanged is a condition of the record's write (see WithReadSet): on
+	// etcd they are serializable reads, with no quorum round. A stale read,
+	// or a change made meanwhile, fails the write, and the resolution is
+	// made again with ordinary reads; so is one whose inputs made it fail
+	// before the write (a stale read must not refuse a run either).
+	rctx, reads := WithReadSet(ctx)
+	res, err := r.resolve(rctx, req, rc, user, p, reads)
+	if errors.Is(err, errStaleReads) {
+		res, err = r.resolve(ctx, req, rc, user, p, nil)
+	}
+	return res, err
+}
+
+// errStaleReads: a resolution's ReadSet did not hold at its write, or its
+// inputs refused it; it is made again with ordinary reads.
+var errStaleReads = errors.New("resolution inputs changed or read stale")
+
+// resolve is one attempt of ResolveRun, its request checked: it decides,
+// seals and records. With reads (the ReadSet of ctx), the record's write
+// is conditional on them, and an error that may come from a stale read is
+// errStaleReads.
+func (r *Runs) resolve(ctx context.Context, req ResolveRequest, rc RunContext, user string, p *auth.Principal, reads *ReadSet) (Resolution, error) {
 	// A runner is granted only teams that existed when it was created
 	// (CreateRunner's conditions), and teams are never deleted: the team
 	// needs no read here (on etcd, one quorum read fewer per run).
 	prep, err := r.prepare(ctx, req.Team, rc, user, true)
 	if err != nil {
+		if reads != nil {
+			return Resolution{}, errStaleReads
+		}
 		return Resolution{}, err
 	}
 	now := r.dir.clock()
@@ -706,12 +732,18 @@ func (r *Runs) ResolveRun(ctx context.Context, req ResolveRequest) (Resolution, 
 	// The team's presence is a condition of the write rather than a read
 	// before it (see prepare above): nothing is recorded, nor returned, for
 	// a team that is not there.
-	err = r.dir.apply(ctx, []Cond{Absent(key), Present(teamKey(req.Team))}, writes, evs...)
+	conds := []Cond{Absent(key), Present(teamKey(req.Team))}
+	if reads != nil {
+		conds = append(conds, Unchanged(reads))
+	}
+	err = r.dir.apply(ctx, conds, writes, evs...)
 	switch conflict(err) {
 	case 0:
 		return Resolution{}, runExists(req.Team, id)
 	case 1:
 		return Resolution{}, errs.E(errs.KindNotFound, "team %q not found", req.Team)
+	case 2:
+		return Resolution{}, errStaleReads
 	}
 	if err != nil {
 		return Resolution{}, fmt.Errorf("record run: %w", err)

@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
@@ -445,6 +446,59 @@ func TestResolveRunRecreatedSecret(t *testing.T) {
 	check(t, err)
 	if got := f.open(t, res); got["DEPLOY_TOKEN"] != recreated || len(got) != 2 {
 		t.Errorf("after recreate: got %v", keys(got))
+	}
+}
+
+// hookSealer runs hook before the first sealing only: a change made
+// after a resolution read its inputs and before it records its decision.
+type hookSealer struct {
+	inner resolver.Sealer
+	hook  func()
+	calls int
+}
+
+func (h *hookSealer) SealRunSecrets(ctx context.Context, req *internalapiv1.SealRunSecretsRequest) (*internalapiv1.SealRunSecretsResponse, error) {
+	if h.calls++; h.calls == 1 {
+		h.hook()
+	}
+	return h.inner.SealRunSecrets(ctx, req)
+}
+
+// TestResolveRunInputsChangedBeforeRecord: a change to what the decision
+// read, made between the reads and the record's write, fails the write's
+// Unchanged condition; the resolution is made again and the recorded (and
+// returned) decision is the one the store holds when it is recorded.
+func TestResolveRunInputsChangedBeforeRecord(t *testing.T) {
+	f := newRunsFixture(t)
+	rc := resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "ops-tools"}
+	before, err := f.resolve(f.runnerA, "acme", rc, "")
+	check(t, err)
+	if got := f.open(t, before); got["DEPLOY_TOKEN"] == "" {
+		t.Fatalf("before the change: DEPLOY_TOKEN not injected (%v)", keys(got))
+	}
+	// A new identity that references DEPLOY_TOKEN restricts it to itself.
+	hs := &hookSealer{inner: ssgrpc.NewRunSecrets(f.svc), hook: func() {
+		check(t, resolver.RunsTestPutAgent(context.Background(), f.store, "acme", "newbot", []string{"DEPLOY_TOKEN"}))
+	}}
+	runs := resolver.NewRuns(f.dir, hs)
+	res, err := runs.ResolveRun(f.runnerA, resolver.ResolveRequest{Team: "acme", Context: rc, Recipient: f.recipient()})
+	check(t, err)
+	if hs.calls != 2 {
+		t.Errorf("sealed %d times, want 2 (the first decision is refused at its write, then made again)", hs.calls)
+	}
+	if got := f.open(t, res); got["DEPLOY_TOKEN"] != "" {
+		t.Errorf("DEPLOY_TOKEN injected after it was restricted to newbot: got %v", keys(got))
+	}
+	if got := unresolvedOf(res.Run.Unresolved); !slices.Contains(got, "DEPLOY_TOKEN:restricted") {
+		t.Errorf("unresolved %v, want DEPLOY_TOKEN:restricted", got)
+	}
+	stored, err := f.runs.GetRun(f.runnerA, "acme", res.Run.ID)
+	check(t, err)
+	if got := injectedOf(stored); slices.Contains(got, acme+":DEPLOY_TOKEN") {
+		t.Errorf("recorded run injected %v", got)
+	}
+	if all, _ := f.runCount(t, "acme"); all != 2 {
+		t.Errorf("%d runs recorded, want 2 (the refused write records nothing)", all)
 	}
 }
 

@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"fmt"
+	"sync"
 )
 
 // Store is where the resolver keeps its records: an ordered key-value store
@@ -21,6 +22,8 @@ import (
 type Store interface {
 	// Get returns the value stored at key. It returns an error of kind
 	// errs.KindNotFound (errors.Is(err, errs.NotFound)) when key is absent.
+	// When ctx carries a ReadSet (WithReadSet), Get and Scan record what
+	// they read in it and may answer from a copy that lags behind.
 	Get(ctx context.Context, key string) ([]byte, error)
 
 	// Scan returns, in key order, the entries whose key starts with prefix
@@ -31,10 +34,14 @@ type Store interface {
 
 	// Apply atomically checks conds and, when every one holds, performs
 	// writes in order. When a condition does not hold it writes nothing and
-	// returns a *ConflictError naming the first condition that failed. When
-	// it returns nil the writes are durable (on disk, fsynced) and visible to
-	// every later call. Implementations may group concurrent calls into one
-	// transaction and may limit a call to 128 conditions and writes together.
+	// returns a *ConflictError naming the first condition that failed
+	// (conditions on keys are checked before IfUnchanged). When it returns
+	// nil the writes are durable (on disk, fsynced) and visible to every
+	// later call. Implementations may group concurrent calls into one
+	// transaction and may limit a call to 128 conditions and writes
+	// together; a store may also report an IfUnchanged over more reads than
+	// it can check in one transaction as not holding (the caller then reads
+	// again without a ReadSet).
 	Apply(ctx context.Context, conds []Cond, writes []Write) error
 
 	// Close releases the store. Calls after Close return errors.
@@ -58,13 +65,20 @@ const (
 	// IfEqual holds when the key has a value equal, byte for byte, to
 	// Cond.Value.
 	IfEqual
+	// IfUnchanged holds when nothing read into Cond.Reads (see WithReadSet)
+	// differs in the store: no key read has changed, appeared or gone, and
+	// no key has appeared in a range a Scan read (a key rewritten with the
+	// value it had may count as changed). It has no Key; the store that
+	// served the reads checks it.
+	IfUnchanged
 )
 
 // Cond is a condition on one key, checked by Apply.
 type Cond struct {
 	Key   string
 	Op    CondOp
-	Value []byte // for IfEqual
+	Value []byte   // for IfEqual
+	Reads *ReadSet // for IfUnchanged
 }
 
 // Absent is the condition "key has no value".
@@ -76,8 +90,12 @@ func Present(key string) Cond { return Cond{Key: key, Op: IfPresent} }
 // Equal is the condition "key holds exactly value".
 func Equal(key string, value []byte) Cond { return Cond{Key: key, Op: IfEqual, Value: value} }
 
+// Unchanged is the condition "nothing read into rs has changed".
+func Unchanged(rs *ReadSet) Cond { return Cond{Op: IfUnchanged, Reads: rs} }
+
 // Holds reports whether c holds for a key whose current value is value
 // (nil: absent). Stores use it so that every one reads conditions alike.
+// It is false for IfUnchanged, which is not about one key.
 func (c Cond) Holds(value []byte) bool {
 	switch c.Op {
 	case IfAbsent:
@@ -112,4 +130,56 @@ type ConflictError struct {
 
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("store: condition %d on key %q does not hold", e.Index, e.Cond.Key)
+}
+
+// Validated reads.
+//
+// A store may serve reads more cheaply when they are checked afterwards:
+// etcd serves a serializable read from whichever member the client asks,
+// with no quorum round (a linearizable read's ReadIndex), but that member
+// may lag behind the cluster. Run resolution reads what its decision
+// depends on that way, and makes "none of it has changed" a condition of
+// the one write that records the decision (Unchanged). A stale read then
+// fails that write, and the resolution is made again with ordinary reads:
+// a recorded decision is exactly what the store held when it was
+// recorded — on bbolt as on etcd, and stricter than reading each input
+// current at its own moment, which misses a change made between the read
+// and the write.
+
+// ReadSet collects what the reads of one request saw, in a form private to
+// the store that served them, for the condition Unchanged. It is safe for
+// concurrent use.
+type ReadSet struct {
+	mu    sync.Mutex
+	items []any
+}
+
+// Add records one read. Stores call it.
+func (rs *ReadSet) Add(item any) {
+	rs.mu.Lock()
+	rs.items = append(rs.items, item)
+	rs.mu.Unlock()
+}
+
+// Items returns the reads recorded so far, in order. Stores call it.
+func (rs *ReadSet) Items() []any {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return append([]any(nil), rs.items...)
+}
+
+type readSetKey struct{}
+
+// WithReadSet returns a context whose reads (Get, Scan) are recorded in a
+// new ReadSet, and may be served by the store from a copy that lags behind
+// it; the request checks them with Unchanged(rs) in its Apply.
+func WithReadSet(ctx context.Context) (context.Context, *ReadSet) {
+	rs := &ReadSet{}
+	return context.WithValue(ctx, readSetKey{}, rs), rs
+}
+
+// ReadSetFrom returns the ReadSet of ctx, or nil. Stores call it.
+func ReadSetFrom(ctx context.Context) *ReadSet {
+	rs, _ := ctx.Value(readSetKey{}).(*ReadSet)
+	return rs
 }

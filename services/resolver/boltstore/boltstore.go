@@ -96,14 +96,60 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	var out []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketRecords).Get([]byte(key))
-		if v == nil {
-			return errs.E(errs.KindNotFound, "not found")
-		}
-		out = bytes.Clone(v) // v is only valid inside the transaction
+		out = bytes.Clone(tx.Bucket(bucketRecords).Get([]byte(key))) // only valid inside the transaction
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if rs := resolver.ReadSetFrom(ctx); rs != nil {
+		rs.Add(readGet{key: key, value: out})
+	}
+	if out == nil {
+		return nil, errs.E(errs.KindNotFound, "not found")
+	}
+	return out, nil
+}
+
+// A bbolt store's reads are current when made; IfUnchanged reads them
+// again inside the writing transaction and compares.
+
+// readGet is a Get recorded in a ReadSet: value nil when key was absent.
+type readGet struct {
+	key   string
+	value []byte
+}
+
+// readScan is a Scan recorded in a ReadSet.
+type readScan struct {
+	prefix, after string
+	limit         int
+	kvs           []resolver.KV
+}
+
+// unchanged reports whether every read of rs sees the same in b.
+func unchanged(b *bolt.Bucket, rs *resolver.ReadSet) bool {
+	for _, item := range rs.Items() {
+		switch r := item.(type) {
+		case readGet:
+			if v := b.Get([]byte(r.key)); (v == nil) != (r.value == nil) || !bytes.Equal(v, r.value) {
+				return false
+			}
+		case readScan:
+			now := scanBucket(b, r.prefix, r.after, r.limit)
+			if len(now) != len(r.kvs) {
+				return false
+			}
+			for i := range now {
+				if now[i].Key != r.kvs[i].Key || !bytes.Equal(now[i].Value, r.kvs[i].Value) {
+					return false
+				}
+			}
+		default: // recorded by another store
+			return false
+		}
+	}
+	return true
 }
 
 // Scan implements resolver.Store.
@@ -111,26 +157,35 @@ func (s *Store) Scan(ctx context.Context, prefix, after string, limit int) ([]re
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	out := []resolver.KV{}
+	var out []resolver.KV
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
-		start := max(prefix, after)
-		k, v := c.Seek([]byte(start))
-		if after != "" && string(k) == after {
-			k, v = c.Next()
-		}
-		for ; k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
-			if limit > 0 && len(out) == limit {
-				break
-			}
-			out = append(out, resolver.KV{Key: string(k), Value: bytes.Clone(v)})
-		}
+		out = scanBucket(tx.Bucket(bucketRecords), prefix, after, limit)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	if rs := resolver.ReadSetFrom(ctx); rs != nil {
+		rs.Add(readScan{prefix: prefix, after: after, limit: limit, kvs: out})
+	}
 	return out, nil
+}
+
+// scanBucket is Scan inside a transaction; the entries are copies.
+func scanBucket(b *bolt.Bucket, prefix, after string, limit int) []resolver.KV {
+	out := []resolver.KV{}
+	c := b.Cursor()
+	k, v := c.Seek([]byte(max(prefix, after)))
+	if after != "" && string(k) == after {
+		k, v = c.Next()
+	}
+	for ; k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		out = append(out, resolver.KV{Key: string(k), Value: bytes.Clone(v)})
+	}
+	return out
 }
 
 // Apply implements resolver.Store. Concurrent calls are grouped into one
@@ -138,8 +193,8 @@ func (s *Store) Scan(ctx context.Context, prefix, after string, limit int) ([]re
 // only reads and writes inside the transaction, so that is harmless.
 func (s *Store) Apply(ctx context.Context, conds []resolver.Cond, writes []resolver.Write) error {
 	for _, c := range conds {
-		if c.Key == "" {
-			return errors.New("store: condition on an empty key")
+		if c.Key == "" && c.Op != resolver.IfUnchanged || c.Op == resolver.IfUnchanged && c.Reads == nil {
+			return errors.New("store: condition on an empty key, or IfUnchanged without a ReadSet")
 		}
 	}
 	for _, w := range writes {
@@ -153,7 +208,12 @@ func (s *Store) Apply(ctx context.Context, conds []resolver.Cond, writes []resol
 	return s.commit.Do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
 		for i, c := range conds {
-			if !c.Holds(b.Get([]byte(c.Key))) {
+			if c.Op != resolver.IfUnchanged && !c.Holds(b.Get([]byte(c.Key))) {
+				return &resolver.ConflictError{Index: i, Cond: c}
+			}
+		}
+		for i, c := range conds {
+			if c.Op == resolver.IfUnchanged && !unchanged(b, c.Reads) {
 				return &resolver.ConflictError{Index: i, Cond: c}
 			}
 		}

@@ -7,6 +7,16 @@
 // Apply is one etcd transaction whose compares are the conditions; Get and
 // Scan are linearizable reads. A write is durable when etcd acknowledges
 // it: committed to the raft log of a quorum of members, each fsynced.
+//
+// Reads with a resolver.ReadSet in their context are serializable instead:
+// served by whichever member the client asks, without a quorum round, and
+// possibly behind the cluster. They record the mod revision of every key
+// they saw (0: absent) and, for a Scan, the range it covered and the
+// member's revision; IfUnchanged turns that into compares — each key still
+// at its mod revision, no key in a scanned range modified after the
+// revision it was read at — checked by the transaction itself, after raft
+// has ordered it. A read that was stale, or a change made since, fails
+// them.
 package etcdstore
 
 import (
@@ -50,6 +60,7 @@ type Store struct {
 	cli     *clientv3.Client
 	owned   bool   // Close closes cli
 	records string // key prefix of the records
+	batch   batcher
 	closed  atomic.Bool
 }
 
@@ -145,14 +156,69 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
-	resp, err := s.cli.Get(ctx, s.records+key)
+	rs := resolver.ReadSetFrom(ctx)
+	var opts []clientv3.OpOption
+	if rs != nil {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	resp, err := s.cli.Get(ctx, s.records+key, opts...)
 	if err != nil {
 		return nil, storeErr("get", err)
+	}
+	var modRev int64
+	if len(resp.Kvs) > 0 {
+		modRev = resp.Kvs[0].ModRevision
+	}
+	if rs != nil {
+		rs.Add(readKey{key: s.records + key, modRev: modRev})
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, errs.E(errs.KindNotFound, "not found")
 	}
 	return resp.Kvs[0].Value, nil // freshly decoded: the caller's
+}
+
+// readKey is a Get, or a key a Scan returned, recorded in a ReadSet:
+// modRev 0 when the key was absent.
+type readKey struct {
+	key    string
+	modRev int64
+}
+
+// readRange is the range [start, end) a Scan covered, recorded in a
+// ReadSet with the revision it was read at.
+type readRange struct {
+	start, end string
+	rev        int64
+}
+
+// unchangedCmps returns the compares that hold when nothing read into rs
+// has changed, or false when they would be more than max.
+func unchangedCmps(rs *resolver.ReadSet, max int) ([]clientv3.Cmp, bool) {
+	items := rs.Items()
+	if len(items) > max {
+		return nil, false
+	}
+	cmps := make([]clientv3.Cmp, 0, len(items))
+	for _, item := range items {
+		switch r := item.(type) {
+		case readKey:
+			if r.modRev == 0 {
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(r.key), "=", 0))
+			} else {
+				// Changed or deleted (mod revision 0) since: differs.
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.key), "=", r.modRev))
+			}
+		case readRange:
+			// Every key of the range, present now, last modified at or
+			// before the read: none appeared or changed since (a deleted
+			// one fails its own readKey compare).
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.start), "<", r.rev+1).WithRange(r.end))
+		default: // recorded by another store
+			return nil, false
+		}
+	}
+	return cmps, true
 }
 
 // Scan implements resolver.Store. Its pages are read at one revision, so
@@ -181,6 +247,9 @@ func (s *Store) scan(ctx context.Context, prefix, after string, limit int) ([]re
 	if after != "" {
 		start = max(start, s.records+after+"\x00")
 	}
+	rs := resolver.ReadSetFrom(ctx)
+	var reads []any // for rs: the keys seen, then the range covered
+	from := start
 	var rev int64 // of the first page, for every other one
 	for start < end {
 		n := scanPage
@@ -191,18 +260,39 @@ func (s *Store) scan(ctx context.Context, prefix, after string, limit int) ([]re
 			clientv3.WithRange(end), clientv3.WithLimit(int64(n)),
 			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithRev(rev),
 		}
+		if rs != nil {
+			opts = append(opts, clientv3.WithSerializable())
+		}
 		resp, err := s.cli.Get(ctx, start, opts...)
+		if rs != nil && errors.Is(err, rpctypes.ErrFutureRev) {
+			// A later page from a member behind the first page's: a
+			// linearizable read waits for it to catch up.
+			resp, err = s.cli.Get(ctx, start, opts[:len(opts)-1]...)
+		}
 		if err != nil {
 			return nil, err
 		}
-		rev = resp.Header.Revision
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
 		for _, kv := range resp.Kvs {
 			out = append(out, resolver.KV{Key: string(kv.Key[len(s.records):]), Value: kv.Value})
+			if rs != nil {
+				reads = append(reads, readKey{key: string(kv.Key), modRev: kv.ModRevision})
+			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 || limit > 0 && len(out) >= limit {
+			if resp.More && len(resp.Kvs) > 0 {
+				end = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00" // the limit stopped it: covered up to here
+			}
 			break
 		}
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	if rs != nil {
+		for _, r := range append(reads, readRange{start: from, end: end, rev: rev}) {
+			rs.Add(r)
+		}
 	}
 	return out, nil
 }
@@ -213,58 +303,112 @@ func (s *Store) scan(ctx context.Context, prefix, after string, limit int) ([]re
 // reads the conditions' keys instead, at the same revision, and Apply
 // reports the first condition those values fail.
 //
+// Concurrent Applies that touch disjoint keys share one transaction (see
+// batch.go); one whose conditions fail is then made again alone.
+//
 // An error other than a *ConflictError (etcd unreachable, ctx done while
 // waiting for etcd) may leave the writes made or not; conditions make a
 // retry safe.
 func (s *Store) Apply(ctx context.Context, conds []resolver.Cond, writes []resolver.Write) error {
-	if n := len(conds) + len(writes); n > MaxOps {
-		return fmt.Errorf("store: %d conditions and writes in one Apply, more than %d", n, MaxOps)
+	t, err := s.txnOf(conds, writes)
+	if err != nil {
+		return err
 	}
-	cmps := make([]clientv3.Cmp, 0, len(conds))
-	var reads []clientv3.Op // the Else branch: each conditioned key once
+	if err := s.ready(ctx); err != nil {
+		return err
+	}
+	s.batch.commit(ctx, s.cli, t)
+	switch {
+	case t.shared && t.err == nil:
+		return nil
+	case errors.Is(t.err, errRefused):
+		// Some member's condition failed: each is made alone, for its own
+		// answer.
+		resp, err := s.cli.Txn(ctx).If(t.cmps...).Then(t.ops...).Else(t.reads...).Commit()
+		return s.outcome(t, resp, err)
+	}
+	return s.outcome(t, t.resp, t.err)
+}
+
+// txnOf makes the transaction of one Apply.
+func (s *Store) txnOf(conds []resolver.Cond, writes []resolver.Write) (*txn, error) {
+	if n := len(conds) + len(writes); n > MaxOps {
+		return nil, fmt.Errorf("store: %d conditions and writes in one Apply, more than %d", n, MaxOps)
+	}
+	t := &txn{conds: conds, unchanged: -1, cmps: make([]clientv3.Cmp, 0, len(conds))}
 	read := map[string]bool{}
-	for _, c := range conds {
+	for i, c := range conds {
+		if c.Op == resolver.IfUnchanged {
+			if c.Reads == nil || t.unchanged >= 0 {
+				return nil, errors.New("store: IfUnchanged without a ReadSet, or twice")
+			}
+			t.unchanged = i
+			continue
+		}
 		if c.Key == "" {
-			return errors.New("store: condition on an empty key")
+			return nil, errors.New("store: condition on an empty key")
 		}
 		key := s.records + c.Key
 		switch c.Op {
 		case resolver.IfAbsent:
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+			t.cmps = append(t.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
 		case resolver.IfPresent:
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), ">", 0))
+			t.cmps = append(t.cmps, clientv3.Compare(clientv3.CreateRevision(key), ">", 0))
 		case resolver.IfEqual:
 			// etcd fails a value compare on an absent key, as Holds does.
-			cmps = append(cmps, clientv3.Compare(clientv3.Value(key), "=", string(c.Value)))
+			t.cmps = append(t.cmps, clientv3.Compare(clientv3.Value(key), "=", string(c.Value)))
 		default:
-			return fmt.Errorf("store: condition on key %q: unknown op %d", c.Key, c.Op)
+			return nil, fmt.Errorf("store: condition on key %q: unknown op %d", c.Key, c.Op)
 		}
+		t.condKeys = append(t.condKeys, key)
 		if !read[c.Key] {
 			read[c.Key] = true
-			reads = append(reads, clientv3.OpGet(key))
+			t.reads = append(t.reads, clientv3.OpGet(key))
 		}
 	}
 	last := map[string]int{} // key → index of its last write
 	for i, w := range writes {
 		if w.Key == "" || !w.Delete && len(w.Value) == 0 {
-			return fmt.Errorf("store: write of key %q: empty key or value", w.Key)
+			return nil, fmt.Errorf("store: write of key %q: empty key or value", w.Key)
 		}
 		last[w.Key] = i
 	}
-	ops := make([]clientv3.Op, 0, len(last))
+	t.ops = make([]clientv3.Op, 0, len(last))
 	for i, w := range writes {
-		switch {
-		case last[w.Key] != i:
-		case w.Delete:
-			ops = append(ops, clientv3.OpDelete(s.records+w.Key))
-		default:
-			ops = append(ops, clientv3.OpPut(s.records+w.Key, string(w.Value)))
+		if last[w.Key] != i {
+			continue
+		}
+		key := s.records + w.Key
+		t.writeKeys = append(t.writeKeys, key)
+		t.bytes += len(key) + len(w.Value)
+		if w.Delete {
+			t.ops = append(t.ops, clientv3.OpDelete(key))
+		} else {
+			t.ops = append(t.ops, clientv3.OpPut(key, string(w.Value)))
 		}
 	}
-	if err := s.ready(ctx); err != nil {
-		return err
+	if t.unchanged >= 0 {
+		rs := conds[t.unchanged].Reads
+		more, ok := unchangedCmps(rs, MaxOps-len(t.cmps)-len(t.ops))
+		if !ok {
+			return nil, &resolver.ConflictError{Index: t.unchanged, Cond: conds[t.unchanged]}
+		}
+		t.cmps = append(t.cmps, more...)
+		for _, item := range rs.Items() {
+			switch r := item.(type) {
+			case readKey:
+				t.condKeys = append(t.condKeys, r.key)
+			case readRange:
+				t.condRanges = append(t.condRanges, [2]string{r.start, r.end})
+			}
+		}
 	}
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Else(reads...).Commit()
+	return t, nil
+}
+
+// outcome is Apply's result from the response of t's own transaction
+// (with its Else reads): a failed compare is named.
+func (s *Store) outcome(t *txn, resp *clientv3.TxnResponse, err error) error {
 	if err != nil {
 		return storeErr("apply", err)
 	}
@@ -277,10 +421,13 @@ func (s *Store) Apply(ctx context.Context, conds []resolver.Cond, writes []resol
 			values[string(kvs[0].Key[len(s.records):])] = append([]byte{}, kvs[0].Value...) // non-nil: present
 		}
 	}
-	for i, c := range conds {
-		if !c.Holds(values[c.Key]) {
+	for i, c := range t.conds {
+		if c.Op != resolver.IfUnchanged && !c.Holds(values[c.Key]) {
 			return &resolver.ConflictError{Index: i, Cond: c}
 		}
+	}
+	if t.unchanged >= 0 { // every condition on a key holds: this one failed
+		return &resolver.ConflictError{Index: t.unchanged, Cond: t.conds[t.unchanged]}
 	}
 	return errors.New("store: etcd refused the conditions, yet each holds at the revision it read")
 }

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) resolver.Store) {
 		{"CancelledContext", testCancelledContext},
 		{"ConcurrentCreateOneWins", testConcurrentCreate},
 		{"ConcurrentCompareAndSwap", testConcurrentCAS},
+		{"ReadSetUnchanged", testReadSetUnchanged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -363,4 +364,91 @@ func testConcurrentCAS(t *testing.T, s resolver.Store) {
 	if got := value(t, s, "counter"); got != strconv.Itoa(n) {
 		t.Errorf("counter: got %s, want %d", got, n)
 	}
+}
+
+// testReadSetUnchanged: reads made with a ReadSet see what plain reads
+// see, and Unchanged holds exactly when nothing they read differs at the
+// write: a key read changed, deleted or created, or a key appearing in a
+// scanned range, fails it; a change elsewhere does not. (A key rewritten
+// with the value it had may fail it or not: stores differ, and either is
+// safe.)
+func testReadSetUnchanged(t *testing.T, s resolver.Store) {
+	// read makes the reads of one request: a Get of a/x, a Get of the
+	// absent a/none, a full Scan of b/ and a Scan of c/ limited to 2.
+	read := func(t *testing.T) *resolver.ReadSet {
+		t.Helper()
+		rctx, rs := resolver.WithReadSet(ctx)
+		if v, err := s.Get(rctx, "a/x"); err != nil || string(v) != "1" {
+			t.Fatalf("Get(a/x) with a ReadSet = %q, %v; want 1", v, err)
+		}
+		if _, err := s.Get(rctx, "a/none"); !errors.Is(err, errs.NotFound) {
+			t.Fatalf("Get(a/none) with a ReadSet: %v, want NotFound", err)
+		}
+		if kvs, err := s.Scan(rctx, "b/", "", 0); err != nil || !slices.Equal(keysOf(kvs), []string{"b/1", "b/2"}) {
+			t.Fatalf("Scan(b/) with a ReadSet = %v, %v", keysOf(kvs), err)
+		}
+		if kvs, err := s.Scan(rctx, "c/", "", 2); err != nil || !slices.Equal(keysOf(kvs), []string{"c/1", "c/2"}) {
+			t.Fatalf("Scan(c/, 2) with a ReadSet = %v, %v", keysOf(kvs), err)
+		}
+		return rs
+	}
+	reset := func(t *testing.T) {
+		t.Helper()
+		var ws []resolver.Write
+		for _, k := range []string{"a/none", "b/15", "c/15", "w/done", "z/1"} {
+			ws = append(ws, resolver.Delete(k))
+		}
+		if err := s.Apply(ctx, nil, ws); err != nil {
+			t.Fatal(err)
+		}
+		put(t, s, "a/x", "1", "b/1", "1", "b/2", "2", "c/1", "1", "c/2", "2", "c/3", "3")
+	}
+	tests := []struct {
+		name   string
+		change []resolver.Write // made between the reads and the write
+		holds  bool
+	}{
+		{"nothing changed", nil, true},
+		{"a key elsewhere written", []resolver.Write{resolver.Put("z/1", []byte("z"))}, true},
+		{"a key after a limited scan's last written", []resolver.Write{resolver.Put("c/3", []byte("changed"))}, true},
+		{"a key read changed", []resolver.Write{resolver.Put("a/x", []byte("2"))}, false},
+		{"a key read deleted", []resolver.Write{resolver.Delete("a/x")}, false},
+		{"a key read absent created", []resolver.Write{resolver.Put("a/none", []byte("new"))}, false},
+		{"a key appeared in a scanned range", []resolver.Write{resolver.Put("b/15", []byte("new"))}, false},
+		{"a scanned key changed", []resolver.Write{resolver.Put("b/2", []byte("changed"))}, false},
+		{"a scanned key deleted", []resolver.Write{resolver.Delete("b/1")}, false},
+		{"a key appeared inside a limited scan", []resolver.Write{resolver.Put("c/15", []byte("new"))}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reset(t)
+			rs := read(t)
+			if tt.change != nil {
+				if err := s.Apply(ctx, nil, tt.change); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := s.Apply(ctx, []resolver.Cond{resolver.Absent("w/done"), resolver.Unchanged(rs)}, []resolver.Write{resolver.Put("w/done", []byte("1"))})
+			var ce *resolver.ConflictError
+			switch {
+			case tt.holds && err != nil:
+				t.Fatalf("Apply with Unchanged: %v, want it to hold", err)
+			case !tt.holds && (!errors.As(err, &ce) || ce.Index != 1 || ce.Cond.Op != resolver.IfUnchanged):
+				t.Fatalf("Apply with Unchanged: %v, want a *ConflictError at index 1 (IfUnchanged)", err)
+			}
+			if got, want := value(t, s, "w/done") != "", tt.holds; got != want {
+				t.Fatalf("write made: %v, want %v (a failed condition writes nothing)", got, want)
+			}
+		})
+	}
+	t.Run("a failed key condition is named first", func(t *testing.T) {
+		reset(t)
+		rs := read(t)
+		put(t, s, "a/x", "2")
+		err := s.Apply(ctx, []resolver.Cond{resolver.Unchanged(rs), resolver.Present("a/none")}, []resolver.Write{resolver.Put("w/done", []byte("1"))})
+		var ce *resolver.ConflictError
+		if !errors.As(err, &ce) || ce.Index != 1 {
+			t.Fatalf("Apply: %v, want a *ConflictError at index 1 (the key condition)", err)
+		}
+	})
 }
