@@ -124,6 +124,7 @@ type Outbox struct {
 	store  Store
 	epoch  string // 8 hex digits
 	last   atomic.Int64
+	cursor outbox.Cursor // where Pending reads from
 	notify atomic.Pointer[func()]
 	// omit drops every event instead of writing it. It exists for
 	// BenchmarkResolveRun's comparison of resolutions with and without
@@ -139,7 +140,8 @@ var (
 func newOutbox(store Store) *Outbox {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
-	return &Outbox{store: store, epoch: hex.EncodeToString(b[:])}
+	return &Outbox{store: store, epoch: hex.EncodeToString(b[:]),
+		cursor: outbox.Cursor{Margin: uint64(outbox.LateCommit.Nanoseconds()), SweepEvery: outbox.SweepEvery}}
 }
 
 // OnCommit sets fn (typically Shipper.Notify) to run after every Apply
@@ -160,6 +162,17 @@ func (o *Outbox) next() int64 {
 
 func outboxKey(n uint64, epoch string) string {
 	return fmt.Sprintf("%s%016x-%s", prefixOutbox, n, epoch)
+}
+
+// outboxKeyTime returns the time (Unix nanoseconds) an outbox key was
+// taken at.
+func outboxKeyTime(key string) (uint64, bool) {
+	hexTime, _, ok := strings.Cut(strings.TrimPrefix(key, prefixOutbox), "-")
+	if !ok || len(hexTime) != 16 {
+		return 0, false
+	}
+	t, err := strconv.ParseUint(hexTime, 16, 64)
+	return t, err == nil
 }
 
 func eventID(n uint64, epoch string) string {
@@ -226,10 +239,19 @@ func (o *Outbox) committed() {
 
 // Pending implements outbox.Source: the oldest max events, in key order.
 func (o *Outbox) Pending(ctx context.Context, max int) ([]*auditv1.Event, error) {
-	kvs, err := o.store.Scan(ctx, prefixOutbox, "", max)
+	after := ""
+	if from, sweep := o.cursor.From(time.Now()); !sweep {
+		after = fmt.Sprintf("%s%016x", prefixOutbox, from) // before every key of time from on
+	}
+	kvs, err := o.store.Scan(ctx, prefixOutbox, after, max)
 	if err != nil {
 		return nil, fmt.Errorf("read the audit outbox: %w", err)
 	}
+	var first uint64
+	if len(kvs) > 0 {
+		first, _ = outboxKeyTime(kvs[0].Key)
+	}
+	o.cursor.Read(first, len(kvs))
 	out := make([]*auditv1.Event, 0, len(kvs))
 	for _, kv := range kvs {
 		ev := &auditv1.Event{}
@@ -255,6 +277,11 @@ func (o *Outbox) Ack(ctx context.Context, ids []string) error {
 		n := min(len(ws), maxApplyOps)
 		if err := o.store.Apply(ctx, nil, ws[:n]); err != nil {
 			return fmt.Errorf("delete delivered audit events: %w", err)
+		}
+		for _, w := range ws[:n] {
+			if t, ok := outboxKeyTime(w.Key); ok {
+				o.cursor.Acked(t)
+			}
 		}
 		ws = ws[n:]
 	}

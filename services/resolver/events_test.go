@@ -745,6 +745,50 @@ func TestOutboxKeysAndAck(t *testing.T) {
 
 }
 
+// TestOutboxLateEvent: once events are acknowledged, Pending reads from
+// near the newest of them, and an event that commits with a key taken long
+// before (a replica whose clock is an hour behind) is still delivered: the
+// next read from the first key, every SweepEvery, finds it.
+func TestOutboxLateEvent(t *testing.T) {
+	d, _, _, sys, _ := newAuditedDirectory(t)
+	resolver.OutboxTestSetSweepEvery(d.Outbox(), 300*time.Millisecond)
+	drain(t, d)
+	if _, err := d.CreateUser(sys, "late", false); err != nil {
+		t.Fatal(err)
+	}
+	evs := drain(t, d) // delivered and acknowledged; its copy comes back late
+	if len(evs) != 1 {
+		t.Fatalf("drained %d events, want 1", len(evs))
+	}
+	if err := resolver.OutboxTestPutAt(context.Background(), d.Outbox(), evs[0], time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.CreateUser(sys, "after", false); err != nil {
+		t.Fatal(err)
+	}
+	resources := func() []string {
+		evs, err := d.Outbox().Pending(context.Background(), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, ev := range evs {
+			out = append(out, ev.GetResource())
+		}
+		return out
+	}
+	if got := resources(); !slices.Equal(got, []string{"users/after"}) {
+		t.Fatalf("read after acknowledgements: got %v, want users/after (the late event waits for a sweep)", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for got := resources(); !slices.Equal(got, []string{"users/late", "users/after"}); got = resources() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the late event was never read: got %v", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestOutboxSharedStore: two Directories on one store (two processes, or
 // one restarted) write concurrently; every event has its own id and key.
 func TestOutboxSharedStore(t *testing.T) {

@@ -68,6 +68,13 @@ type Etcd struct {
 	mu   sync.Mutex
 	last uint64 // the last key handed out, or the greatest seen at open
 
+	cursor Cursor // where Pending reads from
+
+	// keys are the keys of the events the last Pending returned, by id,
+	// so that Ack deletes them without a read.
+	keysMu sync.Mutex
+	keys   map[string]string
+
 	notify atomic.Pointer[func()]
 }
 
@@ -105,7 +112,8 @@ func NewEtcd(ctx context.Context, cli *clientv3.Client, namespace, emitter strin
 	if namespace == "" || !strings.HasSuffix(namespace, "/") {
 		return nil, fmt.Errorf("outbox: namespace %q: must be non-empty and end with \"/\"", namespace)
 	}
-	o := &Etcd{cli: cli, emitter: emitter, prefix: namespace + etcdOutbox}
+	o := &Etcd{cli: cli, emitter: emitter, prefix: namespace + etcdOutbox,
+		cursor: Cursor{Margin: uint64(LateCommit.Microseconds()) << instanceBits, SweepEvery: SweepEvery}}
 	epochKey, instKey := namespace+etcdEpoch, namespace+etcdInstance
 	for {
 		resp, err := cli.Txn(ctx).Then(clientv3.OpGet(epochKey), clientv3.OpGet(instKey)).Commit()
@@ -292,7 +300,8 @@ func (o *Etcd) splitValue(k, v []byte) (id string, body []byte, err error) {
 	return string(v[w : w+int(n)]), v[w+int(n):], nil
 }
 
-// Pending implements Source: one linearizable range read, in key order.
+// Pending implements Source: one linearizable range read, in key order,
+// from where the Cursor says.
 func (o *Etcd) Pending(ctx context.Context, max int) ([]*auditv1.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -300,12 +309,27 @@ func (o *Etcd) Pending(ctx context.Context, max int) ([]*auditv1.Event, error) {
 	if max <= 0 {
 		return nil, nil
 	}
-	resp, err := o.cli.Get(ctx, o.prefix, clientv3.WithRange(clientv3.GetPrefixRangeEnd(o.prefix)),
+	start := o.prefix
+	if from, sweep := o.cursor.From(time.Now()); !sweep {
+		start = o.prefix + string(binary.BigEndian.AppendUint64(nil, from))
+	}
+	resp, err := o.cli.Get(ctx, start, clientv3.WithRange(clientv3.GetPrefixRangeEnd(o.prefix)),
 		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithLimit(int64(max)))
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read: %w", etcdErr(err))
 	}
 	out := make([]*auditv1.Event, 0, len(resp.Kvs))
+	keys := make(map[string]string, len(resp.Kvs))
+	defer func() {
+		o.keysMu.Lock()
+		o.keys = keys
+		o.keysMu.Unlock()
+		var first uint64
+		if len(resp.Kvs) > 0 && len(resp.Kvs[0].Key) == len(o.prefix)+8 {
+			first = binary.BigEndian.Uint64(resp.Kvs[0].Key[len(o.prefix):])
+		}
+		o.cursor.Read(first, len(out))
+	}()
 	for _, kv := range resp.Kvs {
 		id, body, err := o.splitValue(kv.Key[len(o.prefix):], kv.Value)
 		if err != nil {
@@ -317,13 +341,16 @@ func (o *Etcd) Pending(ctx context.Context, max int) ([]*auditv1.Event, error) {
 		}
 		ev.Id = id
 		out = append(out, ev)
+		keys[id] = string(kv.Key)
 	}
 	return out, nil
 }
 
-// Ack implements Source. Delivered events are the oldest, so it reads from
-// the first key, a page at a time, until every id is found, then deletes
-// their keys (one by one: an event put meanwhile between them stays).
+// Ack implements Source. The events the last Pending returned are deleted
+// by the keys it read them at; for any other id (Ack's callers need not
+// have called Pending), it reads from the first key, a page at a time,
+// until every id is found. Keys are deleted one by one: an event put
+// meanwhile between them stays.
 func (o *Etcd) Ack(ctx context.Context, ids []string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -331,10 +358,46 @@ func (o *Etcd) Ack(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	var keys []string
 	want := make(map[string]bool, len(ids))
+	o.keysMu.Lock()
 	for _, id := range ids {
-		want[id] = true
+		if k, ok := o.keys[id]; ok {
+			keys = append(keys, k)
+		} else {
+			want[id] = true
+		}
 	}
+	o.keysMu.Unlock()
+	if len(want) > 0 {
+		found, err := o.find(ctx, want)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, found...)
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), etcdMaxOps)
+		ops := make([]clientv3.Op, n)
+		for i, k := range keys[:n] {
+			ops[i] = clientv3.OpDelete(k)
+		}
+		if _, err := o.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return fmt.Errorf("outbox: delete delivered events: %w", etcdErr(err))
+		}
+		for _, k := range keys[:n] {
+			if b := k[len(o.prefix):]; len(b) == 8 {
+				o.cursor.Acked(binary.BigEndian.Uint64([]byte(b)))
+			}
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// find returns the keys of the events with the ids of want, reading from
+// the first key until every one is found.
+func (o *Etcd) find(ctx context.Context, want map[string]bool) ([]string, error) {
 	var keys []string
 	start, end := o.prefix, clientv3.GetPrefixRangeEnd(o.prefix)
 	var rev int64
@@ -347,13 +410,13 @@ func (o *Etcd) Ack(ctx context.Context, ids []string) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("outbox: read: %w", etcdErr(err))
+			return nil, fmt.Errorf("outbox: read: %w", etcdErr(err))
 		}
 		rev = resp.Header.Revision
 		for _, kv := range resp.Kvs {
 			id, _, err := o.splitValue(kv.Key[len(o.prefix):], kv.Value)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if want[id] {
 				keys = append(keys, string(kv.Key))
@@ -364,18 +427,7 @@ func (o *Etcd) Ack(ctx context.Context, ids []string) error {
 		}
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	for len(keys) > 0 {
-		n := min(len(keys), etcdMaxOps)
-		ops := make([]clientv3.Op, n)
-		for i, k := range keys[:n] {
-			ops[i] = clientv3.OpDelete(k)
-		}
-		if _, err := o.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
-			return fmt.Errorf("outbox: delete delivered events: %w", etcdErr(err))
-		}
-		keys = keys[n:]
-	}
-	return nil
+	return keys, nil
 }
 
 // Backlog implements Counter.

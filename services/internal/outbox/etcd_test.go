@@ -40,6 +40,7 @@ func TestEtcd(t *testing.T) {
 		{"EpochAndInstances", testEtcdEpoch},
 		{"ReadsBoltRecords", testEtcdReadsBoltRecords},
 		{"ShippersOfTwoReplicas", testEtcdShippers},
+		{"LateEventFoundBySweep", testEtcdLateEvent},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, cli, etcdtest.Prefix()) })
 	}
@@ -324,4 +325,45 @@ func testEtcdShippers(t *testing.T, cli *clientv3.Client, ns string) {
 		return err == nil && left == 0
 	})
 	checkDelivered(t, srv, teams, n)
+}
+
+// testEtcdLateEvent: after events are acknowledged, Pending reads from
+// near the last of them (not through every deleted key since the first);
+// an event that commits with a key far below that (a replica whose clock
+// is an hour behind) is not lost: the next read from the first key, every
+// SweepEvery, returns it.
+func testEtcdLateEvent(t *testing.T, cli *clientv3.Client, ns string) {
+	ctx := context.Background()
+	ob := newEtcd(t, cli, ns, "resolver")
+	outbox.SetSweepEvery(ob, 300*time.Millisecond)
+	addEtcd(t, ob, event("acme", 1), event("acme", 2))
+	got := pendingOf(t, ob, 10)
+	if err := ob.Ack(ctx, []string{got[0].GetId(), got[1].GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	body, err := proto.Marshal(event("acme", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "resolver-late.9-0000000000000001"
+	late := uint64(time.Now().Add(-time.Hour).UnixMicro())<<12 | 9
+	v := append(binary.AppendUvarint(nil, uint64(len(id))), id...)
+	if _, err := cli.Put(ctx, ns+"outbox/"+string(binary.BigEndian.AppendUint64(nil, late)), string(append(v, body...))); err != nil {
+		t.Fatal(err)
+	}
+	addEtcd(t, ob, event("acme", 4))
+	if d := details(pendingOf(t, ob, 10)); !slices.Equal(d, []string{"4"}) {
+		t.Fatalf("read after acknowledgements: got %v, want 4 (the late event waits for a sweep)", d)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d := details(pendingOf(t, ob, 10))
+		if slices.Equal(d, []string{"3", "4"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the late event was never read: got %v, want 3 4", d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

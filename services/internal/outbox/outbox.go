@@ -119,6 +119,11 @@ type Source interface {
 
 // Counter is an optional capability of a Source: counting its backlog.
 // Without it, the backlog gauge counts at most one batch.
+
+// countEvery is how often, at most, the shipper counts a backlog of more
+// than a batch with Counter.
+const countEvery = time.Second
+
 type Counter interface {
 	Backlog(ctx context.Context) (int, error)
 }
@@ -176,6 +181,7 @@ type Shipper struct {
 
 	mu      sync.Mutex // one delivery at a time (Run and Flush)
 	failing bool       // the last attempt failed (for logging transitions)
+	counted time.Time  // when the backlog was last counted in full
 
 	backlog   prometheus.Gauge
 	oldestAge prometheus.Gauge
@@ -373,14 +379,24 @@ func (s *Shipper) cut(evs []*auditv1.Event) []*auditv1.Event {
 	return evs
 }
 
+// A read that returned less than a batch saw the whole backlog; a full
+// batch may hide more, and then the Counter counts them, at most once per
+// countEvery: counting walks the whole outbox (on etcd, every deleted key
+// since the last compaction too), and the shipper reads many times a
+// second under load.
 func (s *Shipper) observeBacklog(ctx context.Context, pending []*auditv1.Event) {
 	n := len(pending)
-	if c, ok := s.cfg.Source.(Counter); ok {
+	c, ok := s.cfg.Source.(Counter)
+	switch {
+	case n < s.cfg.BatchSize || !ok:
+		s.backlog.Set(float64(n))
+	case s.cfg.Now().Sub(s.counted) >= countEvery:
+		s.counted = s.cfg.Now()
 		if total, err := c.Backlog(ctx); err == nil {
 			n = total
 		}
+		s.backlog.Set(float64(n))
 	}
-	s.backlog.Set(float64(n))
 	if len(pending) == 0 {
 		s.oldestAge.Set(0)
 		return
