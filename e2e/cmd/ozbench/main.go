@@ -40,7 +40,7 @@ import (
 
 var (
 	duration = flag.Duration("duration", 3*time.Second, "how long each throughput measurement runs")
-	rounds   = flag.Int("rounds", 3, "interleaved rounds of the etcd section's measurements")
+	rounds   = flag.Int("rounds", 5, "interleaved rounds of the etcd section's measurements")
 	samples  = flag.Int("samples", 2000, "calls per latency measurement")
 	sections = flag.String("sections", "creates,latency,resolve,exec,etcd", "which measurements to run, comma-separated")
 	etcdCPU  = flag.String("etcd-cpuprofile", "", "write a CPU profile of this process (the embedded etcd members and the clients) during ResolveRun on three etcd members to `FILE`")
