@@ -60,15 +60,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -76,6 +73,7 @@ import (
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/audit/chain"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/etcdns"
 )
 
 // Namespace is the audit service's namespace in a shared etcd.
@@ -96,7 +94,7 @@ const maxConflicts = 100
 
 // OpenTimeout bounds Open's first exchange with etcd when ctx has no
 // deadline: an unreachable cluster fails the start instead of hanging it.
-const OpenTimeout = 10 * time.Second
+const OpenTimeout = etcdns.OpenTimeout
 
 // readPage is how many events one etcd range of a List or Range returns
 // at most.
@@ -144,7 +142,7 @@ var _ audit.Store = (*Store)(nil)
 // Open connects to the etcd cluster of cfg and opens the store under
 // namespace (see New). Close closes the connection.
 func Open(ctx context.Context, cfg clientv3.Config, namespace string) (*Store, error) {
-	if err := checkNamespace(namespace); err != nil {
+	if err := etcdns.Check(namespace); err != nil {
 		return nil, err
 	}
 	cli, err := clientv3.New(cfg)
@@ -166,46 +164,15 @@ func Open(ctx context.Context, cfg clientv3.Config, namespace string) (*Store, e
 // by a build with another schema. It fails when etcd does not answer
 // within ctx (OpenTimeout if ctx has no deadline).
 func New(ctx context.Context, cli *clientv3.Client, namespace string) (*Store, error) {
-	if err := checkNamespace(namespace); err != nil {
+	if err := etcdns.Check(namespace); err != nil {
 		return nil, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, OpenTimeout)
-		defer cancel()
-	}
-	key := namespace + keySchema
-	resp, err := cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, schemaVersion)).
-		Else(clientv3.OpGet(key)).
-		Commit()
-	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("open etcd store %s: no answer from %s in time: is etcd running there, "+
-			"and does it accept this client's TLS (scheme, CA, client certificate)? %w",
-			namespace, strings.Join(cli.Endpoints(), ","), err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open etcd store %s: %w", namespace, storeErr("schema", err))
-	}
-	if !resp.Succeeded {
-		kvs := resp.Responses[0].GetResponseRange().GetKvs()
-		if len(kvs) != 1 || string(kvs[0].Value) != schemaVersion {
-			var got []byte
-			if len(kvs) == 1 {
-				got = kvs[0].Value
-			}
-			return nil, fmt.Errorf("open etcd store %s: schema version %q, this build reads %q", namespace, got, schemaVersion)
-		}
+	ctx, cancel := etcdns.WithOpenTimeout(ctx)
+	defer cancel()
+	if err := etcdns.Claim(ctx, cli, namespace, keySchema, schemaVersion); err != nil {
+		return nil, err
 	}
 	return &Store{cli: cli, ns: namespace, heads: map[string]cachedHead{}}, nil
-}
-
-func checkNamespace(ns string) error {
-	if ns == "" || ns[len(ns)-1] != '/' {
-		return fmt.Errorf("etcd store: namespace %q: must be non-empty and end with \"/\"", ns)
-	}
-	return nil
 }
 
 // Close releases the store and, when Open made it, its client. Calls after
@@ -640,29 +607,5 @@ func (s *Store) Head(ctx context.Context, team string) (chain.Head, error) {
 	return decodeHead(team, resp.Kvs[0].Value)
 }
 
-// storeErr makes an etcd error the Store's: context errors stay as they
-// are (errors.Is matches them); a cluster that cannot be reached or has no
-// leader is errs.KindUnavailable; anything else is an internal error. etcd's
-// gRPC status is flattened into text, so that it never reaches a caller as
-// the audit service's own. Errors that are the Store's already pass.
-func storeErr(op string, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("etcd %s: %w", op, err)
-	}
-	var own *errs.Error
-	if errors.As(err, &own) {
-		return err
-	}
-	code := codes.Unknown
-	var ee rpctypes.EtcdError
-	if errors.As(err, &ee) {
-		code = ee.Code()
-	} else if st, ok := status.FromError(err); ok {
-		code = st.Code()
-	}
-	flat := fmt.Errorf("etcd %s: %v", op, err)
-	if code == codes.Unavailable || code == codes.DeadlineExceeded {
-		return &errs.Error{Kind: errs.KindUnavailable, Message: "store unavailable", Err: flat}
-	}
-	return flat
-}
+// storeErr makes an etcd error the Store's (see etcdns.Err).
+var storeErr = etcdns.Err

@@ -23,16 +23,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/etcdns"
 	"github.com/ozsecrets/oz/services/resolver"
 )
 
@@ -45,7 +42,7 @@ const MaxOps = 128
 
 // OpenTimeout bounds Open's first exchange with etcd when ctx has no
 // deadline: an unreachable cluster fails the start instead of hanging it.
-const OpenTimeout = 10 * time.Second
+const OpenTimeout = etcdns.OpenTimeout
 
 // scanPage is how many entries one etcd range of a Scan returns at most.
 const scanPage = 512
@@ -69,7 +66,7 @@ var _ resolver.Store = (*Store)(nil)
 // Open connects to the etcd cluster of cfg and opens the store under
 // namespace (see New). Close closes the connection.
 func Open(ctx context.Context, cfg clientv3.Config, namespace string) (*Store, error) {
-	if err := checkNamespace(namespace); err != nil {
+	if err := etcdns.Check(namespace); err != nil {
 		return nil, err
 	}
 	cli, err := clientv3.New(cfg)
@@ -91,48 +88,15 @@ func Open(ctx context.Context, cfg clientv3.Config, namespace string) (*Store, e
 // by a build with another schema. It fails when etcd does not answer
 // within ctx (OpenTimeout if ctx has no deadline).
 func New(ctx context.Context, cli *clientv3.Client, namespace string) (*Store, error) {
-	if err := checkNamespace(namespace); err != nil {
+	if err := etcdns.Check(namespace); err != nil {
 		return nil, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, OpenTimeout)
-		defer cancel()
-	}
-	key := namespace + "meta/schema"
-	resp, err := cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, schemaVersion)).
-		Else(clientv3.OpGet(key)).
-		Commit()
-	if errors.Is(err, context.DeadlineExceeded) {
-		// The client keeps why it could not connect to itself: say where
-		// to look.
-		return nil, fmt.Errorf("open etcd store %s: no answer from %s in time: is etcd running there, "+
-			"and does it accept this client's TLS (scheme, CA, client certificate)? %w",
-			namespace, strings.Join(cli.Endpoints(), ","), err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open etcd store %s: %w", namespace, storeErr("schema", err))
-	}
-	if !resp.Succeeded {
-		kvs := resp.Responses[0].GetResponseRange().GetKvs()
-		if len(kvs) != 1 || string(kvs[0].Value) != schemaVersion {
-			var got []byte
-			if len(kvs) == 1 {
-				got = kvs[0].Value
-			}
-			return nil, fmt.Errorf("open etcd store %s: schema version %q, this build reads %q", namespace, got, schemaVersion)
-		}
+	ctx, cancel := etcdns.WithOpenTimeout(ctx)
+	defer cancel()
+	if err := etcdns.Claim(ctx, cli, namespace, "meta/schema", schemaVersion); err != nil {
+		return nil, err
 	}
 	return &Store{cli: cli, records: namespace + "records/"}, nil
-}
-
-func checkNamespace(ns string) error {
-	if ns == "" || ns[len(ns)-1] != '/' {
-		return fmt.Errorf("etcd store: namespace %q: must be non-empty and end with \"/\"", ns)
-	}
-	return nil
 }
 
 // Close releases the store and, when Open made it, its client. Calls after
@@ -432,25 +396,5 @@ func (s *Store) outcome(t *txn, resp *clientv3.TxnResponse, err error) error {
 	return errors.New("store: etcd refused the conditions, yet each holds at the revision it read")
 }
 
-// storeErr makes an etcd error the Store's: context errors stay as they
-// are (errors.Is matches them); a cluster that cannot be reached or has no
-// leader is errs.KindUnavailable; anything else is an internal error. etcd's
-// gRPC status is flattened into text, so that it never reaches a caller as
-// the resolver's own (etcd's PermissionDenied is not the caller's).
-func storeErr(op string, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("etcd %s: %w", op, err)
-	}
-	code := codes.Unknown
-	var ee rpctypes.EtcdError
-	if errors.As(err, &ee) {
-		code = ee.Code()
-	} else if st, ok := status.FromError(err); ok {
-		code = st.Code()
-	}
-	flat := fmt.Errorf("etcd %s: %v", op, err)
-	if code == codes.Unavailable || code == codes.DeadlineExceeded {
-		return &errs.Error{Kind: errs.KindUnavailable, Message: "store unavailable", Err: flat}
-	}
-	return flat
-}
+// storeErr makes an etcd error the Store's (see etcdns.Err).
+var storeErr = etcdns.Err
