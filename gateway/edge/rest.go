@@ -42,6 +42,7 @@ var restServices = []restService{
 	{scopev1.EnvironmentService_ServiceDesc.ServiceName, scopev1.RegisterEnvironmentServiceHandler},
 	{scopev1.RunnerService_ServiceDesc.ServiceName, scopev1.RegisterRunnerServiceHandler},
 	{scopev1.RunService_ServiceDesc.ServiceName, scopev1.RegisterRunServiceHandler},
+	{scopev1.IntegrationService_ServiceDesc.ServiceName, scopev1.RegisterIntegrationServiceHandler},
 }
 
 // optionalRESTService is a REST service whose backend may be left

@@ -368,6 +368,8 @@ func ActorOf(p *auth.Principal, client string) *auditv1.Actor {
 		a.Kind = auditv1.ActorKind_ACTOR_KIND_RUNNER
 	case auth.KindAgent:
 		a.Kind = auditv1.ActorKind_ACTOR_KIND_AGENT
+	case auth.KindIntegration:
+		a.Kind = auditv1.ActorKind_ACTOR_KIND_INTEGRATION
 	}
 	return a
 }

@@ -24,6 +24,9 @@ type Agent struct {
 	DisplayName string
 	Description string
 	SecretNames []string // team secrets referenced, by name; they need not exist
+	// StartPolicy says who may start runs executing as the identity
+	// (StartRun); zero in a request means StartPolicyAdmins.
+	StartPolicy StartPolicy
 	Default     bool
 	CreateTime  time.Time
 	UpdateTime  time.Time
@@ -34,13 +37,65 @@ type Agent struct {
 // its tokens authenticate as this name.
 func (a Agent) Name() string { return AgentName(a.Team, a.ID) }
 
+// StartPolicy says who may start runs executing as an agent identity
+// (DESIGN §3, §5.0). Whatever it says, the identity's own tokens start
+// runs as it, and an integration created naming it may start user-less
+// runs as it. The values are those of the wire enum oz.scope.v1.StartPolicy.
+type StartPolicy int
+
+const (
+	// StartPolicyAdmins: the team's admins only (for themselves, or
+	// through an integration they allowed). The default for a new
+	// identity: an identity exists to be given restricted secrets.
+	StartPolicyAdmins StartPolicy = iota + 1
+	// StartPolicyMembers: any member of the team (for themselves, or
+	// through an integration they allowed), and every integration of the
+	// team. The default identity's policy, which cannot change: runs that
+	// choose no identity execute as it.
+	StartPolicyMembers
+)
+
+// String is the policy's name in records, events and messages.
+func (s StartPolicy) String() string {
+	switch s {
+	case StartPolicyAdmins:
+		return "admins"
+	case StartPolicyMembers:
+		return "members"
+	}
+	return "unknown"
+}
+
+func parseStartPolicy(s string) StartPolicy {
+	if s == StartPolicyMembers.String() {
+		return StartPolicyMembers
+	}
+	return StartPolicyAdmins
+}
+
+// policy is the identity's start policy: members for the default
+// identity, else as recorded (admins when not recorded).
+func (r agentRecord) policy() StartPolicy {
+	if r.Default || r.ID == DefaultAgentID {
+		return StartPolicyMembers
+	}
+	return parseStartPolicy(r.StartPolicy)
+}
+
+func checkStartPolicy(s StartPolicy) error {
+	if s != 0 && s != StartPolicyAdmins && s != StartPolicyMembers {
+		return errs.Field("start_policy", "must be admins or members")
+	}
+	return nil
+}
+
 // MaxDisplayNameLength is the longest display name, in characters.
 const MaxDisplayNameLength = 256
 
 func (r agentRecord) agent(raw []byte) Agent {
 	return Agent{
 		Team: r.Team, ID: r.ID, DisplayName: r.DisplayName, Description: r.Description,
-		SecretNames: slices.Clone(r.SecretNames), Default: r.Default,
+		SecretNames: slices.Clone(r.SecretNames), StartPolicy: r.policy(), Default: r.Default,
 		CreateTime: r.CreateTime, UpdateTime: r.UpdateTime, Etag: etagOf(raw),
 	}
 }
@@ -151,6 +206,9 @@ func (d *Directory) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 	if err := checkSecretNames("secret_names", a.SecretNames); err != nil {
 		return Agent{}, err
 	}
+	if err := checkStartPolicy(a.StartPolicy); err != nil {
+		return Agent{}, err
+	}
 	if err := mayAdminTeam(ctx, a.Team, "agent identities"); err != nil {
 		return Agent{}, err
 	}
@@ -161,9 +219,13 @@ func (d *Directory) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 		return Agent{}, errs.E(errs.KindAlreadyExists, "agent identity %q already exists in team %q: it is the team's default identity", a.ID, a.Team)
 	}
 	now := d.clock()
+	policy := a.StartPolicy
+	if policy == 0 {
+		policy = StartPolicyAdmins
+	}
 	rec := agentRecord{
 		Team: a.Team, ID: a.ID, DisplayName: a.DisplayName, Description: a.Description,
-		SecretNames: uniqueNames(a.SecretNames), CreateTime: now, UpdateTime: now,
+		SecretNames: uniqueNames(a.SecretNames), StartPolicy: policy.String(), CreateTime: now, UpdateTime: now,
 	}
 	raw := encode(rec)
 	leftovers, err := d.liveTokens(ctx, AgentName(a.Team, a.ID), now)
@@ -172,7 +234,7 @@ func (d *Directory) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 	}
 	conds := []Cond{Present(teamKey(a.Team)), Absent(agentKey(a.Team, a.ID))}
 	name := AgentName(a.Team, a.ID)
-	details := map[string]string{}
+	details := map[string]string{DetailStartPolicy: policy.String()}
 	setNames(details, DetailSecretNames, rec.SecretNames)
 	leftovers, err = d.revokeSurplus(ctx, conds, leftovers, now, name, a.Team, "left over from an earlier agent identity of the same name")
 	if err == nil {
@@ -264,8 +326,9 @@ func (d *Directory) ListAgents(ctx context.Context, team string, page Page) ([]A
 // AgentUpdate is the change of an UpdateAgent: the fields set, and the
 // etag the identity must still have (empty: any).
 type AgentUpdate struct {
-	DisplayName *string // nil: unchanged
-	Description *string // nil: unchanged
+	DisplayName *string      // nil: unchanged
+	Description *string      // nil: unchanged
+	StartPolicy *StartPolicy // nil: unchanged; zero: the default (admins)
 	SecretNames NamesUpdate
 	Etag        string
 }
@@ -297,6 +360,16 @@ func (d *Directory) UpdateAgent(ctx context.Context, team, id string, u AgentUpd
 	if err := u.SecretNames.check(); err != nil {
 		return Agent{}, err
 	}
+	if u.StartPolicy != nil {
+		// Zero is the identity's default: admins, members for the default
+		// identity (an update mask naming the field, with no value).
+		if err := checkStartPolicy(*u.StartPolicy); err != nil {
+			return Agent{}, err
+		}
+		if id == DefaultAgentID && *u.StartPolicy == StartPolicyAdmins {
+			return Agent{}, errs.Field("start_policy", "the default identity admits every member of the team and cannot change: runs that choose no identity execute as it")
+		}
+	}
 	if err := checkEtag(u.Etag); err != nil {
 		return Agent{}, err
 	}
@@ -318,12 +391,15 @@ func (d *Directory) UpdateAgent(ctx context.Context, team, id string, u AgentUpd
 		if u.Description != nil {
 			next.Description = *u.Description
 		}
+		if u.StartPolicy != nil && !rec.Default && id != DefaultAgentID {
+			next.StartPolicy = max(*u.StartPolicy, StartPolicyAdmins).String()
+		}
 		if next.SecretNames, err = u.SecretNames.apply(rec.SecretNames); err != nil {
 			return Agent{}, err
 		}
 		// Nothing changes: nothing is written, and the etag stays.
 		if next.DisplayName == rec.DisplayName && next.Description == rec.Description &&
-			slices.Equal(next.SecretNames, rec.SecretNames) {
+			slices.Equal(next.SecretNames, rec.SecretNames) && next.policy() == rec.policy() {
 			return rec.agent(encodedAgent(rec, raw)), nil
 		}
 		next.UpdateTime = d.clock()
@@ -332,9 +408,12 @@ func (d *Directory) UpdateAgent(ctx context.Context, team, id string, u AgentUpd
 		if raw == nil {
 			conds = append(conds, Present(teamKey(team)))
 		}
+		details := updateDetails(rec.DisplayName != next.DisplayName, rec.Description != next.Description, rec.SecretNames, next.SecretNames)
+		if next.policy() != rec.policy() {
+			details[DetailStartPolicy] = next.policy().String()
+		}
 		err = d.apply(ctx, conds, []Write{Put(agentKey(team, id), nextRaw)},
-			d.event(ctx, ActionAgentUpdate, AgentName(team, id), team, updateDetails(rec.DisplayName != next.DisplayName,
-				rec.Description != next.Description, rec.SecretNames, next.SecretNames)))
+			d.event(ctx, ActionAgentUpdate, AgentName(team, id), team, details))
 		switch conflict(err) {
 		case 0:
 			if u.Etag != "" {

@@ -129,9 +129,8 @@ func TestDeliveryWhileAuditIsDown(t *testing.T) {
 			check(t, firstErr(dir.CreateUser(f.sys, "u-"+id, false)))
 			check(t, firstErr(dir.CreateMembership(f.sys, "acme", "u-"+id, auth.RoleMember)))
 			check(t, firstErr(dir.CreateEnvironment(f.alice, resolver.Environment{Team: "acme", ID: "env-" + id, SecretNames: []string{"DEPLOY_TOKEN"}})))
-			if _, err := runs.ResolveRun(f.runnerA, resolver.ResolveRequest{Team: "acme",
-				Context:   resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "env-" + id},
-				Recipient: f.recipient()}); err != nil {
+			if _, err := resolver.RunsTestResolve(f.runnerA, runs, "acme",
+				resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "env-" + id}, "", f.recipient()); err != nil {
 				t.Fatal(err)
 			}
 			tok, _, err := dir.CreateToken(f.sys, resolver.UserPrincipal("u-"+id), 0, "")
@@ -141,7 +140,7 @@ func TestDeliveryWhileAuditIsDown(t *testing.T) {
 			check(t, firstErr(dir.CreateAgent(f.carol, resolver.Agent{Team: "beta", ID: "bot-" + id})))
 		}
 	}
-	const perRound = 8 // events per op round
+	const perRound = 9 // events per op round (the run: run.start and run.resolve)
 	ops(1, 20)
 	if n := backlog(t, f.dir); n != 20*perRound {
 		t.Fatalf("backlog while the audit service is down: got %d, want %d", n, 20*perRound)

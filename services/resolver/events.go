@@ -93,6 +93,8 @@ const (
 	DetailDisplayNameChanged = "display_name_changed" // agent.update: "true"
 	DetailDescriptionChanged = "description_changed"  // agent.update, environment.update: "true"
 	DetailStrict             = "strict"               // run.resolve: "true" for a strict run
+	DetailAgents             = "agents"               // integration.create: the identity ids it may start runs as, comma-separated
+	DetailStartPolicy        = "start_policy"         // agent.create, agent.update: "admins" or "members"
 	DetailPeerService        = "peer_service"         // request.denied, unauthenticated: the service that relayed it
 	// DetailPart numbers the events of one run.resolve whose details are
 	// too many for one event: "1/3", "2/3", "3/3". Each part carries the
@@ -456,10 +458,13 @@ func revokedDetail(details map[string]string, n int) {
 }
 
 // teamOfPrincipal is the team whose chain records events about the tokens
-// of owner: an agent identity's team; "" (the system chain) for users and
-// runners.
+// of owner: an agent identity's or an integration's team; "" (the system
+// chain) for users and runners.
 func teamOfPrincipal(owner PrincipalRef) string {
-	team, _ := owner.agentID()
+	if team, _ := owner.agentID(); team != "" {
+		return team
+	}
+	team, _ := owner.integrationID()
 	return team
 }
 
@@ -536,7 +541,7 @@ func (d *Directory) resolveEvents(ctx context.Context, run Run) []*auditv1.Event
 			details[e.k] = e.v
 		}
 		ev := d.event(ctx, audit.ActionRunResolve, run.Name(), run.Team, details)
-		ev.Time = timestamppb.New(run.CreateTime)
+		ev.Time = timestamppb.New(run.ResolveTime)
 		ev.Outcome = outcome
 		ev.RunId = run.ID
 		evs = append(evs, ev)

@@ -70,7 +70,8 @@ func (s *spyStore) setFail(fn func([]resolver.Write) error) {
 func (s *spyStore) applyWriting(key string) []resolver.Write {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, ws := range s.applies {
+	for i := len(s.applies) - 1; i >= 0; i-- { // the latest
+		ws := s.applies[i]
 		for _, w := range ws {
 			if w.Key == key && !w.Delete {
 				return ws
@@ -561,8 +562,17 @@ func TestResolveRunEvent(t *testing.T) {
 	spy := newSpyStore(t, f.store)
 	dir := resolver.NewDirectory(spy, f.clk.Now)
 	runs := resolver.NewRuns(dir, ssgrpc.NewRunSecrets(f.svc))
+	// resolve starts the run (its run.start event is tested in
+	// TestStartRunEvent and drained here) and resolves it.
 	resolve := func(rc resolver.RunContext, id string) (resolver.Resolution, error) {
-		return runs.ResolveRun(f.runnerA, resolver.ResolveRequest{Team: "acme", Context: rc, RunID: id, Recipient: f.recipient()})
+		ticket, err := resolver.RunsTestStart(f.runnerA, runs, "acme", rc, id)
+		if err != nil {
+			return resolver.Resolution{}, err
+		}
+		if evs := drain(t, dir); len(evs) != 1 || evs[0].GetAction() != "run.start" {
+			t.Fatalf("starting the run wrote %d events (%v), want one run.start", len(evs), evs)
+		}
+		return runs.ResolveRun(f.runnerA, resolver.ResolveRequest{Team: "acme", Ticket: ticket, Recipient: f.recipient()})
 	}
 	var secrets canaries = []string{runCanary, f.aliceToken, f.bobToken}
 	drain(t, dir)
@@ -609,8 +619,8 @@ func TestResolveRunEvent(t *testing.T) {
 			if ev.GetActor().GetKind() != auditv1.ActorKind_ACTOR_KIND_RUNNER || ev.GetActor().GetName() != "runners/runner-a" {
 				t.Errorf("got actor %v, want the runner", ev.GetActor())
 			}
-			if ev.GetOutcome() != tt.outcome || !ev.GetTime().AsTime().Equal(run.CreateTime) {
-				t.Errorf("got outcome %v time %v, want %v at the run's creation", ev.GetOutcome(), ev.GetTime().AsTime(), tt.outcome)
+			if ev.GetOutcome() != tt.outcome || !ev.GetTime().AsTime().Equal(run.ResolveTime) {
+				t.Errorf("got outcome %v time %v, want %v at the run's resolution", ev.GetOutcome(), ev.GetTime().AsTime(), tt.outcome)
 			}
 			checkEvent(t, ev, wantEvent{action: "run.resolve", resource: run.Name(), team: "acme", actor: "runners/runner-a",
 				kind: auditv1.ActorKind_ACTOR_KIND_RUNNER, details: tt.details, absent: tt.absent, outcome: tt.outcome})
@@ -636,6 +646,10 @@ func TestResolveRunEvent(t *testing.T) {
 
 	t.Run("ApplyFailsNothingWrittenNothingReturned", func(t *testing.T) {
 		boom := errors.New("disk full")
+		defer spy.setFail(nil)
+		ticket, err := resolver.RunsTestStart(f.runnerA, runs, "acme", resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "ops-tools"}, "doomed")
+		check(t, err)
+		drain(t, dir)
 		spy.setFail(func(ws []resolver.Write) error {
 			for _, w := range ws {
 				if strings.HasPrefix(w.Key, "runs/") {
@@ -644,14 +658,13 @@ func TestResolveRunEvent(t *testing.T) {
 			}
 			return nil
 		})
-		defer spy.setFail(nil)
-		records, byTime := f.runCount(t, "acme")
-		res, err := resolve(resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "ops-tools"}, "doomed")
+		res, err := runs.ResolveRun(f.runnerA, resolver.ResolveRequest{Team: "acme", Ticket: ticket, Recipient: f.recipient()})
 		if !errors.Is(err, boom) || res.Sealed != nil || res.Run.ID != "" {
 			t.Fatalf("got %+v, %v; want nothing and the store's error", res.Run, err)
 		}
-		if r, b := f.runCount(t, "acme"); r != records || b != byTime {
-			t.Errorf("run records: got %d/%d, want %d/%d", r, b, records, byTime)
+		spy.setFail(nil)
+		if run, err := runs.GetRun(f.bob, "acme", "doomed"); err != nil || run.State != resolver.RunStarted {
+			t.Errorf("the run after a failed resolution: %v, %v; want still started", run.State, err)
 		}
 		if n := backlog(t, dir); n != 0 {
 			t.Errorf("got %d events, want none", n)
@@ -689,7 +702,7 @@ func TestResolveRunEvent(t *testing.T) {
 			t.Errorf("the parts name %d unresolved references, want %d", unresolved, len(names))
 		}
 		if ws := spy.applyWriting("runs/acme/" + res.Run.ID); len(ws) != 2+len(evs) {
-			t.Errorf("the Apply of the run record wrote %d keys, want the record, its index and %d parts", len(ws), len(evs))
+			t.Errorf("the Apply of the run record wrote %d keys, want the record, its in-flight index entry and %d parts", len(ws), len(evs))
 		}
 	})
 }

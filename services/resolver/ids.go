@@ -59,12 +59,14 @@ func MembershipName(team, user string) string { return "teams/" + team + "/membe
 // TokenName is the resource name of a token: "tokens/{token_id}".
 func TokenName(id string) string { return "tokens/" + id }
 
-// PrincipalRef names a token's owner: its kind and resource name. Three
+// PrincipalRef names a token's owner: its kind and resource name. Four
 // kinds own tokens, with the same record:
 //
 //	users/{user}                 a person
 //	teams/{team}/agents/{agent}  an agent identity (runs started with its
 //	                             tokens execute as it)
+//	teams/{team}/integrations/{integration}
+//	                             an integration (starts runs for a trigger)
 //	runners/{runner}             a runner
 type PrincipalRef struct {
 	Kind auth.Kind
@@ -81,16 +83,22 @@ func AgentPrincipal(team, id string) PrincipalRef {
 	return PrincipalRef{Kind: auth.KindAgent, Name: AgentName(team, id)}
 }
 
+// IntegrationPrincipal is the PrincipalRef of integration id of team.
+func IntegrationPrincipal(team, id string) PrincipalRef {
+	return PrincipalRef{Kind: auth.KindIntegration, Name: IntegrationName(team, id)}
+}
+
 // RunnerPrincipal is the PrincipalRef of runner id.
 func RunnerPrincipal(id string) PrincipalRef {
 	return PrincipalRef{Kind: auth.KindRunner, Name: RunnerName(id)}
 }
 
 // PrincipalRule says what a principal's name may be, for error messages.
-const PrincipalRule = `must be "users/{user}", "teams/{team}/agents/{agent}" or "runners/{runner}"; each id ` + IDRule
+const PrincipalRule = `must be "users/{user}", "teams/{team}/agents/{agent}", "teams/{team}/integrations/{integration}" or "runners/{runner}"; each id ` + IDRule
 
 // ParsePrincipal parses a principal's resource name: "users/{user}",
-// "teams/{team}/agents/{agent}" or "runners/{runner}". It does not resolve
+// "teams/{team}/agents/{agent}", "teams/{team}/integrations/{integration}"
+// or "runners/{runner}". It does not resolve
 // "users/me"; callers do that.
 func ParsePrincipal(name string) (PrincipalRef, bool) {
 	if id, ok := strings.CutPrefix(name, "users/"); ok && ValidID(id) {
@@ -102,6 +110,9 @@ func ParsePrincipal(name string) (PrincipalRef, bool) {
 	if rest, ok := strings.CutPrefix(name, "teams/"); ok {
 		if team, id, ok := strings.Cut(rest, "/agents/"); ok && ValidID(team) && ValidID(id) {
 			return AgentPrincipal(team, id), true
+		}
+		if team, id, ok := strings.Cut(rest, "/integrations/"); ok && ValidID(team) && ValidID(id) {
+			return IntegrationPrincipal(team, id), true
 		}
 	}
 	return PrincipalRef{}, false
@@ -123,6 +134,17 @@ func (p PrincipalRef) agentID() (team, id string) {
 	}
 	rest, _ := strings.CutPrefix(p.Name, "teams/")
 	team, id, _ = strings.Cut(rest, "/agents/")
+	return team, id
+}
+
+// integrationID returns the team and id of an integration principal, ""
+// for any other.
+func (p PrincipalRef) integrationID() (team, id string) {
+	if p.Kind != auth.KindIntegration {
+		return "", ""
+	}
+	rest, _ := strings.CutPrefix(p.Name, "teams/")
+	team, id, _ = strings.Cut(rest, "/integrations/")
 	return team, id
 }
 

@@ -129,7 +129,7 @@ func toTokenRecord(t Token, sum [32]byte) tokenRecord {
 }
 
 func kindFromString(s string) auth.Kind {
-	for _, k := range []auth.Kind{auth.KindUser, auth.KindRunner, auth.KindAgent} {
+	for _, k := range []auth.Kind{auth.KindUser, auth.KindRunner, auth.KindAgent, auth.KindIntegration} {
 		if k.String() == s {
 			return k
 		}

@@ -61,6 +61,7 @@ type agentRecord struct {
 	DisplayName string    `json:"display_name,omitempty"`
 	Description string    `json:"description,omitempty"`
 	SecretNames []string  `json:"secret_names,omitempty"`
+	StartPolicy string    `json:"start_policy,omitempty"` // "admins" (also when absent) or "members"; the default identity is always "members"
 	Default     bool      `json:"default,omitempty"`
 	CreateTime  time.Time `json:"create_time"`
 	UpdateTime  time.Time `json:"update_time"`

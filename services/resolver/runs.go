@@ -14,13 +14,18 @@ import (
 
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	"github.com/ozsecrets/oz/proto/envname"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/runrules"
+	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/secretstore/runseal"
 )
 
 // Run resolution (DESIGN §5): ResolveRun, ExplainRun, GetRun, ListRuns.
+// A run is started first (StartRun, tickets.go), which records it and
+// returns the start ticket that ResolveRun redeems; its end is reported
+// with EndRun (runlife.go).
 //
 // The decision itself is runrules.Decide, a pure function; this file
 // validates a run's context, gathers what the decision needs (the team's
@@ -50,8 +55,12 @@ import (
 //     for every other reader, system admins and runners included;
 //     ExplainRun leaves them out when the caller is not the triggering user
 //     and says so in a note (without a count).
-//   - ExplainRun refuses context.start_token: people name the identity in
-//     context.agent, and no token travels through a dry run.
+//   - context.start_token is refused everywhere: a run is started by the
+//     principal its trigger speaks for (StartRun), not by a token handed
+//     to the runner.
+//   - Reserved names (envname) are never injected: a secret made before
+//     its name was reserved is a candidate excluded as reserved, and an
+//     allowlisted reserved name is unresolved, reason reserved.
 
 // Sealer is the secretstore's internal RunSecretsService as run resolution
 // uses it. grpcapi.NewSealer adapts a gRPC connection to it; the
@@ -153,10 +162,59 @@ type RunContext struct {
 	// Strict fails the run, returning no values, when a reference is
 	// unresolved.
 	Strict bool
-	// StartToken is the bearer token the run was started with, if any:
-	// used to authenticate only, never stored or returned.
+	// StartToken is no longer accepted: a run is started with StartRun by
+	// the principal its trigger speaks for. A request that sets it is
+	// refused, naming the field; it is never stored or returned.
 	StartToken string
 }
+
+// RunState is where a run is in its life (DESIGN §5.0).
+type RunState int
+
+const (
+	// RunStarted: StartRun issued its ticket; no runner redeemed it yet.
+	RunStarted RunState = iota + 1
+	// RunResolved: a runner redeemed the ticket and received the values;
+	// the run is in flight until the runner reports its end.
+	RunResolved
+	// RunEnded: the runner reported the command's end.
+	RunEnded
+	// RunFailed: a strict run with unresolved references; nothing was
+	// handed out.
+	RunFailed
+	// RunExpired: the ticket expired before any runner redeemed it.
+	RunExpired
+)
+
+var stateNames = map[RunState]string{RunStarted: "started", RunResolved: "resolved", RunEnded: "ended", RunFailed: "failed", RunExpired: "expired"}
+
+// String is the state's lowercase name ("resolved").
+func (s RunState) String() string {
+	if n, ok := stateNames[s]; ok {
+		return n
+	}
+	return "unknown"
+}
+
+// RunEnd is how a run's command ended, as its runner reported it.
+type RunEnd struct {
+	ExitCode int // 128+N when signal N killed it
+	Signal   int // the signal that killed it; 0: none
+	Duration time.Duration
+}
+
+// ValueState says whether a run in flight still holds an injected
+// secret's current value.
+type ValueState int
+
+const (
+	// ValueCurrent: the run holds the current value.
+	ValueCurrent ValueState = iota + 1
+	// ValueRotated: the value was rotated since the run received it.
+	ValueRotated
+	// ValueDeleted: the secret was deleted since.
+	ValueDeleted
+)
 
 // Outcome is how a resolution ended.
 type Outcome int
@@ -180,6 +238,13 @@ type InjectedSecret struct {
 	// Redacted: another user's personal secret; Name, Owner and
 	// ValueVersion are cleared.
 	Redacted bool
+	// ValueState: for a run in flight, whether its value is still the
+	// current one; zero when not checked.
+	ValueState ValueState
+	// Created is when the injected secret was created (the secretstore's
+	// clock), which tells a secret deleted and made again under its name
+	// from the one the run received. Recorded, never shown.
+	Created time.Time
 }
 
 // Scope says whether s is a team or a personal secret.
@@ -197,28 +262,56 @@ type UnresolvedReference struct {
 	Detail string // for people: "restricted to agent identities: deployer"
 }
 
-// Run is a run's record. It never holds a value or the start token.
+// Run is a run's record. It never holds a value, a token or its ticket.
 type Run struct {
 	Team            string
 	ID              string
-	Context         RunContext // as given, User as "users/{user}", StartToken cleared
-	Agent           string     // the identity the run executed as
-	ResolvedBy      string     // "runners/{runner}"
-	CreateTime      time.Time
+	Context         RunContext // as started (narrowed by its runner), User as "users/{user}"
+	Agent           string     // the identity the run executes as
+	ResolvedBy      string     // "runners/{runner}"; "" until resolved
+	CreateTime      time.Time  // when it was started
 	AllowlistSource runrules.AllowlistSource
 	Injected        []InjectedSecret // by name; none when the run failed
 	Unresolved      []UnresolvedReference
-	Outcome         Outcome
+	Outcome         Outcome // zero until resolved
+
+	State RunState
+	// StartedBy is who started it: "users/{user}",
+	// "teams/{team}/agents/{agent}" or
+	// "teams/{team}/integrations/{integration}" ("" for a run resolved
+	// before tickets existed).
+	StartedBy    string
+	TicketExpire time.Time // until when its ticket could be redeemed
+	ResolveTime  time.Time
+	EndTime      time.Time
+	End          *RunEnd // set once the runner reported the end
+	// HoldsStaleValues: in flight, and holding a value rotated or deleted
+	// since (see InjectedSecret.ValueState).
+	HoldsStaleValues bool
 }
+
+// InFlight reports whether the run's values are out: resolved, and its
+// end not reported yet.
+func (r Run) InFlight() bool { return r.State == RunResolved }
 
 // Name is the run's resource name, "teams/{team}/runs/{run}".
 func (r Run) Name() string { return RunName(r.Team, r.ID) }
 
-// ResolveRequest asks for one run's resolution.
+// AnyTeam is the team of a ResolveRequest that takes the ticket's team,
+// whichever it is (the request's parent "teams/-").
+const AnyTeam = "-"
+
+// ResolveRequest asks for one run's resolution: the redemption of its
+// start ticket.
 type ResolveRequest struct {
-	Team      string
-	Context   RunContext
-	RunID     string // optional; generated when empty
+	Team   string // team id, or AnyTeam
+	Ticket string // the start ticket ("ozt_…") from StartRun
+	// Context, when set, must agree with the ticket's: each field set
+	// equal to the ticket's, except that Secrets may narrow the ticket's
+	// (present and empty, or a subset of the ticket's own list) and Strict
+	// may be set.
+	Context   *RunContext
+	RunID     string // empty, or the ticket's run id
 	Recipient *scopev1.RecipientKey
 }
 
@@ -260,6 +353,9 @@ type RunFilter struct {
 	Trigger Trigger
 	Start   time.Time // runs created at or after
 	End     time.Time // runs created before
+	// InFlight: only runs in flight (resolved, their end not reported),
+	// read from their own index rather than the team's whole history.
+	InFlight bool
 }
 
 // ValidRunID reports whether id is a valid run id: the team/user id rule.
@@ -288,10 +384,11 @@ type runContextRecord struct {
 }
 
 type injectedRecord struct {
-	Name                string `json:"name"`
-	Owner               string `json:"owner"`
-	ValueVersion        int64  `json:"value_version"`
-	OverridesTeamSecret bool   `json:"overrides_team_secret,omitempty"`
+	Name                string     `json:"name"`
+	Owner               string     `json:"owner"`
+	ValueVersion        int64      `json:"value_version"`
+	OverridesTeamSecret bool       `json:"overrides_team_secret,omitempty"`
+	Created             *time.Time `json:"created,omitempty"`
 }
 
 type unresolvedRecord struct {
@@ -300,24 +397,38 @@ type unresolvedRecord struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// runRecord is a run's record at runs/{team}/{run}; it never holds a value
-// or a token.
+type runEndRecord struct {
+	ExitCode   int   `json:"exit_code"`
+	Signal     int   `json:"signal,omitempty"`
+	DurationMS int64 `json:"duration_ms"`
+}
+
+// runRecord is a run's record at runs/{team}/{run}; it never holds a value,
+// a token or its ticket. Records written before start tickets have no
+// state: they were resolved (or failed) when made.
 type runRecord struct {
 	Team            string             `json:"team"`
 	ID              string             `json:"id"`
 	Context         runContextRecord   `json:"context"`
 	Agent           string             `json:"agent"`
-	ResolvedBy      string             `json:"resolved_by"`
+	ResolvedBy      string             `json:"resolved_by,omitempty"`
 	CreateTime      time.Time          `json:"create_time"`
-	AllowlistSource string             `json:"allowlist_source"` // "none", "run", "environment"
+	AllowlistSource string             `json:"allowlist_source,omitempty"` // "none", "run", "environment"
 	Injected        []injectedRecord   `json:"injected,omitempty"`
 	Unresolved      []unresolvedRecord `json:"unresolved,omitempty"`
-	Outcome         string             `json:"outcome"` // "resolved", "failed_strict"
+	Outcome         string             `json:"outcome,omitempty"` // "resolved", "failed_strict"
+
+	State        string        `json:"state,omitempty"` // "started", "resolved", "ended", "failed"
+	StartedBy    string        `json:"started_by,omitempty"`
+	TicketExpire *time.Time    `json:"ticket_expire_time,omitempty"`
+	ResolveTime  *time.Time    `json:"resolve_time,omitempty"`
+	EndTime      *time.Time    `json:"end_time,omitempty"`
+	End          *runEndRecord `json:"end,omitempty"`
 }
 
 var (
 	sourceNames  = map[runrules.AllowlistSource]string{runrules.AllowlistNone: "none", runrules.AllowlistRun: "run", runrules.AllowlistEnvironment: "environment"}
-	reasonNames  = map[runrules.Reason]string{runrules.NotFound: "not_found", runrules.Restricted: "restricted"}
+	reasonNames  = map[runrules.Reason]string{runrules.NotFound: "not_found", runrules.Restricted: "restricted", runrules.Reserved: "reserved"}
 	outcomeNames = map[Outcome]string{OutcomeResolved: "resolved", OutcomeFailedStrict: "failed_strict"}
 )
 
@@ -340,9 +451,17 @@ func toRunRecord(r Run) runRecord {
 		},
 		AllowlistSource: sourceNames[r.AllowlistSource],
 		Outcome:         outcomeNames[r.Outcome],
+		State:           stateNames[r.State],
+		StartedBy:       r.StartedBy,
+		TicketExpire:    timePtr(r.TicketExpire),
+		ResolveTime:     timePtr(r.ResolveTime),
+		EndTime:         timePtr(r.EndTime),
+	}
+	if r.End != nil {
+		rec.End = &runEndRecord{ExitCode: r.End.ExitCode, Signal: r.End.Signal, DurationMS: r.End.Duration.Milliseconds()}
 	}
 	for _, s := range r.Injected {
-		rec.Injected = append(rec.Injected, injectedRecord{Name: s.Name, Owner: s.Owner, ValueVersion: s.ValueVersion, OverridesTeamSecret: s.OverridesTeamSecret})
+		rec.Injected = append(rec.Injected, injectedRecord{Name: s.Name, Owner: s.Owner, ValueVersion: s.ValueVersion, OverridesTeamSecret: s.OverridesTeamSecret, Created: timePtr(s.Created)})
 	}
 	for _, u := range r.Unresolved {
 		rec.Unresolved = append(rec.Unresolved, unresolvedRecord{Name: u.Name, Reason: reasonNames[u.Reason], Detail: u.Detail})
@@ -359,14 +478,42 @@ func (rec runRecord) run() Run {
 		},
 		AllowlistSource: lookupName(sourceNames, rec.AllowlistSource),
 		Outcome:         lookupName(outcomeNames, rec.Outcome),
+		State:           lookupName(stateNames, rec.State),
+		StartedBy:       rec.StartedBy,
+		TicketExpire:    timeOf(rec.TicketExpire),
+		ResolveTime:     timeOf(rec.ResolveTime),
+		EndTime:         timeOf(rec.EndTime),
+	}
+	if rec.End != nil {
+		r.End = &RunEnd{ExitCode: rec.End.ExitCode, Signal: rec.End.Signal, Duration: time.Duration(rec.End.DurationMS) * time.Millisecond}
+	}
+	if r.State == 0 { // made before start tickets: resolved when recorded
+		r.State, r.ResolveTime = RunResolved, r.CreateTime
+		if r.Outcome == OutcomeFailedStrict {
+			r.State = RunFailed
+		}
 	}
 	for _, s := range rec.Injected {
-		r.Injected = append(r.Injected, InjectedSecret{Name: s.Name, Owner: s.Owner, ValueVersion: s.ValueVersion, OverridesTeamSecret: s.OverridesTeamSecret})
+		r.Injected = append(r.Injected, InjectedSecret{Name: s.Name, Owner: s.Owner, ValueVersion: s.ValueVersion, OverridesTeamSecret: s.OverridesTeamSecret, Created: timeOf(s.Created)})
 	}
 	for _, u := range rec.Unresolved {
 		r.Unresolved = append(r.Unresolved, UnresolvedReference{Name: u.Name, Reason: lookupName(reasonNames, u.Reason), Detail: u.Detail})
 	}
 	return r
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 // The runsbytime index: runsbytime/{team}/{inverted time}/{run}, where the
@@ -444,6 +591,11 @@ type prepared struct {
 	user  string     // user id; "" for user-less triggers
 	input runrules.Input
 	env   string // environment id, "" when none
+	// userRole is the triggering user's role in the team (RoleNone for
+	// user-less triggers); policy the start policy of the identity the
+	// run executes as (for StartRun).
+	userRole auth.Role
+	policy   StartPolicy
 }
 
 // prepare checks what rc refers to, in team, and gathers the decision's
@@ -455,39 +607,33 @@ func (r *Runs) prepare(ctx context.Context, team string, rc RunContext, user str
 			return prepared{}, err
 		}
 	}
+	role := auth.RoleNone
 	if user != "" {
-		if _, err := d.store.Get(ctx, memberKey(team, user)); err != nil {
+		var m membershipRecord
+		if _, err := d.get(ctx, memberKey(team, user), &m); err != nil {
 			if isNotFound(err) {
 				return prepared{}, denied("context.user: user %q is not a member of team %q: a run may act only for a member", user, team)
 			}
 			return prepared{}, fmt.Errorf("read membership: %w", err)
 		}
+		role = m.membership().Role
 	}
 	agent := rc.Agent
-	if rc.StartToken != "" {
-		tokenAgent, err := r.startTokenIdentity(ctx, team, rc, user)
-		if err != nil {
-			return prepared{}, err
-		}
-		if tokenAgent != "" {
-			if agent != "" && agent != tokenAgent {
-				return prepared{}, errs.Field("context.agent", "is %q but context.start_token belongs to agent identity %q: leave context.agent empty or make them agree", agent, tokenAgent)
-			}
-			agent = tokenAgent
-		}
-	}
 	if agent == "" {
 		agent = DefaultAgentID
 	}
 	// The default identity always exists (a team created before identities
 	// existed may lack its record); any other must be there.
+	policy := StartPolicyMembers
 	if agent != DefaultAgentID {
-		if _, _, err := d.agentRecord(ctx, team, agent); err != nil {
+		rec, _, err := d.agentRecord(ctx, team, agent)
+		if err != nil {
 			if isNotFound(err) {
 				return prepared{}, errs.Field("context.agent", "no agent identity %q in team %q", agent, team)
 			}
 			return prepared{}, err
 		}
+		policy = rec.policy()
 	}
 	in := runrules.Input{Team: TeamName(team), Agent: agent, RunList: rc.Secrets}
 	if user != "" {
@@ -509,37 +655,13 @@ func (r *Runs) prepare(ctx context.Context, team string, rc RunContext, user str
 	}
 	in.Identities = ids
 	rc.StartToken = ""
-	return prepared{team: team, rc: rc, user: user, input: in, env: rc.Environment}, nil
+	return prepared{team: team, rc: rc, user: user, input: in, env: rc.Environment, userRole: role, policy: policy}, nil
 }
 
-// startTokenIdentity authenticates rc.StartToken and returns the agent
-// identity it binds the run to ("" for a user token, which must belong to
-// the triggering user). The token is never echoed.
-func (r *Runs) startTokenIdentity(ctx context.Context, team string, rc RunContext, user string) (string, error) {
-	p, err := r.dir.Authenticate(ctx, rc.StartToken)
-	if errs.KindOf(err) == errs.KindUnauthenticated {
-		return "", denied("context.start_token: invalid, expired or revoked token")
-	}
-	if err != nil {
-		return "", fmt.Errorf("authenticate start token: %w", err)
-	}
-	switch p.Kind {
-	case auth.KindAgent:
-		id, ok := strings.CutPrefix(p.Name, "teams/"+team+"/agents/")
-		if !ok || !ValidID(id) {
-			return "", denied("context.start_token: belongs to an agent identity of another team")
-		}
-		return id, nil
-	case auth.KindUser:
-		if user == "" {
-			return "", denied("context.start_token: a user's token may start only that user's runs, and a %s run has no user", rc.Trigger)
-		}
-		if p.ID != user {
-			return "", denied("context.start_token: belongs to another user than context.user")
-		}
-		return "", nil
-	}
-	return "", denied("context.start_token: must be a user's or an agent identity's token")
+// startTokenRefused is the answer to a request that still sends
+// context.start_token.
+func startTokenRefused() error {
+	return errs.Field("context.start_token", "is no longer accepted: the run is started with StartRun (oz run start) by the token that starts it — an agent identity's token starts runs as that identity — and the runner redeems the ticket")
 }
 
 // seal asks the secretstore for the candidates of in and, with a
@@ -588,6 +710,9 @@ func secretsOf(refs []*internalapiv1.SecretRef) []runrules.Secret {
 	out := make([]runrules.Secret, len(refs))
 	for i, ref := range refs {
 		out[i] = runrules.Secret{Owner: ref.GetOwner(), Name: ref.GetName(), Version: ref.GetValueVersion()}
+		if ref.GetCreateTime() != nil {
+			out[i].Created = ref.GetCreateTime().AsTime()
+		}
 	}
 	return out
 }
@@ -617,29 +742,31 @@ func sealerError(err error) error {
 	return fmt.Errorf("seal run secrets: %v", err) // no %w: not the runner's kind
 }
 
-// ResolveRun decides which secrets the run receives, records the decision
-// durably, and returns the record with the values sealed to req.Recipient
-// (with one HPKE encapsulation, info RunInfoPrefix + the run's name). A
-// strict run with unresolved references is recorded with outcome
-// OutcomeFailedStrict and nothing injected, and returns no values. Runners
-// granted the team only. Nothing is recorded when it fails.
+// ResolveRun redeems req.Ticket (DESIGN §5.0): it decides which secrets the
+// run receives, records the decision durably, and returns the record with
+// the values sealed to req.Recipient (with one HPKE encapsulation, info
+// RunInfoPrefix + the run's name). The context is the ticket's, narrowed
+// as req.Context says. A strict run with unresolved references is
+// recorded with outcome OutcomeFailedStrict and nothing injected, and
+// returns no values. Runners granted the ticket's team only; a ticket is
+// redeemed once, before it expires. Nothing is recorded when it fails, but
+// every refusal is audited (request.denied, in the ticket's team's chain
+// when the ticket is known).
 //
 // Returns Invalid (fields team_id, run_id, recipient, recipient.kem_id,
-// recipient.public_key, context.trigger, context.user, context.agent,
-// context.environment, context.secrets.names), PermissionDenied (not a
-// runner granted the team; a user who is not a member; a start token that
-// does not authenticate or does not fit), NotFound (team), AlreadyExists
-// (run id taken), Unavailable (secretstore).
+// recipient.public_key and the context's), PermissionDenied (not a
+// runner; no, an unknown, a redeemed or an expired ticket; a ticket of
+// another team or of a team the runner is not granted; a context that
+// does not agree with the ticket's; a user who is no longer a member),
+// NotFound (team), Unavailable (secretstore).
 func (r *Runs) ResolveRun(ctx context.Context, req ResolveRequest) (Resolution, error) {
-	if err := checkID("team_id", req.Team); err != nil {
-		return Resolution{}, err
-	}
-	rc, user, err := normalize(req.Context)
-	if err != nil {
-		return Resolution{}, err
+	if req.Team != AnyTeam {
+		if err := checkID("team_id", req.Team); err != nil {
+			return Resolution{}, err
+		}
 	}
 	if req.RunID != "" && !ValidRunID(req.RunID) {
-		return Resolution{}, errs.Field("run_id", "must be empty (a new id) or a run id: it %s", RunIDRule)
+		return Resolution{}, errs.Field("run_id", "must be empty or the ticket's run id: it %s", RunIDRule)
 	}
 	if req.Recipient == nil {
 		return Resolution{}, errs.Field("recipient", "is required: the HPKE public key the values are sealed to")
@@ -647,13 +774,54 @@ func (r *Runs) ResolveRun(ctx context.Context, req ResolveRequest) (Resolution, 
 	if _, err := runseal.ParseRecipient(req.Recipient.GetKemId(), req.Recipient.GetPublicKey()); err != nil {
 		return Resolution{}, err
 	}
+	if req.Context != nil {
+		if err := checkGiven(*req.Context); err != nil {
+			return Resolution{}, err
+		}
+	}
 	p, err := caller(ctx)
 	if err != nil {
 		return Resolution{}, err
 	}
-	if !granted(p, req.Team) {
-		return Resolution{}, denied("only runners granted team %q may resolve its runs", req.Team)
+	if p.Kind != auth.KindRunner {
+		return Resolution{}, denied("only runners redeem start tickets; a run is started with StartRun (oz run start) by the principal its trigger speaks for")
 	}
+	if req.Ticket == "" {
+		return Resolution{}, denied("a start ticket is required: the run's trigger starts it with StartRun (a member: oz run start; an agent identity's or an integration's token likewise), which returns the ticket, and the runner redeems it (oz exec --ticket-env VAR)")
+	}
+	tk, err := r.ticket(ctx, req.Ticket)
+	if err != nil {
+		return Resolution{}, err
+	}
+	// From here on a refusal is about the ticket's run, in its team.
+	server.AuditResource(ctx, RunName(tk.Team, tk.Run), tk.Run)
+	if req.Team != AnyTeam && req.Team != tk.Team {
+		return Resolution{}, denied("the start ticket belongs to another team than %q", req.Team)
+	}
+	if !granted(p, tk.Team) {
+		return Resolution{}, denied("only runners granted team %q, the ticket's team, may redeem it", tk.Team)
+	}
+	var started runRecord
+	startedRaw, err := r.dir.get(ctx, runKey(tk.Team, tk.Run), &started)
+	if err != nil {
+		return Resolution{}, fmt.Errorf("read run: %w", err)
+	}
+	run := started.run()
+	now := r.dir.clock()
+	switch {
+	case run.State != RunStarted:
+		return Resolution{}, denied("the start ticket was redeemed already (run %q is %s): a ticket starts one run; start a new run", tk.Run, run.State)
+	case !now.Before(run.TicketExpire):
+		return Resolution{}, denied("the start ticket expired at %s: start the run again", run.TicketExpire.Format(time.RFC3339))
+	case req.RunID != "" && req.RunID != tk.Run:
+		return Resolution{}, denied("run_id: the ticket is for run %q", tk.Run)
+	}
+	rc, err := narrow(run.Context, req.Context)
+	if err != nil {
+		return Resolution{}, err
+	}
+	run.Context = rc
+	user := strings.TrimPrefix(rc.User, "users/")
 	// The decision's inputs are read with a ReadSet, and their being
 	// unchanged is a condition of the record's write (see WithReadSet): on
 	// etcd they are serializable reads, with no quorum round. A stale read,
@@ -661,9 +829,9 @@ func (r *Runs) ResolveRun(ctx context.Context, req ResolveRequest) (Resolution, 
 	// made again with ordinary reads; so is one whose inputs made it fail
 	// before the write (a stale read must not refuse a run either).
 	rctx, reads := WithReadSet(ctx)
-	res, err := r.resolve(rctx, req, rc, user, p, reads)
+	res, err := r.resolve(rctx, run, startedRaw, user, p, req.Recipient, reads)
 	if errors.Is(err, errStaleReads) {
-		res, err = r.resolve(ctx, req, rc, user, p, nil)
+		res, err = r.resolve(ctx, run, startedRaw, user, p, req.Recipient, nil)
 	}
 	return res, err
 }
@@ -672,59 +840,46 @@ func (r *Runs) ResolveRun(ctx context.Context, req ResolveRequest) (Resolution, 
 // inputs refused it; it is made again with ordinary reads.
 var errStaleReads = errors.New("resolution inputs changed or read stale")
 
-// resolve is one attempt of ResolveRun, its request checked: it decides,
-// seals and records. With reads (the ReadSet of ctx), the record's write
-// is conditional on them, and an error that may come from a stale read is
-// errStaleReads.
-func (r *Runs) resolve(ctx context.Context, req ResolveRequest, rc RunContext, user string, p *auth.Principal, reads *ReadSet) (Resolution, error) {
+// resolve is one attempt of ResolveRun on the started run (stored as
+// startedRaw), its request checked: it decides, seals and records. With
+// reads (the ReadSet of ctx), the record's write is conditional on them,
+// and an error that may come from a stale read is errStaleReads.
+func (r *Runs) resolve(ctx context.Context, run Run, startedRaw []byte, user string, p *auth.Principal, recipient *scopev1.RecipientKey, reads *ReadSet) (Resolution, error) {
 	// A runner is granted only teams that existed when it was created
 	// (CreateRunner's conditions), and teams are never deleted: the team
 	// needs no read here (on etcd, one quorum read fewer per run).
-	prep, err := r.prepare(ctx, req.Team, rc, user, true)
+	prep, err := r.prepare(ctx, run.Team, run.Context, user, true)
 	if err != nil {
 		if reads != nil {
 			return Resolution{}, errStaleReads
 		}
 		return Resolution{}, err
 	}
-	now := r.dir.clock()
-	id := req.RunID
-	if id == "" {
-		id = newRunID(now)
-	}
-	key := runKey(req.Team, id)
-	if req.RunID != "" {
-		// A caller's id may be taken: say so before sealing anything. A
-		// new random id needs no read (on etcd, a quorum read): the
-		// record's write below is conditional on its absence anyway.
-		if _, err := r.dir.store.Get(ctx, key); err == nil {
-			return Resolution{}, runExists(req.Team, id)
-		} else if !isNotFound(err) {
-			return Resolution{}, fmt.Errorf("read run: %w", err)
-		}
-	}
-
-	res, sealed, err := r.seal(ctx, prep.input, req.Recipient, []byte(RunInfoPrefix+RunName(req.Team, id)))
+	res, sealed, err := r.seal(ctx, prep.input, recipient, []byte(RunInfoPrefix+run.Name()))
 	if err != nil {
 		return Resolution{}, err
 	}
-	run := Run{
-		Team: req.Team, ID: id, Context: prep.rc, Agent: prep.input.Agent, ResolvedBy: p.Name,
-		CreateTime: now, AllowlistSource: res.Source, Outcome: OutcomeResolved,
-		Unresolved: unresolvedOf(res.Unresolved),
-	}
-	if rc.Strict && len(res.Unresolved) > 0 {
-		run.Outcome = OutcomeFailedStrict
+	now := r.dir.clock()
+	run.Agent, run.ResolvedBy, run.ResolveTime = prep.input.Agent, p.Name, now
+	run.AllowlistSource, run.Outcome, run.State = res.Source, OutcomeResolved, RunResolved
+	run.Unresolved = unresolvedOf(res.Unresolved)
+	if run.Context.Strict && len(res.Unresolved) > 0 {
+		run.Outcome, run.State = OutcomeFailedStrict, RunFailed
 		sealed = nil // never handed out
 	} else {
 		for _, c := range res.Injected() {
-			run.Injected = append(run.Injected, InjectedSecret{Name: c.Name, Owner: c.Owner, ValueVersion: c.Version, OverridesTeamSecret: c.OverridesTeam})
+			run.Injected = append(run.Injected, InjectedSecret{Name: c.Name, Owner: c.Owner, ValueVersion: c.Version, OverridesTeamSecret: c.OverridesTeam, Created: c.Created})
 		}
 	}
 	// The record and its run.resolve event commit together, before
 	// anything is returned: no values without an event, no event for a run
-	// that was not recorded.
-	writes := []Write{Put(key, encode(toRunRecord(run))), Put(runByTimeKey(req.Team, now, id), marker)}
+	// that was not recorded. The run must still be as started: a ticket is
+	// redeemed once.
+	key := runKey(run.Team, run.ID)
+	writes := []Write{Put(key, encode(toRunRecord(run)))}
+	if run.InFlight() {
+		writes = append(writes, Put(runInFlightKey(run.Team, run.CreateTime, run.ID), marker))
+	}
 	evs := r.dir.resolveEvents(ctx, run)
 	if 2+len(writes)+len(evs) > maxApplyOps {
 		return Resolution{}, fmt.Errorf("record run: its audit event needs %d parts, more than one write holds", len(evs))
@@ -732,21 +887,27 @@ func (r *Runs) resolve(ctx context.Context, req ResolveRequest, rc RunContext, u
 	// The team's presence is a condition of the write rather than a read
 	// before it (see prepare above): nothing is recorded, nor returned, for
 	// a team that is not there.
-	conds := []Cond{Absent(key), Present(teamKey(req.Team))}
+	conds := []Cond{Equal(key, startedRaw), Present(teamKey(run.Team))}
 	if reads != nil {
 		conds = append(conds, Unchanged(reads))
 	}
 	err = r.dir.apply(ctx, conds, writes, evs...)
 	switch conflict(err) {
 	case 0:
-		return Resolution{}, runExists(req.Team, id)
+		if reads != nil {
+			return Resolution{}, errStaleReads // read again: redeemed meanwhile, or a stale read
+		}
+		return Resolution{}, denied("the start ticket was redeemed already (run %q): a ticket starts one run; start a new run", run.ID)
 	case 1:
-		return Resolution{}, errs.E(errs.KindNotFound, "team %q not found", req.Team)
+		return Resolution{}, errs.E(errs.KindNotFound, "team %q not found", run.Team)
 	case 2:
 		return Resolution{}, errStaleReads
 	}
 	if err != nil {
 		return Resolution{}, fmt.Errorf("record run: %w", err)
+	}
+	for i := range run.Injected {
+		run.Injected[i].ValueState = ValueCurrent // as of now, by definition
 	}
 	return Resolution{Run: run, Sealed: sealed}, nil
 }
@@ -762,12 +923,20 @@ func unresolvedOf(us []runrules.Unresolved) []UnresolvedReference {
 		switch u.Reason {
 		case runrules.Restricted:
 			ref.Detail = "restricted to agent identities: " + strings.Join(u.RestrictedTo, ", ")
+		case runrules.Reserved:
+			ref.Detail = reservedDetail(u.Name)
 		default:
 			ref.Detail = "no secret named " + u.Name + " is available to this run"
 		}
 		out = append(out, ref)
 	}
 	return out
+}
+
+// reservedDetail says why a reserved name is never injected.
+func reservedDetail(name string) string {
+	r, _ := envname.Check(name)
+	return r.Explain(name) + "; it is never injected"
 }
 
 // ExplainRun makes ResolveRun's decision for rc without values and says
@@ -788,7 +957,7 @@ func (r *Runs) ExplainRun(ctx context.Context, team string, rc RunContext) (Expl
 		return Explanation{}, err
 	}
 	if rc.StartToken != "" {
-		return Explanation{}, errs.Field("context.start_token", "is not accepted by ExplainRun: name the identity in context.agent instead")
+		return Explanation{}, startTokenRefused()
 	}
 	p, err := caller(ctx)
 	if err != nil {
@@ -836,6 +1005,8 @@ func explain(prep prepared, res runrules.Result, showPersonal bool) Explanation 
 			cd.Detail = fmt.Sprintf("restricted to agent identities: %s (the run executes as %s)", strings.Join(c.RestrictedTo, ", "), in.Agent)
 		case runrules.ExcludedOverridden:
 			cd.Detail = "overridden by a personal secret of the triggering user"
+		case runrules.ExcludedReserved:
+			cd.Detail = reservedDetail(c.Name)
 		}
 		ex.Candidates = append(ex.Candidates, cd)
 	}
@@ -880,7 +1051,7 @@ func explain(prep prepared, res runrules.Result, showPersonal bool) Explanation 
 
 // GetRun returns run id of team. Members of the team (people), system
 // admins, and runners granted the team. Other users' personal secrets are
-// redacted.
+// redacted; a run in flight says which of its values are stale.
 //
 // Returns Invalid (fields team_id, run_id), PermissionDenied, NotFound.
 func (r *Runs) GetRun(ctx context.Context, team, id string) (Run, error) {
@@ -904,7 +1075,7 @@ func (r *Runs) GetRun(ctx context.Context, team, id string) (Run, error) {
 		}
 		return Run{}, fmt.Errorf("get run: %w", err)
 	}
-	return redact(rec.run(), p), nil
+	return r.forReader(ctx, []Run{rec.run()}, p)[0], nil
 }
 
 // redact clears the personal secrets of users other than p from run.
@@ -926,9 +1097,10 @@ func redact(run Run, p *auth.Principal) Run {
 // page may then be short, with a next-page token.
 const maxRunsScanned = 10 * MaxPageSize
 
-// ListRuns lists team's runs, newest first, that match f. Members of the
-// team (people), system admins, and runners granted the team. Other users'
-// personal secrets are redacted. A page may hold fewer than page.Size runs
+// ListRuns lists team's runs, newest first (by start), that match f.
+// Members of the team (people), system admins, and runners granted the
+// team. Other users' personal secrets are redacted; runs in flight say
+// which of their values are stale. A page may hold fewer than page.Size runs
 // and still have a next-page token.
 //
 // Returns Invalid (fields team_id, agent, trigger, end_time, page_size,
@@ -947,6 +1119,9 @@ func (r *Runs) ListRuns(ctx context.Context, team string, f RunFilter, page Page
 		return nil, "", errs.Field("end_time", "must not be before start_time")
 	}
 	prefix := runsByTimePrefix(team)
+	if f.InFlight {
+		prefix = runsInFlightPrefix(team)
+	}
 	size, after, err := runsCursor(page, prefix)
 	if err != nil {
 		return nil, "", err
@@ -1006,7 +1181,7 @@ scan:
 			if (f.Agent != "" && run.Agent != f.Agent) || (f.Trigger != 0 && run.Context.Trigger != f.Trigger) {
 				continue
 			}
-			runs, pos = append(runs, redact(run, p)), append(pos, kv.Key)
+			runs, pos = append(runs, run), append(pos, kv.Key)
 			if len(runs) > size {
 				break scan
 			}
@@ -1016,13 +1191,14 @@ scan:
 			break
 		}
 	}
+	next := ""
 	switch {
 	case len(runs) > size:
-		return runs[:size], runsToken(prefix, pos[size-1]), nil
+		runs, next = runs[:size], runsToken(prefix, pos[size-1])
 	case !exhausted:
-		return runs, runsToken(prefix, after), nil
+		next = runsToken(prefix, after)
 	}
-	return runs, "", nil
+	return r.forReader(ctx, runs, p), next, nil
 }
 
 // ListRuns page tokens are the index position "{inverted time}/{run}" to

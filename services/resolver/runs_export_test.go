@@ -3,6 +3,8 @@ package resolver
 import (
 	"context"
 	"time"
+
+	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 )
 
 // Fixtures of the run tests: they write agent identities and environments
@@ -43,3 +45,37 @@ func RunsTestIssueToken(ctx context.Context, d *Directory, ref PrincipalRef) (st
 func RunsTestRunKeys(team string) (records, byTime string) {
 	return prefixRuns + team + "/", runsByTimePrefix(team)
 }
+
+// RunsTestStart starts a run of team with rc as StartRun would after its
+// permission checks (started by the triggering user, else the identity),
+// so that resolution is tested on its own, and returns its ticket. Errors
+// of the context's syntax and references are StartRun's.
+func RunsTestStart(ctx context.Context, r *Runs, team string, rc RunContext, runID string) (string, error) {
+	rc, user, err := normalize(rc)
+	if err != nil {
+		return "", err
+	}
+	prep, err := r.prepare(ctx, team, rc, user, false)
+	if err != nil {
+		return "", err
+	}
+	by := AgentName(team, prep.input.Agent)
+	if user != "" {
+		by = UserName(user)
+	}
+	st, err := r.issueTicket(ctx, prep, runID, DefaultTicketTTL, by)
+	return st.Ticket, err
+}
+
+// RunsTestResolve starts a run (RunsTestStart) and resolves it with ctx's
+// runner: what ResolveRun did before start tickets.
+func RunsTestResolve(ctx context.Context, r *Runs, team string, rc RunContext, runID string, rcpt *scopev1.RecipientKey) (Resolution, error) {
+	ticket, err := RunsTestStart(ctx, r, team, rc, runID)
+	if err != nil {
+		return Resolution{}, err
+	}
+	return r.ResolveRun(ctx, ResolveRequest{Team: team, Ticket: ticket, Recipient: rcpt})
+}
+
+// RunsTestNewTicket returns a well-formed ticket that was never issued.
+func RunsTestNewTicket() (id, ticket string) { return newOpaque(TicketPrefix) }

@@ -1,6 +1,7 @@
 package resolver_test
 
 import (
+	"context"
 	"slices"
 	"testing"
 
@@ -41,20 +42,29 @@ func TestRunsWithDirectoryPrincipals(t *testing.T) {
 		t.Errorf("as default: unresolved %v", got)
 	}
 
-	started := review
-	started.StartToken = agentTok
-	res, err = f.resolve(runner, "acme", started, "")
+	// The identity's own token starts runs executing as it.
+	reviewer := f.login(t, agentTok)
+	st, err := f.runs.StartRun(reviewer, resolver.StartRequest{Team: "acme", Context: review})
 	check(t, err)
-	if got := injectedOf(res.Run); res.Run.Agent != "reviewer" || !slices.Equal(got, []string{acme + ":DEPLOY_TOKEN", acme + ":OTHER_KEY"}) {
-		t.Errorf("started by reviewer's token: agent %q, injected %v", res.Run.Agent, got)
+	res, err = f.runs.ResolveRun(runner, resolver.ResolveRequest{Team: "acme", Ticket: st.Ticket, Recipient: f.recipient()})
+	check(t, err)
+	if got := injectedOf(res.Run); res.Run.Agent != "reviewer" || res.Run.StartedBy != "teams/acme/agents/reviewer" || !slices.Equal(got, []string{acme + ":DEPLOY_TOKEN", acme + ":OTHER_KEY"}) {
+		t.Errorf("started by reviewer's token: agent %q, by %q, injected %v", res.Run.Agent, res.Run.StartedBy, got)
 	}
 
 	_, err = f.resolve(f.login(t, betaTok), "acme", review, "")
 	wantKind(t, err, errs.KindPermissionDenied)
 
+	// A ticket issued before the identity was deleted resolves no more.
+	st, err = f.runs.StartRun(reviewer, resolver.StartRequest{Team: "acme", Context: review})
+	check(t, err)
 	check(t, f.dir.DeleteAgent(f.alice, "acme", "reviewer", ""))
-	_, err = f.resolve(runner, "acme", started, "")
-	wantKind(t, err, errs.KindPermissionDenied)
+	_, err = f.runs.ResolveRun(runner, resolver.ResolveRequest{Team: "acme", Ticket: st.Ticket, Recipient: f.recipient()})
+	wantField(t, err, "context.agent")
+	// Nor does its token start runs.
+	if _, err := f.dir.Authenticate(context.Background(), agentTok); errs.KindOf(err) != errs.KindUnauthenticated {
+		t.Errorf("the deleted identity's token: %v, want unauthenticated", err)
+	}
 	res, err = f.resolve(runner, "acme", review, "")
 	check(t, err)
 	if got := injectedOf(res.Run); !slices.Equal(got, []string{acme + ":DEPLOY_TOKEN", acme + ":OTHER_KEY"}) {

@@ -80,19 +80,26 @@ func ValidTokenID(id string) bool {
 // TokenIDRule says what a token id is, for error messages.
 const TokenIDRule = "must be 16 lowercase hexadecimal digits"
 
-func newBearer() (id, bearer string) {
+func newBearer() (id, bearer string) { return newOpaque(TokenPrefix) }
+
+// parseBearer returns the token id embedded in a well-formed bearer token.
+func parseBearer(s string) (string, bool) { return parseOpaque(TokenPrefix, s) }
+
+// newOpaque returns a fresh id and secret of the bearer token shape with
+// prefix: "{prefix}{id}_{secret}". Start tickets ("ozt_") share it.
+func newOpaque(prefix string) (id, opaque string) {
 	var b [tokenIDBytes + tokenSecretBytes]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
 	id = hex.EncodeToString(b[:tokenIDBytes])
-	return id, TokenPrefix + id + "_" + base64.RawURLEncoding.EncodeToString(b[tokenIDBytes:])
+	return id, prefix + id + "_" + base64.RawURLEncoding.EncodeToString(b[tokenIDBytes:])
 }
 
-// parseBearer returns the token id embedded in a well-formed bearer token.
-func parseBearer(s string) (string, bool) {
-	if len(s) != tokenLen || !strings.HasPrefix(s, TokenPrefix) {
+// parseOpaque returns the id embedded in a well-formed newOpaque(prefix).
+func parseOpaque(prefix, s string) (string, bool) {
+	if len(s) != len(prefix)+tokenIDLen+1+tokenSecretLen || !strings.HasPrefix(s, prefix) {
 		return "", false
 	}
-	rest := s[len(TokenPrefix):]
+	rest := s[len(prefix):]
 	id, secret := rest[:tokenIDLen], rest[tokenIDLen+1:]
 	if rest[tokenIDLen] != '_' || !ValidTokenID(id) {
 		return "", false
@@ -156,6 +163,8 @@ func (d *Directory) Authenticate(ctx context.Context, bearer string) (*auth.Prin
 		p, err = d.userPrincipal(ctx, owner.userID())
 	case auth.KindAgent:
 		p, err = d.agentPrincipal(ctx, owner)
+	case auth.KindIntegration:
+		p, err = d.integrationPrincipal(ctx, owner)
 	case auth.KindRunner:
 		p, err = d.runnerPrincipal(ctx, owner.runnerID())
 	default:
@@ -211,6 +220,21 @@ func (d *Directory) agentPrincipal(ctx context.Context, owner PrincipalRef) (*au
 	}, nil
 }
 
+// integrationPrincipal is the integration owner, a member of its team
+// only. NotFound when the integration does not exist.
+func (d *Directory) integrationPrincipal(ctx context.Context, owner PrincipalRef) (*auth.Principal, error) {
+	team, id := owner.integrationID()
+	if _, _, err := d.integrationRecord(ctx, team, id); err != nil {
+		return nil, err
+	}
+	return &auth.Principal{
+		Kind:  auth.KindIntegration,
+		Name:  IntegrationName(team, id),
+		ID:    id,
+		Teams: map[string]auth.Role{team: auth.RoleMember},
+	}, nil
+}
+
 // runnerPrincipal is runner id, a member of each team it is granted.
 // NotFound when the runner does not exist.
 func (d *Directory) runnerPrincipal(ctx context.Context, id string) (*auth.Principal, error) {
@@ -232,7 +256,7 @@ func (d *Directory) runnerPrincipal(ctx context.Context, id string) (*auth.Princ
 
 // mayManageTokens reports whether the person p may create, list and revoke
 // the tokens of owner: system admins anyone's, people their own, team
-// admins those of their team's agent identities. A runner's tokens are for
+// admins those of their team's agent identities and integrations. A runner's tokens are for
 // system admins alone, like the runner itself.
 func mayManageTokens(p *auth.Principal, owner PrincipalRef) bool {
 	if p.SystemAdmin {
@@ -243,6 +267,9 @@ func mayManageTokens(p *auth.Principal, owner PrincipalRef) bool {
 		return p.Name == owner.Name
 	case auth.KindAgent:
 		team, _ := owner.agentID()
+		return team != "" && p.IsAdmin(team)
+	case auth.KindIntegration:
+		team, _ := owner.integrationID()
 		return team != "" && p.IsAdmin(team)
 	}
 	return false
@@ -272,7 +299,7 @@ func (d *Directory) CreateToken(ctx context.Context, owner PrincipalRef, ttl tim
 		return Token{}, "", err
 	}
 	if !mayManageTokens(p, ref) {
-		return Token{}, "", denied("only system admins may create tokens for others (team admins: for their team's agent identities)")
+		return Token{}, "", denied("only system admins may create tokens for others (team admins: for their team's agent identities and integrations)")
 	}
 	exists, missing := d.principalExists(ref)
 	now := d.clock()
@@ -299,6 +326,9 @@ func (d *Directory) principalExists(owner PrincipalRef) (Cond, error) {
 	case auth.KindAgent:
 		team, id := owner.agentID()
 		return agentExists(team, id)
+	case auth.KindIntegration:
+		team, id := owner.integrationID()
+		return Present(integrationKey(team, id)), errs.E(errs.KindNotFound, "integration %q not found in team %q", id, team)
 	case auth.KindRunner:
 		id := owner.runnerID()
 		return Present(runnerKey(id)), errs.E(errs.KindNotFound, "runner %q not found", id)
@@ -388,7 +418,7 @@ func (d *Directory) ListTokens(ctx context.Context, principal string, page Page)
 			toks = append(toks, r.token())
 		}
 	case !mayManageTokens(p, owner):
-		return nil, "", denied("only system admins may list the tokens of others (team admins: of their team's agent identities)")
+		return nil, "", denied("only system admins may list the tokens of others (team admins: of their team's agent identities and integrations)")
 	default:
 		recs, err := d.tokensOf(ctx, owner.Name, after, size+1)
 		if err != nil {
@@ -498,7 +528,7 @@ func (d *Directory) RevokeToken(ctx context.Context, id string) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	notYours := denied("only the token's owner and system admins may revoke it (team admins: the tokens of their team's agent identities)")
+	notYours := denied("only the token's owner and system admins may revoke it (team admins: the tokens of their team's agent identities and integrations)")
 	for range 5 {
 		var rec tokenRecord
 		raw, err := d.get(ctx, tokenKey(id), &rec)

@@ -108,7 +108,7 @@ func (s *Service) selectRun(ctx context.Context, sel runrules.Selection) (rs *Ru
 	rs = &RunSecrets{Candidates: make([]runrules.Secret, len(all))}
 	byRef := make(map[runrules.Secret]*Secret, len(all))
 	for i, sec := range all {
-		c := runrules.Secret{Owner: sec.Owner.String(), Name: sec.Name, Version: sec.ValueVersion}
+		c := runrules.Secret{Owner: sec.Owner.String(), Name: sec.Name, Version: sec.ValueVersion, Created: sec.CreateTime}
 		rs.Candidates[i] = c
 		byRef[c] = sec
 	}

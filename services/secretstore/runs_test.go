@@ -40,8 +40,8 @@ func runUniverse(t *testing.T, e *env) map[string][]runrules.Secret {
 			p = &auth.Principal{Kind: auth.KindUser, Name: owner, ID: id}
 		}
 		for _, n := range names {
-			e.create(t, p, owner, n, owner+":"+n+":"+canary)
-			out[owner] = append(out[owner], runrules.Secret{Owner: owner, Name: n, Version: 1})
+			sec := e.create(t, p, owner, n, owner+":"+n+":"+canary)
+			out[owner] = append(out[owner], runrules.Secret{Owner: owner, Name: n, Version: 1, Created: sec.CreateTime})
 		}
 		slices.SortFunc(out[owner], func(a, b runrules.Secret) int {
 			return strings.Compare(secretstore.FoldName(a.Name), secretstore.FoldName(b.Name))

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/ozsecrets/oz/proto/envname"
 	"github.com/ozsecrets/oz/services/internal/errs"
 )
 
@@ -50,20 +51,8 @@ func (l Limits) withDefaults() Limits {
 // NamePattern is the shape of a secret name: an environment variable name.
 const NamePattern = "[A-Za-z_][A-Za-z0-9_]*"
 
-// ReservedNames are refused as secret names, without regard to case:
-// setting them would change how the agent's process, its shell or its
-// dynamic linker behaves.
-var ReservedNames = []string{"PATH", "HOME", "SHELL", "USER", "PWD", "IFS", "ENV", "BASH_ENV"}
-
-// ReservedPrefixes are refused as the start of a secret name, without
-// regard to case: the dynamic linker's (LD_, DYLD_), bash's exported
-// functions (BASH_FUNC_), and the platform's own (OZ_).
-var ReservedPrefixes = []string{"LD_", "DYLD_", "BASH_FUNC_", "OZ_"}
-
 // maxLookupNameLen bounds names in lookups, whatever the configured limit.
 const maxLookupNameLen = 4096
-
-const reservedRule = "names PATH, HOME, SHELL, USER, PWD, IFS, ENV, BASH_ENV and those starting with LD_, DYLD_, BASH_FUNC_ or OZ_ are reserved, without regard to case"
 
 // checkNameSyntax reports whether name is a well-formed secret name of at
 // most max characters; the error says which rule it breaks (no field).
@@ -93,16 +82,10 @@ func (l Limits) ValidateName(field, name string) error {
 	if rule, ok := checkNameSyntax(name, l.MaxNameLen); !ok {
 		return errs.Field(field, "%s", rule)
 	}
-	folded := FoldName(name)
-	for _, r := range ReservedNames {
-		if folded == r {
-			return errs.Field(field, "%s is reserved: %s", name, reservedRule)
-		}
-	}
-	for _, p := range ReservedPrefixes {
-		if strings.HasPrefix(folded, p) {
-			return errs.Field(field, "%s is reserved: %s", name, reservedRule)
-		}
+	// The reserved names (envname.Reserved): setting them would subvert
+	// the agent's process.
+	if r, ok := envname.Check(name); ok {
+		return errs.Field(field, "%s (the reserved names are listed in the README's Rules)", r.Explain(name))
 	}
 	return nil
 }

@@ -68,10 +68,16 @@ func TestValidateName(t *testing.T) {
 		})
 	}
 	t.Run("ReservedRuleIsExplained", func(t *testing.T) {
-		err := l.ValidateName("secret_id", "OZ_X")
-		for _, want := range []string{"PATH", "LD_", "DYLD_", "OZ_", "without regard to case"} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error %q does not mention %s", err, want)
+		for name, wants := range map[string][]string{
+			"OZ_X":         {"OZ_X is reserved", "every name starting with OZ_", "README"},
+			"NODE_OPTIONS": {"NODE_OPTIONS is reserved", "interpreter", "README"},
+			"http_proxy":   {"http_proxy is reserved", "runner", "README"},
+		} {
+			err := l.ValidateName("secret_id", name)
+			for _, want := range wants {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("error %v does not mention %q", err, want)
+				}
 			}
 		}
 	})

@@ -112,6 +112,8 @@ func FromProto(p *scopev1.Principal) *Principal {
 		out.Kind = KindRunner
 	case scopev1.PrincipalKind_PRINCIPAL_KIND_AGENT:
 		out.Kind = KindAgent
+	case scopev1.PrincipalKind_PRINCIPAL_KIND_INTEGRATION:
+		out.Kind = KindIntegration
 	}
 	for _, tr := range p.GetTeams() {
 		out.Teams[tr.GetTeam()] = RoleFromProto(tr.GetRole())

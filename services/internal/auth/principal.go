@@ -1,7 +1,7 @@
 // Package auth authenticates callers and carries who they are through a
 // request. Two kinds of callers exist (DESIGN §3):
-//   - principals with a bearer token (users; later runners and agent
-//     identities), resolved by the resolver's Authenticate;
+//   - principals with a bearer token (users, runners, agent identities and
+//     integrations), resolved by the resolver's Authenticate;
 //   - services, identified by their mutual-TLS client certificate.
 //
 // Every RPC has an explicit Rule saying which kind may call it; a method
@@ -21,6 +21,9 @@ const (
 	KindUser Kind = iota + 1
 	KindRunner
 	KindAgent
+	// KindIntegration: a team-scoped principal that starts runs for a
+	// trigger (Slack, Linear, a scheduler), DESIGN §3.
+	KindIntegration
 )
 
 func (k Kind) String() string {
@@ -31,6 +34,8 @@ func (k Kind) String() string {
 		return "runner"
 	case KindAgent:
 		return "agent"
+	case KindIntegration:
+		return "integration"
 	}
 	return "unknown"
 }
@@ -79,7 +84,8 @@ func (p *Principal) IsMember(team string) bool { return p.RoleIn(team) >= RoleMe
 // IsAdmin reports whether p is an admin of team.
 func (p *Principal) IsAdmin(team string) bool { return p.RoleIn(team) == RoleAdmin }
 
-// IsHuman reports whether p is a person (not a runner or an agent identity).
+// IsHuman reports whether p is a person (not a runner, an agent identity
+// or an integration).
 func (p *Principal) IsHuman() bool { return p != nil && p.Kind == KindUser }
 
 // TeamIDs returns the principal's teams, sorted.

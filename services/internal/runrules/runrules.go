@@ -14,6 +14,9 @@ package runrules
 import (
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/ozsecrets/oz/proto/envname"
 )
 
 // Scope of a candidate secret.
@@ -29,6 +32,10 @@ type Secret struct {
 	Owner   string // "teams/acme" or "users/alice"
 	Name    string
 	Version int64
+	// Created is when this secret was created (a secret deleted and made
+	// again under its name starts at version 1 again); zero when unknown.
+	// The decision does not read it.
+	Created time.Time
 }
 
 // Scope reports whether s is a team or a personal secret.
@@ -78,6 +85,9 @@ const (
 	ExcludedNotInAllowlist
 	ExcludedRestricted
 	ExcludedOverridden
+	// ExcludedReserved: the name is reserved (envname.Reserved); a secret
+	// made before it was reserved is never injected.
+	ExcludedReserved
 )
 
 // Candidate is one candidate secret with its decision.
@@ -98,6 +108,8 @@ type Reason int
 const (
 	NotFound Reason = iota + 1
 	Restricted
+	// Reserved: the name is reserved (envname.Reserved) and never injected.
+	Reserved
 )
 
 // Unresolved is an allowlisted name that resolved to nothing.
@@ -177,12 +189,16 @@ func Decide(in Input) Result {
 	}
 	for i := range cands {
 		c := &cands[i]
-		if c.Scope() == ScopePersonal && (source == AllowlistNone || allowed[c.Name]) {
+		if c.Scope() == ScopePersonal && (source == AllowlistNone || allowed[c.Name]) && !envname.IsReserved(c.Name) {
 			personal[c.Name] = true
 		}
 	}
 	for i := range cands {
 		c := &cands[i]
+		if envname.IsReserved(c.Name) {
+			c.Decision = ExcludedReserved
+			continue
+		}
 		inAllow := source == AllowlistNone || allowed[c.Name]
 		if c.Scope() == ScopeTeam {
 			// Step 2: a referenced team secret reaches only runs executing
@@ -238,7 +254,9 @@ func Decide(in Input) Result {
 		if injected[n] {
 			continue
 		}
-		if refs, ok := restrictedCand[n]; ok {
+		if envname.IsReserved(n) {
+			unresolved = append(unresolved, Unresolved{Name: n, Reason: Reserved})
+		} else if refs, ok := restrictedCand[n]; ok {
 			unresolved = append(unresolved, Unresolved{Name: n, Reason: Restricted, RestrictedTo: refs})
 		} else {
 			unresolved = append(unresolved, Unresolved{Name: n, Reason: NotFound})
@@ -285,8 +303,8 @@ func SelectionFor(in Input) Selection {
 }
 
 // Select picks from the owners' secrets: for each name, the secret of the
-// first owner (in precedence order) that has it, unless excluded or outside
-// the allowlist. A secret excluded for one owner does not hide another
+// first owner (in precedence order) that has it, unless excluded, reserved
+// (envname) or outside the allowlist. A secret excluded for one owner does not hide another
 // owner's secret of the same name.
 func Select(sel Selection, secrets []Secret) []Secret {
 	rank := map[string]int{}
@@ -309,7 +327,7 @@ func Select(sel Selection, secrets []Secret) []Secret {
 	best := map[string]Secret{}
 	for _, s := range secrets {
 		r, ok := rank[s.Owner]
-		if !ok || excluded[Secret{Owner: s.Owner, Name: s.Name}] {
+		if !ok || excluded[Secret{Owner: s.Owner, Name: s.Name}] || envname.IsReserved(s.Name) {
 			continue
 		}
 		if allowed != nil && !allowed[s.Name] {

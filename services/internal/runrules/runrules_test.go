@@ -6,11 +6,15 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/ozsecrets/oz/proto/envname"
+
 	"github.com/ozsecrets/oz/services/internal/runrules"
 )
 
 var (
-	names  = []string{"A", "B", "C", "DEPLOY_TOKEN", "PAGERDUTY_API_KEY"}
+	// LD_PRELOAD and node_options are reserved (envname): secrets made
+	// before their names were reserved, and legacy lists naming them.
+	names  = []string{"A", "B", "C", "DEPLOY_TOKEN", "PAGERDUTY_API_KEY", "LD_PRELOAD", "node_options"}
 	owners = []string{"teams/t", "users/u1", "users/u2", "teams/other"}
 	agents = []string{"default", "deployer", "reviewer"}
 )
@@ -70,6 +74,10 @@ func TestDecideProperties(t *testing.T) {
 				t.Fatalf("%s injected twice", c.Name)
 			}
 			injectedNames[c.Name] = true
+			// A reserved name is never injected.
+			if envname.IsReserved(c.Name) {
+				t.Fatalf("reserved %s injected", c.Name)
+			}
 			// A user-less trigger never receives a personal secret.
 			if in.User == "" && c.Scope() == runrules.ScopePersonal {
 				t.Fatalf("user-less run received personal secret %v", c.Secret)

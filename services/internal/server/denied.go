@@ -28,8 +28,40 @@ func unrecorded(method string) bool {
 }
 
 // principalSlot carries the authenticated principal from the innermost
-// interceptor back out to deniedUnary.
-type principalSlot struct{ p *auth.Principal }
+// interceptor back out to deniedUnary, and the resource a handler says a
+// refusal is about (AuditResource).
+type principalSlot struct {
+	p        *auth.Principal
+	resource *DeniedResource
+}
+
+// DeniedResource is what a refused request was about, when the handler
+// knows better than the request's own fields: a run whose start ticket was
+// refused belongs to the ticket's team, whatever team the request named.
+type DeniedResource struct {
+	Resource string // a resource name, "teams/acme/runs/run-1"
+	RunID    string
+}
+
+type deniedResourceKey struct{}
+
+// AuditResource tells the OnDenied hook, should the request be refused,
+// which resource the refusal is about. Outside a request it does nothing.
+func AuditResource(ctx context.Context, resource, runID string) {
+	if slot, ok := ctx.Value(slotKey{}).(*principalSlot); ok {
+		slot.resource = &DeniedResource{Resource: resource, RunID: runID}
+	}
+}
+
+// DeniedResourceFrom returns the resource a handler named with
+// AuditResource, in the context OnDenied is called with.
+func DeniedResourceFrom(ctx context.Context) (DeniedResource, bool) {
+	r, ok := ctx.Value(deniedResourceKey{}).(*DeniedResource)
+	if !ok || r == nil {
+		return DeniedResource{}, false
+	}
+	return *r, true
+}
 
 type slotKey struct{}
 
@@ -48,7 +80,11 @@ func deniedUnary(fn Denied) grpc.UnaryServerInterceptor {
 		resp, err := handler(context.WithValue(ctx, slotKey{}, slot), req)
 		if err != nil && !unrecorded(info.FullMethod) {
 			if st := errs.ToStatus(err); isDenial(st.Code()) {
-				fn(deniedContext(ctx, slot.p), info.FullMethod, req, st.Err())
+				dctx := deniedContext(ctx, slot.p)
+				if slot.resource != nil {
+					dctx = context.WithValue(dctx, deniedResourceKey{}, slot.resource)
+				}
+				fn(dctx, info.FullMethod, req, st.Err())
 			}
 		}
 		return resp, err

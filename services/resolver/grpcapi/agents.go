@@ -27,6 +27,7 @@ func agentProto(a resolver.Agent) *scopev1.Agent {
 		DisplayName: a.DisplayName,
 		Description: a.Description,
 		SecretNames: a.SecretNames,
+		StartPolicy: scopev1.StartPolicy(a.StartPolicy),
 		Default:     a.Default,
 		CreateTime:  timestamp(a.CreateTime),
 		UpdateTime:  timestamp(a.UpdateTime),
@@ -59,6 +60,7 @@ func (s *AgentServer) CreateAgent(ctx context.Context, req *scopev1.CreateAgentR
 	a, err := s.Dir.CreateAgent(ctx, resolver.Agent{
 		Team: team, ID: req.GetAgentId(), DisplayName: req.GetDisplayName(),
 		Description: req.GetDescription(), SecretNames: req.GetSecretNames(),
+		StartPolicy: resolver.StartPolicy(req.GetStartPolicy()),
 	})
 	if err != nil {
 		return nil, err
@@ -101,7 +103,7 @@ func (s *AgentServer) UpdateAgent(ctx context.Context, req *scopev1.UpdateAgentR
 	if err != nil {
 		return nil, err
 	}
-	m, err := readMask(req.GetUpdateMask(), "display_name", "description", "secret_names")
+	m, err := readMask(req.GetUpdateMask(), "display_name", "description", "secret_names", "start_policy")
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +112,10 @@ func (s *AgentServer) UpdateAgent(ctx context.Context, req *scopev1.UpdateAgentR
 		Description: m.text("description", req.GetDescription()),
 		SecretNames: m.names(req.GetSecretNames(), req.GetAddSecretNames(), req.GetRemoveSecretNames()),
 		Etag:        req.GetEtag(),
+	}
+	if p := req.GetStartPolicy(); m.paths["start_policy"] || !m.set && p != scopev1.StartPolicy_START_POLICY_UNSPECIFIED {
+		sp := resolver.StartPolicy(p)
+		u.StartPolicy = &sp
 	}
 	a, err := s.Dir.UpdateAgent(ctx, team, id, u)
 	if err != nil {

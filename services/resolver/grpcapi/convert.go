@@ -57,6 +57,8 @@ func kindProto(k auth.Kind) scopev1.PrincipalKind {
 		return scopev1.PrincipalKind_PRINCIPAL_KIND_RUNNER
 	case auth.KindAgent:
 		return scopev1.PrincipalKind_PRINCIPAL_KIND_AGENT
+	case auth.KindIntegration:
+		return scopev1.PrincipalKind_PRINCIPAL_KIND_INTEGRATION
 	}
 	return scopev1.PrincipalKind_PRINCIPAL_KIND_UNSPECIFIED
 }

@@ -41,7 +41,9 @@ func OnDenied(d *resolver.Directory, log *slog.Logger) server.Denied {
 		ctx, cancel := context.WithTimeout(ctx, deniedTimeout)
 		defer cancel()
 		r := resolver.DeniedRequest{Method: method, Code: codeName(st.Code()), Reason: st.Message()}
-		if m, ok := req.(proto.Message); ok && m != nil {
+		if dr, ok := server.DeniedResourceFrom(ctx); ok {
+			r.Resource, r.RunID = dr.Resource, dr.RunID
+		} else if m, ok := req.(proto.Message); ok && m != nil {
 			r.Resource, r.RunID = requestResource(m)
 		}
 		if err := d.RecordDenied(ctx, r); err != nil {

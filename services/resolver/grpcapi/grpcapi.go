@@ -30,6 +30,7 @@ var Rules = auth.Rules{
 	"/" + scopev1.AgentService_ServiceDesc.ServiceName + "/":       {Access: auth.Token},
 	"/" + scopev1.EnvironmentService_ServiceDesc.ServiceName + "/": {Access: auth.Token},
 	"/" + scopev1.RunnerService_ServiceDesc.ServiceName + "/":      {Access: auth.Token},
+	"/" + scopev1.IntegrationService_ServiceDesc.ServiceName + "/": {Access: auth.Token},
 	"/" + internalapiv1.AuthService_ServiceDesc.ServiceName + "/": {
 		Access: auth.Internal, Services: AuthCallers,
 	},
@@ -37,12 +38,13 @@ var Rules = auth.Rules{
 
 // Register registers the services of the Directory, backed by d, on s:
 // DirectoryService, TokenService, AgentService, EnvironmentService,
-// RunnerService and the internal AuthService.
+// RunnerService, IntegrationService and the internal AuthService.
 func Register(s grpc.ServiceRegistrar, d *resolver.Directory) {
 	scopev1.RegisterDirectoryServiceServer(s, &DirectoryServer{Dir: d})
 	scopev1.RegisterTokenServiceServer(s, &TokenServer{Dir: d})
 	scopev1.RegisterAgentServiceServer(s, &AgentServer{Dir: d})
 	scopev1.RegisterEnvironmentServiceServer(s, &EnvironmentServer{Dir: d})
 	scopev1.RegisterRunnerServiceServer(s, &RunnerServer{Dir: d})
+	scopev1.RegisterIntegrationServiceServer(s, &IntegrationServer{Dir: d})
 	internalapiv1.RegisterAuthServiceServer(s, &AuthServer{Dir: d})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
@@ -88,19 +89,56 @@ func (s sealer) SealRunSecrets(ctx context.Context, req *internalapiv1.SealRunSe
 	return s.c.SealRunSecrets(ctx, req)
 }
 
-// ResolveRun decides, records, and returns the run's values sealed to the
-// runner's key.
-func (s *RunServer) ResolveRun(ctx context.Context, req *scopev1.ResolveRunRequest) (*scopev1.ResolveRunResponse, error) {
+// StartRun starts a run and returns its ticket.
+func (s *RunServer) StartRun(ctx context.Context, req *scopev1.StartRunRequest) (*scopev1.StartRunResponse, error) {
 	team, err := parseTeam("parent", req.GetParent())
 	if err != nil {
 		return nil, err
 	}
-	if req.GetContext() == nil {
-		return nil, errs.Field("context", "is required")
+	var ttl time.Duration
+	if d := req.GetTtl(); d != nil {
+		if d.CheckValid() != nil {
+			return nil, errs.Field("ttl", "must be a valid duration")
+		}
+		ttl = d.AsDuration()
+	}
+	st, err := s.Runs.StartRun(ctx, resolver.StartRequest{
+		Team:    team,
+		Context: runContextFromProto(req.GetContext()),
+		TTL:     ttl,
+		RunID:   req.GetRunId(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	server.LogAttr(ctx, "run_id", st.Run.ID)
+	return &scopev1.StartRunResponse{
+		Ticket:     st.Ticket,
+		ExpireTime: timestamp(st.Run.TicketExpire),
+		RunId:      st.Run.ID,
+		Run:        runProto(st.Run),
+	}, nil
+}
+
+// ResolveRun redeems a start ticket: it decides, records, and returns the
+// run's values sealed to the runner's key.
+func (s *RunServer) ResolveRun(ctx context.Context, req *scopev1.ResolveRunRequest) (*scopev1.ResolveRunResponse, error) {
+	team := resolver.AnyTeam
+	if req.GetParent() != "teams/"+resolver.AnyTeam {
+		var err error
+		if team, err = parseTeam("parent", req.GetParent()); err != nil {
+			return nil, errs.Field("parent", `must be "teams/{team}" or "teams/-" (the ticket's team); {team} `+resolver.IDRule)
+		}
+	}
+	var rc *resolver.RunContext
+	if req.GetContext() != nil {
+		c := runContextFromProto(req.GetContext())
+		rc = &c
 	}
 	res, err := s.Runs.ResolveRun(ctx, resolver.ResolveRequest{
 		Team:      team,
-		Context:   runContextFromProto(req.GetContext()),
+		Ticket:    req.GetTicket(),
+		Context:   rc,
 		RunID:     req.GetRunId(),
 		Recipient: req.GetRecipient(),
 	})
@@ -110,6 +148,27 @@ func (s *RunServer) ResolveRun(ctx context.Context, req *scopev1.ResolveRunReque
 	}
 	server.LogAttr(ctx, "run_id", res.Run.ID)
 	return &scopev1.ResolveRunResponse{Run: runProto(res.Run), Sealed: res.Sealed}, nil
+}
+
+// EndRun records that a resolved run's command ended.
+func (s *RunServer) EndRun(ctx context.Context, req *scopev1.EndRunRequest) (*scopev1.EndRunResponse, error) {
+	team, id, err := parseRun("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	end := resolver.RunEnd{ExitCode: int(req.GetExitCode()), Signal: int(req.GetSignal())}
+	if d := req.GetDuration(); d != nil {
+		if d.CheckValid() != nil {
+			return nil, errs.Field("duration", "must be a valid duration")
+		}
+		end.Duration = d.AsDuration()
+	}
+	run, err := s.Runs.EndRun(ctx, team, id, end)
+	if err != nil {
+		return nil, err
+	}
+	server.LogAttr(ctx, "run_id", id)
+	return &scopev1.EndRunResponse{Run: runProto(run)}, nil
 }
 
 // ExplainRun makes the same decision without values and says why.
@@ -147,7 +206,7 @@ func (s *RunServer) ListRuns(ctx context.Context, req *scopev1.ListRunsRequest) 
 	if err != nil {
 		return nil, err
 	}
-	f := resolver.RunFilter{Agent: req.GetAgent(), Trigger: resolver.Trigger(req.GetTrigger())}
+	f := resolver.RunFilter{Agent: req.GetAgent(), Trigger: resolver.Trigger(req.GetTrigger()), InFlight: req.GetInFlight()}
 	if f.Start, err = timeOf("start_time", req.GetStartTime()); err != nil {
 		return nil, err
 	}
@@ -197,7 +256,7 @@ func runContextFromProto(p *scopev1.RunContext) resolver.RunContext {
 		Agent:       p.GetAgent(),
 		Environment: p.GetEnvironment(),
 		Strict:      p.GetStrict(),
-		StartToken:  p.GetStartToken(),
+		StartToken:  p.GetStartToken(), //nolint:staticcheck // deprecated: read only to refuse it
 	}
 	if p.GetSecrets() != nil { // present, maybe empty
 		rc.Secrets = append([]string{}, p.GetSecrets().GetNames()...)
@@ -248,6 +307,8 @@ func reasonProto(r runrules.Reason) scopev1.UnresolvedReason {
 		return scopev1.UnresolvedReason_UNRESOLVED_REASON_NOT_FOUND
 	case runrules.Restricted:
 		return scopev1.UnresolvedReason_UNRESOLVED_REASON_RESTRICTED
+	case runrules.Reserved:
+		return scopev1.UnresolvedReason_UNRESOLVED_REASON_RESERVED
 	}
 	return scopev1.UnresolvedReason_UNRESOLVED_REASON_UNSPECIFIED
 }
@@ -262,6 +323,8 @@ func decisionProto(d runrules.Decision) scopev1.Decision {
 		return scopev1.Decision_DECISION_EXCLUDED_RESTRICTED
 	case runrules.ExcludedOverridden:
 		return scopev1.Decision_DECISION_EXCLUDED_OVERRIDDEN
+	case runrules.ExcludedReserved:
+		return scopev1.Decision_DECISION_EXCLUDED_RESERVED
 	}
 	return scopev1.Decision_DECISION_UNSPECIFIED
 }
@@ -286,15 +349,24 @@ func unresolvedProto(us []resolver.UnresolvedReference) []*scopev1.UnresolvedRef
 
 func runProto(r resolver.Run) *scopev1.Run {
 	p := &scopev1.Run{
-		Name:            r.Name(),
-		RunId:           r.ID,
-		Context:         runContextProto(r.Context),
-		Agent:           r.Agent,
-		ResolvedBy:      r.ResolvedBy,
-		CreateTime:      timestamp(r.CreateTime),
-		AllowlistSource: sourceProto(r.AllowlistSource),
-		Unresolved:      unresolvedProto(r.Unresolved),
-		Outcome:         outcomeProto(r.Outcome),
+		Name:             r.Name(),
+		RunId:            r.ID,
+		Context:          runContextProto(r.Context),
+		Agent:            r.Agent,
+		ResolvedBy:       r.ResolvedBy,
+		CreateTime:       timestamp(r.CreateTime),
+		AllowlistSource:  sourceProto(r.AllowlistSource),
+		Unresolved:       unresolvedProto(r.Unresolved),
+		Outcome:          outcomeProto(r.Outcome),
+		State:            scopev1.RunState(r.State),
+		StartedBy:        r.StartedBy,
+		TicketExpireTime: timestamp(r.TicketExpire),
+		ResolveTime:      timestamp(r.ResolveTime),
+		EndTime:          timestamp(r.EndTime),
+		HoldsStaleValues: r.HoldsStaleValues,
+	}
+	if r.End != nil {
+		p.End = &scopev1.RunEnd{ExitCode: int32(r.End.ExitCode), Signal: int32(r.End.Signal), Duration: durationpb.New(r.End.Duration)}
 	}
 	for _, s := range r.Injected {
 		p.Injected = append(p.Injected, &scopev1.InjectedSecret{
@@ -304,6 +376,7 @@ func runProto(r resolver.Run) *scopev1.Run {
 			ValueVersion:        s.ValueVersion,
 			OverridesTeamSecret: s.OverridesTeamSecret,
 			Redacted:            s.Redacted,
+			ValueState:          scopev1.InjectedValueState(s.ValueState),
 		})
 	}
 	return p

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
@@ -150,8 +152,26 @@ func newRunsEnv(t *testing.T) *runsEnv {
 			must(err)
 		}
 	}
+	// A scheduler: the integration that starts acme's user-less runs.
+	_, cron, err := e.dir.CreateIntegration(as(e.principals["alice"]), resolver.Integration{Team: "acme", ID: "cron", Trigger: resolver.TriggerSchedule})
+	must(err)
+	e.tokens["cron"] = cron
 	e.addr = e.serveResolver(t, e.ssAddr, "resolver")
 	return e
+}
+
+// start starts a run of acme with token (StartRun over gRPC) and returns
+// its ticket.
+func (e *runsEnv) start(t *testing.T, c scopev1.RunServiceClient, token string, rc *scopev1.RunContext, runID string) string {
+	t.Helper()
+	resp, err := c.StartRun(withToken(t, token), &scopev1.StartRunRequest{Parent: "teams/acme", Context: rc, RunId: runID})
+	if err != nil {
+		t.Fatalf("StartRun: %v", err)
+	}
+	if !strings.HasPrefix(resp.GetTicket(), resolver.TicketPrefix) || resp.GetRun().GetState() != scopev1.RunState_RUN_STATE_STARTED {
+		t.Fatalf("StartRun: ticket of %d characters, run %v", len(resp.GetTicket()), resp.GetRun())
+	}
+	return resp.GetTicket()
 }
 
 func runsValue(owner, name string) string { return runsCanary + "|" + owner + "/" + name }
@@ -282,11 +302,13 @@ func TestRunService(t *testing.T) {
 	c := e.runsClient(t, e.addr)
 	priv := runnerKey(t)
 
-	// The environment is the allowlist; MISSING_KEY is unresolved.
+	// The environment is the allowlist; MISSING_KEY is unresolved. The
+	// scheduler starts the run; the runner redeems the ticket without
+	// naming the team.
+	ticket := e.start(t, c, e.tokens["cron"], &scopev1.RunContext{Environment: "ops-tools"}, "run-ops-1")
 	resp, err := c.ResolveRun(withToken(t, runnerAToken), &scopev1.ResolveRunRequest{
-		Parent:    "teams/acme",
-		Context:   &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE, Environment: "ops-tools"},
-		RunId:     "run-ops-1",
+		Parent:    "teams/-",
+		Ticket:    ticket,
 		Recipient: recipientOf(priv),
 	})
 	if err != nil {
@@ -294,7 +316,9 @@ func TestRunService(t *testing.T) {
 	}
 	run := resp.GetRun()
 	if run.GetName() != "teams/acme/runs/run-ops-1" || run.GetResolvedBy() != "runners/runner-a" || run.GetAgent() != "default" ||
-		run.GetOutcome() != scopev1.RunOutcome_RUN_OUTCOME_RESOLVED || run.GetAllowlistSource() != scopev1.AllowlistSource_ALLOWLIST_SOURCE_ENVIRONMENT {
+		run.GetOutcome() != scopev1.RunOutcome_RUN_OUTCOME_RESOLVED || run.GetAllowlistSource() != scopev1.AllowlistSource_ALLOWLIST_SOURCE_ENVIRONMENT ||
+		run.GetState() != scopev1.RunState_RUN_STATE_RESOLVED || run.GetStartedBy() != "teams/acme/integrations/cron" ||
+		run.GetContext().GetTrigger() != scopev1.Trigger_TRIGGER_SCHEDULE || run.GetResolveTime() == nil {
 		t.Errorf("run: %v", run)
 	}
 	if got := injectedNames(run); !slices.Equal(got, []string{"DEPLOY_TOKEN", "PAGERDUTY_API_KEY"}) {
@@ -308,10 +332,12 @@ func TestRunService(t *testing.T) {
 		t.Errorf("opened %d values for %v", len(got), slices.Sorted(maps.Keys(got)))
 	}
 
-	// alice's run: her personal secret, redacted for bob.
+	// alice's run, started by her: her personal secret, redacted for bob.
+	ticket = e.start(t, c, e.tokens["alice"], &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_CLI, Secrets: &scopev1.SecretNameList{Names: []string{"GITHUB_TOKEN", "OTHER_KEY"}}}, "")
 	resp, err = c.ResolveRun(withToken(t, runnerAToken), &scopev1.ResolveRunRequest{
 		Parent:    "teams/acme",
-		Context:   &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_CLI, User: "users/alice", Secrets: &scopev1.SecretNameList{Names: []string{"GITHUB_TOKEN", "OTHER_KEY"}}},
+		Ticket:    ticket,
+		Context:   &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_CLI, User: "users/alice"}, // agrees with the ticket
 		Recipient: recipientOf(priv),
 	})
 	if err != nil {
@@ -379,16 +405,81 @@ func TestRunService(t *testing.T) {
 	}
 
 	// A strict run with an unresolved reference: recorded, no values.
+	ticket = e.start(t, c, e.tokens["cron"], &scopev1.RunContext{Strict: true, Secrets: &scopev1.SecretNameList{Names: []string{"OTHER_KEY", "NOPE"}}}, "")
 	resp, err = c.ResolveRun(withToken(t, runnerAToken), &scopev1.ResolveRunRequest{
 		Parent:    "teams/acme",
-		Context:   &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE, Strict: true, Secrets: &scopev1.SecretNameList{Names: []string{"OTHER_KEY", "NOPE"}}},
+		Ticket:    ticket,
 		Recipient: recipientOf(priv),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.GetSealed() != nil || resp.GetRun().GetOutcome() != scopev1.RunOutcome_RUN_OUTCOME_FAILED_STRICT || len(resp.GetRun().GetInjected()) != 0 {
+	if resp.GetSealed() != nil || resp.GetRun().GetOutcome() != scopev1.RunOutcome_RUN_OUTCOME_FAILED_STRICT || len(resp.GetRun().GetInjected()) != 0 ||
+		resp.GetRun().GetState() != scopev1.RunState_RUN_STATE_FAILED {
 		t.Errorf("strict run: %v", resp)
+	}
+
+	// In flight: the two resolved runs; a rotation flags the one holding
+	// the previous value; each ends once, reported by its runner.
+	inFlight := func() []string {
+		t.Helper()
+		list, err := c.ListRuns(withToken(t, e.tokens["bob"]), &scopev1.ListRunsRequest{Parent: "teams/acme", InFlight: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range list.GetRuns() {
+			id := r.GetRunId()
+			if r.GetHoldsStaleValues() {
+				id += "(stale)"
+			}
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	aliceID := strings.TrimPrefix(aliceRun, "teams/acme/runs/")
+	if got := inFlight(); !slices.Equal(got, []string{aliceID, "run-ops-1"}) {
+		t.Errorf("in flight: %v", got)
+	}
+	if _, err := e.svc.Update(context.Background(), e.principals["alice"], secretstore.UpdateRequest{
+		Name: "teams/acme/secrets/DEPLOY_TOKEN", Value: []byte(runsValue("teams/acme", "DEPLOY_TOKEN") + "-2"), UpdateMask: []string{"value"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := inFlight(); !slices.Equal(got, []string{aliceID, "run-ops-1(stale)"}) {
+		t.Errorf("in flight after rotating DEPLOY_TOKEN: %v", got)
+	}
+	ops, err := c.GetRun(withToken(t, e.tokens["bob"]), &scopev1.GetRunRequest{Name: "teams/acme/runs/run-ops-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]scopev1.InjectedValueState{}
+	for _, s := range ops.GetRun().GetInjected() {
+		states[s.GetSecretName()] = s.GetValueState()
+	}
+	if states["DEPLOY_TOKEN"] != scopev1.InjectedValueState_INJECTED_VALUE_STATE_ROTATED || states["PAGERDUTY_API_KEY"] != scopev1.InjectedValueState_INJECTED_VALUE_STATE_CURRENT {
+		t.Errorf("value states of run-ops-1: %v", states)
+	}
+	end := &scopev1.EndRunRequest{Name: "teams/acme/runs/run-ops-1", ExitCode: 3, Duration: durationpb.New(1500 * time.Millisecond)}
+	if _, err := c.EndRun(withToken(t, runnerBToken), end); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("EndRun by another team's runner: %v", err)
+	}
+	if _, err := c.EndRun(withToken(t, e.tokens["alice"]), end); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("EndRun by a person: %v", err)
+	}
+	ended, err := c.EndRun(withToken(t, runnerAToken), end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := ended.GetRun(); r.GetState() != scopev1.RunState_RUN_STATE_ENDED || r.GetEnd().GetExitCode() != 3 ||
+		r.GetEnd().GetDuration().AsDuration() != 1500*time.Millisecond || r.GetEndTime() == nil {
+		t.Errorf("ended run: %v", r)
+	}
+	if _, err := c.EndRun(withToken(t, runnerAToken), end); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("EndRun twice: %v", err)
+	}
+	if got := inFlight(); !slices.Equal(got, []string{aliceID}) {
+		t.Errorf("in flight after run-ops-1 ended: %v", got)
 	}
 
 	for _, out := range []string{e.logs.String(), fmt.Sprint(list, ex, bobsView, alicesView)} {
@@ -403,8 +494,13 @@ func TestRunServiceRefusals(t *testing.T) {
 	c := e.runsClient(t, e.addr)
 	rcpt := recipientOf(runnerKey(t))
 	sched := &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE}
+	ticket := e.start(t, c, e.tokens["cron"], sched, "run-refusals")
 	resolve := func(token string, req *scopev1.ResolveRunRequest) error {
 		_, err := c.ResolveRun(withToken(t, token), req)
+		return err
+	}
+	start := func(token string, req *scopev1.StartRunRequest) error {
+		_, err := c.StartRun(withToken(t, token), req)
 		return err
 	}
 	zero := &scopev1.RecipientKey{KemId: 0x0020, PublicKey: make([]byte, 32)} // low order: cannot be encapsulated to
@@ -414,16 +510,26 @@ func TestRunServiceRefusals(t *testing.T) {
 		code  codes.Code
 		field string
 	}{
-		{"NoToken", resolve("", &scopev1.ResolveRunRequest{Parent: "teams/acme", Context: sched, Recipient: rcpt}), codes.Unauthenticated, ""},
-		{"Person", resolve(e.tokens["alice"], &scopev1.ResolveRunRequest{Parent: "teams/acme", Context: sched, Recipient: rcpt}), codes.PermissionDenied, ""},
-		{"RunnerOfAnotherTeam", resolve(runnerBToken, &scopev1.ResolveRunRequest{Parent: "teams/acme", Context: sched, Recipient: rcpt}), codes.PermissionDenied, ""},
-		{"BadParent", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "acme", Context: sched, Recipient: rcpt}), codes.InvalidArgument, "parent"},
-		{"NoContext", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "teams/acme", Recipient: rcpt}), codes.InvalidArgument, "context"},
-		{"UserInitiatedWithoutUser", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SLACK}, Recipient: rcpt}), codes.InvalidArgument, "context.user"},
-		{"UserNotInTeam", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_CLI, User: "carol"}, Recipient: rcpt}), codes.PermissionDenied, ""},
-		{"UnknownIdentity", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE, Agent: "ghost"}, Recipient: rcpt}), codes.InvalidArgument, "context.agent"},
-		{"NoRecipient", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "teams/acme", Context: sched}), codes.InvalidArgument, "recipient"},
-		{"LowOrderRecipient", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "teams/acme", Context: sched, Recipient: zero}), codes.InvalidArgument, "recipient.public_key"},
+		{"NoToken", resolve("", &scopev1.ResolveRunRequest{Parent: "teams/acme", Ticket: ticket, Recipient: rcpt}), codes.Unauthenticated, ""},
+		{"Person", resolve(e.tokens["alice"], &scopev1.ResolveRunRequest{Parent: "teams/acme", Ticket: ticket, Recipient: rcpt}), codes.PermissionDenied, ""},
+		{"Integration", resolve(e.tokens["cron"], &scopev1.ResolveRunRequest{Parent: "teams/acme", Ticket: ticket, Recipient: rcpt}), codes.PermissionDenied, ""},
+		{"RunnerOfAnotherTeam", resolve(runnerBToken, &scopev1.ResolveRunRequest{Parent: "teams/-", Ticket: ticket, Recipient: rcpt}), codes.PermissionDenied, ""},
+		{"TicketOfAnotherTeam", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "teams/beta", Ticket: ticket, Recipient: rcpt}), codes.PermissionDenied, ""},
+		{"NoTicket", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "teams/acme", Context: sched, Recipient: rcpt}), codes.PermissionDenied, ""},
+		{"BadParent", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "acme", Ticket: ticket, Recipient: rcpt}), codes.InvalidArgument, "parent"},
+		{"WidenedContext", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "teams/acme", Ticket: ticket, Context: &scopev1.RunContext{Agent: "deployer"}, Recipient: rcpt}), codes.PermissionDenied, ""},
+		{"NoRecipient", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "teams/acme", Ticket: ticket}), codes.InvalidArgument, "recipient"},
+		{"LowOrderRecipient", resolve(runnerAToken, &scopev1.ResolveRunRequest{Parent: "teams/acme", Ticket: ticket, Recipient: zero}), codes.InvalidArgument, "recipient.public_key"},
+		{"StartAsRunner", start(runnerAToken, &scopev1.StartRunRequest{Parent: "teams/acme", Context: sched}), codes.PermissionDenied, ""},
+		{"StartIntegrationOtherTrigger", start(e.tokens["cron"], &scopev1.StartRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_INTEGRATION}}), codes.PermissionDenied, ""},
+		{"StartUserInitiatedWithoutUser", start(e.tokens["cron"], &scopev1.StartRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SLACK}}), codes.InvalidArgument, "context.user"},
+		{"StartPersonSlack", start(e.tokens["alice"], &scopev1.StartRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SLACK}}), codes.PermissionDenied, ""},
+		{"StartForAnotherUser", start(e.tokens["alice"], &scopev1.StartRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_CLI, User: "bob"}}), codes.PermissionDenied, ""},
+		{"StartUnknownIdentity", start(e.tokens["cron"], &scopev1.StartRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Agent: "ghost"}}), codes.InvalidArgument, "context.agent"},
+		{"StartRestrictedIdentityAsMember", start(e.tokens["bob"], &scopev1.StartRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_CLI, Agent: "deployer"}}), codes.PermissionDenied, ""},
+		{"StartOtherTeam", start(e.tokens["carol"], &scopev1.StartRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_CLI}}), codes.PermissionDenied, ""},
+		{"StartLongTTL", start(e.tokens["alice"], &scopev1.StartRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_CLI}, Ttl: durationpb.New(2 * time.Hour)}), codes.InvalidArgument, "ttl"},
+		{"StartWithStartToken", start(e.tokens["alice"], &scopev1.StartRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_CLI, StartToken: e.tokens["alice"]}}), codes.InvalidArgument, "context.start_token"},
 		{"BadRunName", func() error {
 			_, err := c.GetRun(withToken(t, e.tokens["bob"]), &scopev1.GetRunRequest{Name: "teams/acme/runs/"})
 			return err
@@ -456,13 +562,16 @@ func TestRunServiceRefusals(t *testing.T) {
 			if tt.field != "" && fieldOf(tt.err) != tt.field {
 				t.Errorf("field: got %q, want %q", fieldOf(tt.err), tt.field)
 			}
-			if strings.Contains(tt.err.Error(), e.tokens["alice"]) {
-				t.Errorf("the error echoes a token")
+			if strings.Contains(tt.err.Error(), e.tokens["alice"]) || strings.Contains(tt.err.Error(), ticket) {
+				t.Errorf("the error echoes a token or the ticket")
 			}
 		})
 	}
-	if kvs, _ := e.store.Scan(context.Background(), "runs/", "", 0); len(kvs) != 0 {
-		t.Errorf("refused runs were recorded: %d", len(kvs))
+	if kvs, _ := e.store.Scan(context.Background(), "runs/", "", 0); len(kvs) != 1 {
+		t.Errorf("refused starts were recorded: %d runs, want the one started", len(kvs))
+	}
+	if r, err := c.GetRun(withToken(t, e.tokens["bob"]), &scopev1.GetRunRequest{Name: "teams/acme/runs/run-refusals"}); err != nil || r.GetRun().GetState() != scopev1.RunState_RUN_STATE_STARTED {
+		t.Errorf("after refused redemptions the run is %v (%v), want still started", r.GetRun().GetState(), err)
 	}
 }
 
@@ -491,8 +600,9 @@ func TestRunServiceSecretstoreFailures(t *testing.T) {
 			c := e.runsClient(t, e.serveResolver(t, tt.ssAddr, tt.cert))
 			ctx, cancel := context.WithTimeout(withToken(t, runnerAToken), 5*time.Second)
 			defer cancel()
+			ticket := e.start(t, c, e.tokens["cron"], &scopev1.RunContext{}, "")
 			_, err := c.ResolveRun(ctx, &scopev1.ResolveRunRequest{
-				Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE}, Recipient: recipientOf(runnerKey(t)),
+				Parent: "teams/acme", Ticket: ticket, Recipient: recipientOf(runnerKey(t)),
 			})
 			wantCode(t, err, tt.code)
 			_, err = c.ExplainRun(withToken(t, e.tokens["bob"]), &scopev1.ExplainRunRequest{
@@ -501,8 +611,11 @@ func TestRunServiceSecretstoreFailures(t *testing.T) {
 			wantCode(t, err, tt.code)
 		})
 	}
-	if kvs, _ := e.store.Scan(context.Background(), "runs/", "", 0); len(kvs) != 0 {
-		t.Errorf("failed runs were recorded: %d", len(kvs))
+	kvs, _ := e.store.Scan(context.Background(), "runs/", "", 0)
+	for _, kv := range kvs {
+		if !strings.Contains(string(kv.Value), `"state":"started"`) {
+			t.Errorf("a failed resolution was recorded: %s", kv.Key)
+		}
 	}
 }
 

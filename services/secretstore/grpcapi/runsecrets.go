@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
@@ -111,7 +112,7 @@ func runSecretsResponse(rs *secretstore.RunSecrets, sealed *scopev1.SealedValues
 func secretRefs(secs []runrules.Secret) []*internalapiv1.SecretRef {
 	out := make([]*internalapiv1.SecretRef, len(secs))
 	for i, s := range secs {
-		out[i] = &internalapiv1.SecretRef{Owner: s.Owner, Name: s.Name, ValueVersion: s.Version}
+		out[i] = &internalapiv1.SecretRef{Owner: s.Owner, Name: s.Name, ValueVersion: s.Version, CreateTime: timestamppb.New(s.Created)}
 	}
 	return out
 }

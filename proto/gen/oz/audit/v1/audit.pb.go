@@ -34,6 +34,8 @@ const (
 	ActorKind_ACTOR_KIND_AGENT       ActorKind = 3
 	// A service acting on its own (mutual TLS), e.g. a bootstrap.
 	ActorKind_ACTOR_KIND_SERVICE ActorKind = 4
+	// An integration (Slack, Linear, a scheduler…) starting runs.
+	ActorKind_ACTOR_KIND_INTEGRATION ActorKind = 5
 )
 
 // Enum value maps for ActorKind.
@@ -44,6 +46,7 @@ var (
 		2: "ACTOR_KIND_RUNNER",
 		3: "ACTOR_KIND_AGENT",
 		4: "ACTOR_KIND_SERVICE",
+		5: "ACTOR_KIND_INTEGRATION",
 	}
 	ActorKind_value = map[string]int32{
 		"ACTOR_KIND_UNSPECIFIED": 0,
@@ -51,6 +54,7 @@ var (
 		"ACTOR_KIND_RUNNER":      2,
 		"ACTOR_KIND_AGENT":       3,
 		"ACTOR_KIND_SERVICE":     4,
+		"ACTOR_KIND_INTEGRATION": 5,
 	}
 )
 
@@ -207,7 +211,8 @@ func (ReviewFlag) EnumDescriptor() ([]byte, []int) {
 type Actor struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Kind  ActorKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=oz.audit.v1.ActorKind" json:"kind,omitempty"`
-	// Resource name ("users/alice", "runners/ci", "teams/acme/agents/deployer")
+	// Resource name ("users/alice", "runners/ci", "teams/acme/agents/deployer",
+	// "teams/acme/integrations/slack")
 	// or, for services, the service name ("resolver").
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// The client the request came through, as the x-oz-client header said:
@@ -1711,13 +1716,14 @@ const file_oz_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"stale_days\x18\x03 \x01(\x05R\tstaleDays\x12\x1f\n" +
 	"\vunused_days\x18\x04 \x01(\x05R\n" +
-	"unusedDays*\x81\x01\n" +
+	"unusedDays*\x9d\x01\n" +
 	"\tActorKind\x12\x1a\n" +
 	"\x16ACTOR_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fACTOR_KIND_USER\x10\x01\x12\x15\n" +
 	"\x11ACTOR_KIND_RUNNER\x10\x02\x12\x14\n" +
 	"\x10ACTOR_KIND_AGENT\x10\x03\x12\x16\n" +
-	"\x12ACTOR_KIND_SERVICE\x10\x04*Z\n" +
+	"\x12ACTOR_KIND_SERVICE\x10\x04\x12\x1a\n" +
+	"\x16ACTOR_KIND_INTEGRATION\x10\x05*Z\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -26,9 +27,12 @@ const (
 type SecretRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "teams/{team}" or "users/{user}".
-	Owner         string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
-	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	ValueVersion  int64  `protobuf:"varint,3,opt,name=value_version,json=valueVersion,proto3" json:"value_version,omitempty"`
+	Owner        string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	Name         string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	ValueVersion int64  `protobuf:"varint,3,opt,name=value_version,json=valueVersion,proto3" json:"value_version,omitempty"`
+	// When the secret was created: a secret deleted and made again under
+	// its name starts at version 1 again.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -82,6 +86,13 @@ func (x *SecretRef) GetValueVersion() int64 {
 		return x.ValueVersion
 	}
 	return 0
+}
+
+func (x *SecretRef) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
 }
 
 // Selection is the resolver's decision rule in mechanical form.
@@ -277,11 +288,13 @@ var File_oz_internalapi_v1_runsecrets_proto protoreflect.FileDescriptor
 
 const file_oz_internalapi_v1_runsecrets_proto_rawDesc = "" +
 	"\n" +
-	"\"oz/internalapi/v1/runsecrets.proto\x12\x11oz.internalapi.v1\x1a\x16oz/scope/v1/runs.proto\"Z\n" +
+	"\"oz/internalapi/v1/runsecrets.proto\x12\x11oz.internalapi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16oz/scope/v1/runs.proto\"\x97\x01\n" +
 	"\tSecretRef\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
-	"\rvalue_version\x18\x03 \x01(\x03R\fvalueVersion\"\x98\x01\n" +
+	"\rvalue_version\x18\x03 \x01(\x03R\fvalueVersion\x12;\n" +
+	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\x98\x01\n" +
 	"\tSelection\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\x128\n" +
 	"\bexcluded\x18\x02 \x03(\v2\x1c.oz.internalapi.v1.SecretRefR\bexcluded\x129\n" +
@@ -317,25 +330,27 @@ var file_oz_internalapi_v1_runsecrets_proto_goTypes = []any{
 	(*Selection)(nil),              // 1: oz.internalapi.v1.Selection
 	(*SealRunSecretsRequest)(nil),  // 2: oz.internalapi.v1.SealRunSecretsRequest
 	(*SealRunSecretsResponse)(nil), // 3: oz.internalapi.v1.SealRunSecretsResponse
-	(*v1.SecretNameList)(nil),      // 4: oz.scope.v1.SecretNameList
-	(*v1.RecipientKey)(nil),        // 5: oz.scope.v1.RecipientKey
-	(*v1.SealedValues)(nil),        // 6: oz.scope.v1.SealedValues
+	(*timestamppb.Timestamp)(nil),  // 4: google.protobuf.Timestamp
+	(*v1.SecretNameList)(nil),      // 5: oz.scope.v1.SecretNameList
+	(*v1.RecipientKey)(nil),        // 6: oz.scope.v1.RecipientKey
+	(*v1.SealedValues)(nil),        // 7: oz.scope.v1.SealedValues
 }
 var file_oz_internalapi_v1_runsecrets_proto_depIdxs = []int32{
-	0, // 0: oz.internalapi.v1.Selection.excluded:type_name -> oz.internalapi.v1.SecretRef
-	4, // 1: oz.internalapi.v1.Selection.allowlist:type_name -> oz.scope.v1.SecretNameList
-	1, // 2: oz.internalapi.v1.SealRunSecretsRequest.selection:type_name -> oz.internalapi.v1.Selection
-	5, // 3: oz.internalapi.v1.SealRunSecretsRequest.recipient:type_name -> oz.scope.v1.RecipientKey
-	0, // 4: oz.internalapi.v1.SealRunSecretsResponse.candidates:type_name -> oz.internalapi.v1.SecretRef
-	0, // 5: oz.internalapi.v1.SealRunSecretsResponse.selected:type_name -> oz.internalapi.v1.SecretRef
-	6, // 6: oz.internalapi.v1.SealRunSecretsResponse.sealed:type_name -> oz.scope.v1.SealedValues
-	2, // 7: oz.internalapi.v1.RunSecretsService.SealRunSecrets:input_type -> oz.internalapi.v1.SealRunSecretsRequest
-	3, // 8: oz.internalapi.v1.RunSecretsService.SealRunSecrets:output_type -> oz.internalapi.v1.SealRunSecretsResponse
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	4, // 0: oz.internalapi.v1.SecretRef.create_time:type_name -> google.protobuf.Timestamp
+	0, // 1: oz.internalapi.v1.Selection.excluded:type_name -> oz.internalapi.v1.SecretRef
+	5, // 2: oz.internalapi.v1.Selection.allowlist:type_name -> oz.scope.v1.SecretNameList
+	1, // 3: oz.internalapi.v1.SealRunSecretsRequest.selection:type_name -> oz.internalapi.v1.Selection
+	6, // 4: oz.internalapi.v1.SealRunSecretsRequest.recipient:type_name -> oz.scope.v1.RecipientKey
+	0, // 5: oz.internalapi.v1.SealRunSecretsResponse.candidates:type_name -> oz.internalapi.v1.SecretRef
+	0, // 6: oz.internalapi.v1.SealRunSecretsResponse.selected:type_name -> oz.internalapi.v1.SecretRef
+	7, // 7: oz.internalapi.v1.SealRunSecretsResponse.sealed:type_name -> oz.scope.v1.SealedValues
+	2, // 8: oz.internalapi.v1.RunSecretsService.SealRunSecrets:input_type -> oz.internalapi.v1.SealRunSecretsRequest
+	3, // 9: oz.internalapi.v1.RunSecretsService.SealRunSecrets:output_type -> oz.internalapi.v1.SealRunSecretsResponse
+	9, // [9:10] is the sub-list for method output_type
+	8, // [8:9] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_oz_internalapi_v1_runsecrets_proto_init() }

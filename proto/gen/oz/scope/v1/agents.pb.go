@@ -23,6 +23,65 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// StartPolicy says who may start runs executing as an agent identity.
+// Whoever it admits, an agent identity's own tokens always start runs as
+// it, and an integration created naming the identity may start user-less
+// runs as it.
+type StartPolicy int32
+
+const (
+	// ADMINS, except for the team's default identity, which is MEMBERS.
+	StartPolicy_START_POLICY_UNSPECIFIED StartPolicy = 0
+	// The team's admins (for themselves, or through an integration they
+	// allowed).
+	StartPolicy_START_POLICY_ADMINS StartPolicy = 1
+	// Any member of the team (for themselves, or through an integration
+	// they allowed), and any integration of the team. The default
+	// identity's policy, which cannot be changed.
+	StartPolicy_START_POLICY_MEMBERS StartPolicy = 2
+)
+
+// Enum value maps for StartPolicy.
+var (
+	StartPolicy_name = map[int32]string{
+		0: "START_POLICY_UNSPECIFIED",
+		1: "START_POLICY_ADMINS",
+		2: "START_POLICY_MEMBERS",
+	}
+	StartPolicy_value = map[string]int32{
+		"START_POLICY_UNSPECIFIED": 0,
+		"START_POLICY_ADMINS":      1,
+		"START_POLICY_MEMBERS":     2,
+	}
+)
+
+func (x StartPolicy) Enum() *StartPolicy {
+	p := new(StartPolicy)
+	*p = x
+	return p
+}
+
+func (x StartPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StartPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_oz_scope_v1_agents_proto_enumTypes[0].Descriptor()
+}
+
+func (StartPolicy) Type() protoreflect.EnumType {
+	return &file_oz_scope_v1_agents_proto_enumTypes[0]
+}
+
+func (x StartPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StartPolicy.Descriptor instead.
+func (StartPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_oz_scope_v1_agents_proto_rawDescGZIP(), []int{0}
+}
+
 type Agent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "teams/{team}/agents/{agent}".
@@ -34,10 +93,12 @@ type Agent struct {
 	// Team secrets this identity references, by name (they need not exist).
 	SecretNames []string `protobuf:"bytes,5,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
 	// The team's default identity: runs with no user and no identity run as it.
-	Default       bool                   `protobuf:"varint,6,opt,name=default,proto3" json:"default,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	Etag          string                 `protobuf:"bytes,9,opt,name=etag,proto3" json:"etag,omitempty"`
+	Default    bool                   `protobuf:"varint,6,opt,name=default,proto3" json:"default,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	Etag       string                 `protobuf:"bytes,9,opt,name=etag,proto3" json:"etag,omitempty"`
+	// Who may start runs executing as this identity (StartRun).
+	StartPolicy   StartPolicy `protobuf:"varint,10,opt,name=start_policy,json=startPolicy,proto3,enum=oz.scope.v1.StartPolicy" json:"start_policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -135,14 +196,23 @@ func (x *Agent) GetEtag() string {
 	return ""
 }
 
+func (x *Agent) GetStartPolicy() StartPolicy {
+	if x != nil {
+		return x.StartPolicy
+	}
+	return StartPolicy_START_POLICY_UNSPECIFIED
+}
+
 type CreateAgentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "teams/{team}".
-	Parent        string   `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
-	AgentId       string   `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
-	DisplayName   string   `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	Description   string   `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
-	SecretNames   []string `protobuf:"bytes,5,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
+	Parent      string   `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	AgentId     string   `protobuf:"bytes,2,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	DisplayName string   `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Description string   `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	SecretNames []string `protobuf:"bytes,5,rep,name=secret_names,json=secretNames,proto3" json:"secret_names,omitempty"`
+	// Unspecified: ADMINS.
+	StartPolicy   StartPolicy `protobuf:"varint,6,opt,name=start_policy,json=startPolicy,proto3,enum=oz.scope.v1.StartPolicy" json:"start_policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -210,6 +280,13 @@ func (x *CreateAgentRequest) GetSecretNames() []string {
 		return x.SecretNames
 	}
 	return nil
+}
+
+func (x *CreateAgentRequest) GetStartPolicy() StartPolicy {
+	if x != nil {
+		return x.StartPolicy
+	}
+	return StartPolicy_START_POLICY_UNSPECIFIED
 }
 
 type CreateAgentResponse struct {
@@ -470,8 +547,10 @@ type UpdateAgentRequest struct {
 	RemoveSecretNames []string               `protobuf:"bytes,6,rep,name=remove_secret_names,json=removeSecretNames,proto3" json:"remove_secret_names,omitempty"`
 	UpdateMask        *fieldmaskpb.FieldMask `protobuf:"bytes,7,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	Etag              string                 `protobuf:"bytes,8,opt,name=etag,proto3" json:"etag,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// With "start_policy" in the mask (or, with no mask, when specified).
+	StartPolicy   StartPolicy `protobuf:"varint,9,opt,name=start_policy,json=startPolicy,proto3,enum=oz.scope.v1.StartPolicy" json:"start_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateAgentRequest) Reset() {
@@ -558,6 +637,13 @@ func (x *UpdateAgentRequest) GetEtag() string {
 		return x.Etag
 	}
 	return ""
+}
+
+func (x *UpdateAgentRequest) GetStartPolicy() StartPolicy {
+	if x != nil {
+		return x.StartPolicy
+	}
+	return StartPolicy_START_POLICY_UNSPECIFIED
 }
 
 type UpdateAgentResponse struct {
@@ -696,7 +782,7 @@ var File_oz_scope_v1_agents_proto protoreflect.FileDescriptor
 
 const file_oz_scope_v1_agents_proto_rawDesc = "" +
 	"\n" +
-	"\x18oz/scope/v1/agents.proto\x12\voz.scope.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x02\n" +
+	"\x18oz/scope/v1/agents.proto\x12\voz.scope.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x03\n" +
 	"\x05Agent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12!\n" +
@@ -708,13 +794,16 @@ const file_oz_scope_v1_agents_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x12\n" +
-	"\x04etag\x18\t \x01(\tR\x04etag\"\xaf\x01\n" +
+	"\x04etag\x18\t \x01(\tR\x04etag\x12;\n" +
+	"\fstart_policy\x18\n" +
+	" \x01(\x0e2\x18.oz.scope.v1.StartPolicyR\vstartPolicy\"\xec\x01\n" +
 	"\x12CreateAgentRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12!\n" +
 	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12!\n" +
-	"\fsecret_names\x18\x05 \x03(\tR\vsecretNames\"?\n" +
+	"\fsecret_names\x18\x05 \x03(\tR\vsecretNames\x12;\n" +
+	"\fstart_policy\x18\x06 \x01(\x0e2\x18.oz.scope.v1.StartPolicyR\vstartPolicy\"?\n" +
 	"\x13CreateAgentResponse\x12(\n" +
 	"\x05agent\x18\x01 \x01(\v2\x12.oz.scope.v1.AgentR\x05agent\"%\n" +
 	"\x0fGetAgentRequest\x12\x12\n" +
@@ -728,7 +817,7 @@ const file_oz_scope_v1_agents_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"h\n" +
 	"\x12ListAgentsResponse\x12*\n" +
 	"\x06agents\x18\x01 \x03(\v2\x12.oz.scope.v1.AgentR\x06agents\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbb\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf8\x02\n" +
 	"\x12UpdateAgentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12!\n" +
@@ -738,13 +827,18 @@ const file_oz_scope_v1_agents_proto_rawDesc = "" +
 	"\x13remove_secret_names\x18\x06 \x03(\tR\x11removeSecretNames\x12;\n" +
 	"\vupdate_mask\x18\a \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\x12\x12\n" +
-	"\x04etag\x18\b \x01(\tR\x04etag\"?\n" +
+	"\x04etag\x18\b \x01(\tR\x04etag\x12;\n" +
+	"\fstart_policy\x18\t \x01(\x0e2\x18.oz.scope.v1.StartPolicyR\vstartPolicy\"?\n" +
 	"\x13UpdateAgentResponse\x12(\n" +
 	"\x05agent\x18\x01 \x01(\v2\x12.oz.scope.v1.AgentR\x05agent\"<\n" +
 	"\x12DeleteAgentRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\"\x15\n" +
-	"\x13DeleteAgentResponse2\x9c\x03\n" +
+	"\x13DeleteAgentResponse*^\n" +
+	"\vStartPolicy\x12\x1c\n" +
+	"\x18START_POLICY_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13START_POLICY_ADMINS\x10\x01\x12\x18\n" +
+	"\x14START_POLICY_MEMBERS\x10\x022\x9c\x03\n" +
 	"\fAgentService\x12P\n" +
 	"\vCreateAgent\x12\x1f.oz.scope.v1.CreateAgentRequest\x1a .oz.scope.v1.CreateAgentResponse\x12G\n" +
 	"\bGetAgent\x12\x1c.oz.scope.v1.GetAgentRequest\x1a\x1d.oz.scope.v1.GetAgentResponse\x12M\n" +
@@ -765,45 +859,50 @@ func file_oz_scope_v1_agents_proto_rawDescGZIP() []byte {
 	return file_oz_scope_v1_agents_proto_rawDescData
 }
 
+var file_oz_scope_v1_agents_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_oz_scope_v1_agents_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_oz_scope_v1_agents_proto_goTypes = []any{
-	(*Agent)(nil),                 // 0: oz.scope.v1.Agent
-	(*CreateAgentRequest)(nil),    // 1: oz.scope.v1.CreateAgentRequest
-	(*CreateAgentResponse)(nil),   // 2: oz.scope.v1.CreateAgentResponse
-	(*GetAgentRequest)(nil),       // 3: oz.scope.v1.GetAgentRequest
-	(*GetAgentResponse)(nil),      // 4: oz.scope.v1.GetAgentResponse
-	(*ListAgentsRequest)(nil),     // 5: oz.scope.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),    // 6: oz.scope.v1.ListAgentsResponse
-	(*UpdateAgentRequest)(nil),    // 7: oz.scope.v1.UpdateAgentRequest
-	(*UpdateAgentResponse)(nil),   // 8: oz.scope.v1.UpdateAgentResponse
-	(*DeleteAgentRequest)(nil),    // 9: oz.scope.v1.DeleteAgentRequest
-	(*DeleteAgentResponse)(nil),   // 10: oz.scope.v1.DeleteAgentResponse
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil), // 12: google.protobuf.FieldMask
+	(StartPolicy)(0),              // 0: oz.scope.v1.StartPolicy
+	(*Agent)(nil),                 // 1: oz.scope.v1.Agent
+	(*CreateAgentRequest)(nil),    // 2: oz.scope.v1.CreateAgentRequest
+	(*CreateAgentResponse)(nil),   // 3: oz.scope.v1.CreateAgentResponse
+	(*GetAgentRequest)(nil),       // 4: oz.scope.v1.GetAgentRequest
+	(*GetAgentResponse)(nil),      // 5: oz.scope.v1.GetAgentResponse
+	(*ListAgentsRequest)(nil),     // 6: oz.scope.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),    // 7: oz.scope.v1.ListAgentsResponse
+	(*UpdateAgentRequest)(nil),    // 8: oz.scope.v1.UpdateAgentRequest
+	(*UpdateAgentResponse)(nil),   // 9: oz.scope.v1.UpdateAgentResponse
+	(*DeleteAgentRequest)(nil),    // 10: oz.scope.v1.DeleteAgentRequest
+	(*DeleteAgentResponse)(nil),   // 11: oz.scope.v1.DeleteAgentResponse
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil), // 13: google.protobuf.FieldMask
 }
 var file_oz_scope_v1_agents_proto_depIdxs = []int32{
-	11, // 0: oz.scope.v1.Agent.create_time:type_name -> google.protobuf.Timestamp
-	11, // 1: oz.scope.v1.Agent.update_time:type_name -> google.protobuf.Timestamp
-	0,  // 2: oz.scope.v1.CreateAgentResponse.agent:type_name -> oz.scope.v1.Agent
-	0,  // 3: oz.scope.v1.GetAgentResponse.agent:type_name -> oz.scope.v1.Agent
-	0,  // 4: oz.scope.v1.ListAgentsResponse.agents:type_name -> oz.scope.v1.Agent
-	12, // 5: oz.scope.v1.UpdateAgentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	0,  // 6: oz.scope.v1.UpdateAgentResponse.agent:type_name -> oz.scope.v1.Agent
-	1,  // 7: oz.scope.v1.AgentService.CreateAgent:input_type -> oz.scope.v1.CreateAgentRequest
-	3,  // 8: oz.scope.v1.AgentService.GetAgent:input_type -> oz.scope.v1.GetAgentRequest
-	5,  // 9: oz.scope.v1.AgentService.ListAgents:input_type -> oz.scope.v1.ListAgentsRequest
-	7,  // 10: oz.scope.v1.AgentService.UpdateAgent:input_type -> oz.scope.v1.UpdateAgentRequest
-	9,  // 11: oz.scope.v1.AgentService.DeleteAgent:input_type -> oz.scope.v1.DeleteAgentRequest
-	2,  // 12: oz.scope.v1.AgentService.CreateAgent:output_type -> oz.scope.v1.CreateAgentResponse
-	4,  // 13: oz.scope.v1.AgentService.GetAgent:output_type -> oz.scope.v1.GetAgentResponse
-	6,  // 14: oz.scope.v1.AgentService.ListAgents:output_type -> oz.scope.v1.ListAgentsResponse
-	8,  // 15: oz.scope.v1.AgentService.UpdateAgent:output_type -> oz.scope.v1.UpdateAgentResponse
-	10, // 16: oz.scope.v1.AgentService.DeleteAgent:output_type -> oz.scope.v1.DeleteAgentResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	12, // 0: oz.scope.v1.Agent.create_time:type_name -> google.protobuf.Timestamp
+	12, // 1: oz.scope.v1.Agent.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: oz.scope.v1.Agent.start_policy:type_name -> oz.scope.v1.StartPolicy
+	0,  // 3: oz.scope.v1.CreateAgentRequest.start_policy:type_name -> oz.scope.v1.StartPolicy
+	1,  // 4: oz.scope.v1.CreateAgentResponse.agent:type_name -> oz.scope.v1.Agent
+	1,  // 5: oz.scope.v1.GetAgentResponse.agent:type_name -> oz.scope.v1.Agent
+	1,  // 6: oz.scope.v1.ListAgentsResponse.agents:type_name -> oz.scope.v1.Agent
+	13, // 7: oz.scope.v1.UpdateAgentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	0,  // 8: oz.scope.v1.UpdateAgentRequest.start_policy:type_name -> oz.scope.v1.StartPolicy
+	1,  // 9: oz.scope.v1.UpdateAgentResponse.agent:type_name -> oz.scope.v1.Agent
+	2,  // 10: oz.scope.v1.AgentService.CreateAgent:input_type -> oz.scope.v1.CreateAgentRequest
+	4,  // 11: oz.scope.v1.AgentService.GetAgent:input_type -> oz.scope.v1.GetAgentRequest
+	6,  // 12: oz.scope.v1.AgentService.ListAgents:input_type -> oz.scope.v1.ListAgentsRequest
+	8,  // 13: oz.scope.v1.AgentService.UpdateAgent:input_type -> oz.scope.v1.UpdateAgentRequest
+	10, // 14: oz.scope.v1.AgentService.DeleteAgent:input_type -> oz.scope.v1.DeleteAgentRequest
+	3,  // 15: oz.scope.v1.AgentService.CreateAgent:output_type -> oz.scope.v1.CreateAgentResponse
+	5,  // 16: oz.scope.v1.AgentService.GetAgent:output_type -> oz.scope.v1.GetAgentResponse
+	7,  // 17: oz.scope.v1.AgentService.ListAgents:output_type -> oz.scope.v1.ListAgentsResponse
+	9,  // 18: oz.scope.v1.AgentService.UpdateAgent:output_type -> oz.scope.v1.UpdateAgentResponse
+	11, // 19: oz.scope.v1.AgentService.DeleteAgent:output_type -> oz.scope.v1.DeleteAgentResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_oz_scope_v1_agents_proto_init() }
@@ -816,13 +915,14 @@ func file_oz_scope_v1_agents_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_scope_v1_agents_proto_rawDesc), len(file_oz_scope_v1_agents_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_oz_scope_v1_agents_proto_goTypes,
 		DependencyIndexes: file_oz_scope_v1_agents_proto_depIdxs,
+		EnumInfos:         file_oz_scope_v1_agents_proto_enumTypes,
 		MessageInfos:      file_oz_scope_v1_agents_proto_msgTypes,
 	}.Build()
 	File_oz_scope_v1_agents_proto = out.File

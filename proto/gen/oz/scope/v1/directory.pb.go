@@ -80,6 +80,7 @@ const (
 	PrincipalKind_PRINCIPAL_KIND_USER        PrincipalKind = 1
 	PrincipalKind_PRINCIPAL_KIND_RUNNER      PrincipalKind = 2
 	PrincipalKind_PRINCIPAL_KIND_AGENT       PrincipalKind = 3
+	PrincipalKind_PRINCIPAL_KIND_INTEGRATION PrincipalKind = 4
 )
 
 // Enum value maps for PrincipalKind.
@@ -89,12 +90,14 @@ var (
 		1: "PRINCIPAL_KIND_USER",
 		2: "PRINCIPAL_KIND_RUNNER",
 		3: "PRINCIPAL_KIND_AGENT",
+		4: "PRINCIPAL_KIND_INTEGRATION",
 	}
 	PrincipalKind_value = map[string]int32{
 		"PRINCIPAL_KIND_UNSPECIFIED": 0,
 		"PRINCIPAL_KIND_USER":        1,
 		"PRINCIPAL_KIND_RUNNER":      2,
 		"PRINCIPAL_KIND_AGENT":       3,
+		"PRINCIPAL_KIND_INTEGRATION": 4,
 	}
 )
 
@@ -1239,7 +1242,8 @@ func (x *TeamRole) GetRole() Role {
 type Principal struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Kind  PrincipalKind          `protobuf:"varint,1,opt,name=kind,proto3,enum=oz.scope.v1.PrincipalKind" json:"kind,omitempty"`
-	// Resource name: "users/{user}" (later also runners and agents).
+	// Resource name: "users/{user}", "runners/{runner}",
+	// "teams/{team}/agents/{agent}" or "teams/{team}/integrations/{integration}".
 	Name        string      `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	SystemAdmin bool        `protobuf:"varint,3,opt,name=system_admin,json=systemAdmin,proto3" json:"system_admin,omitempty"`
 	Teams       []*TeamRole `protobuf:"bytes,4,rep,name=teams,proto3" json:"teams,omitempty"`
@@ -1406,12 +1410,13 @@ const file_oz_scope_v1_directory_proto_rawDesc = "" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MEMBER\x10\x01\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x02*}\n" +
+	"ROLE_ADMIN\x10\x02*\x9d\x01\n" +
 	"\rPrincipalKind\x12\x1e\n" +
 	"\x1aPRINCIPAL_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13PRINCIPAL_KIND_USER\x10\x01\x12\x19\n" +
 	"\x15PRINCIPAL_KIND_RUNNER\x10\x02\x12\x18\n" +
-	"\x14PRINCIPAL_KIND_AGENT\x10\x032\xf4\x05\n" +
+	"\x14PRINCIPAL_KIND_AGENT\x10\x03\x12\x1e\n" +
+	"\x1aPRINCIPAL_KIND_INTEGRATION\x10\x042\xf4\x05\n" +
 	"\x10DirectoryService\x12M\n" +
 	"\n" +
 	"CreateTeam\x12\x1e.oz.scope.v1.CreateTeamRequest\x1a\x1f.oz.scope.v1.CreateTeamResponse\x12D\n" +

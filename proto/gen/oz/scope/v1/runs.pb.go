@@ -9,6 +9,7 @@ package scopev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -195,6 +196,64 @@ func (AllowlistSource) EnumDescriptor() ([]byte, []int) {
 	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{2}
 }
 
+// InjectedValueState says whether a run in flight still holds a secret's
+// current value.
+type InjectedValueState int32
+
+const (
+	// Not checked: the run is not in flight, or the entry is redacted.
+	InjectedValueState_INJECTED_VALUE_STATE_UNSPECIFIED InjectedValueState = 0
+	// The run holds the current value.
+	InjectedValueState_INJECTED_VALUE_STATE_CURRENT InjectedValueState = 1
+	// The value was rotated since: the run holds a previous one.
+	InjectedValueState_INJECTED_VALUE_STATE_ROTATED InjectedValueState = 2
+	// The secret was deleted since.
+	InjectedValueState_INJECTED_VALUE_STATE_DELETED InjectedValueState = 3
+)
+
+// Enum value maps for InjectedValueState.
+var (
+	InjectedValueState_name = map[int32]string{
+		0: "INJECTED_VALUE_STATE_UNSPECIFIED",
+		1: "INJECTED_VALUE_STATE_CURRENT",
+		2: "INJECTED_VALUE_STATE_ROTATED",
+		3: "INJECTED_VALUE_STATE_DELETED",
+	}
+	InjectedValueState_value = map[string]int32{
+		"INJECTED_VALUE_STATE_UNSPECIFIED": 0,
+		"INJECTED_VALUE_STATE_CURRENT":     1,
+		"INJECTED_VALUE_STATE_ROTATED":     2,
+		"INJECTED_VALUE_STATE_DELETED":     3,
+	}
+)
+
+func (x InjectedValueState) Enum() *InjectedValueState {
+	p := new(InjectedValueState)
+	*p = x
+	return p
+}
+
+func (x InjectedValueState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InjectedValueState) Descriptor() protoreflect.EnumDescriptor {
+	return file_oz_scope_v1_runs_proto_enumTypes[3].Descriptor()
+}
+
+func (InjectedValueState) Type() protoreflect.EnumType {
+	return &file_oz_scope_v1_runs_proto_enumTypes[3]
+}
+
+func (x InjectedValueState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InjectedValueState.Descriptor instead.
+func (InjectedValueState) EnumDescriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{3}
+}
+
 // UnresolvedReason says why an allowlisted name resolved to nothing.
 type UnresolvedReason int32
 
@@ -204,6 +263,8 @@ const (
 	UnresolvedReason_UNRESOLVED_REASON_NOT_FOUND UnresolvedReason = 1
 	// A team secret of that name exists but is restricted to other identities.
 	UnresolvedReason_UNRESOLVED_REASON_RESTRICTED UnresolvedReason = 2
+	// The name is reserved (DESIGN §4) and is never injected.
+	UnresolvedReason_UNRESOLVED_REASON_RESERVED UnresolvedReason = 3
 )
 
 // Enum value maps for UnresolvedReason.
@@ -212,11 +273,13 @@ var (
 		0: "UNRESOLVED_REASON_UNSPECIFIED",
 		1: "UNRESOLVED_REASON_NOT_FOUND",
 		2: "UNRESOLVED_REASON_RESTRICTED",
+		3: "UNRESOLVED_REASON_RESERVED",
 	}
 	UnresolvedReason_value = map[string]int32{
 		"UNRESOLVED_REASON_UNSPECIFIED": 0,
 		"UNRESOLVED_REASON_NOT_FOUND":   1,
 		"UNRESOLVED_REASON_RESTRICTED":  2,
+		"UNRESOLVED_REASON_RESERVED":    3,
 	}
 )
 
@@ -231,11 +294,11 @@ func (x UnresolvedReason) String() string {
 }
 
 func (UnresolvedReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_oz_scope_v1_runs_proto_enumTypes[3].Descriptor()
+	return file_oz_scope_v1_runs_proto_enumTypes[4].Descriptor()
 }
 
 func (UnresolvedReason) Type() protoreflect.EnumType {
-	return &file_oz_scope_v1_runs_proto_enumTypes[3]
+	return &file_oz_scope_v1_runs_proto_enumTypes[4]
 }
 
 func (x UnresolvedReason) Number() protoreflect.EnumNumber {
@@ -244,12 +307,13 @@ func (x UnresolvedReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UnresolvedReason.Descriptor instead.
 func (UnresolvedReason) EnumDescriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{3}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{4}
 }
 
 type RunOutcome int32
 
 const (
+	// Not resolved (yet).
 	RunOutcome_RUN_OUTCOME_UNSPECIFIED RunOutcome = 0
 	// Values were returned to the runner.
 	RunOutcome_RUN_OUTCOME_RESOLVED RunOutcome = 1
@@ -282,11 +346,11 @@ func (x RunOutcome) String() string {
 }
 
 func (RunOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_oz_scope_v1_runs_proto_enumTypes[4].Descriptor()
+	return file_oz_scope_v1_runs_proto_enumTypes[5].Descriptor()
 }
 
 func (RunOutcome) Type() protoreflect.EnumType {
-	return &file_oz_scope_v1_runs_proto_enumTypes[4]
+	return &file_oz_scope_v1_runs_proto_enumTypes[5]
 }
 
 func (x RunOutcome) Number() protoreflect.EnumNumber {
@@ -295,7 +359,69 @@ func (x RunOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RunOutcome.Descriptor instead.
 func (RunOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{4}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{5}
+}
+
+// RunState is where a run is in its life: started (a ticket waits for a
+// runner), resolved (values handed to the runner; in flight until its end
+// is reported), ended, failed (strict: nothing handed out) or expired (the
+// ticket was never redeemed).
+type RunState int32
+
+const (
+	RunState_RUN_STATE_UNSPECIFIED RunState = 0
+	RunState_RUN_STATE_STARTED     RunState = 1
+	RunState_RUN_STATE_RESOLVED    RunState = 2
+	RunState_RUN_STATE_ENDED       RunState = 3
+	RunState_RUN_STATE_FAILED      RunState = 4
+	RunState_RUN_STATE_EXPIRED     RunState = 5
+)
+
+// Enum value maps for RunState.
+var (
+	RunState_name = map[int32]string{
+		0: "RUN_STATE_UNSPECIFIED",
+		1: "RUN_STATE_STARTED",
+		2: "RUN_STATE_RESOLVED",
+		3: "RUN_STATE_ENDED",
+		4: "RUN_STATE_FAILED",
+		5: "RUN_STATE_EXPIRED",
+	}
+	RunState_value = map[string]int32{
+		"RUN_STATE_UNSPECIFIED": 0,
+		"RUN_STATE_STARTED":     1,
+		"RUN_STATE_RESOLVED":    2,
+		"RUN_STATE_ENDED":       3,
+		"RUN_STATE_FAILED":      4,
+		"RUN_STATE_EXPIRED":     5,
+	}
+)
+
+func (x RunState) Enum() *RunState {
+	p := new(RunState)
+	*p = x
+	return p
+}
+
+func (x RunState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RunState) Descriptor() protoreflect.EnumDescriptor {
+	return file_oz_scope_v1_runs_proto_enumTypes[6].Descriptor()
+}
+
+func (RunState) Type() protoreflect.EnumType {
+	return &file_oz_scope_v1_runs_proto_enumTypes[6]
+}
+
+func (x RunState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RunState.Descriptor instead.
+func (RunState) EnumDescriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{6}
 }
 
 // Decision is one candidate secret's fate.
@@ -310,6 +436,10 @@ const (
 	Decision_DECISION_EXCLUDED_RESTRICTED Decision = 3
 	// Excluded: a team secret overridden by the user's personal secret.
 	Decision_DECISION_EXCLUDED_OVERRIDDEN Decision = 4
+	// Excluded: its name is reserved (DESIGN §4): setting it would subvert
+	// the agent's process. A secret made before the name was reserved keeps
+	// working for reads and deletes but is never injected.
+	Decision_DECISION_EXCLUDED_RESERVED Decision = 5
 )
 
 // Enum value maps for Decision.
@@ -320,6 +450,7 @@ var (
 		2: "DECISION_EXCLUDED_NOT_IN_ALLOWLIST",
 		3: "DECISION_EXCLUDED_RESTRICTED",
 		4: "DECISION_EXCLUDED_OVERRIDDEN",
+		5: "DECISION_EXCLUDED_RESERVED",
 	}
 	Decision_value = map[string]int32{
 		"DECISION_UNSPECIFIED":               0,
@@ -327,6 +458,7 @@ var (
 		"DECISION_EXCLUDED_NOT_IN_ALLOWLIST": 2,
 		"DECISION_EXCLUDED_RESTRICTED":       3,
 		"DECISION_EXCLUDED_OVERRIDDEN":       4,
+		"DECISION_EXCLUDED_RESERVED":         5,
 	}
 )
 
@@ -341,11 +473,11 @@ func (x Decision) String() string {
 }
 
 func (Decision) Descriptor() protoreflect.EnumDescriptor {
-	return file_oz_scope_v1_runs_proto_enumTypes[5].Descriptor()
+	return file_oz_scope_v1_runs_proto_enumTypes[7].Descriptor()
 }
 
 func (Decision) Type() protoreflect.EnumType {
-	return &file_oz_scope_v1_runs_proto_enumTypes[5]
+	return &file_oz_scope_v1_runs_proto_enumTypes[7]
 }
 
 func (x Decision) Number() protoreflect.EnumNumber {
@@ -354,7 +486,7 @@ func (x Decision) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Decision.Descriptor instead.
 func (Decision) EnumDescriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{5}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{7}
 }
 
 // SecretNameList wraps a list so that "absent" and "empty" differ on the
@@ -420,9 +552,11 @@ type RunContext struct {
 	Secrets *SecretNameList `protobuf:"bytes,5,opt,name=secrets,proto3" json:"secrets,omitempty"`
 	// Fail the resolution, returning nothing, if any reference is unresolved.
 	Strict bool `protobuf:"varint,6,opt,name=strict,proto3" json:"strict,omitempty"`
-	// Optional: the bearer token the run was started with. An agent token
-	// makes the run execute as its identity; a user token must belong to the
-	// triggering user. Used only to authenticate; never stored or echoed.
+	// No longer accepted: a run is started with StartRun by the principal
+	// its trigger speaks for (an agent identity's token, as that identity),
+	// and the runner redeems the ticket.
+	//
+	// Deprecated: Marked as deprecated in oz/scope/v1/runs.proto.
 	StartToken    string `protobuf:"bytes,7,opt,name=start_token,json=startToken,proto3" json:"start_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -500,6 +634,7 @@ func (x *RunContext) GetStrict() bool {
 	return false
 }
 
+// Deprecated: Marked as deprecated in oz/scope/v1/runs.proto.
 func (x *RunContext) GetStartToken() string {
 	if x != nil {
 		return x.StartToken
@@ -752,7 +887,10 @@ type InjectedSecret struct {
 	OverridesTeamSecret bool `protobuf:"varint,5,opt,name=overrides_team_secret,json=overridesTeamSecret,proto3" json:"overrides_team_secret,omitempty"`
 	// Set instead of the name when the caller may not see it (another user's
 	// personal secret in a run record).
-	Redacted      bool `protobuf:"varint,6,opt,name=redacted,proto3" json:"redacted,omitempty"`
+	Redacted bool `protobuf:"varint,6,opt,name=redacted,proto3" json:"redacted,omitempty"`
+	// For a run in flight (RUN_STATE_RESOLVED): whether the value the run
+	// holds is still the secret's current one. Unspecified otherwise.
+	ValueState    InjectedValueState `protobuf:"varint,7,opt,name=value_state,json=valueState,proto3,enum=oz.scope.v1.InjectedValueState" json:"value_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -829,6 +967,13 @@ func (x *InjectedSecret) GetRedacted() bool {
 	return false
 }
 
+func (x *InjectedSecret) GetValueState() InjectedValueState {
+	if x != nil {
+		return x.ValueState
+	}
+	return InjectedValueState_INJECTED_VALUE_STATE_UNSPECIFIED
+}
+
 type UnresolvedReference struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	SecretName string                 `protobuf:"bytes,1,opt,name=secret_name,json=secretName,proto3" json:"secret_name,omitempty"`
@@ -890,6 +1035,70 @@ func (x *UnresolvedReference) GetDetail() string {
 	return ""
 }
 
+// RunEnd is how a run's command ended, as its runner reported it.
+type RunEnd struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The command's exit status; 128+N when signal N killed it.
+	ExitCode int32 `protobuf:"varint,1,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	// The signal that killed it, if one did.
+	Signal int32 `protobuf:"varint,2,opt,name=signal,proto3" json:"signal,omitempty"`
+	// How long the command ran.
+	Duration      *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunEnd) Reset() {
+	*x = RunEnd{}
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunEnd) ProtoMessage() {}
+
+func (x *RunEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunEnd.ProtoReflect.Descriptor instead.
+func (*RunEnd) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RunEnd) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *RunEnd) GetSignal() int32 {
+	if x != nil {
+		return x.Signal
+	}
+	return 0
+}
+
+func (x *RunEnd) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
 // Run is a run's record. It never holds a value.
 type Run struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -907,13 +1116,26 @@ type Run struct {
 	Injected        []*InjectedSecret      `protobuf:"bytes,8,rep,name=injected,proto3" json:"injected,omitempty"`
 	Unresolved      []*UnresolvedReference `protobuf:"bytes,9,rep,name=unresolved,proto3" json:"unresolved,omitempty"`
 	Outcome         RunOutcome             `protobuf:"varint,10,opt,name=outcome,proto3,enum=oz.scope.v1.RunOutcome" json:"outcome,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	State           RunState               `protobuf:"varint,11,opt,name=state,proto3,enum=oz.scope.v1.RunState" json:"state,omitempty"`
+	// Who started it: "users/{user}", "teams/{team}/agents/{agent}" or
+	// "teams/{team}/integrations/{integration}".
+	StartedBy string `protobuf:"bytes,12,opt,name=started_by,json=startedBy,proto3" json:"started_by,omitempty"`
+	// Until when its ticket could be redeemed.
+	TicketExpireTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=ticket_expire_time,json=ticketExpireTime,proto3" json:"ticket_expire_time,omitempty"`
+	ResolveTime      *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=resolve_time,json=resolveTime,proto3" json:"resolve_time,omitempty"`
+	EndTime          *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Set once the runner reported the end.
+	End *RunEnd `protobuf:"bytes,16,opt,name=end,proto3" json:"end,omitempty"`
+	// In flight, and holding a value that has since been rotated, or of a
+	// secret since deleted (see InjectedSecret.value_state).
+	HoldsStaleValues bool `protobuf:"varint,17,opt,name=holds_stale_values,json=holdsStaleValues,proto3" json:"holds_stale_values,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
 	*x = Run{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[8]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +1147,7 @@ func (x *Run) String() string {
 func (*Run) ProtoMessage() {}
 
 func (x *Run) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[8]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1160,7 @@ func (x *Run) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Run.ProtoReflect.Descriptor instead.
 func (*Run) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{8}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Run) GetName() string {
@@ -1011,21 +1233,221 @@ func (x *Run) GetOutcome() RunOutcome {
 	return RunOutcome_RUN_OUTCOME_UNSPECIFIED
 }
 
-type ResolveRunRequest struct {
+func (x *Run) GetState() RunState {
+	if x != nil {
+		return x.State
+	}
+	return RunState_RUN_STATE_UNSPECIFIED
+}
+
+func (x *Run) GetStartedBy() string {
+	if x != nil {
+		return x.StartedBy
+	}
+	return ""
+}
+
+func (x *Run) GetTicketExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TicketExpireTime
+	}
+	return nil
+}
+
+func (x *Run) GetResolveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResolveTime
+	}
+	return nil
+}
+
+func (x *Run) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *Run) GetEnd() *RunEnd {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+func (x *Run) GetHoldsStaleValues() bool {
+	if x != nil {
+		return x.HoldsStaleValues
+	}
+	return false
+}
+
+type StartRunRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "teams/{team}".
-	Parent  string      `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// The run's context. For a member, user is empty or the caller.
 	Context *RunContext `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"`
+	// How long the ticket may wait for a runner: default 10 minutes, at most
+	// 1 hour.
+	Ttl *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// Optional; generated when empty. Reusing a run id is refused.
-	RunId         string        `protobuf:"bytes,3,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	Recipient     *RecipientKey `protobuf:"bytes,4,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	RunId         string `protobuf:"bytes,4,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartRunRequest) Reset() {
+	*x = StartRunRequest{}
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartRunRequest) ProtoMessage() {}
+
+func (x *StartRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartRunRequest.ProtoReflect.Descriptor instead.
+func (*StartRunRequest) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StartRunRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *StartRunRequest) GetContext() *RunContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *StartRunRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+func (x *StartRunRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+type StartRunResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The start ticket ("ozt_…"), shown only here: the runner redeems it once
+	// with ResolveRun.
+	Ticket     string                 `protobuf:"bytes,1,opt,name=ticket,proto3" json:"ticket,omitempty"`
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	RunId      string                 `protobuf:"bytes,3,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// The run's record, in state STARTED.
+	Run           *Run `protobuf:"bytes,4,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartRunResponse) Reset() {
+	*x = StartRunResponse{}
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartRunResponse) ProtoMessage() {}
+
+func (x *StartRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartRunResponse.ProtoReflect.Descriptor instead.
+func (*StartRunResponse) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StartRunResponse) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
+func (x *StartRunResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *StartRunResponse) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *StartRunResponse) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+type ResolveRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "teams/{team}", the ticket's team, or "teams/-": whichever team the
+	// ticket belongs to.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Optional: the ticket fixes the context. Each field given must equal
+	// the ticket's, except that the runner may narrow: secrets present and
+	// empty (nothing injected) or a subset of the ticket's own list, and
+	// strict set.
+	Context *RunContext `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"`
+	// Empty, or the ticket's run id.
+	RunId     string        `protobuf:"bytes,3,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Recipient *RecipientKey `protobuf:"bytes,4,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// The start ticket ("ozt_…") from StartRun. Required.
+	Ticket        string `protobuf:"bytes,5,opt,name=ticket,proto3" json:"ticket,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResolveRunRequest) Reset() {
 	*x = ResolveRunRequest{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[9]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1459,7 @@ func (x *ResolveRunRequest) String() string {
 func (*ResolveRunRequest) ProtoMessage() {}
 
 func (x *ResolveRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[9]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1472,7 @@ func (x *ResolveRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRunRequest.ProtoReflect.Descriptor instead.
 func (*ResolveRunRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{9}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ResolveRunRequest) GetParent() string {
@@ -1081,6 +1503,13 @@ func (x *ResolveRunRequest) GetRecipient() *RecipientKey {
 	return nil
 }
 
+func (x *ResolveRunRequest) GetTicket() string {
+	if x != nil {
+		return x.Ticket
+	}
+	return ""
+}
+
 type ResolveRunResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Run   *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
@@ -1092,7 +1521,7 @@ type ResolveRunResponse struct {
 
 func (x *ResolveRunResponse) Reset() {
 	*x = ResolveRunResponse{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[10]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1533,7 @@ func (x *ResolveRunResponse) String() string {
 func (*ResolveRunResponse) ProtoMessage() {}
 
 func (x *ResolveRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[10]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1546,7 @@ func (x *ResolveRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRunResponse.ProtoReflect.Descriptor instead.
 func (*ResolveRunResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{10}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ResolveRunResponse) GetRun() *Run {
@@ -1134,6 +1563,122 @@ func (x *ResolveRunResponse) GetSealed() *SealedValues {
 	return nil
 }
 
+type EndRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "teams/{team}/runs/{run}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The command's exit status (128+N when signal N killed it).
+	ExitCode int32 `protobuf:"varint,2,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	// The signal that killed it, if one did.
+	Signal int32 `protobuf:"varint,3,opt,name=signal,proto3" json:"signal,omitempty"`
+	// How long the command ran.
+	Duration      *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndRunRequest) Reset() {
+	*x = EndRunRequest{}
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndRunRequest) ProtoMessage() {}
+
+func (x *EndRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndRunRequest.ProtoReflect.Descriptor instead.
+func (*EndRunRequest) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *EndRunRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EndRunRequest) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *EndRunRequest) GetSignal() int32 {
+	if x != nil {
+		return x.Signal
+	}
+	return 0
+}
+
+func (x *EndRunRequest) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+type EndRunResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndRunResponse) Reset() {
+	*x = EndRunResponse{}
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndRunResponse) ProtoMessage() {}
+
+func (x *EndRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndRunResponse.ProtoReflect.Descriptor instead.
+func (*EndRunResponse) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *EndRunResponse) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 type ExplainRunRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Parent        string                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
@@ -1144,7 +1689,7 @@ type ExplainRunRequest struct {
 
 func (x *ExplainRunRequest) Reset() {
 	*x = ExplainRunRequest{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[11]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1701,7 @@ func (x *ExplainRunRequest) String() string {
 func (*ExplainRunRequest) ProtoMessage() {}
 
 func (x *ExplainRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[11]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1714,7 @@ func (x *ExplainRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRunRequest.ProtoReflect.Descriptor instead.
 func (*ExplainRunRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{11}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ExplainRunRequest) GetParent() string {
@@ -1201,7 +1746,7 @@ type CandidateDecision struct {
 
 func (x *CandidateDecision) Reset() {
 	*x = CandidateDecision{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[12]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1758,7 @@ func (x *CandidateDecision) String() string {
 func (*CandidateDecision) ProtoMessage() {}
 
 func (x *CandidateDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[12]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1771,7 @@ func (x *CandidateDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CandidateDecision.ProtoReflect.Descriptor instead.
 func (*CandidateDecision) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{12}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CandidateDecision) GetSecretName() string {
@@ -1291,7 +1836,7 @@ type Explanation struct {
 
 func (x *Explanation) Reset() {
 	*x = Explanation{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[13]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1848,7 @@ func (x *Explanation) String() string {
 func (*Explanation) ProtoMessage() {}
 
 func (x *Explanation) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[13]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1861,7 @@ func (x *Explanation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Explanation.ProtoReflect.Descriptor instead.
 func (*Explanation) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{13}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Explanation) GetContext() *RunContext {
@@ -1384,7 +1929,7 @@ type ExplainRunResponse struct {
 
 func (x *ExplainRunResponse) Reset() {
 	*x = ExplainRunResponse{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[14]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1396,7 +1941,7 @@ func (x *ExplainRunResponse) String() string {
 func (*ExplainRunResponse) ProtoMessage() {}
 
 func (x *ExplainRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[14]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1954,7 @@ func (x *ExplainRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRunResponse.ProtoReflect.Descriptor instead.
 func (*ExplainRunResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{14}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ExplainRunResponse) GetExplanation() *Explanation {
@@ -1428,7 +1973,7 @@ type GetRunRequest struct {
 
 func (x *GetRunRequest) Reset() {
 	*x = GetRunRequest{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[15]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1985,7 @@ func (x *GetRunRequest) String() string {
 func (*GetRunRequest) ProtoMessage() {}
 
 func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[15]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1998,7 @@ func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
 func (*GetRunRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{15}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetRunRequest) GetName() string {
@@ -1472,7 +2017,7 @@ type GetRunResponse struct {
 
 func (x *GetRunResponse) Reset() {
 	*x = GetRunResponse{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[16]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +2029,7 @@ func (x *GetRunResponse) String() string {
 func (*GetRunResponse) ProtoMessage() {}
 
 func (x *GetRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[16]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +2042,7 @@ func (x *GetRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunResponse.ProtoReflect.Descriptor instead.
 func (*GetRunResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{16}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetRunResponse) GetRun() *Run {
@@ -1511,19 +2056,21 @@ type ListRunsRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Parent string                 `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// Filters; empty means any.
-	Agent         string                 `protobuf:"bytes,2,opt,name=agent,proto3" json:"agent,omitempty"`
-	Trigger       Trigger                `protobuf:"varint,3,opt,name=trigger,proto3,enum=oz.scope.v1.Trigger" json:"trigger,omitempty"`
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
-	PageSize      int32                  `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string                 `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Agent     string                 `protobuf:"bytes,2,opt,name=agent,proto3" json:"agent,omitempty"`
+	Trigger   Trigger                `protobuf:"varint,3,opt,name=trigger,proto3,enum=oz.scope.v1.Trigger" json:"trigger,omitempty"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	PageSize  int32                  `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string                 `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only runs in flight: resolved, their end not reported yet.
+	InFlight      bool `protobuf:"varint,8,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[17]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +2082,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[17]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +2095,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{17}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListRunsRequest) GetParent() string {
@@ -1600,6 +2147,13 @@ func (x *ListRunsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListRunsRequest) GetInFlight() bool {
+	if x != nil {
+		return x.InFlight
+	}
+	return false
+}
+
 type ListRunsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Runs          []*Run                 `protobuf:"bytes,1,rep,name=runs,proto3" json:"runs,omitempty"`
@@ -1610,7 +2164,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[18]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1622,7 +2176,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[18]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1635,7 +2189,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{18}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListRunsResponse) GetRuns() []*Run {
@@ -1656,9 +2210,9 @@ var File_oz_scope_v1_runs_proto protoreflect.FileDescriptor
 
 const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\n" +
-	"\x16oz/scope/v1/runs.proto\x12\voz.scope.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"&\n" +
+	"\x16oz/scope/v1/runs.proto\x12\voz.scope.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"&\n" +
 	"\x0eSecretNameList\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names\"\xf8\x01\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"\xfc\x01\n" +
 	"\n" +
 	"RunContext\x12.\n" +
 	"\atrigger\x18\x01 \x01(\x0e2\x14.oz.scope.v1.TriggerR\atrigger\x12\x12\n" +
@@ -1666,8 +2220,8 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\x05agent\x18\x03 \x01(\tR\x05agent\x12 \n" +
 	"\venvironment\x18\x04 \x01(\tR\venvironment\x125\n" +
 	"\asecrets\x18\x05 \x01(\v2\x1b.oz.scope.v1.SecretNameListR\asecrets\x12\x16\n" +
-	"\x06strict\x18\x06 \x01(\bR\x06strict\x12\x1f\n" +
-	"\vstart_token\x18\a \x01(\tR\n" +
+	"\x06strict\x18\x06 \x01(\bR\x06strict\x12#\n" +
+	"\vstart_token\x18\a \x01(\tB\x02\x18\x01R\n" +
 	"startToken\"D\n" +
 	"\fRecipientKey\x12\x15\n" +
 	"\x06kem_id\x18\x01 \x01(\rR\x05kemId\x12\x1d\n" +
@@ -1685,7 +2239,7 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\x04vars\x18\x01 \x03(\v2\x13.oz.scope.v1.EnvVarR\x04vars\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xec\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xae\x02\n" +
 	"\x0eInjectedSecret\x12\x1f\n" +
 	"\vsecret_name\x18\x01 \x01(\tR\n" +
 	"secretName\x12.\n" +
@@ -1693,12 +2247,18 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\x05owner\x18\x03 \x01(\tR\x05owner\x12#\n" +
 	"\rvalue_version\x18\x04 \x01(\x03R\fvalueVersion\x122\n" +
 	"\x15overrides_team_secret\x18\x05 \x01(\bR\x13overridesTeamSecret\x12\x1a\n" +
-	"\bredacted\x18\x06 \x01(\bR\bredacted\"\x85\x01\n" +
+	"\bredacted\x18\x06 \x01(\bR\bredacted\x12@\n" +
+	"\vvalue_state\x18\a \x01(\x0e2\x1f.oz.scope.v1.InjectedValueStateR\n" +
+	"valueState\"\x85\x01\n" +
 	"\x13UnresolvedReference\x12\x1f\n" +
 	"\vsecret_name\x18\x01 \x01(\tR\n" +
 	"secretName\x125\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x1d.oz.scope.v1.UnresolvedReasonR\x06reason\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xce\x03\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"t\n" +
+	"\x06RunEnd\x12\x1b\n" +
+	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12\x16\n" +
+	"\x06signal\x18\x02 \x01(\x05R\x06signal\x125\n" +
+	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xaf\x06\n" +
 	"\x03Run\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
 	"\x06run_id\x18\x02 \x01(\tR\x05runId\x121\n" +
@@ -1714,15 +2274,42 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"unresolved\x18\t \x03(\v2 .oz.scope.v1.UnresolvedReferenceR\n" +
 	"unresolved\x121\n" +
 	"\aoutcome\x18\n" +
-	" \x01(\x0e2\x17.oz.scope.v1.RunOutcomeR\aoutcome\"\xae\x01\n" +
+	" \x01(\x0e2\x17.oz.scope.v1.RunOutcomeR\aoutcome\x12+\n" +
+	"\x05state\x18\v \x01(\x0e2\x15.oz.scope.v1.RunStateR\x05state\x12\x1d\n" +
+	"\n" +
+	"started_by\x18\f \x01(\tR\tstartedBy\x12H\n" +
+	"\x12ticket_expire_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x10ticketExpireTime\x12=\n" +
+	"\fresolve_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\vresolveTime\x125\n" +
+	"\bend_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12%\n" +
+	"\x03end\x18\x10 \x01(\v2\x13.oz.scope.v1.RunEndR\x03end\x12,\n" +
+	"\x12holds_stale_values\x18\x11 \x01(\bR\x10holdsStaleValues\"\xa0\x01\n" +
+	"\x0fStartRunRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x121\n" +
+	"\acontext\x18\x02 \x01(\v2\x17.oz.scope.v1.RunContextR\acontext\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x15\n" +
+	"\x06run_id\x18\x04 \x01(\tR\x05runId\"\xa2\x01\n" +
+	"\x10StartRunResponse\x12\x16\n" +
+	"\x06ticket\x18\x01 \x01(\tR\x06ticket\x12;\n" +
+	"\vexpire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x15\n" +
+	"\x06run_id\x18\x03 \x01(\tR\x05runId\x12\"\n" +
+	"\x03run\x18\x04 \x01(\v2\x10.oz.scope.v1.RunR\x03run\"\xc6\x01\n" +
 	"\x11ResolveRunRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x121\n" +
 	"\acontext\x18\x02 \x01(\v2\x17.oz.scope.v1.RunContextR\acontext\x12\x15\n" +
 	"\x06run_id\x18\x03 \x01(\tR\x05runId\x127\n" +
-	"\trecipient\x18\x04 \x01(\v2\x19.oz.scope.v1.RecipientKeyR\trecipient\"k\n" +
+	"\trecipient\x18\x04 \x01(\v2\x19.oz.scope.v1.RecipientKeyR\trecipient\x12\x16\n" +
+	"\x06ticket\x18\x05 \x01(\tR\x06ticket\"k\n" +
 	"\x12ResolveRunResponse\x12\"\n" +
 	"\x03run\x18\x01 \x01(\v2\x10.oz.scope.v1.RunR\x03run\x121\n" +
-	"\x06sealed\x18\x02 \x01(\v2\x19.oz.scope.v1.SealedValuesR\x06sealed\"^\n" +
+	"\x06sealed\x18\x02 \x01(\v2\x19.oz.scope.v1.SealedValuesR\x06sealed\"\x8f\x01\n" +
+	"\rEndRunRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x16\n" +
+	"\x06signal\x18\x03 \x01(\x05R\x06signal\x125\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"4\n" +
+	"\x0eEndRunResponse\x12\"\n" +
+	"\x03run\x18\x01 \x01(\v2\x10.oz.scope.v1.RunR\x03run\"^\n" +
 	"\x11ExplainRunRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x121\n" +
 	"\acontext\x18\x02 \x01(\v2\x17.oz.scope.v1.RunContextR\acontext\"\xea\x01\n" +
@@ -1752,7 +2339,7 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\rGetRunRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"4\n" +
 	"\x0eGetRunResponse\x12\"\n" +
-	"\x03run\x18\x01 \x01(\v2\x10.oz.scope.v1.RunR\x03run\"\x9d\x02\n" +
+	"\x03run\x18\x01 \x01(\v2\x10.oz.scope.v1.RunR\x03run\"\xba\x02\n" +
 	"\x0fListRunsRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x14\n" +
 	"\x05agent\x18\x02 \x01(\tR\x05agent\x12.\n" +
@@ -1762,7 +2349,8 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
 	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\a \x01(\tR\tpageToken\"`\n" +
+	"page_token\x18\a \x01(\tR\tpageToken\x12\x1b\n" +
+	"\tin_flight\x18\b \x01(\bR\binFlight\"`\n" +
 	"\x10ListRunsResponse\x12$\n" +
 	"\x04runs\x18\x01 \x03(\v2\x10.oz.scope.v1.RunR\x04runs\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xab\x01\n" +
@@ -1783,26 +2371,42 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\x1cALLOWLIST_SOURCE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ALLOWLIST_SOURCE_NONE\x10\x01\x12\x18\n" +
 	"\x14ALLOWLIST_SOURCE_RUN\x10\x02\x12 \n" +
-	"\x1cALLOWLIST_SOURCE_ENVIRONMENT\x10\x03*x\n" +
+	"\x1cALLOWLIST_SOURCE_ENVIRONMENT\x10\x03*\xa0\x01\n" +
+	"\x12InjectedValueState\x12$\n" +
+	" INJECTED_VALUE_STATE_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cINJECTED_VALUE_STATE_CURRENT\x10\x01\x12 \n" +
+	"\x1cINJECTED_VALUE_STATE_ROTATED\x10\x02\x12 \n" +
+	"\x1cINJECTED_VALUE_STATE_DELETED\x10\x03*\x98\x01\n" +
 	"\x10UnresolvedReason\x12!\n" +
 	"\x1dUNRESOLVED_REASON_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bUNRESOLVED_REASON_NOT_FOUND\x10\x01\x12 \n" +
-	"\x1cUNRESOLVED_REASON_RESTRICTED\x10\x02*b\n" +
+	"\x1cUNRESOLVED_REASON_RESTRICTED\x10\x02\x12\x1e\n" +
+	"\x1aUNRESOLVED_REASON_RESERVED\x10\x03*b\n" +
 	"\n" +
 	"RunOutcome\x12\x1b\n" +
 	"\x17RUN_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14RUN_OUTCOME_RESOLVED\x10\x01\x12\x1d\n" +
-	"\x19RUN_OUTCOME_FAILED_STRICT\x10\x02*\xa7\x01\n" +
+	"\x19RUN_OUTCOME_FAILED_STRICT\x10\x02*\x96\x01\n" +
+	"\bRunState\x12\x19\n" +
+	"\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11RUN_STATE_STARTED\x10\x01\x12\x16\n" +
+	"\x12RUN_STATE_RESOLVED\x10\x02\x12\x13\n" +
+	"\x0fRUN_STATE_ENDED\x10\x03\x12\x14\n" +
+	"\x10RUN_STATE_FAILED\x10\x04\x12\x15\n" +
+	"\x11RUN_STATE_EXPIRED\x10\x05*\xc7\x01\n" +
 	"\bDecision\x12\x18\n" +
 	"\x14DECISION_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DECISION_INJECTED\x10\x01\x12&\n" +
 	"\"DECISION_EXCLUDED_NOT_IN_ALLOWLIST\x10\x02\x12 \n" +
 	"\x1cDECISION_EXCLUDED_RESTRICTED\x10\x03\x12 \n" +
-	"\x1cDECISION_EXCLUDED_OVERRIDDEN\x10\x042\xb6\x02\n" +
+	"\x1cDECISION_EXCLUDED_OVERRIDDEN\x10\x04\x12\x1e\n" +
+	"\x1aDECISION_EXCLUDED_RESERVED\x10\x052\xc2\x03\n" +
 	"\n" +
-	"RunService\x12M\n" +
+	"RunService\x12G\n" +
+	"\bStartRun\x12\x1c.oz.scope.v1.StartRunRequest\x1a\x1d.oz.scope.v1.StartRunResponse\x12M\n" +
 	"\n" +
-	"ResolveRun\x12\x1e.oz.scope.v1.ResolveRunRequest\x1a\x1f.oz.scope.v1.ResolveRunResponse\x12M\n" +
+	"ResolveRun\x12\x1e.oz.scope.v1.ResolveRunRequest\x1a\x1f.oz.scope.v1.ResolveRunResponse\x12A\n" +
+	"\x06EndRun\x12\x1a.oz.scope.v1.EndRunRequest\x1a\x1b.oz.scope.v1.EndRunResponse\x12M\n" +
 	"\n" +
 	"ExplainRun\x12\x1e.oz.scope.v1.ExplainRunRequest\x1a\x1f.oz.scope.v1.ExplainRunResponse\x12A\n" +
 	"\x06GetRun\x12\x1a.oz.scope.v1.GetRunRequest\x1a\x1b.oz.scope.v1.GetRunResponse\x12G\n" +
@@ -1820,78 +2424,103 @@ func file_oz_scope_v1_runs_proto_rawDescGZIP() []byte {
 	return file_oz_scope_v1_runs_proto_rawDescData
 }
 
-var file_oz_scope_v1_runs_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_oz_scope_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_oz_scope_v1_runs_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_oz_scope_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_oz_scope_v1_runs_proto_goTypes = []any{
 	(Trigger)(0),                  // 0: oz.scope.v1.Trigger
 	(SecretScope)(0),              // 1: oz.scope.v1.SecretScope
 	(AllowlistSource)(0),          // 2: oz.scope.v1.AllowlistSource
-	(UnresolvedReason)(0),         // 3: oz.scope.v1.UnresolvedReason
-	(RunOutcome)(0),               // 4: oz.scope.v1.RunOutcome
-	(Decision)(0),                 // 5: oz.scope.v1.Decision
-	(*SecretNameList)(nil),        // 6: oz.scope.v1.SecretNameList
-	(*RunContext)(nil),            // 7: oz.scope.v1.RunContext
-	(*RecipientKey)(nil),          // 8: oz.scope.v1.RecipientKey
-	(*SealedValues)(nil),          // 9: oz.scope.v1.SealedValues
-	(*RunEnvironment)(nil),        // 10: oz.scope.v1.RunEnvironment
-	(*EnvVar)(nil),                // 11: oz.scope.v1.EnvVar
-	(*InjectedSecret)(nil),        // 12: oz.scope.v1.InjectedSecret
-	(*UnresolvedReference)(nil),   // 13: oz.scope.v1.UnresolvedReference
-	(*Run)(nil),                   // 14: oz.scope.v1.Run
-	(*ResolveRunRequest)(nil),     // 15: oz.scope.v1.ResolveRunRequest
-	(*ResolveRunResponse)(nil),    // 16: oz.scope.v1.ResolveRunResponse
-	(*ExplainRunRequest)(nil),     // 17: oz.scope.v1.ExplainRunRequest
-	(*CandidateDecision)(nil),     // 18: oz.scope.v1.CandidateDecision
-	(*Explanation)(nil),           // 19: oz.scope.v1.Explanation
-	(*ExplainRunResponse)(nil),    // 20: oz.scope.v1.ExplainRunResponse
-	(*GetRunRequest)(nil),         // 21: oz.scope.v1.GetRunRequest
-	(*GetRunResponse)(nil),        // 22: oz.scope.v1.GetRunResponse
-	(*ListRunsRequest)(nil),       // 23: oz.scope.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),      // 24: oz.scope.v1.ListRunsResponse
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(InjectedValueState)(0),       // 3: oz.scope.v1.InjectedValueState
+	(UnresolvedReason)(0),         // 4: oz.scope.v1.UnresolvedReason
+	(RunOutcome)(0),               // 5: oz.scope.v1.RunOutcome
+	(RunState)(0),                 // 6: oz.scope.v1.RunState
+	(Decision)(0),                 // 7: oz.scope.v1.Decision
+	(*SecretNameList)(nil),        // 8: oz.scope.v1.SecretNameList
+	(*RunContext)(nil),            // 9: oz.scope.v1.RunContext
+	(*RecipientKey)(nil),          // 10: oz.scope.v1.RecipientKey
+	(*SealedValues)(nil),          // 11: oz.scope.v1.SealedValues
+	(*RunEnvironment)(nil),        // 12: oz.scope.v1.RunEnvironment
+	(*EnvVar)(nil),                // 13: oz.scope.v1.EnvVar
+	(*InjectedSecret)(nil),        // 14: oz.scope.v1.InjectedSecret
+	(*UnresolvedReference)(nil),   // 15: oz.scope.v1.UnresolvedReference
+	(*RunEnd)(nil),                // 16: oz.scope.v1.RunEnd
+	(*Run)(nil),                   // 17: oz.scope.v1.Run
+	(*StartRunRequest)(nil),       // 18: oz.scope.v1.StartRunRequest
+	(*StartRunResponse)(nil),      // 19: oz.scope.v1.StartRunResponse
+	(*ResolveRunRequest)(nil),     // 20: oz.scope.v1.ResolveRunRequest
+	(*ResolveRunResponse)(nil),    // 21: oz.scope.v1.ResolveRunResponse
+	(*EndRunRequest)(nil),         // 22: oz.scope.v1.EndRunRequest
+	(*EndRunResponse)(nil),        // 23: oz.scope.v1.EndRunResponse
+	(*ExplainRunRequest)(nil),     // 24: oz.scope.v1.ExplainRunRequest
+	(*CandidateDecision)(nil),     // 25: oz.scope.v1.CandidateDecision
+	(*Explanation)(nil),           // 26: oz.scope.v1.Explanation
+	(*ExplainRunResponse)(nil),    // 27: oz.scope.v1.ExplainRunResponse
+	(*GetRunRequest)(nil),         // 28: oz.scope.v1.GetRunRequest
+	(*GetRunResponse)(nil),        // 29: oz.scope.v1.GetRunResponse
+	(*ListRunsRequest)(nil),       // 30: oz.scope.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),      // 31: oz.scope.v1.ListRunsResponse
+	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
 }
 var file_oz_scope_v1_runs_proto_depIdxs = []int32{
 	0,  // 0: oz.scope.v1.RunContext.trigger:type_name -> oz.scope.v1.Trigger
-	6,  // 1: oz.scope.v1.RunContext.secrets:type_name -> oz.scope.v1.SecretNameList
-	11, // 2: oz.scope.v1.RunEnvironment.vars:type_name -> oz.scope.v1.EnvVar
+	8,  // 1: oz.scope.v1.RunContext.secrets:type_name -> oz.scope.v1.SecretNameList
+	13, // 2: oz.scope.v1.RunEnvironment.vars:type_name -> oz.scope.v1.EnvVar
 	1,  // 3: oz.scope.v1.InjectedSecret.scope:type_name -> oz.scope.v1.SecretScope
-	3,  // 4: oz.scope.v1.UnresolvedReference.reason:type_name -> oz.scope.v1.UnresolvedReason
-	7,  // 5: oz.scope.v1.Run.context:type_name -> oz.scope.v1.RunContext
-	25, // 6: oz.scope.v1.Run.create_time:type_name -> google.protobuf.Timestamp
-	2,  // 7: oz.scope.v1.Run.allowlist_source:type_name -> oz.scope.v1.AllowlistSource
-	12, // 8: oz.scope.v1.Run.injected:type_name -> oz.scope.v1.InjectedSecret
-	13, // 9: oz.scope.v1.Run.unresolved:type_name -> oz.scope.v1.UnresolvedReference
-	4,  // 10: oz.scope.v1.Run.outcome:type_name -> oz.scope.v1.RunOutcome
-	7,  // 11: oz.scope.v1.ResolveRunRequest.context:type_name -> oz.scope.v1.RunContext
-	8,  // 12: oz.scope.v1.ResolveRunRequest.recipient:type_name -> oz.scope.v1.RecipientKey
-	14, // 13: oz.scope.v1.ResolveRunResponse.run:type_name -> oz.scope.v1.Run
-	9,  // 14: oz.scope.v1.ResolveRunResponse.sealed:type_name -> oz.scope.v1.SealedValues
-	7,  // 15: oz.scope.v1.ExplainRunRequest.context:type_name -> oz.scope.v1.RunContext
-	1,  // 16: oz.scope.v1.CandidateDecision.scope:type_name -> oz.scope.v1.SecretScope
-	5,  // 17: oz.scope.v1.CandidateDecision.decision:type_name -> oz.scope.v1.Decision
-	7,  // 18: oz.scope.v1.Explanation.context:type_name -> oz.scope.v1.RunContext
-	2,  // 19: oz.scope.v1.Explanation.allowlist_source:type_name -> oz.scope.v1.AllowlistSource
-	18, // 20: oz.scope.v1.Explanation.candidates:type_name -> oz.scope.v1.CandidateDecision
-	13, // 21: oz.scope.v1.Explanation.unresolved:type_name -> oz.scope.v1.UnresolvedReference
-	19, // 22: oz.scope.v1.ExplainRunResponse.explanation:type_name -> oz.scope.v1.Explanation
-	14, // 23: oz.scope.v1.GetRunResponse.run:type_name -> oz.scope.v1.Run
-	0,  // 24: oz.scope.v1.ListRunsRequest.trigger:type_name -> oz.scope.v1.Trigger
-	25, // 25: oz.scope.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
-	25, // 26: oz.scope.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
-	14, // 27: oz.scope.v1.ListRunsResponse.runs:type_name -> oz.scope.v1.Run
-	15, // 28: oz.scope.v1.RunService.ResolveRun:input_type -> oz.scope.v1.ResolveRunRequest
-	17, // 29: oz.scope.v1.RunService.ExplainRun:input_type -> oz.scope.v1.ExplainRunRequest
-	21, // 30: oz.scope.v1.RunService.GetRun:input_type -> oz.scope.v1.GetRunRequest
-	23, // 31: oz.scope.v1.RunService.ListRuns:input_type -> oz.scope.v1.ListRunsRequest
-	16, // 32: oz.scope.v1.RunService.ResolveRun:output_type -> oz.scope.v1.ResolveRunResponse
-	20, // 33: oz.scope.v1.RunService.ExplainRun:output_type -> oz.scope.v1.ExplainRunResponse
-	22, // 34: oz.scope.v1.RunService.GetRun:output_type -> oz.scope.v1.GetRunResponse
-	24, // 35: oz.scope.v1.RunService.ListRuns:output_type -> oz.scope.v1.ListRunsResponse
-	32, // [32:36] is the sub-list for method output_type
-	28, // [28:32] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	3,  // 4: oz.scope.v1.InjectedSecret.value_state:type_name -> oz.scope.v1.InjectedValueState
+	4,  // 5: oz.scope.v1.UnresolvedReference.reason:type_name -> oz.scope.v1.UnresolvedReason
+	32, // 6: oz.scope.v1.RunEnd.duration:type_name -> google.protobuf.Duration
+	9,  // 7: oz.scope.v1.Run.context:type_name -> oz.scope.v1.RunContext
+	33, // 8: oz.scope.v1.Run.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 9: oz.scope.v1.Run.allowlist_source:type_name -> oz.scope.v1.AllowlistSource
+	14, // 10: oz.scope.v1.Run.injected:type_name -> oz.scope.v1.InjectedSecret
+	15, // 11: oz.scope.v1.Run.unresolved:type_name -> oz.scope.v1.UnresolvedReference
+	5,  // 12: oz.scope.v1.Run.outcome:type_name -> oz.scope.v1.RunOutcome
+	6,  // 13: oz.scope.v1.Run.state:type_name -> oz.scope.v1.RunState
+	33, // 14: oz.scope.v1.Run.ticket_expire_time:type_name -> google.protobuf.Timestamp
+	33, // 15: oz.scope.v1.Run.resolve_time:type_name -> google.protobuf.Timestamp
+	33, // 16: oz.scope.v1.Run.end_time:type_name -> google.protobuf.Timestamp
+	16, // 17: oz.scope.v1.Run.end:type_name -> oz.scope.v1.RunEnd
+	9,  // 18: oz.scope.v1.StartRunRequest.context:type_name -> oz.scope.v1.RunContext
+	32, // 19: oz.scope.v1.StartRunRequest.ttl:type_name -> google.protobuf.Duration
+	33, // 20: oz.scope.v1.StartRunResponse.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 21: oz.scope.v1.StartRunResponse.run:type_name -> oz.scope.v1.Run
+	9,  // 22: oz.scope.v1.ResolveRunRequest.context:type_name -> oz.scope.v1.RunContext
+	10, // 23: oz.scope.v1.ResolveRunRequest.recipient:type_name -> oz.scope.v1.RecipientKey
+	17, // 24: oz.scope.v1.ResolveRunResponse.run:type_name -> oz.scope.v1.Run
+	11, // 25: oz.scope.v1.ResolveRunResponse.sealed:type_name -> oz.scope.v1.SealedValues
+	32, // 26: oz.scope.v1.EndRunRequest.duration:type_name -> google.protobuf.Duration
+	17, // 27: oz.scope.v1.EndRunResponse.run:type_name -> oz.scope.v1.Run
+	9,  // 28: oz.scope.v1.ExplainRunRequest.context:type_name -> oz.scope.v1.RunContext
+	1,  // 29: oz.scope.v1.CandidateDecision.scope:type_name -> oz.scope.v1.SecretScope
+	7,  // 30: oz.scope.v1.CandidateDecision.decision:type_name -> oz.scope.v1.Decision
+	9,  // 31: oz.scope.v1.Explanation.context:type_name -> oz.scope.v1.RunContext
+	2,  // 32: oz.scope.v1.Explanation.allowlist_source:type_name -> oz.scope.v1.AllowlistSource
+	25, // 33: oz.scope.v1.Explanation.candidates:type_name -> oz.scope.v1.CandidateDecision
+	15, // 34: oz.scope.v1.Explanation.unresolved:type_name -> oz.scope.v1.UnresolvedReference
+	26, // 35: oz.scope.v1.ExplainRunResponse.explanation:type_name -> oz.scope.v1.Explanation
+	17, // 36: oz.scope.v1.GetRunResponse.run:type_name -> oz.scope.v1.Run
+	0,  // 37: oz.scope.v1.ListRunsRequest.trigger:type_name -> oz.scope.v1.Trigger
+	33, // 38: oz.scope.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
+	33, // 39: oz.scope.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
+	17, // 40: oz.scope.v1.ListRunsResponse.runs:type_name -> oz.scope.v1.Run
+	18, // 41: oz.scope.v1.RunService.StartRun:input_type -> oz.scope.v1.StartRunRequest
+	20, // 42: oz.scope.v1.RunService.ResolveRun:input_type -> oz.scope.v1.ResolveRunRequest
+	22, // 43: oz.scope.v1.RunService.EndRun:input_type -> oz.scope.v1.EndRunRequest
+	24, // 44: oz.scope.v1.RunService.ExplainRun:input_type -> oz.scope.v1.ExplainRunRequest
+	28, // 45: oz.scope.v1.RunService.GetRun:input_type -> oz.scope.v1.GetRunRequest
+	30, // 46: oz.scope.v1.RunService.ListRuns:input_type -> oz.scope.v1.ListRunsRequest
+	19, // 47: oz.scope.v1.RunService.StartRun:output_type -> oz.scope.v1.StartRunResponse
+	21, // 48: oz.scope.v1.RunService.ResolveRun:output_type -> oz.scope.v1.ResolveRunResponse
+	23, // 49: oz.scope.v1.RunService.EndRun:output_type -> oz.scope.v1.EndRunResponse
+	27, // 50: oz.scope.v1.RunService.ExplainRun:output_type -> oz.scope.v1.ExplainRunResponse
+	29, // 51: oz.scope.v1.RunService.GetRun:output_type -> oz.scope.v1.GetRunResponse
+	31, // 52: oz.scope.v1.RunService.ListRuns:output_type -> oz.scope.v1.ListRunsResponse
+	47, // [47:53] is the sub-list for method output_type
+	41, // [41:47] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_oz_scope_v1_runs_proto_init() }
@@ -1904,8 +2533,8 @@ func file_oz_scope_v1_runs_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_scope_v1_runs_proto_rawDesc), len(file_oz_scope_v1_runs_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   19,
+			NumEnums:      8,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

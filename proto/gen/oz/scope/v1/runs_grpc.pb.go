@@ -19,7 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
+	RunService_StartRun_FullMethodName   = "/oz.scope.v1.RunService/StartRun"
 	RunService_ResolveRun_FullMethodName = "/oz.scope.v1.RunService/ResolveRun"
+	RunService_EndRun_FullMethodName     = "/oz.scope.v1.RunService/EndRun"
 	RunService_ExplainRun_FullMethodName = "/oz.scope.v1.RunService/ExplainRun"
 	RunService_GetRun_FullMethodName     = "/oz.scope.v1.RunService/GetRun"
 	RunService_ListRuns_FullMethodName   = "/oz.scope.v1.RunService/ListRuns"
@@ -32,9 +34,22 @@ const (
 // RunService decides, at run start, which secrets an agent run receives
 // (DESIGN §5), records the decision, and explains it.
 type RunServiceClient interface {
-	// ResolveRun decides, records, and returns the run's values sealed to the
-	// runner's key. Runners granted the team only.
+	// StartRun starts a run and returns its start ticket (DESIGN §5.0): the
+	// trigger starts a run, not the runner. Callers: a member of the team,
+	// for themselves, with trigger cli, web or api; an agent identity's
+	// token, as that identity, with a user-less trigger; an integration of
+	// the team, with its own trigger (for a user-initiated trigger, only on
+	// behalf of a member who allowed it). An agent identity whose start
+	// policy is ADMINS admits only the team's admins (and its own tokens,
+	// and integrations created naming it).
+	StartRun(ctx context.Context, in *StartRunRequest, opts ...grpc.CallOption) (*StartRunResponse, error)
+	// ResolveRun redeems a start ticket: it decides, records, and returns the
+	// run's values sealed to the runner's key. Runners granted the ticket's
+	// team only; a ticket is single-use and expires.
 	ResolveRun(ctx context.Context, in *ResolveRunRequest, opts ...grpc.CallOption) (*ResolveRunResponse, error)
+	// EndRun records that the command of a resolved run ended. The runner
+	// that resolved it only.
+	EndRun(ctx context.Context, in *EndRunRequest, opts ...grpc.CallOption) (*EndRunResponse, error)
 	// ExplainRun makes the same decision without values and says why for
 	// every name. Any member of the team.
 	ExplainRun(ctx context.Context, in *ExplainRunRequest, opts ...grpc.CallOption) (*ExplainRunResponse, error)
@@ -52,10 +67,30 @@ func NewRunServiceClient(cc grpc.ClientConnInterface) RunServiceClient {
 	return &runServiceClient{cc}
 }
 
+func (c *runServiceClient) StartRun(ctx context.Context, in *StartRunRequest, opts ...grpc.CallOption) (*StartRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartRunResponse)
+	err := c.cc.Invoke(ctx, RunService_StartRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *runServiceClient) ResolveRun(ctx context.Context, in *ResolveRunRequest, opts ...grpc.CallOption) (*ResolveRunResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ResolveRunResponse)
 	err := c.cc.Invoke(ctx, RunService_ResolveRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *runServiceClient) EndRun(ctx context.Context, in *EndRunRequest, opts ...grpc.CallOption) (*EndRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EndRunResponse)
+	err := c.cc.Invoke(ctx, RunService_EndRun_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +134,22 @@ func (c *runServiceClient) ListRuns(ctx context.Context, in *ListRunsRequest, op
 // RunService decides, at run start, which secrets an agent run receives
 // (DESIGN §5), records the decision, and explains it.
 type RunServiceServer interface {
-	// ResolveRun decides, records, and returns the run's values sealed to the
-	// runner's key. Runners granted the team only.
+	// StartRun starts a run and returns its start ticket (DESIGN §5.0): the
+	// trigger starts a run, not the runner. Callers: a member of the team,
+	// for themselves, with trigger cli, web or api; an agent identity's
+	// token, as that identity, with a user-less trigger; an integration of
+	// the team, with its own trigger (for a user-initiated trigger, only on
+	// behalf of a member who allowed it). An agent identity whose start
+	// policy is ADMINS admits only the team's admins (and its own tokens,
+	// and integrations created naming it).
+	StartRun(context.Context, *StartRunRequest) (*StartRunResponse, error)
+	// ResolveRun redeems a start ticket: it decides, records, and returns the
+	// run's values sealed to the runner's key. Runners granted the ticket's
+	// team only; a ticket is single-use and expires.
 	ResolveRun(context.Context, *ResolveRunRequest) (*ResolveRunResponse, error)
+	// EndRun records that the command of a resolved run ended. The runner
+	// that resolved it only.
+	EndRun(context.Context, *EndRunRequest) (*EndRunResponse, error)
 	// ExplainRun makes the same decision without values and says why for
 	// every name. Any member of the team.
 	ExplainRun(context.Context, *ExplainRunRequest) (*ExplainRunResponse, error)
@@ -119,8 +167,14 @@ type RunServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedRunServiceServer struct{}
 
+func (UnimplementedRunServiceServer) StartRun(context.Context, *StartRunRequest) (*StartRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartRun not implemented")
+}
 func (UnimplementedRunServiceServer) ResolveRun(context.Context, *ResolveRunRequest) (*ResolveRunResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResolveRun not implemented")
+}
+func (UnimplementedRunServiceServer) EndRun(context.Context, *EndRunRequest) (*EndRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EndRun not implemented")
 }
 func (UnimplementedRunServiceServer) ExplainRun(context.Context, *ExplainRunRequest) (*ExplainRunResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExplainRun not implemented")
@@ -152,6 +206,24 @@ func RegisterRunServiceServer(s grpc.ServiceRegistrar, srv RunServiceServer) {
 	s.RegisterService(&RunService_ServiceDesc, srv)
 }
 
+func _RunService_StartRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RunServiceServer).StartRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RunService_StartRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RunServiceServer).StartRun(ctx, req.(*StartRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RunService_ResolveRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ResolveRunRequest)
 	if err := dec(in); err != nil {
@@ -166,6 +238,24 @@ func _RunService_ResolveRun_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RunServiceServer).ResolveRun(ctx, req.(*ResolveRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RunService_EndRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RunServiceServer).EndRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RunService_EndRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RunServiceServer).EndRun(ctx, req.(*EndRunRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -232,8 +322,16 @@ var RunService_ServiceDesc = grpc.ServiceDesc{
 	HandlerType: (*RunServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
+			MethodName: "StartRun",
+			Handler:    _RunService_StartRun_Handler,
+		},
+		{
 			MethodName: "ResolveRun",
 			Handler:    _RunService_ResolveRun_Handler,
+		},
+		{
+			MethodName: "EndRun",
+			Handler:    _RunService_EndRun_Handler,
 		},
 		{
 			MethodName: "ExplainRun",
