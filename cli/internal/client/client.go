@@ -43,6 +43,7 @@ type Conn struct {
 	Environments scopev1.EnvironmentServiceClient
 	Runners      scopev1.RunnerServiceClient
 	Runs         scopev1.RunServiceClient
+	Integrations scopev1.IntegrationServiceClient
 	Audit        auditv1.AuditServiceClient
 }
 
@@ -89,6 +90,7 @@ func Dial(s config.Settings) (*Conn, error) {
 		Environments: scopev1.NewEnvironmentServiceClient(cc),
 		Runners:      scopev1.NewRunnerServiceClient(cc),
 		Runs:         scopev1.NewRunServiceClient(cc),
+		Integrations: scopev1.NewIntegrationServiceClient(cc),
 		Audit:        auditv1.NewAuditServiceClient(cc),
 	}, nil
 }

@@ -146,6 +146,8 @@ func (f *Runners) DeleteRunner(ctx context.Context, r *scopev1.DeleteRunnerReque
 // field answers Unimplemented.
 type Runs struct {
 	scopev1.UnimplementedRunServiceServer
+	StartRunFunc   func(context.Context, *scopev1.StartRunRequest) (*scopev1.StartRunResponse, error)
+	EndRunFunc     func(context.Context, *scopev1.EndRunRequest) (*scopev1.EndRunResponse, error)
 	ResolveRunFunc func(context.Context, *scopev1.ResolveRunRequest) (*scopev1.ResolveRunResponse, error)
 	ExplainRunFunc func(context.Context, *scopev1.ExplainRunRequest) (*scopev1.ExplainRunResponse, error)
 	GetRunFunc     func(context.Context, *scopev1.GetRunRequest) (*scopev1.GetRunResponse, error)
@@ -153,6 +155,20 @@ type Runs struct {
 }
 
 var _ scopev1.RunServiceServer = (*Runs)(nil)
+
+func (f *Runs) StartRun(ctx context.Context, r *scopev1.StartRunRequest) (*scopev1.StartRunResponse, error) {
+	if f.StartRunFunc == nil {
+		return nil, unimplemented("StartRun")
+	}
+	return f.StartRunFunc(ctx, r)
+}
+
+func (f *Runs) EndRun(ctx context.Context, r *scopev1.EndRunRequest) (*scopev1.EndRunResponse, error) {
+	if f.EndRunFunc == nil {
+		return nil, unimplemented("EndRun")
+	}
+	return f.EndRunFunc(ctx, r)
+}
 
 func (f *Runs) ResolveRun(ctx context.Context, r *scopev1.ResolveRunRequest) (*scopev1.ResolveRunResponse, error) {
 	if f.ResolveRunFunc == nil {
@@ -180,4 +196,60 @@ func (f *Runs) ListRuns(ctx context.Context, r *scopev1.ListRunsRequest) (*scope
 		return nil, unimplemented("ListRuns")
 	}
 	return f.ListRunsFunc(ctx, r)
+}
+
+// Integrations is an IntegrationService whose methods call the func
+// fields; an unset field answers Unimplemented.
+type Integrations struct {
+	scopev1.UnimplementedIntegrationServiceServer
+	CreateIntegrationFunc   func(context.Context, *scopev1.CreateIntegrationRequest) (*scopev1.CreateIntegrationResponse, error)
+	GetIntegrationFunc      func(context.Context, *scopev1.GetIntegrationRequest) (*scopev1.GetIntegrationResponse, error)
+	ListIntegrationsFunc    func(context.Context, *scopev1.ListIntegrationsRequest) (*scopev1.ListIntegrationsResponse, error)
+	DeleteIntegrationFunc   func(context.Context, *scopev1.DeleteIntegrationRequest) (*scopev1.DeleteIntegrationResponse, error)
+	AllowIntegrationFunc    func(context.Context, *scopev1.AllowIntegrationRequest) (*scopev1.AllowIntegrationResponse, error)
+	DisallowIntegrationFunc func(context.Context, *scopev1.DisallowIntegrationRequest) (*scopev1.DisallowIntegrationResponse, error)
+}
+
+var _ scopev1.IntegrationServiceServer = (*Integrations)(nil)
+
+func (f *Integrations) CreateIntegration(ctx context.Context, r *scopev1.CreateIntegrationRequest) (*scopev1.CreateIntegrationResponse, error) {
+	if f.CreateIntegrationFunc == nil {
+		return nil, unimplemented("CreateIntegration")
+	}
+	return f.CreateIntegrationFunc(ctx, r)
+}
+
+func (f *Integrations) GetIntegration(ctx context.Context, r *scopev1.GetIntegrationRequest) (*scopev1.GetIntegrationResponse, error) {
+	if f.GetIntegrationFunc == nil {
+		return nil, unimplemented("GetIntegration")
+	}
+	return f.GetIntegrationFunc(ctx, r)
+}
+
+func (f *Integrations) ListIntegrations(ctx context.Context, r *scopev1.ListIntegrationsRequest) (*scopev1.ListIntegrationsResponse, error) {
+	if f.ListIntegrationsFunc == nil {
+		return nil, unimplemented("ListIntegrations")
+	}
+	return f.ListIntegrationsFunc(ctx, r)
+}
+
+func (f *Integrations) DeleteIntegration(ctx context.Context, r *scopev1.DeleteIntegrationRequest) (*scopev1.DeleteIntegrationResponse, error) {
+	if f.DeleteIntegrationFunc == nil {
+		return nil, unimplemented("DeleteIntegration")
+	}
+	return f.DeleteIntegrationFunc(ctx, r)
+}
+
+func (f *Integrations) AllowIntegration(ctx context.Context, r *scopev1.AllowIntegrationRequest) (*scopev1.AllowIntegrationResponse, error) {
+	if f.AllowIntegrationFunc == nil {
+		return nil, unimplemented("AllowIntegration")
+	}
+	return f.AllowIntegrationFunc(ctx, r)
+}
+
+func (f *Integrations) DisallowIntegration(ctx context.Context, r *scopev1.DisallowIntegrationRequest) (*scopev1.DisallowIntegrationResponse, error) {
+	if f.DisallowIntegrationFunc == nil {
+		return nil, unimplemented("DisallowIntegration")
+	}
+	return f.DisallowIntegrationFunc(ctx, r)
 }

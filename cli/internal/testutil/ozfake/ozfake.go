@@ -74,6 +74,7 @@ type Services struct {
 	Environments *Environments
 	Runners      *Runners
 	Runs         *Runs
+	Integrations *Integrations
 	Audit        *Audit
 	// SealingKeys, when nil, is Sealer's Fake (Sealer, when nil, a
 	// NewSealer): every secret create and update starts by fetching the
@@ -101,6 +102,7 @@ func StartServices(t testing.TB, svc Services) *Server {
 		scopev1.RegisterEnvironmentServiceServer(gs, or(svc.Environments, &Environments{}))
 		scopev1.RegisterRunnerServiceServer(gs, or(svc.Runners, &Runners{}))
 		scopev1.RegisterRunServiceServer(gs, or(svc.Runs, &Runs{}))
+		scopev1.RegisterIntegrationServiceServer(gs, or(svc.Integrations, &Integrations{}))
 		auditv1.RegisterAuditServiceServer(gs, or(svc.Audit, &Audit{}))
 	})
 	s.Sealer = sealer
