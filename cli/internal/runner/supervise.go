@@ -40,6 +40,25 @@ type Command struct {
 	Started func(pid int)
 	// WaitDelay: see DefaultWaitDelay (zero means the default).
 	WaitDelay time.Duration
+
+	// AsUser, if set, runs the child as that user (--as-user), which
+	// keeps the runner's credential, ticket and keys out of its reach: a
+	// process of another uid cannot read the runner's /proc/PID/environ
+	// or /proc/PID/mem, attach to it, or signal it. The child has no
+	// supplementary groups, no capabilities and no_new_privs (a setuid
+	// program it runs does not raise its privileges), and a session of
+	// its own, without a controlling terminal: reading a terminal on
+	// standard input works, but it cannot push input into the terminal
+	// (TIOCSTI) for the runner's caller, say a root shell, to run once the
+	// runner has exited. Ctrl-C reaches the runner, which forwards it.
+	// Linux only; the runner must be root (Run refuses otherwise, before
+	// starting anything), and Path must be executable by the user.
+	//
+	// Without AsUser the child runs as the runner's uid, and Harden
+	// protects the runner process alone: any other process of that uid
+	// (a shell that exported OZ_TOKEN) and any file it can read are the
+	// agent's too.
+	AsUser *User
 }
 
 // Exit is how the child ended.
@@ -55,9 +74,17 @@ type Exit struct {
 // group, and waits for it. When standard input is this process's
 // controlling terminal and this process is in the foreground, the child's
 // group becomes the terminal's foreground group (so that it can read the
-// terminal and gets Ctrl-C from it directly) until it exits. Run returns
-// an error only if the child could not be started or waited for.
+// terminal and gets Ctrl-C from it directly) until it exits; not with
+// c.AsUser, whose child has a session of its own. Run returns an error
+// only if the child could not be started or waited for, or if c.AsUser is
+// set and the runner cannot run it as that user (see Command.AsUser):
+// then it starts nothing.
 func Run(c Command) (Exit, error) {
+	if c.AsUser != nil {
+		if err := CheckRunAs(*c.AsUser); err != nil {
+			return Exit{}, err
+		}
+	}
 	cmd := &exec.Cmd{
 		Path:        c.Path,
 		Args:        c.Args,
@@ -71,8 +98,18 @@ func Run(c Command) (Exit, error) {
 	if cmd.WaitDelay == 0 {
 		cmd.WaitDelay = DefaultWaitDelay
 	}
-	tty, foreground := foregroundTTY(c.Stdin)
-	if foreground {
+	start := cmd.Start
+	var tty int
+	var foreground bool
+	if u := c.AsUser; u != nil {
+		// A session of its own (and so a process group whose id is its
+		// pid, as with Setpgid), never the terminal's foreground.
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Setsid:     true,
+			Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}},
+		}
+		start = func() error { return startNoNewPrivs(cmd) }
+	} else if tty, foreground = foregroundTTY(c.Stdin); foreground {
 		cmd.SysProcAttr.Foreground = true
 		cmd.SysProcAttr.Ctty = tty
 	}
@@ -85,7 +122,7 @@ func Run(c Command) (Exit, error) {
 		sigs = ch
 	}
 
-	if err := cmd.Start(); err != nil {
+	if err := start(); err != nil {
 		return Exit{}, fmt.Errorf("start %s: %w", c.Args[0], err)
 	}
 	pid := cmd.Process.Pid
