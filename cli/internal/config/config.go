@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,11 +19,12 @@ const DefaultAddr = "127.0.0.1:7443"
 // Environment variables. Each overrides the config file key of the same
 // meaning; EnvConfig overrides the config file's path.
 const (
-	EnvAddr   = "OZ_ADDR"
-	EnvToken  = "OZ_TOKEN"
-	EnvCAFile = "OZ_CA_FILE"
-	EnvTeam   = "OZ_TEAM"
-	EnvConfig = "OZ_CONFIG"
+	EnvAddr      = "OZ_ADDR"
+	EnvToken     = "OZ_TOKEN"
+	EnvTokenFile = "OZ_TOKEN_FILE"
+	EnvCAFile    = "OZ_CA_FILE"
+	EnvTeam      = "OZ_TEAM"
+	EnvConfig    = "OZ_CONFIG"
 )
 
 // File is the config file's content. Every key is optional.
@@ -30,7 +32,9 @@ type File struct {
 	Addr   string `json:"addr,omitempty"`
 	CAFile string `json:"ca_file,omitempty"`
 	Token  string `json:"token,omitempty"`
-	Team   string `json:"team,omitempty"`
+	// TokenFile names a file holding the token, as --token-file does.
+	TokenFile string `json:"token_file,omitempty"`
+	Team      string `json:"team,omitempty"`
 }
 
 // key describes one config key: its name in the file, its environment
@@ -45,6 +49,7 @@ var keys = []key{
 	{"addr", EnvAddr, func(f *File) *string { return &f.Addr }},
 	{"ca_file", EnvCAFile, func(f *File) *string { return &f.CAFile }},
 	{"token", EnvToken, func(f *File) *string { return &f.Token }},
+	{"token_file", EnvTokenFile, func(f *File) *string { return &f.TokenFile }},
 	{"team", EnvTeam, func(f *File) *string { return &f.Team }},
 }
 
@@ -143,7 +148,10 @@ type Settings struct {
 	Addr   string
 	CAFile string
 	Token  string
-	Team   string
+	// TokenFile is the file the token is read from (ReadTokenFile), when
+	// it comes from one.
+	TokenFile string
+	Team      string
 	// Source says where each key's value came from: "env OZ_ADDR",
 	// "config file", "default" or "" (unset).
 	Source map[string]string
@@ -168,18 +176,71 @@ func Resolve(f File, getenv func(string) string) Settings {
 		merged.Addr = DefaultAddr
 		src["addr"] = "default"
 	}
-	return Settings{
-		Addr:   merged.Addr,
-		CAFile: merged.CAFile,
-		Token:  merged.Token,
-		Team:   merged.Team,
-		Source: src,
+	// The token: $OZ_TOKEN, else $OZ_TOKEN_FILE, else the file's token,
+	// else the file's token_file.
+	switch {
+	case src["token"] == "env "+EnvToken, src["token_file"] == "config file" && merged.Token != "":
+		merged.TokenFile = ""
+		delete(src, "token_file")
+	case merged.TokenFile != "":
+		merged.Token = ""
+		src["token"] = "file " + merged.TokenFile
 	}
+	return Settings{
+		Addr:      merged.Addr,
+		CAFile:    merged.CAFile,
+		Token:     merged.Token,
+		TokenFile: merged.TokenFile,
+		Team:      merged.Team,
+		Source:    src,
+	}
+}
+
+// MaxTokenFileSize bounds a token file: tokens are short.
+const MaxTokenFileSize = 4096
+
+// UseTokenFile makes path the token's source, ahead of every other
+// (the --token-file flag).
+func (s *Settings) UseTokenFile(path string) {
+	s.TokenFile, s.Token = path, ""
+	if s.Source == nil {
+		s.Source = map[string]string{}
+	}
+	s.Source["token"] = "file " + path
+}
+
+// ReadTokenFile reads the token from s.TokenFile, when set: the file's
+// content without surrounding white space. Errors name the file, never
+// its content.
+func (s *Settings) ReadTokenFile() error {
+	if s.TokenFile == "" {
+		return nil
+	}
+	f, err := os.Open(s.TokenFile)
+	if err != nil {
+		return fmt.Errorf("read token file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxTokenFileSize+1))
+	if err != nil {
+		return fmt.Errorf("read token file %s: %w", s.TokenFile, err)
+	}
+	switch tok := strings.TrimSpace(string(b)); {
+	case len(b) > MaxTokenFileSize:
+		return fmt.Errorf("token file %s: more than %d bytes: not a token", s.TokenFile, MaxTokenFileSize)
+	case tok == "":
+		return fmt.Errorf("token file %s is empty", s.TokenFile)
+	case strings.ContainsAny(tok, " \t\r\n"):
+		return fmt.Errorf("token file %s: holds more than one line or word: not a token", s.TokenFile)
+	default:
+		s.Token = tok
+	}
+	return nil
 }
 
 // Get returns the value of one key of s.
 func (s Settings) Get(name string) string {
-	f := File{Addr: s.Addr, CAFile: s.CAFile, Token: s.Token, Team: s.Team}
+	f := File{Addr: s.Addr, CAFile: s.CAFile, Token: s.Token, TokenFile: s.TokenFile, Team: s.Team}
 	if k, ok := lookup(name); ok {
 		return *k.ptr(&f)
 	}

@@ -3,18 +3,29 @@ package runner
 import (
 	"slices"
 	"strings"
+
+	"github.com/ozsecrets/oz/proto/envname"
 )
 
 // Env returns the child's environment: inherited, without the variables
-// named in drop (the runner's own credentials), with every var added.
-// A var replaces an inherited variable of the same name; shadowed lists
-// those names, in the order of vars. Names compare exactly, as the
-// environment does on Unix.
-func Env(inherited []string, vars []Var, drop []string) (env []string, shadowed []string) {
+// named in drop (the runner's own credentials), with every var added but
+// those whose names are reserved (envname: the server never sends one;
+// should one come, it is not set, and is listed in reserved). A var
+// replaces an inherited variable of the same name; shadowed lists those
+// names, in the order of vars. Names compare exactly, as the environment
+// does on Unix.
+func Env(inherited []string, vars []Var, drop []string) (env, shadowed, reserved []string) {
 	secret := map[string]bool{}
+	kept := vars[:0:0]
 	for _, v := range vars {
+		if envname.IsReserved(v.Name) {
+			reserved = append(reserved, v.Name)
+			continue
+		}
 		secret[v.Name] = true
+		kept = append(kept, v)
 	}
+	vars = kept
 	found := map[string]bool{}
 	env = make([]string, 0, len(inherited)+len(vars))
 	for _, kv := range inherited {
@@ -33,5 +44,5 @@ func Env(inherited []string, vars []Var, drop []string) (env []string, shadowed 
 			shadowed = append(shadowed, v.Name)
 		}
 	}
-	return env, shadowed
+	return env, shadowed, reserved
 }

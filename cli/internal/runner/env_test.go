@@ -15,6 +15,7 @@ func TestEnv(t *testing.T) {
 		drop         []string
 		want         []string
 		wantShadowed []string
+		wantReserved []string
 	}{
 		{
 			name:      "Adds",
@@ -42,6 +43,15 @@ func TestEnv(t *testing.T) {
 			want:      []string{"OZ_ADDR=a:1", "X=1"},
 		},
 		{
+			// The server never sends a reserved name; should one come, the
+			// runner does not set it.
+			name:         "ReservedNotSet",
+			inherited:    []string{"PATH=/bin"},
+			vars:         []runner.Var{{Name: "LD_PRELOAD", Value: []byte("/tmp/x.so")}, {Name: "node_options", Value: []byte("--require x")}, {Name: "OK", Value: []byte("v")}},
+			want:         []string{"PATH=/bin", "OK=v"},
+			wantReserved: []string{"LD_PRELOAD", "node_options"},
+		},
+		{
 			name:      "MultiLine",
 			inherited: nil,
 			vars:      []runner.Var{{Name: "PEM", Value: []byte("a\nb=c\n")}},
@@ -50,7 +60,10 @@ func TestEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, shadowed := runner.Env(tt.inherited, tt.vars, tt.drop)
+			got, shadowed, reserved := runner.Env(tt.inherited, tt.vars, tt.drop)
+			if !slices.Equal(reserved, tt.wantReserved) {
+				t.Errorf("got reserved %q, want %q", reserved, tt.wantReserved)
+			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("got env %q, want %q", got, tt.want)
 			}

@@ -1,7 +1,8 @@
-// Package runner is the runner side of a run: it resolves the run's
-// secrets with a fresh key (RunService.ResolveRun), opens the sealed
-// values in memory, builds the agent's environment, and starts and
-// supervises the agent process with its output masked.
+// Package runner is the runner side of a run: it redeems the run's start
+// ticket with a fresh key (RunService.ResolveRun), opens the sealed values
+// in memory, builds the agent's environment, starts and supervises the
+// agent process with its output masked, and reports the run's end
+// (RunService.EndRun).
 //
 // Values travel sealed to a key generated for the run (HPKE, ML-KEM-768 +
 // X25519), so only the secret store and the runner hold plaintext; the
@@ -13,8 +14,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 )
@@ -23,13 +26,20 @@ import (
 // scopev1.RunServiceClient implements it.
 type Resolver interface {
 	ResolveRun(ctx context.Context, in *scopev1.ResolveRunRequest, opts ...grpc.CallOption) (*scopev1.ResolveRunResponse, error)
+	EndRun(ctx context.Context, in *scopev1.EndRunRequest, opts ...grpc.CallOption) (*scopev1.EndRunResponse, error)
 }
 
-// Request is one run to resolve.
+// Request is one run to resolve: the redemption of its start ticket.
 type Request struct {
-	Team    string // team id, or "teams/{team}"
+	// Ticket is the start ticket ("ozt_…") the run's trigger got from
+	// StartRun.
+	Ticket string
+	// Team is a team id or "teams/{team}"; empty: the ticket's team.
+	Team string
+	// Context, when set, must agree with the ticket's: the server refuses
+	// a field that differs, except a narrower secret list and strict.
 	Context *scopev1.RunContext
-	RunID   string // optional
+	RunID   string // optional: must be the ticket's
 }
 
 // Resolution is a resolved run: its record and its opened values.
@@ -58,11 +68,15 @@ func Resolve(ctx context.Context, r Resolver, req Request) (*Resolution, error) 
 		return nil, err
 	}
 	parent := req.Team
-	if len(parent) < 6 || parent[:6] != "teams/" {
+	switch {
+	case parent == "":
+		parent = "teams/-" // the ticket's team
+	case len(parent) < 6 || parent[:6] != "teams/":
 		parent = "teams/" + parent
 	}
 	resp, err := r.ResolveRun(ctx, &scopev1.ResolveRunRequest{
 		Parent:    parent,
+		Ticket:    req.Ticket,
 		Context:   req.Context,
 		RunId:     req.RunID,
 		Recipient: key.Recipient(),
@@ -130,4 +144,20 @@ func IsStrict(err error) (*StrictError, bool) {
 	var se *StrictError
 	ok := errors.As(err, &se)
 	return se, ok
+}
+
+// End reports that the run named run (a run's resource name) ended as exit
+// says, after the command ran for d. The record of an ended run is
+// returned.
+func End(ctx context.Context, r Resolver, run string, exit Exit, d time.Duration) (*scopev1.Run, error) {
+	resp, err := r.EndRun(ctx, &scopev1.EndRunRequest{
+		Name:     run,
+		ExitCode: int32(exit.Code),
+		Signal:   int32(exit.Signal),
+		Duration: durationpb.New(d),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetRun(), nil
 }

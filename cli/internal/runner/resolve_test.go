@@ -5,7 +5,9 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,6 +23,12 @@ import (
 type fakeResolver struct {
 	ResolveRunFunc func(*scopev1.ResolveRunRequest) (*scopev1.ResolveRunResponse, error)
 	got            *scopev1.ResolveRunRequest
+	ended          *scopev1.EndRunRequest
+}
+
+func (f *fakeResolver) EndRun(_ context.Context, r *scopev1.EndRunRequest, _ ...grpc.CallOption) (*scopev1.EndRunResponse, error) {
+	f.ended = proto.Clone(r).(*scopev1.EndRunRequest)
+	return &scopev1.EndRunResponse{Run: &scopev1.Run{Name: r.GetName(), State: scopev1.RunState_RUN_STATE_ENDED}}, nil
 }
 
 var _ runner.Resolver = (*fakeResolver)(nil)
@@ -71,12 +79,15 @@ func TestResolve(t *testing.T) {
 	}
 	f := &fakeResolver{ResolveRunFunc: sealing(t, []string{"API_KEY", "PEM"}, vars, nil)}
 	rc := &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_CLI, User: "users/alice"}
-	res, err := runner.Resolve(context.Background(), f, runner.Request{Team: "acme", Context: rc, RunID: "r1"})
+	res, err := runner.Resolve(context.Background(), f, runner.Request{Ticket: "ozt_ticket", Team: "acme", Context: rc, RunID: "r1"})
 	if err != nil {
 		t.Fatalf("Resolve: %v", err)
 	}
 	if got := f.got.GetParent(); got != "teams/acme" {
 		t.Errorf("got parent %q, want teams/acme", got)
+	}
+	if got := f.got.GetTicket(); got != "ozt_ticket" {
+		t.Errorf("got ticket %q, want the one given", got)
 	}
 	if got := f.got.GetRunId(); got != "r1" {
 		t.Errorf("got run id %q, want r1", got)
@@ -217,5 +228,32 @@ func TestOpenWithAnotherKeyFails(t *testing.T) {
 	vars, err := k1.Open(sealed, runner.InfoPrefix+runName)
 	if err != nil || len(vars) != 1 || string(vars[0].Value) != "value" {
 		t.Errorf("got %v, %v, want the one var", vars, err)
+	}
+}
+
+// TestResolveAnyTeam: without a team, the ticket's team is asked for.
+func TestResolveAnyTeam(t *testing.T) {
+	f := &fakeResolver{ResolveRunFunc: sealing(t, nil, nil, nil)}
+	if _, err := runner.Resolve(context.Background(), f, runner.Request{Ticket: "ozt_x"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.got.GetParent(); got != "teams/-" || f.got.GetContext() != nil {
+		t.Errorf("got parent %q and context %v, want teams/- and none", got, f.got.GetContext())
+	}
+}
+
+// TestEnd: the end is reported with the exit status, the signal and the
+// duration.
+func TestEnd(t *testing.T) {
+	f := &fakeResolver{}
+	run, err := runner.End(context.Background(), f, runName, runner.Exit{Code: 130, Signal: syscall.SIGINT}, 1500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ended.GetName() != runName || f.ended.GetExitCode() != 130 || f.ended.GetSignal() != 2 || f.ended.GetDuration().AsDuration() != 1500*time.Millisecond {
+		t.Errorf("EndRun request: %v", f.ended)
+	}
+	if run.GetState() != scopev1.RunState_RUN_STATE_ENDED {
+		t.Errorf("returned run: %v", run)
 	}
 }

@@ -26,6 +26,8 @@ type Factory struct {
 	Getenv   func(string) string
 	// Dial connects to the gateway; client.Dial unless replaced.
 	Dial func(config.Settings) (*client.Conn, error)
+	// TokenFile is --token-file: the token's source, ahead of every other.
+	TokenFile string
 }
 
 // System returns the factory of the real process.
@@ -42,7 +44,8 @@ func System() *Factory {
 // ConfigPath returns the config file's path.
 func (f *Factory) ConfigPath() (string, error) { return config.Path(f.Getenv) }
 
-// Settings returns the effective settings: config file, then environment.
+// Settings returns the effective settings: config file, then environment,
+// then --token-file; a token file is read.
 func (f *Factory) Settings() (config.Settings, error) {
 	path, err := f.ConfigPath()
 	if err != nil {
@@ -52,7 +55,14 @@ func (f *Factory) Settings() (config.Settings, error) {
 	if err != nil {
 		return config.Settings{}, err
 	}
-	return config.Resolve(file, f.Getenv), nil
+	s := config.Resolve(file, f.Getenv)
+	if f.TokenFile != "" {
+		s.UseTokenFile(f.TokenFile)
+	}
+	if err := s.ReadTokenFile(); err != nil {
+		return config.Settings{}, exitcode.Usagef("%v", err)
+	}
+	return s, nil
 }
 
 // Connector returns a function that dials the gateway with the effective

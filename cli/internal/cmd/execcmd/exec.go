@@ -1,6 +1,7 @@
 // Package execcmd implements the runner's commands: `oz exec`, which
-// resolves a run's secrets and runs a command with them as environment
-// variables and its output masked, and `oz mask`, which masks a stream.
+// redeems a run's start ticket and runs a command with the run's secrets
+// as environment variables and its output masked, and `oz mask`, which
+// masks a stream.
 package execcmd
 
 import (
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -35,134 +37,226 @@ func Commands(f *cmdutil.Factory) []*cli.Command {
 type ExecOptions struct {
 	IO       *iostreams.IOStreams
 	Settings func() (config.Settings, error)
+	// ConfigPath is the config file's path, checked with the token file
+	// under --as-user; empty: none.
+	ConfigPath string
 	// Dial connects to the gateway; client.Dial unless replaced.
 	Dial     func(config.Settings) (*client.Conn, error)
 	Getenv   func(string) string
 	Environ  func() []string
 	LookPath func(string) (string, error)
+	ReadFile func(string) ([]byte, error)
+	Now      func() time.Time
 	// Signals to forward; nil: those the process receives.
 	Signals <-chan os.Signal
 
-	Team          string
-	Trigger       scopev1.Trigger
-	User          string
-	Agent         string
-	Environment   string
-	Secrets       []string
-	NoSecrets     bool
-	Strict        bool
-	RunID         string
-	StartTokenEnv string
-	Command       []string
+	// The ticket: from the variable TicketEnv, or the file TicketFile.
+	TicketEnv  string
+	TicketFile string
+	// Team, when set, must be the ticket's.
+	Team string
+	// Context narrows (secrets, strict) or restates (trigger, user, agent,
+	// environment: they must agree) the ticket's; nil: as the ticket says.
+	Context *scopev1.RunContext
+	RunID   string
+	// AsUser runs the command as another user (the runner must be root).
+	AsUser  *runner.User
+	Command []string
 }
 
-const execDescription = `oz exec resolves the run's secrets with the runner token in OZ_TOKEN and
-runs COMMAND with each injected secret as an environment variable named
-after it. The values are sealed to a key made for the run and opened in
-memory; they never go on a command line, into a file or into oz's output.
+// EnvTicket is the variable oz exec reads the ticket from by default.
+const EnvTicket = "OZ_TICKET"
 
-COMMAND inherits oz's environment without OZ_TOKEN (and without the
-variable named by --start-token-env); a secret replaces an inherited
-variable of the same name. Its standard input is oz's; its standard output
-and error pass through oz, which replaces every secret value — and its
-lines, base64, percent-encoded and JSON-escaped forms — with ***. Values
-shorter than 4 bytes are not masked; oz says which.
+const execDescription = `oz exec redeems a run's start ticket with the runner token (OZ_TOKEN,
+--token-file, OZ_TOKEN_FILE) and runs COMMAND with each injected secret as an
+environment variable named after it.
+
+A run is started by its trigger, not by the runner: a member with
+oz run start (for themselves), an agent identity's token (as that
+identity), or an integration (Slack, Linear, a scheduler). Each gets a
+single-use ticket that expires (10 minutes by default), and the ticket fixes
+the run's context: whose run it is, which identity it executes as, its
+environment and its secret list. The runner may narrow it (--no-secrets,
+--secret with some of the ticket's names, --strict) but never change it:
+--trigger, --user, --agent, --environment, --team and --run-id, when given,
+must agree with the ticket.
+
+The values are sealed to a key made for the run and opened in memory; they
+never go on a command line, into a file or into oz's output. oz makes itself
+non-dumpable first, so that a process of the same user cannot read its
+memory or /proc/PID/environ, nor attach to it.
+
+COMMAND inherits oz's environment without OZ_TOKEN, OZ_TOKEN_FILE and the
+ticket's variable; a secret replaces an inherited variable of the same name.
+Its standard input is oz's; its standard output and error pass through oz,
+which replaces every secret value (and the runner's token and the ticket) —
+and their lines, base64, hex, percent-encoded, JSON- and \x-escaped forms, in
+any letter case — with ***. Values shorter than 4 bytes are not masked; oz
+says which.
+
+--as-user UID[:GID] (the runner running as root) runs COMMAND as that user,
+with no supplementary groups, no_new_privs and a session of its own, so that
+it cannot read the runner's memory, token file or config file (oz refuses to
+start when that user could read them). This is the recommended deployment:
+without it, any other process of the same user that holds the token (the
+shell that exported OZ_TOKEN) is readable by COMMAND.
 
 Before COMMAND starts, oz prints the run id, the injected secrets and the
 unresolved references on standard error. SIGINT, SIGTERM and SIGHUP go to
-COMMAND's process group. oz exits with COMMAND's status (128+N if signal N
-killed it); its own errors use oz's exit codes (see oz --help), and
---strict with an unresolved reference exits 7 without starting COMMAND.
+COMMAND's process group. When COMMAND ends, oz reports the run's end (exit
+code and duration) and exits with COMMAND's status (128+N if signal N killed
+it); its own errors use oz's exit codes (see oz --help), and --strict with an
+unresolved reference exits 7 without starting COMMAND.
 
-Put -- before COMMAND: oz exec --team acme --trigger cli -- make deploy`
+   T=$(oz run start --environment ops-tools)          # as the member
+   OZ_TICKET=$T oz exec --ticket-env OZ_TICKET -- make deploy   # as the runner`
 
 // NewExecCmd returns `oz exec`.
 func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:        "exec",
-		Usage:       "Run a command with the run's secrets in its environment, its output masked",
-		UsageText:   "oz exec --team TEAM --trigger TRIGGER [--user U] [--agent A] [--environment E] [--secret NAME... | --no-secrets] [--strict] [--run-id ID] [--start-token-env VAR] -- COMMAND [ARGS...]",
+		Usage:       "Redeem a run's start ticket and run a command with its secrets, its output masked",
+		UsageText:   "oz exec (--ticket-env VAR | --ticket-file FILE) [--no-secrets | --secret NAME...] [--strict] [--as-user UID[:GID]] -- COMMAND [ARGS...]",
 		Description: execDescription,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "team", Usage: "the `TEAM` whose run it is (default: --use-team, $OZ_TEAM or the config file's team)"},
-			&cli.StringFlag{Name: "trigger", Usage: "what started the run (`TRIGGER`): " + strings.Join(cmdutil.TriggerNames(), ", ")},
-			&cli.StringFlag{Name: "user", Usage: "the triggering `USER` (user-initiated triggers)"},
-			&cli.StringFlag{Name: "agent", Usage: "the agent identity `ID` to execute as"},
-			&cli.StringFlag{Name: "environment", Usage: "the environment `ID` whose secret names are the default allowlist"},
-			&cli.StringSliceFlag{Name: "secret", Usage: "inject only the secret `NAME` (repeatable): the run's allowlist"},
-			&cli.BoolFlag{Name: "no-secrets", Usage: "inject no secrets (an empty allowlist)"},
+			&cli.StringFlag{Name: "ticket-env", Usage: "read the start ticket from the environment variable `VAR` (" + EnvTicket + " when neither this nor --ticket-file is given)"},
+			&cli.StringFlag{Name: "ticket-file", Usage: "read the start ticket from `FILE`"},
+			&cli.StringSliceFlag{Name: "secret", Usage: "narrow the run to the secret `NAME` (repeatable; each in the ticket's own list)"},
+			&cli.BoolFlag{Name: "no-secrets", Usage: "inject no secrets (narrows the ticket to an empty list)"},
 			&cli.BoolFlag{Name: "strict", Usage: "fail, without starting COMMAND, if any reference is unresolved"},
-			&cli.StringFlag{Name: "run-id", Usage: "the run's `ID` (default: the server makes one)"},
-			&cli.StringFlag{Name: "start-token-env", Usage: "the environment variable `VAR` holding the token the run was started with"},
+			&cli.StringFlag{Name: "as-user", Usage: "run COMMAND as `UID[:GID]` (the runner must be root)"},
+			&cli.StringFlag{Name: "team", Usage: "the `TEAM` the ticket must belong to (default: the ticket's)"},
+			&cli.StringFlag{Name: "trigger", Usage: "the `TRIGGER` the ticket must have"},
+			&cli.StringFlag{Name: "user", Usage: "the triggering `USER` the ticket must have"},
+			&cli.StringFlag{Name: "agent", Usage: "the agent identity `ID` the ticket must have"},
+			&cli.StringFlag{Name: "environment", Usage: "the environment `ID` the ticket must have"},
+			&cli.StringFlag{Name: "run-id", Usage: "the run `ID` the ticket must have"},
+			&cli.StringFlag{Name: "start-token-env", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
+			if c.IsSet("start-token-env") {
+				return exitcode.Usagef("--start-token-env is no longer supported: start the run with that token (oz run start, or StartRun), and pass the ticket it prints to oz exec with --ticket-env or --ticket-file")
+			}
 			opts := &ExecOptions{
-				IO:            f.IO,
-				Settings:      f.Settings,
-				Dial:          f.Dial,
-				Getenv:        f.Getenv,
-				Agent:         c.String("agent"),
-				Environment:   c.String("environment"),
-				Secrets:       c.StringSlice("secret"),
-				NoSecrets:     c.Bool("no-secrets"),
-				Strict:        c.Bool("strict"),
-				RunID:         c.String("run-id"),
-				StartTokenEnv: c.String("start-token-env"),
-				Command:       c.Args().Slice(),
+				IO:         f.IO,
+				Settings:   f.Settings,
+				Dial:       f.Dial,
+				Getenv:     f.Getenv,
+				Now:        f.Now,
+				TicketEnv:  c.String("ticket-env"),
+				TicketFile: c.String("ticket-file"),
+				Team:       c.String("team"),
+				RunID:      c.String("run-id"),
+				Command:    c.Args().Slice(),
+			}
+			if p, err := f.ConfigPath(); err == nil {
+				opts.ConfigPath = p
 			}
 			if len(opts.Command) == 0 {
 				return exitcode.Usagef("missing COMMAND (oz exec [flags] -- COMMAND [ARGS...])")
 			}
-			var err error
-			if opts.Trigger, err = cmdutil.ParseTrigger(c.String("trigger")); err != nil {
-				return err
+			if opts.TicketEnv != "" && opts.TicketFile != "" {
+				return exitcode.Usagef("--ticket-env and --ticket-file cannot be used together")
 			}
-			if u := c.String("user"); u != "" && !strings.HasPrefix(u, "users/") {
-				opts.User = "users/" + u
-			} else {
-				opts.User = u
-			}
-			if opts.Team, err = f.CommandTeam(c); err != nil {
-				return err
-			}
-			if opts.Team == "" {
-				return exitcode.Usagef("--team is required")
-			}
-			if opts.NoSecrets && c.IsSet("secret") {
+			if c.Bool("no-secrets") && c.IsSet("secret") {
 				return exitcode.Usagef("--secret and --no-secrets cannot be used together")
+			}
+			rc, err := contextOf(c)
+			if err != nil {
+				return err
+			}
+			opts.Context = rc
+			if v := c.String("as-user"); v != "" {
+				u, err := runner.ParseAsUser(v)
+				if err != nil {
+					return exitcode.Usagef("%v", err)
+				}
+				opts.AsUser = u
 			}
 			return RunExec(c.Context, opts)
 		},
 	}
 }
 
-// RunExec resolves the run, starts the command and waits for it. It
-// returns nil when the command exits 0, and an error carrying the
-// command's exit code otherwise: exitcode.Silent for an exit status (oz
-// adds no line of its own), a message for a signal.
-func RunExec(ctx context.Context, opts *ExecOptions) error {
-	errOut := opts.IO.ErrOut
+// contextOf is the context the flags restate or narrow; nil when none is
+// given.
+func contextOf(c *cli.Context) (*scopev1.RunContext, error) {
+	rc := &scopev1.RunContext{
+		User:        c.String("user"),
+		Agent:       c.String("agent"),
+		Environment: c.String("environment"),
+		Strict:      c.Bool("strict"),
+	}
+	if t := c.String("trigger"); t != "" {
+		tr, err := cmdutil.ParseTrigger(t)
+		if err != nil {
+			return nil, err
+		}
+		rc.Trigger = tr
+	}
+	if rc.User != "" && !strings.HasPrefix(rc.User, "users/") {
+		rc.User = "users/" + rc.User
+	}
+	switch {
+	case c.Bool("no-secrets"):
+		rc.Secrets = &scopev1.SecretNameList{}
+	case c.IsSet("secret"):
+		rc.Secrets = &scopev1.SecretNameList{Names: slices.Clone(c.StringSlice("secret"))}
+	}
+	if rc.Trigger == 0 && rc.User == "" && rc.Agent == "" && rc.Environment == "" && !rc.Strict && rc.Secrets == nil {
+		return nil, nil
+	}
+	return rc, nil
+}
+
+// ticket reads the start ticket as opts say: from TicketFile, else the
+// variable TicketEnv (EnvTicket when empty). It returns the variable to
+// drop from the command's environment.
+func (opts *ExecOptions) ticket() (ticket, envVar string, err error) {
+	if opts.TicketFile != "" {
+		read := opts.ReadFile
+		if read == nil {
+			read = os.ReadFile
+		}
+		b, err := read(opts.TicketFile)
+		if err != nil {
+			return "", "", exitcode.Usagef("--ticket-file: %v", err)
+		}
+		if ticket = strings.TrimSpace(string(b)); ticket == "" {
+			return "", "", exitcode.Usagef("--ticket-file: %s is empty", opts.TicketFile)
+		}
+		return ticket, "", nil
+	}
+	envVar = opts.TicketEnv
+	if envVar == "" {
+		envVar = EnvTicket
+	}
 	getenv := opts.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	rc := &scopev1.RunContext{
-		Trigger:     opts.Trigger,
-		User:        opts.User,
-		Agent:       opts.Agent,
-		Environment: opts.Environment,
-		Strict:      opts.Strict,
+	if ticket = strings.TrimSpace(getenv(envVar)); ticket == "" {
+		return "", "", exitcode.Usagef("no start ticket: $%s is not set; a run is started by its trigger (oz run start prints a ticket) and the runner redeems it with --ticket-env VAR or --ticket-file FILE", envVar)
 	}
-	switch {
-	case opts.NoSecrets:
-		rc.Secrets = &scopev1.SecretNameList{}
-	case len(opts.Secrets) > 0:
-		rc.Secrets = &scopev1.SecretNameList{Names: slices.Clone(opts.Secrets)}
-	}
-	if opts.StartTokenEnv != "" {
-		if rc.StartToken = getenv(opts.StartTokenEnv); rc.StartToken == "" {
-			return exitcode.Usagef("--start-token-env: $%s is not set", opts.StartTokenEnv)
+	return ticket, envVar, nil
+}
+
+// RunExec redeems the ticket, starts the command, waits for it and reports
+// the run's end. It returns nil when the command exits 0, and an error
+// carrying the command's exit code otherwise: exitcode.Silent for an exit
+// status (oz adds no line of its own), a message for a signal.
+func RunExec(ctx context.Context, opts *ExecOptions) error {
+	errOut := opts.IO.ErrOut
+	if opts.AsUser != nil {
+		// Before anything is resolved: a run that cannot start is not
+		// resolved.
+		if err := runner.CheckRunAs(*opts.AsUser); err != nil {
+			return exitcode.Usagef("--as-user: %v", err)
 		}
+	}
+	ticket, ticketVar, err := opts.ticket()
+	if err != nil {
+		return err
 	}
 
 	// Find the command before resolving, so that a typo costs no run.
@@ -183,6 +277,21 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 	if err != nil {
 		return err
 	}
+	if opts.AsUser != nil {
+		// The agent's user must not be able to read the runner's token.
+		var files []string
+		if settings.TokenFile != "" {
+			files = append(files, settings.TokenFile)
+		}
+		if opts.ConfigPath != "" {
+			if _, err := os.Stat(opts.ConfigPath); err == nil {
+				files = append(files, opts.ConfigPath)
+			}
+		}
+		if err := runner.CheckPrivate(*opts.AsUser, files...); err != nil {
+			return exitcode.Usagef("--as-user: %v", err)
+		}
+	}
 	dial := opts.Dial
 	if dial == nil {
 		dial = client.Dial
@@ -191,8 +300,8 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := runner.Resolve(ctx, conn.Runs, runner.Request{Team: opts.Team, Context: rc, RunID: opts.RunID})
-	_ = conn.Close()
+	defer conn.Close()
+	res, err := runner.Resolve(ctx, conn.Runs, runner.Request{Ticket: ticket, Team: opts.Team, Context: opts.Context, RunID: opts.RunID})
 	if se, ok := runner.IsStrict(err); ok {
 		printRun(errOut, se.Run)
 		return exitcode.New(exitcode.Strict, "strict run: unresolved secret references; "+opts.Command[0]+" was not started")
@@ -212,7 +321,7 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 			short = append(short, v.Name)
 		}
 	}
-	for _, cred := range []string{settings.Token, rc.StartToken} {
+	for _, cred := range []string{settings.Token, ticket} {
 		if len(cred) >= mask.MinLen {
 			values = append(values, []byte(cred))
 		}
@@ -220,21 +329,29 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 	if len(short) > 0 {
 		fmt.Fprintf(errOut, "oz: not masked in output (shorter than %d bytes): %s\n", mask.MinLen, strings.Join(short, ", "))
 	}
-	drop := []string{config.EnvToken}
-	if opts.StartTokenEnv != "" {
-		drop = append(drop, opts.StartTokenEnv)
+	drop := []string{config.EnvToken, config.EnvTokenFile}
+	if ticketVar != "" {
+		drop = append(drop, ticketVar)
 	}
 	environ := opts.Environ
 	if environ == nil {
 		environ = os.Environ
 	}
-	env, shadowed := runner.Env(environ(), res.Vars, drop)
+	env, shadowed, reserved := runner.Env(environ(), res.Vars, drop)
 	for _, name := range shadowed {
 		fmt.Fprintf(errOut, "oz: secret %s replaces the inherited environment variable %s\n", name, name)
 	}
+	for _, name := range reserved {
+		fmt.Fprintf(errOut, "oz: not set: %s is a reserved name (see the README's Rules)\n", name)
+	}
 
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	m := mask.Compile(values)
 	stdout, stderr := m.NewWriter(opts.IO.Out), m.NewWriter(opts.IO.ErrOut)
+	started := now()
 	exit, err := runner.Run(runner.Command{
 		Path:    path,
 		Args:    opts.Command,
@@ -243,10 +360,17 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 		Stdout:  stdout,
 		Stderr:  stderr,
 		Signals: opts.Signals,
+		AsUser:  opts.AsUser,
 	})
 	// The relay is over: write what the maskers held back.
 	_ = stdout.Close()
 	_ = stderr.Close()
+	if err != nil {
+		// The command never ran: the run ends here, as a shell says of a
+		// command it cannot run.
+		exit = runner.Exit{Code: 127}
+	}
+	reportEnd(ctx, errOut, conn.Runs, res.Run.GetName(), exit, now().Sub(started))
 	if err != nil {
 		return err
 	}
@@ -258,6 +382,21 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 	default:
 		// COMMAND has said what it had to on its standard error.
 		return exitcode.Silent(exit.Code)
+	}
+}
+
+// endTimeout bounds the report of a run's end.
+const endTimeout = 10 * time.Second
+
+// reportEnd tells the server that the run ended. It is done even when ctx
+// was cancelled (an interrupt that ended the command); a failure is said
+// on w and does not change oz's exit status.
+func reportEnd(ctx context.Context, w io.Writer, r runner.Resolver, run string, exit runner.Exit, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+	defer cancel()
+	if _, err := runner.End(ctx, r, run, exit, d); err != nil {
+		lines, _ := exitcode.Describe(err)
+		fmt.Fprintf(w, "oz: the run's end could not be reported (it stays in flight in the run record): %s\n", strings.Join(lines, "; "))
 	}
 }
 

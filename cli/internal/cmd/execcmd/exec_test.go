@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
@@ -27,7 +29,8 @@ import (
 	"github.com/ozsecrets/oz/cli/internal/testutil/ozfake"
 )
 
-// ozBin is oz with the exec and mask commands, built for these tests.
+// ozBin is oz (cmd/oz), built for these tests: they run exec and mask as
+// real processes, hardened as the real one is.
 var ozBin string
 
 func TestMain(m *testing.M) {
@@ -37,7 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	ozBin = filepath.Join(dir, "oz")
-	build := exec.Command("go", "build", "-o", ozBin, "./testdata/ozexec")
+	build := exec.Command("go", "build", "-o", ozBin, "github.com/ozsecrets/oz/cli/cmd/oz")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build oz:", err)
@@ -61,7 +64,8 @@ const (
 	password   = "p@ss w0rd/+<&>"
 	shadow     = "shadow-secret-value"
 	pin        = "123"
-	startToken = "oz_start_token_abcdef0123456789"
+	// ticket is the run's start ticket, in RUN_TICKET.
+	ticket = "ozt_0123456789abcdef_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde"
 )
 
 var pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----\n"
@@ -75,7 +79,7 @@ var runVars = []ozfake.ExecVar{
 }
 
 // longValues are the values oz must mask, and the runner's credentials.
-var longValues = []string{apiKey, password, shadow, pem, ozfake.Token, startToken}
+var longValues = []string{apiKey, password, shadow, pem, ozfake.Token, ticket}
 
 func startFake(t *testing.T, resolve func(context.Context, *scopev1.ResolveRunRequest) (*scopev1.ResolveRunResponse, error)) *ozfake.Server {
 	t.Helper()
@@ -89,7 +93,7 @@ func startDefault(t *testing.T) *ozfake.Server {
 }
 
 // ozCommand returns oz pointed at srv with its own config directory, and
-// with SHADOWED, KEEP and START_TOKEN in its environment.
+// with SHADOWED, KEEP and RUN_TICKET in its environment.
 func ozCommand(t *testing.T, srv *ozfake.Server, args ...string) *exec.Cmd {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -102,13 +106,13 @@ func ozCommand(t *testing.T, srv *ozfake.Server, args ...string) *exec.Cmd {
 		"OZ_CONFIG=" + filepath.Join(home, "config.json"),
 		"SHADOWED=inherited-value",
 		"KEEP=kept",
-		"START_TOKEN=" + startToken,
+		"RUN_TICKET=" + ticket,
 	}, srv.Env()...)
 	return cmd
 }
 
 func execArgs(child ...string) []string {
-	return append([]string{"exec", "--team", "acme", "--trigger", "cli", "--user", "alice", "--start-token-env", "START_TOKEN", "--"}, child...)
+	return append([]string{"exec", "--ticket-env", "RUN_TICKET", "--"}, child...)
 }
 
 func exitCode(t *testing.T, err error) int {
@@ -178,6 +182,10 @@ func TestExecMasksOutput(t *testing.T) {
 		{name: "Stderr", child: []string{"sh", "-c", `echo "key=$API_KEY" >&2`}, wantStderr: []string{"key=***\n"}},
 		{name: "ByteByByte", child: []string{"sh", "-c", `printf '%s\n' "$API_KEY" | fold -w 1 | while IFS= read -r c; do printf %s "$c"; sleep 0.001; done; echo`}, wantStdout: []string{"***\n"}},
 		{name: "RunnerToken", child: []string{"sh", "-c", "echo " + ozfake.Token}, wantStdout: []string{"***\n"}},
+		{name: "Ticket", child: []string{"sh", "-c", "echo " + ticket}, wantStdout: []string{"***\n"}},
+		{name: "Hex", child: []string{"sh", "-c", `printf %s "$API_KEY" | od -An -tx1 | tr -d ' \n'; echo`}, wantStdout: []string{"***\n"}},
+		{name: "HexUpper", child: []string{"sh", "-c", `printf %s "$API_KEY" | od -An -tx1 | tr -d ' \n' | tr a-f A-F; echo`}, wantStdout: []string{"***\n"}},
+		{name: "Upper", child: []string{"sh", "-c", `printf %s "$API_KEY" | tr a-z A-Z; echo`}, wantStdout: []string{"***\n"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,7 +221,7 @@ func TestExecEnvironment(t *testing.T) {
 			env[k] = v
 		}
 	}
-	for _, name := range []string{"OZ_TOKEN", "START_TOKEN"} {
+	for _, name := range []string{"OZ_TOKEN", "RUN_TICKET"} {
 		if _, ok := env[name]; ok {
 			t.Errorf("the child's environment holds %s", name)
 		}
@@ -245,37 +253,58 @@ func TestExecRequest(t *testing.T) {
 	tests := []struct {
 		name  string
 		flags []string
+		env   map[string]string
 		want  *scopev1.ResolveRunRequest
 	}{
 		{
-			name:  "Full",
-			flags: []string{"--team", "acme", "--trigger", "slack", "--user", "alice", "--agent", "deployer", "--environment", "prod", "--secret", "A", "--secret", "B", "--run-id", "r42", "--start-token-env", "START_TOKEN"},
-			want: &scopev1.ResolveRunRequest{Parent: "teams/acme", RunId: "r42", Context: &scopev1.RunContext{
+			// The ticket fixes the run: nothing else is sent.
+			name:  "TicketOnly",
+			flags: []string{"--ticket-env", "RUN_TICKET"},
+			want:  &scopev1.ResolveRunRequest{Parent: "teams/-", Ticket: ticket},
+		},
+		{
+			name: "DefaultVariable",
+			env:  map[string]string{"OZ_TICKET": ticket},
+			want: &scopev1.ResolveRunRequest{Parent: "teams/-", Ticket: ticket},
+		},
+		{
+			name:  "TicketFile",
+			flags: []string{"--ticket-file", "TICKET_FILE"},
+			want:  &scopev1.ResolveRunRequest{Parent: "teams/-", Ticket: ticket},
+		},
+		{
+			// What the runner restates, the server checks against the
+			// ticket.
+			name:  "Restated",
+			flags: []string{"--ticket-env", "RUN_TICKET", "--team", "acme", "--trigger", "slack", "--user", "alice", "--agent", "deployer", "--environment", "prod", "--secret", "A", "--secret", "B", "--run-id", "r42"},
+			want: &scopev1.ResolveRunRequest{Parent: "teams/acme", Ticket: ticket, RunId: "r42", Context: &scopev1.RunContext{
 				Trigger: scopev1.Trigger_TRIGGER_SLACK, User: "users/alice", Agent: "deployer", Environment: "prod",
-				Secrets: &scopev1.SecretNameList{Names: []string{"A", "B"}}, StartToken: startToken,
+				Secrets: &scopev1.SecretNameList{Names: []string{"A", "B"}},
 			}},
 		},
 		{
-			name:  "NoSecretsIsEmptyList",
-			flags: []string{"--team", "acme", "--trigger", "schedule", "--no-secrets", "--strict"},
-			want: &scopev1.ResolveRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{
-				Trigger: scopev1.Trigger_TRIGGER_SCHEDULE, Secrets: &scopev1.SecretNameList{}, Strict: true,
+			name:  "NarrowedToNothing",
+			flags: []string{"--ticket-env", "RUN_TICKET", "--no-secrets", "--strict"},
+			want: &scopev1.ResolveRunRequest{Parent: "teams/-", Ticket: ticket, Context: &scopev1.RunContext{
+				Secrets: &scopev1.SecretNameList{}, Strict: true,
 			}},
-		},
-		{
-			name:  "NoListIsAbsent",
-			flags: []string{"--use-team", "acme", "--trigger", "integration"},
-			want:  &scopev1.ResolveRunRequest{Parent: "teams/acme", Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_INTEGRATION}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := startFake(t, ozfake.ExecResolved(nil))
-			args := append([]string{"exec"}, tt.flags...)
-			if tt.flags[0] == "--use-team" { // a global flag
-				args = append(tt.flags[:2:2], append([]string{"exec"}, tt.flags[2:]...)...)
+			flags := slices.Clone(tt.flags)
+			if i := slices.Index(flags, "TICKET_FILE"); i >= 0 {
+				flags[i] = filepath.Join(t.TempDir(), "ticket")
+				if err := os.WriteFile(flags[i], []byte(ticket+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
-			_, stderr, code := run(t, ozCommand(t, srv, append(args, "--", "true")...))
+			cmd := ozCommand(t, srv, append(append([]string{"exec"}, flags...), "--", "true")...)
+			for k, v := range tt.env {
+				cmd.Env = append(cmd.Env, k+"="+v)
+			}
+			_, stderr, code := run(t, cmd)
 			if code != 0 {
 				t.Fatalf("got exit code %d, want 0; stderr %q", code, stderr)
 			}
@@ -304,19 +333,56 @@ func TestExecRequest(t *testing.T) {
 	}
 }
 
+// TestExecReportsEnd: when the command ends, oz reports the run's end with
+// its exit status and how long it ran, with the runner's token.
+func TestExecReportsEnd(t *testing.T) {
+	srv := startDefault(t)
+	_, stderr, code := run(t, ozCommand(t, srv, execArgs("sh", "-c", "sleep 0.2; exit 5")...))
+	if code != 5 {
+		t.Fatalf("got exit code %d, want 5; stderr %q", code, stderr)
+	}
+	calls := srv.CallsTo("EndRun")
+	if len(calls) != 1 {
+		t.Fatalf("got %d EndRun calls, want 1", len(calls))
+	}
+	end := calls[0].Req.(*scopev1.EndRunRequest)
+	if end.GetName() != "teams/acme/runs/run-0001" || end.GetExitCode() != 5 || end.GetSignal() != 0 ||
+		end.GetDuration().AsDuration() < 200*time.Millisecond || end.GetDuration().AsDuration() > 30*time.Second {
+		t.Errorf("EndRun request: %v", end)
+	}
+	if md := calls[0].MD.Get("authorization"); !slices.Equal(md, []string{"Bearer " + ozfake.Token}) {
+		t.Errorf("got authorization %q, want the runner token", md)
+	}
+
+	// A failed report is said, and changes nothing else.
+	failing := ozfake.StartExec(t, &ozfake.ExecRunService{
+		ResolveRunFunc: ozfake.ExecResolved(runVars),
+		EndRunFunc: func(context.Context, *scopev1.EndRunRequest) (*scopev1.EndRunResponse, error) {
+			return nil, status.Error(codes.Unavailable, "resolver down")
+		},
+	})
+	_, stderr, code = run(t, ozCommand(t, failing, execArgs("true")...))
+	if code != 0 || !strings.Contains(stderr, "the run's end could not be reported") {
+		t.Errorf("got exit code %d and stderr %q; want 0 and the failed report said", code, stderr)
+	}
+}
+
 func TestExecUsageErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"NoTrigger", []string{"exec", "--team", "acme", "--", "true"}, "--trigger is required"},
-		{"BadTrigger", []string{"exec", "--team", "acme", "--trigger", "cron", "--", "true"}, `--trigger: must be one of`},
-		{"NoTeam", []string{"exec", "--trigger", "cli", "--", "true"}, "--team is required"},
-		{"NoCommand", []string{"exec", "--team", "acme", "--trigger", "cli"}, "missing COMMAND"},
-		{"SecretAndNoSecrets", []string{"exec", "--team", "acme", "--trigger", "cli", "--secret", "A", "--no-secrets", "--", "true"}, "cannot be used together"},
-		{"UnsetStartToken", []string{"exec", "--team", "acme", "--trigger", "cli", "--start-token-env", "NOPE", "--", "true"}, "$NOPE is not set"},
-		{"CommandNotFound", []string{"exec", "--team", "acme", "--trigger", "cli", "--", "no-such-command-xyz"}, "cannot run no-such-command-xyz: executable file not found"},
+		{"NoTicket", []string{"exec", "--", "true"}, "no start ticket: $OZ_TICKET is not set"},
+		{"UnsetTicketEnv", []string{"exec", "--ticket-env", "NOPE", "--", "true"}, "$NOPE is not set"},
+		{"TicketEnvAndFile", []string{"exec", "--ticket-env", "RUN_TICKET", "--ticket-file", "/x", "--", "true"}, "cannot be used together"},
+		{"MissingTicketFile", []string{"exec", "--ticket-file", "/nonexistent/ticket", "--", "true"}, "--ticket-file"},
+		{"BadTrigger", []string{"exec", "--ticket-env", "RUN_TICKET", "--trigger", "cron", "--", "true"}, `--trigger: must be one of`},
+		{"NoCommand", []string{"exec", "--ticket-env", "RUN_TICKET"}, "missing COMMAND"},
+		{"SecretAndNoSecrets", []string{"exec", "--ticket-env", "RUN_TICKET", "--secret", "A", "--no-secrets", "--", "true"}, "cannot be used together"},
+		{"StartTokenGone", []string{"exec", "--start-token-env", "X", "--", "true"}, "--start-token-env is no longer supported"},
+		{"AsRoot", []string{"exec", "--ticket-env", "RUN_TICKET", "--as-user", "0", "--", "true"}, "--as-user"},
+		{"CommandNotFound", []string{"exec", "--ticket-env", "RUN_TICKET", "--", "no-such-command-xyz"}, "cannot run no-such-command-xyz: executable file not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -353,7 +419,7 @@ func TestExecStrict(t *testing.T) {
 		&scopev1.UnresolvedReference{SecretName: "DEPLOY_KEY", Reason: scopev1.UnresolvedReason_UNRESOLVED_REASON_RESTRICTED},
 	))
 	marker := filepath.Join(t.TempDir(), "started")
-	args := []string{"exec", "--team", "acme", "--trigger", "api", "--user", "alice", "--secret", "DB_URL", "--secret", "DEPLOY_KEY", "--strict", "--", "touch", marker}
+	args := []string{"exec", "--ticket-env", "RUN_TICKET", "--secret", "DB_URL", "--secret", "DEPLOY_KEY", "--strict", "--", "touch", marker}
 	_, stderr, code := run(t, ozCommand(t, srv, args...))
 	if code != exitcode.Strict {
 		t.Errorf("got exit code %d, want %d", code, exitcode.Strict)
@@ -513,6 +579,9 @@ func TestExecKeepsValuesOffCommandLines(t *testing.T) {
 		fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid),
 	} {
 		b, err := os.ReadFile(f)
+		if errors.Is(err, os.ErrPermission) && strings.HasSuffix(f, "environ") {
+			continue // oz is non-dumpable: unreadable unless we are root
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -562,5 +631,60 @@ func TestMaskCommand(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "not masked (shorter than 4 bytes): $PIN") {
 		t.Errorf("got stderr %q, want it to name $PIN", stderr)
+	}
+}
+
+// TestExecAsUser: with --as-user, the command runs as another uid and can
+// read neither oz's environment and memory nor the runner's token file;
+// a token file that uid could read stops oz before anything is resolved.
+// It needs root (the runner's deployment with --as-user).
+func TestExecAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("--as-user needs the runner to run as root; this test runs as uid " + strconv.Itoa(os.Geteuid()))
+	}
+	srv := startDefault(t)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "runner-token")
+	if err := os.WriteFile(tokenFile, []byte(ozfake.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	probe := `id -u; id -G; ` +
+		`cat /proc/$PPID/environ >/dev/null 2>&1 && echo ENVIRON-READ; ` +
+		`head -c 64 /proc/$PPID/mem >/dev/null 2>&1 && echo MEM-READ; ` +
+		`cat "$TOKEN_FILE" >/dev/null 2>&1 && echo TOKEN-READ; ` +
+		`env | grep -q '^OZ_TOKEN' && echo TOKEN-IN-ENV; printenv API_KEY; true`
+	cmd := ozCommand(t, srv, "--token-file", tokenFile, "exec", "--ticket-env", "RUN_TICKET", "--as-user", "65534", "--", "sh", "-c", probe)
+	cmd.Env = append(slices.DeleteFunc(cmd.Env, func(kv string) bool { return strings.HasPrefix(kv, "OZ_TOKEN=") }), "TOKEN_FILE="+tokenFile)
+	cmd.Dir = "/"
+	stdout, stderr, code := run(t, cmd)
+	if code != 0 {
+		t.Fatalf("got exit code %d, want 0; stderr %q", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) < 3 || lines[0] != "65534" || lines[1] != "65534" {
+		t.Errorf("the command ran as %q, want uid 65534 with only group 65534", lines)
+	}
+	for _, leak := range []string{"ENVIRON-READ", "MEM-READ", "TOKEN-READ", "TOKEN-IN-ENV"} {
+		if strings.Contains(stdout, leak) {
+			t.Errorf("the command could do %s: %q", leak, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "***") {
+		t.Errorf("the command did not get its secret: %q", stdout)
+	}
+
+	// A token file the agent's user could read: refused, nothing resolved.
+	if err := os.Chmod(tokenFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := len(srv.CallsTo("ResolveRun"))
+	cmd = ozCommand(t, srv, "--token-file", tokenFile, "exec", "--ticket-env", "RUN_TICKET", "--as-user", "65534", "--", "true")
+	cmd.Dir = "/"
+	_, stderr, code = run(t, cmd)
+	if code != exitcode.Usage || !strings.Contains(stderr, tokenFile) {
+		t.Errorf("got exit code %d and stderr %q; want a usage error naming the token file", code, stderr)
+	}
+	if got := len(srv.CallsTo("ResolveRun")); got != before {
+		t.Errorf("the run was resolved although the agent could read the token")
 	}
 }

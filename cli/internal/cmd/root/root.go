@@ -27,10 +27,11 @@ const environmentHelp = `
 ENVIRONMENT:
    OZ_ADDR      gateway address, host:port (default ` + config.DefaultAddr + `)
    OZ_TOKEN     bearer token
+   OZ_TOKEN_FILE  file holding the bearer token (as --token-file; OZ_TOKEN wins)
    OZ_CA_FILE   PEM file of the CA that signed the gateway's certificate (default: system roots)
    OZ_TEAM      the team of team secrets, agent identities, environments and runs (same as --use-team)
    OZ_CONFIG    config file (default: oz/config.json in your config directory)
-   They override the config file's keys addr, token, ca_file and team (see oz config).
+   They override the config file's keys addr, token, token_file, ca_file and team (see oz config).
 
 `
 
@@ -46,6 +47,12 @@ Values are write-only: no command prints one.`,
 			// $OZ_TEAM is read with the other settings (Factory.Settings), not
 			// by the flag, so that tests control the whole environment.
 			&cli.StringFlag{Name: cmdutil.UseTeamFlag, Usage: "the `TEAM` to work in (default: $OZ_TEAM, the config file's team, or your only team)"},
+			// $OZ_TOKEN_FILE is read with the other settings.
+			&cli.StringFlag{Name: "token-file", Usage: "read the token from `FILE` (ahead of $OZ_TOKEN, $OZ_TOKEN_FILE and the config file)"},
+		},
+		Before: func(c *cli.Context) error {
+			f.TokenFile = c.String("token-file")
+			return nil
 		},
 		Commands: append([]*cli.Command{
 			secretCmd(f),

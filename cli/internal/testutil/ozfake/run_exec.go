@@ -14,11 +14,21 @@ import (
 // ResolveRunFunc.
 type ExecRunService = Runs
 
-// StartExec serves runs on a real TLS port until the test ends.
+// StartExec serves runs on a real TLS port until the test ends. Without
+// an EndRunFunc, EndRun answers with the run ended.
 func StartExec(t testing.TB, runs *ExecRunService) *Server {
 	t.Helper()
+	if runs.EndRunFunc == nil {
+		runs.EndRunFunc = func(_ context.Context, r *scopev1.EndRunRequest) (*scopev1.EndRunResponse, error) {
+			return &scopev1.EndRunResponse{Run: &scopev1.Run{Name: r.GetName(), State: scopev1.RunState_RUN_STATE_ENDED}}, nil
+		}
+	}
 	return StartServices(t, Services{Runs: runs})
 }
+
+// ExecTeam is the team of the fake's runs when the request names none
+// ("teams/-": the ticket's).
+const ExecTeam = "teams/acme"
 
 // ExecVar is a secret the fake injects.
 type ExecVar struct {
@@ -38,7 +48,7 @@ func ExecResolved(vars []ExecVar, unresolved ...*scopev1.UnresolvedReference) fu
 		run := execRun(r, scopev1.RunOutcome_RUN_OUTCOME_RESOLVED, unresolved)
 		env := &scopev1.RunEnvironment{}
 		for _, v := range vars {
-			in := &scopev1.InjectedSecret{SecretName: v.Name, Scope: v.Scope, Owner: r.GetParent(), ValueVersion: v.Version}
+			in := &scopev1.InjectedSecret{SecretName: v.Name, Scope: v.Scope, Owner: execParent(r), ValueVersion: v.Version}
 			if in.Scope == scopev1.SecretScope_SECRET_SCOPE_UNSPECIFIED {
 				in.Scope = scopev1.SecretScope_SECRET_SCOPE_TEAM
 			}
@@ -70,11 +80,13 @@ func execRun(r *scopev1.ResolveRunRequest, outcome scopev1.RunOutcome, unresolve
 		id = "run-0001"
 	}
 	rc := proto.Clone(r.GetContext()).(*scopev1.RunContext)
-	if rc != nil {
-		rc.StartToken = ""
+	state := scopev1.RunState_RUN_STATE_RESOLVED
+	if outcome == scopev1.RunOutcome_RUN_OUTCOME_FAILED_STRICT {
+		state = scopev1.RunState_RUN_STATE_FAILED
 	}
 	return &scopev1.Run{
-		Name:       r.GetParent() + "/runs/" + id,
+		Name:       execParent(r) + "/runs/" + id,
+		State:      state,
 		RunId:      id,
 		Context:    rc,
 		Agent:      "default",
@@ -110,4 +122,13 @@ func execSeal(recipient *scopev1.RecipientKey, run string, env *scopev1.RunEnvir
 		Info:       info,
 		Ciphertext: ct,
 	}, nil
+}
+
+// execParent is the team of a run: the request's, or ExecTeam for
+// "teams/-".
+func execParent(r *scopev1.ResolveRunRequest) string {
+	if p := r.GetParent(); p != "teams/-" {
+		return p
+	}
+	return ExecTeam
 }
