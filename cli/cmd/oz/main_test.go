@@ -169,8 +169,9 @@ func TestExecPassesExitCode(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			// No "--": the child's -c must stay the child's.
-			cmd := ozCommand(t, ctx, srv, "exec", "--team", "acme", "--trigger", "schedule",
+			cmd := ozCommand(t, ctx, srv, "exec", "--ticket-env", "T",
 				"sh", "-c", fmt.Sprintf(`echo "key $API_KEY"; echo child-err >&2; exit %d`, code))
+			cmd.Env = append(cmd.Env, "T=ozt_0123456789abcdef_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde")
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if got := exitCode(t, cmd.Run()); got != code {
