@@ -57,8 +57,8 @@ const (
 	prefixIntegrationAllows = "integrationallows/"
 )
 
-func integrationKey(team, id string) string       { return prefixIntegrations + team + "/" + id }
-func integrationsPrefix(team string) string       { return prefixIntegrations + team + "/" }
+func integrationKey(team, id string) string { return prefixIntegrations + team + "/" + id }
+func integrationsPrefix(team string) string { return prefixIntegrations + team + "/" }
 func allowKey(team, integration, user string) string {
 	return prefixIntegrationAllows + team + "/" + integration + "/" + user
 }

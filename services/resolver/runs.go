@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ozsecrets/oz/proto/envname"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
-	"github.com/ozsecrets/oz/proto/envname"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/runrules"

@@ -625,7 +625,9 @@ func TestResolveRunRefusals(t *testing.T) {
 
 	// Narrowed, it resolves, once.
 	res, err := f.runs.ResolveRun(f.runnerA, resolver.ResolveRequest{Team: resolver.AnyTeam, Ticket: ticket, Recipient: rcpt,
-		Context: ctxOf(func(rc *resolver.RunContext) { rc.Trigger, rc.Secrets, rc.Strict = resolver.TriggerSchedule, []string{"OTHER_KEY"}, true })})
+		Context: ctxOf(func(rc *resolver.RunContext) {
+			rc.Trigger, rc.Secrets, rc.Strict = resolver.TriggerSchedule, []string{"OTHER_KEY"}, true
+		})})
 	check(t, err)
 	if got := injectedOf(res.Run); !slices.Equal(got, []string{acme + ":OTHER_KEY"}) || !res.Run.Context.Strict {
 		t.Errorf("narrowed run: injected %v, strict %v; want only OTHER_KEY, strict", got, res.Run.Context.Strict)

@@ -60,10 +60,10 @@ func TestMain(m *testing.M) {
 
 // The secrets of the fake run.
 const (
-	apiKey     = "sk_live_4f9a8b7c6d5e3f2a"
-	password   = "p@ss w0rd/+<&>"
-	shadow     = "shadow-secret-value"
-	pin        = "123"
+	apiKey   = "sk_live_4f9a8b7c6d5e3f2a"
+	password = "p@ss w0rd/+<&>"
+	shadow   = "shadow-secret-value"
+	pin      = "123"
 	// ticket is the run's start ticket, in RUN_TICKET.
 	ticket = "ozt_0123456789abcdef_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde"
 )
