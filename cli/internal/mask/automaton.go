@@ -33,6 +33,16 @@ import (
 // denseLen + (s - nDense). Bit 31 of a transition's target flags a state
 // that ends a pattern, so the hot loop tests a single comparison
 // (id >= denseLen) for both rare cases.
+//
+// Case. Matching ignores ASCII case, at no cost per byte: the trie is
+// built from the patterns with A–Z lowered, and an upper-case letter gets
+// the byte class of its lower-case one. Every step goes through the class
+// table — a dense row is indexed by class, a sparse state's edges are
+// labelled with classes — so that one load folds the case for both. The
+// 4-gram prefilters hash each byte with bit 0x20 set (see gramHash), which
+// maps a letter and its other case to the same hash. Setting that bit also
+// merges some other pairs of bytes ('@' and '`', '\n' and '*'): a
+// prefilter may pass more, never less.
 
 const matchFlag = 1 << 31
 
@@ -46,15 +56,15 @@ var (
 )
 
 type automaton struct {
-	class    [256]uint8 // byte -> class; bytes in no pattern share class 0
+	class    [256]uint8 // byte -> class; bytes in no pattern share class 0; A–Z share a–z's
 	nClass   uint32
 	nDense   uint32
 	denseLen uint32   // nDense * nClass: ids below it are dense
 	dense    []uint32 // nDense rows of nClass targets (flagged ids)
 
 	// Sparse states (state number >= nDense), by k = number - nDense.
-	edgeStart []uint32 // edges of k: edgeByte/edgeTo[edgeStart[k]:edgeStart[k+1]]
-	edgeByte  []byte
+	edgeStart []uint32 // edges of k: edgeClass/edgeTo[edgeStart[k]:edgeStart[k+1]]
+	edgeClass []uint8  // the class of the edge's byte: never 0
 	edgeTo    []uint32 // flagged ids
 	fail      []uint32 // clean id of the failure state
 
@@ -111,16 +121,26 @@ func (t *trie) child(n uint32, b byte) uint32 {
 // reuse the path of its predecessor up to their common prefix, so no
 // child lookup is needed and children come in byte order.
 func buildTrie(patterns [][]byte) *trie {
-	t := &trie{}
+	nodes := 1 // the trie's size, so that it is allocated once
+	for i, p := range patterns {
+		nodes += len(p)
+		if i > 0 {
+			nodes -= commonPrefix(p, patterns[i-1])
+		}
+	}
+	t := &trie{
+		label:       make([]byte, 0, nodes),
+		firstChild:  make([]uint32, 0, nodes),
+		nextSibling: make([]uint32, 0, nodes),
+		terminal:    make([]bool, 0, nodes),
+		depth:       make([]uint32, 0, nodes),
+	}
 	t.newNode(0, 0)
 	path := []uint32{0} // path[i]: node of the previous pattern's prefix of length i
 	lastChild := []uint32{none}
 	var prev []byte
 	for _, p := range patterns {
-		lcp := 0
-		for lcp < len(p) && lcp < len(prev) && p[lcp] == prev[lcp] {
-			lcp++
-		}
+		lcp := commonPrefix(p, prev)
 		path, lastChild = path[:lcp+1], lastChild[:lcp+1]
 		for i := lcp; i < len(p); i++ {
 			parent := path[i]
@@ -140,9 +160,22 @@ func buildTrie(patterns [][]byte) *trie {
 	return t
 }
 
-// compile builds the automaton of patterns (distinct, non-empty).
+// commonPrefix returns the length of the longest common prefix of a and b.
+func commonPrefix(a, b []byte) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// compile builds the automaton of patterns (non-empty), which matches them
+// ignoring ASCII case.
 func compile(patterns [][]byte) *automaton {
 	patterns = slices.Clone(patterns)
+	for i, p := range patterns {
+		patterns[i] = lowerASCII(p)
+	}
 	slices.SortFunc(patterns, bytes.Compare)
 	patterns = slices.CompactFunc(patterns, bytes.Equal)
 	t := buildTrie(patterns)
@@ -151,7 +184,9 @@ func compile(patterns [][]byte) *automaton {
 		a.longest = max(a.longest, len(p))
 	}
 
-	// Byte classes: each byte used by a pattern gets its own class.
+	// Byte classes: each byte used by a pattern gets its own class, and
+	// each upper-case letter its lower-case letter's. No pattern holds
+	// A–Z, so at most 230 bytes are used: a class fits in a byte.
 	var used [256]bool
 	for _, b := range t.label[1:] {
 		used[b] = true
@@ -163,12 +198,8 @@ func compile(patterns [][]byte) *automaton {
 			a.nClass++
 		}
 	}
-	if a.nClass > 256 { // every byte is used: class 0 is a real byte too
-		a.nClass = 0
-		for b := range 256 {
-			a.class[b] = uint8(b)
-		}
-		a.nClass = 256
+	for b := 'A'; b <= 'Z'; b++ {
+		a.class[b] = a.class[b-'A'+'a']
 	}
 
 	// Numbering: the shallow states, breadth first, get dense rows; the
@@ -234,6 +265,8 @@ func compile(patterns [][]byte) *automaton {
 	nSparse := uint32(n) - a.nDense
 	a.fail = make([]uint32, nSparse)
 	a.edgeStart = make([]uint32, nSparse+1)
+	a.edgeClass = make([]uint8, 0, nSparse) // a sparse state's edges lead to sparse states
+	a.edgeTo = make([]uint32, 0, nSparse)
 
 	flagged := func(number uint32) uint32 {
 		if a.outLen[number] != 0 {
@@ -323,10 +356,10 @@ func compile(patterns [][]byte) *automaton {
 		a.fail[k] = id(failNum[s])
 		node := nodeOf[s]
 		for c := t.firstChild[node]; c != none; c = t.nextSibling[c] {
-			a.edgeByte = append(a.edgeByte, t.label[c])
+			a.edgeClass = append(a.edgeClass, a.class[t.label[c]])
 			a.edgeTo = append(a.edgeTo, flagged(num[c]))
 		}
-		a.edgeStart[k+1] = uint32(len(a.edgeByte))
+		a.edgeStart[k+1] = uint32(len(a.edgeClass))
 	}
 	return a
 }
@@ -339,22 +372,57 @@ func (a *automaton) numberOf(id uint32) uint32 {
 	return id - a.denseLen + a.nDense
 }
 
-// stepSparse returns the flagged id reached from sparse state id on b.
-func (a *automaton) stepSparse(id uint32, b byte) uint32 {
+// stepSparse returns the flagged id reached from sparse state id on a
+// byte of class c.
+func (a *automaton) stepSparse(id uint32, c uint8) uint32 {
 	for id >= a.denseLen {
 		k := id - a.denseLen
 		for e := a.edgeStart[k]; e < a.edgeStart[k+1]; e++ {
-			if a.edgeByte[e] == b {
+			if a.edgeClass[e] == c {
 				return a.edgeTo[e]
 			}
 		}
 		id = a.fail[k]
 	}
-	return a.dense[id+uint32(a.class[b])]
+	return a.dense[id+uint32(c)]
 }
 
-// A filter is a set of 4-grams, kept as a bit set of their hashes: it
-// has false positives, never false negatives.
+// lowerByte returns b with A–Z lowered.
+func lowerByte(b byte) byte {
+	if b-'A' < 26 {
+		return b + 'a' - 'A'
+	}
+	return b
+}
+
+// lowerASCII returns p with A–Z lowered: p itself when it has none.
+func lowerASCII(p []byte) []byte {
+	for i, b := range p {
+		if b-'A' < 26 {
+			q := slices.Clone(p)
+			for j := i; j < len(q); j++ {
+				q[j] = lowerByte(q[j])
+			}
+			return q
+		}
+	}
+	return p
+}
+
+// caseBits, set in every byte of a 4-gram before it is hashed, makes the
+// hash the same for every case variant of the 4-gram: lowerByte(b)|0x20 ==
+// b|0x20 for every byte b.
+const caseBits = 0x2020202020202020
+
+// gramHash hashes the 4-gram x (little-endian), ignoring ASCII case, to
+// 32-shift bits.
+func gramHash(x uint32, shift uint32) uint32 {
+	return ((x | caseBits&0xffffffff) * 0x9E3779B1) >> shift
+}
+
+// A filter is a set of 4-grams, kept as a bit set of their hashes (see
+// gramHash): it has false positives, never false negatives, and does not
+// tell ASCII case apart.
 type filter struct {
 	bits  []uint64
 	shift uint32
@@ -367,13 +435,13 @@ func newFilter(grams int) filter {
 }
 
 func (f *filter) add(gram []byte) {
-	h := (binary.LittleEndian.Uint32(gram) * 0x9E3779B1) >> f.shift
+	h := gramHash(binary.LittleEndian.Uint32(gram), f.shift)
 	f.bits[h>>6] |= 1 << (h & 63)
 }
 
 // has reports whether p[:4] may be in the set; len(p) >= 4.
 func (f *filter) has(p []byte) bool {
-	h := (binary.LittleEndian.Uint32(p) * 0x9E3779B1) >> f.shift
+	h := gramHash(binary.LittleEndian.Uint32(p), f.shift)
 	return f.bits[h>>6]&(1<<(h&63)) != 0
 }
 
@@ -383,9 +451,10 @@ func (f *filter) has(p []byte) bool {
 func (a *automaton) nextStart(p []byte, from int) int {
 	grams, shift := a.starts.bits, a.starts.shift
 	i := from
-	// Eight bytes give the 4-grams of five positions.
+	// Eight bytes give the 4-grams of five positions (hashed as gramHash
+	// does: case bits set once for all of them).
 	for ; i+8 <= len(p); i += 5 {
-		x := binary.LittleEndian.Uint64(p[i:])
+		x := binary.LittleEndian.Uint64(p[i:]) | caseBits
 		h0 := (uint32(x) * 0x9E3779B1) >> shift
 		h1 := (uint32(x>>8) * 0x9E3779B1) >> shift
 		h2 := (uint32(x>>16) * 0x9E3779B1) >> shift
@@ -453,11 +522,11 @@ func (a *automaton) scan(id uint32, p []byte, match func(i int, n int)) uint32 {
 			}
 			lastStart = i
 		}
-		b := p[i]
+		c := class[p[i]]
 		if id < denseLen {
-			id = dense[id+uint32(class[b])]
+			id = dense[id+uint32(c)]
 		} else {
-			id = a.stepSparse(id, b)
+			id = a.stepSparse(id, c)
 		}
 		if id&matchFlag != 0 {
 			id &^= matchFlag

@@ -1,12 +1,28 @@
 // Package mask replaces secret values in a stream of output with "***".
 //
-// A Matcher is compiled once from the values (see Patterns for what is
-// searched for: each value, its lines and its common encodings) and is
-// shared by any number of Writers, one per stream. A Writer masks every
-// occurrence of every pattern, however the stream is cut into writes, in
-// one pass over the output whatever the number of values (an Aho–Corasick
-// automaton). It holds back only the trailing bytes that could still be
-// the start of a match: at most the longest pattern's length less one.
+// A Matcher is compiled once from the values and is shared by any number
+// of Writers, one per stream. What it searches for (see Patterns) is each
+// value of at least MinLen bytes, the value trimmed of white space, each
+// line of a multi-line value, and these encodings of the value: base64
+// (standard and URL-safe, padded or not, and the part of a longer base64
+// string that encodes it), percent-encoding (as the url package writes it,
+// and of every byte), JSON string forms (as encoding/json writes it, with
+// non-ASCII characters escaped, and with every byte or every character as
+// a \uXXXX escape), hex, and every byte as a \xXX escape.
+//
+// Matching ignores ASCII case: "4A4b" is masked as "4a4b" is, whatever
+// case an encoder writes hex digits in, and so is an upper-cased or
+// lower-cased value, itself a trivial way to print one. The price is
+// over-masking, accepted: output that differs from a value (or from one of
+// its encodings, base64 included) only in the case of ASCII letters is
+// masked too. Non-ASCII letters are compared byte for byte.
+//
+// A Writer masks every occurrence of every pattern, however the stream is
+// cut into writes, in one pass over the output whatever the number of
+// values (an Aho–Corasick automaton). It holds back only the trailing
+// bytes that could still be the start of a match: at most the longest
+// pattern's length less one, which is six times the longest value's length
+// less one (the value's \u00XX form).
 //
 // Overlapping occurrences, and patterns that are prefixes of others, are
 // all masked: every byte covered by any occurrence is hidden, and each run
@@ -33,7 +49,8 @@ type Matcher struct {
 }
 
 // Compile returns the Matcher of values: the union of Patterns(v) for
-// each value. Values shorter than MinLen are ignored (see Short).
+// each value, matched ignoring ASCII case. Values shorter than MinLen are
+// ignored (see Short).
 func Compile(values [][]byte) *Matcher {
 	var pats [][]byte
 	for _, v := range values {
@@ -43,7 +60,8 @@ func Compile(values [][]byte) *Matcher {
 }
 
 // CompilePatterns returns the Matcher of exactly the given patterns, with
-// no encodings added; patterns shorter than MinLen are ignored.
+// no encodings added, matched ignoring ASCII case; patterns shorter than
+// MinLen are ignored.
 func CompilePatterns(patterns [][]byte) *Matcher {
 	var keep [][]byte
 	for _, p := range patterns {
@@ -77,7 +95,7 @@ func Short(values [][]byte) []int {
 // A Writer holds back fewer bytes than that.
 func (m *Matcher) Longest() int { return m.a.longest }
 
-// Len returns the number of distinct patterns.
+// Len returns the number of distinct patterns, ASCII case ignored.
 func (m *Matcher) Len() int { return m.patterns }
 
 // New returns a Writer masking values on their way to dst. It is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -88,11 +89,97 @@ func TestWriterEncodings(t *testing.T) {
 				t.Errorf("got %q, want the value masked", got)
 			}
 			for _, p := range mask.Patterns([]byte(value)) {
-				if strings.Contains(got, string(p)) {
+				if containsFold([]byte(got), p) {
 					t.Errorf("got %q, holding pattern %q", got, p)
 				}
 			}
 		})
+	}
+}
+
+// Each byte-by-byte encoding, and the value itself, is masked whatever the
+// case of its ASCII letters; only ASCII letters are folded.
+func TestWriterEscapeEncodings(t *testing.T) {
+	const value = "Pä$😀" // 50 c3a4 24 f09f9880
+	m := mask.Compile([][]byte{[]byte(value)})
+	tests := []struct {
+		name, in, want string
+	}{
+		{"HexLower", "50c3a424f09f9880", "***"},
+		{"HexUpper", "50C3A424F09F9880", "***"},
+		{"HexMixed", "50c3A424f09F9880", "***"},
+		{"PercentUpper", "%50%C3%A4%24%F0%9F%98%80", "***"},
+		{"PercentLower", "%50%c3%a4%24%f0%9f%98%80", "***"},
+		{"PercentMixed", "%50%c3%A4%24%F0%9f%98%80", "***"},
+		{"JSONBytes", `\u0050\u00c3\u00a4\u0024\u00f0\u009f\u0098\u0080`, "***"},
+		{"JSONBytesUpper", `\u0050\u00C3\u00A4\u0024\u00F0\u009F\u0098\u0080`, "***"},
+		{"JSONCharacters", `\u0050\u00e4\u0024\ud83d\ude00`, "***"},
+		{"JSONCharactersUpper", `\u0050\u00E4\u0024\uD83D\uDE00`, "***"},
+		{"JSONCharactersMixed", `\u0050\u00e4\u0024\uD83d\udE00`, "***"},
+		{"PythonJSON", `{"v": "P\u00e4$\ud83d\ude00"}`, `{"v": "***"}`},
+		{"XEscapes", `\x50\xc3\xa4\x24\xf0\x9f\x98\x80`, "***"},
+		{"XEscapesUpper", `\x50\xC3\xA4\x24\xF0\x9F\x98\x80`, "***"},
+		{"Embedded", "key=50C3a424f09f9880;", "key=***;"},
+		{"SplitAcrossWrites", "%50%c3%A4%24%F0%9f%98%80", "***"}, // cut below
+		{"ValueLowerCase", "pä$😀", "***"},
+		{"NonASCIINotFolded", "PÄ$😀", "PÄ$😀"},
+		{"Partial", "50c3a424f09f98", "50c3a424f09f98"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			chunks := []string{tt.in}
+			if tt.name == "SplitAcrossWrites" {
+				chunks = []string{tt.in[:5], tt.in[5:13], tt.in[13:]}
+			}
+			if got := maskAll(t, m, chunks...); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// Matching ignores ASCII case in every part of the automaton: the dense
+// rows, the sparse states, and the prefilters testing every position
+// (shortest pattern 4 bytes) or one in several (longer patterns).
+func TestWriterIgnoresCase(t *testing.T) {
+	// Text on both sides, so that every prefilter loop meets the match.
+	const filler = "; some ordinary output around it; "
+	tests := []struct {
+		name     string
+		patterns []string
+		in, want string
+	}{
+		{"Upper", []string{"s3cr"}, filler + "S3CR." + filler, filler + "***." + filler},
+		{"Mixed", []string{"s3cr"}, filler + "s3Cr." + filler, filler + "***." + filler},
+		{"PatternUpper", []string{"S3CR"}, filler + "s3cr." + filler, filler + "***." + filler},
+		{"LongUpper", []string{"0123456789abcdef"}, filler + "0123456789ABCDEF." + filler, filler + "***." + filler},
+		{"LongMixed", []string{"0123456789abcdef", "wxyz"}, filler + "0123456789aBcDeF." + filler, filler + "***." + filler},
+		{"LettersOnly", []string{"a@b[c\\d"}, filler + "A`B{C|D a@B[c\\D" + filler, filler + "A`B{C|D ***" + filler},
+		{"ASCIIOnly", []string{"café"}, filler + "cafÉ CAFé" + filler, filler + "cafÉ ***" + filler},
+	}
+	for _, sparse := range []bool{false, true} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/AllSparse=%v", tt.name, sparse), func(t *testing.T) {
+				if sparse {
+					t.Cleanup(mask.SetDenseLimits(1, 0))
+				}
+				var pats [][]byte
+				for _, p := range tt.patterns {
+					pats = append(pats, []byte(p))
+				}
+				if got := maskAll(t, mask.CompilePatterns(pats), tt.in); got != tt.want {
+					t.Errorf("got %q, want %q", got, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// Patterns that differ only in ASCII case are one pattern.
+func TestMatcherLenIgnoresCase(t *testing.T) {
+	m := mask.CompilePatterns([][]byte{[]byte("abcd"), []byte("ABCD"), []byte("aBcD"), []byte("abcé"), []byte("abcÉ")})
+	if got, want := m.Len(), 3; got != want {
+		t.Errorf("got %d patterns, want %d", got, want)
 	}
 }
 
@@ -228,4 +315,30 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// The longest pattern of a value is its \u00XX form, six bytes a byte: a
+// Writer holds back less than that.
+func TestMatcherLongest(t *testing.T) {
+	tests := []struct {
+		name   string
+		values []string
+		want   int
+	}{
+		{"ASCII", []string{"abcd", "s3cret"}, 36},
+		{"NonASCII", []string{"Pä$😀"}, 48},
+		{"Control", []string{"\x01<\xff\u2028"}, 36},
+		{"OnlyShort", []string{"abc"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var vals [][]byte
+			for _, v := range tt.values {
+				vals = append(vals, []byte(v))
+			}
+			if got := mask.Compile(vals).Longest(); got != tt.want {
+				t.Errorf("got %d, want %d", got, tt.want)
+			}
+		})
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // MinLen is the length of the shortest value, and of the shortest pattern,
@@ -15,24 +17,41 @@ const MinLen = 4
 
 // Patterns returns the byte strings that reveal value when they appear in
 // output, sorted and without duplicates, each at least MinLen bytes long.
-// A value shorter than MinLen has none. They are:
+// A value shorter than MinLen has none. A Matcher ignores ASCII case, so
+// each string stands for all its case variants: where an encoding may
+// write its hex digits in either case, one spelling is listed, and "4a4B"
+// is matched as "4a4b" is.
 //
-//   - the value itself, and the value with surrounding white space trimmed
-//     (a value read from a file often ends in a newline that $(...) drops);
-//   - each line of a multi-line value ("\n"-separated, a trailing "\r"
-//     trimmed), since programs print keys and certificates line by line;
-//   - for the value and its trimmed form: base64, standard and URL-safe
-//     alphabets, padded and unpadded; percent-encoding as url.QueryEscape
-//     and url.PathEscape write it (upper-case hex); and the value as it
-//     appears inside a JSON string, with and without HTML escaping;
+// They are the value itself; the value with surrounding white space
+// trimmed (a value read from a file often ends in a newline that $(...)
+// drops); each line of a multi-line value ("\n"-separated, a trailing
+// "\r" trimmed), since programs print keys and certificates line by line;
+// and these encodings of the value and of its trimmed form:
+//
+//   - base64, standard and URL-safe alphabets, padded and unpadded;
 //   - base64 of the value embedded in a longer byte string: the characters
 //     that depend on the value's bytes only, for each of the three offsets
-//     modulo 3 the value can start at (as in base64("user:" + password)).
+//     modulo 3 the value can start at (as in base64("user:" + password));
+//   - percent-encoding as url.QueryEscape and url.PathEscape write it, and
+//     of every byte ("%41%C3%A9" for "Aé");
+//   - the value as encoding/json writes it inside a string, with and
+//     without HTML escaping, and with every non-ASCII character escaped
+//     too ("A\u00e9", as Python's json.dumps writes it by default); every
+//     byte as a JSON escape
+//     ("\u0041\u00c3\u00a9" for "Aé": the bytes read as Latin-1, which
+//     for an ASCII value is also every character escaped); and, for valid
+//     UTF-8 that is not all ASCII, every character as a JSON escape
+//     ("\u0041\u00e9", a character above U+FFFF as its UTF-16 surrogate
+//     pair "\ud83d\ude00");
+//   - hex ("41c3a9") and every byte as a "\x" escape ("\x41\xc3\xa9").
 //
 // Limitations: base64 that a program wraps into lines (base64(1) wraps at
 // 76 characters) is matched line by line only through the embedded forms
-// that fit in one line; other encodings (hex, gzip, a value split by the
-// program across separate lines, or a prefix of a value) are not matched.
+// that fit in one line. Not matched: the encodings of a single line of a
+// multi-line value; hex with separators ("41:c3", "41 c3"); a value only
+// partly escaped other than as the url and json packages do it; other
+// encodings (base32, octal escapes, gzip…); a value that the program
+// splits across lines or otherwise; a prefix of a value.
 func Patterns(value []byte) [][]byte {
 	if len(value) < MinLen {
 		return nil
@@ -64,8 +83,18 @@ func Patterns(value []byte) [][]byte {
 		}
 		add([]byte(url.QueryEscape(string(v))))
 		add([]byte(url.PathEscape(string(v))))
+		add(escapeBytes(v, "%", upperHex))
 		add(jsonString(v, true))
 		add(jsonString(v, false))
+		add(escapeBytes(v, `\u00`, lowerHex))
+		if !isASCII(v) { // else both are the same as forms above
+			add(escapeRunes(jsonString(v, false), false))
+			if utf8.Valid(v) {
+				add(escapeRunes(v, true))
+			}
+		}
+		add(escapeBytes(v, "", lowerHex))
+		add(escapeBytes(v, `\x`, lowerHex))
 	}
 	out := make([][]byte, 0, len(set))
 	for p := range set {
@@ -73,6 +102,53 @@ func Patterns(value []byte) [][]byte {
 	}
 	slices.SortFunc(out, bytes.Compare)
 	return out
+}
+
+const (
+	lowerHex = "0123456789abcdef"
+	upperHex = "0123456789ABCDEF"
+)
+
+// escapeBytes returns each byte of value as prefix followed by its two hex
+// digits: hex itself with no prefix.
+func escapeBytes(value []byte, prefix, digits string) []byte {
+	out := make([]byte, 0, len(value)*(len(prefix)+2))
+	for _, b := range value {
+		out = append(out, prefix...)
+		out = append(out, digits[b>>4], digits[b&15])
+	}
+	return out
+}
+
+// escapeRunes returns s (valid UTF-8) with every character, or with every
+// non-ASCII character when all is false, as a JSON "\uXXXX" escape: a
+// character above U+FFFF as its UTF-16 surrogate pair.
+func escapeRunes(s []byte, all bool) []byte {
+	out := make([]byte, 0, 6*len(s))
+	unit := func(u rune) {
+		out = append(out, '\\', 'u', lowerHex[u>>12&15], lowerHex[u>>8&15], lowerHex[u>>4&15], lowerHex[u&15])
+	}
+	for _, r := range string(s) {
+		switch r1, r2 := utf16.EncodeRune(r); {
+		case r < utf8.RuneSelf && !all:
+			out = append(out, byte(r))
+		case r1 != utf8.RuneError:
+			unit(r1)
+			unit(r2)
+		default:
+			unit(r)
+		}
+	}
+	return out
+}
+
+func isASCII(p []byte) bool {
+	for _, b := range p {
+		if b >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // embeddedBase64 returns the base64 characters (in enc's alphabet, without

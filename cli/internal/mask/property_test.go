@@ -2,26 +2,51 @@ package mask_test
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"pgregory.net/rapid"
 
 	"github.com/ozsecrets/oz/cli/internal/mask"
 )
 
+// fold returns b with A–Z lowered (and no other change: not
+// bytes.ToLower, which lowers non-ASCII letters too).
+func fold(b []byte) []byte {
+	out := slices.Clone(b)
+	for i, c := range out {
+		if 'A' <= c && c <= 'Z' {
+			out[i] = c + 'a' - 'A'
+		}
+	}
+	return out
+}
+
+// containsFold reports whether b holds p, ignoring ASCII case.
+func containsFold(b, p []byte) bool { return bytes.Contains(fold(b), fold(p)) }
+
 // reference masks in with the obvious quadratic method: mark every byte of
-// every occurrence of every pattern, then write each run of marked bytes
-// as one Replacement.
+// every occurrence of every pattern, ASCII case ignored, then write each
+// run of marked bytes as one Replacement.
 func reference(patterns [][]byte, in []byte) []byte {
 	covered := make([]bool, len(in))
+	lower := fold(in)
 	for _, p := range patterns {
 		if len(p) < mask.MinLen {
 			continue
 		}
+		p = fold(p)
 		for off := 0; ; off++ {
-			i := bytes.Index(in[off:], p)
+			i := bytes.Index(lower[off:], p)
 			if i < 0 {
 				break
 			}
@@ -53,9 +78,9 @@ type gen struct {
 }
 
 // byteGen draws mostly from a small alphabet, so that values overlap and
-// repeat, and sometimes any byte.
+// repeat (in either case), and sometimes any byte.
 func (g gen) byteGen() *rapid.Generator[byte] {
-	small := []byte("aab\n\r")
+	small := []byte("aaAb\n\r")
 	return rapid.Custom(func(t *rapid.T) byte {
 		var b byte
 		if rapid.IntRange(0, 3).Draw(t, "any") == 0 {
@@ -104,7 +129,8 @@ func (g gen) values() *rapid.Generator[[][]byte] {
 	})
 }
 
-// genOutput draws output made of noise and occurrences of the patterns.
+// genOutput draws output made of noise and occurrences of the patterns,
+// some in another case.
 func genOutput(t *rapid.T, pats [][]byte) []byte {
 	var out []byte
 	for range rapid.IntRange(0, 12).Draw(t, "segments") {
@@ -113,10 +139,41 @@ func genOutput(t *rapid.T, pats [][]byte) []byte {
 			if rapid.IntRange(0, 4).Draw(t, "partial") == 0 {
 				p = p[:rapid.IntRange(0, len(p)).Draw(t, "cut")]
 			}
-			out = append(out, p...)
+			out = append(out, recase(t, p)...)
 			continue
 		}
 		out = append(out, rapid.SliceOfN(gen{star: true, newline: true}.byteGen(), 0, 16).Draw(t, "noise")...)
+	}
+	return out
+}
+
+// recase returns p as it is, in lower or upper case, or with the case of
+// each ASCII letter drawn at random.
+func recase(t *rapid.T, p []byte) []byte {
+	switch rapid.IntRange(0, 5).Draw(t, "case") {
+	case 0:
+		return fold(p)
+	case 1:
+		return upperASCII(p)
+	case 2:
+		out := slices.Clone(p)
+		for i, c := range out {
+			if ('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') && rapid.Bool().Draw(t, "flip") {
+				out[i] = c ^ 0x20
+			}
+		}
+		return out
+	}
+	return p
+}
+
+// upperASCII returns p with a–z raised.
+func upperASCII(p []byte) []byte {
+	out := slices.Clone(p)
+	for i, c := range out {
+		if 'a' <= c && c <= 'z' {
+			out[i] = c - 'a' + 'A'
+		}
 	}
 	return out
 }
@@ -141,10 +198,13 @@ func allPatterns(vals [][]byte) [][]byte {
 }
 
 // longestPrefixSuffix returns the length of the longest suffix of b that is
-// a proper prefix of a pattern: the most a Writer may need to hold.
+// a proper prefix of a pattern, ASCII case ignored: the most a Writer may
+// need to hold.
 func longestPrefixSuffix(pats [][]byte, b []byte) int {
 	best := 0
+	b = fold(b)
 	for _, p := range pats {
+		p = fold(p)
 		for n := min(len(p)-1, len(b)); n > best; n-- {
 			if bytes.Equal(b[len(b)-n:], p[:n]) {
 				best = n
@@ -227,8 +287,8 @@ func TestAutomatonShapes(t *testing.T) {
 	}
 }
 
-// No value of at least MinLen bytes, nor any listed encoding of it,
-// survives in the output. (Values hold no '*', so that the Replacement
+// No value of at least MinLen bytes, nor any listed encoding of it, in any
+// case, survives in the output. (Values hold no '*', so that the Replacement
 // next to other output cannot spell one.)
 func TestWriterLeavesNoPattern(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
@@ -246,26 +306,26 @@ func TestWriterLeavesNoPattern(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, v := range vals {
-			if len(v) >= mask.MinLen && bytes.Contains(out.Bytes(), v) {
+			if len(v) >= mask.MinLen && containsFold(out.Bytes(), v) {
 				t.Fatalf("value %q survives in %q", v, out.Bytes())
 			}
 		}
 		for _, p := range pats {
-			if bytes.Contains(out.Bytes(), p) {
+			if containsFold(out.Bytes(), p) {
 				t.Fatalf("pattern %q survives in %q", p, out.Bytes())
 			}
 		}
 	})
 }
 
-// Output holding no pattern passes through byte for byte.
+// Output holding no pattern, in any case, passes through byte for byte.
 func TestWriterPassesCleanOutput(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		vals := gen{star: true, newline: true}.values().Draw(t, "values")
 		pats := allPatterns(vals)
 		in := rapid.SliceOfN(gen{star: true, newline: true}.byteGen(), 0, 200).Draw(t, "output")
 		for _, p := range pats {
-			if bytes.Contains(in, p) {
+			if containsFold(in, p) {
 				t.Skip("output holds a pattern")
 			}
 		}
@@ -288,8 +348,9 @@ func TestWriterPassesCleanOutput(t *testing.T) {
 // Many long values push most states out of the dense table; the sparse
 // states must behave the same. The matcher is compiled once: it is big.
 func TestWriterSparseStates(t *testing.T) {
-	// Values using every byte make 256 classes; three long values exceed
-	// the dense budget (4 Mi entries / 256 = 16 Ki states).
+	// Values using every byte make 231 classes (A–Z share a–z's); three
+	// long values exceed the dense budget (4 Mi entries / 231 = 18 Ki
+	// states).
 	rnd := rand.New(rand.NewPCG(1, 2))
 	long := make([]byte, 3000)
 	for i := range long {
@@ -350,4 +411,147 @@ func FuzzWriter(f *testing.F) {
 			t.Fatalf("got  %q\nwant %q", out.Bytes(), want)
 		}
 	})
+}
+
+// valueGen draws a value of at least MinLen bytes holding no '*': either
+// any bytes, or text mixing ASCII, characters special to the encodings,
+// multi-byte UTF-8 (up to four bytes) and any character.
+func valueGen() *rapid.Generator[[]byte] {
+	special := []rune("aZ09 /+%&<>\"\\\n\r\t\x7féÄ€\u2028😀")
+	char := rapid.OneOf(rapid.SampledFrom(special), rapid.Rune())
+	text := rapid.Custom(func(t *rapid.T) []byte {
+		return []byte(string(rapid.SliceOfN(char, 1, 16).Draw(t, "chars")))
+	})
+	anyBytes := rapid.SliceOfN(rapid.Byte(), mask.MinLen, 32)
+	return rapid.Custom(func(t *rapid.T) []byte {
+		v := rapid.OneOf(text, anyBytes).Draw(t, "value")
+		v = bytes.ReplaceAll(v, []byte("*"), []byte("a"))
+		for len(v) < mask.MinLen {
+			v = append(v, 'x')
+		}
+		return v
+	})
+}
+
+// An encoding is one way a program may print a value.
+type encoding struct {
+	name, text string
+	anyCase    bool // may be printed in any ASCII case: not base64
+}
+
+// encodings returns the ways of printing v that Patterns promises to
+// cover, computed with the standard library rather than the package.
+func encodings(v []byte) []encoding {
+	s := string(v)
+	var es []encoding
+	add := func(name, text string, anyCase bool) { es = append(es, encoding{name, text, anyCase}) }
+	each := func(format string, units []int) string {
+		var b strings.Builder
+		for _, u := range units {
+			fmt.Fprintf(&b, format, u)
+		}
+		return b.String()
+	}
+	byteUnits := make([]int, len(v))
+	for i, c := range v {
+		byteUnits[i] = int(c)
+	}
+	jsonOf := func(escapeHTML bool) string {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(escapeHTML)
+		_ = enc.Encode(s)
+		quoted := strings.TrimSuffix(b.String(), "\n")
+		return quoted[1 : len(quoted)-1]
+	}
+
+	add("Raw", s, true)
+	if t := strings.TrimSpace(s); t != s {
+		add("Trimmed", t, true)
+	}
+	if strings.Contains(s, "\n") {
+		for i, line := range strings.Split(s, "\n") {
+			add(fmt.Sprintf("Line%d", i), strings.TrimSuffix(line, "\r"), true)
+		}
+	}
+	add("Base64Std", base64.StdEncoding.EncodeToString(v), false)
+	add("Base64RawStd", base64.RawStdEncoding.EncodeToString(v), false)
+	add("Base64URL", base64.URLEncoding.EncodeToString(v), false)
+	add("Base64RawURL", base64.RawURLEncoding.EncodeToString(v), false)
+	add("Hex", hex.EncodeToString(v), true)
+	add("PercentEveryByte", each("%%%02X", byteUnits), true)
+	add("Query", url.QueryEscape(s), true)
+	add("Path", url.PathEscape(s), true)
+	add("JSON", jsonOf(true), true)
+	add("JSONNoHTML", jsonOf(false), true)
+	add("JSONEveryByte", each(`\u%04x`, byteUnits), true)
+	if utf8.Valid(v) {
+		var units []int
+		for _, u := range utf16.Encode([]rune(s)) {
+			units = append(units, int(u))
+		}
+		add("JSONEveryCharacter", each(`\u%04x`, units), true)
+		var ascii strings.Builder // Python's json.dumps
+		for _, r := range jsonOf(false) {
+			if r < utf8.RuneSelf {
+				ascii.WriteRune(r)
+				continue
+			}
+			for _, u := range utf16.Encode([]rune{r}) {
+				fmt.Fprintf(&ascii, `\u%04x`, u)
+			}
+		}
+		add("JSONASCII", ascii.String(), true)
+	}
+	add("XEscapes", each(`\x%02x`, byteUnits), true)
+	return es
+}
+
+// No encoding of any value that Patterns promises, in any case where the
+// encoding allows it (hex digits in either case, or mixed), survives the
+// relay, embedded in random bytes and cut into random writes.
+func TestWriterLeavesNoEncoding(t *testing.T) {
+	for _, sparse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("AllSparse=%v", sparse), func(t *testing.T) {
+			if sparse {
+				t.Cleanup(mask.SetDenseLimits(1, 0))
+			}
+			rapid.Check(t, checkNoEncoding)
+		})
+	}
+}
+
+func checkNoEncoding(t *rapid.T) {
+	vals := rapid.SliceOfN(valueGen(), 1, 3).Draw(t, "values")
+	noise := rapid.SliceOfN(rapid.Byte(), 0, 8)
+	var in []byte
+	for range rapid.IntRange(1, 6).Draw(t, "segments") {
+		in = append(in, noise.Draw(t, "noise")...)
+		e := rapid.SampledFrom(encodings(rapid.SampledFrom(vals).Draw(t, "value"))).Draw(t, "encoding")
+		text := []byte(e.text)
+		if e.anyCase {
+			text = recase(t, text)
+		}
+		in = append(in, text...)
+	}
+	in = append(in, noise.Draw(t, "noise")...)
+	var out bytes.Buffer
+	w := mask.New(&out, vals)
+	for _, c := range genChunks(t, in) {
+		if _, err := w.Write(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Checked in any case, base64 too: the Writer ignores case, so any
+	// case variant in the output would be a miss.
+	for _, v := range vals {
+		for _, e := range encodings(v) {
+			if len(e.text) >= mask.MinLen && containsFold(out.Bytes(), []byte(e.text)) {
+				t.Fatalf("%s of %q survives: %q in %q", e.name, v, e.text, out.Bytes())
+			}
+		}
+	}
 }

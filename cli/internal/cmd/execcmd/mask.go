@@ -31,8 +31,8 @@ func NewMaskCmd(f *cmdutil.Factory) *cli.Command {
 		Usage:     "Copy standard input to standard output with secret values replaced by ***",
 		UsageText: "oz mask [--from-env NAME...] [--from-file PATH...] < IN > OUT",
 		Description: `oz mask masks a stream as oz exec masks a command's output: every value,
-each line of a multi-line value, and the value's base64, percent-encoded and
-JSON-escaped forms become ***. The values come from environment variables
+each line of a multi-line value, and the value's base64, hex, percent-encoded,
+JSON- and \x-escaped forms, in any letter case, become ***. The values come from environment variables
 (--from-env) and files (--from-file, the whole file is one value). Values
 shorter than 4 bytes are not masked; oz says which.
 
