@@ -1,6 +1,8 @@
 package envname_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -77,5 +79,24 @@ func TestTableShape(t *testing.T) {
 			t.Errorf("%q listed twice", r.Name)
 		}
 		seen[r.Name] = true
+	}
+}
+
+// TestREADMEListsEveryName: the README's list of reserved names is this
+// table, entry for entry.
+func TestREADMEListsEveryName(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, r := range envname.Reserved {
+		want := "`" + r.Name + "`"
+		if r.Prefix {
+			want = "`" + r.Name + "*`"
+		}
+		if !strings.Contains(readme, want) {
+			t.Errorf("README.md does not list %s", want)
+		}
 	}
 }
