@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
@@ -52,6 +55,8 @@ type runsFixture struct {
 	dir    *resolver.Directory
 	runs   *resolver.Runs
 	svc    *secretstore.Service
+	ssdb   *ssbolt.Store
+	kr     *keyring.Keyring
 
 	sys, alice, bob, carol     context.Context
 	aliceP, bobP, carolP       *auth.Principal
@@ -115,6 +120,7 @@ func newRunsFixture(t testing.TB) *runsFixture {
 	kr, err := keyring.Generate()
 	check(t, err)
 	f.svc = secretstore.NewService(secretstore.Config{Store: ssdb, Keyring: kr})
+	f.ssdb, f.kr = ssdb, kr
 	f.runs = resolver.NewRuns(f.dir, ssgrpc.NewRunSecrets(f.svc))
 	for _, pl := range []struct {
 		p      *auth.Principal
@@ -232,7 +238,7 @@ func injectedOf(run resolver.Run) []string {
 func unresolvedOf(us []resolver.UnresolvedReference) []string {
 	var out []string
 	for _, u := range us {
-		r := map[runrules.Reason]string{runrules.NotFound: "not_found", runrules.Restricted: "restricted"}[u.Reason]
+		r := map[runrules.Reason]string{runrules.NotFound: "not_found", runrules.Restricted: "restricted", runrules.Reserved: "reserved"}[u.Reason]
 		out = append(out, u.Name+":"+r)
 	}
 	return out
@@ -730,5 +736,62 @@ func TestRunRecordsHoldNoValue(t *testing.T) {
 	noCanary(t, "the resolver's database file", raw)
 	if !bytes.Contains(raw, []byte("PAGERDUTY_API_KEY")) {
 		t.Fatal("the database file does not hold the run records in clear: the scan would prove nothing")
+	}
+}
+
+// plantLegacy stores a secret as the secretstore did before its name was
+// reserved: straight into its store, sealed as the Service seals.
+func (f *runsFixture) plantLegacy(t testing.TB, owner secretstore.Owner, name, value string) {
+	t.Helper()
+	env, err := f.kr.Seal([]byte(value), secretstore.ValueAD(owner, name, 1))
+	check(t, err)
+	now := f.clk.Now()
+	sec := &secretstore.Secret{Owner: owner, Name: name, ValueVersion: 1, CreateTime: now, UpdateTime: now, ValueUpdateTime: now,
+		CreateBy: "users/alice", UpdateBy: "users/alice", Etag: "legacy", Value: env}
+	check(t, f.ssdb.Create(context.Background(), sec, &auditv1.Event{Action: "secret.create", Time: timestamppb.Now(), Actor: &auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_USER, Name: "users/alice"}, Resource: owner.String() + "/secrets/" + name, Outcome: auditv1.Outcome_OUTCOME_OK}))
+}
+
+// TestReservedNamesNeverInjected: a secret made before its name was
+// reserved (NODE_OPTIONS, http_proxy) keeps existing, but no run receives
+// it, whatever asks for it; explain says why, and a run that lists it
+// has it unresolved as reserved.
+func TestReservedNamesNeverInjected(t *testing.T) {
+	f := newRunsFixture(t)
+	f.plantLegacy(t, secretstore.Team("acme"), "NODE_OPTIONS", runValue("teams/acme", "NODE_OPTIONS"))
+	f.plantLegacy(t, secretstore.User("alice"), "http_proxy", runValue("users/alice", "http_proxy"))
+	// A legacy environment lists it too.
+	check(t, resolver.RunsTestPutEnvironment(context.Background(), f.store, "acme", "legacy-env", []string{"NODE_OPTIONS", "OTHER_KEY"}))
+
+	res, err := f.resolve(f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerCLI, User: "alice"}, "")
+	check(t, err)
+	for _, s := range res.Run.Injected {
+		if s.Name == "NODE_OPTIONS" || s.Name == "http_proxy" {
+			t.Errorf("a reserved name was injected: %s", s.Name)
+		}
+	}
+	if vals := f.open(t, res); vals["NODE_OPTIONS"] != "" || vals["http_proxy"] != "" {
+		t.Errorf("a reserved name's value was sealed to the runner")
+	}
+	res, err = f.resolve(f.runnerA, "acme", resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "legacy-env"}, "")
+	check(t, err)
+	if got := unresolvedOf(res.Run.Unresolved); !slices.Equal(got, []string{"NODE_OPTIONS:reserved"}) {
+		t.Errorf("unresolved: %v, want NODE_OPTIONS reserved", got)
+	}
+	if got := injectedOf(res.Run); !slices.Equal(got, []string{acme + ":OTHER_KEY"}) {
+		t.Errorf("injected: %v", got)
+	}
+	ex, err := f.runs.ExplainRun(f.alice, "acme", resolver.RunContext{Trigger: resolver.TriggerCLI, User: "alice"})
+	check(t, err)
+	found := 0
+	for _, c := range ex.Candidates {
+		if c.Name == "NODE_OPTIONS" || c.Name == "http_proxy" {
+			found++
+			if c.Decision != runrules.ExcludedReserved || !strings.Contains(c.Detail, "is reserved") {
+				t.Errorf("explain %s: %v %q", c.Name, c.Decision, c.Detail)
+			}
+		}
+	}
+	if found != 2 {
+		t.Errorf("explain lists %d of the 2 reserved secrets", found)
 	}
 }
