@@ -213,9 +213,9 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // observed is one REST request as the gateway received it.
 type observed struct {
-	Method, Path string
-	Header       http.Header
-	Body         []byte
+	Method, Path, Query string
+	Header              http.Header
+	Body                []byte
 }
 
 // recordingGateway is the gateway, built in-process with edge.New and
@@ -251,7 +251,7 @@ func startRecordingGateway(sys *harness.System, cert tls.Certificate) (*recordin
 		ObserveREST: func(r *http.Request, body []byte) {
 			g.mu.Lock()
 			defer g.mu.Unlock()
-			g.seen = append(g.seen, observed{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+			g.seen = append(g.seen, observed{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
 		},
 	})
 	if err != nil {

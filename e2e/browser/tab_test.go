@@ -164,6 +164,21 @@ func (tb *tab) typeInto(sel, text string) {
 	tb.do("type into "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), clear, chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
+// selectOption chooses value in the select sel, as a person would (the
+// page hears the change).
+func (tb *tab) selectOption(sel, value string) {
+	tb.t.Helper()
+	tb.do("choose "+value+" in "+sel,
+		chromedp.WaitVisible(chromedp.CSS(sel)),
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+			const s = document.querySelector(%s);
+			if (![...s.options].some(o => o.value === %s)) throw new Error("no option " + %s);
+			s.value = %s;
+			s.dispatchEvent(new Event("change", { bubbles: true }));
+		})()`, js(sel), js(value), js(value), js(value))),
+	)
+}
+
 // text is the text of the first element sel matches.
 func (tb *tab) text(sel string) string {
 	tb.t.Helper()

@@ -152,18 +152,27 @@ func TestWebApp(t *testing.T) {
 			admin.screenshot("environments")
 		}},
 		{"RunDetailShowsUnresolved", func(t *testing.T, admin *tab) {
-			runner := strings.TrimSpace(e.ozOK(t, e.sys.AdminToken, "", "admin", "runner", "create", "web-runner"+tm.suffix, "--team", tm.id))
-			// The run gets the value typed (and sealed) in the browser: the
-			// command checks it without printing it.
-			_, err := e.oz(runner, "", []string{"WANT_API_KEY=" + rotated},
-				"exec", "--team", tm.id, "--trigger", "schedule", "--environment", "web-env", "--run-id", "web-run-1",
-				"--", "sh", "-c", `[ "$API_KEY" = "$WANT_API_KEY" ]`)
-			if err != nil {
-				t.Fatalf("the run did not receive the value rotated in the browser: %v", err)
+			// A schedule run is started by its integration, not the runner:
+			// the integration's token starts it (the ticket fixes the
+			// context), and a runner redeems the ticket.
+			ticket := e.startAsIntegration(t, tm, "nightly", "TRIGGER_SCHEDULE",
+				map[string]any{"context": map[string]any{"environment": "web-env"}, "runId": "web-run-1"})
+			r := e.newRunner(t, tm, "web-runner")
+			run, values := r.redeem(t, ticket)
+			// The run gets the value typed (and sealed) in the browser.
+			if values[name] != rotated {
+				t.Fatalf("the run did not receive the value rotated in the browser (got %d bytes)", len(values[name]))
 			}
+			r.end(t, run.GetName(), 0, time.Second)
 			admin.open("#/runs")
 			runRow := `#runs tr[data-run="web-run-1"]`
 			admin.waitVisible(runRow)
+			got := admin.text(runRow)
+			for _, want := range []string{"ended", "exit 0", "integration nightly", "schedule"} {
+				if !strings.Contains(got, want) {
+					t.Errorf("runs row %q lacks %q", got, want)
+				}
+			}
 			admin.screenshot("runs")
 			admin.click(runRow + " a")
 			admin.waitVisible(`#unresolved tr[data-ref="MISSING_KEY"]`)

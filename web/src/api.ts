@@ -92,7 +92,13 @@ function toError(status: number, data: unknown, text: string): ApiError {
         for (const v of dd.fieldViolations ?? []) violations.push({ field: v.field ?? "", description: v.description ?? "" });
       }
     }
-    return new ApiError(status, d.code ?? 2, d.message || `HTTP ${status}`, violations);
+    const message = d.message || `HTTP ${status}`;
+    // A refusal without details may still name its field the way the
+    // services write one ("context.agent: agent identity … admits only …"):
+    // take it as that field's violation, so it is shown next to the field.
+    const named = violations.length === 0 ? /^([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*): (.+)$/s.exec(message) : null;
+    if (named) violations.push({ field: named[1], description: named[2] });
+    return new ApiError(status, d.code ?? 2, message, violations);
   }
   return new ApiError(status, 2, text.trim().slice(0, 200) || `HTTP ${status}`);
 }

@@ -97,7 +97,7 @@ export function showError(f: HTMLElement, e: unknown): void {
     general.push(e instanceof Error ? e.message : String(e));
   }
   if (top && general.length > 0) {
-    replace(top, general.map((m) => h("p", null, m)));
+    replace(top, [...new Set(general)].map((m) => h("p", null, m)));
     top.hidden = false;
   }
 }
@@ -108,6 +108,7 @@ let paneCloser: (() => void) | null = null;
 
 export function openPane(title: string, ...content: Child[]): HTMLElement {
   const pane = document.getElementById("pane")!;
+  paneCloser?.(); // a pane opened over another (a form, then its result)
   const heading = h("h2", { id: "pane-title" }, title);
   const close = h("button", { type: "button", class: "icon", id: "pane-close", "aria-label": "Close", onclick: () => closePane() }, "×");
   replace(pane, h("div", { class: "pane-head" }, heading, close), h("div", { class: "pane-body" }, content));
@@ -122,6 +123,15 @@ export function openPane(title: string, ...content: Child[]): HTMLElement {
   const first = pane.querySelector<HTMLElement>("input:not([type=hidden]):not([disabled]), textarea, select");
   first?.focus();
   return pane;
+}
+
+/** openPaneWith opens a pane whose content needs data first; a failure shows in it. */
+export async function openPaneWith(title: string, build: () => Promise<void>): Promise<void> {
+  try {
+    await build();
+  } catch (e) {
+    openPane(title, h("div", { class: "form-error", role: "alert" }, e instanceof Error ? e.message : String(e)));
+  }
 }
 
 export function closePane(): void {

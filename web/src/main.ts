@@ -1,5 +1,5 @@
 // The oz secrets web app: sign in with a token, then Secrets, Agents,
-// Environments, Runs, and for team admins Audit and Review. Routing is by
+// Environments, Runs, Integrations, and for team admins Audit and Review. Routing is by
 // the URL fragment (#/secrets, #/runs/RUN_ID…), so the gateway serves one
 // page.
 
@@ -9,6 +9,7 @@ import { closePane, field, form } from "./forms";
 import { renderAgents } from "./pages/agents";
 import { renderAudit, renderReview } from "./pages/audit";
 import { renderEnvironments } from "./pages/environments";
+import { renderIntegrations } from "./pages/integrations";
 import { renderRun, renderRuns } from "./pages/runs";
 import { renderSecrets } from "./pages/secrets";
 import type { Page } from "./pages/page";
@@ -27,6 +28,7 @@ const routes: Route[] = [
   { path: "agents", title: "Agents", render: renderAgents },
   { path: "environments", title: "Environments", render: renderEnvironments },
   { path: "runs", title: "Runs", render: renderRuns },
+  { path: "integrations", title: "Integrations", render: renderIntegrations },
   { path: "audit", title: "Audit", adminOnly: true, render: renderAudit },
   { path: "review", title: "Review", adminOnly: true, render: renderReview },
 ];

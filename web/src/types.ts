@@ -40,6 +40,7 @@ export interface Agent {
   createTime?: string | null;
   updateTime?: string | null;
   etag: string;
+  startPolicy: string; // START_POLICY_ADMINS | START_POLICY_MEMBERS
 }
 
 export interface Environment {
@@ -68,6 +69,8 @@ export interface InjectedSecret {
   valueVersion: string;
   overridesTeamSecret: boolean;
   redacted: boolean;
+  /** For a run in flight: INJECTED_VALUE_STATE_CURRENT | _ROTATED | _DELETED. */
+  valueState?: string;
 }
 
 export interface UnresolvedReference {
@@ -87,6 +90,40 @@ export interface Run {
   injected: InjectedSecret[];
   unresolved: UnresolvedReference[];
   outcome: string;
+  state: string; // RUN_STATE_STARTED | _RESOLVED (in flight) | _ENDED | _FAILED | _EXPIRED
+  /** "users/alice", "teams/t/agents/a" or "teams/t/integrations/i". */
+  startedBy: string;
+  ticketExpireTime?: string | null;
+  resolveTime?: string | null;
+  endTime?: string | null;
+  end?: RunEnd | null;
+  holdsStaleValues: boolean;
+}
+
+export interface RunEnd {
+  exitCode: number;
+  signal: number;
+  duration?: string | null; // "12.5s"
+}
+
+/** StartedRun is StartRun's answer: the ticket is shown only here. */
+export interface StartedRun {
+  ticket: string;
+  expireTime?: string | null;
+  runId: string;
+  run?: Run | null;
+}
+
+export interface Integration {
+  name: string;
+  integrationId: string;
+  trigger: string; // TRIGGER_SLACK | _LINEAR | _SCHEDULE | _INTEGRATION
+  agents: string[];
+  description: string;
+  createTime?: string | null;
+  createBy: string;
+  /** Whether the caller allowed it to start runs on their behalf. */
+  allowed: boolean;
 }
 
 export interface CandidateDecision {

@@ -3,12 +3,12 @@
 // delete. Values are sealed in the browser before they are sent.
 
 import { ApiError, call, listAll, seg } from "../api";
-import { badge, enumLabel, h, replace, table, time } from "../dom";
+import { type Child, badge, enumLabel, h, replace, table, time } from "../dom";
 import { closePane, confirm, field, form, openPane } from "../forms";
 import { chooseKey, seal, sealInfo } from "../seal";
 import { session } from "../session";
 import { flash, takeFlash } from "../status";
-import type { SealedValue, SealingKey, Secret } from "../types";
+import type { Run, SealedValue, SealingKey, Secret } from "../types";
 import type { Ctx } from "./page";
 
 export const SEALING_NOTE = "The value is encrypted in your browser before it is sent to the server.";
@@ -176,11 +176,11 @@ function openRotatePane(s: Secret, ctx: Ctx): void {
     async () => {
       const sealedValue = await sealFor(s.owner, s.secretId, await value.read());
       await call("PATCH", `/v1/${s.name}`, { sealedValue });
-      flash(`Value of ${s.secretId} rotated.`);
+      flash(`Value of ${s.secretId} rotated. `, await inFlightNote(s, ctx, "the previous value"));
       closePane();
       ctx.refresh();
     },
-    h("p", null, "The new value replaces the current one for every run that starts from now on."),
+    h("p", null, "The new value replaces the current one for every run that starts from now on. Runs in flight keep the value they received."),
     value.rows,
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "rotate-submit" }, "Rotate value")),
   );
@@ -223,10 +223,53 @@ function confirmDelete(s: Secret, ctx: Ctx): void {
     confirmLabel: "Delete secret",
     action: async () => {
       await call("DELETE", `/v1/${s.name}`);
-      flash(`Secret ${s.secretId} deleted.`);
+      flash(`Secret ${s.secretId} deleted. `, await inFlightNote(s, ctx, "its value"));
       ctx.refresh();
     },
   });
+}
+
+/**
+ * inFlightNote says how many runs in flight still hold a value of s that
+ * was just rotated or deleted: the team's runs for a team secret, the runs
+ * of each of the caller's teams for a personal one. The server marks each
+ * injected entry of a run in flight as current, rotated or deleted.
+ */
+async function inFlightNote(s: Secret, ctx: Ctx, what: string): Promise<HTMLElement> {
+  const teams = s.scope === "SCOPE_TEAM" ? [s.owner.replace(/^teams\//, "")] : (session.caller()?.teams ?? []).map((t) => t.team);
+  const results = await Promise.allSettled(
+    teams.map(async (team) => ({ team, runs: await listAll<Run>(`/v1/teams/${seg(team)}/runs`, "runs", { inFlight: "true" }) })),
+  );
+  const stale: { team: string; runId: string }[] = [];
+  const failed: string[] = [];
+  results.forEach((res, i) => {
+    if (res.status === "rejected") {
+      failed.push(`team ${teams[i]}: ${res.reason instanceof Error ? res.reason.message : String(res.reason)}`);
+      return;
+    }
+    for (const r of res.value.runs) {
+      const holds = (r.injected ?? []).some(
+        (x) =>
+          x.owner === s.owner &&
+          x.secretName === s.secretId &&
+          (x.valueState === "INJECTED_VALUE_STATE_ROTATED" || x.valueState === "INJECTED_VALUE_STATE_DELETED"),
+      );
+      if (holds) stale.push({ team: res.value.team, runId: r.runId });
+    }
+  });
+  const n = stale.length;
+  const parts: Child[] = [];
+  if (n === 0) {
+    parts.push(failed.length === teams.length && teams.length > 0 ? "" : `No run in flight holds ${what}.`);
+  } else {
+    const shown = stale.slice(0, 5).map((x, i) => [
+      i > 0 ? ", " : "",
+      x.team === ctx.team ? h("a", { href: "#/runs/" + encodeURIComponent(x.runId) }, h("code", null, x.runId)) : [h("code", null, x.runId), ` (team ${x.team})`],
+    ]);
+    parts.push(`${n} ${n === 1 ? "run in flight holds" : "runs in flight hold"} ${what}: `, shown, n > 5 ? ` and ${n - 5} more` : "", ".");
+  }
+  if (failed.length > 0) parts.push(` Could not check the runs in flight of ${failed.join("; ")}.`);
+  return h("span", { id: "in-flight-note", "data-count": String(n) }, parts);
 }
 
 interface SecretUse {
