@@ -17,7 +17,7 @@ import (
 func NewCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:  "admin",
-		Usage: "Manage teams, users, memberships, tokens and runners",
+		Usage: "Manage teams, users, memberships, tokens, runners and integrations",
 		Subcommands: []*cli.Command{
 			{
 				Name:        "team",
@@ -52,6 +52,25 @@ func NewCmd(f *cmdutil.Factory) *cli.Command {
 					newRunnerDeleteCmd(f),
 				},
 			},
+			{
+				Name:    "integration",
+				Aliases: []string{"integrations"},
+				Usage:   "Manage a team's integrations: the Slack or Linear apps, schedulers and systems that start runs (team admins)",
+				Description: `An integration is a team's principal that starts runs (oz run start) for one
+trigger, with its own token: slack or linear (user-initiated: only on behalf
+of members who allowed it, with oz integration allow; such runs may receive
+that member's personal secrets), or schedule or integration (user-less: they
+never receive personal secrets). Team admins create and delete integrations;
+members allow or disallow them for themselves (oz integration).
+
+The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
+your only team.`,
+				Subcommands: []*cli.Command{
+					newIntegrationCreateCmd(f),
+					newIntegrationListCmd(f),
+					newIntegrationDeleteCmd(f),
+				},
+			},
 			newSealingKeyCmd(f),
 		},
 	}
@@ -70,4 +89,23 @@ func depsOf(f *cmdutil.Factory) Deps {
 
 func roleFlag() cli.Flag {
 	return &cli.StringFlag{Name: "role", Value: "member", Usage: "`ROLE` in the team: admin or member"}
+}
+
+// connectTeam dials the gateway and resolves team (empty: the caller's
+// only team), for the commands on one team's resources.
+func (d Deps) connectTeam(ctx context.Context, team string) (*client.Conn, string, error) {
+	conn, err := d.Connect(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	team, err = cmdutil.ResolveTeamFlag(ctx, conn.Directory, team)
+	if err != nil {
+		_ = conn.Close()
+		return nil, "", err
+	}
+	return conn, team, nil
+}
+
+func describeIntegration(team, id string) string {
+	return "integration " + id + " (team " + team + ")"
 }

@@ -37,6 +37,12 @@ triggering user and no chosen identity execute as it. Tokens bound to an
 identity (oz admin token create --agent NAME) start runs that execute as it;
 deleting the identity revokes them.
 
+An identity's start policy (--start-policy) says who may start runs (oz run
+start) executing as it: admins (the default for a new identity: the team's
+admins only) or members (any member of the team, and the team's
+integrations). Its own tokens, and integrations created naming it, always
+may. The default identity's policy is members and cannot be changed.
+
 The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
 your only team. Team admins change identities; members read them.`,
 		Subcommands: []*cli.Command{
@@ -94,6 +100,7 @@ type Item struct {
 	Description  string   `json:"description"`
 	SecretNames  []string `json:"secret_names"`
 	Default      bool     `json:"default"`
+	StartPolicy  string   `json:"start_policy"` // who may start runs as it: "admins" or "members"
 	CreatedAt    string   `json:"created_at,omitempty"`
 	UpdatedAt    string   `json:"updated_at,omitempty"`
 	Etag         string   `json:"etag,omitempty"`
@@ -108,6 +115,7 @@ func newItem(a *scopev1.Agent, team string) Item {
 		Description:  a.GetDescription(),
 		SecretNames:  append([]string{}, a.GetSecretNames()...),
 		Default:      a.GetDefault(),
+		StartPolicy:  cmdutil.StartPolicyKey(a.GetStartPolicy()),
 		CreatedAt:    cmdutil.RFC3339(a.GetCreateTime()),
 		UpdatedAt:    cmdutil.RFC3339(a.GetUpdateTime()),
 		Etag:         a.GetEtag(),
@@ -136,6 +144,7 @@ func writeOne(d Deps, format cmdutil.Format, it Item, a *scopev1.Agent) error {
 	if it.Default {
 		fmt.Fprintf(tw, "DEFAULT\tyes (runs with no user and no chosen identity execute as it)\n")
 	}
+	fmt.Fprintf(tw, "START POLICY\t%s\n", policyText(a.GetStartPolicy()))
 	if a.GetCreateTime() != nil {
 		fmt.Fprintf(tw, "CREATED\t%s\n", timefmt.Absolute(a.GetCreateTime().AsTime(), loc))
 	}
@@ -143,4 +152,20 @@ func writeOne(d Deps, format cmdutil.Format, it Item, a *scopev1.Agent) error {
 		fmt.Fprintf(tw, "UPDATED\t%s\n", timefmt.Absolute(a.GetUpdateTime().AsTime(), loc))
 	}
 	return tw.Flush()
+}
+
+// startPolicyFlag is --start-policy of create and update.
+func startPolicyFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: cmdutil.StartPolicyFlag, Usage: usage}
+}
+
+// policyText renders a start policy for people.
+func policyText(p scopev1.StartPolicy) string {
+	switch p {
+	case scopev1.StartPolicy_START_POLICY_ADMINS:
+		return "admins (only the team's admins start runs as it)"
+	case scopev1.StartPolicy_START_POLICY_MEMBERS:
+		return "members (any member of the team starts runs as it)"
+	}
+	return "-"
 }

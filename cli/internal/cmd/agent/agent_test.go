@@ -24,6 +24,11 @@ var (
 	updated = timestamppb.New(time.Date(2026, 5, 2, 10, 0, 0, 0, time.UTC))
 )
 
+const (
+	admins  = scopev1.StartPolicy_START_POLICY_ADMINS
+	members = scopev1.StartPolicy_START_POLICY_MEMBERS
+)
+
 // start serves a fake AgentService that answers with what it was asked,
 // and a caller in teams.
 func start(t *testing.T, teams ...string) *ozfake.Server {
@@ -32,6 +37,7 @@ func start(t *testing.T, teams ...string) *ozfake.Server {
 		return &scopev1.Agent{
 			Name: parent + "/agents/" + id, AgentId: id, DisplayName: display, Description: desc,
 			SecretNames: names, CreateTime: created, UpdateTime: updated, Etag: "e1",
+			StartPolicy: admins,
 		}
 	}
 	return ozfake.StartServices(t, ozfake.Services{
@@ -55,7 +61,7 @@ func start(t *testing.T, teams ...string) *ozfake.Server {
 					}}, nil
 				}
 				def := echo(r.GetParent(), "default", "Default Service Account", "", nil)
-				def.Default = true
+				def.Default, def.StartPolicy = true, members
 				return &scopev1.ListAgentsResponse{Agents: []*scopev1.Agent{def}}, nil
 			},
 			DeleteAgentFunc: func(context.Context, *scopev1.DeleteAgentRequest) (*scopev1.DeleteAgentResponse, error) {
@@ -104,6 +110,18 @@ func TestCreate(t *testing.T) {
 			name: "TeamFlagOverEnv", teams: []string{"acme", "beta"}, env: map[string]string{"OZ_TEAM": "beta"},
 			args: []string{"agent", "create", "bot", "--team", "acme"},
 			want: &scopev1.CreateAgentRequest{Parent: "teams/acme", AgentId: "bot"},
+		},
+		{
+			name: "StartPolicyMembers", teams: []string{"acme"},
+			args:       []string{"agent", "create", "bot", "--start-policy", "members"},
+			want:       &scopev1.CreateAgentRequest{Parent: "teams/acme", AgentId: "bot", StartPolicy: members},
+			wantCaller: true,
+		},
+		{
+			name: "StartPolicyAdmins", teams: []string{"acme"},
+			args:       []string{"agent", "create", "--start-policy", "admins", "bot", "--secret", "K"},
+			want:       &scopev1.CreateAgentRequest{Parent: "teams/acme", AgentId: "bot", SecretNames: []string{"K"}, StartPolicy: admins},
+			wantCaller: true,
 		},
 	}
 	for _, tt := range tests {
@@ -175,6 +193,19 @@ func TestUpdate(t *testing.T) {
 				AddSecretNames: []string{"A"}, Etag: "e7", UpdateMask: mask("description", "display_name"),
 			},
 		},
+		{
+			name: "StartPolicyOnly",
+			args: []string{"--start-policy", "members"},
+			want: &scopev1.UpdateAgentRequest{Name: "teams/acme/agents/deployer", StartPolicy: members, UpdateMask: mask("start_policy")},
+		},
+		{
+			name: "StartPolicyAndSecrets",
+			args: []string{"--add-secret", "A", "--start-policy", "admins", "-d", "y"},
+			want: &scopev1.UpdateAgentRequest{
+				Name: "teams/acme/agents/deployer", Description: "y", AddSecretNames: []string{"A"},
+				StartPolicy: admins, UpdateMask: mask("description", "start_policy"),
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,7 +227,9 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"UpdateNothing", []string{"agent", "update", "deployer"}, "nothing to update"},
+		{"UpdateNothing", []string{"agent", "update", "deployer"}, "nothing to update: pass --description, --display-name, --start-policy, --add-secret or --remove-secret"},
+		{"CreateBadStartPolicy", []string{"agent", "create", "bot", "--start-policy", "everyone"}, `--start-policy: must be admins or members (got "everyone")`},
+		{"UpdateBadStartPolicy", []string{"agent", "update", "deployer", "--start-policy", ""}, `--start-policy: must be admins or members (got "")`},
 		{"UpdateAddAndRemove", []string{"agent", "update", "deployer", "--add-secret", "A", "--remove-secret", "A"}, "both name A"},
 		{"CreateNoName", []string{"agent", "create"}, "missing NAME"},
 		{"CreateSlash", []string{"agent", "create", "a/b"}, "NAME: must not contain"},
@@ -227,9 +260,9 @@ func TestList(t *testing.T) {
 	srv := start(t, "acme")
 	r := ozrun.Run(t, srv, ozrun.Options{}, "agent", "list")
 	want := strings.Join([]string{
-		"NAME               SECRETS              DESCRIPTION",
-		"default (default)  -                    -",
-		"deployer           DEPLOY_KEY, AWS_KEY  deploys",
+		"NAME               START POLICY  SECRETS              DESCRIPTION",
+		"default (default)  members       -                    -",
+		"deployer           admins        DEPLOY_KEY, AWS_KEY  deploys",
 	}, "\n") + "\n"
 	if r.Code != 0 || r.Stdout != want {
 		t.Errorf("got %d\n%s\nwant\n%s", r.Code, r.Stdout, want)
@@ -247,12 +280,15 @@ func TestList(t *testing.T) {
 		t.Fatalf("got %d items, want 2", len(items))
 	}
 	def := items[0]
-	wantKeys := []string{"created_at", "default", "description", "display_name", "etag", "name", "resource_name", "secret_names", "team", "updated_at"}
+	wantKeys := []string{"created_at", "default", "description", "display_name", "etag", "name", "resource_name", "secret_names", "start_policy", "team", "updated_at"}
 	if got := keys(def); !slices.Equal(got, wantKeys) {
 		t.Errorf("got keys %v, want %v", got, wantKeys)
 	}
 	if def["name"] != "default" || def["default"] != true || def["display_name"] != "Default Service Account" || def["created_at"] != "2026-05-01T09:30:00Z" {
 		t.Errorf("got %v, want the default identity with its times", def)
+	}
+	if def["start_policy"] != "members" || items[1]["start_policy"] != "admins" {
+		t.Errorf("got start_policy %v and %v, want members and admins", def["start_policy"], items[1]["start_policy"])
 	}
 	if names, ok := def["secret_names"].([]any); !ok || len(names) != 0 {
 		t.Errorf("got secret_names %v, want [] (never null)", def["secret_names"])
@@ -268,6 +304,7 @@ func TestGet(t *testing.T) {
 		"DISPLAY NAME  Deployer",
 		"DESCRIPTION   deploys",
 		"SECRETS       DEPLOY_KEY, AWS_KEY",
+		"START POLICY  admins (only the team's admins start runs as it)",
 		"CREATED       2026-05-01 09:30",
 		"UPDATED       2026-05-02 10:00",
 	}, "\n") + "\n"

@@ -17,6 +17,9 @@ type CreateOptions struct {
 	DisplayName string
 	Description string
 	Secrets     []string // team secret names the identity references
+	// StartPolicy says who may start runs as it; unspecified: the
+	// server's default (admins).
+	StartPolicy scopev1.StartPolicy
 	Output      cmdutil.Format
 }
 
@@ -25,10 +28,14 @@ func newCreateCmd(f *cmdutil.Factory) *cli.Command {
 		Name:      "create",
 		Usage:     "Create an agent identity",
 		ArgsUsage: "NAME",
+		Description: `Example, an identity that only team admins start runs as, restricting the
+team secret PROD_DB_URL to its runs:
+   oz agent create deployer --secret PROD_DB_URL --start-policy admins`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "what the identity is for, as `TEXT`"},
 			&cli.StringFlag{Name: "display-name", Usage: "a name for people, as `TEXT`"},
 			&cli.StringSliceFlag{Name: "secret", Usage: "reference the team secret `NAME`, restricting it to this identity (repeatable)"},
+			startPolicyFlag("who may start runs as it, `POLICY`: admins (the team's admins) or members (any member) (default: admins)"),
 			cmdutil.OutputFlag(),
 		}, cmdutil.TeamFlags()...),
 		Action: func(c *cli.Context) error {
@@ -40,11 +47,18 @@ func newCreateCmd(f *cmdutil.Factory) *cli.Command {
 			if err != nil {
 				return err
 			}
+			var policy scopev1.StartPolicy
+			if c.IsSet(cmdutil.StartPolicyFlag) {
+				if policy, err = cmdutil.ParseStartPolicy(c.String(cmdutil.StartPolicyFlag)); err != nil {
+					return err
+				}
+			}
 			d, err := depsOf(f, c)
 			if err != nil {
 				return err
 			}
 			return runCreate(c.Context, &CreateOptions{
+				StartPolicy: policy,
 				Deps:        d,
 				ID:          args[0],
 				DisplayName: c.String("display-name"),
@@ -74,6 +88,7 @@ func runCreate(ctx context.Context, opts *CreateOptions) error {
 		DisplayName: opts.DisplayName,
 		Description: opts.Description,
 		SecretNames: opts.Secrets,
+		StartPolicy: opts.StartPolicy,
 	})
 	if err != nil {
 		return err

@@ -78,13 +78,17 @@ func runList(ctx context.Context, opts *ListOptions) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSECRETS\tDESCRIPTION")
+	fmt.Fprintln(tw, "NAME\tSTART POLICY\tSECRETS\tDESCRIPTION")
 	for _, it := range items {
 		name := it.Name
 		if it.Default {
 			name += " (default)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, cmdutil.OrDash(strings.Join(it.SecretNames, ", ")), cmdutil.OrDash(it.Description))
+		policy := it.StartPolicy
+		if policy == "unspecified" {
+			policy = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, policy, cmdutil.OrDash(strings.Join(it.SecretNames, ", ")), cmdutil.OrDash(it.Description))
 	}
 	return tw.Flush()
 }

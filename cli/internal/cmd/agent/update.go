@@ -23,6 +23,7 @@ type UpdateOptions struct {
 	DisplayName    string
 	AddSecrets     []string
 	RemoveSecrets  []string
+	StartPolicy    scopev1.StartPolicy // when specified, replaces who may start runs as it
 	Etag           string
 	Output         cmdutil.Format
 }
@@ -30,13 +31,18 @@ type UpdateOptions struct {
 func newUpdateCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:      "update",
-		Usage:     "Change an agent identity's description or the secrets it references",
+		Usage:     "Change an agent identity's description, start policy or the secrets it references",
 		ArgsUsage: "NAME",
+		Description: `Only what the flags name changes.
+
+Example, let any member of the team start runs as deployer:
+   oz agent update deployer --start-policy members`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "set the description to `TEXT` (\"\" clears it)"},
 			&cli.StringFlag{Name: "display-name", Usage: "set the name for people to `TEXT`"},
 			&cli.StringSliceFlag{Name: "add-secret", Usage: "reference the team secret `NAME` too (repeatable)"},
 			&cli.StringSliceFlag{Name: "remove-secret", Usage: "stop referencing the secret `NAME` (repeatable)"},
+			startPolicyFlag("set who may start runs as it, `POLICY`: admins (the team's admins) or members (any member)"),
 			&cli.StringFlag{Name: "etag", Usage: "update only if the identity's etag is still `ETAG`"},
 			cmdutil.OutputFlag(),
 		}, cmdutil.TeamFlags()...),
@@ -49,11 +55,18 @@ func newUpdateCmd(f *cmdutil.Factory) *cli.Command {
 			if err != nil {
 				return err
 			}
+			var policy scopev1.StartPolicy
+			if c.IsSet(cmdutil.StartPolicyFlag) {
+				if policy, err = cmdutil.ParseStartPolicy(c.String(cmdutil.StartPolicyFlag)); err != nil {
+					return err
+				}
+			}
 			d, err := depsOf(f, c)
 			if err != nil {
 				return err
 			}
 			return runUpdate(c.Context, &UpdateOptions{
+				StartPolicy:    policy,
 				Deps:           d,
 				ID:             args[0],
 				SetDescription: c.IsSet("description"),
@@ -73,8 +86,9 @@ func runUpdate(ctx context.Context, opts *UpdateOptions) error {
 	if err := cmdutil.CheckName("NAME", opts.ID); err != nil {
 		return err
 	}
-	if !opts.SetDescription && !opts.SetDisplayName && len(opts.AddSecrets) == 0 && len(opts.RemoveSecrets) == 0 {
-		return exitcode.Usagef("nothing to update: pass --description, --display-name, --add-secret or --remove-secret")
+	setPolicy := opts.StartPolicy != scopev1.StartPolicy_START_POLICY_UNSPECIFIED
+	if !opts.SetDescription && !opts.SetDisplayName && !setPolicy && len(opts.AddSecrets) == 0 && len(opts.RemoveSecrets) == 0 {
+		return exitcode.Usagef("nothing to update: pass --description, --display-name, --start-policy, --add-secret or --remove-secret")
 	}
 	if err := cmdutil.CheckSecretChanges(opts.AddSecrets, opts.RemoveSecrets); err != nil {
 		return err
@@ -98,6 +112,10 @@ func runUpdate(ctx context.Context, opts *UpdateOptions) error {
 	if opts.SetDisplayName {
 		req.DisplayName = opts.DisplayName
 		paths = append(paths, "display_name")
+	}
+	if setPolicy {
+		req.StartPolicy = opts.StartPolicy
+		paths = append(paths, "start_policy")
 	}
 	// Without a mask the server changes only what is non-empty; the
 	// added and removed names apply either way.

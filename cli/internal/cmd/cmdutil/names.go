@@ -6,7 +6,8 @@ import (
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
 )
 
-// Kind renders a principal kind: "user", "runner", "agent".
+// Kind renders a principal kind: "user", "runner", "agent",
+// "integration".
 func Kind(k scopev1.PrincipalKind) string {
 	switch k {
 	case scopev1.PrincipalKind_PRINCIPAL_KIND_USER:
@@ -15,6 +16,8 @@ func Kind(k scopev1.PrincipalKind) string {
 		return "runner"
 	case scopev1.PrincipalKind_PRINCIPAL_KIND_AGENT:
 		return "agent"
+	case scopev1.PrincipalKind_PRINCIPAL_KIND_INTEGRATION:
+		return "integration"
 	}
 	return "unknown"
 }

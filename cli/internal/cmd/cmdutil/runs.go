@@ -81,18 +81,22 @@ func ReasonName(r scopev1.UnresolvedReason) string {
 		return "not found"
 	case scopev1.UnresolvedReason_UNRESOLVED_REASON_RESTRICTED:
 		return "restricted to other agent identities"
+	case scopev1.UnresolvedReason_UNRESOLVED_REASON_RESERVED:
+		return "reserved name: never injected"
 	}
 	return "unresolved"
 }
 
 // ReasonKey renders why a reference is unresolved, for machines:
-// "not_found", "restricted".
+// "not_found", "restricted", "reserved".
 func ReasonKey(r scopev1.UnresolvedReason) string {
 	switch r {
 	case scopev1.UnresolvedReason_UNRESOLVED_REASON_NOT_FOUND:
 		return "not_found"
 	case scopev1.UnresolvedReason_UNRESOLVED_REASON_RESTRICTED:
 		return "restricted"
+	case scopev1.UnresolvedReason_UNRESOLVED_REASON_RESERVED:
+		return "reserved"
 	}
 	return "unspecified"
 }
@@ -124,7 +128,7 @@ func AllowlistSourceKey(s scopev1.AllowlistSource) string {
 
 // DecisionKey renders one candidate's fate: "injected",
 // "excluded_not_in_allowlist", "excluded_restricted",
-// "excluded_overridden".
+// "excluded_overridden", "excluded_reserved".
 func DecisionKey(d scopev1.Decision) string {
 	switch d {
 	case scopev1.Decision_DECISION_INJECTED:
@@ -135,6 +139,8 @@ func DecisionKey(d scopev1.Decision) string {
 		return "excluded_restricted"
 	case scopev1.Decision_DECISION_EXCLUDED_OVERRIDDEN:
 		return "excluded_overridden"
+	case scopev1.Decision_DECISION_EXCLUDED_RESERVED:
+		return "excluded_reserved"
 	}
 	return "unspecified"
 }

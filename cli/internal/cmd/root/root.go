@@ -16,6 +16,7 @@ import (
 	"github.com/ozsecrets/oz/cli/internal/cmd/configcmd"
 	"github.com/ozsecrets/oz/cli/internal/cmd/environment"
 	"github.com/ozsecrets/oz/cli/internal/cmd/execcmd"
+	"github.com/ozsecrets/oz/cli/internal/cmd/integration"
 	"github.com/ozsecrets/oz/cli/internal/cmd/run"
 	"github.com/ozsecrets/oz/cli/internal/cmd/secret"
 	"github.com/ozsecrets/oz/cli/internal/cmd/whoami"
@@ -59,6 +60,7 @@ Values are write-only: no command prints one.`,
 			agent.NewCmd(f),
 			environment.NewCmd(f),
 			run.NewCmd(f),
+			integration.NewCmd(f),
 		}, append(execcmd.Commands(f),
 			audit.NewCmd(f),
 			whoami.NewCmd(f),

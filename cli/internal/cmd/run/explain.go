@@ -97,7 +97,7 @@ type Candidate struct {
 	Owner        string `json:"owner"`
 	ValueVersion int64  `json:"value_version"`
 	// "injected", "excluded_not_in_allowlist", "excluded_restricted",
-	// "excluded_overridden".
+	// "excluded_overridden", "excluded_reserved".
 	Decision string `json:"decision"`
 	Detail   string `json:"detail"`
 }
@@ -261,6 +261,8 @@ func decisionDetail(cd Candidate) string {
 		return "restricted to other agent identities"
 	case "excluded_overridden":
 		return "overridden by a personal secret of the same name"
+	case "excluded_reserved":
+		return "its name is reserved: never injected"
 	case "injected":
 		if cd.ValueVersion > 0 {
 			return fmt.Sprintf("version %d", cd.ValueVersion)

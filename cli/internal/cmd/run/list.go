@@ -25,8 +25,11 @@ type ListOptions struct {
 	Deps
 	Agent   string          // only runs executing as this identity
 	Trigger scopev1.Trigger // only runs with this trigger; unspecified: any
-	Limit   int             // at most this many; 0: all
-	Output  cmdutil.Format
+	// InFlight lists only runs in flight: resolved, their end not
+	// reported yet.
+	InFlight bool
+	Limit    int // at most this many; 0: all
+	Output   cmdutil.Format
 }
 
 func newListCmd(f *cmdutil.Factory) *cli.Command {
@@ -34,7 +37,19 @@ func newListCmd(f *cmdutil.Factory) *cli.Command {
 		Name:    "list",
 		Aliases: []string{"ls"},
 		Usage:   "List the team's runs, newest first",
+		UsageText: "oz run list [--in-flight] [--agent NAME] [--trigger TRIGGER] [--limit N] [--team TEAM]\n" +
+			"   [--output table|json]",
+		Description: `STATE is where each run is: started (its ticket waits for a runner), in flight
+(resolved: its command holds the values, its end not reported yet), ended,
+failed (strict: nothing was injected) or expired (the ticket was never
+redeemed). A run in flight holding a value that was rotated, or of a secret
+deleted, since it started is marked "` + staleMarker + `": oz run show RUN_ID says which.
+EXIT and DURATION are the command's, as its runner reported them.
+
+Example, the runs that still hold the previous value of a rotated secret:
+   oz run list --in-flight`,
 		Flags: append([]cli.Flag{
+			&cli.BoolFlag{Name: "in-flight", Usage: "only runs in flight: resolved, their end not reported yet"},
 			&cli.StringFlag{Name: "agent", Usage: "only runs that executed as the agent identity `NAME`"},
 			&cli.StringFlag{Name: "trigger", Usage: "only runs started by `TRIGGER`: " + strings.Join(cmdutil.TriggerNames(), ", ")},
 			&cli.IntFlag{Name: "limit", Value: DefaultLimit, Usage: "show at most `N` runs (0: all)"},
@@ -48,7 +63,7 @@ func newListCmd(f *cmdutil.Factory) *cli.Command {
 			if err != nil {
 				return err
 			}
-			opts := &ListOptions{Agent: c.String("agent"), Limit: c.Int("limit"), Output: format}
+			opts := &ListOptions{Agent: c.String("agent"), InFlight: c.Bool("in-flight"), Limit: c.Int("limit"), Output: format}
 			if c.IsSet("trigger") {
 				if opts.Trigger, err = cmdutil.ParseTrigger(c.String("trigger")); err != nil {
 					return err
@@ -78,7 +93,7 @@ func runList(ctx context.Context, opts *ListOptions) error {
 	defer conn.Close()
 
 	var runs []*scopev1.Run
-	req := &scopev1.ListRunsRequest{Parent: "teams/" + team, Agent: opts.Agent, Trigger: opts.Trigger, PageSize: maxPageSize}
+	req := &scopev1.ListRunsRequest{Parent: "teams/" + team, Agent: opts.Agent, Trigger: opts.Trigger, InFlight: opts.InFlight, PageSize: maxPageSize}
 	if opts.Limit > 0 && opts.Limit < maxPageSize {
 		req.PageSize = int32(opts.Limit)
 	}
@@ -108,18 +123,31 @@ func runList(ctx context.Context, opts *ListOptions) error {
 	}
 	if len(runs) == 0 {
 		if opts.IO.StderrTTY {
-			fmt.Fprintln(opts.IO.ErrOut, "No runs.")
+			if opts.InFlight {
+				fmt.Fprintln(opts.IO.ErrOut, "No runs in flight.")
+			} else {
+				fmt.Fprintln(opts.IO.ErrOut, "No runs.")
+			}
 		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIME\tTRIGGER\tUSER\tAGENT\tENVIRONMENT\tOUTCOME\tINJECTED\tUNRESOLVED")
+	fmt.Fprintln(tw, "ID\tTIME\tSTATE\tTRIGGER\tUSER\tAGENT\tENVIRONMENT\tSTARTED BY\tINJECTED\tUNRESOLVED\tEXIT\tDURATION")
+	stale := false
 	for _, r := range runs {
 		rec := newRecord(r)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n",
-			rec.ID, at(r.GetCreateTime(), opts.Now), cmdutil.OrDash(rec.Trigger),
+		stale = stale || r.GetHoldsStaleValues()
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
+			rec.ID, at(r.GetCreateTime(), opts.Now), stateText(r), cmdutil.OrDash(rec.Trigger),
 			cmdutil.OrDash(strings.TrimPrefix(rec.User, "users/")), cmdutil.OrDash(rec.Agent),
-			cmdutil.OrDash(rec.Environment), rec.Outcome, len(rec.Injected), len(rec.Unresolved))
+			cmdutil.OrDash(rec.Environment), cmdutil.PrincipalText(rec.StartedBy),
+			len(rec.Injected), len(rec.Unresolved), exitText(r.GetEnd()), durationText(r.GetEnd()))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if stale && opts.IO.StderrTTY {
+		fmt.Fprintln(opts.IO.ErrOut, staleMarker+": in flight with a value rotated or deleted since it started (oz run show RUN_ID says which)")
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,7 +29,7 @@ func NewCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:    "run",
 		Aliases: []string{"runs"},
-		Usage:   "Explain run resolution and read run records",
+		Usage:   "Start runs, explain run resolution and read run records",
 		Description: `At run start a runner resolves the run's secrets (oz exec): the team's secrets,
 plus the triggering user's personal ones for user-initiated triggers; team
 secrets referenced by agent identities only for runs executing as one of them;
@@ -37,14 +38,17 @@ one), else the environment's, else none. A personal secret overrides a team
 secret of the same name. Allowlisted names that resolve to nothing are
 unresolved references; a strict run fails on them.
 
-oz run explain makes the same decision without values and says why for every
-secret; oz run show and oz run list read the records of past runs. Any member
-of the team may use them. Another user's personal secrets show as
-"` + cmdutil.OtherUsersSecret + `".
+oz run start starts a run: it fixes the run's context and prints a start
+ticket that a runner redeems once (oz exec --ticket-env VAR). oz run explain
+makes the same decision without values and says why for every secret; oz run
+show and oz run list read the records of runs, with where each one is
+(started, in flight, ended, failed, expired). Any member of the team may use
+them. Another user's personal secrets show as "` + cmdutil.OtherUsersSecret + `".
 
 The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
 your only team.`,
 		Subcommands: []*cli.Command{
+			newStartCmd(f),
 			newExplainCmd(f),
 			newShowCmd(f),
 			newListCmd(f),
@@ -101,17 +105,33 @@ type Injected struct {
 	ValueVersion        int64  `json:"value_version"`
 	OverridesTeamSecret bool   `json:"overrides_team_secret"`
 	Redacted            bool   `json:"redacted"`
+	// ValueState, for a run in flight: "current", "rotated" (rotated since
+	// the run received it), "deleted" (deleted since); "" when not checked.
+	ValueState string `json:"value_state"`
 }
 
 // Unresolved is an unresolved reference as --output json prints it.
 type Unresolved struct {
 	Name   string `json:"name"`
-	Reason string `json:"reason"` // "not_found", "restricted"
+	Reason string `json:"reason"` // "not_found", "restricted", "reserved"
 	Detail string `json:"detail"`
 }
 
+// End is how a run's command ended, as its runner reported it.
+type End struct {
+	ExitCode        int32   `json:"exit_code"`
+	Signal          int32   `json:"signal"` // the signal that killed it; 0 for none
+	DurationSeconds float64 `json:"duration_seconds"`
+}
+
 // Record is a run record as --output json prints it. Secrets is the run's
-// own list: null when the run gave none, [] for an empty one.
+// own list: null when the run gave none, [] for an empty one. State is
+// "started", "in_flight", "ended", "failed" or "expired"; StartedBy
+// "users/{user}", "teams/{team}/agents/{agent}" or
+// "teams/{team}/integrations/{integration}". Times are empty until the run
+// gets there; End is null until the runner reports the end.
+// HoldsStaleValues: in flight and holding a value rotated or deleted since
+// (see each injected secret's value_state).
 type Record struct {
 	ID              string       `json:"id"`
 	ResourceName    string       `json:"resource_name"`
@@ -128,6 +148,14 @@ type Record struct {
 	AllowlistSource string       `json:"allowlist_source"`
 	Injected        []Injected   `json:"injected"`
 	Unresolved      []Unresolved `json:"unresolved"`
+
+	State            string `json:"state"`
+	StartedBy        string `json:"started_by"`
+	TicketExpiresAt  string `json:"ticket_expires_at"`
+	ResolvedAt       string `json:"resolved_at"`
+	EndedAt          string `json:"ended_at"`
+	End              *End   `json:"end"`
+	HoldsStaleValues bool   `json:"holds_stale_values"`
 }
 
 func newRecord(r *scopev1.Run) Record {
@@ -147,6 +175,16 @@ func newRecord(r *scopev1.Run) Record {
 		AllowlistSource: cmdutil.AllowlistSourceKey(r.GetAllowlistSource()),
 		Injected:        []Injected{},
 		Unresolved:      unresolvedItems(r.GetUnresolved()),
+
+		State:            cmdutil.RunStateKey(r.GetState()),
+		StartedBy:        r.GetStartedBy(),
+		TicketExpiresAt:  cmdutil.RFC3339(r.GetTicketExpireTime()),
+		ResolvedAt:       cmdutil.RFC3339(r.GetResolveTime()),
+		EndedAt:          cmdutil.RFC3339(r.GetEndTime()),
+		HoldsStaleValues: r.GetHoldsStaleValues(),
+	}
+	if e := r.GetEnd(); e != nil {
+		rec.End = &End{ExitCode: e.GetExitCode(), Signal: e.GetSignal(), DurationSeconds: e.GetDuration().AsDuration().Seconds()}
 	}
 	if owner, id, ok := strings.Cut(r.GetName(), "/runs/"); ok {
 		rec.ID = cmp.Or(rec.ID, id)
@@ -160,6 +198,7 @@ func newRecord(r *scopev1.Run) Record {
 			ValueVersion:        in.GetValueVersion(),
 			OverridesTeamSecret: in.GetOverridesTeamSecret(),
 			Redacted:            in.GetRedacted(),
+			ValueState:          cmdutil.ValueStateKey(in.GetValueState()),
 		}
 		if it.Redacted {
 			it.Name = "" // even if the server sent one
@@ -222,6 +261,57 @@ func outcomeText(o scopev1.RunOutcome) string {
 	return "unknown"
 }
 
+// stateText renders a run's state for people, marking a run in flight
+// that holds a value rotated or deleted since: "in flight (stale)".
+func stateText(r *scopev1.Run) string {
+	s := cmdutil.RunStateName(r.GetState())
+	if r.GetHoldsStaleValues() {
+		s += " " + staleMarker
+	}
+	return s
+}
+
+// staleMarker flags a run in flight holding stale values.
+const staleMarker = "(stale)"
+
+// exitText renders how a run's command ended: its exit status, and the
+// signal that killed it; "-" until the runner reports the end.
+func exitText(e *scopev1.RunEnd) string {
+	switch {
+	case e == nil:
+		return "-"
+	case e.GetSignal() != 0:
+		return fmt.Sprintf("%d (signal %d)", e.GetExitCode(), e.GetSignal())
+	}
+	return strconv.Itoa(int(e.GetExitCode()))
+}
+
+// durationText renders how long a run's command ran, to the second (to
+// the millisecond under a second); "-" until the runner reports it.
+func durationText(e *scopev1.RunEnd) string {
+	if e.GetDuration() == nil {
+		return "-"
+	}
+	d := e.GetDuration().AsDuration()
+	if d >= time.Second {
+		return shortDuration(d)
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// shortDuration renders d to the second without zero tails: "15m", "1h",
+// "1m30s", "2h0m5s".
+func shortDuration(d time.Duration) string {
+	s := d.Round(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // allowlistText says where the allowlist came from and what it holds.
 func allowlistText(src scopev1.AllowlistSource, env string, names []string) string {
 	list := strings.Join(names, ", ")
@@ -262,12 +352,12 @@ func writeUnresolved(w io.Writer, us []Unresolved) error {
 	return tw.Flush()
 }
 
+// reasonText renders a reason key (cmdutil.ReasonKey) for people.
 func reasonText(key string) string {
-	switch key {
-	case "not_found":
-		return cmdutil.ReasonName(scopev1.UnresolvedReason_UNRESOLVED_REASON_NOT_FOUND)
-	case "restricted":
-		return cmdutil.ReasonName(scopev1.UnresolvedReason_UNRESOLVED_REASON_RESTRICTED)
+	for v := range scopev1.UnresolvedReason_name {
+		if r := scopev1.UnresolvedReason(v); r != scopev1.UnresolvedReason_UNRESOLVED_REASON_UNSPECIFIED && cmdutil.ReasonKey(r) == key {
+			return cmdutil.ReasonName(r)
+		}
 	}
 	return "unresolved"
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
@@ -47,10 +48,16 @@ func explanation(rc *scopev1.RunContext) *scopev1.Explanation {
 	}
 }
 
-var created = timestamppb.New(time.Date(2026, 5, 20, 9, 15, 0, 0, time.UTC))
+var (
+	created  = timestamppb.New(time.Date(2026, 5, 20, 9, 15, 0, 0, time.UTC))
+	expires  = timestamppb.New(time.Date(2026, 5, 20, 9, 25, 0, 0, time.UTC))
+	resolved = timestamppb.New(time.Date(2026, 5, 20, 9, 16, 0, 0, time.UTC))
+	ended    = timestamppb.New(time.Date(2026, 5, 20, 9, 18, 0, 0, time.UTC))
+)
 
-// record is the canned run record: one injected secret of each scope, one
-// redacted (with a name the CLI must not print), one unresolved.
+// record is the canned run record, ended: one injected secret of each
+// scope, one redacted (with a name the CLI must not print), one
+// unresolved.
 func record(name string) *scopev1.Run {
 	_, id, _ := strings.Cut(name, "/runs/")
 	return &scopev1.Run{
@@ -60,11 +67,17 @@ func record(name string) *scopev1.Run {
 			Trigger: scopev1.Trigger_TRIGGER_SLACK, User: "users/alice", Environment: "ops-tools",
 			Secrets: &scopev1.SecretNameList{Names: []string{"DEPLOY_TOKEN", "GITHUB_TOKEN", "MISSING_KEY"}},
 		},
-		Agent:           "deployer",
-		ResolvedBy:      "runners/runner-a",
-		CreateTime:      created,
-		AllowlistSource: scopev1.AllowlistSource_ALLOWLIST_SOURCE_RUN,
-		Outcome:         scopev1.RunOutcome_RUN_OUTCOME_RESOLVED,
+		Agent:            "deployer",
+		ResolvedBy:       "runners/runner-a",
+		CreateTime:       created,
+		State:            scopev1.RunState_RUN_STATE_ENDED,
+		StartedBy:        "teams/acme/integrations/slack-bot",
+		TicketExpireTime: expires,
+		ResolveTime:      resolved,
+		EndTime:          ended,
+		End:              &scopev1.RunEnd{ExitCode: 137, Signal: 9, Duration: durationpb.New(2*time.Minute + 400*time.Millisecond)},
+		AllowlistSource:  scopev1.AllowlistSource_ALLOWLIST_SOURCE_RUN,
+		Outcome:          scopev1.RunOutcome_RUN_OUTCOME_RESOLVED,
 		Injected: []*scopev1.InjectedSecret{
 			{SecretName: "DEPLOY_TOKEN", Scope: team, Owner: "teams/acme", ValueVersion: 3},
 			{SecretName: "GITHUB_TOKEN", Scope: person, Owner: "users/alice", ValueVersion: 2, OverridesTeamSecret: true},
@@ -94,6 +107,7 @@ func start(t *testing.T, teams ...string) *ozfake.Server {
 				second.Context = &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE}
 				second.Agent, second.Injected, second.Unresolved = "default", nil, nil
 				second.Outcome = scopev1.RunOutcome_RUN_OUTCOME_FAILED_STRICT
+				second.State, second.StartedBy, second.End = scopev1.RunState_RUN_STATE_FAILED, "teams/acme/agents/default", nil
 				if r.GetPageToken() == "" {
 					return &scopev1.ListRunsResponse{Runs: []*scopev1.Run{first}, NextPageToken: "p2"}, nil
 				}
@@ -269,18 +283,25 @@ func TestShow(t *testing.T) {
 	srv := start(t, "acme")
 	r := ozrun.Run(t, srv, ozrun.Options{}, "run", "show", "run-7")
 	want := strings.Join([]string{
-		"RUN          run-7",
-		"TEAM         acme",
-		"TIME         2026-05-20 09:15",
-		"TRIGGER      slack",
-		"USER         users/alice",
-		"AGENT        deployer",
-		"ENVIRONMENT  ops-tools",
-		"RUN LIST     DEPLOY_TOKEN, GITHUB_TOKEN, MISSING_KEY",
-		"STRICT       no",
-		"RESOLVED BY  runners/runner-a",
-		"OUTCOME      resolved",
-		"ALLOWLIST    the run's list: DEPLOY_TOKEN, GITHUB_TOKEN, MISSING_KEY",
+		"RUN             run-7",
+		"TEAM            acme",
+		"TIME            2026-05-20 09:15",
+		"STATE           ended",
+		"TRIGGER         slack",
+		"USER            users/alice",
+		"AGENT           deployer",
+		"ENVIRONMENT     ops-tools",
+		"RUN LIST        DEPLOY_TOKEN, GITHUB_TOKEN, MISSING_KEY",
+		"STRICT          no",
+		"STARTED BY      teams/acme/integrations/slack-bot",
+		"RESOLVED BY     runners/runner-a",
+		"OUTCOME         resolved",
+		"ALLOWLIST       the run's list: DEPLOY_TOKEN, GITHUB_TOKEN, MISSING_KEY",
+		"TICKET EXPIRES  2026-05-20 09:25",
+		"RESOLVED AT     2026-05-20 09:16",
+		"ENDED AT        2026-05-20 09:18",
+		"EXIT CODE       137 (signal 9)",
+		"DURATION        2m",
 		"",
 		"Injected:",
 		"NAME                               SCOPE     VERSION  NOTE",
@@ -320,7 +341,11 @@ func TestShowJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.Stdout), &got); err != nil {
 		t.Fatalf("stdout %q: %v", r.Stdout, err)
 	}
-	wantKeys := []string{"agent", "allowlist_source", "created_at", "environment", "id", "injected", "outcome", "resolved_by", "resource_name", "secrets", "strict", "team", "trigger", "unresolved", "user"}
+	wantKeys := []string{
+		"agent", "allowlist_source", "created_at", "end", "ended_at", "environment", "holds_stale_values", "id", "injected", "outcome",
+		"resolved_at", "resolved_by", "resource_name", "secrets", "started_by", "state", "strict", "team", "ticket_expires_at",
+		"trigger", "unresolved", "user",
+	}
 	if k := keys(got); !slices.Equal(k, wantKeys) {
 		t.Errorf("got keys %v, want %v", k, wantKeys)
 	}
@@ -328,6 +353,8 @@ func TestShowJSON(t *testing.T) {
 		"id": "run-7", "resource_name": "teams/beta/runs/run-7", "team": "beta", "created_at": "2026-05-20T09:15:00Z",
 		"trigger": "slack", "user": "users/alice", "agent": "deployer", "resolved_by": "runners/runner-a",
 		"outcome": "resolved", "allowlist_source": "run",
+		"state": "ended", "started_by": "teams/acme/integrations/slack-bot", "ticket_expires_at": "2026-05-20T09:25:00Z",
+		"resolved_at": "2026-05-20T09:16:00Z", "ended_at": "2026-05-20T09:18:00Z", "holds_stale_values": false,
 	} {
 		if got[k] != want {
 			t.Errorf("got %s %v, want %v", k, got[k], want)
@@ -338,7 +365,13 @@ func TestShowJSON(t *testing.T) {
 	if gh["name"] != "GITHUB_TOKEN" || gh["scope"] != "personal" || gh["overrides_team_secret"] != true || gh["value_version"] != 2.0 {
 		t.Errorf("got %v, want GITHUB_TOKEN personal overriding", gh)
 	}
-	if k := keys(gh); !slices.Equal(k, []string{"name", "overrides_team_secret", "owner", "redacted", "scope", "value_version"}) {
+	if end, _ := got["end"].(map[string]any); end["exit_code"] != 137.0 || end["signal"] != 9.0 || end["duration_seconds"] != 120.4 {
+		t.Errorf("got end %v, want exit_code 137, signal 9, duration_seconds 120.4", got["end"])
+	}
+	if gh["value_state"] != "" {
+		t.Errorf("got value_state %v, want \"\" (not in flight)", gh["value_state"])
+	}
+	if k := keys(gh); !slices.Equal(k, []string{"name", "overrides_team_secret", "owner", "redacted", "scope", "value_state", "value_version"}) {
 		t.Errorf("got injected keys %v", k)
 	}
 	if red := injected[2].(map[string]any); red["name"] != "" || red["redacted"] != true {
@@ -353,9 +386,9 @@ func TestList(t *testing.T) {
 	srv := start(t, "acme")
 	r := ozrun.Run(t, srv, ozrun.Options{}, "run", "list", "--agent", "deployer", "--trigger", "slack")
 	want := strings.Join([]string{
-		"ID     TIME              TRIGGER   USER   AGENT     ENVIRONMENT  OUTCOME        INJECTED  UNRESOLVED",
-		"run-2  2026-05-20 09:15  slack     alice  deployer  ops-tools    resolved       3         2",
-		"run-1  2026-05-20 09:15  schedule  -      default   -            failed_strict  0         0",
+		"ID     TIME              STATE   TRIGGER   USER   AGENT     ENVIRONMENT  STARTED BY             INJECTED  UNRESOLVED  EXIT            DURATION",
+		"run-2  2026-05-20 09:15  ended   slack     alice  deployer  ops-tools    integration slack-bot  3         2           137 (signal 9)  2m",
+		"run-1  2026-05-20 09:15  failed  schedule  -      default   -            agent default          0         0           -               -",
 	}, "\n") + "\n"
 	if r.Code != 0 || r.Stdout != want {
 		t.Errorf("got %d\n%s\nwant\n%s", r.Code, r.Stdout, want)

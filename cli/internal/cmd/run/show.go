@@ -28,8 +28,16 @@ func newShowCmd(f *cmdutil.Factory) *cli.Command {
 		Aliases:   []string{"get"},
 		Usage:     "Show a run's record: what it received and what it did not",
 		ArgsUsage: "RUN_ID",
-		Description: `RUN_ID is the run's id (oz exec prints it), or its resource name
-teams/TEAM/runs/RUN_ID.`,
+		Description: `RUN_ID is the run's id (oz run start and oz exec print it), or its
+resource name teams/TEAM/runs/RUN_ID.
+
+STATE is started, in flight, ended, failed or expired (see oz run list
+--help). For a run in flight, each injected secret whose value was rotated, or
+which was deleted, since the run received it is marked "rotated since" or
+"deleted since": the run still holds the previous value.
+
+Example:
+   oz run show slack-7f3a`,
 		Flags: append([]cli.Flag{cmdutil.OutputFlag()}, cmdutil.TeamFlags()...),
 		Action: func(c *cli.Context) error {
 			args, err := cmdutil.Args(c, "RUN_ID")
@@ -90,12 +98,14 @@ func writeRecord(d Deps, rec Record, r *scopev1.Run) error {
 	fmt.Fprintf(tw, "RUN\t%s\n", rec.ID)
 	fmt.Fprintf(tw, "TEAM\t%s\n", rec.Team)
 	fmt.Fprintf(tw, "TIME\t%s\n", at(r.GetCreateTime(), d.Now))
+	fmt.Fprintf(tw, "STATE\t%s\n", showStateText(r))
 	fmt.Fprintf(tw, "TRIGGER\t%s\n", cmdutil.OrDash(rec.Trigger))
 	fmt.Fprintf(tw, "USER\t%s\n", cmdutil.OrDash(rec.User))
 	fmt.Fprintf(tw, "AGENT\t%s\n", cmdutil.OrDash(rec.Agent))
 	fmt.Fprintf(tw, "ENVIRONMENT\t%s\n", cmdutil.OrDash(rec.Environment))
 	fmt.Fprintf(tw, "RUN LIST\t%s\n", runListText(rec.Secrets))
 	fmt.Fprintf(tw, "STRICT\t%s\n", yesNo(rec.Strict))
+	fmt.Fprintf(tw, "STARTED BY\t%s\n", cmdutil.OrDash(rec.StartedBy))
 	fmt.Fprintf(tw, "RESOLVED BY\t%s\n", cmdutil.OrDash(rec.ResolvedBy))
 	fmt.Fprintf(tw, "OUTCOME\t%s\n", outcomeText(r.GetOutcome()))
 	var names []string
@@ -103,6 +113,11 @@ func writeRecord(d Deps, rec Record, r *scopev1.Run) error {
 		names = rec.Secrets
 	}
 	fmt.Fprintf(tw, "ALLOWLIST\t%s\n", allowlistText(r.GetAllowlistSource(), rec.Environment, names))
+	fmt.Fprintf(tw, "TICKET EXPIRES\t%s\n", at(r.GetTicketExpireTime(), d.Now))
+	fmt.Fprintf(tw, "RESOLVED AT\t%s\n", at(r.GetResolveTime(), d.Now))
+	fmt.Fprintf(tw, "ENDED AT\t%s\n", at(r.GetEndTime(), d.Now))
+	fmt.Fprintf(tw, "EXIT CODE\t%s\n", exitText(r.GetEnd()))
+	fmt.Fprintf(tw, "DURATION\t%s\n", durationText(r.GetEnd()))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -115,7 +130,7 @@ func writeRecord(d Deps, rec Record, r *scopev1.Run) error {
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 		// A NOTE column only when some secret has one: tabwriter aligns
 		// a column only over lines that all have it.
-		notes := slices.ContainsFunc(rec.Injected, func(in Injected) bool { return in.OverridesTeamSecret })
+		notes := slices.ContainsFunc(rec.Injected, func(in Injected) bool { return injectedNote(in) != "" })
 		if notes {
 			fmt.Fprintln(tw, "NAME\tSCOPE\tVERSION\tNOTE")
 		} else {
@@ -124,11 +139,7 @@ func writeRecord(d Deps, rec Record, r *scopev1.Run) error {
 		for _, in := range rec.Injected {
 			fmt.Fprintf(tw, "%s\t%s\t%d", displayName(in.Name, in.Redacted), in.Scope, in.ValueVersion)
 			if notes {
-				note := "-"
-				if in.OverridesTeamSecret {
-					note = "overrides team secret"
-				}
-				fmt.Fprint(tw, "\t"+note)
+				fmt.Fprint(tw, "\t"+cmdutil.OrDash(injectedNote(in)))
 			}
 			fmt.Fprintln(tw)
 		}
@@ -137,4 +148,30 @@ func writeRecord(d Deps, rec Record, r *scopev1.Run) error {
 		}
 	}
 	return writeUnresolved(w, rec.Unresolved)
+}
+
+// showStateText is a run's state for `oz run show`: a run in flight
+// holding stale values says where to look.
+func showStateText(r *scopev1.Run) string {
+	if r.GetHoldsStaleValues() {
+		return cmdutil.RunStateName(r.GetState()) + " (holds values rotated or deleted since: see Injected)"
+	}
+	return cmdutil.RunStateName(r.GetState())
+}
+
+// injectedNote is what `oz run show` says of one injected secret beyond
+// its name, scope and version: whether it overrode a team secret, and, for
+// a run in flight, whether its value was rotated or deleted since.
+func injectedNote(in Injected) string {
+	var notes []string
+	if in.OverridesTeamSecret {
+		notes = append(notes, "overrides team secret")
+	}
+	switch in.ValueState {
+	case "rotated":
+		notes = append(notes, "rotated since")
+	case "deleted":
+		notes = append(notes, "deleted since")
+	}
+	return strings.Join(notes, "; ")
 }

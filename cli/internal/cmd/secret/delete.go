@@ -30,6 +30,12 @@ func newDeleteCmd(f *cmdutil.Factory) *cli.Command {
 		Name:      "delete",
 		Usage:     "Delete a secret and every stored version of its value",
 		ArgsUsage: "NAME",
+		Description: `Asks for confirmation on a terminal; without one it refuses unless --force.
+Runs in flight keep the value they received: standard error says how many
+(oz run list --in-flight lists them).
+
+Example:
+   oz secret delete --team --force DEPLOY_TOKEN`,
 		Flags: append(cmdutil.ScopeFlags(),
 			cmdutil.ForceFlag(),
 			&cli.StringFlag{Name: "etag", Usage: "delete only if the secret's etag is still `ETAG`"},
@@ -94,5 +100,7 @@ func runDelete(ctx context.Context, opts *DeleteOptions) error {
 		return err
 	}
 	cmdutil.Successf(opts.IO, "Deleted %s", describe(nil, opts.Scope, team, opts.Name))
+	// Runs in flight keep the value they received.
+	warnInFlight(ctx, conn, opts.IO.ErrOut, opts.Scope, team, opts.Name)
 	return nil
 }

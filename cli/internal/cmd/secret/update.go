@@ -36,6 +36,12 @@ func newUpdateCmd(f *cmdutil.Factory) *cli.Command {
 		Name:      "update",
 		Usage:     "Replace a secret's value and/or description",
 		ArgsUsage: "NAME",
+		Description: `A new value reaches runs started from now on. Runs in flight keep the value
+they received: after a value change, standard error says how many hold the
+previous one (oz run list --in-flight lists them).
+
+Example, rotate a team secret (asks for the new value on a terminal):
+   oz secret update --team --value DEPLOY_TOKEN`,
 		Flags: append(cmdutil.ScopeFlags(),
 			&cli.BoolFlag{Name: "value", Usage: "set a new value (hidden prompt on a terminal, else standard input)"},
 			&cli.StringFlag{Name: cmdutil.ValueFileFlag, Usage: "set a new value from `FILE` (exact bytes; - is standard input)"},
@@ -122,5 +128,9 @@ func runUpdate(ctx context.Context, opts *UpdateOptions) error {
 		return cmdutil.RedactValue(err, value)
 	}
 	cmdutil.Successf(opts.IO, "Updated %s", describe(resp.GetSecret(), opts.Scope, team, opts.Name))
+	if setValue {
+		// Runs in flight keep the value they received.
+		warnInFlight(ctx, conn, opts.IO.ErrOut, opts.Scope, team, opts.Name)
+	}
 	return nil
 }
