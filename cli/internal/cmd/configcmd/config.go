@@ -21,8 +21,11 @@ func NewCmd(f *cmdutil.Factory) *cli.Command {
 		Name:  "config",
 		Usage: "Show or change the CLI's settings",
 		Description: `Settings live in a JSON file (oz config show prints its path) with the keys
-addr, ca_file, token and team. The environment variables OZ_ADDR, OZ_CA_FILE,
-OZ_TOKEN and OZ_TEAM override them; OZ_CONFIG overrides the file's path.`,
+addr, ca_file, token, token_file and team. The environment variables OZ_ADDR,
+OZ_CA_FILE, OZ_TOKEN, OZ_TOKEN_FILE and OZ_TEAM override them; OZ_CONFIG
+overrides the file's path. The token is OZ_TOKEN, else OZ_TOKEN_FILE's
+content, else the file's token, else the content of its token_file; the
+global flag --token-file FILE wins over all of them.`,
 		Subcommands: []*cli.Command{newSetCmd(f), newShowCmd(f)},
 	}
 }
@@ -42,13 +45,13 @@ func newSetCmd(f *cmdutil.Factory) *cli.Command {
 		Name:      "set",
 		Usage:     "Set a key in the config file (an empty VALUE removes it)",
 		ArgsUsage: "KEY [VALUE]",
-		Description: `KEY is addr, ca_file, token or team. For token, leave out VALUE to be asked
+		Description: `KEY is addr, ca_file, token, token_file or team. For token, leave out VALUE to be asked
 for it without echo (or to read it from standard input; "-" too), so that it
 does not end up in your shell history.`,
 		Action: func(c *cli.Context) error {
 			args := c.Args().Slice()
 			if len(args) == 0 || len(args) > 2 {
-				return exitcode.Usagef("usage: oz config set KEY [VALUE] (keys: addr, ca_file, token, team)")
+				return exitcode.Usagef("usage: oz config set KEY [VALUE] (keys: addr, ca_file, token, token_file, team)")
 			}
 			path, err := f.ConfigPath()
 			if err != nil {
