@@ -74,6 +74,7 @@ type auditFixture struct {
 	sys    *harness.System
 	tm     team
 	runner string
+	cron   string // the token of the integration that starts runs
 	conn   *grpc.ClientConn
 
 	secrets   secretsv1.SecretServiceClient
@@ -106,6 +107,7 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	f.tokens = scopev1.NewTokenServiceClient(conn)
 	f.runs = scopev1.NewRunServiceClient(conn)
 	f.audit = auditv1.NewAuditServiceClient(conn)
+	f.addScheduler(t)
 
 	priv, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
 	if err != nil {
@@ -189,7 +191,7 @@ type loadWorker struct {
 	userTokens                      []string // token ids
 }
 
-type ctxs struct{ alice, bob, runner, bad context.Context }
+type ctxs struct{ alice, bob, runner, cron, bad context.Context }
 
 // call runs fn with the request id of o and records its answer.
 func (w *loadWorker) call(o *op, ctx context.Context, fn func(context.Context) error) error {
@@ -407,12 +409,15 @@ func (w *loadWorker) step(c ctxs) {
 			}
 			rc.Secrets = &scopev1.SecretNameList{Names: names}
 		}
-		o.exists = f.exists(c.alice, func(ctx context.Context) error {
-			_, err := f.runs.GetRun(ctx, &scopev1.GetRunRequest{Name: o.resource})
-			return err
-		})
+		// The scheduler starts the run (an operation of its own), the
+		// runner redeems the ticket.
+		ticket, ok := f.startRun(&w.ops, o, c, rc)
+		if !ok {
+			return
+		}
+		o.exists = f.exists(c.alice, resolvedRun(f.runs, o.resource))
 		_ = w.call(o, c.runner, func(ctx context.Context) error {
-			resp, err := f.runs.ResolveRun(ctx, &scopev1.ResolveRunRequest{Parent: "teams/acme", RunId: runID, Context: rc, Recipient: f.recipient})
+			resp, err := f.runs.ResolveRun(ctx, &scopev1.ResolveRunRequest{Parent: "teams/acme", Ticket: ticket, Recipient: f.recipient})
 			if err == nil && (resp.GetRun().GetOutcome() == scopev1.RunOutcome_RUN_OUTCOME_FAILED_STRICT) != rc.Strict {
 				return status.Errorf(codes.Unknown, "run %s: outcome %v, strict %v", runID, resp.GetRun().GetOutcome(), rc.Strict)
 			}
@@ -469,6 +474,66 @@ func (f *auditFixture) exists(ctx context.Context, get func(context.Context) err
 	}
 }
 
+// startRun starts the run that resolution o resolves, as the scheduler
+// (c.cron), as an operation of its own, which it inserts before o in ops;
+// it returns its ticket, or false when the start failed (o is then taken
+// out: it is not made).
+func (f *auditFixture) startRun(ops *[]*op, o *op, c ctxs, rc *scopev1.RunContext) (string, bool) {
+	s := &op{worker: o.worker, n: o.n, reqID: o.reqID + "-start", team: "acme", outcome: auditv1.Outcome_OUTCOME_OK,
+		kind: "run.start", action: "run.start", resource: o.resource, runID: o.runID}
+	*ops = append((*ops)[:len(*ops)-1], s, o) // before o, the last
+	s.exists = f.exists(c.alice, func(ctx context.Context) error {
+		_, err := f.runs.GetRun(ctx, &scopev1.GetRunRequest{Name: o.resource})
+		return err
+	})
+	var ticket string
+	err := (&loadWorker{}).call(s, c.cron, func(ctx context.Context) error {
+		resp, err := f.runs.StartRun(ctx, &scopev1.StartRunRequest{Parent: "teams/acme", Context: rc, RunId: o.runID})
+		ticket = resp.GetTicket()
+		return err
+	})
+	if err != nil {
+		*ops = (*ops)[:len(*ops)-1]
+		return "", false
+	}
+	return ticket, true
+}
+
+// addScheduler creates the integration that starts acme's runs (its
+// token in f.cron).
+func (f *auditFixture) addScheduler(t *testing.T) {
+	t.Helper()
+	integ, err := scopev1.NewIntegrationServiceClient(f.conn).CreateIntegration(harness.WithToken(context.Background(), f.tm.alice),
+		&scopev1.CreateIntegrationRequest{Parent: "teams/acme", IntegrationId: "cron", Trigger: scopev1.Trigger_TRIGGER_SCHEDULE})
+	if err != nil {
+		t.Fatalf("create the scheduler integration: %v", err)
+	}
+	f.cron = integ.GetBearerToken()
+}
+
+// countKind counts the operations of kind.
+func countKind(ops []*op, kind string) int {
+	n := 0
+	for _, o := range ops {
+		if o.kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// resolvedRun tells whether run name was resolved (as opposed to only
+// started): NotFound while it is not.
+func resolvedRun(runs scopev1.RunServiceClient, name string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		resp, err := runs.GetRun(ctx, &scopev1.GetRunRequest{Name: name})
+		if err == nil && resp.GetRun().GetState() == scopev1.RunState_RUN_STATE_STARTED {
+			return status.Error(codes.NotFound, "started, not resolved")
+		}
+		return err
+	}
+}
+
 // runLoad runs workers until total operations were started or stop is
 // closed, and returns every operation in the order each worker ran them.
 func runLoad(f *auditFixture, prefix string, workers, total int, stop <-chan struct{}) []*op {
@@ -476,6 +541,7 @@ func runLoad(f *auditFixture, prefix string, workers, total int, stop <-chan str
 		alice:  harness.WithToken(context.Background(), f.tm.alice),
 		bob:    harness.WithToken(context.Background(), f.tm.bob),
 		runner: harness.WithToken(context.Background(), f.runner),
+		cron:   harness.WithToken(context.Background(), f.cron),
 		bad:    harness.WithToken(context.Background(), "oz_notavalidtoken0000000000000000"),
 	}
 	var started atomic.Int64
@@ -927,8 +993,10 @@ func TestAuditStoppedUnderLoad(t *testing.T) {
 			t.Errorf("%s %s: %s: %s (the audit service being down must not fail anything)", o.kind, o.reqID, o.code, o.msg)
 		}
 	}
-	if len(ops) != total {
-		t.Fatalf("ran %d operations, want %d", len(ops), total)
+	// Each run resolution is preceded by its start, an operation of its
+	// own: total counts the steps.
+	if steps := len(ops) - countKind(ops, "run.start"); steps != total {
+		t.Fatalf("ran %d operations, want %d", steps, total)
 	}
 	if t.Failed() {
 		t.FailNow()

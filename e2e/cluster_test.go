@@ -241,6 +241,7 @@ func newClusterFixture(t *testing.T, cl *harness.Cluster) (*auditFixture, hpke.P
 	f.tokens = scopev1.NewTokenServiceClient(conn)
 	f.runs = scopev1.NewRunServiceClient(conn)
 	f.audit = auditv1.NewAuditServiceClient(conn)
+	f.addScheduler(t)
 
 	priv, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
 	if err != nil {
@@ -291,6 +292,7 @@ func runClusterLoad(f *auditFixture, prefix string, workers int, stop <-chan str
 	c := ctxs{
 		alice:  harness.WithToken(context.Background(), f.tm.alice),
 		runner: harness.WithToken(context.Background(), f.runner),
+		cron:   harness.WithToken(context.Background(), f.cron),
 	}
 	ws := make([]*clusterWorker, workers)
 	var wg sync.WaitGroup
@@ -370,12 +372,13 @@ func (w *clusterWorker) step(c ctxs) {
 			}
 			rc.Secrets = &scopev1.SecretNameList{Names: names}
 		}
-		o.exists = f.exists(c.alice, func(ctx context.Context) error {
-			_, err := f.runs.GetRun(ctx, &scopev1.GetRunRequest{Name: o.resource})
-			return err
-		})
+		ticket, ok := f.startRun(&w.ops, o, c, rc)
+		if !ok {
+			return
+		}
+		o.exists = f.exists(c.alice, resolvedRun(f.runs, o.resource))
 		if w.call(o, c.runner, func(ctx context.Context) error {
-			_, err := f.runs.ResolveRun(ctx, &scopev1.ResolveRunRequest{Parent: "teams/acme", RunId: runID, Context: rc, Recipient: f.recipient})
+			_, err := f.runs.ResolveRun(ctx, &scopev1.ResolveRunRequest{Parent: "teams/acme", Ticket: ticket, Recipient: f.recipient})
 			return err
 		}) == nil {
 			w.made = append(w.made, o)
@@ -490,10 +493,13 @@ func checkClusterState(t *testing.T, f *auditFixture, priv hpke.PrivateKey, ws [
 		}
 	}
 	for chunk := range slices.Chunk(ids, 50) {
-		resp, err := f.runs.ResolveRun(runner, &scopev1.ResolveRunRequest{
-			Parent: "teams/acme", Recipient: f.recipient,
-			Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE, Secrets: &scopev1.SecretNameList{Names: chunk}},
+		st, err := f.runs.StartRun(harness.WithToken(context.Background(), f.cron), &scopev1.StartRunRequest{
+			Parent: "teams/acme", Context: &scopev1.RunContext{Secrets: &scopev1.SecretNameList{Names: chunk}},
 		})
+		if err != nil {
+			t.Fatalf("start a run of %d secrets: %v", len(chunk), err)
+		}
+		resp, err := f.runs.ResolveRun(runner, &scopev1.ResolveRunRequest{Parent: "teams/acme", Recipient: f.recipient, Ticket: st.GetTicket()})
 		if err != nil {
 			t.Fatalf("resolve %d secrets: %v", len(chunk), err)
 		}

@@ -26,7 +26,10 @@ func TestMetricsAndLogsHoldNoSecrets(t *testing.T) {
 	ozOK(t, sys, tm.alice, planted[0], "secret", "create", "--team", "OBS_API_KEY")
 	ozOK(t, sys, tm.alice, planted[1], "secret", "update", "--team", "--value", "OBS_API_KEY")
 	ozOK(t, sys, tm.alice, planted[2], "secret", "create", "--personal", "OBS_PERSONAL")
-	res := ozOK(t, sys, runner, "", "exec", "--team", "acme", "--trigger", "schedule", "--", "sh", "-c", "test -n \"$OBS_API_KEY\"")
+	res := redeem(t, sys, runner, startRun(t, sys, tm.alice), nil, "sh", "-c", "test -n \"$OBS_API_KEY\"")
+	if res.Code != 0 {
+		t.Fatalf("oz exec: exit %d: %s", res.Code, res.Stderr)
+	}
 	if !strings.Contains(res.Stderr, "OBS_API_KEY") {
 		t.Fatalf("oz exec stderr %q does not name the injected secret", res.Stderr)
 	}

@@ -25,11 +25,11 @@ func TestSealedOverREST(t *testing.T) {
 	}
 	restJSON(t, sys, tm.alice, "POST", "/v1/teams/acme/secrets",
 		`{"secretId":"DB_PASSWORD","sealedValue":`+seal(first, "DB_PASSWORD")+`}`, http.StatusOK)
-	execRun(t, sys, runner, map[string]string{"DB_PASSWORD": first}, "--team", "acme", "--trigger", "schedule")
+	execRun(t, sys, runner, tm.alice, map[string]string{"DB_PASSWORD": first})
 
 	restJSON(t, sys, tm.alice, "PATCH", "/v1/teams/acme/secrets/DB_PASSWORD",
 		`{"sealedValue":`+seal(second, "DB_PASSWORD")+`}`, http.StatusOK)
-	execRun(t, sys, runner, map[string]string{"DB_PASSWORD": second}, "--team", "acme", "--trigger", "schedule")
+	execRun(t, sys, runner, tm.alice, map[string]string{"DB_PASSWORD": second})
 
 	// A blob sealed for DB_PASSWORD is refused for another name, naming the field.
 	body := restJSON(t, sys, tm.alice, "POST", "/v1/teams/acme/secrets",

@@ -223,6 +223,14 @@ func benchExecRelay(sys *harness.System, conn *grpc.ClientConn, userCtx context.
 	if err != nil {
 		return fmt.Errorf("create runner: %w", err)
 	}
+	integ, err := scopev1.NewIntegrationServiceClient(conn).CreateIntegration(userCtx, &scopev1.CreateIntegrationRequest{
+		Parent: "teams/relay", IntegrationId: "relay-cron", Trigger: scopev1.Trigger_TRIGGER_SCHEDULE,
+	})
+	if err != nil {
+		return fmt.Errorf("create integration: %w", err)
+	}
+	runs := scopev1.NewRunServiceClient(conn)
+	cronCtx := harness.WithToken(context.Background(), integ.GetBearerToken())
 	// Log-like lines, with a value every 64 KiB or so.
 	corpus := filepath.Join(work, "corpus.txt")
 	f, err := os.Create(corpus)
@@ -246,11 +254,15 @@ func benchExecRelay(sys *harness.System, conn *grpc.ClientConn, userCtx context.
 	relay := func(flags ...string) (float64, error) {
 		best := 0.0
 		for range 2 {
-			args := append([]string{"exec", "--team", "relay", "--trigger", "schedule"}, flags...)
+			st, err := runs.StartRun(cronCtx, &scopev1.StartRunRequest{Parent: "teams/relay", Context: &scopev1.RunContext{}})
+			if err != nil {
+				return 0, fmt.Errorf("start run: %w", err)
+			}
+			args := append([]string{"exec", "--ticket-env", "OZ_TICKET"}, flags...)
 			args = append(args, "--", "cat", corpus)
 			cmd := exec.Command(filepath.Join(sys.BinDir, "oz"), args...)
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "OZ_ADDR=" + sys.Addr,
-				"OZ_CA_FILE=" + sys.CAFile, "OZ_TOKEN=" + runner.GetBearerToken()}
+				"OZ_CA_FILE=" + sys.CAFile, "OZ_TOKEN=" + runner.GetBearerToken(), "OZ_TICKET=" + st.GetTicket()}
 			var out countingWriter
 			cmd.Stdout = &out
 			start := time.Now()
@@ -299,7 +311,7 @@ func benchResolveRun(sys *harness.System, conn *grpc.ClientConn, userCtx context
 	resolveP50 := latency(resolve)
 	cpuAfter := cpuByProcess()
 	floor := 2*echoP50 + fsyncP50
-	fmt.Println("\n== ResolveRun, a run of 10 secrets, via the gateway ==")
+	fmt.Println("\n== a run of 10 secrets, via the gateway: StartRun (the scheduler) + ResolveRun (the runner), as \"ResolveRun\" below ==")
 	fmt.Printf("one fsynced bbolt write p50 (µs)        %8.0f\n", us(fsyncP50))
 	fmt.Printf("ResolveRun p50 at 1 runner (µs)         %8.0f   %.2f× (2 echo + 1 write = %.0f µs; target ≤ 2)\n",
 		us(resolveP50), float64(resolveP50)/float64(floor), us(floor))
@@ -319,8 +331,10 @@ func benchResolveRun(sys *harness.System, conn *grpc.ClientConn, userCtx context
 }
 
 // newResolve makes team's run of 10 secrets (the team exists and the
-// user of userCtx is its admin) and a runner of the team, checks once that
-// a resolution's sealed values open, and returns a ResolveRun of it.
+// user of userCtx is its admin), a runner of the team and the integration
+// that starts its runs, checks once that a resolution's sealed values
+// open, and returns a run of it: StartRun by the integration, then
+// ResolveRun by the runner redeeming the ticket.
 func newResolve(sys *harness.System, conn *grpc.ClientConn, userCtx context.Context, team, runnerID string) (func() error, error) {
 	secrets := secretsv1.NewSecretServiceClient(conn)
 	for i := 0; i < 10; i++ {
@@ -338,6 +352,15 @@ func newResolve(sys *harness.System, conn *grpc.ClientConn, userCtx context.Cont
 		return nil, fmt.Errorf("create runner: %w", err)
 	}
 	runnerCtx := harness.WithToken(context.Background(), created.GetBearerToken())
+	// The scheduler that starts the team's runs: a run is started by its
+	// trigger (StartRun) and redeemed by the runner (ResolveRun).
+	integ, err := scopev1.NewIntegrationServiceClient(conn).CreateIntegration(userCtx, &scopev1.CreateIntegrationRequest{
+		Parent: "teams/" + team, IntegrationId: runnerID + "-cron", Trigger: scopev1.Trigger_TRIGGER_SCHEDULE,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create integration: %w", err)
+	}
+	cronCtx := harness.WithToken(context.Background(), integ.GetBearerToken())
 	runs := scopev1.NewRunServiceClient(conn)
 	kem := hpke.MLKEM768X25519()
 	priv, err := kem.GenerateKey()
@@ -345,11 +368,15 @@ func newResolve(sys *harness.System, conn *grpc.ClientConn, userCtx context.Cont
 		return nil, err
 	}
 	recipient := &scopev1.RecipientKey{KemId: uint32(kem.ID()), PublicKey: priv.PublicKey().Bytes()}
+	startAndResolve := func() (*scopev1.ResolveRunResponse, error) {
+		st, err := runs.StartRun(cronCtx, &scopev1.StartRunRequest{Parent: "teams/" + team, Context: &scopev1.RunContext{}})
+		if err != nil {
+			return nil, fmt.Errorf("start run: %w", err)
+		}
+		return runs.ResolveRun(runnerCtx, &scopev1.ResolveRunRequest{Parent: "teams/" + team, Recipient: recipient, Ticket: st.GetTicket()})
+	}
 	resolve := func() error {
-		resp, err := runs.ResolveRun(runnerCtx, &scopev1.ResolveRunRequest{
-			Parent: "teams/" + team, Recipient: recipient,
-			Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE},
-		})
+		resp, err := startAndResolve()
 		if err != nil {
 			return err
 		}
@@ -359,9 +386,7 @@ func newResolve(sys *harness.System, conn *grpc.ClientConn, userCtx context.Cont
 		return nil
 	}
 	// Check once that the values open, so the benchmark measures real work.
-	resp, err := runs.ResolveRun(runnerCtx, &scopev1.ResolveRunRequest{
-		Parent: "teams/" + team, Recipient: recipient, Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE},
-	})
+	resp, err := startAndResolve()
 	if err != nil {
 		return nil, fmt.Errorf("resolve run: %w", err)
 	}
