@@ -2,9 +2,7 @@ package admin
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -60,29 +58,11 @@ func runIntegrationList(ctx context.Context, opts *IntegrationListOptions) error
 	if err != nil {
 		return err
 	}
-	if opts.Output == cmdutil.FormatJSON {
-		items := make([]cmdutil.Integration, 0, len(list))
-		for _, in := range list {
-			items = append(items, cmdutil.NewIntegration(in, team))
-		}
-		return cmdutil.WriteJSON(opts.IO.Out, items)
-	}
-	if len(list) == 0 {
-		if opts.IO.StderrTTY {
-			fmt.Fprintf(opts.IO.ErrOut, "No integrations in team %s.\n", team)
-		}
-		return nil
-	}
-	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTRIGGER\tIDENTITIES\tCREATED BY\tCREATED")
-	for _, in := range list {
-		it := cmdutil.NewIntegration(in, team)
+	return cmdutil.WriteIntegrations(opts.IO, team, list, opts.Output, "NAME\tTRIGGER\tIDENTITIES\tCREATED BY\tCREATED", func(it cmdutil.Integration) string {
 		created := "-"
-		if in.GetCreateTime() != nil {
-			created = timefmt.Absolute(in.GetCreateTime().AsTime(), opts.Now().Location())
+		if t, err := time.Parse(time.RFC3339, it.CreatedAt); err == nil {
+			created = timefmt.Absolute(t, opts.Now().Location())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Name, cmdutil.OrDash(it.Trigger),
-			cmdutil.OrDash(strings.Join(it.Agents, ", ")), cmdutil.PrincipalText(it.CreatedBy), created)
-	}
-	return tw.Flush()
+		return strings.Join([]string{it.Name, cmdutil.OrDash(it.Trigger), cmdutil.OrDash(strings.Join(it.Agents, ", ")), cmdutil.PrincipalText(it.CreatedBy), created}, "\t")
+	})
 }

@@ -3,12 +3,15 @@ package cmdutil
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"text/tabwriter"
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
+	"github.com/ozsecrets/oz/cli/internal/iostreams"
 )
 
 // integrationTriggers are the triggers an integration starts runs for:
@@ -117,4 +120,29 @@ func ListIntegrations(ctx context.Context, c scopev1.IntegrationServiceClient, t
 		return cmp.Compare(a.GetIntegrationId(), b.GetIntegrationId())
 	})
 	return out, nil
+}
+
+// WriteIntegrations prints list (integrations of team) as --output json
+// does, or as a table under header with a row per integration (its
+// columns, tab-separated); an empty table says so on a terminal.
+func WriteIntegrations(io *iostreams.IOStreams, team string, list []*scopev1.Integration, format Format, header string, row func(Integration) string) error {
+	if format == FormatJSON {
+		items := make([]Integration, 0, len(list))
+		for _, in := range list {
+			items = append(items, NewIntegration(in, team))
+		}
+		return WriteJSON(io.Out, items)
+	}
+	if len(list) == 0 {
+		if io.StderrTTY {
+			fmt.Fprintf(io.ErrOut, "No integrations in team %s.\n", team)
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(io.Out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, in := range list {
+		fmt.Fprintln(tw, row(NewIntegration(in, team)))
+	}
+	return tw.Flush()
 }

@@ -10,24 +10,41 @@ import (
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 )
 
-// AllowOptions are the inputs of `oz integration allow`.
+// AllowOptions are the inputs of `oz integration allow` (Allow) and
+// `oz integration disallow`.
 type AllowOptions struct {
 	Deps
-	ID string
+	ID    string
+	Allow bool
 }
 
 func newAllowCmd(f *cmdutil.Factory) *cli.Command {
-	return &cli.Command{
-		Name:      "allow",
-		Usage:     "Let an integration start runs on your behalf (your personal secrets become candidates of them)",
-		ArgsUsage: "NAME",
-		Description: `The integration (slack or linear) may then start runs whose triggering user is
+	return allowCmd(f, true, "allow", "Let an integration start runs on your behalf (your personal secrets become candidates of them)",
+		`The integration (slack or linear) may then start runs whose triggering user is
 you; your personal secrets are candidates of those runs. Allowing twice
 changes nothing. oz integration disallow takes it back.
 
 Example:
-   oz integration allow slack-bot --team acme`,
-		Flags: cmdutil.TeamFlags(),
+   oz integration allow slack-bot --team acme`)
+}
+
+func newDisallowCmd(f *cmdutil.Factory) *cli.Command {
+	return allowCmd(f, false, "disallow", "Stop an integration from starting runs on your behalf",
+		`From now on it cannot start a run for you. Runs it already started (a ticket
+issued, or a run in flight) are not affected. Disallowing what was not allowed
+changes nothing.
+
+Example:
+   oz integration disallow slack-bot --team acme`)
+}
+
+func allowCmd(f *cmdutil.Factory, allow bool, name, usage, description string) *cli.Command {
+	return &cli.Command{
+		Name:        name,
+		Usage:       usage,
+		ArgsUsage:   "NAME",
+		Description: description,
+		Flags:       cmdutil.TeamFlags(),
 		Action: func(c *cli.Context) error {
 			args, err := cmdutil.Args(c, "NAME")
 			if err != nil {
@@ -37,7 +54,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			return runAllow(c.Context, &AllowOptions{Deps: d, ID: args[0]})
+			return runAllow(c.Context, &AllowOptions{Deps: d, ID: args[0], Allow: allow})
 		},
 	}
 }
@@ -51,7 +68,15 @@ func runAllow(ctx context.Context, opts *AllowOptions) error {
 		return err
 	}
 	defer conn.Close()
-	resp, err := conn.Integrations.AllowIntegration(ctx, &scopev1.AllowIntegrationRequest{Name: cmdutil.IntegrationName(team, opts.ID)})
+	name := cmdutil.IntegrationName(team, opts.ID)
+	if !opts.Allow {
+		if _, err := conn.Integrations.DisallowIntegration(ctx, &scopev1.DisallowIntegrationRequest{Name: name}); err != nil {
+			return err
+		}
+		cmdutil.Successf(opts.IO, "Disallowed %s: it no longer starts runs on your behalf.", describe(team, opts.ID))
+		return nil
+	}
+	resp, err := conn.Integrations.AllowIntegration(ctx, &scopev1.AllowIntegrationRequest{Name: name})
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,7 @@ package integration
 
 import (
 	"context"
-	"fmt"
-	"text/tabwriter"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -55,31 +54,21 @@ func runList(ctx context.Context, opts *ListOptions) error {
 	if err != nil {
 		return err
 	}
-	if opts.Output == cmdutil.FormatJSON {
-		items := make([]cmdutil.Integration, 0, len(list))
-		for _, in := range list {
-			items = append(items, cmdutil.NewIntegration(in, team))
-		}
-		return cmdutil.WriteJSON(opts.IO.Out, items)
-	}
-	if len(list) == 0 {
-		if opts.IO.StderrTTY {
-			fmt.Fprintf(opts.IO.ErrOut, "No integrations in team %s.\n", team)
-		}
-		return nil
-	}
-	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTRIGGER\tALLOWED\tDESCRIPTION")
-	for _, in := range list {
-		it := cmdutil.NewIntegration(in, team)
+	return cmdutil.WriteIntegrations(opts.IO, team, list, opts.Output, "NAME\tTRIGGER\tALLOWED\tDESCRIPTION", func(it cmdutil.Integration) string {
 		allowed := "no"
 		switch {
-		case !cmdutil.UserInitiated(in.GetTrigger()):
-			allowed = "-" // it never acts for anyone
+		case !userInitiated(it.Trigger):
+			allowed = "-" // user-less: it never acts for anyone
 		case it.Allowed:
 			allowed = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.Name, cmdutil.OrDash(it.Trigger), allowed, cmdutil.OrDash(it.Description))
-	}
-	return tw.Flush()
+		return strings.Join([]string{it.Name, cmdutil.OrDash(it.Trigger), allowed, cmdutil.OrDash(it.Description)}, "\t")
+	})
+}
+
+// userInitiated reports whether the integration's trigger (by name) acts
+// for members.
+func userInitiated(trigger string) bool {
+	t, err := cmdutil.ParseTrigger(trigger)
+	return err == nil && cmdutil.UserInitiated(t)
 }
