@@ -36,7 +36,7 @@ generate: $(BUF)
 lint: $(BUF)
 	$(BUF) lint
 	go vet work
-	@out=$$(gofmt -l cli gateway services e2e proto/gen); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l cli gateway lib services e2e proto/gen); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Fails when `make generate` would change anything that is committed.
 .PHONY: check-generated

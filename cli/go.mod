@@ -4,8 +4,8 @@ go 1.26.0
 
 require (
 	github.com/creack/pty v1.1.24
+	github.com/ozsecrets/oz/lib v0.0.0
 	github.com/ozsecrets/oz/proto v0.0.0
-	github.com/ozsecrets/oz/services v0.0.0
 	github.com/urfave/cli/v2 v2.27.7
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.50.0
@@ -27,8 +27,6 @@ require (
 )
 
 // The workspace resolves them; the replaces let `go mod tidy` work per module.
-// services is required for services/audit/chain alone: `oz audit verify
-// --file` checks an export with the very code the audit service hashes with.
-replace github.com/ozsecrets/oz/proto => ../proto
+replace github.com/ozsecrets/oz/lib => ../lib
 
-replace github.com/ozsecrets/oz/services => ../services
+replace github.com/ozsecrets/oz/proto => ../proto

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ozsecrets/oz/e2e/harness"
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
@@ -49,7 +50,7 @@ import (
 func TestClusterFaults(t *testing.T) {
 	began := time.Now()
 	root := t.TempDir()
-	etcd, err := harness.StartEtcd(filepath.Join(root, "etcd"), 3)
+	etcd, err := etcdtest.New(etcdtest.Config{Members: 3, Dir: filepath.Join(root, "etcd")})
 	if err != nil {
 		t.Fatalf("start etcd: %v", err)
 	}
@@ -139,7 +140,7 @@ func TestClusterFaults(t *testing.T) {
 	if err != nil {
 		abort("find etcd's leader: %v", err)
 	}
-	etcdFault("follower stopped", (leader+1)%etcd.Len(), false)
+	etcdFault("follower stopped", (leader+1)%len(etcd.Members), false)
 	time.Sleep(2 * time.Second)
 	close(stop)
 	ws := <-done

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ozsecrets/oz/e2e/harness"
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 )
@@ -26,7 +27,7 @@ const revocationDelay = 5 * time.Second
 // every replica refuses it, each asked directly, and so does the gateway.
 func TestClusterRevocation(t *testing.T) {
 	root := t.TempDir()
-	etcd, err := harness.StartEtcd(filepath.Join(root, "etcd"), 1)
+	etcd, err := etcdtest.New(etcdtest.Config{Members: 1, Dir: filepath.Join(root, "etcd")})
 	if err != nil {
 		t.Fatalf("start etcd: %v", err)
 	}

@@ -13,12 +13,14 @@ COPY go.work go.work.sum ./
 COPY proto/go.mod proto/go.sum proto/
 COPY services/go.mod services/go.sum services/
 COPY gateway/go.mod gateway/go.sum gateway/
+COPY lib/go.mod lib/go.sum lib/
 COPY cli/go.mod cli/go.sum cli/
 COPY e2e/go.mod e2e/go.sum e2e/
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY proto/ proto/
 COPY services/ services/
 COPY gateway/ gateway/
+COPY lib/ lib/
 COPY cli/ cli/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/oz ./cli/cmd/oz

@@ -17,7 +17,7 @@ import (
 	// types are linked into the gateway.
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
 
-	"github.com/ozsecrets/oz/gateway/internal/tracing"
+	"github.com/ozsecrets/oz/lib/tracing"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"

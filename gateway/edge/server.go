@@ -35,8 +35,9 @@ import (
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 
-	"github.com/ozsecrets/oz/gateway/internal/tracing"
 	"github.com/ozsecrets/oz/gateway/openapi"
+	"github.com/ozsecrets/oz/lib/dial"
+	"github.com/ozsecrets/oz/lib/tracing"
 )
 
 // Defaults for the zero values of Config.
@@ -142,14 +143,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	creds := credentials.NewTLS(backendTLS(cfg.Certificate, cfg.BackendCAs))
 	for _, name := range slices.Sorted(maps.Keys(cfg.Backends)) {
-		addrs := splitAddrs(cfg.Backends[name])
+		addrs := dial.Split(cfg.Backends[name])
 		if len(addrs) == 0 {
 			continue // calls routed to it fail with Unavailable
 		}
-		conn, err := dialBackend(name, addrs, creds, tracing.DialOption(cfg.TracerProvider))
+		conn, err := dial.New(addrs, creds, tracing.DialOption(cfg.TracerProvider))
 		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("edge: %w", err)
+			return nil, fmt.Errorf("edge: backend %s: %w", name, err)
 		}
 		s.conns[name] = conn
 	}
@@ -160,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.ForceServerCodecV2(p.codec),
 		grpc.StreamInterceptor(s.streamInterceptor),
 		grpc.UnaryInterceptor(s.unaryInterceptor),
-		tracing.ServerOption(cfg.TracerProvider),
+		tracing.PublicServerOption(cfg.TracerProvider),
 	)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) // until Serve
@@ -194,7 +195,7 @@ func checkBackends(backends map[string]string) error {
 		}
 	}
 	for _, svc := range restServices {
-		if len(splitAddrs(backends[svc.backend()])) == 0 {
+		if len(dial.Split(backends[svc.backend()])) == 0 {
 			return fmt.Errorf("no address for backend %s (serves %s)", svc.backend(), svc.name)
 		}
 	}

@@ -24,8 +24,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
-	"github.com/ozsecrets/oz/services/audit/chain"
 )
 
 // Actions with a meaning to the audit service itself (GetSecretUsage).
@@ -80,7 +80,7 @@ const (
 type Store interface {
 	// Append appends events, in the given order, each to the chain of its
 	// team, in one durable transaction: all are stored, with their seq,
-	// prev_hash, hash and append_time (set to now) assigned by chain.Head.Link
+	// prev_hash, hash and append_time (set to now) assigned by auditchain.Head.Link
 	// from the chain's head, or none. An event whose id is already stored,
 	// or repeats an earlier id of the same call, is skipped: it is counted
 	// in Duplicates and neither stored again nor re-chained. The events
@@ -101,7 +101,7 @@ type Store interface {
 
 	// Head returns team's chain head as stored beside the events: the
 	// zero Head for a chain with no events.
-	Head(ctx context.Context, team string) (chain.Head, error)
+	Head(ctx context.Context, team string) (auditchain.Head, error)
 }
 
 // AppendResult counts what Append did.

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
-	"github.com/ozsecrets/oz/services/audit/chain"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 )
@@ -124,7 +124,7 @@ func (s *Service) Append(ctx context.Context, service string, events []*auditv1.
 // ParseParent parses a chain's parent name: "teams/{team}" or "system"
 // (team ""). field names the request field in errors.
 func ParseParent(field, parent string) (team string, err error) {
-	if parent == chain.SystemChain {
+	if parent == auditchain.SystemChain {
 		return "", nil
 	}
 	id, ok := strings.CutPrefix(parent, "teams/")
@@ -212,8 +212,8 @@ func validActionFilter(a string) bool {
 type VerifyResult struct {
 	Valid    bool
 	Verified int64
-	Head     chain.Head   // as stored
-	Break    *chain.Break // nil when valid
+	Head     auditchain.Head   // as stored
+	Break    *auditchain.Break // nil when valid
 }
 
 // Verify recomputes a chain from seq 1 to the head it had when Verify
@@ -232,7 +232,7 @@ func (s *Service) Verify(ctx context.Context, p *auth.Principal, parent string) 
 	if err != nil {
 		return nil, fmt.Errorf("verify: head: %w", err)
 	}
-	v := chain.NewVerifier()
+	v := auditchain.NewVerifier()
 	res := &VerifyResult{Head: head}
 	for from := int64(1); from <= head.Seq; {
 		evs, err := s.store.Range(ctx, team, from, rangePage)
@@ -257,9 +257,9 @@ func (s *Service) Verify(ctx context.Context, p *auth.Principal, parent string) 
 	got := v.Head()
 	switch {
 	case got.Seq < head.Seq:
-		res.Break = &chain.Break{Seq: got.Seq + 1, Reason: fmt.Sprintf("the chain ends at seq %d but its stored head is seq %d: events were removed from its end", got.Seq, head.Seq)}
+		res.Break = &auditchain.Break{Seq: got.Seq + 1, Reason: fmt.Sprintf("the chain ends at seq %d but its stored head is seq %d: events were removed from its end", got.Seq, head.Seq)}
 	case string(got.Hash) != string(head.Hash):
-		res.Break = &chain.Break{Seq: head.Seq, Reason: "the stored head's hash is not the hash of the chain's last event"}
+		res.Break = &auditchain.Break{Seq: head.Seq, Reason: "the stored head's hash is not the hash of the chain's last event"}
 	default:
 		res.Valid = true
 	}
@@ -270,7 +270,7 @@ func (s *Service) Verify(ctx context.Context, p *auth.Principal, parent string) 
 type ExportPage struct {
 	Events        []*auditv1.Event // seq ascending
 	NextPageToken string
-	Head          chain.Head
+	Head          auditchain.Head
 }
 
 // Export returns a chain's events in chain order, one page at a time.

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
-	"github.com/ozsecrets/oz/services/audit/chain"
 	"github.com/ozsecrets/oz/services/internal/errs"
 )
 
@@ -78,7 +78,7 @@ func ValidateEvent(field string, ev *auditv1.Event) error {
 			return errs.Field(fmt.Sprintf("%s[%q]", f("details"), k), "must be UTF-8 text without NUL bytes")
 		}
 	}
-	if n := chain.EncodedLen(ev); n > MaxEventBytes {
+	if n := auditchain.EncodedLen(ev); n > MaxEventBytes {
 		return errs.Field(field, "is %d bytes encoded; at most %d (details too large)", n, MaxEventBytes)
 	}
 	return nil

@@ -12,7 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ozsecrets/oz/proto/envname"
+	"github.com/ozsecrets/oz/lib/envname"
+	"github.com/ozsecrets/oz/lib/sealwire"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
@@ -89,13 +90,6 @@ func NewRuns(dir *Directory, sealer Sealer) *Runs {
 	}
 	return &Runs{dir: dir, sealer: sealer}
 }
-
-// Limits of a run context.
-const (
-	// RunInfoPrefix starts the HPKE info string of a run's sealed values:
-	// the info is RunInfoPrefix followed by the run's resource name.
-	RunInfoPrefix = "oz-run-v1|"
-)
 
 // Trigger is what started a run. The values are those of the wire enum
 // oz.scope.v1.Trigger.
@@ -745,7 +739,7 @@ func sealerError(err error) error {
 // ResolveRun redeems req.Ticket (DESIGN §5.0): it decides which secrets the
 // run receives, records the decision durably, and returns the record with
 // the values sealed to req.Recipient (with one HPKE encapsulation, info
-// RunInfoPrefix + the run's name). The context is the ticket's, narrowed
+// sealwire.RunInfo of the run's name). The context is the ticket's, narrowed
 // as req.Context says. A strict run with unresolved references is
 // recorded with outcome OutcomeFailedStrict and nothing injected, and
 // returns no values. Runners granted the ticket's team only; a ticket is
@@ -855,7 +849,7 @@ func (r *Runs) resolve(ctx context.Context, run Run, startedRaw []byte, user str
 		}
 		return Resolution{}, err
 	}
-	res, sealed, err := r.seal(ctx, prep.input, recipient, []byte(RunInfoPrefix+run.Name()))
+	res, sealed, err := r.seal(ctx, prep.input, recipient, sealwire.RunInfo(run.Name()))
 	if err != nil {
 		return Resolution{}, err
 	}

@@ -9,9 +9,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/ozsecrets/oz/lib/tracing"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/storemetrics"
-	"github.com/ozsecrets/oz/services/internal/tracing"
 )
 
 // TraceStore returns s with a child span around each Get, Scan and Apply

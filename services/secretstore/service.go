@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
@@ -45,7 +46,7 @@ type Opener interface {
 
 // SealedValue is a value sealed on the client: the id of the sealing key
 // and the HPKE encapsulated key followed by the ciphertext, sealed with
-// info sealing.Info(owner, name) of the secret it is for.
+// info sealwire.SecretInfo(owner, name) of the secret it is for.
 type SealedValue struct {
 	KeyID      string
 	Ciphertext []byte
@@ -444,7 +445,7 @@ func (s *Service) valueOf(ctx context.Context, owner Owner, name string, plain [
 			return nil, nil, errs.Field(sealing.FieldCiphertext, "must be at most %d bytes: a value of at most %d bytes, sealed (got %d)",
 				max, s.limits.MaxValueBytes, len(sealed.Ciphertext))
 		}
-		v, err := s.sealing.Open(ctx, sealed.KeyID, sealed.Ciphertext, sealing.Info(owner.String(), name))
+		v, err := s.sealing.Open(ctx, sealed.KeyID, sealed.Ciphertext, sealwire.SecretInfo(owner.String(), name))
 		if err != nil {
 			return nil, nil, err
 		}

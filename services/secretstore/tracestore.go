@@ -8,11 +8,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/ozsecrets/oz/lib/tracing"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/internal/storemetrics"
-	"github.com/ozsecrets/oz/services/internal/tracing"
 )
 
 // TraceStore returns s with a child span around each of its calls made

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/ozsecrets/oz/proto/envname"
+	"github.com/ozsecrets/oz/lib/envname"
 	"github.com/ozsecrets/oz/services/internal/errs"
 )
 

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ozsecrets/oz/proto/envname"
+	"github.com/ozsecrets/oz/lib/envname"
 )
 
 // Env returns the child's environment: inherited, without the variables

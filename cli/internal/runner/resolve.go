@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 )
 
@@ -98,7 +99,7 @@ func Resolve(ctx context.Context, r Resolver, req Request) (*Resolution, error) 
 		}
 		return &Resolution{Run: run}, nil
 	}
-	vars, err := key.Open(resp.GetSealed(), InfoPrefix+run.GetName())
+	vars, err := key.Open(resp.GetSealed(), string(sealwire.RunInfo(run.GetName())))
 	if err != nil {
 		return nil, err
 	}

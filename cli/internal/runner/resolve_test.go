@@ -17,6 +17,7 @@ import (
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 
 	"github.com/ozsecrets/oz/cli/internal/runner"
+	"github.com/ozsecrets/oz/lib/sealwire"
 )
 
 // fakeResolver answers ResolveRun with its func and records the request.
@@ -222,10 +223,10 @@ func TestOpenWithAnotherKeyFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k2.Open(sealed, runner.InfoPrefix+runName); !errors.Is(err, runner.ErrOpen) {
+	if _, err := k2.Open(sealed, string(sealwire.RunInfo(runName))); !errors.Is(err, runner.ErrOpen) {
 		t.Errorf("got %v, want ErrOpen", err)
 	}
-	vars, err := k1.Open(sealed, runner.InfoPrefix+runName)
+	vars, err := k1.Open(sealed, string(sealwire.RunInfo(runName)))
 	if err != nil || len(vars) != 1 || string(vars[0].Value) != "value" {
 		t.Errorf("got %v, %v, want the one var", vars, err)
 	}

@@ -8,20 +8,17 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 )
 
 // The HPKE suite of sealed run values (runs.proto SealedValues): the KEM
-// is the runner's choice, the KDF and AEAD are fixed.
+// is the runner's choice, the KDF and AEAD are fixed (package sealwire).
 var (
-	kdf  = hpke.HKDFSHA256()     // 0x0001
-	aead = hpke.AES256GCM()      // 0x0002
-	kem  = hpke.MLKEM768X25519() // 0x647a, hybrid post-quantum
+	kdf  = sealwire.KDF()
+	aead = sealwire.AEAD()
+	kem  = hpke.MLKEM768X25519() // sealwire.KEMMLKEM768X25519, hybrid post-quantum
 )
-
-// InfoPrefix starts the HPKE info string of a run: the info is
-// "oz-run-v1|" followed by the run's resource name.
-const InfoPrefix = "oz-run-v1|"
 
 // Key is the key pair a runner generates for one run.
 type Key struct {
@@ -56,7 +53,7 @@ var ErrOpen = errors.New("cannot open the run's sealed values")
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Open decrypts sealed, which must use this key's KEM, HKDF-SHA256 and
-// AES-256-GCM and carry the info string wantInfo, and returns the
+// AES-256-GCM and carry the info string wantInfo (sealwire.RunInfo), and returns the
 // variables of the RunEnvironment inside. It refuses names that are not
 // environment variable names, duplicate names, and values holding a NUL
 // byte (an environment cannot carry them). Every error wraps ErrOpen.
@@ -120,7 +117,7 @@ func Seal(recipient *scopev1.RecipientKey, run string, env *scopev1.RunEnvironme
 	if err != nil {
 		return nil, err
 	}
-	info := []byte(InfoPrefix + run)
+	info := sealwire.RunInfo(run)
 	ct, err := hpke.Seal(pk, kdf, aead, info, plain)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ozsecrets/oz/e2e/harness"
+	"github.com/ozsecrets/oz/lib/etcdtest"
+	"github.com/ozsecrets/oz/lib/sealwire"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 )
@@ -393,7 +395,7 @@ func newResolve(sys *harness.System, conn *grpc.ClientConn, userCtx context.Cont
 		return nil, nil, fmt.Errorf("resolve run: %w", err)
 	}
 	sealed := resp.GetSealed()
-	plain, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), sealed.GetInfo(), sealed.GetCiphertext())
+	plain, err := hpke.Open(priv, sealwire.KDF(), sealwire.AEAD(), sealed.GetInfo(), sealed.GetCiphertext())
 	if err != nil {
 		return nil, nil, fmt.Errorf("open sealed values: %w", err)
 	}
@@ -535,7 +537,7 @@ func startStoreSystem(bin, dir, name string, members int) (_ *storeSystem, err e
 		stops = append(stops, func() { svc.Stop() })
 		sys = svc.System
 	} else {
-		etcd, err := harness.StartEtcd(filepath.Join(dir, "etcd"), members)
+		etcd, err := etcdtest.New(etcdtest.Config{Members: members, Dir: filepath.Join(dir, "etcd")})
 		if err != nil {
 			return nil, err
 		}

@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/ozsecrets/oz/gateway/edge"
-	"github.com/ozsecrets/oz/gateway/internal/tracing"
 	"github.com/ozsecrets/oz/gateway/web"
+	"github.com/ozsecrets/oz/lib/tracing"
 )
 
 func main() {

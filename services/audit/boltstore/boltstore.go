@@ -33,9 +33,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
-	"github.com/ozsecrets/oz/services/audit/chain"
 	"github.com/ozsecrets/oz/services/internal/groupcommit"
 )
 
@@ -135,15 +135,15 @@ func eventKey(team string, seq int64) []byte {
 	return binary.BigEndian.AppendUint64(chainPrefix(team), uint64(seq))
 }
 
-func readHead(b *bolt.Bucket, team string) (chain.Head, error) {
+func readHead(b *bolt.Bucket, team string) (auditchain.Head, error) {
 	v := b.Get(chainPrefix(team))
 	if v == nil {
-		return chain.Head{}, nil
+		return auditchain.Head{}, nil
 	}
-	if len(v) != 8+chain.HashSize {
-		return chain.Head{}, fmt.Errorf("head of chain %s: corrupt record", chain.Name(team))
+	if len(v) != 8+auditchain.HashSize {
+		return auditchain.Head{}, fmt.Errorf("head of chain %s: corrupt record", auditchain.Name(team))
 	}
-	return chain.Head{Seq: int64(binary.BigEndian.Uint64(v)), Hash: bytes.Clone(v[8:])}, nil
+	return auditchain.Head{Seq: int64(binary.BigEndian.Uint64(v)), Hash: bytes.Clone(v[8:])}, nil
 }
 
 // Append implements audit.Store.
@@ -156,7 +156,7 @@ func (s *Store) Append(ctx context.Context, events []*auditv1.Event, now time.Ti
 	err := s.commit.Do(func(tx *bolt.Tx) error {
 		var r audit.AppendResult
 		evb, idb, hb := tx.Bucket(bucketEvents), tx.Bucket(bucketIDs), tx.Bucket(bucketHeads)
-		heads := make(map[string]chain.Head)
+		heads := make(map[string]auditchain.Head)
 		for _, in := range events {
 			id := []byte(in.GetId())
 			if idb.Get(id) != nil {
@@ -290,11 +290,11 @@ func (s *Store) Range(ctx context.Context, team string, from int64, limit int) (
 }
 
 // Head implements audit.Store.
-func (s *Store) Head(ctx context.Context, team string) (chain.Head, error) {
+func (s *Store) Head(ctx context.Context, team string) (auditchain.Head, error) {
 	if err := ctx.Err(); err != nil {
-		return chain.Head{}, err
+		return auditchain.Head{}, err
 	}
-	var h chain.Head
+	var h auditchain.Head
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
 		h, err = readHead(tx.Bucket(bucketHeads), team)

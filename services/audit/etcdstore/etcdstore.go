@@ -69,9 +69,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
-	"github.com/ozsecrets/oz/services/audit/chain"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/etcdns"
 )
@@ -133,7 +133,7 @@ type Store struct {
 }
 
 type cachedHead struct {
-	head chain.Head
+	head auditchain.Head
 	rev  int64 // mod revision of the head key; 0: absent
 }
 
@@ -207,15 +207,15 @@ func (s *Store) chainRange(team string) (start, end string) {
 func (s *Store) idKey(id string) string     { return s.ns + bucketIDs + id }
 func (s *Store) headKey(team string) string { return s.ns + bucketHeads + chainPrefix(team) }
 
-func encodeHead(h chain.Head) string {
+func encodeHead(h auditchain.Head) string {
 	return string(append(binary.BigEndian.AppendUint64(nil, uint64(h.Seq)), h.Hash...))
 }
 
-func decodeHead(team string, v []byte) (chain.Head, error) {
-	if len(v) != 8+chain.HashSize {
-		return chain.Head{}, fmt.Errorf("head of chain %s: corrupt record", chain.Name(team))
+func decodeHead(team string, v []byte) (auditchain.Head, error) {
+	if len(v) != 8+auditchain.HashSize {
+		return auditchain.Head{}, fmt.Errorf("head of chain %s: corrupt record", auditchain.Name(team))
 	}
-	return chain.Head{Seq: int64(binary.BigEndian.Uint64(v)), Hash: bytes.Clone(v[8:])}, nil
+	return auditchain.Head{Seq: int64(binary.BigEndian.Uint64(v)), Hash: bytes.Clone(v[8:])}, nil
 }
 
 func decode(v []byte) (*auditv1.Event, error) {
@@ -394,10 +394,10 @@ func (s *Store) appendChunk(ctx context.Context, items []item) (int, error) {
 			cmps   []clientv3.Cmp
 			writes []clientv3.Op
 			reads  []clientv3.Op
-			linked = map[string]cachedHead{} // team → its head before the chunk
-			heads  = map[string]chain.Head{} // team → its head after
-			order  []string                  // teams, in first-event order
-			stored []int                     // indexes of the events written
+			linked = map[string]cachedHead{}      // team → its head before the chunk
+			heads  = map[string]auditchain.Head{} // team → its head after
+			order  []string                       // teams, in first-event order
+			stored []int                          // indexes of the events written
 		)
 		for i, it := range chunkItems {
 			if dup[i] {
@@ -593,16 +593,16 @@ func retryCompacted[T any](read func() (T, error)) (T, error) {
 }
 
 // Head implements audit.Store.
-func (s *Store) Head(ctx context.Context, team string) (chain.Head, error) {
+func (s *Store) Head(ctx context.Context, team string) (auditchain.Head, error) {
 	if err := s.ready(ctx); err != nil {
-		return chain.Head{}, err
+		return auditchain.Head{}, err
 	}
 	resp, err := s.cli.Get(ctx, s.headKey(team))
 	if err != nil {
-		return chain.Head{}, storeErr("head", err)
+		return auditchain.Head{}, storeErr("head", err)
 	}
 	if len(resp.Kvs) == 0 {
-		return chain.Head{}, nil
+		return auditchain.Head{}, nil
 	}
 	return decodeHead(team, resp.Kvs[0].Value)
 }

@@ -14,12 +14,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/audit/boltstore"
 	"github.com/ozsecrets/oz/services/audit/etcdstore"
 	"github.com/ozsecrets/oz/services/audit/storetest"
-	"github.com/ozsecrets/oz/services/internal/etcdtest"
 )
 
 var ctx = context.Background()

@@ -13,10 +13,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/audit"
-	"github.com/ozsecrets/oz/services/audit/chain"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/server"
@@ -152,7 +152,7 @@ func (s *Server) denied(ctx context.Context, parent string, err error) error {
 	return err
 }
 
-func headProto(parent string, h chain.Head) *auditv1.ChainHead {
+func headProto(parent string, h auditchain.Head) *auditv1.ChainHead {
 	return &auditv1.ChainHead{Chain: parent, Seq: h.Seq, Hash: h.Hash}
 }
 

@@ -18,11 +18,11 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/audit/audittest"
-	"github.com/ozsecrets/oz/services/audit/chain"
 )
 
 var base = time.Now().Add(-time.Hour).Truncate(time.Second).UTC()
@@ -268,7 +268,7 @@ func exportAll(t *testing.T, c auditv1.AuditServiceClient, parent string, pageSi
 			t.Fatalf("ExportEvents: %v", err)
 		}
 		for _, e := range resp.GetEvents() {
-			b, err := chain.MarshalLine(e)
+			b, err := auditchain.MarshalLine(e)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -305,7 +305,7 @@ func TestVerifyAndExport(t *testing.T) {
 	}
 
 	lines, head := exportAll(t, c, "teams/acme", 7)
-	rep, err := chain.VerifyExport(bytes.NewReader(lines))
+	rep, err := auditchain.VerifyExport(bytes.NewReader(lines))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +341,7 @@ func TestVerifyAndExport(t *testing.T) {
 		t.Errorf("tampered event: got %v, want a break at seq 12", v)
 	}
 	lines, _ = exportAll(t, c, "teams/acme", 100)
-	if rep, _ := chain.VerifyExport(bytes.NewReader(lines)); rep.Break == nil || rep.Break.Seq != 12 {
+	if rep, _ := auditchain.VerifyExport(bytes.NewReader(lines)); rep.Break == nil || rep.Break.Seq != 12 {
 		t.Errorf("offline verify of the tampered export: got %+v, want a break at seq 12", rep)
 	}
 	// The other team's chain is untouched.

@@ -20,9 +20,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
-	"github.com/ozsecrets/oz/services/audit/chain"
 )
 
 // Run runs the conformance suite against stores made by open.
@@ -113,10 +113,10 @@ func All(t *testing.T, s audit.Store, team string) []*auditv1.Event {
 func Verify(t *testing.T, s audit.Store, team string) []*auditv1.Event {
 	t.Helper()
 	all := All(t, s, team)
-	v := chain.NewVerifier()
+	v := auditchain.NewVerifier()
 	for _, ev := range all {
 		if err := v.Check(ev); err != nil {
-			t.Fatalf("chain %s: %v", chain.Name(team), err)
+			t.Fatalf("chain %s: %v", auditchain.Name(team), err)
 		}
 	}
 	head, err := s.Head(context.Background(), team)
@@ -124,7 +124,7 @@ func Verify(t *testing.T, s audit.Store, team string) []*auditv1.Event {
 		t.Fatalf("Head: %v", err)
 	}
 	if head.Seq != v.Head().Seq || !bytes.Equal(head.Hash, v.Head().Hash) {
-		t.Fatalf("chain %s: head %v, want the last event's %v", chain.Name(team), head, v.Head())
+		t.Fatalf("chain %s: head %v, want the last event's %v", auditchain.Name(team), head, v.Head())
 	}
 	return all
 }
@@ -161,11 +161,11 @@ func testAppendChains(t *testing.T, s audit.Store) {
 	} {
 		all := Verify(t, s, tc.team)
 		if !slices.Equal(ids(all), tc.want) {
-			t.Errorf("chain %s: got %v, want %v", chain.Name(tc.team), ids(all), tc.want)
+			t.Errorf("chain %s: got %v, want %v", auditchain.Name(tc.team), ids(all), tc.want)
 		}
 		for i, ev := range all {
 			if ev.GetSeq() != int64(i+1) {
-				t.Errorf("chain %s event %d: got seq %d, want %d", chain.Name(tc.team), i, ev.GetSeq(), i+1)
+				t.Errorf("chain %s event %d: got seq %d, want %d", auditchain.Name(tc.team), i, ev.GetSeq(), i+1)
 			}
 			if !ev.GetAppendTime().AsTime().Equal(now) {
 				t.Errorf("append_time: got %v, want %v", ev.GetAppendTime().AsTime(), now)
@@ -299,18 +299,18 @@ func testPrefixChains(t *testing.T, s audit.Store) {
 	for team, want := range map[string]int{"acme": 3, "acme-2": 2, "a": 1, "": 2} {
 		all := Verify(t, s, team)
 		if len(all) != want {
-			t.Errorf("chain %s: got %d events, want %d", chain.Name(team), len(all), want)
+			t.Errorf("chain %s: got %d events, want %d", auditchain.Name(team), len(all), want)
 		}
 		page, err := s.List(context.Background(), audit.Query{Team: team, Limit: 100, ScanLimit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(page.Events) != want {
-			t.Errorf("List %s: got %d events, want %d", chain.Name(team), len(page.Events), want)
+			t.Errorf("List %s: got %d events, want %d", auditchain.Name(team), len(page.Events), want)
 		}
 		for _, ev := range page.Events {
 			if ev.GetTeam() != team {
-				t.Errorf("List %s: got an event of %q", chain.Name(team), ev.GetTeam())
+				t.Errorf("List %s: got an event of %q", auditchain.Name(team), ev.GetTeam())
 			}
 		}
 	}

@@ -45,6 +45,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ozsecrets/oz/lib/tracing"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/audit/boltstore"
 	"github.com/ozsecrets/oz/services/audit/etcdstore"
@@ -54,7 +55,6 @@ import (
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
-	"github.com/ozsecrets/oz/services/internal/tracing"
 )
 
 func main() {

@@ -13,10 +13,10 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/audit/etcdstore"
-	"github.com/ozsecrets/oz/services/internal/etcdtest"
 	"github.com/ozsecrets/oz/services/internal/pki"
 )
 

@@ -21,13 +21,10 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
-
-	"google.golang.org/grpc"
 )
 
 type config struct {
@@ -228,7 +225,7 @@ func probe(ctx context.Context, p *proc, tlsCfg *tls.Config) error {
 		}
 		return nil
 	}
-	conn, err := grpc.NewClient(server.Target(p.addr), grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	conn, err := server.Dial(p.addr, tlsCfg)
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	auditetcd "github.com/ozsecrets/oz/services/audit/etcdstore"
-	"github.com/ozsecrets/oz/services/internal/etcdtest"
 	"github.com/ozsecrets/oz/services/resolver"
 	resolverbolt "github.com/ozsecrets/oz/services/resolver/boltstore"
 	resolveretcd "github.com/ozsecrets/oz/services/resolver/etcdstore"

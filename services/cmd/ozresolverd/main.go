@@ -49,6 +49,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ozsecrets/oz/lib/tracing"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/outbox"
@@ -56,7 +57,6 @@ import (
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
 	"github.com/ozsecrets/oz/services/internal/storemetrics"
-	"github.com/ozsecrets/oz/services/internal/tracing"
 	"github.com/ozsecrets/oz/services/resolver"
 	"github.com/ozsecrets/oz/services/resolver/boltstore"
 	"github.com/ozsecrets/oz/services/resolver/grpcapi"

@@ -12,8 +12,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
-	"github.com/ozsecrets/oz/services/internal/etcdtest"
 	"github.com/ozsecrets/oz/services/internal/pki"
 )
 

@@ -61,6 +61,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ozsecrets/oz/lib/tracing"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/outbox"
@@ -68,7 +69,6 @@ import (
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
 	"github.com/ozsecrets/oz/services/internal/storemetrics"
-	"github.com/ozsecrets/oz/services/internal/tracing"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore/etcdstore"

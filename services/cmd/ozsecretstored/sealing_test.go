@@ -12,10 +12,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
-	"github.com/ozsecrets/oz/services/secretstore/sealing"
 )
 
 func dialSealingKeys(t *testing.T, dir pki.Dir, addr string) secretsv1.SealingKeyServiceClient {
@@ -46,7 +46,7 @@ func sealTo(t *testing.T, keys []*secretsv1.SealingKey, kem uint16, owner, name,
 			if err != nil {
 				t.Fatal(err)
 			}
-			ct, err := hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), sealing.Info(owner, name), []byte(value))
+			ct, err := hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), sealwire.SecretInfo(owner, name), []byte(value))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +86,7 @@ func TestServeSealing(t *testing.T) {
 		t.Fatalf("KEMs of the listed keys: got %#x, want [0x647a 0x20]", kems)
 	}
 
-	sealed := sealTo(t, list.GetKeys(), sealing.KEMMLKEM768X25519, "teams/acme", "API_KEY", canary)
+	sealed := sealTo(t, list.GetKeys(), sealwire.KEMMLKEM768X25519, "teams/acme", "API_KEY", canary)
 	if _, err := c.CreateSecret(as("tok-alice"), &secretsv1.CreateSecretRequest{Parent: "teams/acme", SecretId: "API_KEY", SealedValue: sealed}); err != nil {
 		t.Fatalf("CreateSecret sealed: %v", err)
 	}
@@ -112,7 +112,7 @@ func TestServeSealing(t *testing.T) {
 	if !proto.Equal(again, list) {
 		t.Fatalf("keys after restart: got %v, want %v", again, list)
 	}
-	update := sealTo(t, list.GetKeys(), sealing.KEMX25519, "teams/acme", "API_KEY", canary+"-v2")
+	update := sealTo(t, list.GetKeys(), sealwire.KEMX25519, "teams/acme", "API_KEY", canary+"-v2")
 	rotated, err := keysClient.RotateSealingKeys(as("tok-root"), &secretsv1.RotateSealingKeysRequest{})
 	if err != nil {
 		t.Fatalf("RotateSealingKeys as a system admin: %v", err)

@@ -15,11 +15,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/audit/audittest"
 	"github.com/ozsecrets/oz/services/internal/errs"
-	"github.com/ozsecrets/oz/services/internal/etcdtest"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 )
 

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ozsecrets/oz/proto/envname"
+	"github.com/ozsecrets/oz/lib/envname"
 )
 
 // Scope of a candidate secret.

@@ -6,7 +6,7 @@ import (
 
 	"pgregory.net/rapid"
 
-	"github.com/ozsecrets/oz/proto/envname"
+	"github.com/ozsecrets/oz/lib/envname"
 
 	"github.com/ozsecrets/oz/services/internal/runrules"
 )

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -26,9 +25,10 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/ozsecrets/oz/lib/dial"
+	"github.com/ozsecrets/oz/lib/tracing"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
-	"github.com/ozsecrets/oz/services/internal/tracing"
 )
 
 // Config configures a service's gRPC server.
@@ -240,21 +240,10 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
-// Dial connects to another service by mutual TLS. addrs may list several
-// comma-separated addresses; calls are balanced round robin across them.
-// opts come after the defaults, e.g. tracing.DialOption(tp) to trace the
-// calls and carry their trace to the service called.
+// Dial connects to another service by mutual TLS. addr may list several
+// comma-separated addresses; calls are balanced round robin across them
+// (package dial). opts come after the defaults, e.g. tracing.DialOption(tp)
+// to trace the calls and carry their trace to the service called.
 func Dial(addr string, tlsCfg *tls.Config, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	return grpc.NewClient(Target(addr), append([]grpc.DialOption{
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
-		// Round robin over the addresses, skipping those whose health
-		// service says NOT_SERVING (starting or draining).
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`),
-		// Reconnect to a restarted service sooner than gRPC's default
-		// backoff (1s base, up to 120s): calls fail fast until it is back.
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
-			MinConnectTimeout: 5 * time.Second,
-		}),
-	}, opts...)...)
+	return dial.New(dial.Split(addr), credentials.NewTLS(tlsCfg), opts...)
 }

@@ -16,11 +16,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/ozsecrets/oz/lib/tracing"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
-	"github.com/ozsecrets/oz/services/internal/tracing"
 )
 
 // tracedServer serves the fake directory, traced by tp, over mutual TLS

@@ -18,8 +18,8 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	"github.com/ozsecrets/oz/services/internal/auth"
-	"github.com/ozsecrets/oz/services/internal/etcdtest"
 	"github.com/ozsecrets/oz/services/resolver"
 	resolverbolt "github.com/ozsecrets/oz/services/resolver/boltstore"
 	resolveretcd "github.com/ozsecrets/oz/services/resolver/etcdstore"

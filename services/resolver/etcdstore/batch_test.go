@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ozsecrets/oz/services/internal/etcdtest"
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	"github.com/ozsecrets/oz/services/resolver"
 )
 

@@ -14,8 +14,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	"github.com/ozsecrets/oz/services/internal/errs"
-	"github.com/ozsecrets/oz/services/internal/etcdtest"
 	"github.com/ozsecrets/oz/services/resolver"
 	"github.com/ozsecrets/oz/services/resolver/etcdstore"
 	"github.com/ozsecrets/oz/services/resolver/storetest"

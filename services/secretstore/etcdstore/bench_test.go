@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	"github.com/ozsecrets/oz/services/internal/auth"
-	"github.com/ozsecrets/oz/services/internal/etcdtest"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 )

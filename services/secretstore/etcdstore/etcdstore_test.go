@@ -15,11 +15,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ozsecrets/oz/lib/etcdtest"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
-	"github.com/ozsecrets/oz/services/internal/etcdtest"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore/etcdstore"

@@ -17,13 +17,13 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/audit/audittest"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/secretstore"
-	"github.com/ozsecrets/oz/services/secretstore/sealing"
 )
 
 // auditCanary is planted as values; no event may hold it, nor its base64.
@@ -146,7 +146,7 @@ func TestAuditEvents(t *testing.T) {
 		}, codes.OK, []wantEvent{{"secret.create", "teams/acme/secrets/API_KEY", "acme", user, "users/alice", "cli", ok, v("1")}}},
 		{"CreateSealed", "admin", "rest", func(ctx context.Context) error {
 			_, err := c.CreateSecret(ctx, &secretsv1.CreateSecretRequest{Parent: "teams/acme", SecretId: "SEALED",
-				SealedValue: e.sealFor(t, sealing.KEMX25519, "teams/acme", "SEALED", auditCanary)})
+				SealedValue: e.sealFor(t, sealwire.KEMX25519, "teams/acme", "SEALED", auditCanary)})
 			return err
 		}, codes.OK, []wantEvent{{"secret.create", "teams/acme/secrets/SEALED", "acme", user, "users/alice", "rest", ok,
 			map[string]string{"value_version": "1", "sealed": "true"}}}},
@@ -170,7 +170,7 @@ func TestAuditEvents(t *testing.T) {
 		}, codes.OK, []wantEvent{{"secret.update", "teams/acme/secrets/API_KEY", "acme", user, "users/alice", "cli", ok, v("2")}}},
 		{"UpdateSealedValueAndDescription", "member", "cli", func(ctx context.Context) error {
 			_, err := c.UpdateSecret(ctx, &secretsv1.UpdateSecretRequest{Name: "users/me/secrets/MINE", Description: "mine",
-				SealedValue: e.sealFor(t, sealing.KEMMLKEM768X25519, "users/bob", "MINE", auditCanary+"3")})
+				SealedValue: e.sealFor(t, sealwire.KEMMLKEM768X25519, "users/bob", "MINE", auditCanary+"3")})
 			return err
 		}, codes.OK, []wantEvent{{"secret.update", "users/bob/secrets/MINE", "", user, "users/bob", "cli", ok,
 			map[string]string{"value_version": "2", "value_changed": "true", "sealed": "true", "description_changed": "true"}}}},

@@ -20,10 +20,10 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore"
-	"github.com/ozsecrets/oz/services/secretstore/sealing"
 )
 
 func (e *testEnv) sealingKeys(t testing.TB) secretsv1.SealingKeyServiceClient {
@@ -91,7 +91,7 @@ func (e *testEnv) stored(t testing.TB, owner secretstore.Owner, name string) (st
 var kems = []struct {
 	name string
 	id   uint16
-}{{"MLKEM768X25519", sealing.KEMMLKEM768X25519}, {"X25519", sealing.KEMX25519}}
+}{{"MLKEM768X25519", sealwire.KEMMLKEM768X25519}, {"X25519", sealwire.KEMX25519}}
 
 func TestListSealingKeys(t *testing.T) {
 	e := newTestEnv(t)
@@ -216,7 +216,7 @@ func TestSealedValueRefused(t *testing.T) {
 	mustCreate(t, c, "outsider", "teams/beta", "A", "beta-value")
 
 	keys := e.listKeys(t)
-	hybrid, x25519 := currentKey(t, keys, sealing.KEMMLKEM768X25519), currentKey(t, keys, sealing.KEMX25519)
+	hybrid, x25519 := currentKey(t, keys, sealwire.KEMMLKEM768X25519), currentKey(t, keys, sealwire.KEMX25519)
 	forA := sealWith(t, hybrid, "teams/acme", "A", canary)
 	forAX := sealWith(t, x25519, "teams/acme", "A", canary)
 	tampered := proto.Clone(forA).(*secretsv1.SealedValue)
@@ -314,7 +314,7 @@ func TestSealedValueNeedsPermissionFirst(t *testing.T) {
 	e := newTestEnv(t)
 	c := e.client(t, "gateway")
 	for _, sv := range []*secretsv1.SealedValue{
-		e.sealFor(t, sealing.KEMX25519, "teams/acme", "A", "v"),
+		e.sealFor(t, sealwire.KEMX25519, "teams/acme", "A", "v"),
 		{KeyId: "x25519-99", Ciphertext: []byte("junk")},
 	} {
 		_, err := c.CreateSecret(as("member"), &secretsv1.CreateSecretRequest{Parent: "teams/acme", SecretId: "A", SealedValue: sv})
@@ -328,8 +328,8 @@ func TestRotateSealingKeys(t *testing.T) {
 	e := newTestEnv(t)
 	c, kc := e.client(t, "gateway"), e.sealingKeys(t)
 	before := e.listKeys(t)
-	old := sealWith(t, currentKey(t, before, sealing.KEMMLKEM768X25519), "teams/acme", "API_KEY", "sealed-before")
-	oldX := sealWith(t, currentKey(t, before, sealing.KEMX25519), "teams/acme", "API_KEY", "sealed-before-x")
+	old := sealWith(t, currentKey(t, before, sealwire.KEMMLKEM768X25519), "teams/acme", "API_KEY", "sealed-before")
+	oldX := sealWith(t, currentKey(t, before, sealwire.KEMX25519), "teams/acme", "API_KEY", "sealed-before-x")
 
 	for _, token := range []string{"admin", "member", "outsider", "runner", "agent"} {
 		if _, err := kc.RotateSealingKeys(as(token), &secretsv1.RotateSealingKeysRequest{}); status.Code(err) != codes.PermissionDenied {
@@ -438,7 +438,7 @@ func TestRequireSealed(t *testing.T) {
 		})
 	}
 	if _, err := c.CreateSecret(as("admin"), &secretsv1.CreateSecretRequest{Parent: "teams/acme", SecretId: "A",
-		SealedValue: e.sealFor(t, sealing.KEMX25519, "teams/acme", "A", "sealed")}); err != nil {
+		SealedValue: e.sealFor(t, sealwire.KEMX25519, "teams/acme", "A", "sealed")}); err != nil {
 		t.Fatalf("a sealed value with --require-sealed: %v", err)
 	}
 	if _, err := c.UpdateSecret(as("admin"), &secretsv1.UpdateSecretRequest{Name: "teams/acme/secrets/A", Description: "no value"}); err != nil {

@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/secretstore/sealing"
@@ -59,8 +60,8 @@ func (s *SealingKeysServer) sealingKeys(keys []*sealing.Key) []*secretsv1.Sealin
 		out[i] = &secretsv1.SealingKey{
 			KeyId:      k.ID,
 			KemId:      uint32(k.KEMID),
-			KdfId:      uint32(sealing.KDFID),
-			AeadId:     uint32(sealing.AEADID),
+			KdfId:      uint32(sealwire.KDFID),
+			AeadId:     uint32(sealwire.AEADID),
 			PublicKey:  k.PublicKey,
 			CreateTime: timestamp(k.CreateTime),
 			Current:    k.Current(),

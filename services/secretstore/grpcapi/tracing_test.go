@@ -16,12 +16,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ozsecrets/oz/lib/tracing"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
-	"github.com/ozsecrets/oz/services/internal/tracing"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore/grpcapi"

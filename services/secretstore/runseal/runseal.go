@@ -1,14 +1,14 @@
 // Package runseal seals a run's environment to the key the runner generated
 // for the run (DESIGN §5): one single-shot HPKE encryption (RFC 9180, base
 // mode) of a serialized oz.scope.v1.RunEnvironment, with HKDF-SHA256 and
-// AES-256-GCM, to the runner's public key, under an info string that binds
-// it to the run. One encapsulation covers the whole run. Only the runner,
+// AES-256-GCM (package sealwire), to the runner's public key, under an
+// info string that binds it to the run (sealwire.RunInfo). One encapsulation covers the whole run. Only the runner,
 // holding the private key, can open it; the secretstore forgets the
 // plaintext once sealed.
 //
 // The runner opens it with
 //
-//	hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), sealed.Info, sealed.Ciphertext)
+//	hpke.Open(priv, sealwire.KDF(), sealwire.AEAD(), sealed.Info, sealed.Ciphertext)
 //
 // and unmarshals the result as a RunEnvironment.
 package runseal
@@ -21,15 +21,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
-)
-
-// The HPKE suite besides the KEM: fixed, so that a runner knows what to
-// expect and a caller cannot pick a weaker one.
-const (
-	KDFID  = 0x0001 // HKDF-SHA256
-	AEADID = 0x0002 // AES-256-GCM
 )
 
 // MaxInfoLen bounds the info string, in bytes.
@@ -84,7 +78,7 @@ func ParseRecipient(kemID uint32, publicKey []byte) (Recipient, error) {
 func CheckInfo(info []byte) error {
 	switch {
 	case len(info) == 0:
-		return errs.Field("info", "is required with a recipient: the HPKE info string binding the values to the run (oz-run-v1|teams/{team}/runs/{run})")
+		return errs.Field("info", "is required with a recipient: the HPKE info string binding the values to the run (%steams/{team}/runs/{run})", sealwire.RunInfoPrefix)
 	case len(info) > MaxInfoLen:
 		return errs.Field("info", "must be at most %d bytes (got %d)", MaxInfoLen, len(info))
 	}
@@ -124,14 +118,14 @@ func Seal(r Recipient, info []byte, vars []Var) (*scopev1.SealedValues, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runseal: serialize the run environment: %w", err)
 	}
-	ct, err := hpke.Seal(r.pk, hpke.HKDFSHA256(), hpke.AES256GCM(), info, plaintext)
+	ct, err := hpke.Seal(r.pk, sealwire.KDF(), sealwire.AEAD(), info, plaintext)
 	if err != nil {
 		return nil, errs.Field("recipient.public_key", "cannot be encapsulated to with HPKE KEM 0x%04x", r.KEMID())
 	}
 	return &scopev1.SealedValues{
 		KemId:      uint32(r.KEMID()),
-		KdfId:      KDFID,
-		AeadId:     AEADID,
+		KdfId:      uint32(sealwire.KDFID),
+		AeadId:     uint32(sealwire.AEADID),
 		Info:       slices.Clone(info),
 		Ciphertext: ct,
 	}, nil

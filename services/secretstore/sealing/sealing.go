@@ -6,9 +6,10 @@
 // There is always one current key pair per KEM of KEMs: DHKEM(X25519,
 // HKDF-SHA256) for browsers (WebCrypto has X25519) and the post-quantum
 // hybrid ML-KEM-768+X25519 for the CLI, both with HKDF-SHA256 and
-// AES-256-GCM. A client seals single-shot (base mode) with
+// AES-256-GCM (package sealwire). A client seals single-shot (base mode)
+// with
 //
-//	hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), Info(owner, name), value)
+//	hpke.Seal(pub, sealwire.KDF(), sealwire.AEAD(), sealwire.SecretInfo(owner, name), value)
 //
 // and sends the key id and the result (the encapsulated key followed by the
 // ciphertext). The info binds the blob to one secret, so that it does not
@@ -28,42 +29,25 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 )
 
-// The HPKE suite. The KDF and AEAD are fixed; each KEM has its own key.
-const (
-	KEMX25519         uint16 = 0x0020 // DHKEM(X25519, HKDF-SHA256): browsers
-	KEMMLKEM768X25519 uint16 = 0x647a // ML-KEM-768+X25519 (X-Wing): the CLI
-	KDFID             uint16 = 0x0001 // HKDF-SHA256
-	AEADID            uint16 = 0x0002 // AES-256-GCM
-)
-
 // KEMs are the KEMs there is one current key of, in the order keys are
-// listed.
-var KEMs = []uint16{KEMMLKEM768X25519, KEMX25519}
+// listed; the suite, KDF and AEAD included, is package sealwire's.
+var KEMs = []uint16{sealwire.KEMMLKEM768X25519, sealwire.KEMX25519}
 
 // kemName names a KEM in key ids.
 func kemName(kem uint16) string {
 	switch kem {
-	case KEMX25519:
+	case sealwire.KEMX25519:
 		return "x25519"
-	case KEMMLKEM768X25519:
+	case sealwire.KEMMLKEM768X25519:
 		return "mlkem768x25519"
 	}
 	return fmt.Sprintf("kem%04x", kem)
-}
-
-// InfoPrefix starts the HPKE info string of a sealed value.
-const InfoPrefix = "oz-secret-v1|"
-
-// Info is the HPKE info string a value of the secret name of owner is sealed
-// with: "oz-secret-v1|teams/acme/secrets/API_KEY". owner is canonical
-// ("teams/{team}" or "users/{user}", never "users/me"), name exact.
-func Info(owner, name string) []byte {
-	return []byte(InfoPrefix + owner + "/secrets/" + name)
 }
 
 // keyIDRE is the shape of key ids: "<kem>-<generation>", "x25519-3".

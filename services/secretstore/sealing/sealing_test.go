@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
@@ -103,7 +104,7 @@ func wantField(t *testing.T, err error, field string) {
 }
 
 func TestInfo(t *testing.T) {
-	if got, want := string(sealing.Info("teams/acme", "API_KEY")), "oz-secret-v1|teams/acme/secrets/API_KEY"; got != want {
+	if got, want := string(sealwire.SecretInfo("teams/acme", "API_KEY")), "oz-secret-v1|teams/acme/secrets/API_KEY"; got != want {
 		t.Fatalf("Info: got %q, want %q", got, want)
 	}
 }
@@ -206,7 +207,7 @@ func TestPrivateKeyBoundToItsRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := string(sealing.Info("teams/acme", "A"))
+	info := string(sealwire.SecretInfo("teams/acme", "A"))
 	if _, err := fresh.Open(ctx, "x25519-2", seal(t, k, info, "v"), []byte(info)); err == nil || errs.KindOf(err) != errs.KindInternal {
 		t.Fatalf("Open with a swapped private key: got %v, want an internal unwrap error", err)
 	}

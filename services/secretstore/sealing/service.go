@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
@@ -307,8 +308,7 @@ func (s *Service) Open(ctx context.Context, keyID string, ciphertext, info []byt
 	if err != nil {
 		return nil, err
 	}
-	kdf, aead := hpke.HKDFSHA256(), hpke.AES256GCM()
-	plain, err := hpke.Open(priv, kdf, aead, info, ciphertext)
+	plain, err := hpke.Open(priv, sealwire.KDF(), sealwire.AEAD(), info, ciphertext)
 	if err != nil {
 		return nil, errs.Field(FieldCiphertext, "does not open with key %s for this secret: seal it to that key with HPKE info %q and no additional data (a value sealed for another secret does not open)", keyID, info)
 	}

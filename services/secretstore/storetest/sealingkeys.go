@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/sealwire"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
@@ -62,7 +63,7 @@ func NewSealingEvent(action string) *auditv1.Event {
 func NewSealingKey(id string) *sealing.Key {
 	return &sealing.Key{
 		ID:         id,
-		KEMID:      sealing.KEMX25519,
+		KEMID:      sealwire.KEMX25519,
 		PublicKey:  []byte("public:" + id),
 		CreateTime: t0,
 		Private:    keyring.Envelope{KEKID: "k1", WrappedKey: []byte("wrapped:" + id), Ciphertext: []byte("private:" + id)},
@@ -133,7 +134,7 @@ func testSealingEmpty(t *testing.T, s sealing.Store) {
 func testSealingReplace(t *testing.T, s sealing.Store) {
 	ctx := context.Background()
 	a, b := NewSealingKey("x25519-1"), NewSealingKey("mlkem768x25519-1")
-	b.KEMID = sealing.KEMMLKEM768X25519
+	b.KEMID = sealwire.KEMMLKEM768X25519
 	mustReplace(t, s, a, b)
 	for _, want := range []*sealing.Key{a, b} {
 		got, err := s.SealingKey(ctx, want.ID)

@@ -90,22 +90,3 @@ func depsOf(f *cmdutil.Factory) Deps {
 func roleFlag() cli.Flag {
 	return &cli.StringFlag{Name: "role", Value: "member", Usage: "`ROLE` in the team: admin or member"}
 }
-
-// connectTeam dials the gateway and resolves team (empty: the caller's
-// only team), for the commands on one team's resources.
-func (d Deps) connectTeam(ctx context.Context, team string) (*client.Conn, string, error) {
-	conn, err := d.Connect(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	team, err = cmdutil.ResolveTeamFlag(ctx, conn.Directory, team)
-	if err != nil {
-		_ = conn.Close()
-		return nil, "", err
-	}
-	return conn, team, nil
-}
-
-func describeIntegration(team, id string) string {
-	return "integration " + id + " (team " + team + ")"
-}

@@ -14,8 +14,7 @@ import (
 
 // IntegrationCreateOptions are the inputs of `oz admin integration create`.
 type IntegrationCreateOptions struct {
-	Deps
-	Team        string // empty: the caller's only team
+	cmdutil.TeamDeps
 	ID          string
 	Trigger     scopev1.Trigger // slack, linear, schedule or integration
 	Agents      []string        // identities with start policy admins it may start user-less runs as
@@ -51,12 +50,12 @@ e.g.:
 			if err != nil {
 				return err
 			}
-			team, err := f.CommandTeam(c)
+			d, err := f.TeamDeps(c)
 			if err != nil {
 				return err
 			}
 			return runIntegrationCreate(c.Context, &IntegrationCreateOptions{
-				Deps: depsOf(f), Team: team, ID: args[0], Trigger: trigger,
+				TeamDeps: d, ID: args[0], Trigger: trigger,
 				Agents: c.StringSlice("agent"), Description: c.String("description"),
 			})
 		},
@@ -75,7 +74,7 @@ func runIntegrationCreate(ctx context.Context, opts *IntegrationCreateOptions) e
 			return err
 		}
 	}
-	conn, team, err := opts.connectTeam(ctx, opts.Team)
+	conn, team, err := opts.ConnectTeam(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -97,7 +96,7 @@ func runIntegrationCreate(ctx context.Context, opts *IntegrationCreateOptions) e
 	fmt.Fprintln(opts.IO.Out, resp.GetBearerToken())
 	if opts.IO.StderrTTY {
 		trigger := cmdutil.TriggerName(opts.Trigger)
-		fmt.Fprintf(opts.IO.ErrOut, "Created %s for %s runs. Its token is shown only once.\n", describeIntegration(team, opts.ID), trigger)
+		fmt.Fprintf(opts.IO.ErrOut, "Created %s for %s runs. Its token is shown only once.\n", cmdutil.DescribeIntegration(team, opts.ID), trigger)
 		if cmdutil.UserInitiated(opts.Trigger) {
 			fmt.Fprintf(opts.IO.ErrOut, "It starts runs only for members who allow it: oz integration allow %s --team %s\n", opts.ID, team)
 		}

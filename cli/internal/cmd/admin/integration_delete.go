@@ -12,8 +12,7 @@ import (
 
 // IntegrationDeleteOptions are the inputs of `oz admin integration delete`.
 type IntegrationDeleteOptions struct {
-	Deps
-	Team  string // empty: the caller's only team
+	cmdutil.TeamDeps
 	ID    string
 	Force bool // delete without asking
 }
@@ -35,11 +34,11 @@ Example:
 			if err != nil {
 				return err
 			}
-			team, err := f.CommandTeam(c)
+			d, err := f.TeamDeps(c)
 			if err != nil {
 				return err
 			}
-			return runIntegrationDelete(c.Context, &IntegrationDeleteOptions{Deps: depsOf(f), Team: team, ID: args[0], Force: c.Bool("force")})
+			return runIntegrationDelete(c.Context, &IntegrationDeleteOptions{TeamDeps: d, ID: args[0], Force: c.Bool("force")})
 		},
 	}
 }
@@ -53,12 +52,12 @@ func runIntegrationDelete(ctx context.Context, opts *IntegrationDeleteOptions) e
 	if err := cmdutil.CanConfirm(opts.IO, opts.Force, "integration "+opts.ID); err != nil {
 		return err
 	}
-	conn, team, err := opts.connectTeam(ctx, opts.Team)
+	conn, team, err := opts.ConnectTeam(ctx, "")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	what := describeIntegration(team, opts.ID)
+	what := cmdutil.DescribeIntegration(team, opts.ID)
 	if err := cmdutil.ConfirmDelete(ctx, opts.Prompter, opts.Force, what, " and revoke its tokens"); err != nil {
 		return err
 	}

@@ -13,9 +13,7 @@ import (
 
 // IntegrationListOptions are the inputs of `oz admin integration list`.
 type IntegrationListOptions struct {
-	Deps
-	Team   string // empty: the caller's only team
-	Now    func() time.Time
+	cmdutil.TeamDeps
 	Output cmdutil.Format
 }
 
@@ -31,25 +29,14 @@ whether you allowed each.
 Example:
    oz admin integration list --team acme --output json`,
 		Flags: append([]cli.Flag{cmdutil.OutputFlag()}, cmdutil.TeamFlags()...),
-		Action: func(c *cli.Context) error {
-			if _, err := cmdutil.Args(c); err != nil {
-				return err
-			}
-			format, err := cmdutil.OutputFormat(c)
-			if err != nil {
-				return err
-			}
-			team, err := f.CommandTeam(c)
-			if err != nil {
-				return err
-			}
-			return runIntegrationList(c.Context, &IntegrationListOptions{Deps: depsOf(f), Team: team, Now: f.Now, Output: format})
-		},
+		Action: cmdutil.ListAction(f, func(ctx context.Context, d cmdutil.TeamDeps, format cmdutil.Format) error {
+			return runIntegrationList(ctx, &IntegrationListOptions{TeamDeps: d, Output: format})
+		}),
 	}
 }
 
 func runIntegrationList(ctx context.Context, opts *IntegrationListOptions) error {
-	conn, team, err := opts.connectTeam(ctx, opts.Team)
+	conn, team, err := opts.ConnectTeam(ctx, "")
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 	"github.com/ozsecrets/oz/cli/internal/timefmt"
+	"github.com/ozsecrets/oz/lib/sealwire"
 )
 
 // newSealingKeyCmd returns `oz admin sealing-key`: the secretstore's HPKE
@@ -158,9 +159,9 @@ func writeSealingKeys(opts *SealingKeyOptions, keys []*secretsv1.SealingKey) err
 // kemName names an HPKE KEM for people.
 func kemName(id uint32) string {
 	switch id {
-	case 0x0020:
+	case uint32(sealwire.KEMX25519):
 		return "X25519"
-	case 0x647a:
+	case uint32(sealwire.KEMMLKEM768X25519):
 		return "ML-KEM-768+X25519"
 	}
 	return fmt.Sprintf("0x%04x", id)

@@ -4,12 +4,8 @@
 package agent
 
 import (
-	"cmp"
 	"context"
-	"fmt"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -17,8 +13,7 @@ import (
 
 	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
-	"github.com/ozsecrets/oz/cli/internal/iostreams"
-	"github.com/ozsecrets/oz/cli/internal/timefmt"
+	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil/refholder"
 )
 
 // NewCmd returns the `oz agent` command group.
@@ -45,51 +40,113 @@ may. The default identity's policy is members and cannot be changed.
 
 The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
 your only team. Team admins change identities; members read them.`,
-		Subcommands: []*cli.Command{
-			newCreateCmd(f),
-			newUpdateCmd(f),
-			newListCmd(f),
-			newGetCmd(f),
-			newDeleteCmd(f),
+		Subcommands: kind.Commands(f),
+	}
+}
+
+const displayNameFlag = "display-name"
+
+// kind is what the agent commands do differently from the environment
+// commands.
+var kind = &refholder.Kind[*scopev1.Agent, Item]{
+	Noun:       "agent identity",
+	Plural:     "agent identities",
+	Short:      "identity",
+	Collection: "agents",
+	DeleteAlso: " and revoke its tokens",
+	Help: refholder.Help{
+		Create: refholder.Text{Usage: "Create an agent identity", Description: `Example, an identity that only team admins start runs as, restricting the
+team secret PROD_DB_URL to its runs:
+   oz agent create deployer --secret PROD_DB_URL --start-policy admins`},
+		Update: refholder.Text{Usage: "Change an agent identity's description, start policy or the secrets it references", Description: `Only what the flags name changes.
+
+Example, let any member of the team start runs as deployer:
+   oz agent update deployer --start-policy members`},
+		List:             refholder.Text{Usage: "List the team's agent identities"},
+		Get:              refholder.Text{Usage: "Show an agent identity"},
+		Delete:           refholder.Text{Usage: "Delete an agent identity and revoke its tokens (not the default identity)"},
+		SecretFlag:       "reference the team secret `NAME`, restricting it to this identity (repeatable)",
+		AddSecretFlag:    "reference the team secret `NAME` too (repeatable)",
+		RemoveSecretFlag: "stop referencing the secret `NAME` (repeatable)",
+	},
+	Fields: []refholder.Field{
+		{
+			Flag: displayNameFlag, Path: "display_name",
+			CreateUsage: "a name for people, as `TEXT`",
+			UpdateUsage: "set the name for people to `TEXT`",
 		},
-	}
+		{
+			Flag: cmdutil.StartPolicyFlag, Path: "start_policy", AfterSecrets: true,
+			CreateUsage: "who may start runs as it, `POLICY`: admins (the team's admins) or members (any member) (default: admins)",
+			UpdateUsage: "set who may start runs as it, `POLICY`: admins (the team's admins) or members (any member)",
+			Check: func(s string) error {
+				_, err := cmdutil.ParseStartPolicy(s)
+				return err
+			},
+		},
+	},
+	ID:         (*scopev1.Agent).GetAgentId,
+	Item:       newItem,
+	ListHeader: "NAME\tSTART POLICY\tSECRETS\tDESCRIPTION",
+	Row: func(it Item) string {
+		name := it.Name
+		if it.Default {
+			name += " (default)"
+		}
+		policy := it.StartPolicy
+		if policy == "unspecified" {
+			policy = "-"
+		}
+		return strings.Join([]string{name, policy, cmdutil.OrDash(strings.Join(it.SecretNames, ", ")), cmdutil.OrDash(it.Description)}, "\t")
+	},
+	Details: details,
+	Create: func(ctx context.Context, conn *client.Conn, r refholder.CreateRequest) (*scopev1.Agent, error) {
+		resp, err := conn.Agents.CreateAgent(ctx, &scopev1.CreateAgentRequest{
+			Parent:      r.Parent,
+			AgentId:     r.ID,
+			DisplayName: r.Fields[displayNameFlag],
+			Description: r.Description,
+			SecretNames: r.Secrets,
+			StartPolicy: startPolicy(r.Fields),
+		})
+		return resp.GetAgent(), err
+	},
+	Update: func(ctx context.Context, conn *client.Conn, r refholder.UpdateRequest) (*scopev1.Agent, error) {
+		resp, err := conn.Agents.UpdateAgent(ctx, &scopev1.UpdateAgentRequest{
+			Name:              r.Name,
+			Description:       r.Description,
+			DisplayName:       r.Fields[displayNameFlag],
+			StartPolicy:       startPolicy(r.Fields),
+			AddSecretNames:    r.Add,
+			RemoveSecretNames: r.Remove,
+			Etag:              r.Etag,
+			UpdateMask:        r.Mask,
+		})
+		return resp.GetAgent(), err
+	},
+	Get: func(ctx context.Context, conn *client.Conn, name string) (*scopev1.Agent, error) {
+		resp, err := conn.Agents.GetAgent(ctx, &scopev1.GetAgentRequest{Name: name})
+		return resp.GetAgent(), err
+	},
+	List: func(ctx context.Context, conn *client.Conn, parent, token string) ([]*scopev1.Agent, string, error) {
+		resp, err := conn.Agents.ListAgents(ctx, &scopev1.ListAgentsRequest{Parent: parent, PageToken: token})
+		return resp.GetAgents(), resp.GetNextPageToken(), err
+	},
+	Delete: func(ctx context.Context, conn *client.Conn, name, etag string) error {
+		_, err := conn.Agents.DeleteAgent(ctx, &scopev1.DeleteAgentRequest{Name: name, Etag: etag})
+		return err
+	},
 }
 
-// Deps are what every agent command needs.
-type Deps struct {
-	IO       *iostreams.IOStreams
-	Prompter iostreams.Prompter
-	Connect  func(context.Context) (*client.Conn, error)
-	Now      func() time.Time
-	// Team is the chosen team; empty: the caller's only team.
-	Team string
-}
-
-func depsOf(f *cmdutil.Factory, c *cli.Context) (Deps, error) {
-	team, err := f.CommandTeam(c)
+// startPolicy is --start-policy when given (checked), else unspecified:
+// the server's default on create, unchanged on update.
+func startPolicy(v refholder.Values) scopev1.StartPolicy {
+	p, err := cmdutil.ParseStartPolicy(v[cmdutil.StartPolicyFlag])
 	if err != nil {
-		return Deps{}, err
+		return scopev1.StartPolicy_START_POLICY_UNSPECIFIED
 	}
-	return Deps{IO: f.IO, Prompter: f.Prompter, Connect: f.Connector(), Now: f.Now, Team: team}, nil
+	return p
 }
-
-// connect dials the gateway and resolves the team.
-func (d Deps) connect(ctx context.Context) (*client.Conn, string, error) {
-	conn, err := d.Connect(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	team, err := cmdutil.ResolveTeamFlag(ctx, conn.Directory, d.Team)
-	if err != nil {
-		_ = conn.Close()
-		return nil, "", err
-	}
-	return conn, team, nil
-}
-
-func agentName(team, id string) string { return "teams/" + team + "/agents/" + id }
-
-func describe(team, id string) string { return "agent identity " + id + " (team " + team + ")" }
 
 // Item is an agent identity as --output json prints it.
 type Item struct {
@@ -106,57 +163,36 @@ type Item struct {
 	Etag         string   `json:"etag,omitempty"`
 }
 
-func newItem(a *scopev1.Agent, team string) Item {
-	it := Item{
-		Name:         a.GetAgentId(),
-		ResourceName: a.GetName(),
-		Team:         team,
+func newItem(c refholder.Item, a *scopev1.Agent) Item {
+	return Item{
+		Name:         c.Name,
+		ResourceName: c.ResourceName,
+		Team:         c.Team,
 		DisplayName:  a.GetDisplayName(),
-		Description:  a.GetDescription(),
-		SecretNames:  append([]string{}, a.GetSecretNames()...),
+		Description:  c.Description,
+		SecretNames:  c.SecretNames,
 		Default:      a.GetDefault(),
 		StartPolicy:  cmdutil.StartPolicyKey(a.GetStartPolicy()),
-		CreatedAt:    cmdutil.RFC3339(a.GetCreateTime()),
-		UpdatedAt:    cmdutil.RFC3339(a.GetUpdateTime()),
-		Etag:         a.GetEtag(),
+		CreatedAt:    c.CreatedAt,
+		UpdatedAt:    c.UpdatedAt,
+		Etag:         c.Etag,
 	}
-	if owner, id, ok := strings.Cut(a.GetName(), "/agents/"); ok {
-		it.Name = cmp.Or(it.Name, id)
-		it.Team = strings.TrimPrefix(owner, "teams/")
-	}
-	return it
 }
 
-// writeOne prints one identity: JSON, or a NAME/value table.
-func writeOne(d Deps, format cmdutil.Format, it Item, a *scopev1.Agent) error {
-	if format == cmdutil.FormatJSON {
-		return cmdutil.WriteJSON(d.IO.Out, it)
-	}
-	loc := d.Now().Location()
-	tw := tabwriter.NewWriter(d.IO.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "NAME\t%s\n", it.Name)
-	fmt.Fprintf(tw, "TEAM\t%s\n", it.Team)
+// details are the rows of `oz agent get` between TEAM and CREATED.
+func details(it Item, a *scopev1.Agent) []refholder.Detail {
+	var out []refholder.Detail
 	if it.DisplayName != "" {
-		fmt.Fprintf(tw, "DISPLAY NAME\t%s\n", it.DisplayName)
+		out = append(out, refholder.Detail{Label: "DISPLAY NAME", Value: it.DisplayName})
 	}
-	fmt.Fprintf(tw, "DESCRIPTION\t%s\n", cmdutil.OrDash(it.Description))
-	fmt.Fprintf(tw, "SECRETS\t%s\n", cmdutil.OrDash(strings.Join(it.SecretNames, ", ")))
+	out = append(out,
+		refholder.Detail{Label: "DESCRIPTION", Value: cmdutil.OrDash(it.Description)},
+		refholder.Detail{Label: "SECRETS", Value: cmdutil.OrDash(strings.Join(it.SecretNames, ", "))},
+	)
 	if it.Default {
-		fmt.Fprintf(tw, "DEFAULT\tyes (runs with no user and no chosen identity execute as it)\n")
+		out = append(out, refholder.Detail{Label: "DEFAULT", Value: "yes (runs with no user and no chosen identity execute as it)"})
 	}
-	fmt.Fprintf(tw, "START POLICY\t%s\n", policyText(a.GetStartPolicy()))
-	if a.GetCreateTime() != nil {
-		fmt.Fprintf(tw, "CREATED\t%s\n", timefmt.Absolute(a.GetCreateTime().AsTime(), loc))
-	}
-	if a.GetUpdateTime() != nil {
-		fmt.Fprintf(tw, "UPDATED\t%s\n", timefmt.Absolute(a.GetUpdateTime().AsTime(), loc))
-	}
-	return tw.Flush()
-}
-
-// startPolicyFlag is --start-policy of create and update.
-func startPolicyFlag(usage string) cli.Flag {
-	return &cli.StringFlag{Name: cmdutil.StartPolicyFlag, Usage: usage}
+	return append(out, refholder.Detail{Label: "START POLICY", Value: policyText(a.GetStartPolicy())})
 }
 
 // policyText renders a start policy for people.

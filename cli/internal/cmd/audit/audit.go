@@ -1,7 +1,7 @@
 // Package audit implements `oz audit`: list a team's audit events, export
 // them as JSON lines, and verify the hash chain — on the server, or offline
 // over an export with the same code the audit service hashes with
-// (services/audit/chain). Events never hold a secret value.
+// (lib/auditchain). Events never hold a secret value.
 package audit
 
 import (

@@ -30,9 +30,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
-	"github.com/ozsecrets/oz/services/audit/chain"
 
 	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
@@ -155,7 +155,7 @@ func selfSigned(t *testing.T) (tls.Certificate, []byte) {
 
 // buildChain returns n linked events of team acme.
 func buildChain(n int) []*auditv1.Event {
-	var h chain.Head
+	var h auditchain.Head
 	out := make([]*auditv1.Event, n)
 	for i := range out {
 		out[i] = &auditv1.Event{

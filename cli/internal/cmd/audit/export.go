@@ -10,8 +10,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
-	"github.com/ozsecrets/oz/services/audit/chain"
 
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
@@ -84,7 +84,7 @@ func runExport(ctx context.Context, opts *ExportOptions) (err error) {
 	}
 	w := bufio.NewWriter(out)
 
-	v := chain.NewVerifier()
+	v := auditchain.NewVerifier()
 	var n int64
 	req := &auditv1.ExportEventsRequest{Parent: parent, PageSize: int32(opts.PageSize)}
 	for {
@@ -93,7 +93,7 @@ func runExport(ctx context.Context, opts *ExportOptions) (err error) {
 			return err
 		}
 		for _, ev := range resp.GetEvents() {
-			line, err := chain.MarshalLine(ev)
+			line, err := auditchain.MarshalLine(ev)
 			if err != nil {
 				return err
 			}

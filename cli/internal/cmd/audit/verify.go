@@ -8,8 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
-	"github.com/ozsecrets/oz/services/audit/chain"
 
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
@@ -115,7 +115,7 @@ func verifyFile(opts *VerifyOptions) (*verifyResult, error) {
 		defer f.Close()
 		r = f
 	}
-	rep, err := chain.VerifyExport(r)
+	rep, err := auditchain.VerifyExport(r)
 	if err != nil {
 		return nil, err
 	}

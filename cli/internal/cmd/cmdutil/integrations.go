@@ -10,7 +10,6 @@ import (
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 
-	"github.com/ozsecrets/oz/cli/internal/exitcode"
 	"github.com/ozsecrets/oz/cli/internal/iostreams"
 )
 
@@ -26,28 +25,13 @@ var integrationTriggers = []scopev1.Trigger{
 }
 
 // IntegrationTriggerNames lists the values of an integration's --trigger.
-func IntegrationTriggerNames() []string {
-	out := make([]string, 0, len(integrationTriggers))
-	for _, t := range integrationTriggers {
-		out = append(out, TriggerName(t))
-	}
-	return out
-}
+func IntegrationTriggerNames() []string { return triggerNames(integrationTriggers) }
 
 // ParseIntegrationTrigger parses an integration's --trigger: one of
 // IntegrationTriggerNames. Empty or anything else is a usage error that
 // lists the valid values.
 func ParseIntegrationTrigger(s string) (scopev1.Trigger, error) {
-	valid := strings.Join(IntegrationTriggerNames(), ", ")
-	if s == "" {
-		return 0, exitcode.Usagef("--trigger is required (%s)", valid)
-	}
-	for _, t := range integrationTriggers {
-		if TriggerName(t) == s {
-			return t, nil
-		}
-	}
-	return 0, exitcode.Usagef("--trigger: must be one of %s (got %q); people start cli, web and api runs themselves", valid, s)
+	return parseTrigger(s, integrationTriggers, "; people start cli, web and api runs themselves")
 }
 
 // UserInitiated reports whether runs of trigger t carry a triggering user
@@ -64,6 +48,9 @@ func UserInitiated(t scopev1.Trigger) bool {
 
 // IntegrationName is the resource name of integration id of team.
 func IntegrationName(team, id string) string { return "teams/" + team + "/integrations/" + id }
+
+// DescribeIntegration names integration id of team for people.
+func DescribeIntegration(team, id string) string { return "integration " + id + " (team " + team + ")" }
 
 // Integration is an integration as --output json prints it, in `oz
 // integration list` and `oz admin integration list` alike. Allowed says

@@ -14,19 +14,10 @@ import (
 // "expired" (the ticket was never redeemed); "unspecified" from a server
 // that does not say.
 func RunStateKey(s scopev1.RunState) string {
-	switch s {
-	case scopev1.RunState_RUN_STATE_STARTED:
-		return "started"
-	case scopev1.RunState_RUN_STATE_RESOLVED:
+	if s == scopev1.RunState_RUN_STATE_RESOLVED {
 		return "in_flight"
-	case scopev1.RunState_RUN_STATE_ENDED:
-		return "ended"
-	case scopev1.RunState_RUN_STATE_FAILED:
-		return "failed"
-	case scopev1.RunState_RUN_STATE_EXPIRED:
-		return "expired"
 	}
-	return "unspecified"
+	return EnumKey(s, "unspecified")
 }
 
 // RunStateName renders a run's state for people: "started", "in flight",
@@ -42,17 +33,7 @@ func RunStateName(s scopev1.RunState) string {
 // secret's current value: "current", "rotated" (rotated since), "deleted"
 // (deleted since); "" when not checked (the run is not in flight, or the
 // entry is redacted).
-func ValueStateKey(s scopev1.InjectedValueState) string {
-	switch s {
-	case scopev1.InjectedValueState_INJECTED_VALUE_STATE_CURRENT:
-		return "current"
-	case scopev1.InjectedValueState_INJECTED_VALUE_STATE_ROTATED:
-		return "rotated"
-	case scopev1.InjectedValueState_INJECTED_VALUE_STATE_DELETED:
-		return "deleted"
-	}
-	return ""
-}
+func ValueStateKey(s scopev1.InjectedValueState) string { return EnumKey(s, "") }
 
 // Stale reports whether s says a run holds a value that is no longer the
 // secret's current one: rotated or deleted since the run received it.
@@ -78,15 +59,7 @@ func ParseStartPolicy(s string) (scopev1.StartPolicy, error) {
 // StartPolicyKey renders an agent identity's start policy as
 // --start-policy takes it: "admins", "members"; "unspecified" from a
 // server that does not say.
-func StartPolicyKey(p scopev1.StartPolicy) string {
-	switch p {
-	case scopev1.StartPolicy_START_POLICY_ADMINS:
-		return "admins"
-	case scopev1.StartPolicy_START_POLICY_MEMBERS:
-		return "members"
-	}
-	return "unspecified"
-}
+func StartPolicyKey(p scopev1.StartPolicy) string { return EnumKey(p, "unspecified") }
 
 // PrincipalText renders a principal's resource name for people:
 // "users/alice" is "alice", "teams/acme/agents/deployer" is "agent

@@ -8,30 +8,10 @@ import (
 
 // Kind renders a principal kind: "user", "runner", "agent",
 // "integration".
-func Kind(k scopev1.PrincipalKind) string {
-	switch k {
-	case scopev1.PrincipalKind_PRINCIPAL_KIND_USER:
-		return "user"
-	case scopev1.PrincipalKind_PRINCIPAL_KIND_RUNNER:
-		return "runner"
-	case scopev1.PrincipalKind_PRINCIPAL_KIND_AGENT:
-		return "agent"
-	case scopev1.PrincipalKind_PRINCIPAL_KIND_INTEGRATION:
-		return "integration"
-	}
-	return "unknown"
-}
+func Kind(k scopev1.PrincipalKind) string { return EnumKey(k, "unknown") }
 
 // Role renders a team role: "admin", "member".
-func Role(r scopev1.Role) string {
-	switch r {
-	case scopev1.Role_ROLE_ADMIN:
-		return "admin"
-	case scopev1.Role_ROLE_MEMBER:
-		return "member"
-	}
-	return "unknown"
-}
+func Role(r scopev1.Role) string { return EnumKey(r, "unknown") }
 
 // ParseRole parses --role: "admin" or "member" (empty is member).
 func ParseRole(s string) (scopev1.Role, error) {

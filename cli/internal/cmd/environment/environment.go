@@ -3,12 +3,8 @@
 package environment
 
 import (
-	"cmp"
 	"context"
-	"fmt"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -16,8 +12,7 @@ import (
 
 	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
-	"github.com/ozsecrets/oz/cli/internal/iostreams"
-	"github.com/ozsecrets/oz/cli/internal/timefmt"
+	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil/refholder"
 )
 
 // NewCmd returns the `oz environment` command group.
@@ -34,102 +29,73 @@ run, not a failure (unless the run is strict).
 
 The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
 your only team. Team admins change environments; members read them.`,
-		Subcommands: []*cli.Command{
-			newCreateCmd(f),
-			newUpdateCmd(f),
-			newListCmd(f),
-			newGetCmd(f),
-			newDeleteCmd(f),
-		},
+		Subcommands: kind.Commands(f),
 	}
 }
 
-// Deps are what every environment command needs.
-type Deps struct {
-	IO       *iostreams.IOStreams
-	Prompter iostreams.Prompter
-	Connect  func(context.Context) (*client.Conn, error)
-	Now      func() time.Time
-	// Team is the chosen team; empty: the caller's only team.
-	Team string
-}
-
-func depsOf(f *cmdutil.Factory, c *cli.Context) (Deps, error) {
-	team, err := f.CommandTeam(c)
-	if err != nil {
-		return Deps{}, err
-	}
-	return Deps{IO: f.IO, Prompter: f.Prompter, Connect: f.Connector(), Now: f.Now, Team: team}, nil
-}
-
-// connect dials the gateway and resolves the team.
-func (d Deps) connect(ctx context.Context) (*client.Conn, string, error) {
-	conn, err := d.Connect(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	team, err := cmdutil.ResolveTeamFlag(ctx, conn.Directory, d.Team)
-	if err != nil {
-		_ = conn.Close()
-		return nil, "", err
-	}
-	return conn, team, nil
-}
-
-func envName(team, id string) string { return "teams/" + team + "/environments/" + id }
-
-func describe(team, id string) string { return "environment " + id + " (team " + team + ")" }
-
-// Item is an environment as --output json prints it.
-type Item struct {
-	Name         string   `json:"name"`
-	ResourceName string   `json:"resource_name"`
-	Team         string   `json:"team"`
-	Description  string   `json:"description"`
-	SecretNames  []string `json:"secret_names"`
-	CreatedAt    string   `json:"created_at,omitempty"`
-	UpdatedAt    string   `json:"updated_at,omitempty"`
-	Etag         string   `json:"etag,omitempty"`
-}
-
-func newItem(e *scopev1.Environment, team string) Item {
-	it := Item{
-		Name:         e.GetEnvironmentId(),
-		ResourceName: e.GetName(),
-		Team:         team,
-		Description:  e.GetDescription(),
-		SecretNames:  append([]string{}, e.GetSecretNames()...),
-		CreatedAt:    cmdutil.RFC3339(e.GetCreateTime()),
-		UpdatedAt:    cmdutil.RFC3339(e.GetUpdateTime()),
-		Etag:         e.GetEtag(),
-	}
-	if owner, id, ok := strings.Cut(e.GetName(), "/environments/"); ok {
-		it.Name = cmp.Or(it.Name, id)
-		it.Team = strings.TrimPrefix(owner, "teams/")
-	}
-	return it
-}
-
-// writeOne prints one environment: JSON, or a NAME/value table.
-func writeOne(d Deps, format cmdutil.Format, it Item, e *scopev1.Environment) error {
-	if format == cmdutil.FormatJSON {
-		return cmdutil.WriteJSON(d.IO.Out, it)
-	}
-	loc := d.Now().Location()
-	tw := tabwriter.NewWriter(d.IO.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintf(tw, "NAME\t%s\n", it.Name)
-	fmt.Fprintf(tw, "TEAM\t%s\n", it.Team)
-	fmt.Fprintf(tw, "DESCRIPTION\t%s\n", cmdutil.OrDash(it.Description))
-	secrets := strings.Join(it.SecretNames, ", ")
-	if secrets == "" {
-		secrets = "- (no allowlist: runs using it receive every secret available to them)"
-	}
-	fmt.Fprintf(tw, "SECRETS\t%s\n", secrets)
-	if e.GetCreateTime() != nil {
-		fmt.Fprintf(tw, "CREATED\t%s\n", timefmt.Absolute(e.GetCreateTime().AsTime(), loc))
-	}
-	if e.GetUpdateTime() != nil {
-		fmt.Fprintf(tw, "UPDATED\t%s\n", timefmt.Absolute(e.GetUpdateTime().AsTime(), loc))
-	}
-	return tw.Flush()
+// kind is what the environment commands do differently from the agent
+// commands. An environment prints as refholder.Item does.
+var kind = &refholder.Kind[*scopev1.Environment, refholder.Item]{
+	Noun:       "environment",
+	Plural:     "environments",
+	Short:      "environment",
+	Collection: "environments",
+	Help: refholder.Help{
+		Create:           refholder.Text{Usage: "Create an environment"},
+		Update:           refholder.Text{Usage: "Change an environment's description or its secret names"},
+		List:             refholder.Text{Usage: "List the team's environments"},
+		Get:              refholder.Text{Usage: "Show an environment"},
+		Delete:           refholder.Text{Usage: "Delete an environment"},
+		SecretFlag:       "put the secret `NAME` on the allowlist of runs using it (repeatable)",
+		AddSecretFlag:    "add the secret `NAME` to the list (repeatable)",
+		RemoveSecretFlag: "remove the secret `NAME` from the list (repeatable)",
+	},
+	ID:         (*scopev1.Environment).GetEnvironmentId,
+	Item:       func(it refholder.Item, _ *scopev1.Environment) refholder.Item { return it },
+	ListHeader: "NAME\tSECRETS\tDESCRIPTION",
+	Row: func(it refholder.Item) string {
+		return strings.Join([]string{it.Name, cmdutil.OrDash(strings.Join(it.SecretNames, ", ")), cmdutil.OrDash(it.Description)}, "\t")
+	},
+	Details: func(it refholder.Item, _ *scopev1.Environment) []refholder.Detail {
+		secrets := strings.Join(it.SecretNames, ", ")
+		if secrets == "" {
+			secrets = "- (no allowlist: runs using it receive every secret available to them)"
+		}
+		return []refholder.Detail{
+			{Label: "DESCRIPTION", Value: cmdutil.OrDash(it.Description)},
+			{Label: "SECRETS", Value: secrets},
+		}
+	},
+	Create: func(ctx context.Context, conn *client.Conn, r refholder.CreateRequest) (*scopev1.Environment, error) {
+		resp, err := conn.Environments.CreateEnvironment(ctx, &scopev1.CreateEnvironmentRequest{
+			Parent:        r.Parent,
+			EnvironmentId: r.ID,
+			Description:   r.Description,
+			SecretNames:   r.Secrets,
+		})
+		return resp.GetEnvironment(), err
+	},
+	Update: func(ctx context.Context, conn *client.Conn, r refholder.UpdateRequest) (*scopev1.Environment, error) {
+		resp, err := conn.Environments.UpdateEnvironment(ctx, &scopev1.UpdateEnvironmentRequest{
+			Name:              r.Name,
+			Description:       r.Description,
+			AddSecretNames:    r.Add,
+			RemoveSecretNames: r.Remove,
+			Etag:              r.Etag,
+			UpdateMask:        r.Mask,
+		})
+		return resp.GetEnvironment(), err
+	},
+	Get: func(ctx context.Context, conn *client.Conn, name string) (*scopev1.Environment, error) {
+		resp, err := conn.Environments.GetEnvironment(ctx, &scopev1.GetEnvironmentRequest{Name: name})
+		return resp.GetEnvironment(), err
+	},
+	List: func(ctx context.Context, conn *client.Conn, parent, token string) ([]*scopev1.Environment, string, error) {
+		resp, err := conn.Environments.ListEnvironments(ctx, &scopev1.ListEnvironmentsRequest{Parent: parent, PageToken: token})
+		return resp.GetEnvironments(), resp.GetNextPageToken(), err
+	},
+	Delete: func(ctx context.Context, conn *client.Conn, name, etag string) error {
+		_, err := conn.Environments.DeleteEnvironment(ctx, &scopev1.DeleteEnvironmentRequest{Name: name, Etag: etag})
+		return err
+	},
 }

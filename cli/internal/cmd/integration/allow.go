@@ -13,7 +13,7 @@ import (
 // AllowOptions are the inputs of `oz integration allow` (Allow) and
 // `oz integration disallow`.
 type AllowOptions struct {
-	Deps
+	cmdutil.TeamDeps
 	ID    string
 	Allow bool
 }
@@ -50,11 +50,11 @@ func allowCmd(f *cmdutil.Factory, allow bool, name, usage, description string) *
 			if err != nil {
 				return err
 			}
-			d, err := depsOf(f, c)
+			d, err := f.TeamDeps(c)
 			if err != nil {
 				return err
 			}
-			return runAllow(c.Context, &AllowOptions{Deps: d, ID: args[0], Allow: allow})
+			return runAllow(c.Context, &AllowOptions{TeamDeps: d, ID: args[0], Allow: allow})
 		},
 	}
 }
@@ -63,7 +63,7 @@ func runAllow(ctx context.Context, opts *AllowOptions) error {
 	if err := cmdutil.CheckName("NAME", opts.ID); err != nil {
 		return err
 	}
-	conn, team, err := opts.connect(ctx)
+	conn, team, err := opts.ConnectTeam(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func runAllow(ctx context.Context, opts *AllowOptions) error {
 		if _, err := conn.Integrations.DisallowIntegration(ctx, &scopev1.DisallowIntegrationRequest{Name: name}); err != nil {
 			return err
 		}
-		cmdutil.Successf(opts.IO, "Disallowed %s: it no longer starts runs on your behalf.", describe(team, opts.ID))
+		cmdutil.Successf(opts.IO, "Disallowed %s: it no longer starts runs on your behalf.", cmdutil.DescribeIntegration(team, opts.ID))
 		return nil
 	}
 	resp, err := conn.Integrations.AllowIntegration(ctx, &scopev1.AllowIntegrationRequest{Name: name})
@@ -83,9 +83,9 @@ func runAllow(ctx context.Context, opts *AllowOptions) error {
 	trigger := resp.GetIntegration().GetTrigger()
 	if trigger != scopev1.Trigger_TRIGGER_UNSPECIFIED && !cmdutil.UserInitiated(trigger) {
 		cmdutil.Successf(opts.IO, "Allowed %s. Its runs (%s) are user-less: they never act for you nor receive your personal secrets, so this changes nothing.",
-			describe(team, opts.ID), cmdutil.TriggerName(trigger))
+			cmdutil.DescribeIntegration(team, opts.ID), cmdutil.TriggerName(trigger))
 		return nil
 	}
-	cmdutil.Successf(opts.IO, "Allowed %s to start runs on your behalf: your personal secrets are candidates of those runs.", describe(team, opts.ID))
+	cmdutil.Successf(opts.IO, "Allowed %s to start runs on your behalf: your personal secrets are candidates of those runs.", cmdutil.DescribeIntegration(team, opts.ID))
 	return nil
 }

@@ -4,14 +4,9 @@
 package integration
 
 import (
-	"context"
-	"time"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
-	"github.com/ozsecrets/oz/cli/internal/iostreams"
 )
 
 // NewCmd returns the `oz integration` command group.
@@ -50,36 +45,3 @@ Example:
 		},
 	}
 }
-
-// Deps are what every integration command needs.
-type Deps struct {
-	IO      *iostreams.IOStreams
-	Connect func(context.Context) (*client.Conn, error)
-	Now     func() time.Time
-	// Team is the chosen team; empty: the caller's only team.
-	Team string
-}
-
-func depsOf(f *cmdutil.Factory, c *cli.Context) (Deps, error) {
-	team, err := f.CommandTeam(c)
-	if err != nil {
-		return Deps{}, err
-	}
-	return Deps{IO: f.IO, Connect: f.Connector(), Now: f.Now, Team: team}, nil
-}
-
-// connect dials the gateway and resolves the team.
-func (d Deps) connect(ctx context.Context) (*client.Conn, string, error) {
-	conn, err := d.Connect(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	team, err := cmdutil.ResolveTeamFlag(ctx, conn.Directory, d.Team)
-	if err != nil {
-		_ = conn.Close()
-		return nil, "", err
-	}
-	return conn, team, nil
-}
-
-func describe(team, id string) string { return "integration " + id + " (team " + team + ")" }

@@ -11,7 +11,7 @@ import (
 
 // ListOptions are the inputs of `oz integration list`.
 type ListOptions struct {
-	Deps
+	cmdutil.TeamDeps
 	Output cmdutil.Format
 }
 
@@ -27,25 +27,14 @@ anyone, "-".
 Example:
    oz integration list --team acme`,
 		Flags: append([]cli.Flag{cmdutil.OutputFlag()}, cmdutil.TeamFlags()...),
-		Action: func(c *cli.Context) error {
-			if _, err := cmdutil.Args(c); err != nil {
-				return err
-			}
-			format, err := cmdutil.OutputFormat(c)
-			if err != nil {
-				return err
-			}
-			d, err := depsOf(f, c)
-			if err != nil {
-				return err
-			}
-			return runList(c.Context, &ListOptions{Deps: d, Output: format})
-		},
+		Action: cmdutil.ListAction(f, func(ctx context.Context, d cmdutil.TeamDeps, format cmdutil.Format) error {
+			return runList(ctx, &ListOptions{TeamDeps: d, Output: format})
+		}),
 	}
 }
 
 func runList(ctx context.Context, opts *ListOptions) error {
-	conn, team, err := opts.connect(ctx)
+	conn, team, err := opts.ConnectTeam(ctx, "")
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -13,21 +12,13 @@ import (
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
-	"github.com/ozsecrets/oz/cli/internal/exitcode"
 )
 
 // ExplainOptions are the inputs of `oz run explain`.
 type ExplainOptions struct {
-	Deps
-	Trigger     scopev1.Trigger
-	User        string // "users/{user}", or empty
-	Agent       string
-	Environment string
-	// Secrets is the run's own list: nil for none (absent on the wire),
-	// non-nil and empty for --no-secrets.
-	Secrets []string
-	Strict  bool
-	Output  cmdutil.Format
+	cmdutil.TeamDeps
+	runContext // Trigger is required
+	Output     cmdutil.Format
 }
 
 func newExplainCmd(f *cmdutil.Factory) *cli.Command {
@@ -55,37 +46,19 @@ fail. It changes nothing and records nothing.`,
 			if _, err := cmdutil.Args(c); err != nil {
 				return err
 			}
-			trigger, err := cmdutil.ParseTrigger(c.String("trigger"))
+			rc, err := runContextOf(c, true)
 			if err != nil {
 				return err
-			}
-			if c.Bool("no-secrets") && c.IsSet("secret") {
-				return exitcode.Usagef("--secret and --no-secrets cannot be used together")
 			}
 			format, err := cmdutil.OutputFormat(c)
 			if err != nil {
 				return err
 			}
-			d, err := depsOf(f, c)
+			d, err := f.TeamDeps(c)
 			if err != nil {
 				return err
 			}
-			opts := &ExplainOptions{
-				Deps:        d,
-				Trigger:     trigger,
-				User:        userName(c.String("user")),
-				Agent:       c.String("agent"),
-				Environment: c.String("environment"),
-				Strict:      c.Bool("strict"),
-				Output:      format,
-			}
-			switch {
-			case c.Bool("no-secrets"):
-				opts.Secrets = []string{}
-			case c.IsSet("secret"):
-				opts.Secrets = c.StringSlice("secret")
-			}
-			return runExplain(c.Context, opts)
+			return runExplain(c.Context, &ExplainOptions{TeamDeps: d, runContext: rc, Output: format})
 		},
 	}
 }
@@ -124,17 +97,8 @@ func runExplain(ctx context.Context, opts *ExplainOptions) error {
 	if err := cmdutil.CheckSecretNames("--secret", opts.Secrets); err != nil {
 		return err
 	}
-	rc := &scopev1.RunContext{
-		Trigger:     opts.Trigger,
-		User:        opts.User,
-		Agent:       opts.Agent,
-		Environment: opts.Environment,
-		Strict:      opts.Strict,
-	}
-	if opts.Secrets != nil {
-		rc.Secrets = &scopev1.SecretNameList{Names: slices.Clone(opts.Secrets)}
-	}
-	conn, team, err := opts.connect(ctx, "")
+	rc := opts.runContext.proto()
+	conn, team, err := opts.ConnectTeam(ctx, "")
 	if err != nil {
 		return err
 	}

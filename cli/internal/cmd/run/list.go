@@ -22,7 +22,7 @@ const maxPageSize = 100
 
 // ListOptions are the inputs of `oz run list`.
 type ListOptions struct {
-	Deps
+	cmdutil.TeamDeps
 	Agent   string          // only runs executing as this identity
 	Trigger scopev1.Trigger // only runs with this trigger; unspecified: any
 	// InFlight lists only runs in flight: resolved, their end not
@@ -72,7 +72,7 @@ Example, the runs that still hold the previous value of a rotated secret:
 			if opts.Limit < 0 {
 				return exitcode.Usagef("--limit: must be 0 (all) or more (got %d)", opts.Limit)
 			}
-			if opts.Deps, err = depsOf(f, c); err != nil {
+			if opts.TeamDeps, err = f.TeamDeps(c); err != nil {
 				return err
 			}
 			return runList(c.Context, opts)
@@ -86,7 +86,7 @@ func runList(ctx context.Context, opts *ListOptions) error {
 			return err
 		}
 	}
-	conn, team, err := opts.connect(ctx, "")
+	conn, team, err := opts.ConnectTeam(ctx, "")
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,9 @@ package run
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,9 +18,8 @@ import (
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 
-	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
-	"github.com/ozsecrets/oz/cli/internal/iostreams"
+	"github.com/ozsecrets/oz/cli/internal/exitcode"
 	"github.com/ozsecrets/oz/cli/internal/timefmt"
 )
 
@@ -56,36 +55,62 @@ your only team.`,
 	}
 }
 
-// Deps are what every run command needs.
-type Deps struct {
-	IO      *iostreams.IOStreams
-	Connect func(context.Context) (*client.Conn, error)
-	Now     func() time.Time
-	// Team is the chosen team; empty: the caller's only team.
-	Team string
+// runContext is the context a run starts in, or would, as oz run start
+// and oz run explain take it.
+type runContext struct {
+	Trigger     scopev1.Trigger
+	User        string // "users/{user}", or empty
+	Agent       string
+	Environment string
+	// Secrets is the run's own list: nil for none (absent on the wire),
+	// non-nil and empty for --no-secrets.
+	Secrets []string
+	Strict  bool
 }
 
-func depsOf(f *cmdutil.Factory, c *cli.Context) (Deps, error) {
-	team, err := f.CommandTeam(c)
-	if err != nil {
-		return Deps{}, err
+// runContextOf reads the context of a run from --trigger (required, or
+// unspecified unless given), --user, --agent, --environment, --secret or
+// --no-secrets, and --strict.
+func runContextOf(c *cli.Context, triggerRequired bool) (runContext, error) {
+	var trigger scopev1.Trigger
+	if triggerRequired || c.IsSet("trigger") {
+		t, err := cmdutil.ParseTrigger(c.String("trigger"))
+		if err != nil {
+			return runContext{}, err
+		}
+		trigger = t
 	}
-	return Deps{IO: f.IO, Connect: f.Connector(), Now: f.Now, Team: team}, nil
+	rc := runContext{
+		Trigger:     trigger,
+		User:        userName(c.String("user")),
+		Agent:       c.String("agent"),
+		Environment: c.String("environment"),
+		Strict:      c.Bool("strict"),
+	}
+	switch {
+	case c.Bool("no-secrets") && c.IsSet("secret"):
+		return runContext{}, exitcode.Usagef("--secret and --no-secrets cannot be used together")
+	case c.Bool("no-secrets"):
+		rc.Secrets = []string{}
+	case c.IsSet("secret"):
+		rc.Secrets = c.StringSlice("secret")
+	}
+	return rc, nil
 }
 
-// connect dials the gateway and resolves the team; team, when not empty,
-// takes the place of the chosen one.
-func (d Deps) connect(ctx context.Context, team string) (*client.Conn, string, error) {
-	conn, err := d.Connect(ctx)
-	if err != nil {
-		return nil, "", err
+// proto returns rc as the API takes it.
+func (rc runContext) proto() *scopev1.RunContext {
+	out := &scopev1.RunContext{
+		Trigger:     rc.Trigger,
+		User:        rc.User,
+		Agent:       rc.Agent,
+		Environment: rc.Environment,
+		Strict:      rc.Strict,
 	}
-	team, err = cmdutil.ResolveTeamFlag(ctx, conn.Directory, cmp.Or(team, d.Team))
-	if err != nil {
-		_ = conn.Close()
-		return nil, "", err
+	if rc.Secrets != nil {
+		out.Secrets = &scopev1.SecretNameList{Names: slices.Clone(rc.Secrets)}
 	}
-	return conn, team, nil
+	return out
 }
 
 // userName returns the resource name of --user: "users/{user}".

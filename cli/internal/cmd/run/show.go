@@ -17,7 +17,7 @@ import (
 
 // ShowOptions are the inputs of `oz run show`.
 type ShowOptions struct {
-	Deps
+	cmdutil.TeamDeps
 	RunID  string // an id, or "teams/{team}/runs/{run}"
 	Output cmdutil.Format
 }
@@ -48,11 +48,11 @@ Example:
 			if err != nil {
 				return err
 			}
-			d, err := depsOf(f, c)
+			d, err := f.TeamDeps(c)
 			if err != nil {
 				return err
 			}
-			return runShow(c.Context, &ShowOptions{Deps: d, RunID: args[0], Output: format})
+			return runShow(c.Context, &ShowOptions{TeamDeps: d, RunID: args[0], Output: format})
 		},
 	}
 }
@@ -75,7 +75,7 @@ func runShow(ctx context.Context, opts *ShowOptions) error {
 	if err != nil {
 		return err
 	}
-	conn, team, err := opts.connect(ctx, team)
+	conn, team, err := opts.ConnectTeam(ctx, team)
 	if err != nil {
 		return err
 	}
@@ -89,10 +89,10 @@ func runShow(ctx context.Context, opts *ShowOptions) error {
 	if opts.Output == cmdutil.FormatJSON {
 		return cmdutil.WriteJSON(opts.IO.Out, rec)
 	}
-	return writeRecord(opts.Deps, rec, resp.GetRun())
+	return writeRecord(opts.TeamDeps, rec, resp.GetRun())
 }
 
-func writeRecord(d Deps, rec Record, r *scopev1.Run) error {
+func writeRecord(d cmdutil.TeamDeps, rec Record, r *scopev1.Run) error {
 	w := d.IO.Out
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "RUN\t%s\n", rec.ID)

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -25,17 +24,11 @@ const (
 
 // StartOptions are the inputs of `oz run start`.
 type StartOptions struct {
-	Deps
+	cmdutil.TeamDeps
 	// Trigger is unspecified unless given: the server then takes the
-	// client's (cli for a person) or, for an integration, its own.
-	Trigger     scopev1.Trigger
-	User        string // "users/{user}", or empty: the caller, for a person
-	Agent       string
-	Environment string
-	// Secrets is the run's own list: nil for none (absent on the wire),
-	// non-nil and empty for --no-secrets.
-	Secrets []string
-	Strict  bool
+	// client's (cli for a person) or, for an integration, its own. User
+	// empty is the caller, for a person.
+	runContext
 	Expires time.Duration // how long the ticket waits; 0: the server's default (10m)
 	RunID   string        // empty: the server makes one
 	Output  cmdutil.Format
@@ -84,27 +77,11 @@ Example:
 			if _, err := cmdutil.Args(c); err != nil {
 				return err
 			}
-			opts := &StartOptions{
-				User:        userName(c.String("user")),
-				Agent:       c.String("agent"),
-				Environment: c.String("environment"),
-				Strict:      c.Bool("strict"),
-				RunID:       c.String("run-id"),
+			rc, err := runContextOf(c, false)
+			if err != nil {
+				return err
 			}
-			var err error
-			if c.IsSet("trigger") {
-				if opts.Trigger, err = cmdutil.ParseTrigger(c.String("trigger")); err != nil {
-					return err
-				}
-			}
-			switch {
-			case c.Bool("no-secrets") && c.IsSet("secret"):
-				return exitcode.Usagef("--secret and --no-secrets cannot be used together")
-			case c.Bool("no-secrets"):
-				opts.Secrets = []string{}
-			case c.IsSet("secret"):
-				opts.Secrets = c.StringSlice("secret")
-			}
+			opts := &StartOptions{runContext: rc, RunID: c.String("run-id")}
 			if c.IsSet("expires") {
 				if opts.Expires, err = ParseTicketExpires(c.String("expires")); err != nil {
 					return err
@@ -113,7 +90,7 @@ Example:
 			if opts.Output, err = cmdutil.OutputFormat(c); err != nil {
 				return err
 			}
-			if opts.Deps, err = depsOf(f, c); err != nil {
+			if opts.TeamDeps, err = f.TeamDeps(c); err != nil {
 				return err
 			}
 			return runStart(c.Context, opts)
@@ -145,17 +122,8 @@ func runStart(ctx context.Context, opts *StartOptions) error {
 	if opts.Expires != 0 && (opts.Expires < minExpires || opts.Expires > maxExpires) {
 		return exitcode.Usagef("--expires: want a duration from %s to %s (got %s)", minExpires, "1h", opts.Expires)
 	}
-	rc := &scopev1.RunContext{
-		Trigger:     opts.Trigger,
-		User:        opts.User,
-		Agent:       opts.Agent,
-		Environment: opts.Environment,
-		Strict:      opts.Strict,
-	}
-	if opts.Secrets != nil {
-		rc.Secrets = &scopev1.SecretNameList{Names: slices.Clone(opts.Secrets)}
-	}
-	conn, team, err := opts.connect(ctx, "")
+	rc := opts.runContext.proto()
+	conn, team, err := opts.ConnectTeam(ctx, "")
 	if err != nil {
 		return err
 	}

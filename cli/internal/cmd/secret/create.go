@@ -36,15 +36,7 @@ func newCreateCmd(f *cmdutil.Factory) *cli.Command {
 			useTeamFlag(),
 		),
 		Action: func(c *cli.Context) error {
-			args, err := cmdutil.Args(c, "NAME")
-			if err != nil {
-				return err
-			}
-			scope, err := cmdutil.ScopeFromFlags(c.Bool("team"), c.Bool("personal"))
-			if err != nil {
-				return err
-			}
-			team, err := f.TeamSelection(c)
+			name, scope, team, err := secretArgs(f, c)
 			if err != nil {
 				return err
 			}
@@ -54,7 +46,7 @@ func newCreateCmd(f *cmdutil.Factory) *cli.Command {
 				Connect:     f.Connector(),
 				Scope:       scope,
 				Team:        team,
-				Name:        args[0],
+				Name:        name,
 				ValueFile:   c.String(cmdutil.ValueFileFlag),
 				Description: c.String("description"),
 			})
@@ -66,32 +58,16 @@ func runCreate(ctx context.Context, opts *CreateOptions) error {
 	if err := cmdutil.CheckName("NAME", opts.Name); err != nil {
 		return err
 	}
-	conn, err := opts.Connect(ctx)
+	conn, team, err := connectScope(ctx, opts.Connect, opts.Scope, opts.Team)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-
-	team := ""
-	if opts.Scope == cmdutil.ScopeTeam {
-		if team, err = cmdutil.ResolveTeam(ctx, conn.Directory, opts.Team); err != nil {
-			return err
-		}
-	}
-	// The key first: no prompt for a value that could not be sent.
-	s, err := newSealer(ctx, conn, opts.Scope, team)
-	if err != nil {
-		return err
-	}
-	value, err := cmdutil.ReadValue(ctx, opts.IO, opts.Prompter, opts.ValueFile, opts.Name)
+	sealed, value, err := readSealed(ctx, conn, opts.IO, opts.Prompter, opts.Scope, team, opts.Name, opts.ValueFile)
 	if err != nil {
 		return err
 	}
 	defer clear(value)
-	sealed, err := s.seal(opts.Name, value)
-	if err != nil {
-		return err
-	}
 	resp, err := conn.Secrets.CreateSecret(ctx, &secretsv1.CreateSecretRequest{
 		Parent:      cmdutil.Parent(opts.Scope, team),
 		SecretId:    opts.Name,

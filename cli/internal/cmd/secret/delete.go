@@ -42,15 +42,7 @@ Example:
 			useTeamFlag(),
 		),
 		Action: func(c *cli.Context) error {
-			args, err := cmdutil.Args(c, "NAME")
-			if err != nil {
-				return err
-			}
-			scope, err := cmdutil.ScopeFromFlags(c.Bool("team"), c.Bool("personal"))
-			if err != nil {
-				return err
-			}
-			team, err := f.TeamSelection(c)
+			name, scope, team, err := secretArgs(f, c)
 			if err != nil {
 				return err
 			}
@@ -60,7 +52,7 @@ Example:
 				Connect:  f.Connector(),
 				Scope:    scope,
 				Team:     team,
-				Name:     args[0],
+				Name:     name,
 				Force:    c.Bool("force"),
 				Etag:     c.String("etag"),
 			})
@@ -77,18 +69,11 @@ func runDelete(ctx context.Context, opts *DeleteOptions) error {
 	if err := cmdutil.CanConfirm(opts.IO, opts.Force, opts.Scope.String()+" secret "+opts.Name); err != nil {
 		return err
 	}
-	conn, err := opts.Connect(ctx)
+	conn, team, err := connectScope(ctx, opts.Connect, opts.Scope, opts.Team)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-
-	team := ""
-	if opts.Scope == cmdutil.ScopeTeam {
-		if team, err = cmdutil.ResolveTeam(ctx, conn.Directory, opts.Team); err != nil {
-			return err
-		}
-	}
 	if err := cmdutil.ConfirmDelete(ctx, opts.Prompter, opts.Force, describe(nil, opts.Scope, team, opts.Name), ""); err != nil {
 		return err
 	}

@@ -45,15 +45,7 @@ it was sealed to expires after a rotation (oz admin sealing-key list).`,
 			useTeamFlag(),
 		),
 		Action: func(c *cli.Context) error {
-			args, err := cmdutil.Args(c, "NAME")
-			if err != nil {
-				return err
-			}
-			scope, err := cmdutil.ScopeFromFlags(c.Bool("team"), c.Bool("personal"))
-			if err != nil {
-				return err
-			}
-			team, err := f.TeamSelection(c)
+			name, scope, team, err := secretArgs(f, c)
 			if err != nil {
 				return err
 			}
@@ -63,7 +55,7 @@ it was sealed to expires after a rotation (oz admin sealing-key list).`,
 				Connect:   f.Connector(),
 				Scope:     scope,
 				Team:      team,
-				Name:      args[0],
+				Name:      name,
 				ValueFile: c.String(cmdutil.ValueFileFlag),
 			})
 		},
@@ -82,30 +74,15 @@ func runSeal(ctx context.Context, opts *SealOptions) error {
 	if err := cmdutil.CheckName("NAME", opts.Name); err != nil {
 		return err
 	}
-	conn, err := opts.Connect(ctx)
+	conn, team, err := connectScope(ctx, opts.Connect, opts.Scope, opts.Team)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-
-	team := ""
-	if opts.Scope == cmdutil.ScopeTeam {
-		if team, err = cmdutil.ResolveTeam(ctx, conn.Directory, opts.Team); err != nil {
-			return err
-		}
-	}
-	s, err := newSealer(ctx, conn, opts.Scope, team)
+	sealed, value, err := readSealed(ctx, conn, opts.IO, opts.Prompter, opts.Scope, team, opts.Name, opts.ValueFile)
 	if err != nil {
 		return err
 	}
-	value, err := cmdutil.ReadValue(ctx, opts.IO, opts.Prompter, opts.ValueFile, opts.Name)
-	if err != nil {
-		return err
-	}
-	defer clear(value)
-	sealed, err := s.seal(opts.Name, value)
-	if err != nil {
-		return err
-	}
+	clear(value)
 	return json.NewEncoder(opts.IO.Out).Encode(sealedJSON{KeyID: sealed.GetKeyId(), Ciphertext: sealed.GetCiphertext()})
 }

@@ -14,19 +14,17 @@ import (
 
 	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
+	"github.com/ozsecrets/oz/lib/sealwire"
 )
 
 // Values are sealed on this side (secrets.proto SealedValue): single-shot
-// HPKE to one of the secretstore's sealing keys, with the info string
-// infoPrefix + owner + "/secrets/" + name and no additional data, so that
-// the plaintext never leaves the CLI and a sealed value opens only for the
-// secret it was sealed for.
+// HPKE to one of the secretstore's sealing keys, with the suite and the
+// info string sealwire.SecretInfo(owner, name) and no additional data, so
+// that the plaintext never leaves the CLI and a sealed value opens only for
+// the secret it was sealed for.
 const (
-	kemHybrid  = 0x647a // ML-KEM-768+X25519: preferred, post-quantum
-	kemX25519  = 0x0020 // DHKEM(X25519, HKDF-SHA256): when there is no hybrid key
-	kdfID      = 0x0001 // HKDF-SHA256
-	aeadID     = 0x0002 // AES-256-GCM
-	infoPrefix = "oz-secret-v1|"
+	kemHybrid = uint32(sealwire.KEMMLKEM768X25519) // preferred, post-quantum
+	kemX25519 = uint32(sealwire.KEMX25519)         // when there is no hybrid key
 )
 
 // sealer seals values of one owner's secrets to one sealing key.
@@ -78,7 +76,7 @@ func newSealer(ctx context.Context, conn *client.Conn, scope cmdutil.Scope, team
 func pickKey(keys []*secretsv1.SealingKey) *secretsv1.SealingKey {
 	for _, kem := range []uint32{kemHybrid, kemX25519} {
 		for _, k := range keys {
-			if k.GetCurrent() && k.GetKemId() == kem && k.GetKdfId() == kdfID && k.GetAeadId() == aeadID {
+			if k.GetCurrent() && k.GetKemId() == kem && k.GetKdfId() == uint32(sealwire.KDFID) && k.GetAeadId() == uint32(sealwire.AEADID) {
 				return k
 			}
 		}
@@ -88,8 +86,7 @@ func pickKey(keys []*secretsv1.SealingKey) *secretsv1.SealingKey {
 
 // seal seals value for the secret name. The error never contains value.
 func (s *sealer) seal(name string, value []byte) (*secretsv1.SealedValue, error) {
-	info := []byte(infoPrefix + s.owner + "/secrets/" + name)
-	ct, err := hpke.Seal(s.pub, hpke.HKDFSHA256(), hpke.AES256GCM(), info, value)
+	ct, err := hpke.Seal(s.pub, sealwire.KDF(), sealwire.AEAD(), sealwire.SecretInfo(s.owner, name), value)
 	if err != nil {
 		return nil, fmt.Errorf("seal the value to key %s: %w", s.keyID, err)
 	}

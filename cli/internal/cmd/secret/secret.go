@@ -4,9 +4,15 @@
 package secret
 
 import (
+	"context"
+
 	"github.com/urfave/cli/v2"
 
+	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
+
+	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
+	"github.com/ozsecrets/oz/cli/internal/iostreams"
 )
 
 // NewCmd returns the `oz secret` command group.
@@ -38,4 +44,58 @@ and for that one secret, before it is sent: nothing on the way sees it.`,
 // --use-team acme --team API_KEY`.
 func useTeamFlag() cli.Flag {
 	return &cli.StringFlag{Name: cmdutil.UseTeamFlag, Usage: "the `TEAM` of team secrets (default: $OZ_TEAM, the config file's team, or your only team)"}
+}
+
+// secretArgs reads what every command on one secret takes first from its
+// command line: NAME, its scope (--team or --personal) and the chosen team.
+func secretArgs(f *cmdutil.Factory, c *cli.Context) (name string, scope cmdutil.Scope, team string, err error) {
+	args, err := cmdutil.Args(c, "NAME")
+	if err != nil {
+		return "", 0, "", err
+	}
+	if scope, err = cmdutil.ScopeFromFlags(c.Bool("team"), c.Bool("personal")); err != nil {
+		return "", 0, "", err
+	}
+	if team, err = f.TeamSelection(c); err != nil {
+		return "", 0, "", err
+	}
+	return args[0], scope, team, nil
+}
+
+// connectScope dials the gateway and, for a team secret, resolves the
+// team (empty: the caller's only team); a personal secret has none.
+func connectScope(ctx context.Context, connect func(context.Context) (*client.Conn, error), scope cmdutil.Scope, team string) (*client.Conn, string, error) {
+	conn, err := connect(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if scope != cmdutil.ScopeTeam {
+		return conn, "", nil
+	}
+	if team, err = cmdutil.ResolveTeam(ctx, conn.Directory, team); err != nil {
+		_ = conn.Close()
+		return nil, "", err
+	}
+	return conn, team, nil
+}
+
+// readSealed reads the value of the secret name and seals it for its
+// owner. The sealing key comes first: no prompt for a value that could not
+// be sent. The value is returned too, for redacting errors; the caller
+// clears it when done.
+func readSealed(ctx context.Context, conn *client.Conn, ios *iostreams.IOStreams, p iostreams.Prompter, scope cmdutil.Scope, team, name, file string) (*secretsv1.SealedValue, []byte, error) {
+	s, err := newSealer(ctx, conn, scope, team)
+	if err != nil {
+		return nil, nil, err
+	}
+	value, err := cmdutil.ReadValue(ctx, ios, p, file, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	sealed, err := s.seal(name, value)
+	if err != nil {
+		clear(value)
+		return nil, nil, err
+	}
+	return sealed, value, nil
 }

@@ -50,15 +50,7 @@ Example, rotate a team secret (asks for the new value on a terminal):
 			useTeamFlag(),
 		),
 		Action: func(c *cli.Context) error {
-			args, err := cmdutil.Args(c, "NAME")
-			if err != nil {
-				return err
-			}
-			scope, err := cmdutil.ScopeFromFlags(c.Bool("team"), c.Bool("personal"))
-			if err != nil {
-				return err
-			}
-			team, err := f.TeamSelection(c)
+			name, scope, team, err := secretArgs(f, c)
 			if err != nil {
 				return err
 			}
@@ -68,7 +60,7 @@ Example, rotate a team secret (asks for the new value on a terminal):
 				Connect:        f.Connector(),
 				Scope:          scope,
 				Team:           team,
-				Name:           args[0],
+				Name:           name,
 				Value:          c.Bool("value"),
 				ValueFile:      c.String(cmdutil.ValueFileFlag),
 				SetDescription: c.IsSet("description"),
@@ -87,18 +79,11 @@ func runUpdate(ctx context.Context, opts *UpdateOptions) error {
 	if !setValue && !opts.SetDescription {
 		return exitcode.Usagef("nothing to update: pass --value, --value-file or --description")
 	}
-	conn, err := opts.Connect(ctx)
+	conn, team, err := connectScope(ctx, opts.Connect, opts.Scope, opts.Team)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-
-	team := ""
-	if opts.Scope == cmdutil.ScopeTeam {
-		if team, err = cmdutil.ResolveTeam(ctx, conn.Directory, opts.Team); err != nil {
-			return err
-		}
-	}
 	req := &secretsv1.UpdateSecretRequest{
 		Name:       cmdutil.SecretName(cmdutil.Parent(opts.Scope, team), opts.Name),
 		UpdateMask: &fieldmaskpb.FieldMask{},
@@ -106,17 +91,10 @@ func runUpdate(ctx context.Context, opts *UpdateOptions) error {
 	}
 	var value []byte
 	if setValue {
-		s, err := newSealer(ctx, conn, opts.Scope, team)
-		if err != nil {
-			return err
-		}
-		if value, err = cmdutil.ReadValue(ctx, opts.IO, opts.Prompter, opts.ValueFile, opts.Name); err != nil {
+		if req.SealedValue, value, err = readSealed(ctx, conn, opts.IO, opts.Prompter, opts.Scope, team, opts.Name, opts.ValueFile); err != nil {
 			return err
 		}
 		defer clear(value)
-		if req.SealedValue, err = s.seal(opts.Name, value); err != nil {
-			return err
-		}
 		req.UpdateMask.Paths = append(req.UpdateMask.Paths, "value")
 	}
 	if opts.SetDescription {

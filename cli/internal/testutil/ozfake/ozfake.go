@@ -93,17 +93,27 @@ func StartServices(t testing.TB, svc Services) *Server {
 		}
 		svc.SealingKeys = sealer.Fake()
 	}
-	s := serve(t, func(gs *grpc.Server) {
-		secretsv1.RegisterSecretServiceServer(gs, or(svc.Secrets, &Secrets{}))
-		secretsv1.RegisterSealingKeyServiceServer(gs, svc.SealingKeys)
-		scopev1.RegisterDirectoryServiceServer(gs, or(svc.Directory, &Directory{}))
-		scopev1.RegisterTokenServiceServer(gs, or(svc.Tokens, &Tokens{}))
-		scopev1.RegisterAgentServiceServer(gs, or(svc.Agents, &Agents{}))
-		scopev1.RegisterEnvironmentServiceServer(gs, or(svc.Environments, &Environments{}))
-		scopev1.RegisterRunnerServiceServer(gs, or(svc.Runners, &Runners{}))
-		scopev1.RegisterRunServiceServer(gs, or(svc.Runs, &Runs{}))
-		scopev1.RegisterIntegrationServiceServer(gs, or(svc.Integrations, &Integrations{}))
-		auditv1.RegisterAuditServiceServer(gs, or(svc.Audit, &Audit{}))
+	s := serve(t, func(gs *grpc.Server) error {
+		for _, f := range []struct {
+			desc *grpc.ServiceDesc
+			fake any
+		}{
+			{&secretsv1.SecretService_ServiceDesc, or(svc.Secrets, &Secrets{})},
+			{&secretsv1.SealingKeyService_ServiceDesc, svc.SealingKeys},
+			{&scopev1.DirectoryService_ServiceDesc, or(svc.Directory, &Directory{})},
+			{&scopev1.TokenService_ServiceDesc, or(svc.Tokens, &Tokens{})},
+			{&scopev1.AgentService_ServiceDesc, or(svc.Agents, &Agents{})},
+			{&scopev1.EnvironmentService_ServiceDesc, or(svc.Environments, &Environments{})},
+			{&scopev1.RunnerService_ServiceDesc, or(svc.Runners, &Runners{})},
+			{&scopev1.RunService_ServiceDesc, or(svc.Runs, &Runs{})},
+			{&scopev1.IntegrationService_ServiceDesc, or(svc.Integrations, &Integrations{})},
+			{&auditv1.AuditService_ServiceDesc, or(svc.Audit, &Audit{})},
+		} {
+			if err := register(gs, f.desc, f.fake); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	s.Sealer = sealer
 	return s
@@ -116,9 +126,9 @@ func or[T any](v, def *T) *T {
 	return v
 }
 
-// serve starts a gRPC server with what register adds on a real TLS
+// serve starts a gRPC server with the services add registers on a real TLS
 // loopback port, recording every unary call, until the test ends.
-func serve(t testing.TB, register func(*grpc.Server)) *Server {
+func serve(t testing.TB, add func(*grpc.Server) error) *Server {
 	t.Helper()
 	cert, caPEM := selfSigned(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
@@ -134,7 +144,9 @@ func serve(t testing.TB, register func(*grpc.Server)) *Server {
 		grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})),
 		grpc.UnaryInterceptor(s.record),
 	)
-	register(gs)
+	if err := add(gs); err != nil {
+		t.Fatal(err)
+	}
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	return s

@@ -318,7 +318,7 @@ type Event struct {
 	// The hash of the event before it in the chain; empty for seq 1.
 	PrevHash []byte `protobuf:"bytes,12,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
 	// SHA-256 of the event's canonical encoding, prev_hash included (see
-	// services/audit/chain).
+	// lib/auditchain).
 	Hash []byte `protobuf:"bytes,13,opt,name=hash,proto3" json:"hash,omitempty"`
 	// When the audit service appended the event (its clock).
 	AppendTime    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=append_time,json=appendTime,proto3" json:"append_time,omitempty"`
