@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Agent is an agent identity: a team-scoped bot account that runs execute
@@ -157,20 +158,20 @@ func (d *Directory) agent(ctx context.Context, team, id string) (agentRecord, []
 // agentExists returns the condition "identity id of team exists" and the
 // error saying it does not. The default identity exists as long as its
 // team does, whether or not its record was ever written.
-func agentExists(team, id string) (Cond, error) {
+func agentExists(team, id string) (kv.Cond, error) {
 	if id == DefaultAgentID {
-		return Present(teamKey(team)), errs.E(errs.KindNotFound, "team %q not found", team)
+		return kv.Present(teamKey(team)), errs.E(errs.KindNotFound, "team %q not found", team)
 	}
-	return Present(agentKey(team, id)), errs.E(errs.KindNotFound, "agent identity %q not found in team %q", id, team)
+	return kv.Present(agentKey(team, id)), errs.E(errs.KindNotFound, "agent identity %q not found in team %q", id, team)
 }
 
 // agentCond is the condition that the identity's record is still raw
 // (absent, for the synthesised default identity of an old team).
-func agentCond(team, id string, raw []byte) Cond {
+func agentCond(team, id string, raw []byte) kv.Cond {
 	if raw == nil {
-		return Absent(agentKey(team, id))
+		return kv.Absent(agentKey(team, id))
 	}
-	return Equal(agentKey(team, id), raw)
+	return kv.Equal(agentKey(team, id), raw)
 }
 
 // encodedAgent returns the stored form of rec: raw when given, else its
@@ -232,14 +233,14 @@ func (d *Directory) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 	if err != nil {
 		return Agent{}, err
 	}
-	conds := []Cond{Present(teamKey(a.Team)), Absent(agentKey(a.Team, a.ID))}
+	conds := []kv.Cond{kv.Present(teamKey(a.Team)), kv.Absent(agentKey(a.Team, a.ID))}
 	name := AgentName(a.Team, a.ID)
 	details := map[string]string{DetailStartPolicy: policy.String()}
 	setNames(details, DetailSecretNames, rec.SecretNames)
 	leftovers, err = d.revokeSurplus(ctx, conds, leftovers, now, name, a.Team, "left over from an earlier agent identity of the same name")
 	if err == nil {
 		revokedDetail(details, len(leftovers))
-		err = d.apply(ctx, conds, append([]Write{Put(agentKey(a.Team, a.ID), raw)}, revocations(leftovers, now)...),
+		err = d.apply(ctx, conds, append([]kv.Write{kv.Put(agentKey(a.Team, a.ID), raw)}, revocations(leftovers, now)...),
 			d.event(ctx, ActionAgentCreate, name, a.Team, details))
 	}
 	switch conflict(err) {
@@ -404,15 +405,15 @@ func (d *Directory) UpdateAgent(ctx context.Context, team, id string, u AgentUpd
 		}
 		next.UpdateTime = d.clock()
 		nextRaw := encode(next)
-		conds := []Cond{agentCond(team, id, raw)}
+		conds := []kv.Cond{agentCond(team, id, raw)}
 		if raw == nil {
-			conds = append(conds, Present(teamKey(team)))
+			conds = append(conds, kv.Present(teamKey(team)))
 		}
 		details := updateDetails(rec.DisplayName != next.DisplayName, rec.Description != next.Description, rec.SecretNames, next.SecretNames)
 		if next.policy() != rec.policy() {
 			details[DetailStartPolicy] = next.policy().String()
 		}
-		err = d.apply(ctx, conds, []Write{Put(agentKey(team, id), nextRaw)},
+		err = d.apply(ctx, conds, []kv.Write{kv.Put(agentKey(team, id), nextRaw)},
 			d.event(ctx, ActionAgentUpdate, AgentName(team, id), team, details))
 		switch conflict(err) {
 		case 0:
@@ -468,13 +469,13 @@ func (d *Directory) DeleteAgent(ctx context.Context, team, id, etag string) erro
 		if err != nil {
 			return err
 		}
-		conds := []Cond{Equal(agentKey(team, id), raw)}
+		conds := []kv.Cond{kv.Equal(agentKey(team, id), raw)}
 		name := AgentName(team, id)
 		details := map[string]string{}
 		toks, err = d.revokeSurplus(ctx, conds, toks, now, name, team, "agent identity being deleted")
 		if err == nil {
 			revokedDetail(details, len(toks))
-			err = d.apply(ctx, conds, append([]Write{Delete(agentKey(team, id))}, revocations(toks, now)...),
+			err = d.apply(ctx, conds, append([]kv.Write{kv.Delete(agentKey(team, id))}, revocations(toks, now)...),
 				d.event(ctx, ActionAgentDelete, name, team, details))
 		}
 		if conflict(err) == 0 {

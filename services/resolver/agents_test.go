@@ -11,6 +11,7 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/resolver"
 )
 
@@ -62,7 +63,7 @@ func (f *idFixture) auth(t *testing.T, bearer string) context.Context {
 	return auth.WithPrincipal(context.Background(), p)
 }
 
-func (f *idFixture) snapshot(t *testing.T) []resolver.KV {
+func (f *idFixture) snapshot(t *testing.T) []kv.KV {
 	t.Helper()
 	kvs, err := resolver.IdentitiesTestSnapshot(context.Background(), f.d)
 	idMust(t, err)
@@ -219,7 +220,7 @@ func TestAgentAccess(t *testing.T) {
 			}
 		})
 	}
-	t.Run("Delete", func(t *testing.T) {
+	t.Run("kv.Delete", func(t *testing.T) {
 		for _, ctx := range []context.Context{f.max, f.oli, f.runner, f.agent} {
 			wantKind(t, f.d.DeleteAgent(ctx, "red", "deployer", ""), errs.KindPermissionDenied)
 		}
@@ -285,7 +286,7 @@ func TestAgentBadInput(t *testing.T) {
 			if strings.Contains(err.Error(), "PASTED") {
 				t.Errorf("message echoes the input: %q", err)
 			}
-			if !slices.EqualFunc(before, f.snapshot(t), func(a, b resolver.KV) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }) {
+			if !slices.EqualFunc(before, f.snapshot(t), func(a, b kv.KV) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }) {
 				t.Errorf("the store changed")
 			}
 		})
@@ -343,7 +344,7 @@ func TestUpdateAgent(t *testing.T) {
 		_, err := f.d.UpdateAgent(f.ann, "red", "deployer", resolver.AgentUpdate{Description: strp("x"), Etag: a.Etag})
 		wantKind(t, err, errs.KindFailedPrecondition)
 		wantKind(t, f.d.DeleteAgent(f.ann, "red", "deployer", a.Etag), errs.KindFailedPrecondition)
-		if !slices.EqualFunc(before, f.snapshot(t), func(a, b resolver.KV) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }) {
+		if !slices.EqualFunc(before, f.snapshot(t), func(a, b kv.KV) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }) {
 			t.Errorf("the store changed")
 		}
 	})

@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // BootstrapAdmin makes sure the directory has a system admin. When it has
@@ -77,16 +79,16 @@ func (d *Directory) issueAdmin(ctx context.Context, id, description string, boot
 		return Token{}, "", nil
 	}
 	now := d.clock()
-	var cond Cond
-	var writes []Write
+	var cond kv.Cond
+	var writes []kv.Write
 	switch {
 	case isNotFound(err):
 		rec = userRecord{ID: id, CreateTime: now}
-		cond = Absent(userKey(id))
+		cond = kv.Absent(userKey(id))
 	case err != nil:
 		return Token{}, "", err
 	default:
-		cond = Equal(userKey(id), raw)
+		cond = kv.Equal(userKey(id), raw)
 	}
 	// Events: the user's creation or promotion, then the token. The actor
 	// is ozresolverd itself (no caller).
@@ -98,12 +100,12 @@ func (d *Directory) issueAdmin(ctx context.Context, id, description string, boot
 		}
 		evs = append(evs, d.event(ctx, action, UserName(id), "", map[string]string{DetailSystemAdmin: "true"}))
 		rec.SystemAdmin = true
-		writes = []Write{Put(userKey(id), encode(rec)), Put(sysadminKey(id), marker)}
+		writes = []kv.Write{kv.Put(userKey(id), encode(rec)), kv.Put(sysadminKey(id), marker)}
 	}
-	conds := []Cond{cond}
+	conds := []kv.Cond{cond}
 	if bootstrap {
-		conds = append(conds, Absent(bootstrapKey))
-		writes = append(writes, Put(bootstrapKey, marker))
+		conds = append(conds, kv.Absent(bootstrapKey))
+		writes = append(writes, kv.Put(bootstrapKey, marker))
 	}
 	tok := Token{Principal: UserPrincipal(id), Description: description, CreateTime: now}
 	return d.issue(ctx, tok, conds, writes, func(t Token) []*auditv1.Event {

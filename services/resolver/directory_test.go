@@ -13,8 +13,8 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/boltstore"
 )
 
 type clock struct {
@@ -38,7 +38,7 @@ func (c *clock) Advance(d time.Duration) {
 // admin's context.
 func newDirectory(t *testing.T) (*resolver.Directory, *clock, context.Context) {
 	t.Helper()
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "resolver.db"), time.Second)
+	store, err := boltkv.Open(filepath.Join(t.TempDir(), "resolver.db"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestBootstrapAdmin(t *testing.T) {
 		}
 	})
 	t.Run("Concurrent", func(t *testing.T) {
-		store, err := boltstore.Open(filepath.Join(t.TempDir(), "resolver.db"), time.Second)
+		store, err := boltkv.Open(filepath.Join(t.TempDir(), "resolver.db"), time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

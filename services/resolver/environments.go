@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Environment is a named list of secret names (team or personal), the
@@ -66,8 +67,8 @@ func (d *Directory) CreateEnvironment(ctx context.Context, e Environment) (Envir
 	details := map[string]string{}
 	setNames(details, DetailSecretNames, rec.SecretNames)
 	err := d.apply(ctx,
-		[]Cond{Present(teamKey(e.Team)), Absent(environmentKey(e.Team, e.ID))},
-		[]Write{Put(environmentKey(e.Team, e.ID), raw)},
+		[]kv.Cond{kv.Present(teamKey(e.Team)), kv.Absent(environmentKey(e.Team, e.ID))},
+		[]kv.Write{kv.Put(environmentKey(e.Team, e.ID), raw)},
 		d.event(ctx, ActionEnvironmentCreate, EnvironmentName(e.Team, e.ID), e.Team, details))
 	switch conflict(err) {
 	case 0:
@@ -195,7 +196,7 @@ func (d *Directory) UpdateEnvironment(ctx context.Context, team, id string, u En
 		}
 		next.UpdateTime = d.clock()
 		nextRaw := encode(next)
-		err = d.apply(ctx, []Cond{Equal(environmentKey(team, id), raw)}, []Write{Put(environmentKey(team, id), nextRaw)},
+		err = d.apply(ctx, []kv.Cond{kv.Equal(environmentKey(team, id), raw)}, []kv.Write{kv.Put(environmentKey(team, id), nextRaw)},
 			d.event(ctx, ActionEnvironmentUpdate, EnvironmentName(team, id), team,
 				updateDetails(false, rec.Description != next.Description, rec.SecretNames, next.SecretNames)))
 		if conflict(err) == 0 {
@@ -239,7 +240,7 @@ func (d *Directory) DeleteEnvironment(ctx context.Context, team, id, etag string
 		if etag != "" && etag != etagOf(raw) {
 			return etagMismatch("environment")
 		}
-		err = d.apply(ctx, []Cond{Equal(environmentKey(team, id), raw)}, []Write{Delete(environmentKey(team, id))},
+		err = d.apply(ctx, []kv.Cond{kv.Equal(environmentKey(team, id), raw)}, []kv.Write{kv.Delete(environmentKey(team, id))},
 			d.event(ctx, ActionEnvironmentDelete, EnvironmentName(team, id), team, nil))
 		if conflict(err) == 0 {
 			if etag != "" {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/resolver"
 )
 
@@ -77,7 +78,7 @@ func TestEnvironmentAccess(t *testing.T) {
 		"Update": func(ctx context.Context) error {
 			return errOf(f.d.UpdateEnvironment(ctx, "red", "prod", resolver.EnvironmentUpdate{Description: strp("x")}))
 		},
-		"Delete": func(ctx context.Context) error { return f.d.DeleteEnvironment(ctx, "red", "prod", "") },
+		"kv.Delete": func(ctx context.Context) error { return f.d.DeleteEnvironment(ctx, "red", "prod", "") },
 		"DeleteMissing": func(ctx context.Context) error {
 			return f.d.DeleteEnvironment(ctx, "red", "ghost", "")
 		},
@@ -140,7 +141,7 @@ func TestEnvironmentBadInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := f.snapshot(t)
 			wantFieldErr(t, tt.call(), tt.field)
-			if !slices.EqualFunc(before, f.snapshot(t), func(a, b resolver.KV) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }) {
+			if !slices.EqualFunc(before, f.snapshot(t), func(a, b kv.KV) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }) {
 				t.Errorf("the store changed")
 			}
 		})

@@ -2,24 +2,19 @@ package resolver
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
-	"github.com/ozsecrets/oz/services/internal/outbox"
+	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/internal/runrules"
 	"github.com/ozsecrets/oz/services/internal/server"
 )
@@ -33,22 +28,8 @@ import (
 // acknowledged. Events name things and count them; they never hold a
 // secret value, a bearer token or a token's hash.
 //
-// The outbox is a range of Store keys, so that it works on any Store:
-//
-//	outbox/{16 hex digits: Unix nanoseconds}-{8 hex digits: epoch}  auditv1.Event (protobuf)
-//
-// The nanoseconds are the wall clock made strictly increasing within the
-// Outbox (one per Directory, so one per process), and the epoch is drawn
-// at random when the Directory is made: keys sort in the order the events
-// were made and never collide, across restarts and across processes
-// sharing a store. The event id is "resolver-{epoch}-{nanoseconds}" (the
-// audit service accepts from the resolver only ids starting with
-// "resolver-"), so an id names its key. Concurrent changes may commit in
-// another order than their keys; the shipper reads the outbox from its
-// start every time, so an event committed behind one already delivered
-// is delivered next, never skipped. A clock stepped back across a
-// restart may order the new process's events before older undelivered
-// ones: nothing is lost, only that order differs.
+// The outbox is a range of the store's keys (outbox.KV), so that it works
+// on any kv.Store; event ids start with the emitter's name, "resolver-".
 
 // Emitter is the resolver's name as an audit event emitter: the name of
 // its certificate, with which the audit service identifies it.
@@ -110,225 +91,15 @@ const (
 	// runEventBudget bounds the details of one run.resolve event, well
 	// under audit.MaxEventBytes; a run with more is split into parts.
 	runEventBudget = 48 << 10
-	// maxBacklogCount bounds the entries Backlog counts.
-	maxBacklogCount = 100_000
 	// maxApplyOps is the Store's limit on one Apply: conditions and
 	// writes together.
 	maxApplyOps = 128
 )
 
-const prefixOutbox = "outbox/"
-
-// Outbox is the resolver's audit outbox in its Store. It implements
-// outbox.Source and outbox.Counter for the shipper; the Directory writes
-// into it. It is safe for concurrent use.
-type Outbox struct {
-	store  Store
-	epoch  string // 8 hex digits
-	last   atomic.Int64
-	cursor outbox.Cursor // where Pending reads from
-	notify atomic.Pointer[func()]
-	// omit drops every event instead of writing it. It exists for
-	// BenchmarkResolveRun's comparison of resolutions with and without
-	// auditing (set by a _test.go file), and is never set anywhere else.
-	omit bool
-}
-
-var (
-	_ outbox.Source  = (*Outbox)(nil)
-	_ outbox.Counter = (*Outbox)(nil)
-)
-
-func newOutbox(store Store) *Outbox {
-	var b [4]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
-	return &Outbox{store: store, epoch: hex.EncodeToString(b[:]),
-		cursor: outbox.Cursor{Margin: uint64(outbox.LateCommit.Nanoseconds()), SweepEvery: outbox.SweepEvery}}
-}
-
-// OnCommit sets fn (typically Shipper.Notify) to run after every Apply
-// that wrote events. Set it before serving.
-func (o *Outbox) OnCommit(fn func()) { o.notify.Store(&fn) }
-
-// next returns the wall clock in Unix nanoseconds, made strictly
-// increasing.
-func (o *Outbox) next() int64 {
-	for {
-		last := o.last.Load()
-		n := max(time.Now().UnixNano(), last+1)
-		if o.last.CompareAndSwap(last, n) {
-			return n
-		}
-	}
-}
-
-func outboxKey(n uint64, epoch string) string {
-	return fmt.Sprintf("%s%016x-%s", prefixOutbox, n, epoch)
-}
-
-// outboxKeyTime returns the time (Unix nanoseconds) an outbox key was
-// taken at.
-func outboxKeyTime(key string) (uint64, bool) {
-	hexTime, _, ok := strings.Cut(strings.TrimPrefix(key, prefixOutbox), "-")
-	if !ok || len(hexTime) != 16 {
-		return 0, false
-	}
-	t, err := strconv.ParseUint(hexTime, 16, 64)
-	return t, err == nil
-}
-
-func eventID(n uint64, epoch string) string {
-	return fmt.Sprintf("%s-%s-%016x", Emitter, epoch, n)
-}
-
-// keyOfID returns the outbox key of event id, false for an id the
-// resolver did not make.
-func keyOfID(id string) (string, bool) {
-	rest, ok := strings.CutPrefix(id, Emitter+"-")
-	if !ok {
-		return "", false
-	}
-	epoch, ns, ok := strings.Cut(rest, "-")
-	if !ok || len(epoch) != 8 || len(ns) != 16 || !isHex(epoch) || !isHex(ns) {
-		return "", false
-	}
-	return prefixOutbox + ns + "-" + epoch, true
-}
-
-func isHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// writes returns the Puts that add evs to the outbox, in order. Each
-// event is copied, given a fresh id (and a time, when it has none),
-// cleared of chain fields, and validated by the audit service's rules: an
-// event it would refuse (which would block the outbox) is an internal
-// error here, so that the change is not made.
-func (o *Outbox) writes(evs []*auditv1.Event) ([]Write, error) {
-	out := make([]Write, 0, len(evs))
-	for _, ev := range evs {
-		e := proto.Clone(ev).(*auditv1.Event)
-		n := uint64(o.next())
-		e.Id = eventID(n, o.epoch)
-		if e.Time == nil {
-			e.Time = timestamppb.Now()
-		}
-		e.Seq, e.PrevHash, e.Hash, e.AppendTime = 0, nil, nil, nil
-		if err := audit.ValidateEvent("audit event", e); err != nil {
-			// Not the caller's fault: no kind, so it is reported as internal.
-			return nil, fmt.Errorf("audit event %s: %v", e.GetAction(), err)
-		}
-		b, err := proto.Marshal(e)
-		if err != nil {
-			return nil, fmt.Errorf("encode audit event: %w", err)
-		}
-		out = append(out, Put(outboxKey(n, o.epoch), b))
-	}
-	return out, nil
-}
-
-// committed wakes the shipper.
-func (o *Outbox) committed() {
-	if fn := o.notify.Load(); fn != nil {
-		(*fn)()
-	}
-}
-
-// Pending implements outbox.Source: the oldest max events, in key order.
-func (o *Outbox) Pending(ctx context.Context, max int) ([]*auditv1.Event, error) {
-	after := ""
-	if from, sweep := o.cursor.From(time.Now()); !sweep {
-		after = fmt.Sprintf("%s%016x", prefixOutbox, from) // before every key of time from on
-	}
-	kvs, err := o.store.Scan(ctx, prefixOutbox, after, max)
-	if err != nil {
-		return nil, fmt.Errorf("read the audit outbox: %w", err)
-	}
-	var first uint64
-	if len(kvs) > 0 {
-		first, _ = outboxKeyTime(kvs[0].Key)
-	}
-	o.cursor.Read(first, len(kvs))
-	out := make([]*auditv1.Event, 0, len(kvs))
-	for _, kv := range kvs {
-		ev := &auditv1.Event{}
-		if err := proto.Unmarshal(kv.Value, ev); err != nil {
-			return nil, fmt.Errorf("decode audit event %s: %w", kv.Key, err)
-		}
-		out = append(out, ev)
-	}
-	return out, nil
-}
-
-// Ack implements outbox.Source: it deletes the events by id, in Applies
-// of at most maxApplyOps deletions. Ids the resolver did not make, and
-// events already deleted, are ignored.
-func (o *Outbox) Ack(ctx context.Context, ids []string) error {
-	var ws []Write
-	for _, id := range ids {
-		if key, ok := keyOfID(id); ok {
-			ws = append(ws, Delete(key))
-		}
-	}
-	for len(ws) > 0 {
-		n := min(len(ws), maxApplyOps)
-		if err := o.store.Apply(ctx, nil, ws[:n]); err != nil {
-			return fmt.Errorf("delete delivered audit events: %w", err)
-		}
-		for _, w := range ws[:n] {
-			if t, ok := outboxKeyTime(w.Key); ok {
-				o.cursor.Acked(t)
-			}
-		}
-		ws = ws[n:]
-	}
-	return nil
-}
-
-// Backlog implements outbox.Counter: the events in the outbox, counted up
-// to maxBacklogCount (a longer backlog reports that many).
-func (o *Outbox) Backlog(ctx context.Context) (int, error) {
-	const page = 1000
-	n, after := 0, ""
-	for n < maxBacklogCount {
-		kvs, err := o.store.Scan(ctx, prefixOutbox, after, page)
-		if err != nil {
-			return 0, fmt.Errorf("count the audit outbox: %w", err)
-		}
-		n += len(kvs)
-		if len(kvs) < page {
-			break
-		}
-		after = kvs[len(kvs)-1].Key
-	}
-	return min(n, maxBacklogCount), nil
-}
-
-// apply is Store.Apply with evs added to the outbox in the same write.
-// conds keep their positions, so a *ConflictError means what it would
-// without events.
-func (d *Directory) apply(ctx context.Context, conds []Cond, writes []Write, evs ...*auditv1.Event) error {
-	if d.outbox.omit {
-		evs = nil
-	}
-	ews, err := d.outbox.writes(evs)
-	if err != nil {
-		return err
-	}
-	all := make([]Write, 0, len(writes)+len(ews))
-	all = append(append(all, writes...), ews...)
-	if err := d.store.Apply(ctx, conds, all); err != nil {
-		return err
-	}
-	if len(ews) > 0 {
-		d.outbox.committed()
-	}
-	return nil
+// apply is Store.Apply with evs added to the outbox in the same write
+// (outbox.KV.Apply).
+func (d *Directory) apply(ctx context.Context, conds []kv.Cond, writes []kv.Write, evs ...*auditv1.Event) error {
+	return d.outbox.Apply(ctx, conds, writes, evs...)
 }
 
 // event returns the event of a change that succeeded, made now by the

@@ -20,8 +20,9 @@ import (
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/boltstore"
 	ssgrpc "github.com/ozsecrets/oz/services/secretstore/grpcapi"
 )
 
@@ -29,19 +30,19 @@ import (
 // Store's limit of 128 conditions and writes per Apply, and fails the
 // Applies that fail says to.
 type spyStore struct {
-	resolver.Store
+	kv.Store
 	t *testing.T
 
 	mu      sync.Mutex
-	applies [][]resolver.Write
-	fail    func(writes []resolver.Write) error
+	applies [][]kv.Write
+	fail    func(writes []kv.Write) error
 }
 
-func newSpyStore(t *testing.T, s resolver.Store) *spyStore { return &spyStore{Store: s, t: t} }
+func newSpyStore(t *testing.T, s kv.Store) *spyStore { return &spyStore{Store: s, t: t} }
 
-func (s *spyStore) Apply(ctx context.Context, conds []resolver.Cond, writes []resolver.Write) error {
+func (s *spyStore) Apply(ctx context.Context, conds []kv.Cond, writes []kv.Write) error {
 	if n := len(conds) + len(writes); n > 128 {
-		s.t.Errorf("Apply of %d conditions and writes: the Store's limit is 128", n)
+		s.t.Errorf("Apply of %d conditions and writes: the kv.Store's limit is 128", n)
 	}
 	s.mu.Lock()
 	fail := s.fail
@@ -60,14 +61,14 @@ func (s *spyStore) Apply(ctx context.Context, conds []resolver.Cond, writes []re
 	return err
 }
 
-func (s *spyStore) setFail(fn func([]resolver.Write) error) {
+func (s *spyStore) setFail(fn func([]kv.Write) error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fail = fn
 }
 
 // applyWriting returns the recorded Apply that wrote key.
-func (s *spyStore) applyWriting(key string) []resolver.Write {
+func (s *spyStore) applyWriting(key string) []kv.Write {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := len(s.applies) - 1; i >= 0; i-- { // the latest
@@ -179,7 +180,7 @@ func checkEvent(t *testing.T, ev *auditv1.Event, w wantEvent) {
 // newAuditedDirectory is newDirectory over a spyStore.
 func newAuditedDirectory(t *testing.T) (*resolver.Directory, *spyStore, *clock, context.Context, string) {
 	t.Helper()
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "resolver.db"), time.Second)
+	store, err := boltkv.Open(filepath.Join(t.TempDir(), "resolver.db"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +629,7 @@ func TestResolveRunEvent(t *testing.T) {
 
 			// The same Apply wrote the record and the event.
 			ws := spy.applyWriting("runs/acme/" + run.ID)
-			var outboxPuts []resolver.Write
+			var outboxPuts []kv.Write
 			for _, w := range ws {
 				if strings.HasPrefix(w.Key, "outbox/") {
 					outboxPuts = append(outboxPuts, w)
@@ -650,7 +651,7 @@ func TestResolveRunEvent(t *testing.T) {
 		ticket, err := resolver.RunsTestStart(f.runnerA, runs, "acme", resolver.RunContext{Trigger: resolver.TriggerSchedule, Environment: "ops-tools"}, "doomed")
 		check(t, err)
 		drain(t, dir)
-		spy.setFail(func(ws []resolver.Write) error {
+		spy.setFail(func(ws []kv.Write) error {
 			for _, w := range ws {
 				if strings.HasPrefix(w.Key, "runs/") {
 					return boom
@@ -756,50 +757,6 @@ func TestOutboxKeysAndAck(t *testing.T) {
 		}
 	}
 
-}
-
-// TestOutboxLateEvent: once events are acknowledged, Pending reads from
-// near the newest of them, and an event that commits with a key taken long
-// before (a replica whose clock is an hour behind) is still delivered: the
-// next read from the first key, every SweepEvery, finds it.
-func TestOutboxLateEvent(t *testing.T) {
-	d, _, _, sys, _ := newAuditedDirectory(t)
-	resolver.OutboxTestSetSweepEvery(d.Outbox(), 300*time.Millisecond)
-	drain(t, d)
-	if _, err := d.CreateUser(sys, "late", false); err != nil {
-		t.Fatal(err)
-	}
-	evs := drain(t, d) // delivered and acknowledged; its copy comes back late
-	if len(evs) != 1 {
-		t.Fatalf("drained %d events, want 1", len(evs))
-	}
-	if err := resolver.OutboxTestPutAt(context.Background(), d.Outbox(), evs[0], time.Now().Add(-time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.CreateUser(sys, "after", false); err != nil {
-		t.Fatal(err)
-	}
-	resources := func() []string {
-		evs, err := d.Outbox().Pending(context.Background(), 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, ev := range evs {
-			out = append(out, ev.GetResource())
-		}
-		return out
-	}
-	if got := resources(); !slices.Equal(got, []string{"users/after"}) {
-		t.Fatalf("read after acknowledgements: got %v, want users/after (the late event waits for a sweep)", got)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for got := resources(); !slices.Equal(got, []string{"users/late", "users/after"}); got = resources() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the late event was never read: got %v", got)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestOutboxSharedStore: two Directories on one store (two processes, or

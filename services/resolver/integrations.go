@@ -14,6 +14,7 @@ import (
 	"github.com/ozsecrets/oz/services/audit"
 
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Integration is a team-scoped principal that starts runs for a trigger
@@ -177,7 +178,7 @@ func (d *Directory) CreateIntegration(ctx context.Context, in Integration) (Inte
 	}
 	// Condition 0: the team exists; 1: the integration is new; 2…: each
 	// identity named exists.
-	conds := []Cond{Present(teamKey(in.Team)), Absent(integrationKey(in.Team, in.ID))}
+	conds := []kv.Cond{kv.Present(teamKey(in.Team)), kv.Absent(integrationKey(in.Team, in.ID))}
 	for _, a := range agents {
 		c, _ := agentExists(in.Team, a)
 		conds = append(conds, c)
@@ -191,7 +192,7 @@ func (d *Directory) CreateIntegration(ctx context.Context, in Integration) (Inte
 	if err == nil {
 		revokedDetail(details, len(leftovers))
 		tok := Token{Principal: IntegrationPrincipal(in.Team, in.ID), Description: "integration token (created with the integration)", CreateTime: now, CreateBy: p.Name}
-		writes := append([]Write{Put(integrationKey(in.Team, in.ID), encode(rec))}, revocations(leftovers, now)...)
+		writes := append([]kv.Write{kv.Put(integrationKey(in.Team, in.ID), encode(rec))}, revocations(leftovers, now)...)
 		_, bearer, err = d.issue(ctx, tok, conds, writes, func(t Token) []*auditv1.Event {
 			det := maps.Clone(details)
 			det[DetailTokenID] = t.ID
@@ -311,12 +312,12 @@ func (d *Directory) DeleteIntegration(ctx context.Context, team, id string) erro
 		if err != nil {
 			return err
 		}
-		conds := []Cond{Equal(integrationKey(team, id), raw)}
+		conds := []kv.Cond{kv.Equal(integrationKey(team, id), raw)}
 		details := map[string]string{}
 		toks, err = d.revokeSurplus(ctx, conds, toks, now, name, team, "integration being deleted")
 		if err == nil {
 			revokedDetail(details, len(toks))
-			err = d.apply(ctx, conds, append([]Write{Delete(integrationKey(team, id))}, revocations(toks, now)...),
+			err = d.apply(ctx, conds, append([]kv.Write{kv.Delete(integrationKey(team, id))}, revocations(toks, now)...),
 				d.event(ctx, ActionIntegrationDelete, name, team, details))
 		}
 		if conflict(err) == 0 {
@@ -365,15 +366,15 @@ func (d *Directory) AllowIntegration(ctx context.Context, team, id string, allow
 	if was == allow {
 		return in, nil
 	}
-	action, write := ActionIntegrationDisallow, Delete(allowKey(team, id, p.ID))
+	action, write := ActionIntegrationDisallow, kv.Delete(allowKey(team, id, p.ID))
 	if allow {
 		action = ActionIntegrationAllow
-		write = Put(allowKey(team, id, p.ID), encode(allowRecord{IntegrationUID: rec.UID, CreateTime: d.clock()}))
+		write = kv.Put(allowKey(team, id, p.ID), encode(allowRecord{IntegrationUID: rec.UID, CreateTime: d.clock()}))
 	}
 	// The integration must still be the one read (not deleted, nor made
 	// again), and the caller still a member.
-	conds := []Cond{Equal(integrationKey(team, id), raw), Present(memberKey(team, p.ID))}
-	err = d.apply(ctx, conds, []Write{write},
+	conds := []kv.Cond{kv.Equal(integrationKey(team, id), raw), kv.Present(memberKey(team, p.ID))}
+	err = d.apply(ctx, conds, []kv.Write{write},
 		d.event(ctx, action, IntegrationName(team, id), team, map[string]string{audit.DetailUser: p.Name}))
 	switch conflict(err) {
 	case 0:

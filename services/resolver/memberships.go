@@ -7,6 +7,7 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Membership is a user's place in a team, with a role.
@@ -46,8 +47,8 @@ func (d *Directory) CreateMembership(ctx context.Context, team, user string, rol
 	m := Membership{Team: team, User: user, Role: role, CreateTime: d.clock()}
 	rec := encode(toMembershipRecord(m))
 	err := d.apply(ctx,
-		[]Cond{Present(teamKey(team)), Present(userKey(user)), Absent(memberKey(team, user))},
-		[]Write{Put(memberKey(team, user), rec), Put(userTeamKey(user, team), rec)},
+		[]kv.Cond{kv.Present(teamKey(team)), kv.Present(userKey(user)), kv.Absent(memberKey(team, user))},
+		[]kv.Write{kv.Put(memberKey(team, user), rec), kv.Put(userTeamKey(user, team), rec)},
 		d.event(ctx, ActionMembershipCreate, m.Name(), team, map[string]string{DetailRole: role.String()}))
 	switch conflict(err) {
 	case 0:
@@ -114,8 +115,8 @@ func (d *Directory) DeleteMembership(ctx context.Context, team, user string) err
 		return err
 	}
 	err := d.apply(ctx,
-		[]Cond{Present(memberKey(team, user))},
-		[]Write{Delete(memberKey(team, user)), Delete(userTeamKey(user, team))},
+		[]kv.Cond{kv.Present(memberKey(team, user))},
+		[]kv.Write{kv.Delete(memberKey(team, user)), kv.Delete(userTeamKey(user, team))},
 		d.event(ctx, ActionMembershipDelete, MembershipName(team, user), team, nil))
 	if conflict(err) == 0 {
 		return errs.E(errs.KindNotFound, "user %q is not a member of team %q", user, team)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Keys of the records in the Store. Ids never contain "/", so every key is
@@ -160,7 +161,7 @@ func (d *Directory) get(ctx context.Context, key string, v any) ([]byte, error) 
 }
 
 // scan reads up to limit records under prefix after the key after.
-func scan[R any](ctx context.Context, s Store, prefix, after string, limit int) ([]R, error) {
+func scan[R any](ctx context.Context, s kv.Store, prefix, after string, limit int) ([]R, error) {
 	kvs, err := s.Scan(ctx, prefix, after, limit)
 	if err != nil {
 		return nil, err
@@ -179,7 +180,7 @@ func scan[R any](ctx context.Context, s Store, prefix, after string, limit int) 
 // conflict returns the index of the failed condition when err is a
 // *ConflictError, else -1.
 func conflict(err error) int {
-	var ce *ConflictError
+	var ce *kv.ConflictError
 	if errors.As(err, &ce) {
 		return ce.Index
 	}

@@ -1,7 +1,7 @@
 // Package resolver is the domain of the resolver service: the directory of
 // teams, users, memberships and bearer tokens (DESIGN §3), and, next to it,
 // run resolution (agent identities, environments, runners and ResolveRun,
-// DESIGN §5), all kept in one Store.
+// DESIGN §5), all kept in one kv.Store.
 //
 // The Directory applies the authorization rules of every operation to the
 // principal carried by the context (auth.PrincipalFrom): permission is
@@ -10,13 +10,12 @@
 // with messages safe to return to callers; none ever contains a token.
 //
 // Every change and every run resolution writes its audit event into the
-// Store's outbox in the same Apply as the change (events.go); refused
-// requests are recorded by RecordDenied. The Outbox is what a shipper
-// delivers to the audit service.
+// store's outbox (outbox.KV) in the same Apply as the change (events.go);
+// refused requests are recorded by RecordDenied. The outbox is what a
+// shipper delivers to the audit service.
 //
-// Adapters live beside the domain: boltstore (Store on bbolt), storetest
-// (the conformance suite every Store passes) and grpcapi (the gRPC
-// DirectoryService, TokenService and internal AuthService).
+// The store is any kv.Store (kv/boltkv, kv/etcdkv); grpcapi serves the
+// domain over gRPC.
 package resolver
 
 import (
@@ -25,29 +24,31 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/internal/outbox"
 )
 
 // Directory holds teams, users, memberships and tokens, and authenticates
 // bearer tokens. It is safe for concurrent use.
 type Directory struct {
-	store  Store
+	store  kv.Store
 	now    func() time.Time
-	outbox *Outbox
+	outbox *outbox.KV
 }
 
 // NewDirectory returns a Directory keeping its records, and the audit
 // events of its changes (see Outbox), in store. now is the clock (token
 // expiry, creation times, event times); nil means time.Now.
-func NewDirectory(store Store, now func() time.Time) *Directory {
+func NewDirectory(store kv.Store, now func() time.Time) *Directory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Directory{store: store, now: now, outbox: newOutbox(store)}
+	return &Directory{store: store, now: now, outbox: outbox.NewKV(store, Emitter)}
 }
 
 // Outbox returns the audit outbox the Directory (and the Runs over it)
 // write their events into, for a shipper to deliver.
-func (d *Directory) Outbox() *Outbox { return d.outbox }
+func (d *Directory) Outbox() *outbox.KV { return d.outbox }
 
 var _ auth.Authenticator = (*Directory)(nil)
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/internal/runrules"
 )
 
@@ -89,8 +90,8 @@ func (r *Runs) EndRun(ctx context.Context, team, id string, end RunEnd) (Run, er
 	}
 	ev := r.dir.event(ctx, ActionRunEnd, run.Name(), team, details)
 	ev.RunId = id
-	err = r.dir.apply(ctx, []Cond{Equal(runKey(team, id), raw)},
-		[]Write{Put(runKey(team, id), encode(toRunRecord(run))), Delete(runInFlightKey(team, run.CreateTime, id))}, ev)
+	err = r.dir.apply(ctx, []kv.Cond{kv.Equal(runKey(team, id), raw)},
+		[]kv.Write{kv.Put(runKey(team, id), encode(toRunRecord(run))), kv.Delete(runInFlightKey(team, run.CreateTime, id))}, ev)
 	if conflict(err) == 0 {
 		return Run{}, errs.E(errs.KindFailedPrecondition, "run %q changed meanwhile (its end was reported already)", id)
 	}

@@ -11,6 +11,7 @@ import (
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Runner is an internal principal that resolves runs, and receives their
@@ -71,9 +72,9 @@ func (d *Directory) CreateRunner(ctx context.Context, id string, teams []string)
 		return Runner{}, "", err
 	}
 	// Condition 0: the runner is new; 1…: each team exists.
-	conds := []Cond{Absent(runnerKey(id))}
+	conds := []kv.Cond{kv.Absent(runnerKey(id))}
 	for _, t := range teams {
-		conds = append(conds, Present(teamKey(t)))
+		conds = append(conds, kv.Present(teamKey(t)))
 	}
 	details := map[string]string{DetailTeams: strings.Join(teams, ",")}
 	leftovers, err = d.revokeSurplus(ctx, conds, leftovers, now, RunnerName(id), "", "left over from an earlier runner of the same name")
@@ -81,7 +82,7 @@ func (d *Directory) CreateRunner(ctx context.Context, id string, teams []string)
 	if err == nil {
 		revokedDetail(details, len(leftovers))
 		tok := Token{Principal: RunnerPrincipal(id), Description: "runner token (created with the runner)", CreateTime: now, CreateBy: p.Name}
-		writes := append([]Write{Put(runnerKey(id), encode(rec))}, revocations(leftovers, now)...)
+		writes := append([]kv.Write{kv.Put(runnerKey(id), encode(rec))}, revocations(leftovers, now)...)
 		_, bearer, err = d.issue(ctx, tok, conds, writes, func(t Token) []*auditv1.Event {
 			details := maps.Clone(details)
 			details[DetailTokenID] = t.ID
@@ -162,12 +163,12 @@ func (d *Directory) DeleteRunner(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		conds := []Cond{Equal(runnerKey(id), raw)}
+		conds := []kv.Cond{kv.Equal(runnerKey(id), raw)}
 		details := map[string]string{}
 		toks, err = d.revokeSurplus(ctx, conds, toks, now, RunnerName(id), "", "runner being deleted")
 		if err == nil {
 			revokedDetail(details, len(toks))
-			err = d.apply(ctx, conds, append([]Write{Delete(runnerKey(id))}, revocations(toks, now)...),
+			err = d.apply(ctx, conds, append([]kv.Write{kv.Delete(runnerKey(id))}, revocations(toks, now)...),
 				d.event(ctx, ActionRunnerDelete, RunnerName(id), "", details))
 		}
 		if conflict(err) == 0 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/resolver"
 )
 
@@ -84,7 +85,7 @@ func TestRunnerAccessAndInput(t *testing.T) {
 			"Get":           func() error { return errOf(f.d.GetRunner(ctx, "r1")) },
 			"GetMissing":    func() error { return errOf(f.d.GetRunner(ctx, "ghost")) },
 			"List":          func() error { _, _, err := f.d.ListRunners(ctx, resolver.Page{}); return err },
-			"Delete":        func() error { return f.d.DeleteRunner(ctx, "r1") },
+			"kv.Delete":     func() error { return f.d.DeleteRunner(ctx, "r1") },
 			"DeleteMissing": func() error { return f.d.DeleteRunner(ctx, "ghost") },
 		}
 		for name, call := range calls {
@@ -110,7 +111,7 @@ func TestRunnerAccessAndInput(t *testing.T) {
 	}
 	err := errOf2(f.d.CreateRunner(f.sys, "r2", []string{"red", "nope"}))
 	wantKind(t, err, errs.KindNotFound)
-	if !slices.EqualFunc(before, f.snapshot(t), func(a, b resolver.KV) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }) {
+	if !slices.EqualFunc(before, f.snapshot(t), func(a, b kv.KV) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }) {
 		t.Errorf("the store changed")
 	}
 

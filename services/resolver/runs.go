@@ -18,6 +18,7 @@ import (
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/internal/runrules"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/secretstore/runseal"
@@ -822,7 +823,7 @@ func (r *Runs) ResolveRun(ctx context.Context, req ResolveRequest) (Resolution, 
 	// or a change made meanwhile, fails the write, and the resolution is
 	// made again with ordinary reads; so is one whose inputs made it fail
 	// before the write (a stale read must not refuse a run either).
-	rctx, reads := WithReadSet(ctx)
+	rctx, reads := kv.WithReadSet(ctx)
 	res, err := r.resolve(rctx, run, startedRaw, user, p, req.Recipient, reads)
 	if errors.Is(err, errStaleReads) {
 		res, err = r.resolve(ctx, run, startedRaw, user, p, req.Recipient, nil)
@@ -838,7 +839,7 @@ var errStaleReads = errors.New("resolution inputs changed or read stale")
 // startedRaw), its request checked: it decides, seals and records. With
 // reads (the ReadSet of ctx), the record's write is conditional on them,
 // and an error that may come from a stale read is errStaleReads.
-func (r *Runs) resolve(ctx context.Context, run Run, startedRaw []byte, user string, p *auth.Principal, recipient *scopev1.RecipientKey, reads *ReadSet) (Resolution, error) {
+func (r *Runs) resolve(ctx context.Context, run Run, startedRaw []byte, user string, p *auth.Principal, recipient *scopev1.RecipientKey, reads *kv.ReadSet) (Resolution, error) {
 	// A runner is granted only teams that existed when it was created
 	// (CreateRunner's conditions), and teams are never deleted: the team
 	// needs no read here (on etcd, one quorum read fewer per run).
@@ -870,9 +871,9 @@ func (r *Runs) resolve(ctx context.Context, run Run, startedRaw []byte, user str
 	// that was not recorded. The run must still be as started: a ticket is
 	// redeemed once.
 	key := runKey(run.Team, run.ID)
-	writes := []Write{Put(key, encode(toRunRecord(run)))}
+	writes := []kv.Write{kv.Put(key, encode(toRunRecord(run)))}
 	if run.InFlight() {
-		writes = append(writes, Put(runInFlightKey(run.Team, run.CreateTime, run.ID), marker))
+		writes = append(writes, kv.Put(runInFlightKey(run.Team, run.CreateTime, run.ID), marker))
 	}
 	evs := r.dir.resolveEvents(ctx, run)
 	if 2+len(writes)+len(evs) > maxApplyOps {
@@ -881,9 +882,9 @@ func (r *Runs) resolve(ctx context.Context, run Run, startedRaw []byte, user str
 	// The team's presence is a condition of the write rather than a read
 	// before it (see prepare above): nothing is recorded, nor returned, for
 	// a team that is not there.
-	conds := []Cond{Equal(key, startedRaw), Present(teamKey(run.Team))}
+	conds := []kv.Cond{kv.Equal(key, startedRaw), kv.Present(teamKey(run.Team))}
 	if reads != nil {
-		conds = append(conds, Unchanged(reads))
+		conds = append(conds, kv.Unchanged(reads))
 	}
 	err = r.dir.apply(ctx, conds, writes, evs...)
 	switch conflict(err) {

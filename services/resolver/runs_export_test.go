@@ -5,32 +5,34 @@ import (
 	"time"
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Fixtures of the run tests: they write agent identities and environments
 // as records, so that run resolution is tested on its own.
 
 // RunsTestPutAgent writes agent identity id of team, referencing names.
-func RunsTestPutAgent(ctx context.Context, s Store, team, id string, names []string) error {
+func RunsTestPutAgent(ctx context.Context, s kv.Store, team, id string, names []string) error {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	rec := agentRecord{Team: team, ID: id, SecretNames: names, CreateTime: now, UpdateTime: now}
 	if id == DefaultAgentID {
 		rec = defaultAgentRecord(team, now)
 		rec.SecretNames = names
 	}
-	return s.Apply(ctx, nil, []Write{Put(agentKey(team, id), encode(rec))})
+	return s.Apply(ctx, nil, []kv.Write{kv.Put(agentKey(team, id), encode(rec))})
 }
 
 // RunsTestDeleteAgent removes agent identity id of team.
-func RunsTestDeleteAgent(ctx context.Context, s Store, team, id string) error {
-	return s.Apply(ctx, nil, []Write{Delete(agentKey(team, id))})
+func RunsTestDeleteAgent(ctx context.Context, s kv.Store, team, id string) error {
+	return s.Apply(ctx, nil, []kv.Write{kv.Delete(agentKey(team, id))})
 }
 
 // RunsTestPutEnvironment writes environment id of team, listing names.
-func RunsTestPutEnvironment(ctx context.Context, s Store, team, id string, names []string) error {
+func RunsTestPutEnvironment(ctx context.Context, s kv.Store, team, id string, names []string) error {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	rec := environmentRecord{Team: team, ID: id, SecretNames: names, CreateTime: now, UpdateTime: now}
-	return s.Apply(ctx, nil, []Write{Put(environmentKey(team, id), encode(rec))})
+	return s.Apply(ctx, nil, []kv.Write{kv.Put(environmentKey(team, id), encode(rec))})
 }
 
 // RunsTestIssueToken issues a token for the principal of kind and name

@@ -22,9 +22,9 @@ import (
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/internal/runrules"
 	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore"
 	ssbolt "github.com/ozsecrets/oz/services/secretstore/boltstore"
 	ssgrpc "github.com/ozsecrets/oz/services/secretstore/grpcapi"
@@ -49,7 +49,7 @@ func runValue(owner, name string) string { return runCanary + "|" + owner + "/" 
 //     beta's identity beta-bot and environment beta-env;
 //   - runner-a granted acme, runner-b granted beta.
 type runsFixture struct {
-	store  *boltstore.Store
+	store  *boltkv.Store
 	dbPath string
 	clk    *clock
 	dir    *resolver.Directory
@@ -69,7 +69,7 @@ func newRunsFixture(t testing.TB) *runsFixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &runsFixture{dbPath: filepath.Join(t.TempDir(), "resolver.db")}
-	store, err := boltstore.Open(f.dbPath, time.Second)
+	store, err := boltkv.Open(f.dbPath, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Team is a group of users that owns secrets, agent identities and
@@ -34,9 +35,9 @@ func (d *Directory) CreateTeam(ctx context.Context, id string) (Team, error) {
 	rec := teamRecord{ID: t.ID, CreateTime: t.CreateTime}
 	// The team's default identity is born with it, in the same write: runs
 	// with no user and no chosen identity execute as it (DESIGN §3).
-	err := d.apply(ctx, []Cond{Absent(teamKey(id))}, []Write{
-		Put(teamKey(id), encode(rec)),
-		Put(agentKey(id, DefaultAgentID), encode(defaultAgentRecord(id, t.CreateTime))),
+	err := d.apply(ctx, []kv.Cond{kv.Absent(teamKey(id))}, []kv.Write{
+		kv.Put(teamKey(id), encode(rec)),
+		kv.Put(agentKey(id, DefaultAgentID), encode(defaultAgentRecord(id, t.CreateTime))),
 	}, d.event(ctx, ActionTeamCreate, t.Name(), id, nil))
 	if conflict(err) == 0 {
 		return Team{}, errs.E(errs.KindAlreadyExists, "team %q already exists", id)

@@ -13,6 +13,7 @@ import (
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Start tickets (DESIGN §5.0). The trigger starts a run, not the runner:
@@ -295,11 +296,11 @@ func (r *Runs) issueTicket(ctx context.Context, prep prepared, runID string, ttl
 		ev := d.event(ctx, ActionRunStart, run.Name(), team, details)
 		ev.RunId = runID
 		err := d.apply(ctx,
-			[]Cond{Absent(runKey(team, runID)), Present(teamKey(team)), Absent(ticketKey(tid))},
-			[]Write{
-				Put(runKey(team, runID), encode(toRunRecord(run))),
-				Put(runByTimeKey(team, now, runID), marker),
-				Put(ticketKey(tid), encode(tr)),
+			[]kv.Cond{kv.Absent(runKey(team, runID)), kv.Present(teamKey(team)), kv.Absent(ticketKey(tid))},
+			[]kv.Write{
+				kv.Put(runKey(team, runID), encode(toRunRecord(run))),
+				kv.Put(runByTimeKey(team, now, runID), marker),
+				kv.Put(ticketKey(tid), encode(tr)),
 			}, ev)
 		switch conflict(err) {
 		case 0:

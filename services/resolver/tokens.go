@@ -18,6 +18,7 @@ import (
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Bearer tokens look like
@@ -307,7 +308,7 @@ func (d *Directory) CreateToken(ctx context.Context, owner PrincipalRef, ttl tim
 	if ttl > 0 {
 		tok.ExpireTime = now.Add(ttl)
 	}
-	tok, bearer, err := d.issue(ctx, tok, []Cond{exists}, nil, func(t Token) []*auditv1.Event {
+	tok, bearer, err := d.issue(ctx, tok, []kv.Cond{exists}, nil, func(t Token) []*auditv1.Event {
 		return []*auditv1.Event{d.tokenEvent(ctx, ActionTokenCreate, t)}
 	})
 	if conflict(err) == 0 {
@@ -321,20 +322,20 @@ func (d *Directory) CreateToken(ctx context.Context, owner PrincipalRef, ttl tim
 
 // principalExists returns the condition "owner exists" and the error that
 // says it does not.
-func (d *Directory) principalExists(owner PrincipalRef) (Cond, error) {
+func (d *Directory) principalExists(owner PrincipalRef) (kv.Cond, error) {
 	switch owner.Kind {
 	case auth.KindAgent:
 		team, id := owner.agentID()
 		return agentExists(team, id)
 	case auth.KindIntegration:
 		team, id := owner.integrationID()
-		return Present(integrationKey(team, id)), errs.E(errs.KindNotFound, "integration %q not found in team %q", id, team)
+		return kv.Present(integrationKey(team, id)), errs.E(errs.KindNotFound, "integration %q not found in team %q", id, team)
 	case auth.KindRunner:
 		id := owner.runnerID()
-		return Present(runnerKey(id)), errs.E(errs.KindNotFound, "runner %q not found", id)
+		return kv.Present(runnerKey(id)), errs.E(errs.KindNotFound, "runner %q not found", id)
 	}
 	uid := owner.userID()
-	return Present(userKey(uid)), errs.E(errs.KindNotFound, "user %q not found", uid)
+	return kv.Present(userKey(uid)), errs.E(errs.KindNotFound, "user %q not found", uid)
 }
 
 func checkDescription(s string) error {
@@ -358,14 +359,14 @@ func (d *Directory) tokenEvent(ctx context.Context, action string, t Token) *aud
 // events that events returns for it (nil: none), when conds hold. A failed
 // condition comes back as the *ConflictError of Apply; a token id that is
 // taken already (2⁻⁶⁴) is drawn again.
-func (d *Directory) issue(ctx context.Context, tok Token, conds []Cond, writes []Write, events func(Token) []*auditv1.Event) (Token, string, error) {
+func (d *Directory) issue(ctx context.Context, tok Token, conds []kv.Cond, writes []kv.Write, events func(Token) []*auditv1.Event) (Token, string, error) {
 	for range 3 {
 		id, bearer := newBearer()
 		tok.ID = id
-		c := append(slices.Clone(conds), Absent(tokenKey(id)))
+		c := append(slices.Clone(conds), kv.Absent(tokenKey(id)))
 		w := append(slices.Clone(writes),
-			Put(tokenKey(id), encode(toTokenRecord(tok, auth.TokenKey(bearer)))),
-			Put(principalTokensPrefix(tok.Principal.Name)+id, marker))
+			kv.Put(tokenKey(id), encode(toTokenRecord(tok, auth.TokenKey(bearer)))),
+			kv.Put(principalTokensPrefix(tok.Principal.Name)+id, marker))
 		var evs []*auditv1.Event
 		if events != nil {
 			evs = events(tok)
@@ -481,11 +482,11 @@ func (d *Directory) liveTokens(ctx context.Context, name string, now time.Time) 
 }
 
 // revocations are the writes revoking recs at now.
-func revocations(recs []tokenRecord, now time.Time) []Write {
-	w := make([]Write, 0, len(recs))
+func revocations(recs []tokenRecord, now time.Time) []kv.Write {
+	w := make([]kv.Write, 0, len(recs))
 	for _, r := range recs {
 		r.RevokeTime = &now
-		w = append(w, Put(tokenKey(r.ID), encode(r)))
+		w = append(w, kv.Put(tokenKey(r.ID), encode(r)))
 	}
 	return w
 }
@@ -497,7 +498,7 @@ func revocations(recs []tokenRecord, now time.Time) []Write {
 // token.revoke event on the principal owner (in team's chain) saying how
 // many tokens it revoked and why; the caller's final event counts the
 // rest.
-func (d *Directory) revokeSurplus(ctx context.Context, conds []Cond, recs []tokenRecord, now time.Time, owner, team, reason string) ([]tokenRecord, error) {
+func (d *Directory) revokeSurplus(ctx context.Context, conds []kv.Cond, recs []tokenRecord, now time.Time, owner, team, reason string) ([]tokenRecord, error) {
 	for len(recs) > revokeBatch {
 		ev := d.event(ctx, ActionTokenRevoke, owner, team, map[string]string{
 			DetailPrincipal:     owner,
@@ -549,7 +550,7 @@ func (d *Directory) RevokeToken(ctx context.Context, id string) (Token, error) {
 		}
 		now := d.clock()
 		rec.RevokeTime = &now
-		err = d.apply(ctx, []Cond{Equal(tokenKey(id), raw)}, []Write{Put(tokenKey(id), encode(rec))},
+		err = d.apply(ctx, []kv.Cond{kv.Equal(tokenKey(id), raw)}, []kv.Write{kv.Put(tokenKey(id), encode(rec))},
 			d.tokenEvent(ctx, ActionTokenRevoke, rec.token()))
 		if conflict(err) == 0 {
 			continue // changed meanwhile (revoked by someone else): look again

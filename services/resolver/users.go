@@ -8,6 +8,7 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // User is a person.
@@ -33,12 +34,12 @@ func (d *Directory) CreateUser(ctx context.Context, id string, systemAdmin bool)
 		return User{}, err
 	}
 	u := User{ID: id, SystemAdmin: systemAdmin, CreateTime: d.clock()}
-	writes := []Write{Put(userKey(id), encode(userRecord{ID: u.ID, SystemAdmin: u.SystemAdmin, CreateTime: u.CreateTime}))}
+	writes := []kv.Write{kv.Put(userKey(id), encode(userRecord{ID: u.ID, SystemAdmin: u.SystemAdmin, CreateTime: u.CreateTime}))}
 	if systemAdmin {
-		writes = append(writes, Put(sysadminKey(id), marker))
+		writes = append(writes, kv.Put(sysadminKey(id), marker))
 	}
 	ev := d.event(ctx, ActionUserCreate, u.Name(), "", map[string]string{DetailSystemAdmin: strconv.FormatBool(systemAdmin)})
-	err := d.apply(ctx, []Cond{Absent(userKey(id))}, writes, ev)
+	err := d.apply(ctx, []kv.Cond{kv.Absent(userKey(id))}, writes, ev)
 	if conflict(err) == 0 {
 		return User{}, errs.E(errs.KindAlreadyExists, "user %q already exists", id)
 	}

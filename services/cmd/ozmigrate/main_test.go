@@ -16,9 +16,9 @@ import (
 
 	"github.com/ozsecrets/oz/lib/etcdtest"
 	auditetcd "github.com/ozsecrets/oz/services/audit/etcdstore"
-	"github.com/ozsecrets/oz/services/resolver"
-	resolverbolt "github.com/ozsecrets/oz/services/resolver/boltstore"
-	resolveretcd "github.com/ozsecrets/oz/services/resolver/etcdstore"
+	"github.com/ozsecrets/oz/services/internal/kv"
+	resolverbolt "github.com/ozsecrets/oz/services/internal/kv/boltkv"
+	resolveretcd "github.com/ozsecrets/oz/services/internal/kv/etcdkv"
 	secretetcd "github.com/ozsecrets/oz/services/secretstore/etcdstore"
 )
 
@@ -124,9 +124,9 @@ func writeResolverFile(t *testing.T, path string, n int) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var writes []resolver.Write
+	var writes []kv.Write
 	for i := range n {
-		writes = append(writes, resolver.Write{Key: fmt.Sprintf("rec/%03d", i), Value: recordValue(i)})
+		writes = append(writes, kv.Write{Key: fmt.Sprintf("rec/%03d", i), Value: recordValue(i)})
 	}
 	for chunk := range slices.Chunk(writes, 100) {
 		if err := s.Apply(context.Background(), nil, chunk); err != nil {

@@ -52,13 +52,14 @@ import (
 	"github.com/ozsecrets/oz/lib/tracing"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
 	"github.com/ozsecrets/oz/services/internal/storemetrics"
 	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/boltstore"
 	"github.com/ozsecrets/oz/services/resolver/grpcapi"
 )
 
@@ -136,14 +137,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("audit client: %w", err)
 	}
 	defer auditConn.Close()
-	store, err := openStore(ctx, c.store, boltstore.DefaultTimeout, log)
+	store, err := openStore(ctx, c.store, boltkv.DefaultTimeout, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	dir := resolver.NewDirectory(resolver.InstrumentStore(store, tp, storemetrics.New(reg, "resolver", c.store.Kind.String())), time.Now)
+	dir := resolver.NewDirectory(kv.Instrument(store, tp, storemetrics.New(reg, "resolver", c.store.Kind.String())), time.Now)
 
 	// The audit shipper runs from before the first event (a bootstrap)
 	// until serving has stopped.

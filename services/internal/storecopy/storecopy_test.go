@@ -20,9 +20,9 @@ import (
 
 	"github.com/ozsecrets/oz/lib/etcdtest"
 	"github.com/ozsecrets/oz/services/internal/auth"
-	"github.com/ozsecrets/oz/services/resolver"
-	resolverbolt "github.com/ozsecrets/oz/services/resolver/boltstore"
-	resolveretcd "github.com/ozsecrets/oz/services/resolver/etcdstore"
+	"github.com/ozsecrets/oz/services/internal/kv"
+	resolverbolt "github.com/ozsecrets/oz/services/internal/kv/boltkv"
+	resolveretcd "github.com/ozsecrets/oz/services/internal/kv/etcdkv"
 	"github.com/ozsecrets/oz/services/secretstore"
 	secretbolt "github.com/ozsecrets/oz/services/secretstore/boltstore"
 	secretetcd "github.com/ozsecrets/oz/services/secretstore/etcdstore"
@@ -442,9 +442,9 @@ func TestResolverStores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var writes []resolver.Write
+	var writes []kv.Write
 	for i := range 300 {
-		writes = append(writes, resolver.Write{Key: fmt.Sprintf("team/acme/%03d", i), Value: fmt.Appendf(nil, "\x00record %d\xff", i)})
+		writes = append(writes, kv.Write{Key: fmt.Sprintf("team/acme/%03d", i), Value: fmt.Appendf(nil, "\x00record %d\xff", i)})
 	}
 	for chunk := range slices.Chunk(writes, 100) {
 		if err := bs.Apply(ctx, nil, chunk); err != nil {
@@ -475,12 +475,12 @@ func TestResolverStores(t *testing.T) {
 		t.Fatalf("open the resolver's etcd store on the copy: %v", err)
 	}
 	defer es.Close()
-	var s resolver.Store = es
+	var s kv.Store = es
 	got, err := s.Scan(ctx, "", "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.EqualFunc(got, want, func(a, b resolver.KV) bool { return a.Key == b.Key && bytes.Equal(a.Value, b.Value) }) {
+	if !slices.EqualFunc(got, want, func(a, b kv.KV) bool { return a.Key == b.Key && bytes.Equal(a.Value, b.Value) }) {
 		t.Errorf("Scan of the etcd copy: got %d records, want the %d written", len(got), len(want))
 	}
 	if v, err := s.Get(ctx, "team/acme/042"); err != nil || string(v) != "\x00record 42\xff" {

@@ -15,11 +15,12 @@ import (
 
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/resolver"
 )
 
 // snapshot is every record of the store, for "nothing changed" checks.
-func snapshot(t *testing.T, e *env) []resolver.KV {
+func snapshot(t *testing.T, e *env) []kv.KV {
 	t.Helper()
 	kvs, err := e.store.Scan(context.Background(), "", "", 0)
 	if err != nil {
@@ -28,8 +29,8 @@ func snapshot(t *testing.T, e *env) []resolver.KV {
 	return kvs
 }
 
-func sameKVs(a, b []resolver.KV) bool {
-	return slices.EqualFunc(a, b, func(x, y resolver.KV) bool { return x.Key == y.Key && bytes.Equal(x.Value, y.Value) })
+func sameKVs(a, b []kv.KV) bool {
+	return slices.EqualFunc(a, b, func(x, y kv.KV) bool { return x.Key == y.Key && bytes.Equal(x.Value, y.Value) })
 }
 
 // TestBadInput: every malformed request is InvalidArgument naming the

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/boltstore"
 )
 
 // The callers of the authorization matrix, by the token they present.
@@ -41,7 +41,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{pki: newPKI(t), template: filepath.Join(t.TempDir(), "template.db")}
-	store, err := boltstore.Open(f.template, time.Second)
+	store, err := boltkv.Open(f.template, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

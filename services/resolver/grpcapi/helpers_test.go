@@ -25,10 +25,10 @@ import (
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/boltstore"
 	"github.com/ozsecrets/oz/services/resolver/grpcapi"
 )
 
@@ -97,7 +97,7 @@ func newPKI(t *testing.T) pki.Dir {
 type env struct {
 	pki    pki.Dir
 	clock  *clock
-	store  *boltstore.Store
+	store  *boltkv.Store
 	dir    *resolver.Directory
 	addr   string
 	logs   *syncBuffer
@@ -109,7 +109,7 @@ type env struct {
 // (or on stop, once).
 func serve(t *testing.T, pkiDir pki.Dir, dbPath string, clk *clock) *env {
 	t.Helper()
-	store, err := boltstore.Open(dbPath, time.Second)
+	store, err := boltkv.Open(dbPath, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,10 @@ import (
 
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/boltstore"
 )
 
 // Callers of the identity services beside those of the directory's matrix.
@@ -31,7 +31,7 @@ const (
 func newIDFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := newFixture(t)
-	store, err := boltstore.Open(f.template, time.Second)
+	store, err := boltkv.Open(f.template, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,10 +24,11 @@ import (
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/boltstore"
 	"github.com/ozsecrets/oz/services/resolver/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore"
 	ssbolt "github.com/ozsecrets/oz/services/secretstore/boltstore"
@@ -60,7 +61,7 @@ type runsEnv struct {
 	pki        pki.Dir
 	svc        *secretstore.Service
 	dir        *resolver.Directory
-	store      *boltstore.Store
+	store      *boltkv.Store
 	ssAddr     string
 	addr       string
 	tokens     map[string]string // user → bearer token
@@ -97,7 +98,7 @@ func newRunsEnv(t *testing.T) *runsEnv {
 	e.ssAddr = serveOn(t, ss)
 
 	// The resolver.
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "resolver.db"), time.Second)
+	store, err := boltkv.Open(filepath.Join(t.TempDir(), "resolver.db"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,9 +136,9 @@ func newRunsEnv(t *testing.T) *runsEnv {
 	}
 	// Identities and environments as records (agents/{team}/{id},
 	// environments/{team}/{id}).
-	must(store.Apply(ctx, nil, []resolver.Write{
-		resolver.Put("agents/acme/deployer", []byte(`{"team":"acme","id":"deployer","secret_names":["RESTRICTED_KEY"],"create_time":"2026-01-01T00:00:00Z","update_time":"2026-01-01T00:00:00Z"}`)),
-		resolver.Put("environments/acme/ops-tools", []byte(`{"team":"acme","id":"ops-tools","secret_names":["DEPLOY_TOKEN","PAGERDUTY_API_KEY","MISSING_KEY"],"create_time":"2026-01-01T00:00:00Z","update_time":"2026-01-01T00:00:00Z"}`)),
+	must(store.Apply(ctx, nil, []kv.Write{
+		kv.Put("agents/acme/deployer", []byte(`{"team":"acme","id":"deployer","secret_names":["RESTRICTED_KEY"],"create_time":"2026-01-01T00:00:00Z","update_time":"2026-01-01T00:00:00Z"}`)),
+		kv.Put("environments/acme/ops-tools", []byte(`{"team":"acme","id":"ops-tools","secret_names":["DEPLOY_TOKEN","PAGERDUTY_API_KEY","MISSING_KEY"],"create_time":"2026-01-01T00:00:00Z","update_time":"2026-01-01T00:00:00Z"}`)),
 	}))
 	for _, pl := range []struct {
 		user, parent string

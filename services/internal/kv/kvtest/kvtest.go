@@ -1,7 +1,7 @@
-// Package storetest is the conformance suite of resolver.Store: every
+// Package storetest is the conformance suite of kv.Store: every
 // implementation (bbolt today, a replicated store later) runs Run from its
 // tests and must pass it unchanged.
-package storetest
+package kvtest
 
 import (
 	"context"
@@ -13,15 +13,15 @@ import (
 	"testing"
 
 	"github.com/ozsecrets/oz/services/internal/errs"
-	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Run exercises the Store contract on stores made by open. open returns a
 // new, empty store and arranges (t.Cleanup) for it to be closed.
-func Run(t *testing.T, open func(t *testing.T) resolver.Store) {
+func Run(t *testing.T, open func(t *testing.T) kv.Store) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s resolver.Store)
+		fn   func(t *testing.T, s kv.Store)
 	}{
 		{"GetMissing", testGetMissing},
 		{"PutGetOverwriteDelete", testPutGetOverwriteDelete},
@@ -43,11 +43,11 @@ func Run(t *testing.T, open func(t *testing.T) resolver.Store) {
 
 var ctx = context.Background()
 
-func put(t *testing.T, s resolver.Store, kv ...string) {
+func put(t *testing.T, s kv.Store, pairs ...string) {
 	t.Helper()
-	var ws []resolver.Write
-	for i := 0; i+1 < len(kv); i += 2 {
-		ws = append(ws, resolver.Put(kv[i], []byte(kv[i+1])))
+	var ws []kv.Write
+	for i := 0; i+1 < len(pairs); i += 2 {
+		ws = append(ws, kv.Put(pairs[i], []byte(pairs[i+1])))
 	}
 	if err := s.Apply(ctx, nil, ws); err != nil {
 		t.Fatalf("Apply(puts): %v", err)
@@ -55,7 +55,7 @@ func put(t *testing.T, s resolver.Store, kv ...string) {
 }
 
 // value returns the value at key, "" when absent.
-func value(t *testing.T, s resolver.Store, key string) string {
+func value(t *testing.T, s kv.Store, key string) string {
 	t.Helper()
 	v, err := s.Get(ctx, key)
 	if errors.Is(err, errs.NotFound) {
@@ -67,14 +67,14 @@ func value(t *testing.T, s resolver.Store, key string) string {
 	return string(v)
 }
 
-func testGetMissing(t *testing.T, s resolver.Store) {
+func testGetMissing(t *testing.T, s kv.Store) {
 	_, err := s.Get(ctx, "teams/nope")
 	if !errors.Is(err, errs.NotFound) {
 		t.Fatalf("Get(missing): got %v, want a NotFound error", err)
 	}
 }
 
-func testPutGetOverwriteDelete(t *testing.T, s resolver.Store) {
+func testPutGetOverwriteDelete(t *testing.T, s kv.Store) {
 	put(t, s, "a/1", "one")
 	if got := value(t, s, "a/1"); got != "one" {
 		t.Fatalf("after put: got %q, want %q", got, "one")
@@ -83,7 +83,7 @@ func testPutGetOverwriteDelete(t *testing.T, s resolver.Store) {
 	if got := value(t, s, "a/1"); got != "uno" {
 		t.Fatalf("after overwrite: got %q, want %q", got, "uno")
 	}
-	if err := s.Apply(ctx, nil, []resolver.Write{resolver.Delete("a/1"), resolver.Delete("a/never")}); err != nil {
+	if err := s.Apply(ctx, nil, []kv.Write{kv.Delete("a/1"), kv.Delete("a/never")}); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
 	if got := value(t, s, "a/1"); got != "" {
@@ -91,15 +91,15 @@ func testPutGetOverwriteDelete(t *testing.T, s resolver.Store) {
 	}
 }
 
-func keysOf(kvs []resolver.KV) []string {
+func keysOf(kvs []kv.KV) []string {
 	keys := []string{}
-	for _, kv := range kvs {
-		keys = append(keys, kv.Key)
+	for _, e := range kvs {
+		keys = append(keys, e.Key)
 	}
 	return keys
 }
 
-func testScan(t *testing.T, s resolver.Store) {
+func testScan(t *testing.T, s kv.Store) {
 	put(t, s, "a/2", "2", "a/1", "1", "a/3", "3", "ab/1", "x", "a", "x", "b/1", "x", "a/10", "10")
 	tests := []struct {
 		name          string
@@ -126,36 +126,36 @@ func testScan(t *testing.T, s resolver.Store) {
 			if got := keysOf(kvs); !slices.Equal(got, tt.want) {
 				t.Errorf("Scan(%q, %q, %d): got %q, want %q", tt.prefix, tt.after, tt.limit, got, tt.want)
 			}
-			for _, kv := range kvs {
-				if kv.Key == "a/10" && string(kv.Value) != "10" {
-					t.Errorf("value of a/10: got %q, want %q", kv.Value, "10")
+			for _, e := range kvs {
+				if e.Key == "a/10" && string(e.Value) != "10" {
+					t.Errorf("value of a/10: got %q, want %q", e.Value, "10")
 				}
 			}
 		})
 	}
 }
 
-func testConditions(t *testing.T, s resolver.Store) {
+func testConditions(t *testing.T, s kv.Store) {
 	put(t, s, "k/present", "v")
 	tests := []struct {
 		name string
-		cond resolver.Cond
+		cond kv.Cond
 		want bool
 	}{
-		{"AbsentOnMissing", resolver.Absent("k/missing"), true},
-		{"AbsentOnPresent", resolver.Absent("k/present"), false},
-		{"PresentOnPresent", resolver.Present("k/present"), true},
-		{"PresentOnMissing", resolver.Present("k/missing"), false},
-		{"EqualSame", resolver.Equal("k/present", []byte("v")), true},
-		{"EqualDifferent", resolver.Equal("k/present", []byte("w")), false},
-		{"EqualPrefixOfValue", resolver.Equal("k/present", []byte("")), false},
-		{"EqualOnMissing", resolver.Equal("k/missing", []byte("v")), false},
+		{"AbsentOnMissing", kv.Absent("k/missing"), true},
+		{"AbsentOnPresent", kv.Absent("k/present"), false},
+		{"PresentOnPresent", kv.Present("k/present"), true},
+		{"PresentOnMissing", kv.Present("k/missing"), false},
+		{"EqualSame", kv.Equal("k/present", []byte("v")), true},
+		{"EqualDifferent", kv.Equal("k/present", []byte("w")), false},
+		{"EqualPrefixOfValue", kv.Equal("k/present", []byte("")), false},
+		{"EqualOnMissing", kv.Equal("k/missing", []byte("v")), false},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			key := fmt.Sprintf("out/%d", i)
-			err := s.Apply(ctx, []resolver.Cond{tt.cond}, []resolver.Write{resolver.Put(key, []byte("written"))})
-			var ce *resolver.ConflictError
+			err := s.Apply(ctx, []kv.Cond{tt.cond}, []kv.Write{kv.Put(key, []byte("written"))})
+			var ce *kv.ConflictError
 			switch {
 			case tt.want && err != nil:
 				t.Fatalf("Apply: got %v, want success", err)
@@ -173,11 +173,11 @@ func testConditions(t *testing.T, s resolver.Store) {
 	}
 }
 
-func testConflictIndex(t *testing.T, s resolver.Store) {
+func testConflictIndex(t *testing.T, s kv.Store) {
 	put(t, s, "c/a", "1")
-	conds := []resolver.Cond{resolver.Present("c/a"), resolver.Absent("c/a"), resolver.Present("c/missing")}
-	err := s.Apply(ctx, conds, []resolver.Write{resolver.Put("c/b", []byte("1")), resolver.Delete("c/a")})
-	var ce *resolver.ConflictError
+	conds := []kv.Cond{kv.Present("c/a"), kv.Absent("c/a"), kv.Present("c/missing")}
+	err := s.Apply(ctx, conds, []kv.Write{kv.Put("c/b", []byte("1")), kv.Delete("c/a")})
+	var ce *kv.ConflictError
 	if !errors.As(err, &ce) {
 		t.Fatalf("Apply: got %v, want a *ConflictError", err)
 	}
@@ -192,11 +192,11 @@ func testConflictIndex(t *testing.T, s resolver.Store) {
 	}
 }
 
-func testWritesInOrder(t *testing.T, s resolver.Store) {
-	err := s.Apply(ctx, nil, []resolver.Write{
-		resolver.Put("o/1", []byte("x")), resolver.Delete("o/1"),
-		resolver.Delete("o/2"), resolver.Put("o/2", []byte("y")),
-		resolver.Put("o/3", []byte("first")), resolver.Put("o/3", []byte("second")),
+func testWritesInOrder(t *testing.T, s kv.Store) {
+	err := s.Apply(ctx, nil, []kv.Write{
+		kv.Put("o/1", []byte("x")), kv.Delete("o/1"),
+		kv.Delete("o/2"), kv.Put("o/2", []byte("y")),
+		kv.Put("o/3", []byte("first")), kv.Put("o/3", []byte("second")),
 	})
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
@@ -208,13 +208,13 @@ func testWritesInOrder(t *testing.T, s resolver.Store) {
 	}
 }
 
-func testInvalidWrites(t *testing.T, s resolver.Store) {
+func testInvalidWrites(t *testing.T, s kv.Store) {
 	tests := []struct {
 		name   string
-		writes []resolver.Write
+		writes []kv.Write
 	}{
-		{"EmptyKey", []resolver.Write{resolver.Put("i/ok", []byte("v")), resolver.Put("", []byte("v"))}},
-		{"EmptyValue", []resolver.Write{resolver.Put("i/ok", []byte("v")), resolver.Put("i/empty", nil)}},
+		{"EmptyKey", []kv.Write{kv.Put("i/ok", []byte("v")), kv.Put("", []byte("v"))}},
+		{"EmptyValue", []kv.Write{kv.Put("i/ok", []byte("v")), kv.Put("i/empty", nil)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,9 +228,9 @@ func testInvalidWrites(t *testing.T, s resolver.Store) {
 	}
 }
 
-func testValuesAreCopies(t *testing.T, s resolver.Store) {
+func testValuesAreCopies(t *testing.T, s kv.Store) {
 	in := []byte("original")
-	if err := s.Apply(ctx, nil, []resolver.Write{resolver.Put("v/1", in)}); err != nil {
+	if err := s.Apply(ctx, nil, []kv.Write{kv.Put("v/1", in)}); err != nil {
 		t.Fatal(err)
 	}
 	copy(in, "MUTATED!")
@@ -255,7 +255,7 @@ func testValuesAreCopies(t *testing.T, s resolver.Store) {
 	}
 }
 
-func testCancelledContext(t *testing.T, s resolver.Store) {
+func testCancelledContext(t *testing.T, s kv.Store) {
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := s.Get(cctx, "x/1"); !errors.Is(err, context.Canceled) {
@@ -264,7 +264,7 @@ func testCancelledContext(t *testing.T, s resolver.Store) {
 	if _, err := s.Scan(cctx, "x/", "", 0); !errors.Is(err, context.Canceled) {
 		t.Errorf("Scan: got %v, want context.Canceled", err)
 	}
-	if err := s.Apply(cctx, nil, []resolver.Write{resolver.Put("x/1", []byte("v"))}); !errors.Is(err, context.Canceled) {
+	if err := s.Apply(cctx, nil, []kv.Write{kv.Put("x/1", []byte("v"))}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Apply: got %v, want context.Canceled", err)
 	}
 	if got := value(t, s, "x/1"); got != "" {
@@ -274,7 +274,7 @@ func testCancelledContext(t *testing.T, s resolver.Store) {
 
 // testConcurrentCreate: of many writers creating the same key under an
 // Absent condition exactly one wins, and writers of distinct keys all do.
-func testConcurrentCreate(t *testing.T, s resolver.Store) {
+func testConcurrentCreate(t *testing.T, s kv.Store) {
 	const n = 32
 	var wg sync.WaitGroup
 	wins := make(chan string, n)
@@ -284,9 +284,9 @@ func testConcurrentCreate(t *testing.T, s resolver.Store) {
 		go func() {
 			defer wg.Done()
 			id := strconv.Itoa(i)
-			err := s.Apply(ctx, []resolver.Cond{resolver.Absent("lock")}, []resolver.Write{
-				resolver.Put("lock", []byte(id)), resolver.Put("winner/"+id, []byte(id))})
-			var ce *resolver.ConflictError
+			err := s.Apply(ctx, []kv.Cond{kv.Absent("lock")}, []kv.Write{
+				kv.Put("lock", []byte(id)), kv.Put("winner/"+id, []byte(id))})
+			var ce *kv.ConflictError
 			switch {
 			case err == nil:
 				wins <- id
@@ -296,7 +296,7 @@ func testConcurrentCreate(t *testing.T, s resolver.Store) {
 		}()
 		go func() {
 			defer wg.Done()
-			if err := s.Apply(ctx, nil, []resolver.Write{resolver.Put(fmt.Sprintf("distinct/%02d", i), []byte("v"))}); err != nil {
+			if err := s.Apply(ctx, nil, []kv.Write{kv.Put(fmt.Sprintf("distinct/%02d", i), []byte("v"))}); err != nil {
 				errc <- err
 			}
 		}()
@@ -327,7 +327,7 @@ func testConcurrentCreate(t *testing.T, s resolver.Store) {
 
 // testConcurrentCAS: increments by read, then Apply under Equal, retried on
 // conflict, lose no update.
-func testConcurrentCAS(t *testing.T, s resolver.Store) {
+func testConcurrentCAS(t *testing.T, s kv.Store) {
 	put(t, s, "counter", "0")
 	const n = 16
 	var wg sync.WaitGroup
@@ -343,9 +343,9 @@ func testConcurrentCAS(t *testing.T, s resolver.Store) {
 					return
 				}
 				v, _ := strconv.Atoi(string(old))
-				err = s.Apply(ctx, []resolver.Cond{resolver.Equal("counter", old)},
-					[]resolver.Write{resolver.Put("counter", []byte(strconv.Itoa(v+1)))})
-				var ce *resolver.ConflictError
+				err = s.Apply(ctx, []kv.Cond{kv.Equal("counter", old)},
+					[]kv.Write{kv.Put("counter", []byte(strconv.Itoa(v+1)))})
+				var ce *kv.ConflictError
 				if errors.As(err, &ce) {
 					continue
 				}
@@ -372,12 +372,12 @@ func testConcurrentCAS(t *testing.T, s resolver.Store) {
 // scanned range, fails it; a change elsewhere does not. (A key rewritten
 // with the value it had may fail it or not: stores differ, and either is
 // safe.)
-func testReadSetUnchanged(t *testing.T, s resolver.Store) {
+func testReadSetUnchanged(t *testing.T, s kv.Store) {
 	// read makes the reads of one request: a Get of a/x, a Get of the
 	// absent a/none, a full Scan of b/ and a Scan of c/ limited to 2.
-	read := func(t *testing.T) *resolver.ReadSet {
+	read := func(t *testing.T) *kv.ReadSet {
 		t.Helper()
-		rctx, rs := resolver.WithReadSet(ctx)
+		rctx, rs := kv.WithReadSet(ctx)
 		if v, err := s.Get(rctx, "a/x"); err != nil || string(v) != "1" {
 			t.Fatalf("Get(a/x) with a ReadSet = %q, %v; want 1", v, err)
 		}
@@ -394,9 +394,9 @@ func testReadSetUnchanged(t *testing.T, s resolver.Store) {
 	}
 	reset := func(t *testing.T) {
 		t.Helper()
-		var ws []resolver.Write
+		var ws []kv.Write
 		for _, k := range []string{"a/none", "b/15", "c/15", "w/done", "z/1"} {
-			ws = append(ws, resolver.Delete(k))
+			ws = append(ws, kv.Delete(k))
 		}
 		if err := s.Apply(ctx, nil, ws); err != nil {
 			t.Fatal(err)
@@ -405,19 +405,19 @@ func testReadSetUnchanged(t *testing.T, s resolver.Store) {
 	}
 	tests := []struct {
 		name   string
-		change []resolver.Write // made between the reads and the write
+		change []kv.Write // made between the reads and the write
 		holds  bool
 	}{
 		{"nothing changed", nil, true},
-		{"a key elsewhere written", []resolver.Write{resolver.Put("z/1", []byte("z"))}, true},
-		{"a key after a limited scan's last written", []resolver.Write{resolver.Put("c/3", []byte("changed"))}, true},
-		{"a key read changed", []resolver.Write{resolver.Put("a/x", []byte("2"))}, false},
-		{"a key read deleted", []resolver.Write{resolver.Delete("a/x")}, false},
-		{"a key read absent created", []resolver.Write{resolver.Put("a/none", []byte("new"))}, false},
-		{"a key appeared in a scanned range", []resolver.Write{resolver.Put("b/15", []byte("new"))}, false},
-		{"a scanned key changed", []resolver.Write{resolver.Put("b/2", []byte("changed"))}, false},
-		{"a scanned key deleted", []resolver.Write{resolver.Delete("b/1")}, false},
-		{"a key appeared inside a limited scan", []resolver.Write{resolver.Put("c/15", []byte("new"))}, false},
+		{"a key elsewhere written", []kv.Write{kv.Put("z/1", []byte("z"))}, true},
+		{"a key after a limited scan's last written", []kv.Write{kv.Put("c/3", []byte("changed"))}, true},
+		{"a key read changed", []kv.Write{kv.Put("a/x", []byte("2"))}, false},
+		{"a key read deleted", []kv.Write{kv.Delete("a/x")}, false},
+		{"a key read absent created", []kv.Write{kv.Put("a/none", []byte("new"))}, false},
+		{"a key appeared in a scanned range", []kv.Write{kv.Put("b/15", []byte("new"))}, false},
+		{"a scanned key changed", []kv.Write{kv.Put("b/2", []byte("changed"))}, false},
+		{"a scanned key deleted", []kv.Write{kv.Delete("b/1")}, false},
+		{"a key appeared inside a limited scan", []kv.Write{kv.Put("c/15", []byte("new"))}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -428,12 +428,12 @@ func testReadSetUnchanged(t *testing.T, s resolver.Store) {
 					t.Fatal(err)
 				}
 			}
-			err := s.Apply(ctx, []resolver.Cond{resolver.Absent("w/done"), resolver.Unchanged(rs)}, []resolver.Write{resolver.Put("w/done", []byte("1"))})
-			var ce *resolver.ConflictError
+			err := s.Apply(ctx, []kv.Cond{kv.Absent("w/done"), kv.Unchanged(rs)}, []kv.Write{kv.Put("w/done", []byte("1"))})
+			var ce *kv.ConflictError
 			switch {
 			case tt.holds && err != nil:
 				t.Fatalf("Apply with Unchanged: %v, want it to hold", err)
-			case !tt.holds && (!errors.As(err, &ce) || ce.Index != 1 || ce.Cond.Op != resolver.IfUnchanged):
+			case !tt.holds && (!errors.As(err, &ce) || ce.Index != 1 || ce.Cond.Op != kv.IfUnchanged):
 				t.Fatalf("Apply with Unchanged: %v, want a *ConflictError at index 1 (IfUnchanged)", err)
 			}
 			if got, want := value(t, s, "w/done") != "", tt.holds; got != want {
@@ -445,8 +445,8 @@ func testReadSetUnchanged(t *testing.T, s resolver.Store) {
 		reset(t)
 		rs := read(t)
 		put(t, s, "a/x", "2")
-		err := s.Apply(ctx, []resolver.Cond{resolver.Unchanged(rs), resolver.Present("a/none")}, []resolver.Write{resolver.Put("w/done", []byte("1"))})
-		var ce *resolver.ConflictError
+		err := s.Apply(ctx, []kv.Cond{kv.Unchanged(rs), kv.Present("a/none")}, []kv.Write{kv.Put("w/done", []byte("1"))})
+		var ce *kv.ConflictError
 		if !errors.As(err, &ce) || ce.Index != 1 {
 			t.Fatalf("Apply: %v, want a *ConflictError at index 1 (the key condition)", err)
 		}

@@ -1,7 +1,7 @@
-// Package boltstore implements resolver.Store on a bbolt file: one bucket
+// Package boltstore implements kv.Store on a bbolt file: one bucket
 // of records in key order, plus a meta bucket with the schema version.
 // Writes go through db.Batch, so concurrent writers share one fsync.
-package boltstore
+package boltkv
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/groupcommit"
-	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // DefaultTimeout is how long Open waits for the file lock.
@@ -36,7 +36,7 @@ var (
 	schemaVersion = []byte("1")
 )
 
-// Store is a resolver.Store on a bbolt file. It is safe for concurrent use.
+// Store is a kv.Store on a bbolt file. It is safe for concurrent use.
 type Store struct {
 	db *bolt.DB
 	// commit groups concurrent writes into one transaction and fsync
@@ -45,7 +45,7 @@ type Store struct {
 	commit *groupcommit.Committer
 }
 
-var _ resolver.Store = (*Store)(nil)
+var _ kv.Store = (*Store)(nil)
 
 // Open opens (creating it and its directory if needed) the database at
 // path, waiting at most timeout (0: DefaultTimeout) for another process to
@@ -89,7 +89,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Get implements resolver.Store.
+// Get implements kv.Store.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -102,7 +102,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rs := resolver.ReadSetFrom(ctx); rs != nil {
+	if rs := kv.ReadSetFrom(ctx); rs != nil {
 		rs.Add(readGet{key: key, value: out})
 	}
 	if out == nil {
@@ -124,11 +124,11 @@ type readGet struct {
 type readScan struct {
 	prefix, after string
 	limit         int
-	kvs           []resolver.KV
+	kvs           []kv.KV
 }
 
 // unchanged reports whether every read of rs sees the same in b.
-func unchanged(b *bolt.Bucket, rs *resolver.ReadSet) bool {
+func unchanged(b *bolt.Bucket, rs *kv.ReadSet) bool {
 	for _, item := range rs.Items() {
 		switch r := item.(type) {
 		case readGet:
@@ -152,12 +152,12 @@ func unchanged(b *bolt.Bucket, rs *resolver.ReadSet) bool {
 	return true
 }
 
-// Scan implements resolver.Store.
-func (s *Store) Scan(ctx context.Context, prefix, after string, limit int) ([]resolver.KV, error) {
+// Scan implements kv.Store.
+func (s *Store) Scan(ctx context.Context, prefix, after string, limit int) ([]kv.KV, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var out []resolver.KV
+	var out []kv.KV
 	err := s.db.View(func(tx *bolt.Tx) error {
 		out = scanBucket(tx.Bucket(bucketRecords), prefix, after, limit)
 		return nil
@@ -165,15 +165,15 @@ func (s *Store) Scan(ctx context.Context, prefix, after string, limit int) ([]re
 	if err != nil {
 		return nil, err
 	}
-	if rs := resolver.ReadSetFrom(ctx); rs != nil {
+	if rs := kv.ReadSetFrom(ctx); rs != nil {
 		rs.Add(readScan{prefix: prefix, after: after, limit: limit, kvs: out})
 	}
 	return out, nil
 }
 
 // scanBucket is Scan inside a transaction; the entries are copies.
-func scanBucket(b *bolt.Bucket, prefix, after string, limit int) []resolver.KV {
-	out := []resolver.KV{}
+func scanBucket(b *bolt.Bucket, prefix, after string, limit int) []kv.KV {
+	out := []kv.KV{}
 	c := b.Cursor()
 	k, v := c.Seek([]byte(max(prefix, after)))
 	if after != "" && string(k) == after {
@@ -183,17 +183,17 @@ func scanBucket(b *bolt.Bucket, prefix, after string, limit int) []resolver.KV {
 		if limit > 0 && len(out) == limit {
 			break
 		}
-		out = append(out, resolver.KV{Key: string(k), Value: bytes.Clone(v)})
+		out = append(out, kv.KV{Key: string(k), Value: bytes.Clone(v)})
 	}
 	return out
 }
 
-// Apply implements resolver.Store. Concurrent calls are grouped into one
+// Apply implements kv.Store. Concurrent calls are grouped into one
 // transaction by db.Batch, which may run the function more than once: it
 // only reads and writes inside the transaction, so that is harmless.
-func (s *Store) Apply(ctx context.Context, conds []resolver.Cond, writes []resolver.Write) error {
+func (s *Store) Apply(ctx context.Context, conds []kv.Cond, writes []kv.Write) error {
 	for _, c := range conds {
-		if c.Key == "" && c.Op != resolver.IfUnchanged || c.Op == resolver.IfUnchanged && c.Reads == nil {
+		if c.Key == "" && c.Op != kv.IfUnchanged || c.Op == kv.IfUnchanged && c.Reads == nil {
 			return errors.New("store: condition on an empty key, or IfUnchanged without a ReadSet")
 		}
 	}
@@ -208,13 +208,13 @@ func (s *Store) Apply(ctx context.Context, conds []resolver.Cond, writes []resol
 	return s.commit.Do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
 		for i, c := range conds {
-			if c.Op != resolver.IfUnchanged && !c.Holds(b.Get([]byte(c.Key))) {
-				return &resolver.ConflictError{Index: i, Cond: c}
+			if c.Op != kv.IfUnchanged && !c.Holds(b.Get([]byte(c.Key))) {
+				return &kv.ConflictError{Index: i, Cond: c}
 			}
 		}
 		for i, c := range conds {
-			if c.Op == resolver.IfUnchanged && !unchanged(b, c.Reads) {
-				return &resolver.ConflictError{Index: i, Cond: c}
+			if c.Op == kv.IfUnchanged && !unchanged(b, c.Reads) {
+				return &kv.ConflictError{Index: i, Cond: c}
 			}
 		}
 		for _, w := range writes {

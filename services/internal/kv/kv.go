@@ -1,4 +1,10 @@
-package resolver
+// Package kv is the storage interface of the services: an ordered
+// key-value store with atomic, conditional writes (Store), one conformance
+// suite every implementation passes (kvtest), one implementation on a
+// bbolt file (boltkv) and one on etcd (etcdkv), and one decorator that
+// traces and times the calls (Instrument). Each service encodes its
+// records and indexes on top of it.
+package kv
 
 import (
 	"context"
@@ -6,9 +12,9 @@ import (
 	"sync"
 )
 
-// Store is where the resolver keeps its records: an ordered key-value store
-// with atomic, conditional writes. The Directory (and run resolution, later)
-// encodes its records and their indexes on top of it, so the interface stays
+// Store is where a service keeps its records: an ordered key-value store
+// with atomic, conditional writes. A service encodes its records and its
+// indexes on top of it, so the interface stays
 // small and maps directly onto bbolt (one bucket, cursors, Batch) and onto
 // etcd (Range, and Txn with compares).
 //

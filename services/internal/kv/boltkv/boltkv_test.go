@@ -1,4 +1,4 @@
-package boltstore_test
+package boltkv_test
 
 import (
 	"context"
@@ -10,16 +10,16 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/boltstore"
-	"github.com/ozsecrets/oz/services/resolver/storetest"
+	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
+	"github.com/ozsecrets/oz/services/internal/kv/kvtest"
 )
 
 // open opens a store at path and, at cleanup, closes it and checks the
 // file's consistency.
-func open(t *testing.T, path string) *boltstore.Store {
+func open(t *testing.T, path string) *boltkv.Store {
 	t.Helper()
-	s, err := boltstore.Open(path, time.Second)
+	s, err := boltkv.Open(path, time.Second)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -53,19 +53,19 @@ func check(t *testing.T, path string) {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) resolver.Store {
-		return open(t, filepath.Join(t.TempDir(), "resolver.db"))
+	kvtest.Run(t, func(t *testing.T) kv.Store {
+		return open(t, filepath.Join(t.TempDir(), "kv.db"))
 	})
 }
 
 func TestReopenKeepsData(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "sub", "resolver.db")
-	s, err := boltstore.Open(path, time.Second)
+	path := filepath.Join(t.TempDir(), "sub", "kv.db")
+	s, err := boltkv.Open(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Apply(ctx, nil, []resolver.Write{resolver.Put("teams/red", []byte(`{"id":"red"}`))}); err != nil {
+	if err := s.Apply(ctx, nil, []kv.Write{kv.Put("teams/red", []byte(`{"id":"red"}`))}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -87,16 +87,16 @@ func TestReopenKeepsData(t *testing.T) {
 }
 
 func TestOpenLockedTimesOut(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "resolver.db")
+	path := filepath.Join(t.TempDir(), "kv.db")
 	open(t, path)
-	_, err := boltstore.Open(path, 100*time.Millisecond)
+	_, err := boltkv.Open(path, 100*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Errorf("second Open: got %v, want a 'locked' error", err)
 	}
 }
 
 func TestOpenRefusesOtherSchema(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "resolver.db")
+	path := filepath.Join(t.TempDir(), "kv.db")
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestOpenRefusesOtherSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err := boltstore.Open(path, time.Second); err == nil {
+	if s, err := boltkv.Open(path, time.Second); err == nil {
 		s.Close()
 		t.Fatalf("Open: got nil error, want a schema version error")
 	} else if !strings.Contains(err.Error(), "schema") {

@@ -1,4 +1,4 @@
-// Package etcdstore implements resolver.Store on etcd v3, for deployments
+// Package etcdstore implements kv.Store on etcd v3, for deployments
 // that run several resolver replicas on a replicated store.
 //
 // The store keeps its keys under a namespace ("/oz/resolver/"), so that
@@ -8,7 +8,7 @@
 // Scan are linearizable reads. A write is durable when etcd acknowledges
 // it: committed to the raft log of a quorum of members, each fsynced.
 //
-// Reads with a resolver.ReadSet in their context are serializable instead:
+// Reads with a kv.ReadSet in their context are serializable instead:
 // served by whichever member the client asks, without a quorum round, and
 // possibly behind the cluster. They record the mod revision of every key
 // they saw (0: absent) and, for a Scan, the range it covered and the
@@ -17,7 +17,7 @@
 // revision it was read at — checked by the transaction itself, after raft
 // has ordered it. A read that was stale, or a change made since, fails
 // them.
-package etcdstore
+package etcdkv
 
 import (
 	"context"
@@ -30,7 +30,7 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/etcdns"
-	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Namespace is the resolver's namespace in a shared etcd.
@@ -52,7 +52,7 @@ var (
 	errClosed     = errors.New("store: closed")
 )
 
-// Store is a resolver.Store in etcd. It is safe for concurrent use.
+// Store is a kv.Store in etcd. It is safe for concurrent use.
 type Store struct {
 	cli     *clientv3.Client
 	owned   bool   // Close closes cli
@@ -61,7 +61,7 @@ type Store struct {
 	closed  atomic.Bool
 }
 
-var _ resolver.Store = (*Store)(nil)
+var _ kv.Store = (*Store)(nil)
 
 // Open connects to the etcd cluster of cfg and opens the store under
 // namespace (see New). Close closes the connection.
@@ -115,12 +115,12 @@ func (s *Store) ready(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Get implements resolver.Store.
+// Get implements kv.Store.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
-	rs := resolver.ReadSetFrom(ctx)
+	rs := kv.ReadSetFrom(ctx)
 	var opts []clientv3.OpOption
 	if rs != nil {
 		opts = append(opts, clientv3.WithSerializable())
@@ -158,7 +158,7 @@ type readRange struct {
 
 // unchangedCmps returns the compares that hold when nothing read into rs
 // has changed, or false when they would be more than max.
-func unchangedCmps(rs *resolver.ReadSet, max int) ([]clientv3.Cmp, bool) {
+func unchangedCmps(rs *kv.ReadSet, max int) ([]clientv3.Cmp, bool) {
 	items := rs.Items()
 	if len(items) > max {
 		return nil, false
@@ -185,9 +185,9 @@ func unchangedCmps(rs *resolver.ReadSet, max int) ([]clientv3.Cmp, bool) {
 	return cmps, true
 }
 
-// Scan implements resolver.Store. Its pages are read at one revision, so
+// Scan implements kv.Store. Its pages are read at one revision, so
 // it sees the store as it was at one moment, however many entries match.
-func (s *Store) Scan(ctx context.Context, prefix, after string, limit int) ([]resolver.KV, error) {
+func (s *Store) Scan(ctx context.Context, prefix, after string, limit int) ([]kv.KV, error) {
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
@@ -205,13 +205,13 @@ func (s *Store) Scan(ctx context.Context, prefix, after string, limit int) ([]re
 	}
 }
 
-func (s *Store) scan(ctx context.Context, prefix, after string, limit int) ([]resolver.KV, error) {
-	out := []resolver.KV{}
+func (s *Store) scan(ctx context.Context, prefix, after string, limit int) ([]kv.KV, error) {
+	out := []kv.KV{}
 	start, end := s.records+prefix, clientv3.GetPrefixRangeEnd(s.records+prefix)
 	if after != "" {
 		start = max(start, s.records+after+"\x00")
 	}
-	rs := resolver.ReadSetFrom(ctx)
+	rs := kv.ReadSetFrom(ctx)
 	var reads []any // for rs: the keys seen, then the range covered
 	from := start
 	var rev int64 // of the first page, for every other one
@@ -239,10 +239,10 @@ func (s *Store) scan(ctx context.Context, prefix, after string, limit int) ([]re
 		if rev == 0 {
 			rev = resp.Header.Revision
 		}
-		for _, kv := range resp.Kvs {
-			out = append(out, resolver.KV{Key: string(kv.Key[len(s.records):]), Value: kv.Value})
+		for _, e := range resp.Kvs {
+			out = append(out, kv.KV{Key: string(e.Key[len(s.records):]), Value: e.Value})
 			if rs != nil {
-				reads = append(reads, readKey{key: string(kv.Key), modRev: kv.ModRevision})
+				reads = append(reads, readKey{key: string(e.Key), modRev: e.ModRevision})
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 || limit > 0 && len(out) >= limit {
@@ -261,7 +261,7 @@ func (s *Store) scan(ctx context.Context, prefix, after string, limit int) ([]re
 	return out, nil
 }
 
-// Apply implements resolver.Store with one etcd transaction: conditions
+// Apply implements kv.Store with one etcd transaction: conditions
 // are its compares, writes its operations (the last write to a key decides,
 // since etcd takes one per key). When a compare fails, the transaction
 // reads the conditions' keys instead, at the same revision, and Apply
@@ -273,7 +273,7 @@ func (s *Store) scan(ctx context.Context, prefix, after string, limit int) ([]re
 // An error other than a *ConflictError (etcd unreachable, ctx done while
 // waiting for etcd) may leave the writes made or not; conditions make a
 // retry safe.
-func (s *Store) Apply(ctx context.Context, conds []resolver.Cond, writes []resolver.Write) error {
+func (s *Store) Apply(ctx context.Context, conds []kv.Cond, writes []kv.Write) error {
 	t, err := s.txnOf(conds, writes)
 	if err != nil {
 		return err
@@ -295,14 +295,14 @@ func (s *Store) Apply(ctx context.Context, conds []resolver.Cond, writes []resol
 }
 
 // txnOf makes the transaction of one Apply.
-func (s *Store) txnOf(conds []resolver.Cond, writes []resolver.Write) (*txn, error) {
+func (s *Store) txnOf(conds []kv.Cond, writes []kv.Write) (*txn, error) {
 	if n := len(conds) + len(writes); n > MaxOps {
 		return nil, fmt.Errorf("store: %d conditions and writes in one Apply, more than %d", n, MaxOps)
 	}
 	t := &txn{conds: conds, unchanged: -1, cmps: make([]clientv3.Cmp, 0, len(conds))}
 	read := map[string]bool{}
 	for i, c := range conds {
-		if c.Op == resolver.IfUnchanged {
+		if c.Op == kv.IfUnchanged {
 			if c.Reads == nil || t.unchanged >= 0 {
 				return nil, errors.New("store: IfUnchanged without a ReadSet, or twice")
 			}
@@ -314,11 +314,11 @@ func (s *Store) txnOf(conds []resolver.Cond, writes []resolver.Write) (*txn, err
 		}
 		key := s.records + c.Key
 		switch c.Op {
-		case resolver.IfAbsent:
+		case kv.IfAbsent:
 			t.cmps = append(t.cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
-		case resolver.IfPresent:
+		case kv.IfPresent:
 			t.cmps = append(t.cmps, clientv3.Compare(clientv3.CreateRevision(key), ">", 0))
-		case resolver.IfEqual:
+		case kv.IfEqual:
 			// etcd fails a value compare on an absent key, as Holds does.
 			t.cmps = append(t.cmps, clientv3.Compare(clientv3.Value(key), "=", string(c.Value)))
 		default:
@@ -355,7 +355,7 @@ func (s *Store) txnOf(conds []resolver.Cond, writes []resolver.Write) (*txn, err
 		rs := conds[t.unchanged].Reads
 		more, ok := unchangedCmps(rs, MaxOps-len(t.cmps)-len(t.ops))
 		if !ok {
-			return nil, &resolver.ConflictError{Index: t.unchanged, Cond: conds[t.unchanged]}
+			return nil, &kv.ConflictError{Index: t.unchanged, Cond: conds[t.unchanged]}
 		}
 		t.cmps = append(t.cmps, more...)
 		for _, item := range rs.Items() {
@@ -386,12 +386,12 @@ func (s *Store) outcome(t *txn, resp *clientv3.TxnResponse, err error) error {
 		}
 	}
 	for i, c := range t.conds {
-		if c.Op != resolver.IfUnchanged && !c.Holds(values[c.Key]) {
-			return &resolver.ConflictError{Index: i, Cond: c}
+		if c.Op != kv.IfUnchanged && !c.Holds(values[c.Key]) {
+			return &kv.ConflictError{Index: i, Cond: c}
 		}
 	}
 	if t.unchanged >= 0 { // every condition on a key holds: this one failed
-		return &resolver.ConflictError{Index: t.unchanged, Cond: t.conds[t.unchanged]}
+		return &kv.ConflictError{Index: t.unchanged, Cond: t.conds[t.unchanged]}
 	}
 	return errors.New("store: etcd refused the conditions, yet each holds at the revision it read")
 }

@@ -1,4 +1,4 @@
-package etcdstore
+package etcdkv
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // Concurrent Applies share etcd transactions.
@@ -48,7 +48,7 @@ const (
 // txn is one Apply's transaction.
 type txn struct {
 	ctx       context.Context
-	conds     []resolver.Cond
+	conds     []kv.Cond
 	unchanged int // index of the IfUnchanged condition, -1 when none
 	cmps      []clientv3.Cmp
 	ops       []clientv3.Op

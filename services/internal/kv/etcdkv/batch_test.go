@@ -1,4 +1,4 @@
-package etcdstore
+package etcdkv
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/ozsecrets/oz/lib/etcdtest"
-	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
 // TestSharedTransactions: concurrent Applies share transactions, and each
@@ -22,7 +22,7 @@ func TestSharedTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := s.Apply(ctx, nil, []resolver.Write{resolver.Put("taken", []byte("x"))}); err != nil {
+	if err := s.Apply(ctx, nil, []kv.Write{kv.Put("taken", []byte("x"))}); err != nil {
 		t.Fatal(err)
 	}
 	const workers, each = 64, 20
@@ -31,12 +31,12 @@ func TestSharedTransactions(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				k := fmt.Sprintf("k/%02d/%02d", g, i)
-				cond := resolver.Absent(k)
+				cond := kv.Absent(k)
 				if (g+i)%4 == 0 { // refused: "taken" is there
-					cond = resolver.Absent("taken")
+					cond = kv.Absent("taken")
 				}
-				err := s.Apply(ctx, []resolver.Cond{resolver.Present("taken"), cond}, []resolver.Write{resolver.Put(k, []byte(k))})
-				var ce *resolver.ConflictError
+				err := s.Apply(ctx, []kv.Cond{kv.Present("taken"), cond}, []kv.Write{kv.Put(k, []byte(k))})
+				var ce *kv.ConflictError
 				switch {
 				case (g+i)%4 == 0 && (!errors.As(err, &ce) || ce.Index != 1 || ce.Cond.Key != "taken"):
 					t.Errorf("%s: Apply = %v, want a *ConflictError on condition 1 (taken)", k, err)

@@ -1,4 +1,4 @@
-package etcdstore_test
+package etcdkv_test
 
 import (
 	"context"
@@ -16,9 +16,9 @@ import (
 
 	"github.com/ozsecrets/oz/lib/etcdtest"
 	"github.com/ozsecrets/oz/services/internal/errs"
-	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/etcdstore"
-	"github.com/ozsecrets/oz/services/resolver/storetest"
+	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/internal/kv/etcdkv"
+	"github.com/ozsecrets/oz/services/internal/kv/kvtest"
 )
 
 var ctx = context.Background()
@@ -28,9 +28,9 @@ var ctx = context.Background()
 func TestEtcd(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
-	open := func(t *testing.T) *etcdstore.Store {
+	open := func(t *testing.T) *etcdkv.Store {
 		t.Helper()
-		s, err := etcdstore.New(ctx, cli, etcdtest.Prefix())
+		s, err := etcdkv.New(ctx, cli, etcdtest.Prefix())
 		if err != nil {
 			t.Fatalf("New: %v", err)
 		}
@@ -42,7 +42,7 @@ func TestEtcd(t *testing.T) {
 		return s
 	}
 	t.Run("Conformance", func(t *testing.T) {
-		storetest.Run(t, func(t *testing.T) resolver.Store { return open(t) })
+		kvtest.Run(t, func(t *testing.T) kv.Store { return open(t) })
 	})
 	t.Run("ConcurrentCreateRace", func(t *testing.T) { testCreateRace(t, open(t)) })
 	t.Run("AllOrNothing", func(t *testing.T) { testAllOrNothing(t, open(t)) })
@@ -58,7 +58,7 @@ func TestEtcd(t *testing.T) {
 // testCreateRace: rounds of two writers creating one key under IfAbsent
 // at once; in every round exactly one wins, and the loser's other write is
 // not made.
-func testCreateRace(t *testing.T, s resolver.Store) {
+func testCreateRace(t *testing.T, s kv.Store) {
 	for round := range 20 {
 		key := fmt.Sprintf("race/%d", round)
 		var wg sync.WaitGroup
@@ -67,16 +67,16 @@ func testCreateRace(t *testing.T, s resolver.Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errc[w] = s.Apply(ctx, []resolver.Cond{resolver.Absent(key)}, []resolver.Write{
-					resolver.Put(key, []byte(strconv.Itoa(w))),
-					resolver.Put(fmt.Sprintf("%s/by/%d", key, w), []byte("x")),
+				errc[w] = s.Apply(ctx, []kv.Cond{kv.Absent(key)}, []kv.Write{
+					kv.Put(key, []byte(strconv.Itoa(w))),
+					kv.Put(fmt.Sprintf("%s/by/%d", key, w), []byte("x")),
 				})
 			}()
 		}
 		wg.Wait()
 		winner := -1
 		for w, err := range errc {
-			var ce *resolver.ConflictError
+			var ce *kv.ConflictError
 			switch {
 			case err == nil:
 				if winner >= 0 {
@@ -104,18 +104,18 @@ func testCreateRace(t *testing.T, s resolver.Store) {
 // testAllOrNothing: an Apply whose last condition fails makes none of its
 // writes, puts and deletes alike; the same Apply with the condition
 // holding makes all of them.
-func testAllOrNothing(t *testing.T, s resolver.Store) {
-	if err := s.Apply(ctx, nil, []resolver.Write{resolver.Put("all/keep", []byte("1")), resolver.Put("all/gate", []byte("closed"))}); err != nil {
+func testAllOrNothing(t *testing.T, s kv.Store) {
+	if err := s.Apply(ctx, nil, []kv.Write{kv.Put("all/keep", []byte("1")), kv.Put("all/gate", []byte("closed"))}); err != nil {
 		t.Fatal(err)
 	}
-	var writes []resolver.Write
+	var writes []kv.Write
 	for i := range 100 {
-		writes = append(writes, resolver.Put(fmt.Sprintf("all/%03d", i), []byte("v")))
+		writes = append(writes, kv.Put(fmt.Sprintf("all/%03d", i), []byte("v")))
 	}
-	writes = append(writes, resolver.Delete("all/keep"))
-	conds := []resolver.Cond{resolver.Present("all/keep"), resolver.Absent("all/000"), resolver.Equal("all/gate", []byte("open"))}
+	writes = append(writes, kv.Delete("all/keep"))
+	conds := []kv.Cond{kv.Present("all/keep"), kv.Absent("all/000"), kv.Equal("all/gate", []byte("open"))}
 	err := s.Apply(ctx, conds, writes)
-	var ce *resolver.ConflictError
+	var ce *kv.ConflictError
 	if !errors.As(err, &ce) || ce.Index != 2 {
 		t.Fatalf("Apply: got %v, want a *ConflictError on condition 2", err)
 	}
@@ -123,7 +123,7 @@ func testAllOrNothing(t *testing.T, s resolver.Store) {
 		t.Fatalf("after a failed Apply: got %d entries (%v), want the 2 from before", len(kvs), err)
 	}
 
-	conds[2] = resolver.Equal("all/gate", []byte("closed"))
+	conds[2] = kv.Equal("all/gate", []byte("closed"))
 	if err := s.Apply(ctx, conds, writes); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
@@ -138,16 +138,16 @@ func testAllOrNothing(t *testing.T, s resolver.Store) {
 
 // testDuplicateConds: conditions on one key, read once by the Else branch,
 // are each checked in order.
-func testDuplicateConds(t *testing.T, s resolver.Store) {
-	if err := s.Apply(ctx, nil, []resolver.Write{resolver.Put("d/a", []byte("1"))}); err != nil {
+func testDuplicateConds(t *testing.T, s kv.Store) {
+	if err := s.Apply(ctx, nil, []kv.Write{kv.Put("d/a", []byte("1"))}); err != nil {
 		t.Fatal(err)
 	}
-	conds := []resolver.Cond{
-		resolver.Present("d/a"), resolver.Equal("d/a", []byte("1")), resolver.Absent("d/b"),
-		resolver.Equal("d/a", []byte("2")), resolver.Present("d/b"),
+	conds := []kv.Cond{
+		kv.Present("d/a"), kv.Equal("d/a", []byte("1")), kv.Absent("d/b"),
+		kv.Equal("d/a", []byte("2")), kv.Present("d/b"),
 	}
-	err := s.Apply(ctx, conds, []resolver.Write{resolver.Put("d/b", []byte("x"))})
-	var ce *resolver.ConflictError
+	err := s.Apply(ctx, conds, []kv.Write{kv.Put("d/b", []byte("x"))})
+	var ce *kv.ConflictError
 	if !errors.As(err, &ce) || ce.Index != 3 {
 		t.Fatalf("Apply: got %v, want a *ConflictError on condition 3", err)
 	}
@@ -155,18 +155,18 @@ func testDuplicateConds(t *testing.T, s resolver.Store) {
 
 // testMaxOps: 128 conditions and writes together go in one transaction;
 // more are refused, writing nothing.
-func testMaxOps(t *testing.T, s resolver.Store) {
-	var conds []resolver.Cond
-	var writes []resolver.Write
-	for i := range etcdstore.MaxOps / 2 {
-		conds = append(conds, resolver.Absent(fmt.Sprintf("max/%03d", i)))
-		writes = append(writes, resolver.Put(fmt.Sprintf("max/%03d", i), []byte("v")))
+func testMaxOps(t *testing.T, s kv.Store) {
+	var conds []kv.Cond
+	var writes []kv.Write
+	for i := range etcdkv.MaxOps / 2 {
+		conds = append(conds, kv.Absent(fmt.Sprintf("max/%03d", i)))
+		writes = append(writes, kv.Put(fmt.Sprintf("max/%03d", i), []byte("v")))
 	}
 	if err := s.Apply(ctx, conds, writes); err != nil {
-		t.Fatalf("Apply of %d: %v", etcdstore.MaxOps, err)
+		t.Fatalf("Apply of %d: %v", etcdkv.MaxOps, err)
 	}
-	conds = append(conds, resolver.Absent("max/over"))
-	writes = append(writes, resolver.Put("max/over", []byte("v")))
+	conds = append(conds, kv.Absent("max/over"))
+	writes = append(writes, kv.Put("max/over", []byte("v")))
 	err := s.Apply(ctx, conds[len(conds)-64:], writes)
 	if err == nil || !strings.Contains(err.Error(), "more than 128") {
 		t.Fatalf("Apply of too many: got %v, want an error naming the limit", err)
@@ -178,12 +178,12 @@ func testMaxOps(t *testing.T, s resolver.Store) {
 
 // testScanPages: a Scan longer than one etcd range returns every entry,
 // once, in order, and honours after and limit across pages.
-func testScanPages(t *testing.T, s resolver.Store) {
+func testScanPages(t *testing.T, s kv.Store) {
 	const n = 1200
 	for i := 0; i < n; i += 100 {
-		var ws []resolver.Write
+		var ws []kv.Write
 		for j := i; j < i+100; j++ {
-			ws = append(ws, resolver.Put(fmt.Sprintf("p/%04d", j), []byte(strconv.Itoa(j))))
+			ws = append(ws, kv.Put(fmt.Sprintf("p/%04d", j), []byte(strconv.Itoa(j))))
 		}
 		if err := s.Apply(ctx, nil, ws); err != nil {
 			t.Fatal(err)
@@ -222,15 +222,15 @@ func testScanPages(t *testing.T, s resolver.Store) {
 // live under their namespace.
 func testNamespace(t *testing.T, cli *clientv3.Client) {
 	ns := etcdtest.Prefix()
-	a, err := etcdstore.New(ctx, cli, ns+"a/")
+	a, err := etcdkv.New(ctx, cli, ns+"a/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := etcdstore.New(ctx, cli, ns+"b/")
+	b, err := etcdkv.New(ctx, cli, ns+"b/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Apply(ctx, nil, []resolver.Write{resolver.Put("teams/red", []byte("A"))}); err != nil {
+	if err := a.Apply(ctx, nil, []kv.Write{kv.Put("teams/red", []byte("A"))}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Get(ctx, "teams/red"); !errors.Is(err, errs.NotFound) {
@@ -244,7 +244,7 @@ func testNamespace(t *testing.T, cli *clientv3.Client) {
 		t.Errorf("raw etcd key: got %v, %v, want the record", resp, err)
 	}
 	for _, bad := range []string{"", "/oz/resolver"} {
-		if _, err := etcdstore.New(ctx, cli, bad); err == nil || !strings.Contains(err.Error(), `end with "/"`) {
+		if _, err := etcdkv.New(ctx, cli, bad); err == nil || !strings.Contains(err.Error(), `end with "/"`) {
 			t.Errorf("New(%q): got %v, want an error naming the rule", bad, err)
 		}
 	}
@@ -256,10 +256,10 @@ func testSchema(t *testing.T, cli *clientv3.Client) {
 	if _, err := cli.Put(ctx, ns+"meta/schema", "99"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := etcdstore.New(ctx, cli, ns); err == nil || !strings.Contains(err.Error(), "schema") {
+	if _, err := etcdkv.New(ctx, cli, ns); err == nil || !strings.Contains(err.Error(), "schema") {
 		t.Errorf("New: got %v, want a schema version error", err)
 	}
-	if _, err := etcdstore.New(ctx, cli, etcdtest.Prefix()); err != nil {
+	if _, err := etcdkv.New(ctx, cli, etcdtest.Prefix()); err != nil {
 		t.Errorf("New on a fresh namespace: %v", err)
 	}
 }
@@ -267,11 +267,11 @@ func testSchema(t *testing.T, cli *clientv3.Client) {
 // testClose: a store made by Open closes its client; calls after Close
 // fail.
 func testClose(t *testing.T, srv *etcdtest.Cluster) {
-	s, err := etcdstore.Open(ctx, srv.Config(), etcdtest.Prefix())
+	s, err := etcdkv.Open(ctx, srv.Config(), etcdtest.Prefix())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Apply(ctx, nil, []resolver.Write{resolver.Put("k", []byte("v"))}); err != nil {
+	if err := s.Apply(ctx, nil, []kv.Write{kv.Put("k", []byte("v"))}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -280,7 +280,7 @@ func testClose(t *testing.T, srv *etcdtest.Cluster) {
 	if _, err := s.Get(ctx, "k"); err == nil {
 		t.Errorf("Get after Close: got nil error")
 	}
-	if err := s.Apply(ctx, nil, []resolver.Write{resolver.Put("k", []byte("w"))}); err == nil {
+	if err := s.Apply(ctx, nil, []kv.Write{kv.Put("k", []byte("w"))}); err == nil {
 		t.Errorf("Apply after Close: got nil error")
 	}
 }
@@ -297,7 +297,7 @@ func testUnreachable(t *testing.T) {
 	defer cancel()
 	cfg := clientv3.Config{Endpoints: []string{"http://" + addr}, Logger: zap.NewNop()}
 	start := time.Now()
-	if s, err := etcdstore.Open(cctx, cfg, etcdstore.Namespace); err == nil {
+	if s, err := etcdkv.Open(cctx, cfg, etcdkv.Namespace); err == nil {
 		s.Close()
 		t.Fatal("Open: got nil error, want one")
 	}

@@ -1,4 +1,4 @@
-package resolver
+package kv
 
 import (
 	"context"
@@ -14,26 +14,26 @@ import (
 	"github.com/ozsecrets/oz/services/internal/storemetrics"
 )
 
-// TraceStore returns s with a child span around each Get, Scan and Apply
+// Trace returns s with a child span around each Get, Scan and Apply
 // made within a traced request: "store.Get", "store.Scan", "store.Apply".
 // Calls outside one (the outbox shipper's, startup's) are not traced.
 //
 // Spans hold counts only (entries returned, conditions, writes) and, on
 // failure, the error's kind: never a key (keys hold names, token hashes
 // and record ids) and never a value. With tp nil or a no-op it returns s.
-func TraceStore(s Store, tp trace.TracerProvider) Store { return InstrumentStore(s, tp, nil) }
+func Trace(s Store, tp trace.TracerProvider) Store { return Instrument(s, tp, nil) }
 
-// InstrumentStore is TraceStore that also times every call into o
+// Instrument is Trace that also times every call into o
 // (oz_store_operation_duration_seconds; nil: no metrics). With neither
 // tracing nor metrics it returns s.
-func InstrumentStore(s Store, tp trace.TracerProvider, o *storemetrics.Observer) Store {
+func Instrument(s Store, tp trace.TracerProvider, o *storemetrics.Observer) Store {
 	if !tracing.Enabled(tp) && o == nil {
 		return s
 	}
 	if tp == nil {
 		tp = noop.NewTracerProvider()
 	}
-	return &tracedStore{Store: s, tracer: tp.Tracer("github.com/ozsecrets/oz/services/resolver"), o: o}
+	return &tracedStore{Store: s, tracer: tp.Tracer("github.com/ozsecrets/oz/services/internal/kv"), o: o}
 }
 
 type tracedStore struct {

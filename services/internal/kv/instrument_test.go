@@ -1,4 +1,4 @@
-package resolver_test
+package kv_test
 
 import (
 	"context"
@@ -10,26 +10,26 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/ozsecrets/oz/services/resolver"
-	"github.com/ozsecrets/oz/services/resolver/boltstore"
-	"github.com/ozsecrets/oz/services/resolver/storetest"
+	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
+	"github.com/ozsecrets/oz/services/internal/kv/kvtest"
 )
 
-func openTraced(t *testing.T, tp *sdktrace.TracerProvider) resolver.Store {
+func openTraced(t *testing.T, tp *sdktrace.TracerProvider) kv.Store {
 	t.Helper()
-	s, err := boltstore.Open(filepath.Join(t.TempDir(), "resolver.db"), time.Second)
+	s, err := boltkv.Open(filepath.Join(t.TempDir(), "resolver.db"), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return resolver.TraceStore(s, tp)
+	return kv.Trace(s, tp)
 }
 
 // TestTraceStoreConformance checks that the decorator changes nothing a
 // store does.
 func TestTraceStoreConformance(t *testing.T) {
 	tp := sdktrace.NewTracerProvider()
-	storetest.Run(t, func(t *testing.T) resolver.Store { return openTraced(t, tp) })
+	kvtest.Run(t, func(t *testing.T) kv.Store { return openTraced(t, tp) })
 }
 
 // TestTraceStoreSpans checks the spans of calls within a traced request,
@@ -40,7 +40,7 @@ func TestTraceStoreSpans(t *testing.T) {
 	s := openTraced(t, tp)
 
 	// Outside a traced request: no span.
-	if err := s.Apply(context.Background(), nil, []resolver.Write{resolver.Put("k/untraced", []byte("v"))}); err != nil {
+	if err := s.Apply(context.Background(), nil, []kv.Write{kv.Put("k/untraced", []byte("v"))}); err != nil {
 		t.Fatal(err)
 	}
 	if got := rec.Ended(); len(got) != 0 {
@@ -49,7 +49,7 @@ func TestTraceStoreSpans(t *testing.T) {
 
 	ctx, req := tp.Tracer("test").Start(context.Background(), "request")
 	const key, value = "teams/secret-key-name", "secret-store-value"
-	if err := s.Apply(ctx, []resolver.Cond{resolver.Absent(key)}, []resolver.Write{resolver.Put(key, []byte(value))}); err != nil {
+	if err := s.Apply(ctx, []kv.Cond{kv.Absent(key)}, []kv.Write{kv.Put(key, []byte(value))}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, key); err != nil {
@@ -61,7 +61,7 @@ func TestTraceStoreSpans(t *testing.T) {
 	if _, err := s.Scan(ctx, "teams/", "", 10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Apply(ctx, []resolver.Cond{resolver.Absent(key)}, nil); err == nil {
+	if err := s.Apply(ctx, []kv.Cond{kv.Absent(key)}, nil); err == nil {
 		t.Fatal("Apply with a failing condition: no error")
 	}
 	req.End()
