@@ -102,10 +102,12 @@ test: check-generated lint breaking check-web
 bench: build
 	go run ./e2e/cmd/ozbench
 	@echo; echo "== secretstore: durable creates through the service, audit=on vs audit=off (outbox write removed; target: on >= 80% of off at 64), vs raw bbolt Batch (same run) =="
-	cd services && go test -run '^$$' -bench 'Create|RawBatch' -benchtime 3s ./secretstore/boltstore/
-	@echo; echo "== secretstore on etcd: the same creates on one embedded etcd member and on three (compare with boltstore's above) =="
-	cd services && go test -run '^$$' -bench 'Create' -benchtime 2s ./secretstore/etcdstore/
+	cd services && go test -run '^$$' -bench 'CreateBolt|RawBatchBolt' -benchtime 3s ./secretstore/kvstore/
+	@echo; echo "== secretstore on etcd: the same creates on one embedded etcd member and on three (compare with the bbolt ones above) =="
+	cd services && go test -run '^$$' -bench 'CreateEtcd' -benchtime 2s ./secretstore/kvstore/
 	@echo; echo "== resolver: run resolutions with auditing on vs the outbox write removed, 1 and 64 runners (same run; target: on >= 80% of off at 64) =="
-	cd services && go test -run '^$$' -bench 'ResolveRun' -benchtime 2s ./resolver/
+	cd services && go test -run '^$$' -bench 'ResolveRun' -benchtime 2s ./resolver/runs/
 	@echo; echo "== oz exec relay: 100 values masked vs masking off, ~100 MB (same run) =="
 	cd cli && go test -run '^$$' -bench 'Relay' ./internal/mask/
+	@echo; echo "== audit: appends of 1, 100 and 1,000 events, from 1 and 4 goroutines, on bbolt and on etcd of one and three members (events/s) =="
+	cd services && go test -run '^$$' -bench 'Append' -benchtime 2s ./audit/kvstore/

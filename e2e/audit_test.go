@@ -1114,12 +1114,11 @@ func TestAuditServiceKilledUnderLoad(t *testing.T) {
 	if !same {
 		t.Errorf("events per action differ from the operations that committed:\n%s", table)
 	}
-	// The secretstore's outbox sequence is its commit order, kept across
-	// restarts: its events are in that order. The resolver's ids follow
-	// its clock, and concurrent commits may be appended in another order
-	// than their ids (see services/resolver/events.go); each worker's
-	// operations, one after another, are in order for both.
-	perEmitter := checkIDOrder(t, chains, "secretstore")
+	// Both emitters' event ids follow their clocks (outbox.KV), and
+	// concurrent commits may be appended in another order than their ids
+	// (see services/internal/outbox/kv.go); each worker's operations, one
+	// after another, are in order for both.
+	perEmitter := checkIDOrder(t, chains)
 	checkWorkerOrder(t, ops, byReq)
 	f.verifyWithCLI(t, chains)
 

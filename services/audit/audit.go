@@ -6,9 +6,10 @@
 // The record is the API's own oz.audit.v1.Event: the log stores exactly
 // what it hashes and exports, so there is no second event type to keep in
 // step with it. The hash chain (one per team, and the system chain) is in
-// the chain subpackage, which the CLI shares for offline verification;
-// storage adapters are beside this package (boltstore), with their
-// conformance suite (storetest); grpcapi serves the Service. The access
+// lib/auditchain, which the CLI shares for offline verification. Package
+// kvstore lays the log's records out on the services' storage interface
+// (internal/kv), on a bbolt file or on etcd; storetest is the Store's
+// conformance suite; grpcapi serves the Service. The access
 // review (Review) joins the log with what the secretstore and the resolver
 // hold, read through the Inventory interface, which the inventory package
 // implements over their gRPC APIs with the caller's own credentials.
@@ -73,17 +74,22 @@ const (
 	DetailCode = "code"
 )
 
-// Store keeps the chains. Implementations must be safe for concurrent use;
-// every method takes ctx first and returns its error (a canceled context
-// may stop a read). A chain is named by its team id, "" for the system
-// chain. Events handed out are the caller's to modify.
+// Store keeps the chains. Implementations must be safe for concurrent use,
+// also by several processes on one store (replicas): they never fork a
+// chain nor store an event id twice. Every method takes ctx first and
+// returns its error (a canceled context may stop a read). A chain is named
+// by its team id, "" for the system chain. Events handed out are the
+// caller's to modify.
 type Store interface {
-	// Append appends events, in the given order, each to the chain of its
-	// team, in one durable transaction: all are stored, with their seq,
-	// prev_hash, hash and append_time (set to now) assigned by auditchain.Head.Link
-	// from the chain's head, or none. An event whose id is already stored,
-	// or repeats an earlier id of the same call, is skipped: it is counted
-	// in Duplicates and neither stored again nor re-chained. The events
+	// Append appends events (at most MaxBatch), in the given order, each
+	// to the chain of its team, with their seq, prev_hash, hash and
+	// append_time (set to now) assigned by auditchain.Head.Link from the
+	// chain's head. An event whose id is already stored, or repeats an
+	// earlier id of the same call, is skipped: it is counted in Duplicates
+	// and neither stored again nor re-chained. When Append returns nil,
+	// every event is durably stored; when it fails, a prefix of its new
+	// events (in the given order) may be stored, and none of the rest, so
+	// that a retry of the same call stores exactly the rest. The events
 	// passed in are not modified. The caller has validated them
 	// (ValidateEvent).
 	Append(ctx context.Context, events []*auditv1.Event, now time.Time) (AppendResult, error)

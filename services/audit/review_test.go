@@ -13,7 +13,7 @@ import (
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
-	"github.com/ozsecrets/oz/services/audit/boltstore"
+	"github.com/ozsecrets/oz/services/audit/kvstore"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 )
@@ -62,11 +62,15 @@ var reviewStart = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 
 func reviewService(t *testing.T, inv audit.Inventory) (*audit.Service, *countingStore, *time.Time) {
 	t.Helper()
-	bs, err := boltstore.Open(filepath.Join(t.TempDir(), "audit.db"), nil)
+	kvs, _, err := kvstore.OpenBoltKV(filepath.Join(t.TempDir(), "audit.db"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { bs.Close() })
+	t.Cleanup(func() { kvs.Close() })
+	bs, err := kvstore.New(context.Background(), kvs, kvstore.BoltOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
 	store := &countingStore{Store: bs}
 	now := reviewStart
 	svc := audit.NewService(audit.Config{Store: store, Inventory: inv, Now: func() time.Time { return now }})

@@ -3,7 +3,6 @@ package resolver
 import (
 	"context"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -15,16 +14,15 @@ import (
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/kv"
-	"github.com/ozsecrets/oz/services/internal/runrules"
 	"github.com/ozsecrets/oz/services/internal/server"
 )
 
 // Audit events (DESIGN §6). Every change the resolver makes, every run
 // resolution and every refused request is an audit event, written into
-// the Store's outbox in the same Apply as the change it records, so that
-// no change commits without its event and no event exists for a change
-// that did not commit. A shipper (outbox.Shipper, with the Outbox as its
-// Source) delivers them to the audit service and deletes them once
+// the Store's outbox in the same Apply as the change it records (Apply),
+// so that no change commits without its event and no event exists for a
+// change that did not commit. A shipper (outbox.Shipper, with the Outbox
+// as its Source) delivers them to the audit service and deletes them once
 // acknowledged. Events name things and count them; they never hold a
 // secret value, a bearer token or a token's hash.
 //
@@ -53,6 +51,14 @@ const (
 	ActionEnvironmentDelete = "environment.delete"
 	ActionRunnerCreate      = "runner.create"
 	ActionRunnerDelete      = "runner.delete"
+
+	ActionIntegrationCreate   = "integration.create"
+	ActionIntegrationDelete   = "integration.delete"
+	ActionIntegrationAllow    = "integration.allow"
+	ActionIntegrationDisallow = "integration.disallow"
+
+	ActionRunStart = "run.start"
+	ActionRunEnd   = "run.end"
 )
 
 // Detail keys the resolver sets, beside those of package audit.
@@ -81,6 +87,12 @@ const (
 	// too many for one event: "1/3", "2/3", "3/3". Each part carries the
 	// run's own details and some of its injected and unresolved names.
 	DetailPart = "part"
+
+	DetailStartedBy    = "started_by"     // run.start: who started it (also the actor)
+	DetailRunListCount = "run_list_count" // run.start: how many names the run's own list holds, when it has one
+	DetailExitCode     = "exit_code"      // run.end
+	DetailSignal       = "signal"         // run.end, when a signal ended the command
+	DetailDurationMS   = "duration_ms"    // run.end
 )
 
 // Bounds of what one event records.
@@ -88,36 +100,34 @@ const (
 	// maxNamesDetail bounds a list of names in one detail; a longer list
 	// is recorded by its length alone.
 	maxNamesDetail = 8 << 10
-	// runEventBudget bounds the details of one run.resolve event, well
-	// under audit.MaxEventBytes; a run with more is split into parts.
-	runEventBudget = 48 << 10
-	// maxApplyOps is the Store's limit on one Apply: conditions and
+	// MaxApplyOps is the kv.Store's limit on one Apply: conditions and
 	// writes together.
-	maxApplyOps = 128
+	MaxApplyOps = 128
 )
 
-// apply is Store.Apply with evs added to the outbox in the same write
-// (outbox.KV.Apply).
-func (d *Directory) apply(ctx context.Context, conds []kv.Cond, writes []kv.Write, evs ...*auditv1.Event) error {
-	return d.outbox.Apply(ctx, conds, writes, evs...)
+// Apply is kv.Store.Apply with evs added to the outbox in the same write
+// (outbox.KV.Apply): the change and its events commit together or not at
+// all. A failed condition is a *kv.ConflictError (Conflict).
+func (s *Store) Apply(ctx context.Context, conds []kv.Cond, writes []kv.Write, evs ...*auditv1.Event) error {
+	return s.outbox.Apply(ctx, conds, writes, evs...)
 }
 
-// event returns the event of a change that succeeded, made now by the
+// Event returns the event of a change that succeeded, made now by the
 // caller of ctx (ozresolverd itself when there is none: a bootstrap).
 // details may be nil.
-func (d *Directory) event(ctx context.Context, action, resource, team string, details map[string]string) *auditv1.Event {
+func (s *Store) Event(ctx context.Context, action, resource, team string, details map[string]string) *auditv1.Event {
 	actor := actorOf(ctx)
 	if actor.GetName() == "" {
 		actor.Kind, actor.Name = auditv1.ActorKind_ACTOR_KIND_SERVICE, Emitter
 	}
 	return &auditv1.Event{
-		Time:      timestamppb.New(d.clock()),
+		Time:      timestamppb.New(s.Now()),
 		Actor:     actor,
 		Action:    action,
 		Resource:  resource,
 		Team:      team,
 		Outcome:   auditv1.Outcome_OUTCOME_OK,
-		RequestId: requestID(ctx),
+		RequestId: RequestID(ctx),
 		Details:   details,
 	}
 }
@@ -127,7 +137,7 @@ func (d *Directory) event(ctx context.Context, action, resource, team string, de
 // name). The client is the x-oz-client header's, "grpc" for a gRPC
 // request without one, "" for a call in process.
 func actorOf(ctx context.Context) *auditv1.Actor {
-	client := cleanText(auth.ClientFrom(ctx), audit.MaxShortLength)
+	client := CleanText(auth.ClientFrom(ctx), audit.MaxShortLength)
 	if client == "" {
 		if _, ok := metadata.FromIncomingContext(ctx); ok {
 			client = "grpc"
@@ -135,26 +145,26 @@ func actorOf(ctx context.Context) *auditv1.Actor {
 	}
 	if p := auth.PrincipalFrom(ctx); p != nil {
 		a := audit.ActorOf(p, client)
-		a.Name = cleanText(a.Name, audit.MaxNameLength)
+		a.Name = CleanText(a.Name, audit.MaxNameLength)
 		return a
 	}
 	if svc := auth.ServiceFrom(ctx); svc != "" {
-		return &auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_SERVICE, Name: cleanText(svc, audit.MaxNameLength), Client: client}
+		return &auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_SERVICE, Name: CleanText(svc, audit.MaxNameLength), Client: client}
 	}
 	return &auditv1.Actor{Client: client}
 }
 
-// requestID is the request's id as the client sent it, cleaned so that
+// RequestID is the request's id as the client sent it, cleaned so that
 // an event can hold it.
-func requestID(ctx context.Context) string {
-	return cleanText(server.RequestID(ctx), audit.MaxShortLength)
+func RequestID(ctx context.Context) string {
+	return CleanText(server.RequestID(ctx), audit.MaxShortLength)
 }
 
-// cleanText returns s as an event's text field may hold it: valid UTF-8
+// CleanText returns s as an event's text field may hold it: valid UTF-8
 // without control characters, at most max bytes. Headers come from
 // clients, and an event the audit service would refuse must never be
 // what stops a change (or the record of a refusal).
-func cleanText(s string, max int) string {
+func CleanText(s string, max int) string {
 	s = strings.ToValidUTF8(s, "")
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
@@ -169,10 +179,10 @@ func cleanText(s string, max int) string {
 	return s
 }
 
-// setNames records names under key in details: comma-separated, or, when
+// SetNames records names under key in details: comma-separated, or, when
 // longer than maxNamesDetail, their number under key + DetailCountSuffix.
 // Nothing is recorded for no names.
-func setNames(details map[string]string, key string, names []string) {
+func SetNames(details map[string]string, key string, names []string) {
 	if len(names) == 0 {
 		return
 	}
@@ -205,9 +215,9 @@ func namesDiff(before, after []string) (added, removed []string) {
 	return added, removed
 }
 
-// updateDetails are the details of an update: what changed, and the
+// UpdateDetails are the details of an update: what changed, and the
 // secret names added and removed.
-func updateDetails(displayName, description bool, before, after []string) map[string]string {
+func UpdateDetails(displayName, description bool, before, after []string) map[string]string {
 	details := map[string]string{}
 	if displayName {
 		details[DetailDisplayNameChanged] = "true"
@@ -216,108 +226,27 @@ func updateDetails(displayName, description bool, before, after []string) map[st
 		details[DetailDescriptionChanged] = "true"
 	}
 	added, removed := namesDiff(before, after)
-	setNames(details, DetailAddedSecretNames, added)
-	setNames(details, DetailRemovedSecretNames, removed)
+	SetNames(details, DetailAddedSecretNames, added)
+	SetNames(details, DetailRemovedSecretNames, removed)
 	return details
 }
 
-// revokedDetail records how many tokens a change revoked, when any.
-func revokedDetail(details map[string]string, n int) {
+// RevokedDetail records how many tokens a change revoked, when any.
+func RevokedDetail(details map[string]string, n int) {
 	if n > 0 {
 		details[DetailRevokedTokens] = strconv.Itoa(n)
 	}
 }
 
-// teamOfPrincipal is the team whose chain records events about the tokens
+// TeamOfPrincipal is the team whose chain records events about the tokens
 // of owner: an agent identity's or an integration's team; "" (the system
 // chain) for users and runners.
-func teamOfPrincipal(owner PrincipalRef) string {
-	if team, _ := owner.agentID(); team != "" {
+func TeamOfPrincipal(owner PrincipalRef) string {
+	if team, _ := owner.AgentID(); team != "" {
 		return team
 	}
-	team, _ := owner.integrationID()
+	team, _ := owner.IntegrationID()
 	return team
-}
-
-// resolveEvents are the run.resolve event of run, as recorded: the
-// identity, trigger, runner, user, environment and allowlist source; for
-// each injected secret its value version (injected.NAME for the team's,
-// and how many of the triggering user's personal secrets, by count only:
-// team admins read this chain); for each unresolved
-// reference its reason (unresolved.NAME). A strict run that failed is
-// OUTCOME_FAILED, with nothing injected. Names too many for one event are
-// spread over several, each a DetailPart of the whole carrying the run's
-// own details.
-func (d *Directory) resolveEvents(ctx context.Context, run Run) []*auditv1.Event {
-	base := map[string]string{
-		audit.DetailAgent:           run.Agent,
-		audit.DetailTrigger:         run.Context.Trigger.String(),
-		audit.DetailRunner:          run.ResolvedBy,
-		audit.DetailAllowlistSource: sourceNames[run.AllowlistSource],
-	}
-	if run.Context.User != "" {
-		base[audit.DetailUser] = run.Context.User
-	}
-	if run.Context.Environment != "" {
-		base[audit.DetailEnvironment] = run.Context.Environment
-	}
-	if run.Context.Strict {
-		base[DetailStrict] = "true"
-	}
-	outcome := auditv1.Outcome_OUTCOME_OK
-	if run.Outcome == OutcomeFailedStrict {
-		outcome = auditv1.Outcome_OUTCOME_FAILED
-		base[audit.DetailReason] = "strict run with unresolved references: no values were returned"
-	}
-	type entry struct{ k, v string }
-	var entries []entry
-	personal := 0
-	for _, s := range run.Injected {
-		if s.Scope() == runrules.ScopePersonal {
-			personal++
-			continue
-		}
-		entries = append(entries, entry{audit.DetailInjectedPrefix + s.Name, strconv.FormatInt(s.ValueVersion, 10)})
-	}
-	if personal > 0 {
-		base[audit.DetailInjectedPersonalCount] = strconv.Itoa(personal)
-	}
-	for _, u := range run.Unresolved {
-		entries = append(entries, entry{audit.DetailUnresolvedPrefix + u.Name, reasonNames[u.Reason]})
-	}
-	// Sizes are estimates of the canonical encoding (key, value and their
-	// lengths), with room to spare under runEventBudget.
-	cost := func(k, v string) int { return len(k) + len(v) + 16 }
-	baseSize := 0
-	for k, v := range base {
-		baseSize += cost(k, v)
-	}
-	parts := [][]entry{nil}
-	size := baseSize
-	for _, e := range entries {
-		last := len(parts) - 1
-		if len(parts[last]) > 0 && size+cost(e.k, e.v) > runEventBudget {
-			parts, last, size = append(parts, nil), last+1, baseSize
-		}
-		parts[last] = append(parts[last], e)
-		size += cost(e.k, e.v)
-	}
-	evs := make([]*auditv1.Event, 0, len(parts))
-	for i, part := range parts {
-		details := maps.Clone(base)
-		if len(parts) > 1 {
-			details[DetailPart] = fmt.Sprintf("%d/%d", i+1, len(parts))
-		}
-		for _, e := range part {
-			details[e.k] = e.v
-		}
-		ev := d.event(ctx, audit.ActionRunResolve, run.Name(), run.Team, details)
-		ev.Time = timestamppb.New(run.ResolveTime)
-		ev.Outcome = outcome
-		ev.RunId = run.ID
-		evs = append(evs, ev)
-	}
-	return evs
 }
 
 // DeniedRequest is a request refused with PermissionDenied or
@@ -345,7 +274,7 @@ const maxReasonLength = 1024
 // that relayed it is recorded as DetailPeerService instead. It never
 // records a token: the refusal's message never holds one, and the
 // resource only when it is well formed.
-func (d *Directory) RecordDenied(ctx context.Context, r DeniedRequest) error {
+func (s *Store) RecordDenied(ctx context.Context, r DeniedRequest) error {
 	resource := ""
 	if wellFormedName(r.Resource) {
 		resource = r.Resource
@@ -355,9 +284,9 @@ func (d *Directory) RecordDenied(ctx context.Context, r DeniedRequest) error {
 		id, _, _ := strings.Cut(rest, "/")
 		// Only an existing team's chain: a refused request cannot make
 		// the audit service start chains for names it made up.
-		if _, err := d.store.Get(ctx, teamKey(id)); err == nil {
+		if _, err := s.kv.Get(ctx, TeamKey(id)); err == nil {
 			team = id
-		} else if !isNotFound(err) {
+		} else if !IsNotFound(err) {
 			return fmt.Errorf("record denied request: %w", err)
 		}
 	}
@@ -366,9 +295,9 @@ func (d *Directory) RecordDenied(ctx context.Context, r DeniedRequest) error {
 		runID = r.RunID
 	}
 	details := map[string]string{
-		audit.DetailMethod: cleanText(r.Method, audit.MaxNameLength),
-		audit.DetailCode:   cleanText(r.Code, audit.MaxShortLength),
-		audit.DetailReason: cleanText(r.Reason, maxReasonLength),
+		audit.DetailMethod: CleanText(r.Method, audit.MaxNameLength),
+		audit.DetailCode:   CleanText(r.Code, audit.MaxShortLength),
+		audit.DetailReason: CleanText(r.Reason, maxReasonLength),
 	}
 	actor := actorOf(ctx)
 	if auth.PrincipalFrom(ctx) == nil && r.Code == "UNAUTHENTICATED" && actor.GetKind() == auditv1.ActorKind_ACTOR_KIND_SERVICE {
@@ -378,17 +307,17 @@ func (d *Directory) RecordDenied(ctx context.Context, r DeniedRequest) error {
 		actor.Kind, actor.Name = auditv1.ActorKind_ACTOR_KIND_UNSPECIFIED, ""
 	}
 	ev := &auditv1.Event{
-		Time:      timestamppb.New(d.clock()),
+		Time:      timestamppb.New(s.Now()),
 		Actor:     actor,
 		Action:    audit.ActionRequestDenied,
 		Resource:  resource,
 		Team:      team,
 		Outcome:   auditv1.Outcome_OUTCOME_DENIED,
-		RequestId: requestID(ctx),
+		RequestId: RequestID(ctx),
 		RunId:     runID,
 		Details:   details,
 	}
-	if err := d.apply(ctx, nil, nil, ev); err != nil {
+	if err := s.Apply(ctx, nil, nil, ev); err != nil {
 		return fmt.Errorf("record denied request: %w", err)
 	}
 	return nil

@@ -1,6 +1,9 @@
 package resolver
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
 	"strings"
 
 	"github.com/ozsecrets/oz/services/internal/auth"
@@ -32,9 +35,9 @@ func ValidID(id string) bool {
 	return true
 }
 
-// checkID validates a team or user id given in field. It never echoes the
+// CheckID validates a team or user id given in field. It never echoes the
 // value: a confused caller may have pasted a token into it.
-func checkID(field, id string) error {
+func CheckID(field, id string) error {
 	if id == "" {
 		return errs.Field(field, "is required")
 	}
@@ -43,6 +46,12 @@ func checkID(field, id string) error {
 	}
 	return nil
 }
+
+// ValidRunID reports whether id is a valid run id: the team/user id rule.
+func ValidRunID(id string) bool { return ValidID(id) }
+
+// RunIDRule says what a run id may be, for error messages.
+const RunIDRule = IDRule
 
 // Resource names (AIP-122).
 
@@ -58,6 +67,24 @@ func MembershipName(team, user string) string { return "teams/" + team + "/membe
 
 // TokenName is the resource name of a token: "tokens/{token_id}".
 func TokenName(id string) string { return "tokens/" + id }
+
+// AgentName is the resource name of an agent identity:
+// "teams/{team}/agents/{agent}"; it is also the principal name of the
+// identity's tokens.
+func AgentName(team, id string) string { return "teams/" + team + "/agents/" + id }
+
+// EnvironmentName is "teams/{team}/environments/{env}".
+func EnvironmentName(team, id string) string { return "teams/" + team + "/environments/" + id }
+
+// IntegrationName is "teams/{team}/integrations/{integration}"; also the
+// principal name of its tokens.
+func IntegrationName(team, id string) string { return "teams/" + team + "/integrations/" + id }
+
+// RunnerName is "runners/{runner}"; also the principal name of its tokens.
+func RunnerName(id string) string { return "runners/" + id }
+
+// RunName is "teams/{team}/runs/{run}".
+func RunName(team, id string) string { return "teams/" + team + "/runs/" + id }
 
 // PrincipalRef names a token's owner: its kind and resource name. Four
 // kinds own tokens, with the same record:
@@ -118,8 +145,8 @@ func ParsePrincipal(name string) (PrincipalRef, bool) {
 	return PrincipalRef{}, false
 }
 
-// userID returns the id of a user principal, "" for any other.
-func (p PrincipalRef) userID() string {
+// UserID returns the id of a user principal, "" for any other.
+func (p PrincipalRef) UserID() string {
 	if p.Kind != auth.KindUser {
 		return ""
 	}
@@ -127,8 +154,8 @@ func (p PrincipalRef) userID() string {
 	return id
 }
 
-// agentID returns the team and id of an agent principal, "" for any other.
-func (p PrincipalRef) agentID() (team, id string) {
+// AgentID returns the team and id of an agent principal, "" for any other.
+func (p PrincipalRef) AgentID() (team, id string) {
 	if p.Kind != auth.KindAgent {
 		return "", ""
 	}
@@ -137,9 +164,9 @@ func (p PrincipalRef) agentID() (team, id string) {
 	return team, id
 }
 
-// integrationID returns the team and id of an integration principal, ""
+// IntegrationID returns the team and id of an integration principal, ""
 // for any other.
-func (p PrincipalRef) integrationID() (team, id string) {
+func (p PrincipalRef) IntegrationID() (team, id string) {
 	if p.Kind != auth.KindIntegration {
 		return "", ""
 	}
@@ -148,11 +175,72 @@ func (p PrincipalRef) integrationID() (team, id string) {
 	return team, id
 }
 
-// runnerID returns the id of a runner principal, "" for any other.
-func (p PrincipalRef) runnerID() string {
+// RunnerID returns the id of a runner principal, "" for any other.
+func (p PrincipalRef) RunnerID() string {
 	if p.Kind != auth.KindRunner {
 		return ""
 	}
 	id, _ := strings.CutPrefix(p.Name, "runners/")
 	return id
+}
+
+// Opaque credentials: bearer tokens ("oz_…") and start tickets ("ozt_…")
+// share one shape,
+//
+//	<prefix><id>_<secret>
+//
+// where the id is 16 lowercase hexadecimal digits (64 random bits; shown
+// in lists, used to revoke) and the secret is 32 random bytes in unpadded
+// URL-safe base64 (43 characters, 256 bits). Only the SHA-256 of the whole
+// credential (auth.TokenKey) is stored; embedding the id finds the record
+// with one read, and the hashes are compared in constant time.
+const (
+	opaqueIDBytes     = 8
+	opaqueIDLen       = 2 * opaqueIDBytes
+	opaqueSecretBytes = 32
+	opaqueSecretLen   = 43 // base64.RawURLEncoding.EncodedLen(opaqueSecretBytes)
+)
+
+// OpaqueLen is the length of a credential of NewOpaque(prefix).
+func OpaqueLen(prefix string) int { return len(prefix) + opaqueIDLen + 1 + opaqueSecretLen }
+
+// ValidTokenID reports whether id has the shape of a token (or ticket) id.
+func ValidTokenID(id string) bool {
+	if len(id) != opaqueIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// TokenIDRule says what a token id is, for error messages.
+const TokenIDRule = "must be 16 lowercase hexadecimal digits"
+
+// NewOpaque returns a fresh id and credential of the shape above, with
+// prefix: "{prefix}{id}_{secret}".
+func NewOpaque(prefix string) (id, opaque string) {
+	var b [opaqueIDBytes + opaqueSecretBytes]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go ≥ 1.24)
+	id = hex.EncodeToString(b[:opaqueIDBytes])
+	return id, prefix + id + "_" + base64.RawURLEncoding.EncodeToString(b[opaqueIDBytes:])
+}
+
+// ParseOpaque returns the id embedded in a well-formed NewOpaque(prefix).
+func ParseOpaque(prefix, s string) (string, bool) {
+	if len(s) != OpaqueLen(prefix) || !strings.HasPrefix(s, prefix) {
+		return "", false
+	}
+	rest := s[len(prefix):]
+	id, secret := rest[:opaqueIDLen], rest[opaqueIDLen+1:]
+	if rest[opaqueIDLen] != '_' || !ValidTokenID(id) {
+		return "", false
+	}
+	if _, err := base64.RawURLEncoding.Strict().DecodeString(secret); err != nil {
+		return "", false
+	}
+	return id, true
 }

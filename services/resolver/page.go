@@ -21,8 +21,8 @@ type Page struct {
 	Token string
 }
 
-// cursor validates p and returns the page size and the id to continue after.
-func (p Page) cursor() (size int, after string, err error) {
+// Cursor validates p and returns the page size and the id to continue after.
+func (p Page) Cursor() (size int, after string, err error) {
 	switch {
 	case p.Size < 0:
 		return 0, "", errs.Field("page_size", "must not be negative")
@@ -44,9 +44,9 @@ func (p Page) cursor() (size int, after string, err error) {
 	return size, after, nil
 }
 
-// pageOf cuts items (fetched with size+1 as the limit) to size and returns
+// PageOf cuts items (fetched with size+1 as the limit) to size and returns
 // the next-page token: the id of the last item kept, when more follow.
-func pageOf[T any](items []T, size int, id func(T) string) ([]T, string) {
+func PageOf[T any](items []T, size int, id func(T) string) ([]T, string) {
 	if len(items) <= size {
 		return items, ""
 	}
@@ -54,8 +54,8 @@ func pageOf[T any](items []T, size int, id func(T) string) ([]T, string) {
 	return items, base64.RawURLEncoding.EncodeToString([]byte(id(items[size-1])))
 }
 
-// afterKey is the Scan position after id in the collection under prefix.
-func afterKey(prefix, id string) string {
+// AfterKey is the Scan position after id in the collection under prefix.
+func AfterKey(prefix, id string) string {
 	if id == "" {
 		return ""
 	}

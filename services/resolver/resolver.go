@@ -1,21 +1,18 @@
-// Package resolver is the domain of the resolver service: the directory of
-// teams, users, memberships and bearer tokens (DESIGN §3), and, next to it,
-// run resolution (agent identities, environments, runners and ResolveRun,
-// DESIGN §5), all kept in one kv.Store.
+// Package resolver is what the resolver service's two domains share: the
+// Store (its records in one kv.Store, its clock and its audit outbox), the
+// keys of every record and the records both domains read, ids and resource
+// names, pages, secret-name lists and etags, and the audit events of
+// changes and refused requests. The domains stand on it:
 //
-// The Directory applies the authorization rules of every operation to the
-// principal carried by the context (auth.PrincipalFrom): permission is
-// checked before existence, so a caller without access gets
-// PermissionDenied whether or not the thing exists. Errors are errs kinds
-// with messages safe to return to callers; none ever contains a token.
+//   - directory: teams, users, memberships, bearer tokens
+//     (Authenticate), runners and integrations (DESIGN §3);
+//   - runs: agent identities, environments, start tickets, run
+//     resolution, run records and their lifecycle (DESIGN §5);
 //
-// Every change and every run resolution writes its audit event into the
-// store's outbox (outbox.KV) in the same Apply as the change (events.go);
-// refused requests are recorded by RecordDenied. The outbox is what a
-// shipper delivers to the audit service.
+// and grpcapi serves both over gRPC. See docs/ARCHITECTURE.md.
 //
-// The store is any kv.Store (kv/boltkv, kv/etcdkv); grpcapi serves the
-// domain over gRPC.
+// Errors are errs kinds with messages safe to return to callers; none ever
+// contains a token.
 package resolver
 
 import (
@@ -28,34 +25,41 @@ import (
 	"github.com/ozsecrets/oz/services/internal/outbox"
 )
 
-// Directory holds teams, users, memberships and tokens, and authenticates
-// bearer tokens. It is safe for concurrent use.
-type Directory struct {
-	store  kv.Store
+// Store is the resolver's records in a kv.Store, with the clock and the
+// audit outbox of every change (outbox.KV, in the same store). It is safe
+// for concurrent use.
+type Store struct {
+	kv     kv.Store
 	now    func() time.Time
 	outbox *outbox.KV
 }
 
-// NewDirectory returns a Directory keeping its records, and the audit
-// events of its changes (see Outbox), in store. now is the clock (token
+// NewStore returns the resolver's records in s. now is the clock (token
 // expiry, creation times, event times); nil means time.Now.
-func NewDirectory(store kv.Store, now func() time.Time) *Directory {
+func NewStore(s kv.Store, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Directory{store: store, now: now, outbox: outbox.NewKV(store, Emitter)}
+	return &Store{kv: s, now: now, outbox: outbox.NewKV(s, Emitter)}
 }
 
-// Outbox returns the audit outbox the Directory (and the Runs over it)
-// write their events into, for a shipper to deliver.
-func (d *Directory) Outbox() *outbox.KV { return d.outbox }
+// KV is the kv.Store the records are kept in.
+func (s *Store) KV() kv.Store { return s.kv }
 
-var _ auth.Authenticator = (*Directory)(nil)
+// Now is the clock's time, in UTC.
+func (s *Store) Now() time.Time { return s.now().UTC() }
 
-func (d *Directory) clock() time.Time { return d.now().UTC() }
+// Outbox returns the audit outbox every change writes its events into
+// (Apply), for a shipper to deliver.
+func (s *Store) Outbox() *outbox.KV { return s.outbox }
 
-// caller returns the authenticated principal of the request.
-func caller(ctx context.Context) (*auth.Principal, error) {
+// Authorization helpers. Every operation applies its rules to the
+// principal carried by the context (auth.PrincipalFrom), checking
+// permission before existence: a caller without access gets
+// PermissionDenied whether or not the thing exists.
+
+// Caller returns the authenticated principal of the request.
+func Caller(ctx context.Context) (*auth.Principal, error) {
 	p := auth.PrincipalFrom(ctx)
 	if p == nil {
 		return nil, errs.E(errs.KindUnauthenticated, "not authenticated")
@@ -63,10 +67,11 @@ func caller(ctx context.Context) (*auth.Principal, error) {
 	return p, nil
 }
 
-// person returns the caller if it is a person: only people change the
-// directory or manage tokens, never runners or agent identities.
-func person(ctx context.Context) (*auth.Principal, error) {
-	p, err := caller(ctx)
+// Person returns the caller if it is a person: only people change the
+// directory or manage tokens, identities and environments, never runners
+// or agent identities.
+func Person(ctx context.Context) (*auth.Principal, error) {
+	p, err := Caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -76,9 +81,9 @@ func person(ctx context.Context) (*auth.Principal, error) {
 	return p, nil
 }
 
-// requireSystemAdmin returns the caller if it is a system admin.
-func requireSystemAdmin(ctx context.Context) (*auth.Principal, error) {
-	p, err := person(ctx)
+// RequireSystemAdmin returns the caller if it is a system admin.
+func RequireSystemAdmin(ctx context.Context) (*auth.Principal, error) {
+	p, err := Person(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +93,35 @@ func requireSystemAdmin(ctx context.Context) (*auth.Principal, error) {
 	return p, nil
 }
 
-func denied(format string, args ...any) error {
+// MayReadTeam checks that the caller is a person who may read what team
+// holds (its identities, environments, integrations): a member of the
+// team or a system admin. Runners and agent identities are listed as
+// members of their teams but are not people.
+func MayReadTeam(ctx context.Context, team, what string) error {
+	p, err := Person(ctx)
+	if err != nil {
+		return err
+	}
+	if !p.SystemAdmin && !p.IsMember(team) {
+		return Denied("only members of team %q may see its %s", team, what)
+	}
+	return nil
+}
+
+// MayAdminTeam checks that the caller is a person who may change what team
+// holds: an admin of the team or a system admin.
+func MayAdminTeam(ctx context.Context, team, what string) error {
+	p, err := Person(ctx)
+	if err != nil {
+		return err
+	}
+	if !p.SystemAdmin && !p.IsAdmin(team) {
+		return Denied("only admins of team %q may manage its %s", team, what)
+	}
+	return nil
+}
+
+// Denied is a PermissionDenied error with a message for the caller.
+func Denied(format string, args ...any) error {
 	return errs.E(errs.KindPermissionDenied, format, args...)
 }

@@ -2,6 +2,7 @@ package secretstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -10,118 +11,116 @@ import (
 )
 
 // The secretstore's side of run resolution (DESIGN §5). The resolver
-// decides which secrets a run receives and hands the secretstore the
-// decision in mechanical form, a runrules.Selection. The secretstore reads
-// the owners' secrets, picks with runrules.Select — the very function the
-// resolver's runrules.Decide is property-tested against, so the two agree
-// by construction — and opens exactly what it picked, for the caller to
-// seal to the runner. The resolver never holds plaintext.
+// decides which secrets a run receives; the secretstore lists the
+// candidates' metadata (RunCandidates) and opens exactly the secrets the
+// resolver then names, each at the value version it decided on
+// (OpenRunSecrets), for the caller to seal to the runner. It applies no
+// run rule, and the resolver never holds plaintext.
 //
-// Nothing here writes an audit event: a selection changes nothing, and the
+// Nothing here writes an audit event: reading changes nothing, and the
 // resolver records every resolution (run.resolve, with the value versions
 // injected) in the same write as its run record, before any value is
 // returned to the runner.
 
-// MaxRunOwners bounds the owners of one selection. A run has a team and at
-// most one user; the bound keeps one request's reads small.
-const MaxRunOwners = 16
+// Bounds of one run request.
+const (
+	// MaxRunOwners bounds the owners of RunCandidates. A run has a team
+	// and at most one user; the bound keeps one request's reads small.
+	MaxRunOwners = 16
+	// MaxRunSecrets bounds the secrets OpenRunSecrets opens at once.
+	MaxRunSecrets = 4096
+)
 
-// RunSecrets is what a selection found. Metadata only: never a value.
-type RunSecrets struct {
-	// Candidates are every secret of the selection's owners: by owner in
-	// the selection's order, then by name without regard to case.
-	Candidates []runrules.Secret
-	// Selected is runrules.Select(selection, Candidates): sorted by name.
-	Selected []runrules.Secret
-}
-
-// SelectRun reads the metadata of every secret of sel's owners and selects
-// from them with runrules.Select. It opens no value (ExplainRun needs none).
+// RunCandidates returns the metadata of every secret of owners
+// ("teams/{team}", "users/{user}"; distinct, at most MaxRunOwners): by
+// owner in the order given, then by name without regard to case. It opens
+// no value. The secrets are read in one consistent snapshot when the
+// Store is an OwnersLister.
 //
 // INTERNAL: it is for run resolution only, behind the internal,
 // mutual-TLS-only RunSecretsService; it checks no principal.
 //
-// Errors: KindInvalid naming the field ("selection.owners",
-// "selection.excluded", "selection.allowlist.names") when sel is malformed,
-// before anything is read; anything else is internal.
-func (s *Service) SelectRun(ctx context.Context, sel runrules.Selection) (*RunSecrets, error) {
-	rs, _, err := s.selectRun(ctx, sel)
+// Errors: KindInvalid for field "owners" when owners is malformed, before
+// anything is read; anything else is internal.
+func (s *Service) RunCandidates(ctx context.Context, owners []string) ([]runrules.Secret, error) {
+	os, err := parseRunOwners(owners)
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "run secrets selected", "owners", strings.Join(sel.Owners, ","),
-		"candidates", len(rs.Candidates), "selected", len(rs.Selected), "opened", false)
-	return rs, nil
+	all, err := s.readOwners(ctx, os)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]runrules.Secret, len(all))
+	for i, sec := range all {
+		out[i] = runSecret(sec)
+	}
+	// Debug: every resolution lists once and opens once (logged at Info),
+	// and every read of a run in flight lists.
+	s.log.DebugContext(ctx, "run candidates listed", "owners", strings.Join(owners, ","), "candidates", len(out))
+	return out, nil
 }
 
-// OpenRun is SelectRun that also decrypts the selected values and passes
-// them to use, in the order of RunSecrets.Selected (each with the value
-// version of its candidate). When use returns, the values' memory is zeroed
+func runSecret(sec *Secret) runrules.Secret {
+	return runrules.Secret{Owner: sec.Owner.String(), Name: sec.Name, Version: sec.ValueVersion, Created: sec.CreateTime}
+}
+
+// OpenRunSecrets opens the values of exactly refs, each at the value
+// version and creation time it names, and passes them to use: values[i]
+// is the value of refs[i]. When use returns, the values' memory is zeroed
 // (best effort: see Plaintext): use must keep neither the values nor
-// anything sharing their memory. OpenRun returns use's error as is.
+// anything sharing their memory. OpenRunSecrets returns use's error as is.
 //
-// The candidates' metadata and sealed values come from the same records —
-// from one consistent read when the Store is an OwnersLister — and each
-// value is opened with the additional data of its record's owner, name and
-// value version, so a value opens only as the version reported: there is no
-// window in which a concurrent update could make them disagree.
+// Each secret is read, checked and opened with the additional data of its
+// record's owner, name and value version, so a value opens only as the
+// version named: a secret rotated, deleted or made again since the caller
+// listed it is refused, never opened in its place.
 //
-// INTERNAL, as SelectRun: the caller has decided that the run may receive
-// these values. Nothing user-facing may call it.
-func (s *Service) OpenRun(ctx context.Context, sel runrules.Selection, use func(*RunSecrets, []UnsealedValue) error) (*RunSecrets, error) {
-	rs, records, err := s.selectRun(ctx, sel)
+// INTERNAL, as RunCandidates: the caller has decided that the run may
+// receive these values. Nothing user-facing may call it.
+//
+// Errors: KindInvalid for field "secrets" when refs is malformed (more
+// than MaxRunSecrets, an owner or name that is not well formed, a version
+// below 1, no creation time, a name twice: each becomes an environment
+// variable), before anything is read; KindFailedPrecondition naming the
+// first secret that is no longer as named, before any value is opened;
+// anything else is internal.
+func (s *Service) OpenRunSecrets(ctx context.Context, refs []runrules.Secret, use func(values []Plaintext) error) error {
+	owners, err := checkRunSecrets(refs)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	values := make([]UnsealedValue, 0, len(records))
+	records := make([]*Secret, len(refs))
+	for i, ref := range refs {
+		sec, err := s.store.Get(ctx, owners[i], ref.Name)
+		switch {
+		case errors.Is(err, errs.NotFound):
+			return errs.E(errs.KindFailedPrecondition, "%s/secrets/%s was deleted since it was listed", ref.Owner, ref.Name)
+		case err != nil:
+			return fmt.Errorf("get %s/secrets/%s: %w", ref.Owner, ref.Name, err)
+		case !runSecret(sec).Same(ref):
+			return errs.E(errs.KindFailedPrecondition, "%s/secrets/%s changed since it was listed (value version %d, listed %d)", ref.Owner, ref.Name, sec.ValueVersion, ref.Version)
+		}
+		records[i] = sec
+	}
+	values := make([]Plaintext, 0, len(records))
 	defer func() {
 		for _, v := range values {
-			v.Value.wipe()
+			v.wipe()
 		}
 	}()
 	for _, rec := range records {
 		v, err := s.openValue(rec)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		values = append(values, UnsealedValue{Owner: rec.Owner, Name: rec.Name, ValueVersion: rec.ValueVersion, Value: v})
+		values = append(values, v)
 	}
-	if err := use(rs, values); err != nil {
-		return nil, err
+	if err := use(values); err != nil {
+		return err
 	}
-	s.log.InfoContext(ctx, "run secrets selected", "owners", strings.Join(sel.Owners, ","),
-		"candidates", len(rs.Candidates), "selected", len(rs.Selected), "opened", true)
-	return rs, nil
-}
-
-// selectRun validates sel, reads the owners' secrets and selects. records
-// are the selected secrets' stored records, in the order of rs.Selected.
-func (s *Service) selectRun(ctx context.Context, sel runrules.Selection) (rs *RunSecrets, records []*Secret, err error) {
-	owners, err := ValidateRunSelection(sel)
-	if err != nil {
-		return nil, nil, err
-	}
-	all, err := s.readOwners(ctx, owners)
-	if err != nil {
-		return nil, nil, err
-	}
-	rs = &RunSecrets{Candidates: make([]runrules.Secret, len(all))}
-	byRef := make(map[runrules.Secret]*Secret, len(all))
-	for i, sec := range all {
-		c := runrules.Secret{Owner: sec.Owner.String(), Name: sec.Name, Version: sec.ValueVersion, Created: sec.CreateTime}
-		rs.Candidates[i] = c
-		byRef[c] = sec
-	}
-	rs.Selected = runrules.Select(sel, rs.Candidates)
-	records = make([]*Secret, len(rs.Selected))
-	for i, c := range rs.Selected {
-		rec, ok := byRef[c]
-		if !ok { // Select returns a subset of its input
-			return nil, nil, fmt.Errorf("select run secrets: %s/secrets/%s is not a candidate", c.Owner, c.Name)
-		}
-		records[i] = rec
-	}
-	return rs, records, nil
+	s.log.InfoContext(ctx, "run secrets opened", "secrets", len(values))
+	return nil
 }
 
 // readOwners returns every secret of owners (sealed values included): in
@@ -152,46 +151,59 @@ func (s *Service) readOwners(ctx context.Context, owners []Owner) ([]*Secret, er
 	return out, nil
 }
 
-// ValidateRunSelection checks a selection as SelectRun does, and returns its
-// owners parsed: owners present (at most MaxRunOwners, none twice), each
-// "teams/{team}" or "users/{user}"; excluded secrets with a well-formed
-// owner and name; allowlisted names well-formed secret names (reserved
-// names are allowed: they simply match nothing). Errors are errs.Field
-// errors for "selection.owners", "selection.excluded" or
-// "selection.allowlist.names".
-func ValidateRunSelection(sel runrules.Selection) ([]Owner, error) {
-	const fOwners, fExcluded, fAllow = "selection.owners", "selection.excluded", "selection.allowlist.names"
+// parseRunOwners checks the owners of RunCandidates: present, at most
+// MaxRunOwners, none twice, each "teams/{team}" or "users/{user}".
+func parseRunOwners(owners []string) ([]Owner, error) {
+	const field = "owners"
 	switch {
-	case len(sel.Owners) == 0:
-		return nil, errs.Field(fOwners, "is required: the owners to select from, in precedence order (users/{user} before teams/{team})")
-	case len(sel.Owners) > MaxRunOwners:
-		return nil, errs.Field(fOwners, "must list at most %d owners (got %d)", MaxRunOwners, len(sel.Owners))
+	case len(owners) == 0:
+		return nil, errs.Field(field, "is required: the owners whose secrets are candidates (teams/{team}, users/{user})")
+	case len(owners) > MaxRunOwners:
+		return nil, errs.Field(field, "must list at most %d owners (got %d)", MaxRunOwners, len(owners))
 	}
-	owners := make([]Owner, len(sel.Owners))
-	for i, s := range sel.Owners {
+	out := make([]Owner, len(owners))
+	for i, s := range owners {
 		o, err := ParseOwner(s)
 		if err != nil {
-			return nil, errs.Field(fOwners, "entry %d: %s", i, err.(*errs.Error).Message)
+			return nil, errs.Field(field, "entry %d: %s", i, err.(*errs.Error).Message)
 		}
-		for _, prev := range owners[:i] {
+		for _, prev := range out[:i] {
 			if prev == o {
-				return nil, errs.Field(fOwners, "entry %d: %s is listed twice", i, o)
+				return nil, errs.Field(field, "entry %d: %s is listed twice", i, o)
 			}
 		}
+		out[i] = o
+	}
+	return out, nil
+}
+
+// checkRunSecrets checks the secrets of OpenRunSecrets and returns their
+// owners parsed.
+func checkRunSecrets(refs []runrules.Secret) ([]Owner, error) {
+	const field = "secrets"
+	if len(refs) > MaxRunSecrets {
+		return nil, errs.Field(field, "must name at most %d secrets (got %d)", MaxRunSecrets, len(refs))
+	}
+	owners := make([]Owner, len(refs))
+	names := make(map[string]bool, len(refs))
+	for i, ref := range refs {
+		o, err := ParseOwner(ref.Owner)
+		if err != nil {
+			return nil, errs.Field(field, "entry %d: owner %s", i, err.(*errs.Error).Message)
+		}
+		if rule, ok := checkNameSyntax(ref.Name, maxLookupNameLen); !ok {
+			return nil, errs.Field(field, "entry %d: the name %s", i, rule)
+		}
+		switch {
+		case ref.Version < 1:
+			return nil, errs.Field(field, "entry %d: the value version must be at least 1", i)
+		case ref.Created.IsZero():
+			return nil, errs.Field(field, "entry %d: the creation time is required, as listed", i)
+		case names[ref.Name]:
+			return nil, errs.Field(field, "entry %d: %s is named twice (each name becomes one environment variable)", i, ref.Name)
+		}
+		names[ref.Name] = true
 		owners[i] = o
-	}
-	for i, e := range sel.Excluded {
-		if _, err := ParseOwner(e.Owner); err != nil {
-			return nil, errs.Field(fExcluded, "entry %d: owner %s", i, err.(*errs.Error).Message)
-		}
-		if rule, ok := checkNameSyntax(e.Name, maxLookupNameLen); !ok {
-			return nil, errs.Field(fExcluded, "entry %d: the name %s", i, rule)
-		}
-	}
-	for i, n := range sel.Allowlist {
-		if rule, ok := checkNameSyntax(n, maxLookupNameLen); !ok {
-			return nil, errs.Field(fAllow, "entry %d: %s", i, rule)
-		}
 	}
 	return owners, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 
@@ -63,124 +64,109 @@ func runUniverse(t *testing.T, e *env) map[string][]runrules.Secret {
 	return out
 }
 
-// TestOpenRunSelectsAsRunrules checks, over random selections, that the
-// Service's candidates are every secret of the owners, that it selects what
-// runrules.Select says, and that it opens exactly those values at exactly
-// those versions.
-func TestOpenRunSelectsAsRunrules(t *testing.T) {
+// TestRunCandidatesAndOpen checks, over random owners and random picks of
+// their secrets, that the candidates are every secret of the owners in
+// order, and that OpenRunSecrets opens exactly the values named, in the
+// order named.
+func TestRunCandidatesAndOpen(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	universe := runUniverse(t, e)
 	owners := []string{"teams/t", "users/u1", "users/u2", "teams/other"}
-	names := []string{"A", "B", "b", "C", "DEPLOY_TOKEN", "ONLY_U2", "MISSING"}
 
 	rapid.Check(t, func(rt *rapid.T) {
-		sel := runrules.Selection{
-			Owners: rapid.SliceOfNDistinct(rapid.SampledFrom(owners), 1, 4, rapid.ID[string]).Draw(rt, "owners"),
+		os := rapid.SliceOfNDistinct(rapid.SampledFrom(owners), 1, 4, rapid.ID[string]).Draw(rt, "owners")
+		var want []runrules.Secret
+		for _, o := range os {
+			want = append(want, universe[o]...)
 		}
-		for _, ex := range rapid.SliceOfN(rapid.Custom(func(t *rapid.T) runrules.Secret {
-			return runrules.Secret{Owner: rapid.SampledFrom(owners).Draw(t, "owner"), Name: rapid.SampledFrom(names).Draw(t, "name")}
-		}), 0, 4).Draw(rt, "excluded") {
-			sel.Excluded = append(sel.Excluded, ex)
+		cands, err := e.svc.RunCandidates(ctx, os)
+		if err != nil {
+			rt.Fatalf("RunCandidates(%v): %v", os, err)
 		}
-		if rapid.Bool().Draw(rt, "allowlist") {
-			sel.Allowlist = append([]string{}, rapid.SliceOfN(rapid.SampledFrom(names), 0, 5).Draw(rt, "names")...)
+		if !runrules.SameSecrets(cands, want) {
+			rt.Fatalf("candidates: got %v, want %v", cands, want)
 		}
-
-		var wantCands []runrules.Secret
-		for _, o := range sel.Owners {
-			wantCands = append(wantCands, universe[o]...)
+		// Any candidates of distinct names, in any order.
+		var refs []runrules.Secret
+		names := map[string]bool{}
+		for _, i := range rapid.SliceOfN(rapid.IntRange(0, len(cands)-1), 0, 6).Draw(rt, "picks") {
+			if c := cands[i]; !names[c.Name] {
+				names[c.Name] = true
+				refs = append(refs, c)
+			}
 		}
 		var opened []string
-		rs, err := e.svc.OpenRun(ctx, sel, func(rs *secretstore.RunSecrets, values []secretstore.UnsealedValue) error {
-			if len(values) != len(rs.Selected) {
-				return fmt.Errorf("%d values for %d selected", len(values), len(rs.Selected))
+		err = e.svc.OpenRunSecrets(ctx, refs, func(values []secretstore.Plaintext) error {
+			if len(values) != len(refs) {
+				return fmt.Errorf("%d values for %d secrets", len(values), len(refs))
 			}
-			for i, v := range values {
-				s := rs.Selected[i]
-				if v.Owner.String() != s.Owner || v.Name != s.Name || v.ValueVersion != s.Version {
-					return fmt.Errorf("value %d is %s/%s v%d, selected %v", i, v.Owner, v.Name, v.ValueVersion, s)
-				}
-				opened = append(opened, string(v.Value.Bytes()))
+			for _, v := range values {
+				opened = append(opened, string(v.Bytes()))
 			}
 			return nil
 		})
 		if err != nil {
-			rt.Fatalf("OpenRun(%+v): %v", sel, err)
+			rt.Fatalf("OpenRunSecrets(%v): %v", refs, err)
 		}
-		if !slices.Equal(rs.Candidates, wantCands) {
-			rt.Fatalf("candidates: got %v, want %v", rs.Candidates, wantCands)
-		}
-		want := runrules.Select(sel, wantCands)
-		if !slices.Equal(rs.Selected, want) {
-			rt.Fatalf("selected: got %v, want %v", rs.Selected, want)
-		}
-		for i, s := range want {
+		for i, s := range refs {
 			if w := s.Owner + ":" + s.Name + ":" + canary; opened[i] != w {
 				rt.Fatalf("value of %v: got %q, want %q", s, opened[i], w)
 			}
-		}
-		meta, err := e.svc.SelectRun(ctx, sel)
-		if err != nil {
-			rt.Fatal(err)
-		}
-		if !slices.Equal(meta.Candidates, rs.Candidates) || !slices.Equal(meta.Selected, rs.Selected) {
-			rt.Fatalf("SelectRun: got %+v, OpenRun got %+v", meta, rs)
 		}
 	})
 	if strings.Contains(e.logs.String(), canary) {
 		t.Fatal("a value reached the logs")
 	}
-	if !strings.Contains(e.logs.String(), `"msg":"run secrets selected"`) {
-		t.Fatalf("no run log line in %s", e.logs)
+	for _, msg := range []string{"run candidates listed", "run secrets opened"} {
+		if !strings.Contains(e.logs.String(), `"msg":"`+msg+`"`) {
+			t.Fatalf("no %q log line in %s", msg, e.logs)
+		}
 	}
 }
 
-func TestOpenRunExamples(t *testing.T) {
+// TestOpenRunSecretsRefusesChanged: a secret rotated, deleted or made
+// again since it was listed is refused, and nothing is opened.
+func TestOpenRunSecretsRefusesChanged(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	runUniverse(t, e)
-	user, team := "users/u1", "teams/t"
-	for _, tc := range []struct {
-		name string
-		sel  runrules.Selection
-		want []string // owner/name of the selected
-	}{
-		{"NoAllowlist", runrules.Selection{Owners: []string{user, team}},
-			[]string{"users/u1/A", "teams/t/B", "teams/t/C", "teams/t/DEPLOY_TOKEN", "users/u1/b"}},
-		{"PersonalOverridesTeam", runrules.Selection{Owners: []string{user, team}, Allowlist: []string{"A"}},
-			[]string{"users/u1/A"}},
-		{"TeamFirstWins", runrules.Selection{Owners: []string{team, user}, Allowlist: []string{"A"}},
-			[]string{"teams/t/A"}},
-		{"ExclusionDoesNotHideOtherOwner", runrules.Selection{Owners: []string{user, team}, Excluded: []runrules.Secret{{Owner: user, Name: "A"}}, Allowlist: []string{"A"}},
-			[]string{"teams/t/A"}},
-		{"Excluded", runrules.Selection{Owners: []string{team}, Excluded: []runrules.Secret{{Owner: team, Name: "DEPLOY_TOKEN"}}},
-			[]string{"teams/t/A", "teams/t/B", "teams/t/C"}},
-		{"ExplicitAllowlist", runrules.Selection{Owners: []string{user, team}, Allowlist: []string{"C", "MISSING", "b"}},
-			[]string{"teams/t/C", "users/u1/b"}},
-		{"EmptyAllowlist", runrules.Selection{Owners: []string{user, team}, Allowlist: []string{}}, nil},
-		{"AllowlistIsExact", runrules.Selection{Owners: []string{team}, Allowlist: []string{"a", "deploy_token"}}, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			calls := 0
-			rs, err := e.svc.OpenRun(ctx, tc.sel, func(_ *secretstore.RunSecrets, values []secretstore.UnsealedValue) error {
-				calls++
+	for _, n := range []string{"KEEP", "ROTATED", "DELETED", "RECREATED"} {
+		e.create(t, root, "teams/acme", n, n+":"+canary)
+	}
+	listed, err := e.svc.RunCandidates(ctx, []string{"teams/acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]runrules.Secret{}
+	for _, s := range listed {
+		byName[s.Name] = s
+	}
+	if _, err := e.svc.Update(ctx, root, secretstore.UpdateRequest{Name: "teams/acme/secrets/ROTATED", Value: []byte("v2:" + canary), UpdateMask: []string{"value"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"DELETED", "RECREATED"} {
+		if err := e.svc.Delete(ctx, root, secretstore.DeleteRequest{Name: "teams/acme/secrets/" + n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clock.Advance(time.Second) // made again later: the same version, another secret
+	e.create(t, root, "teams/acme", "RECREATED", "again:"+canary)
+
+	for _, n := range []string{"ROTATED", "DELETED", "RECREATED"} {
+		t.Run(n, func(t *testing.T) {
+			called := false
+			err := e.svc.OpenRunSecrets(ctx, []runrules.Secret{byName["KEEP"], byName[n]}, func([]secretstore.Plaintext) error {
+				called = true
 				return nil
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, s := range rs.Selected {
-				got = append(got, s.Owner+"/"+s.Name)
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Fatalf("selected: got %v, want %v", got, tc.want)
-			}
-			if calls != 1 {
-				t.Fatalf("use called %d times, want 1", calls)
+			wantKind(t, err, errs.KindFailedPrecondition)
+			if called || !strings.Contains(err.Error(), n) || strings.Contains(err.Error(), canary) {
+				t.Fatalf("got %v (use called: %v); want a refusal naming %s, without its value", err, called, n)
 			}
 		})
+	}
+	if err := e.svc.OpenRunSecrets(ctx, []runrules.Secret{byName["KEEP"]}, func([]secretstore.Plaintext) error { return nil }); err != nil {
+		t.Fatalf("the unchanged secret: %v", err)
 	}
 }
 
@@ -188,13 +174,17 @@ func TestOpenRunWipesValues(t *testing.T) {
 	e := newEnv(t)
 	e.create(t, root, "teams/acme", "A", canary)
 	e.create(t, root, "teams/acme", "B", canary+canary)
+	refs, err := e.svc.RunCandidates(context.Background(), []string{"teams/acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var kept [][]byte
-	_, err := e.svc.OpenRun(context.Background(), runrules.Selection{Owners: []string{"teams/acme"}}, func(_ *secretstore.RunSecrets, values []secretstore.UnsealedValue) error {
-		for _, v := range values {
-			if !strings.Contains(string(v.Value.Bytes()), canary) {
-				return fmt.Errorf("value of %s: not the planted one", v.Name)
+	err = e.svc.OpenRunSecrets(context.Background(), refs, func(values []secretstore.Plaintext) error {
+		for i, v := range values {
+			if !strings.Contains(string(v.Bytes()), canary) {
+				return fmt.Errorf("value of %s: not the planted one", refs[i].Name)
 			}
-			kept = append(kept, v.Value.Bytes()) // what use must not do
+			kept = append(kept, v.Bytes()) // what use must not do
 		}
 		return nil
 	})
@@ -214,20 +204,23 @@ func TestOpenRunWipesValues(t *testing.T) {
 func TestOpenRunReturnsUseError(t *testing.T) {
 	e := newEnv(t)
 	e.create(t, root, "teams/acme", "A", canary)
+	refs, err := e.svc.RunCandidates(context.Background(), []string{"teams/acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	boom := errors.New("boom")
-	rs, err := e.svc.OpenRun(context.Background(), runrules.Selection{Owners: []string{"teams/acme"}}, func(*secretstore.RunSecrets, []secretstore.UnsealedValue) error { return boom })
-	if !errors.Is(err, boom) || rs != nil {
-		t.Fatalf("OpenRun: got %v, %v, want nil, boom", rs, err)
+	if err := e.svc.OpenRunSecrets(context.Background(), refs, func([]secretstore.Plaintext) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("OpenRunSecrets: got %v, want boom", err)
 	}
 }
 
-// TestOpenRunConcurrentUpdates opens while the value changes: every value
-// opened is the one written at the version reported.
+// TestOpenRunConcurrentUpdates lists and opens while the value changes:
+// every value opened is the one written at the version listed, or the
+// secret is refused as changed.
 func TestOpenRunConcurrentUpdates(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.create(t, root, "teams/acme", "X", "v1")
-	sel := runrules.Selection{Owners: []string{"teams/acme"}}
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	wg.Go(func() {
@@ -247,16 +240,18 @@ func TestOpenRunConcurrentUpdates(t *testing.T) {
 					return
 				default:
 				}
-				_, err := e.svc.OpenRun(ctx, sel, func(rs *secretstore.RunSecrets, values []secretstore.UnsealedValue) error {
-					if len(values) != 1 || rs.Selected[0].Version != values[0].ValueVersion {
-						return fmt.Errorf("got %v for %v", values, rs.Selected)
-					}
-					if got, want := string(values[0].Value.Bytes()), fmt.Sprintf("v%d", values[0].ValueVersion); got != want {
-						return fmt.Errorf("version %d opened as %q, want %q", values[0].ValueVersion, got, want)
+				refs, err := e.svc.RunCandidates(ctx, []string{"teams/acme"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				err = e.svc.OpenRunSecrets(ctx, refs, func(values []secretstore.Plaintext) error {
+					if got, want := string(values[0].Bytes()), fmt.Sprintf("v%d", refs[0].Version); got != want {
+						return fmt.Errorf("version %d opened as %q, want %q", refs[0].Version, got, want)
 					}
 					return nil
 				})
-				if err != nil {
+				if err != nil && errs.KindOf(err) != errs.KindFailedPrecondition {
 					t.Error(err)
 					return
 				}
@@ -269,8 +264,8 @@ func TestOpenRunConcurrentUpdates(t *testing.T) {
 // storeOnly hides every optional capability of the Store it wraps.
 type storeOnly struct{ secretstore.Store }
 
-// TestSelectRunWithoutOwnersLister reads through List, page after page.
-func TestSelectRunWithoutOwnersLister(t *testing.T) {
+// TestRunCandidatesWithoutOwnersLister reads through List, page after page.
+func TestRunCandidatesWithoutOwnersLister(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	plain := secretstore.NewService(secretstore.Config{Store: storeOnly{e.store}, Keyring: e.keys})
@@ -294,87 +289,118 @@ func TestSelectRunWithoutOwnersLister(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.create(t, alice, "users/me", "S0001", "mine")
-	sel := runrules.Selection{Owners: []string{"users/alice", "teams/acme"}, Allowlist: []string{"S0001", "S1002"}}
-	want, err := e.svc.SelectRun(ctx, sel)
+	owners := []string{"users/alice", "teams/acme"}
+	want, err := e.svc.RunCandidates(ctx, owners)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(want.Candidates) != n+1 {
-		t.Fatalf("candidates: got %d, want %d", len(want.Candidates), n+1)
+	if len(want) != n+1 {
+		t.Fatalf("candidates: got %d, want %d", len(want), n+1)
+	}
+	got, err := plain.RunCandidates(ctx, owners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !runrules.SameSecrets(got, want) {
+		t.Fatalf("without OwnersLister: got %d candidates, want %d", len(got), len(want))
 	}
 	var values []string
-	got, err := plain.OpenRun(ctx, sel, func(_ *secretstore.RunSecrets, vs []secretstore.UnsealedValue) error {
-		for _, v := range vs {
-			values = append(values, v.Owner.String()+"/"+v.Name+"="+string(v.Value.Bytes()))
+	refs := []runrules.Secret{got[0], got[1+1002]}
+	if err := plain.OpenRunSecrets(ctx, refs, func(vs []secretstore.Plaintext) error {
+		for i, v := range vs {
+			values = append(values, refs[i].Owner+"/"+refs[i].Name+"="+string(v.Bytes()))
 		}
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		t.Fatal(err)
-	}
-	if !slices.Equal(got.Candidates, want.Candidates) || !slices.Equal(got.Selected, want.Selected) {
-		t.Fatalf("without OwnersLister: got %d candidates, %v selected; want %d, %v", len(got.Candidates), got.Selected, len(want.Candidates), want.Selected)
 	}
 	if w := []string{"users/alice/S0001=mine", "teams/acme/S1002=value-1002"}; !slices.Equal(values, w) {
 		t.Fatalf("values: got %v, want %v", values, w)
 	}
 }
 
-func TestValidateRunSelection(t *testing.T) {
-	ok := []string{"users/alice", "teams/acme"}
+// TestRunRequestsRefused: malformed owners and secrets are refused,
+// naming the field, before anything is read or opened.
+func TestRunRequestsRefused(t *testing.T) {
 	many := make([]string, secretstore.MaxRunOwners+1)
 	for i := range many {
 		many[i] = fmt.Sprintf("teams/t%d", i)
 	}
+	e := newEnv(t)
 	for _, tc := range []struct {
-		name  string
-		sel   runrules.Selection
-		field string // "" valid
+		name   string
+		owners []string
+		ok     bool
 	}{
-		{"Valid", runrules.Selection{Owners: ok, Excluded: []runrules.Secret{{Owner: "teams/acme", Name: "PROD_DB"}}, Allowlist: []string{"PATH", "ld_preload", "x"}}, ""},
-		{"ValidEmptyAllowlist", runrules.Selection{Owners: ok, Allowlist: []string{}}, ""},
-		{"ExcludedOfAnotherOwner", runrules.Selection{Owners: ok, Excluded: []runrules.Secret{{Owner: "teams/zeta", Name: "A"}}}, ""},
-		{"NoOwners", runrules.Selection{}, "selection.owners"},
-		{"TooManyOwners", runrules.Selection{Owners: many}, "selection.owners"},
-		{"OwnerMalformed", runrules.Selection{Owners: []string{"users/alice", "acme"}}, "selection.owners"},
-		{"OwnerOtherCollection", runrules.Selection{Owners: []string{"agents/a"}}, "selection.owners"},
-		{"OwnerBadID", runrules.Selection{Owners: []string{"teams/Acme"}}, "selection.owners"},
-		{"OwnerMe", runrules.Selection{Owners: []string{"users/me", "teams/acme"}}, ""}, // a user id like any other
-		{"OwnerTwice", runrules.Selection{Owners: []string{"teams/acme", "teams/acme"}}, "selection.owners"},
-		{"OwnerEmpty", runrules.Selection{Owners: []string{""}}, "selection.owners"},
-		{"ExcludedOwnerMalformed", runrules.Selection{Owners: ok, Excluded: []runrules.Secret{{Owner: "teams/", Name: "A"}}}, "selection.excluded"},
-		{"ExcludedNameMissing", runrules.Selection{Owners: ok, Excluded: []runrules.Secret{{Owner: "teams/acme"}}}, "selection.excluded"},
-		{"ExcludedNameMalformed", runrules.Selection{Owners: ok, Excluded: []runrules.Secret{{Owner: "teams/acme", Name: "1A"}}}, "selection.excluded"},
-		{"AllowlistNameEmpty", runrules.Selection{Owners: ok, Allowlist: []string{"A", ""}}, "selection.allowlist.names"},
-		{"AllowlistNameMalformed", runrules.Selection{Owners: ok, Allowlist: []string{"A-B"}}, "selection.allowlist.names"},
-		{"AllowlistNameTooLong", runrules.Selection{Owners: ok, Allowlist: []string{strings.Repeat("A", 4097)}}, "selection.allowlist.names"},
+		{"Valid", []string{"users/alice", "teams/acme"}, true},
+		{"OwnerMe", []string{"users/me", "teams/acme"}, true}, // a user id like any other
+		{"NoOwners", nil, false},
+		{"TooManyOwners", many, false},
+		{"OwnerMalformed", []string{"users/alice", "acme"}, false},
+		{"OwnerOtherCollection", []string{"agents/a"}, false},
+		{"OwnerBadID", []string{"teams/Acme"}, false},
+		{"OwnerTwice", []string{"teams/acme", "teams/acme"}, false},
+		{"OwnerEmpty", []string{""}, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := secretstore.ValidateRunSelection(tc.sel)
-			if tc.field == "" {
+		t.Run("Owners"+tc.name, func(t *testing.T) {
+			_, err := e.svc.RunCandidates(context.Background(), tc.owners)
+			if tc.ok {
 				if err != nil {
 					t.Fatalf("got %v, want nil", err)
 				}
 				return
 			}
-			var e *errs.Error
-			if !errors.As(err, &e) || e.Kind != errs.KindInvalid || e.Field != tc.field {
-				t.Fatalf("got %v, want an invalid-argument error for %s", err, tc.field)
+			wantInvalid(t, err, "owners")
+		})
+	}
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ref := func(owner, name string, v int64) runrules.Secret {
+		return runrules.Secret{Owner: owner, Name: name, Version: v, Created: created}
+	}
+	tooMany := make([]runrules.Secret, secretstore.MaxRunSecrets+1)
+	for i := range tooMany {
+		tooMany[i] = ref("teams/acme", fmt.Sprintf("S%d", i), 1)
+	}
+	for _, tc := range []struct {
+		name string
+		refs []runrules.Secret
+	}{
+		{"TooMany", tooMany},
+		{"OwnerMalformed", []runrules.Secret{ref("teams/", "A", 1)}},
+		{"NameMissing", []runrules.Secret{ref("teams/acme", "", 1)}},
+		{"NameMalformed", []runrules.Secret{ref("teams/acme", "1A", 1)}},
+		{"NameTooLong", []runrules.Secret{ref("teams/acme", strings.Repeat("A", 4097), 1)}},
+		{"VersionZero", []runrules.Secret{ref("teams/acme", "A", 0)}},
+		{"NoCreateTime", []runrules.Secret{{Owner: "teams/acme", Name: "A", Version: 1}}},
+		{"NameTwice", []runrules.Secret{ref("users/alice", "A", 1), ref("teams/acme", "A", 1)}},
+	} {
+		t.Run("Secrets"+tc.name, func(t *testing.T) {
+			called := false
+			err := e.svc.OpenRunSecrets(context.Background(), tc.refs, func([]secretstore.Plaintext) error {
+				called = true
+				return nil
+			})
+			wantInvalid(t, err, "secrets")
+			if called {
+				t.Fatal("use was called for invalid secrets")
 			}
 		})
 	}
-	// The Service refuses before reading or opening anything.
-	e := newEnv(t)
-	called := false
-	_, err := e.svc.OpenRun(context.Background(), runrules.Selection{Owners: []string{"nobody"}}, func(*secretstore.RunSecrets, []secretstore.UnsealedValue) error {
-		called = true
+	// None is an empty environment.
+	if err := e.svc.OpenRunSecrets(context.Background(), nil, func(vs []secretstore.Plaintext) error {
+		if len(vs) != 0 {
+			return fmt.Errorf("%d values", len(vs))
+		}
 		return nil
-	})
-	wantKind(t, err, errs.KindInvalid)
-	if called {
-		t.Fatal("use was called for an invalid selection")
+	}); err != nil {
+		t.Fatalf("no secrets: %v", err)
 	}
-	if _, err := e.svc.SelectRun(context.Background(), runrules.Selection{}); errs.KindOf(err) != errs.KindInvalid {
-		t.Fatalf("SelectRun without owners: got %v, want invalid", err)
+}
+
+func wantInvalid(t *testing.T, err error, field string) {
+	t.Helper()
+	var e *errs.Error
+	if !errors.As(err, &e) || e.Kind != errs.KindInvalid || e.Field != field {
+		t.Fatalf("got %v, want an invalid-argument error for %s", err, field)
 	}
 }

@@ -10,7 +10,8 @@
 // into its outbox, and every refused request a request.denied event
 // (events.go); neither ever holds a value.
 //
-// Adapters live beside it: boltstore (the bbolt Store), grpcapi (the
+// Adapters live beside it: kvstore (the Store, and sealing.Store, on
+// kv.Store: a bbolt file or an etcd namespace), grpcapi (the
 // oz.secrets.v1.SecretService server and the internal
 // oz.internalapi.v1.RunSecretsService server), storetest (the Store
 // conformance suite), keyring (envelope encryption), runseal (HPKE sealing
@@ -164,8 +165,8 @@ func FoldName(name string) string {
 // mutating method comes with it: Create takes it; Update and Delete take
 // it from their fn, which builds it from the record as it will be stored,
 // so that it describes the change that commits even when fn runs more than
-// once. Events are added as the outbox adds them (outbox.Bolt.Add: an id
-// and a time assigned when empty, validated by audit.ValidateEvent); a nil
+// once. Events are added as the outbox adds them (outbox.KV.Apply: an id
+// assigned, a time when empty, validated by audit.ValidateEvent); a nil
 // event, or one the audit service would refuse, is an internal error and
 // nothing is stored.
 //

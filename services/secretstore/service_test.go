@@ -19,8 +19,8 @@ import (
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore"
-	"github.com/ozsecrets/oz/services/secretstore/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	"github.com/ozsecrets/oz/services/secretstore/kvstore"
 	"github.com/ozsecrets/oz/services/secretstore/storetest"
 )
 
@@ -56,7 +56,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 type env struct {
 	svc   *secretstore.Service
-	store *boltstore.Store
+	store *kvstore.Store
 	keys  *keyring.Keyring
 	clock *fakeClock
 	logs  *bytes.Buffer
@@ -64,15 +64,16 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "secretstore.db"), nil)
+	path := filepath.Join(t.TempDir(), "secretstore.db")
+	store, err := kvstore.OpenBolt(context.Background(), path, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := store.Check(); err != nil {
+		store.Close()
+		if err := kvstore.CheckBolt(path, time.Second); err != nil {
 			t.Errorf("consistency check: %v", err)
 		}
-		store.Close()
 	})
 	kr, err := keyring.Generate()
 	if err != nil {

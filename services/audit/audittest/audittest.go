@@ -7,6 +7,7 @@ package audittest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -14,14 +15,16 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/ozsecrets/oz/services/audit"
-	"github.com/ozsecrets/oz/services/audit/boltstore"
 	"github.com/ozsecrets/oz/services/audit/grpcapi"
+	"github.com/ozsecrets/oz/services/audit/kvstore"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 )
@@ -52,7 +55,8 @@ type Server struct {
 	t      testing.TB
 	opts   Options
 	mu     sync.Mutex
-	store  *boltstore.Store
+	kv     kv.Store
+	store  *kvstore.Store
 	svc    *audit.Service
 	cancel context.CancelFunc
 	done   chan error
@@ -85,7 +89,7 @@ func (s *Server) Service() *audit.Service {
 }
 
 // Store returns the running service's store (nil while stopped).
-func (s *Server) Store() *boltstore.Store {
+func (s *Server) Store() *kvstore.Store {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.store
@@ -98,8 +102,13 @@ func (s *Server) serve(lis net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := boltstore.Open(s.DBPath, nil)
+	kvs, _, err := kvstore.OpenBoltKV(s.DBPath, 0)
 	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := kvstore.New(context.Background(), kvs, kvstore.BoltOptions)
+	if err != nil {
+		kvs.Close()
 		t.Fatal(err)
 	}
 	svc := audit.NewService(audit.Config{Store: store, Now: s.opts.Now, ScanLimit: s.opts.ScanLimit})
@@ -120,7 +129,7 @@ func (s *Server) serve(lis net.Listener) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, lis) }()
 	s.mu.Lock()
-	s.store, s.svc, s.cancel, s.done = store, svc, cancel, done
+	s.kv, s.store, s.svc, s.cancel, s.done = kvs, store, svc, cancel, done
 	s.mu.Unlock()
 }
 
@@ -128,8 +137,8 @@ func (s *Server) serve(lis net.Listener) {
 // Stopping a stopped server does nothing.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cancel, done, store := s.cancel, s.done, s.store
-	s.cancel, s.done, s.store, s.svc = nil, nil, nil, nil
+	cancel, done, kvs := s.cancel, s.done, s.kv
+	s.cancel, s.done, s.kv, s.store, s.svc = nil, nil, nil, nil, nil
 	s.mu.Unlock()
 	if cancel == nil {
 		return
@@ -138,12 +147,28 @@ func (s *Server) Stop() {
 	if err := <-done; err != nil {
 		s.t.Errorf("audit Serve: %v", err)
 	}
-	if err := store.Check(); err != nil {
-		s.t.Errorf("audit db consistency check: %v", err)
-	}
-	if err := store.Close(); err != nil {
+	if err := kvs.Close(); err != nil {
 		s.t.Errorf("close audit db: %v", err)
 	}
+	if err := check(s.DBPath); err != nil {
+		s.t.Errorf("audit db consistency check: %v", err)
+	}
+}
+
+// check runs bbolt's consistency check over the closed file at path.
+func check(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		var all []error
+		for err := range tx.Check() {
+			all = append(all, err)
+		}
+		return errors.Join(all...)
+	})
 }
 
 // Restart serves again on the same address, with the same database.

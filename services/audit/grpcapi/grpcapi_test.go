@@ -3,7 +3,6 @@ package grpcapi_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -385,18 +384,20 @@ func TestVerifyFindsTruncation(t *testing.T) {
 	}
 }
 
+// key is the key of an event in the audit log (package kvstore's layout).
 func key(team string, seq int64) []byte {
-	return binary.BigEndian.AppendUint64(append([]byte(team), 0), uint64(seq))
+	return fmt.Appendf(nil, "events/teams/%s/%020d", team, seq)
 }
 
-func editDB(t *testing.T, path string, fn func(events *bolt.Bucket)) {
+// editDB edits the records of the audit log's bbolt file (boltkv's bucket).
+func editDB(t *testing.T, path string, fn func(records *bolt.Bucket)) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.Update(func(tx *bolt.Tx) error { fn(tx.Bucket([]byte("events"))); return nil }); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error { fn(tx.Bucket([]byte("records"))); return nil }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -21,17 +21,20 @@ import (
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/audit"
-	auditbolt "github.com/ozsecrets/oz/services/audit/boltstore"
 	"github.com/ozsecrets/oz/services/audit/grpcapi"
 	"github.com/ozsecrets/oz/services/audit/inventory"
+	auditkv "github.com/ozsecrets/oz/services/audit/kvstore"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	resolverbolt "github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 	rsgrpc "github.com/ozsecrets/oz/services/resolver/grpcapi"
+	"github.com/ozsecrets/oz/services/resolver/resolvertest"
+	"github.com/ozsecrets/oz/services/resolver/runs"
 	"github.com/ozsecrets/oz/services/secretstore"
-	ssbolt "github.com/ozsecrets/oz/services/secretstore/boltstore"
+	sskv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 	ssgrpc "github.com/ozsecrets/oz/services/secretstore/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 )
@@ -65,7 +68,8 @@ func day(n int) time.Time { return t0.Add(time.Duration(n) * 24 * time.Hour) }
 // audit service reaches the other two as it does in production.
 type reviewFixture struct {
 	clk     *testClock
-	dir     *resolver.Directory
+	dir     *directory.Directory
+	runs    *runs.Service
 	secrets *secretstore.Service
 	audit   *audit.Service
 	client  auditv1.AuditServiceClient // as the gateway
@@ -135,15 +139,17 @@ func newReviewFixture(t *testing.T) *reviewFixture {
 	rstore, err := resolverbolt.Open(filepath.Join(tmp, "resolver.db"), time.Second)
 	must(t, err)
 	t.Cleanup(func() { rstore.Close() })
-	f.dir = resolver.NewDirectory(rstore, f.clk.Now)
+	f.dir = directory.New(resolver.NewStore(rstore, f.clk.Now))
+	f.runs = runs.New(f.dir, resolvertest.NoSecrets{}) // identities and environments only: nothing is resolved
 	cfg := serverTLS(t, p, "resolver")
 	cfg.Rules, cfg.Auth = rsgrpc.Rules, f.dir
 	rsrv := server.New(*cfg)
 	rsgrpc.Register(rsrv, f.dir)
+	rsgrpc.RegisterRuns(rsrv, f.runs)
 	resolverAddr := serveOn(t, rsrv)
 
 	// The secretstore, authenticating through the resolver.
-	sstore, err := ssbolt.Open(filepath.Join(tmp, "secretstore.db"), nil)
+	sstore, err := sskv.OpenBolt(context.Background(), filepath.Join(tmp, "secretstore.db"), 0)
 	must(t, err)
 	t.Cleanup(func() { sstore.Close() })
 	kr, err := keyring.Generate()
@@ -156,14 +162,11 @@ func newReviewFixture(t *testing.T) *reviewFixture {
 	secretstoreAddr := serveOn(t, ssrv)
 
 	// The audit service, as ozauditd wires it.
-	astore, err := auditbolt.Open(filepath.Join(tmp, "audit.db"), nil)
+	akv, _, err := auditkv.OpenBoltKV(filepath.Join(tmp, "audit.db"), 0)
 	must(t, err)
-	t.Cleanup(func() {
-		if err := astore.Check(); err != nil {
-			t.Errorf("audit db: %v", err)
-		}
-		astore.Close()
-	})
+	t.Cleanup(func() { akv.Close() })
+	astore, err := auditkv.New(context.Background(), akv, auditkv.BoltOptions)
+	must(t, err)
 	resolverConn := dialAs(t, p, "audit", resolverAddr)
 	f.audit = audit.NewService(audit.Config{
 		Store: astore, Now: f.clk.Now,
@@ -304,9 +307,9 @@ func TestReviewSecrets(t *testing.T) {
 	f.create(t, 0, "bob", "users/bob", "BOB_ONLY")
 	f.create(t, 0, "dave", "users/dave", "DAVE_KEY")
 	f.create(t, 0, "carol", "teams/beta", "BETA_KEY")
-	_, err := f.dir.CreateAgent(ctx, resolver.Agent{Team: "acme", ID: "deployer", SecretNames: []string{"RESTRICTED_KEY", "GHOST"}})
+	_, err := f.runs.CreateAgent(ctx, runs.Agent{Team: "acme", ID: "deployer", SecretNames: []string{"RESTRICTED_KEY", "GHOST"}})
 	must(t, err)
-	_, err = f.dir.CreateEnvironment(ctx, resolver.Environment{Team: "acme", ID: "ops-tools", SecretNames: []string{"STALE_USED", "MISSING_KEY", "GITHUB_TOKEN"}})
+	_, err = f.runs.CreateEnvironment(ctx, runs.Environment{Team: "acme", ID: "ops-tools", SecretNames: []string{"STALE_USED", "MISSING_KEY", "GITHUB_TOKEN"}})
 	must(t, err)
 
 	// Day 10: a run receives RECREATED (which is then deleted and created

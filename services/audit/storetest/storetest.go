@@ -1,6 +1,6 @@
-// Package storetest is the conformance suite of audit.Store: every
-// implementation (bbolt today, a replicated store later) runs it from its
-// tests with
+// Package storetest is the conformance suite of audit.Store: its
+// implementation (package kvstore, on a bbolt file and on etcd) runs it
+// from its tests with
 //
 //	storetest.Run(t, func(t *testing.T) audit.Store { return openMine(t) })
 //
@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +38,8 @@ func Run(t *testing.T, open func(t *testing.T) audit.Store) {
 		{"AppendSkipsRepeatsWithinABatch", testAppendRepeatInBatch},
 		{"AppendKeepsOrder", testAppendOrder},
 		{"ConcurrentAppends", testConcurrentAppends},
+		{"LargeAppend", testLargeAppend},
+		{"LargeEvents", testLargeEvents},
 		{"ChainsWithCommonPrefixAreSeparate", testPrefixChains},
 		{"ListNewestFirstWithPages", testListPages},
 		{"ListFilters", testListFilters},
@@ -288,6 +291,58 @@ func testConcurrentAppends(t *testing.T, s audit.Store) {
 			t.Fatalf("writer %d: event %d after %d, want its order kept", w, n, prev)
 		}
 		last[w] = n
+	}
+}
+
+// testLargeAppend: one Append of audit.MaxBatch events over many chains
+// (more than one etcd transaction takes) stores every event, in order.
+func testLargeAppend(t *testing.T, s audit.Store) {
+	var batch []*auditv1.Event
+	per := map[string][]string{}
+	for i := range audit.MaxBatch {
+		team := fmt.Sprintf("team-%02d", i%50)
+		if i%3 == 0 {
+			team = "acme" // a long chain too
+		}
+		ev := NewEvent(team, i)
+		batch = append(batch, ev)
+		per[team] = append(per[team], ev.GetId())
+	}
+	batch = append(batch, batch[3]) // a repeat, far from the first
+	res := mustAppend(t, s, batch)
+	if res.Appended != audit.MaxBatch || res.Duplicates != 1 {
+		t.Errorf("got %+v, want %d appended, 1 duplicate", res, audit.MaxBatch)
+	}
+	for team, want := range per {
+		if got := ids(Verify(t, s, team)); !slices.Equal(got, want) {
+			t.Fatalf("chain %s: got %v, want %v", team, got, want)
+		}
+	}
+	// Again, with new events between: only those are appended.
+	again := slices.Clone(batch)
+	again = slices.Insert(again, 500, NewEvent("acme", 5000), NewEvent("beta", 5001))
+	if res := mustAppend(t, s, again); res.Appended != 2 || res.Duplicates != len(batch) {
+		t.Errorf("again: got %+v; want 2 appended, %d duplicates", res, len(batch))
+	}
+	if all := Verify(t, s, "acme"); all[len(all)-1].GetId() != NewEvent("", 5000).GetId() {
+		t.Errorf("acme ends with %s, want the new event", all[len(all)-1].GetId())
+	}
+}
+
+// testLargeEvents: events whose sizes add up to far more than one etcd
+// request takes are all stored.
+func testLargeEvents(t *testing.T, s audit.Store) {
+	var batch []*auditv1.Event
+	for i := range 40 {
+		ev := NewEvent("acme", i)
+		ev.Details["big"] = strings.Repeat("x", audit.MaxEventBytes-2048)
+		batch = append(batch, ev)
+	}
+	if res := mustAppend(t, s, batch); res.Appended != len(batch) {
+		t.Fatalf("got %+v; want %d appended", res, len(batch))
+	}
+	if all := Verify(t, s, "acme"); len(all) != len(batch) {
+		t.Errorf("got %d events, want %d", len(all), len(batch))
 	}
 }
 

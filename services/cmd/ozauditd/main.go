@@ -15,12 +15,16 @@
 // with --store etcd:ENDPOINT[,…], lives in an etcd cluster under
 // /oz/audit/, which several replicas of ozauditd share: each advances a
 // chain's head by compare-and-swap, so none forks it (package storeflag
-// has the flags, package audit/etcdstore the layout). With
+// has the flags, package audit/kvstore the layout). With
 // --metrics-listen it also serves Prometheus metrics over plain HTTP at
 // /metrics: off by default, since the port is unauthenticated; bind it to
 // loopback or a private network. With --trace-exporter stdout or otlp
 // (--trace-endpoint, --trace-insecure) it traces every call it serves and
 // makes; off by default.
+//
+// A bbolt file written by an older build (layout 1) is upgraded in place
+// when it is opened; an etcd namespace is refused until `ozauditd upgrade`
+// (the same flags) has upgraded it, with every replica stopped.
 //
 // Every flag has an OZ_… environment variable; the flag wins.
 // Exit codes: 0 success, 1 failure, 2 bad usage.
@@ -44,17 +48,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ozsecrets/oz/lib/tracing"
 	"github.com/ozsecrets/oz/services/audit"
-	"github.com/ozsecrets/oz/services/audit/boltstore"
-	"github.com/ozsecrets/oz/services/audit/etcdstore"
 	"github.com/ozsecrets/oz/services/audit/grpcapi"
 	"github.com/ozsecrets/oz/services/audit/inventory"
+	"github.com/ozsecrets/oz/services/audit/kvstore"
 	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
+	"github.com/ozsecrets/oz/services/internal/storemetrics"
 )
 
 func main() {
@@ -117,8 +123,11 @@ func parse(args []string, lookup func(string) (string, bool), stderr io.Writer) 
 	fs.StringVar(&c.healthListen, "health-listen", env("OZ_HEALTH_LISTEN", ""), server.HealthListenUsage)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage:
-  ozauditd [flags]   serve AuditService and, to the other services, AuditIngestService
+  ozauditd [flags]           serve AuditService and, to the other services, AuditIngestService
+  ozauditd upgrade [flags]   move the log from the layout of an older build into the current one
 
+A bbolt file of an older build is upgraded when it is opened; an etcd
+store is upgraded by "upgrade", with every replica stopped.
 Exit codes: 0 success, 1 failure, 2 bad usage.
 
 Flags:
@@ -167,6 +176,13 @@ type addrs struct {
 // run is main without the process. ready, when not nil, is told the
 // addresses once the service listens.
 func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer, log *slog.Logger, ready func(addrs)) error {
+	if len(args) > 0 && args[0] == "upgrade" {
+		c, err := parse(args[1:], lookup, stderr)
+		if err != nil {
+			return err
+		}
+		return upgradeStore(ctx, c, stderr, log)
+	}
 	c, err := parse(args, lookup, stderr)
 	if err != nil {
 		return err
@@ -174,44 +190,68 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	return serve(ctx, c, log, ready)
 }
 
-// closingStore is an audit.Store to close after use.
-type closingStore interface {
-	audit.Store
-	Close() error
-}
-
-// openStore opens the log where c says: the bbolt file c.db (creating its
-// directory), or the audit service's namespace in the etcd cluster c.etcd.
-func openStore(ctx context.Context, c *config, log *slog.Logger) (closingStore, error) {
+// openStore opens the log's store where c says: the bbolt file c.db
+// (upgraded in place from an older build's layout), or the audit
+// service's namespace in the etcd cluster c.etcd; with the options of
+// kvstore.New for it.
+func openStore(ctx context.Context, c *config, log *slog.Logger) (kv.Store, kvstore.Options, error) {
 	if c.etcd == nil {
 		log.Info("store", "kind", storeflag.Bolt.String(), "store", "bolt:"+c.db)
-		if err := os.MkdirAll(filepath.Dir(c.db), 0o700); err != nil {
-			return nil, fmt.Errorf("create database directory: %w", err)
+		s, up, err := kvstore.OpenBoltKV(c.db, 0)
+		if up != (kvstore.Upgrade{}) {
+			log.Warn("store upgraded from the layout of an older build", "file", c.db, "carried_over", up.String())
 		}
-		s, err := boltstore.Open(c.db, nil)
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
+		return s, kvstore.BoltOptions, err
 	}
 	log.Info("store", "kind", c.etcd.Kind.String(), "store", c.etcd.String())
 	cfg, err := c.etcd.EtcdClient(log)
 	if err != nil {
-		return nil, err
+		return nil, kvstore.Options{}, err
 	}
-	s, err := etcdstore.Open(ctx, cfg, etcdstore.Namespace)
-	if err != nil {
-		return nil, err
+	s, err := kvstore.OpenEtcdKV(ctx, cfg, kvstore.Namespace)
+	return s, kvstore.Options{}, err
+}
+
+// upgradeStore moves the log from the layout of an older build into the
+// current one: an etcd namespace (kvstore.UpgradeEtcd), or a bbolt file,
+// which opening it would upgrade as well.
+func upgradeStore(ctx context.Context, c *config, w io.Writer, log *slog.Logger) error {
+	where := "bolt:" + c.db
+	var up kvstore.Upgrade
+	if c.etcd != nil {
+		where = c.etcd.String()
+		cfg, err := c.etcd.EtcdClient(log)
+		if err != nil {
+			return err
+		}
+		cli, err := clientv3.New(cfg)
+		if err != nil {
+			return fmt.Errorf("etcd client: %w", err)
+		}
+		defer cli.Close()
+		if up, err = kvstore.UpgradeEtcd(ctx, cli, kvstore.Namespace); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if up, err = kvstore.UpgradeBolt(c.db, 2*time.Second); err != nil {
+			return fmt.Errorf("%w (stop the service first)", err)
+		}
 	}
-	return s, nil
+	if up == (kvstore.Upgrade{}) {
+		fmt.Fprintf(w, "%s: nothing to upgrade (already in the current layout, or empty)\n", where)
+		return nil
+	}
+	fmt.Fprintf(w, "upgraded %s to the current layout: carried over %v\n", where, up)
+	return nil
 }
 
 func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) error {
-	store, err := openStore(ctx, c, log)
+	kvs, opts, err := openStore(ctx, c, log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer kvs.Close()
 
 	cert := pki.Paths{Cert: c.tlsCert, Key: c.tlsKey}
 	serverTLS, err := pki.ServerConfig(cert, c.tlsCA)
@@ -247,6 +287,14 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	kind := storeflag.Bolt
+	if c.etcd != nil {
+		kind = c.etcd.Kind
+	}
+	store, err := kvstore.New(ctx, kv.Instrument(kvs, tp, storemetrics.New(reg, "audit", kind.String())), opts)
+	if err != nil {
+		return err
+	}
 	svc := audit.NewService(audit.Config{
 		Store: store, Logger: log, Registerer: reg,
 		Inventory: inventory.New(secretstore, resolver),

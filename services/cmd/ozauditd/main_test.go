@@ -162,7 +162,11 @@ func TestServe(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"oz_audit_events_appended_total 2", "go_goroutines"} { // the event and bob's denial
+	for _, want := range []string{
+		"oz_audit_events_appended_total 2", // the event and bob's denial
+		"go_goroutines",
+		`oz_store_operation_duration_seconds_count{op="Apply",outcome="ok",service="audit",store="bolt"}`,
+	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics: want %q in\n%s", want, body)
 		}

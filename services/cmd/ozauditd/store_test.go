@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -16,7 +22,7 @@ import (
 	"github.com/ozsecrets/oz/lib/etcdtest"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
-	"github.com/ozsecrets/oz/services/audit/etcdstore"
+	"github.com/ozsecrets/oz/services/audit/kvstore"
 	"github.com/ozsecrets/oz/services/internal/pki"
 )
 
@@ -61,8 +67,8 @@ func TestServeEtcd(t *testing.T) {
 		t.Errorf("audit.db: got %v, want no bbolt file with --store etcd", err)
 	}
 	cli := srv.Client(t)
-	if resp, err := cli.Get(context.Background(), etcdstore.Namespace+"heads/acme\x00"); err != nil || len(resp.Kvs) != 1 {
-		t.Errorf("head of acme in etcd: got %v, %v; want it under %s", resp, err, etcdstore.Namespace)
+	if resp, err := cli.Get(context.Background(), kvstore.Namespace+"records/heads/teams/acme"); err != nil || len(resp.Kvs) != 1 {
+		t.Errorf("head of acme in etcd: got %v, %v; want it under %s", resp, err, kvstore.Namespace)
 	}
 
 	// Restarted, and a second replica beside it.
@@ -145,5 +151,137 @@ func TestStoreFlags(t *testing.T) {
 		if _, err := parse(args, lookup(nil), io.Discard); !errors.As(err, new(usageError)) {
 			t.Errorf("%s: got %v, want a usage error", name, err)
 		}
+	}
+}
+
+// TestServeUpgradesLayout1: an audit.db written by the build before
+// package kvstore (layout 1, testdata of audit/kvstore) is upgraded on the
+// first start: the chain verifies with the head it had, and goes on.
+func TestServeUpgradesLayout1(t *testing.T) {
+	data := t.TempDir()
+	dir := pki.Dir(filepath.Join(data, "pki"))
+	if err := pki.EnsureDev(dir); err != nil {
+		t.Fatal(err)
+	}
+	fixtures := filepath.Join("..", "..", "audit", "kvstore", "testdata", "layout1")
+	gunzip(t, filepath.Join(fixtures, "audit.db.gz"), filepath.Join(data, "audit.db"))
+	var chains []struct {
+		Team string `json:"team"`
+		Head struct {
+			Seq  int64  `json:"seq"`
+			Hash string `json:"hash"` // hex
+		} `json:"head"`
+	}
+	var raw bytes.Buffer
+	gunzipTo(t, filepath.Join(fixtures, "chains.json.gz"), &raw)
+	if err := json.Unmarshal(raw.Bytes(), &chains); err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	for chains[i].Team != "acme" {
+		i++
+	}
+	want := chains[i].Head
+
+	d := startDaemon(t, "--data-dir", data, "--resolver-addr", startResolver(t, dir))
+	gw := dial(t, dir, "gateway", d.addrs.grpc.String())
+	v, err := gw.audit.VerifyChain(as("tok-alice"), &auditv1.VerifyChainRequest{Parent: "teams/acme"})
+	if err != nil || !v.GetValid() || v.GetHead().GetSeq() != want.Seq || hex.EncodeToString(v.GetHead().GetHash()) != want.Hash {
+		t.Fatalf("VerifyChain of the upgraded log: got %v, %v; want valid, head %d %s", v, err, want.Seq, want.Hash)
+	}
+	ss := dial(t, dir, "secretstore", d.addrs.grpc.String())
+	appendEvents(t, ss, etcdEvent(1))
+	v, err = gw.audit.VerifyChain(as("tok-alice"), &auditv1.VerifyChainRequest{Parent: "teams/acme"})
+	if err != nil || !v.GetValid() || v.GetHead().GetSeq() != want.Seq+1 {
+		t.Errorf("after an append: got %v, %v; want %d valid events", v, err, want.Seq+1)
+	}
+}
+
+func gunzip(t *testing.T, from, to string) {
+	t.Helper()
+	f, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gunzipTo(t, from, f)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func gunzipTo(t *testing.T, from string, w io.Writer) {
+	t.Helper()
+	f, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(w, zr); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUpgradeCommand: an etcd namespace of the build before package
+// kvstore (layout 1) is refused, naming the command that upgrades it;
+// `ozauditd upgrade` upgrades it, once; then the service serves it.
+func TestUpgradeCommand(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	var dump struct {
+		Namespace string `json:"namespace"`
+		KVs       []struct {
+			Key   string `json:"key"`   // hex
+			Value string `json:"value"` // hex
+		} `json:"kvs"`
+	}
+	var raw bytes.Buffer
+	gunzipTo(t, filepath.Join("..", "..", "audit", "kvstore", "testdata", "layout1", "etcd.json.gz"), &raw)
+	if err := json.Unmarshal(raw.Bytes(), &dump); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range dump.KVs {
+		k, _ := hex.DecodeString(e.Key)
+		v, _ := hex.DecodeString(e.Value)
+		if _, err := cli.Put(context.Background(), string(k), string(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := t.TempDir()
+	dir := pki.Dir(filepath.Join(data, "pki"))
+	if err := pki.EnsureDev(dir); err != nil {
+		t.Fatal(err)
+	}
+	store := "etcd:" + srv.Endpoints()[0]
+	args := []string{"--data-dir", data, "--resolver-addr", startResolver(t, dir), "--store", store}
+	lookup := func(string) (string, bool) { return "", false }
+	log := slog.New(slog.DiscardHandler)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	err := run(ctx, args, lookup, io.Discard, log, func(addrs) { t.Error("served a namespace of layout 1"); cancel() })
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "ozauditd upgrade --store "+store) {
+		t.Fatalf("run before the upgrade: got %v, want a refusal naming the command", err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), append([]string{"upgrade"}, args...), lookup, &out, log, nil); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	if !strings.Contains(out.String(), "carried over 305 events") {
+		t.Errorf("upgrade printed %q; want what it carried over", out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), append([]string{"upgrade"}, args...), lookup, &out, log, nil); err != nil || !strings.Contains(out.String(), "nothing to upgrade") {
+		t.Errorf("upgrade again: got %v, %q; want nothing to upgrade", err, out.String())
+	}
+
+	d := startDaemon(t, args...)
+	gw := dial(t, dir, "gateway", d.addrs.grpc.String())
+	v, err := gw.audit.VerifyChain(as("tok-alice"), &auditv1.VerifyChainRequest{Parent: "teams/acme"})
+	if err != nil || !v.GetValid() || v.GetHead().GetSeq() != 61 {
+		t.Errorf("VerifyChain after the upgrade: got %v, %v; want 61 valid events", v, err)
 	}
 }

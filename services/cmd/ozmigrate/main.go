@@ -59,21 +59,19 @@ func main() {
 type usageError struct{ error }
 
 // service is a stateful service: its etcd namespace, and its daemon (to
-// name in "stop the service first").
+// name in "stop the service first"). Every service keeps its records in a
+// kv.Store, whose outbox event ids carry a random epoch: a copy needs no
+// fix-up of any counter.
 type service struct {
 	namespace, daemon string
-	// outbox is the bucket of the service's bbolt audit outbox, whose
-	// NextSequence numbers its events ("" for none: the resolver keeps
-	// its outbox among its records).
-	outbox string
 }
 
-// services are the services with a store. The namespaces are those of
-// their etcdstore packages (main_test.go checks them).
+// services are the services with a store. The namespaces are those their
+// daemons open (main_test.go checks them).
 var services = map[string]service{
-	"secretstore": {"/oz/secretstore/", "ozsecretstored", "outbox"},
-	"resolver":    {"/oz/resolver/", "ozresolverd", ""},
-	"audit":       {"/oz/audit/", "ozauditd", ""},
+	"secretstore": {"/oz/secretstore/", "ozsecretstored"},
+	"resolver":    {"/oz/resolver/", "ozresolverd"},
+	"audit":       {"/oz/audit/", "ozauditd"},
 }
 
 const (
@@ -374,15 +372,6 @@ func etcdToBolt(ctx context.Context, c *config, cli *clientv3.Client, inEtcd int
 		return storecopy.Result{}, fmt.Errorf("--to %s: %w", c.to, err)
 	}
 	res, err := storecopy.EtcdToBolt(ctx, cli, c.svc.namespace, db)
-	if err == nil && c.svc.outbox != "" {
-		// The outbox's next event ids ({epoch}-{sequence}) must not repeat
-		// ids this store's events had in an earlier life in a bbolt file
-		// (the audit service would skip them as duplicates): an outbox
-		// drained before the copy would start again at 1. Start at the
-		// current time in µs×4096, past any sequence an earlier file
-		// could have reached, and past every copied key.
-		err = storecopy.FloorSequence(db, c.svc.outbox, uint64(time.Now().UnixMicro())<<12)
-	}
 	cerr := db.Close()
 	if err == nil && cerr != nil {
 		err = fmt.Errorf("close: %w", cerr)

@@ -15,21 +15,21 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ozsecrets/oz/lib/etcdtest"
-	auditetcd "github.com/ozsecrets/oz/services/audit/etcdstore"
+	auditkv "github.com/ozsecrets/oz/services/audit/kvstore"
 	"github.com/ozsecrets/oz/services/internal/kv"
 	resolverbolt "github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	resolveretcd "github.com/ozsecrets/oz/services/internal/kv/etcdkv"
-	secretetcd "github.com/ozsecrets/oz/services/secretstore/etcdstore"
+	secretkv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 )
 
 func TestNamespaces(t *testing.T) {
 	for name, want := range map[string]string{
 		"resolver":    resolveretcd.Namespace,
-		"audit":       auditetcd.Namespace,
-		"secretstore": secretetcd.Namespace,
+		"audit":       auditkv.Namespace,
+		"secretstore": secretkv.Namespace,
 	} {
 		if got := services[name].namespace; got != want {
-			t.Errorf("%s: got namespace %q, want %q (its etcdstore's)", name, got, want)
+			t.Errorf("%s: got namespace %q, want %q (the one its daemon opens)", name, got, want)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/storeflag"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 )
 
 // bootstrapUser is the system admin created at first start.
@@ -24,7 +25,7 @@ const bootstrapUser = "admin"
 // The file is prepared first, so that a path that cannot be written fails
 // before the admin exists, and renamed into place only once the admin is
 // stored: the file never holds a token that does not work.
-func bootstrap(ctx context.Context, dir *resolver.Directory, path string, log *slog.Logger) error {
+func bootstrap(ctx context.Context, dir *directory.Directory, path string, log *slog.Logger) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("bootstrap token file: %w", err)
 	}
@@ -113,7 +114,7 @@ func runBootstrap(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer store.Close()
-	dir := resolver.NewDirectory(store, time.Now)
+	dir := directory.New(resolver.NewStore(store, time.Now))
 	tok, bearer, err := dir.IssueAdminToken(ctx, *user, "recovery token (ozresolverd bootstrap)")
 	if err != nil {
 		return err

@@ -60,7 +60,9 @@ import (
 	"github.com/ozsecrets/oz/services/internal/storeflag"
 	"github.com/ozsecrets/oz/services/internal/storemetrics"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 	"github.com/ozsecrets/oz/services/resolver/grpcapi"
+	"github.com/ozsecrets/oz/services/resolver/runs"
 )
 
 func main() {
@@ -144,18 +146,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer store.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	dir := resolver.NewDirectory(kv.Instrument(store, tp, storemetrics.New(reg, "resolver", c.store.Kind.String())), time.Now)
+	records := resolver.NewStore(kv.Instrument(store, tp, storemetrics.New(reg, "resolver", c.store.Kind.String())), time.Now)
+	dir := directory.New(records)
 
 	// The audit shipper runs from before the first event (a bootstrap)
 	// until serving has stopped.
 	shipper := outbox.New(outbox.Config{
-		Source:     dir.Outbox(),
+		Source:     records.Outbox(),
 		Client:     internalapiv1.NewAuditIngestServiceClient(auditConn),
 		Emitter:    resolver.Emitter,
 		Logger:     log,
 		Registerer: reg,
 	})
-	dir.Outbox().OnCommit(shipper.Notify)
+	records.Outbox().OnCommit(shipper.Notify)
 	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
 	shipped := make(chan struct{})
 	go func() {
@@ -184,10 +187,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// reads. The internal AuthService the other services ask answers
 		// uncached, so the delay stays 5 seconds everywhere, not 10.
 		Name: "resolver", TLS: tlsCfg, Rules: grpcapi.Rules, Auth: auth.NewCache(dir), Logger: log,
-		OnDenied: grpcapi.OnDenied(dir, log), Metrics: reg, TracerProvider: tp,
+		OnDenied: grpcapi.OnDenied(records, log), Metrics: reg, TracerProvider: tp,
 	})
 	grpcapi.Register(srv, dir)
-	grpcapi.RegisterRuns(srv, resolver.NewRuns(dir, grpcapi.NewSealer(secretstore)), grpcapi.RunMetrics(reg))
+	grpcapi.RegisterRuns(srv, runs.New(dir, grpcapi.NewSecretStore(secretstore)), grpcapi.RunMetrics(reg))
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err

@@ -18,9 +18,9 @@ import (
 	"github.com/ozsecrets/oz/services/internal/server"
 )
 
-// directory returns a DirectoryService client of the daemon, as the
+// directoryClient returns a DirectoryService client of the daemon, as the
 // gateway, carrying token.
-func directory(t *testing.T, dataDir string, d *daemon, token string) (scopev1.DirectoryServiceClient, context.Context) {
+func directoryClient(t *testing.T, dataDir string, d *daemon, token string) (scopev1.DirectoryServiceClient, context.Context) {
 	t.Helper()
 	dir := pki.Dir(filepath.Join(dataDir, "pki"))
 	tlsCfg, err := pki.ClientConfig(dir.For("gateway"), dir.CA())
@@ -78,7 +78,7 @@ func TestEtcdStore(t *testing.T) {
 	if _, err := os.Stat(tokenFile); !os.IsNotExist(err) {
 		t.Errorf("bootstrap token file: got %v, want none (a system admin existed)", err)
 	}
-	dc, ctx := directory(t, dataDir, d, rescue)
+	dc, ctx := directoryClient(t, dataDir, d, rescue)
 	if _, err := dc.CreateTeam(ctx, &scopev1.CreateTeamRequest{TeamId: "red"}); err != nil {
 		t.Fatalf("CreateTeam: %v", err)
 	}
@@ -106,7 +106,7 @@ func TestEtcdStore(t *testing.T) {
 	}
 
 	d = start(t, env, args...)
-	dc, ctx = directory(t, dataDir, d, rescue)
+	dc, ctx = directoryClient(t, dataDir, d, rescue)
 	if got, err := dc.GetTeam(ctx, &scopev1.GetTeamRequest{Name: "teams/red"}); err != nil || got.GetTeam().GetName() != "teams/red" {
 		t.Errorf("GetTeam after a restart: got %v, %v, want teams/red", got, err)
 	}

@@ -61,7 +61,7 @@ func TestEtcdStore(t *testing.T) {
 		if !strings.HasPrefix(string(kv.Key), "/oz/secretstore/") {
 			t.Errorf("key %q outside the secretstore's namespace", kv.Key)
 		}
-		if string(kv.Key) == "/oz/secretstore/secrets/teams/acme\x00API_KEY" {
+		if string(kv.Key) == "/oz/secretstore/records/secrets/teams/acme\x00API_KEY" {
 			found = true
 		}
 		if bytes.Contains(kv.Value, []byte(canary)) {
@@ -69,7 +69,7 @@ func TestEtcdStore(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Error("no key /oz/secretstore/secrets/teams/acme\\x00API_KEY in etcd")
+		t.Error("no key /oz/secretstore/records/secrets/teams/acme\\x00API_KEY in etcd")
 	}
 	if _, err := os.Stat(filepath.Join(data, "secretstore.db")); !os.IsNotExist(err) {
 		t.Errorf("secretstore.db: got %v, want no file (the data is in etcd)", err)

@@ -1,14 +1,15 @@
 // Command ozsecretstored is the secret store (DESIGN §4): it serves
 // oz.secrets.v1.SecretService over mutual TLS, authenticating callers'
-// bearer tokens through the resolver, and keeps secrets in a bbolt file,
-// every value sealed under the key-encryption keyring. It also serves the
+// bearer tokens through the resolver, and keeps secrets in a bbolt file
+// (or an etcd cluster, --store etcd:…), every value sealed under the
+// key-encryption keyring. It also serves the
 // internal oz.internalapi.v1.RunSecretsService, to the resolver's
 // certificate only: a run's selected values, sealed to the runner's key
 // (DESIGN §5).
 //
 // It publishes its sealing keys (oz.secrets.v1.SealingKeyService), HPKE
 // key pairs that clients seal values to before sending them; they are made
-// at first start and kept in the same bbolt file, their private keys
+// at first start and kept in the same store, their private keys
 // wrapped by the keyring. After a rotation (oz admin sealing-key rotate)
 // the previous keys keep opening values for --sealing-key-grace (default
 // 24h). --require-sealed refuses values that arrive unsealed.
@@ -31,9 +32,16 @@
 //	ozsecretstored keyring generate [flags] write a new keyring to --kek-file
 //	ozsecretstored keyring rotate [flags]   add a new primary key to the keyring file
 //	ozsecretstored keyring rewrap [flags]   wrap every stored data key with the primary key
+//	ozsecretstored upgrade [flags]          move the store's data from the layout of an earlier version
 //
 // The keyring commands work on the files; run rotate and rewrap with the
 // service stopped (rewrap needs the database, which the service locks).
+//
+// The store is a kv.Store (package kvstore has its layout): a bbolt file
+// written by an earlier version is upgraded in place when it is opened; an
+// etcd namespace is refused until `ozsecretstored upgrade` has upgraded
+// it, with every replica stopped.
+//
 // Every flag has an OZ_… environment variable; the flag wins.
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage.
@@ -60,20 +68,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ozsecrets/oz/lib/tracing"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
 	"github.com/ozsecrets/oz/services/internal/storemetrics"
 	"github.com/ozsecrets/oz/services/secretstore"
-	"github.com/ozsecrets/oz/services/secretstore/boltstore"
-	"github.com/ozsecrets/oz/services/secretstore/etcdstore"
 	"github.com/ozsecrets/oz/services/secretstore/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	"github.com/ozsecrets/oz/services/secretstore/kvstore"
 	"github.com/ozsecrets/oz/services/secretstore/sealing"
 )
 
@@ -193,10 +202,13 @@ func parse(name string, args []string, lookup func(string) (string, bool), stder
   ozsecretstored keyring generate [flags] write a new keyring to --kek-file (refuses to overwrite)
   ozsecretstored keyring rotate [flags]   add a new primary key to the keyring file
   ozsecretstored keyring rewrap [flags]   wrap every stored data key with the primary key
+  ozsecretstored upgrade [flags]          move the store's data from the layout of an earlier version
 
 Rotate and rewrap work on the files: stop the service first, then rotate,
 rewrap, and start it again. Audit events of a rewrap are delivered by the
-next start. Exit codes: 0 success, 1 failure, 2 bad usage.
+next start. A bbolt file of an earlier version is upgraded when it is
+opened; an etcd store is upgraded by "upgrade", with every replica stopped.
+Exit codes: 0 success, 1 failure, 2 bad usage.
 
 Flags:
 `)
@@ -277,6 +289,13 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		}
 		return usageError{fmt.Errorf("keyring: unknown command %q (want generate, rotate or rewrap)", args[1])}
 	}
+	if len(args) > 0 && args[0] == "upgrade" {
+		c, err := parse("ozsecretstored upgrade", args[1:], lookup, stderr)
+		if err != nil {
+			return err
+		}
+		return upgradeStore(ctx, c, stdout, log)
+	}
 	c, err := parse("ozsecretstored", args, lookup, stderr)
 	if err != nil {
 		return err
@@ -332,11 +351,11 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	if c.maxValueBytes > 128<<10 {
 		log.Warn("--max-value-bytes is above 128 KiB: larger values do not fit in one environment variable on Linux", "max_value_bytes", c.maxValueBytes)
 	}
-	store, err := openStore(ctx, c.storeConfig(), log)
+	storeKV, err := openKV(ctx, c.storeConfig(), 0, log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer storeKV.Close()
 
 	cert := pki.Paths{Cert: c.tlsCert, Key: c.tlsKey}
 	serverTLS, err := pki.ServerConfig(cert, c.tlsCA)
@@ -375,6 +394,10 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	// after it (defers run last first).
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store, err := kvstore.Open(ctx, kv.Instrument(storeKV, tp, storemetrics.New(reg, "secretstore", c.storeConfig().Kind.String())))
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.storeConfig(), err)
+	}
 	shipper := outbox.New(outbox.Config{
 		Source:     store.Outbox(),
 		Client:     internalapiv1.NewAuditIngestServiceClient(auditConn),
@@ -405,7 +428,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 		return err
 	}
 	svc := secretstore.NewService(secretstore.Config{
-		Store:         secretstore.InstrumentStore(store, tp, storemetrics.New(reg, "secretstore", c.storeConfig().Kind.String())),
+		Store:         store,
 		Keyring:       kr,
 		Limits:        secretstore.Limits{MaxValueBytes: c.maxValueBytes, MaxDescriptionChars: c.maxDescriptionChars},
 		Logger:        log,
@@ -468,33 +491,29 @@ func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr
 	return nil
 }
 
-// serviceStore is what the service needs of its store: the methods
-// boltstore's and etcdstore's stores share.
-type serviceStore interface {
-	secretstore.Store
-	secretstore.Scanner
-	secretstore.OwnersLister
-	sealing.Store
-	OnCommit(fn func())
-	Close() error
-}
-
-// openStore opens the store sc chooses: a bbolt file (its directory made
-// if missing), or the secretstore's namespace in etcd, which several
-// replicas of the service share.
-func openStore(ctx context.Context, sc storeflag.Config, log *slog.Logger) (serviceStore, error) {
+// openKV opens the kv.Store sc chooses, waiting at most boltTimeout (0:
+// the default) for a bbolt file's lock: a bbolt file (its directory made if
+// missing), upgraded in place from the layout of an earlier version, or
+// the secretstore's namespace in etcd, which several replicas of the
+// service share (refused while in the layout of an earlier version).
+func openKV(ctx context.Context, sc storeflag.Config, boltTimeout time.Duration, log *slog.Logger) (kv.Store, error) {
 	log.Info("store", "kind", sc.Kind.String(), "store", sc.String())
 	if sc.Kind == storeflag.Etcd {
 		cfg, err := sc.EtcdClient(log)
 		if err != nil {
 			return nil, err
 		}
-		return etcdstore.Open(ctx, cfg, etcdstore.Namespace)
+		return kvstore.OpenEtcdKV(ctx, cfg, kvstore.Namespace)
 	}
-	if err := os.MkdirAll(filepath.Dir(sc.Path), 0o700); err != nil {
-		return nil, fmt.Errorf("create database directory: %w", err)
+	s, up, err := kvstore.OpenBoltKV(sc.Path, boltTimeout)
+	if err != nil {
+		return nil, err
 	}
-	return boltstore.Open(sc.Path, nil)
+	if up != (kvstore.Upgrade{}) {
+		log.Warn("store upgraded from the layout of an earlier version", "file", sc.Path,
+			"secrets", up.Secrets, "sealing_keys", up.SealingKeys, "audit_events", up.Events)
+	}
+	return s, nil
 }
 
 // flushTimeout bounds the delivery of the outbox's last events at
@@ -582,20 +601,22 @@ func keyringRewrap(ctx context.Context, c *config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	var store serviceStore
-	if c.etcdStore != "" {
-		if store, err = openStore(ctx, c.storeConfig(), log); err != nil {
-			return fmt.Errorf("rewrap: %w", err)
-		}
-	} else {
+	if c.etcdStore == "" {
 		if _, err := os.Stat(c.db); err != nil {
 			return fmt.Errorf("rewrap: database: %w", err)
 		}
-		bs, err := boltstore.Open(c.db, &boltstore.Options{Timeout: 2 * time.Second})
-		if err != nil {
-			return fmt.Errorf("rewrap (stop the service first): %w", err)
-		}
-		store = bs
+	}
+	raw, err := openKV(ctx, c.storeConfig(), 2*time.Second, log)
+	if err != nil && c.etcdStore == "" {
+		return fmt.Errorf("rewrap (stop the service first): %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("rewrap: %w", err)
+	}
+	store, err := kvstore.Open(ctx, raw)
+	if err != nil {
+		raw.Close()
+		return fmt.Errorf("rewrap: %w", err)
 	}
 	defer store.Close()
 	svc := secretstore.NewService(secretstore.Config{Store: store, Keyring: kr, Logger: log})
@@ -615,5 +636,38 @@ func keyringRewrap(ctx context.Context, c *config, stdout io.Writer, log *slog.L
 			fmt.Fprintf(stdout, "%d audit events wait in the outbox; the next start delivers them\n", n)
 		}
 	}
+	return nil
+}
+
+// upgradeStore moves the store's data from the layout of an earlier
+// version into the current one: an etcd namespace (kvstore.UpgradeEtcd),
+// or a bbolt file, which opening it would upgrade as well.
+func upgradeStore(ctx context.Context, c *config, stdout io.Writer, log *slog.Logger) error {
+	sc := c.storeConfig()
+	var up kvstore.Upgrade
+	if sc.Kind == storeflag.Etcd {
+		cfg, err := sc.EtcdClient(log)
+		if err != nil {
+			return err
+		}
+		cli, err := clientv3.New(cfg)
+		if err != nil {
+			return fmt.Errorf("etcd client: %w", err)
+		}
+		defer cli.Close()
+		if up, err = kvstore.UpgradeEtcd(ctx, cli, kvstore.Namespace); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if up, err = kvstore.UpgradeBolt(sc.Path, 2*time.Second); err != nil {
+			return fmt.Errorf("%w (stop the service first)", err)
+		}
+	}
+	if up == (kvstore.Upgrade{}) {
+		fmt.Fprintf(stdout, "%s: nothing to upgrade (already in the current layout, or empty)\n", sc)
+		return nil
+	}
+	fmt.Fprintf(stdout, "upgraded %s to the current layout: carried over %v\n", sc, up)
 	return nil
 }

@@ -29,8 +29,8 @@ import (
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/secretstore"
-	"github.com/ozsecrets/oz/services/secretstore/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	"github.com/ozsecrets/oz/services/secretstore/kvstore"
 )
 
 const canary = "CANARY-main-5aa1-never-logged"
@@ -263,11 +263,6 @@ func TestServeRunSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	const info = "oz-run-v1|teams/acme/runs/r1"
-	req := &internalapiv1.SealRunSecretsRequest{
-		Selection: &internalapiv1.Selection{Owners: []string{"users/alice", "teams/acme"}},
-		Recipient: &scopev1.RecipientKey{KemId: 0x647a, PublicKey: priv.PublicKey().Bytes()},
-		Info:      []byte(info),
-	}
 	runClient := func(cert string) internalapiv1.RunSecretsServiceClient {
 		tlsCfg, err := pki.ClientConfig(dir.For(cert), dir.CA())
 		if err != nil {
@@ -279,6 +274,17 @@ func TestServeRunSecrets(t *testing.T) {
 		}
 		t.Cleanup(func() { conn.Close() })
 		return internalapiv1.NewRunSecretsServiceClient(conn)
+	}
+	// As the resolver resolves a run: the candidates, then the sealing of
+	// those it decided on.
+	listed, err := runClient("resolver").ListRunSecrets(context.Background(), &internalapiv1.ListRunSecretsRequest{Owners: []string{"users/alice", "teams/acme"}})
+	if err != nil {
+		t.Fatalf("ListRunSecrets as the resolver: %v", err)
+	}
+	req := &internalapiv1.SealRunSecretsRequest{
+		Secrets:   listed.GetSecrets(),
+		Recipient: &scopev1.RecipientKey{KemId: 0x647a, PublicKey: priv.PublicKey().Bytes()},
+		Info:      []byte(info),
 	}
 	resp, err := runClient("resolver").SealRunSecrets(context.Background(), req)
 	if err != nil {
@@ -316,7 +322,7 @@ func unseal(t *testing.T, db, krPath, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := boltstore.Open(db, nil)
+	store, err := kvstore.OpenBolt(context.Background(), db, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +399,7 @@ func TestKeyringCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Seed secrets as the service would.
-	store, err := boltstore.Open(db, nil)
+	store, err := kvstore.OpenBolt(context.Background(), db, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +445,7 @@ func TestKeyringCommands(t *testing.T) {
 	if !strings.Contains(out, "rewrapped 2 of 2") {
 		t.Errorf("rewrap output: got %q, want rewrapped 2 of 2", out)
 	}
-	store, err = boltstore.Open(db, nil)
+	store, err = kvstore.OpenBolt(context.Background(), db, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 // return slices the caller owns. A cancelled ctx may stop a call before it
 // starts; a call that has started completes or fails atomically.
 //
-// Every implementation must pass storetest.Run.
+// Every implementation must pass kvtest.Run.
 type Store interface {
 	// Get returns the value stored at key. It returns an error of kind
 	// errs.KindNotFound (errors.Is(err, errs.NotFound)) when key is absent.

@@ -2,13 +2,15 @@
 // function: given a run's context (already validated), the team's agent
 // identities and the candidate secrets' metadata, it says which secrets are
 // injected, which are excluded and why, and which allowlisted names are
-// unresolved. ResolveRun and ExplainRun both call Decide, so they cannot
-// disagree.
+// unresolved. The decision is stated here once and made once per
+// resolution, in the resolver: ResolveRun and ExplainRun both call Decide,
+// so they cannot disagree.
 //
-// The secretstore, which holds the values, selects them with Select from a
-// Selection the resolver derives from the same input (SelectionFor). Select
-// is mechanical — precedence, exclusions, allowlist — and a property test
-// checks that it picks exactly what Decide injects.
+// Secret is the one reference to a secret's value version that run
+// resolution passes around: the secretstore lists the candidates as
+// Secrets, the resolver decides on them, records the injected ones, and
+// names them back to the secretstore to be sealed, which refuses one that
+// is no longer as named. See docs/ARCHITECTURE.md.
 package runrules
 
 import (
@@ -27,14 +29,16 @@ const (
 	ScopePersonal
 )
 
-// Secret is a candidate secret's metadata (never its value).
+// Secret names one value version of one secret: its metadata, never its
+// value. It is the reference run resolution passes end to end, from the
+// secretstore's candidates to the run's record and back to the sealing.
 type Secret struct {
 	Owner   string // "teams/acme" or "users/alice"
 	Name    string
-	Version int64
+	Version int64 // the value version
 	// Created is when this secret was created (a secret deleted and made
-	// again under its name starts at version 1 again); zero when unknown.
-	// The decision does not read it.
+	// again under its name starts at version 1 again); zero when unknown
+	// (records made before it was kept). The decision does not read it.
 	Created time.Time
 }
 
@@ -44,6 +48,18 @@ func (s Secret) Scope() Scope {
 		return ScopePersonal
 	}
 	return ScopeTeam
+}
+
+// Same reports whether s and o name the same value version of the same
+// secret: owner, name, version and creation time.
+func (s Secret) Same(o Secret) bool {
+	return s.Owner == o.Owner && s.Name == o.Name && s.Version == o.Version && s.Created.Equal(o.Created)
+}
+
+// SameSecrets reports whether a and b name the same value versions, in the
+// same order.
+func SameSecrets(a, b []Secret) bool {
+	return slices.EqualFunc(a, b, Secret.Same)
 }
 
 // Identity is an agent identity and the team secrets it references.
@@ -62,6 +78,7 @@ const (
 )
 
 // Input is a validated run context with everything the decision needs.
+// Owners says whose secrets are its candidates.
 type Input struct {
 	Team  string // "teams/acme"
 	User  string // "users/alice" for a user-initiated trigger by a team member; "" otherwise
@@ -75,6 +92,15 @@ type Input struct {
 	// Candidates are the team's secrets and, when User is set, the user's
 	// personal secrets. Secrets of other owners are ignored.
 	Candidates []Secret
+}
+
+// Owners are the owners whose secrets are candidates (step 1): the
+// triggering user, when there is one, and the team.
+func (in Input) Owners() []string {
+	if in.User != "" {
+		return []string{in.User, in.Team}
+	}
+	return []string{in.Team}
 }
 
 // Decision is the fate of one candidate.
@@ -133,6 +159,18 @@ func (r Result) Injected() []Candidate {
 	for _, c := range r.Candidates {
 		if c.Decision == Injected {
 			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// InjectedSecrets returns the injected secrets, sorted by name (names are
+// unique among them: each becomes an environment variable).
+func (r Result) InjectedSecrets() []Secret {
+	var out []Secret
+	for _, c := range r.Candidates {
+		if c.Decision == Injected {
+			out = append(out, c.Secret)
 		}
 	}
 	return out
@@ -263,86 +301,6 @@ func Decide(in Input) Result {
 		}
 	}
 	return Result{Source: source, Allowlist: allow, Candidates: cands, Unresolved: unresolved}
-}
-
-// Selection is Decide in mechanical form for the secretstore: owners in
-// precedence order, excluded secrets, and the allowlist.
-type Selection struct {
-	Owners    []string
-	Excluded  []Secret // Owner and Name only
-	Allowlist []string // nil: none
-}
-
-// SelectionFor derives, without knowing which secrets exist, the selection
-// that picks exactly what Decide injects.
-func SelectionFor(in Input) Selection {
-	allow, source := Allowlist(in.RunList, in.EnvList)
-	sel := Selection{}
-	if in.User != "" {
-		sel.Owners = append(sel.Owners, in.User)
-	}
-	sel.Owners = append(sel.Owners, in.Team)
-	restrictedTo := restrictions(in.Identities)
-	names := make([]string, 0, len(restrictedTo))
-	for n := range restrictedTo {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		if !slices.Contains(restrictedTo[n], in.Agent) {
-			sel.Excluded = append(sel.Excluded, Secret{Owner: in.Team, Name: n})
-		}
-	}
-	if source != AllowlistNone {
-		sel.Allowlist = allow
-		if sel.Allowlist == nil {
-			sel.Allowlist = []string{}
-		}
-	}
-	return sel
-}
-
-// Select picks from the owners' secrets: for each name, the secret of the
-// first owner (in precedence order) that has it, unless excluded, reserved
-// (envname) or outside the allowlist. A secret excluded for one owner does not hide another
-// owner's secret of the same name.
-func Select(sel Selection, secrets []Secret) []Secret {
-	rank := map[string]int{}
-	for i, o := range sel.Owners {
-		if _, ok := rank[o]; !ok {
-			rank[o] = i
-		}
-	}
-	excluded := map[Secret]bool{}
-	for _, e := range sel.Excluded {
-		excluded[Secret{Owner: e.Owner, Name: e.Name}] = true
-	}
-	var allowed map[string]bool
-	if sel.Allowlist != nil {
-		allowed = map[string]bool{}
-		for _, n := range sel.Allowlist {
-			allowed[n] = true
-		}
-	}
-	best := map[string]Secret{}
-	for _, s := range secrets {
-		r, ok := rank[s.Owner]
-		if !ok || excluded[Secret{Owner: s.Owner, Name: s.Name}] || envname.IsReserved(s.Name) {
-			continue
-		}
-		if allowed != nil && !allowed[s.Name] {
-			continue
-		}
-		if cur, ok := best[s.Name]; !ok || r < rank[cur.Owner] {
-			best[s.Name] = s
-		}
-	}
-	out := make([]Secret, 0, len(best))
-	for _, s := range best {
-		out = append(out, s)
-	}
-	slices.SortFunc(out, func(a, b Secret) int { return strings.Compare(a.Name, b.Name) })
-	return out
 }
 
 func dedupe(names []string) []string {

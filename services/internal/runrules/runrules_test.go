@@ -2,6 +2,7 @@ package runrules_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -140,15 +141,21 @@ func TestDecideProperties(t *testing.T) {
 				}
 			}
 		}
-		// The secretstore's mechanical selection picks exactly the injected set.
-		sel := runrules.Select(runrules.SelectionFor(in), in.Candidates)
-		var got, want []runrules.Secret
-		got = append(got, sel...)
-		for _, c := range inj {
-			want = append(want, c.Secret)
+		// InjectedSecrets are the injected candidates, sorted by name.
+		secs := res.InjectedSecrets()
+		if len(secs) != len(inj) || !slices.IsSortedFunc(secs, func(a, b runrules.Secret) int { return strings.Compare(a.Name, b.Name) }) {
+			t.Fatalf("InjectedSecrets %v: want the %d injected, sorted by name", secs, len(inj))
 		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("Select: got %v, want %v", got, want)
+		for i, c := range inj {
+			if !secs[i].Same(c.Secret) {
+				t.Fatalf("InjectedSecrets[%d] = %v, want %v", i, secs[i], c.Secret)
+			}
+		}
+		// Candidates come from the owners of Owners only.
+		for _, c := range res.Candidates {
+			if !slices.Contains(in.Owners(), c.Owner) {
+				t.Fatalf("candidate %v not of owners %v", c.Secret, in.Owners())
+			}
 		}
 	})
 }

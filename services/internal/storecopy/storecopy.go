@@ -21,11 +21,8 @@
 // it is counted (Result.EmptyBuckets) but not copied; the services create
 // their buckets when they open a file.
 //
-// Nor has a bbolt bucket's sequence (NextSequence): BoltToEtcd drops it,
-// and EtcdToBolt sets each bucket's to its greatest 8-byte key read as a
-// big-endian number, so that a sequence-keyed bucket (the audit outbox)
-// goes on after its last key. A bucket emptied before the copy (a drained
-// outbox) would start again at 1: FloorSequence raises it.
+// Nor has a bbolt bucket's sequence (NextSequence), which no service uses:
+// it is not copied.
 package storecopy
 
 import (
@@ -458,16 +455,6 @@ func (w *boltWriter) flush() error {
 			if err := b.Put(p.key, p.value); err != nil {
 				return fmt.Errorf("bucket %q: put a key of %d bytes: %w", p.bucket, len(p.key), err)
 			}
-			if len(p.key) == 8 {
-				// Keep the bucket's sequence at or past every key that
-				// may be one of its values, so that NextSequence never
-				// hands out one that exists or sorts before it.
-				if seq := binary.BigEndian.Uint64(p.key); seq > b.Sequence() {
-					if err := b.SetSequence(seq); err != nil {
-						return fmt.Errorf("bucket %q: set sequence: %w", p.bucket, err)
-					}
-				}
-			}
 		}
 		return nil
 	})
@@ -495,21 +482,6 @@ func (w *boltWriter) rollback() error {
 			if err := tx.DeleteBucket(name); err != nil {
 				return err
 			}
-		}
-		return nil
-	})
-}
-
-// FloorSequence raises the sequence (NextSequence) of bucket in db to at
-// least floor, creating the bucket if the copy left it out (it was empty).
-func FloorSequence(db *bolt.DB, bucket string, floor uint64) error {
-	return db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
-		if err != nil {
-			return fmt.Errorf("create bucket %q: %w", bucket, err)
-		}
-		if b.Sequence() < floor {
-			return b.SetSequence(floor)
 		}
 		return nil
 	})

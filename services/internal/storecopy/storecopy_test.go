@@ -21,11 +21,10 @@ import (
 	"github.com/ozsecrets/oz/lib/etcdtest"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/kv"
-	resolverbolt "github.com/ozsecrets/oz/services/internal/kv/boltkv"
-	resolveretcd "github.com/ozsecrets/oz/services/internal/kv/etcdkv"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
+	"github.com/ozsecrets/oz/services/internal/kv/etcdkv"
 	"github.com/ozsecrets/oz/services/secretstore"
-	secretbolt "github.com/ozsecrets/oz/services/secretstore/boltstore"
-	secretetcd "github.com/ozsecrets/oz/services/secretstore/etcdstore"
+	secretkv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 )
 
@@ -213,18 +212,6 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if want := []string{"a", "a!", "big", "bin", "many", "outbox", "outbox_meta"}; !slices.Equal(buckets, want) {
 		t.Errorf("buckets: got %q, want %q", buckets, want)
-	}
-	err = dst.View(func(tx *bolt.Tx) error {
-		if got := tx.Bucket([]byte("outbox")).Sequence(); got != 1 {
-			t.Errorf("outbox sequence: got %d, want 1 (its last 8-byte key)", got)
-		}
-		if got := tx.Bucket([]byte("many")).Sequence(); got != 0 {
-			t.Errorf("many: got sequence %d, want 0 (no 8-byte key)", got)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	for _, db := range []*bolt.DB{src, dst} {
 		if s, err := SummarizeBolt(db); err != nil || !s.Same(r1) {
@@ -438,7 +425,7 @@ func TestResolverStores(t *testing.T) {
 	dir := t.TempDir()
 
 	path := filepath.Join(dir, "resolver.db")
-	bs, err := resolverbolt.Open(path, 0)
+	bs, err := boltkv.Open(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +457,7 @@ func TestResolverStores(t *testing.T) {
 		t.Errorf("got %v, want 301 keys in 2 buckets", r)
 	}
 
-	es, err := resolveretcd.New(ctx, cli, ns)
+	es, err := etcdkv.New(ctx, cli, ns)
 	if err != nil {
 		t.Fatalf("open the resolver's etcd store on the copy: %v", err)
 	}
@@ -494,7 +481,7 @@ func TestResolverStores(t *testing.T) {
 		t.Fatalf("EtcdToBolt: %v", err)
 	}
 	checkClose(t, dst)
-	bs2, err := resolverbolt.Open(path2, 0)
+	bs2, err := boltkv.Open(path2, 0)
 	if err != nil {
 		t.Fatalf("open the resolver's bbolt store on the copy: %v", err)
 	}
@@ -519,7 +506,7 @@ func TestSecretstoreStores(t *testing.T) {
 	dir := t.TempDir()
 
 	path := filepath.Join(dir, "secretstore.db")
-	bs, err := secretbolt.Open(path, nil)
+	bs, err := secretkv.OpenBolt(ctx, path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -556,12 +543,12 @@ func TestSecretstoreStores(t *testing.T) {
 		if strings.Contains(k, canary) || strings.Contains(v, canary) {
 			t.Errorf("etcd key %q or its value holds the plaintext", k)
 		}
-		if strings.HasPrefix(k, ns+"secrets/") {
+		if strings.HasPrefix(k, ns+"records/secrets/") {
 			secrets++
 		}
 	}
 	if secrets != 2 {
-		t.Errorf("got %d keys under %ssecrets/, want 2", secrets, ns)
+		t.Errorf("got %d keys under %srecords/secrets/, want 2", secrets, ns)
 	}
 	if kvs[ns+"meta/schema"] != "1" {
 		t.Errorf("%smeta/schema: got %q, want %q", ns, kvs[ns+"meta/schema"], "1")
@@ -569,9 +556,13 @@ func TestSecretstoreStores(t *testing.T) {
 
 	// The secretstore's etcd store reads the copy, and the keyring opens
 	// the value it returns.
-	es, err := secretetcd.New(ctx, cli, ns)
+	ekv, err := etcdkv.New(ctx, cli, ns)
 	if err != nil {
-		t.Fatalf("open the secretstore's etcd store on the copy: %v", err)
+		t.Fatalf("open the copy as a kv.Store: %v", err)
+	}
+	es, err := secretkv.Open(ctx, ekv)
+	if err != nil {
+		t.Fatalf("open the secretstore's store on the copy: %v", err)
 	}
 	defer es.Close()
 	var store secretstore.Store = es
@@ -592,7 +583,7 @@ func TestSecretstoreStores(t *testing.T) {
 		t.Fatalf("EtcdToBolt: %v", err)
 	}
 	checkClose(t, dst)
-	bs2, err := secretbolt.Open(path2, nil)
+	bs2, err := secretkv.OpenBolt(ctx, path2, 0)
 	if err != nil {
 		t.Fatalf("open the secretstore's bbolt store on the copy: %v", err)
 	}
@@ -605,33 +596,8 @@ func TestSecretstoreStores(t *testing.T) {
 	if err != nil || string(plain) != canary {
 		t.Errorf("the copied value does not open to the plaintext: %v", err)
 	}
-	if err := bs2.Check(); err != nil {
+	bs2.Close()
+	if err := secretkv.CheckBolt(path2, timeout); err != nil {
 		t.Errorf("consistency check: %v", err)
-	}
-}
-
-// FloorSequence raises a bucket's sequence, creating the bucket, and never
-// lowers it.
-func TestFloorSequence(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "f.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := FloorSequence(db, "outbox", 1000); err != nil {
-		t.Fatal(err)
-	}
-	if err := FloorSequence(db, "outbox", 10); err != nil {
-		t.Fatal(err)
-	}
-	var next uint64
-	if err := db.Update(func(tx *bolt.Tx) error {
-		next, err = tx.Bucket([]byte("outbox")).NextSequence()
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if next != 1001 {
-		t.Fatalf("next sequence %d, want 1001", next)
 	}
 }

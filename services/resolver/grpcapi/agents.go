@@ -10,17 +10,18 @@ import (
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/runs"
 )
 
 // AgentServer implements scopev1.AgentServiceServer.
 type AgentServer struct {
 	scopev1.UnimplementedAgentServiceServer
-	Dir *resolver.Directory
+	Runs *runs.Service
 }
 
 var _ scopev1.AgentServiceServer = (*AgentServer)(nil)
 
-func agentProto(a resolver.Agent) *scopev1.Agent {
+func agentProto(a runs.Agent) *scopev1.Agent {
 	return &scopev1.Agent{
 		Name:        a.Name(),
 		AgentId:     a.ID,
@@ -57,10 +58,10 @@ func (s *AgentServer) CreateAgent(ctx context.Context, req *scopev1.CreateAgentR
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.Dir.CreateAgent(ctx, resolver.Agent{
+	a, err := s.Runs.CreateAgent(ctx, runs.Agent{
 		Team: team, ID: req.GetAgentId(), DisplayName: req.GetDisplayName(),
 		Description: req.GetDescription(), SecretNames: req.GetSecretNames(),
-		StartPolicy: resolver.StartPolicy(req.GetStartPolicy()),
+		StartPolicy: runs.StartPolicy(req.GetStartPolicy()),
 	})
 	if err != nil {
 		return nil, err
@@ -73,7 +74,7 @@ func (s *AgentServer) GetAgent(ctx context.Context, req *scopev1.GetAgentRequest
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.Dir.GetAgent(ctx, team, id)
+	a, err := s.Runs.GetAgent(ctx, team, id)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func (s *AgentServer) ListAgents(ctx context.Context, req *scopev1.ListAgentsReq
 	if err != nil {
 		return nil, err
 	}
-	agents, next, err := s.Dir.ListAgents(ctx, team, resolver.Page{Size: int(req.GetPageSize()), Token: req.GetPageToken()})
+	agents, next, err := s.Runs.ListAgents(ctx, team, resolver.Page{Size: int(req.GetPageSize()), Token: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}
@@ -107,17 +108,17 @@ func (s *AgentServer) UpdateAgent(ctx context.Context, req *scopev1.UpdateAgentR
 	if err != nil {
 		return nil, err
 	}
-	u := resolver.AgentUpdate{
+	u := runs.AgentUpdate{
 		DisplayName: m.text("display_name", req.GetDisplayName()),
 		Description: m.text("description", req.GetDescription()),
 		SecretNames: m.names(req.GetSecretNames(), req.GetAddSecretNames(), req.GetRemoveSecretNames()),
 		Etag:        req.GetEtag(),
 	}
 	if p := req.GetStartPolicy(); m.paths["start_policy"] || !m.set && p != scopev1.StartPolicy_START_POLICY_UNSPECIFIED {
-		sp := resolver.StartPolicy(p)
+		sp := runs.StartPolicy(p)
 		u.StartPolicy = &sp
 	}
-	a, err := s.Dir.UpdateAgent(ctx, team, id, u)
+	a, err := s.Runs.UpdateAgent(ctx, team, id, u)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +130,7 @@ func (s *AgentServer) DeleteAgent(ctx context.Context, req *scopev1.DeleteAgentR
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Dir.DeleteAgent(ctx, team, id, req.GetEtag()); err != nil {
+	if err := s.Runs.DeleteAgent(ctx, team, id, req.GetEtag()); err != nil {
 		return nil, err
 	}
 	return &scopev1.DeleteAgentResponse{}, nil

@@ -4,13 +4,13 @@ import (
 	"context"
 
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
-	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 )
 
 // AuthServer implements internalapiv1.AuthServiceServer.
 type AuthServer struct {
 	internalapiv1.UnimplementedAuthServiceServer
-	Dir *resolver.Directory
+	Dir *directory.Directory
 }
 
 // Authenticate resolves a bearer token for another service. Every token

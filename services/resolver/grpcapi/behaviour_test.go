@@ -16,7 +16,7 @@ import (
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/kv"
-	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 )
 
 // snapshot is every record of the store, for "nothing changed" checks.
@@ -195,7 +195,7 @@ func TestTokensStoredOnlyAsHashes(t *testing.T) {
 	admin := withToken(t, f.tokens[sysAdmin])
 	var bearers []string
 	for _, tok := range f.tokens {
-		if strings.HasPrefix(tok, resolver.TokenPrefix) && len(tok) > 30 {
+		if strings.HasPrefix(tok, directory.TokenPrefix) && len(tok) > 30 {
 			bearers = append(bearers, tok)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 )
 
 func timestamp(t time.Time) *timestamppb.Timestamp {
@@ -17,15 +18,15 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-func teamProto(t resolver.Team) *scopev1.Team {
+func teamProto(t directory.Team) *scopev1.Team {
 	return &scopev1.Team{Name: t.Name(), TeamId: t.ID, CreateTime: timestamp(t.CreateTime)}
 }
 
-func userProto(u resolver.User) *scopev1.User {
+func userProto(u directory.User) *scopev1.User {
 	return &scopev1.User{Name: u.Name(), UserId: u.ID, SystemAdmin: u.SystemAdmin, CreateTime: timestamp(u.CreateTime)}
 }
 
-func membershipProto(m resolver.Membership) *scopev1.Membership {
+func membershipProto(m directory.Membership) *scopev1.Membership {
 	return &scopev1.Membership{
 		Name:       m.Name(),
 		Team:       resolver.TeamName(m.Team),
@@ -35,7 +36,7 @@ func membershipProto(m resolver.Membership) *scopev1.Membership {
 	}
 }
 
-func tokenProto(t resolver.Token) *scopev1.Token {
+func tokenProto(t directory.Token) *scopev1.Token {
 	return &scopev1.Token{
 		Name:          t.Name(),
 		TokenId:       t.ID,

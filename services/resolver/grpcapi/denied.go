@@ -20,8 +20,8 @@ const deniedTimeout = 5 * time.Second
 
 // OnDenied returns the server.Config.OnDenied hook of the resolver: every
 // request refused with PermissionDenied or Unauthenticated, by the access
-// rules or by the Directory, becomes a request.denied event in d's outbox
-// (Directory.RecordDenied), naming the method, the code, the caller as far
+// rules or by the domain, becomes a request.denied event in s's outbox
+// (resolver.Store.RecordDenied), naming the method, the code, the caller as far
 // as it is known, the refusal's message, and the resource the request
 // named (its team's chain, when that team exists).
 //
@@ -29,7 +29,7 @@ const deniedTimeout = 5 * time.Second
 // is the answer to the service that asked, which refused its own caller
 // and records that refusal itself. A failure to record is logged; the
 // refusal stands either way.
-func OnDenied(d *resolver.Directory, log *slog.Logger) server.Denied {
+func OnDenied(s *resolver.Store, log *slog.Logger) server.Denied {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -46,7 +46,7 @@ func OnDenied(d *resolver.Directory, log *slog.Logger) server.Denied {
 		} else if m, ok := req.(proto.Message); ok && m != nil {
 			r.Resource, r.RunID = requestResource(m)
 		}
-		if err := d.RecordDenied(ctx, r); err != nil {
+		if err := s.RecordDenied(ctx, r); err != nil {
 			log.ErrorContext(ctx, "audit: a refused request could not be recorded", "method", method, "err", err.Error())
 		}
 	}

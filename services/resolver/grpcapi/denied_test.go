@@ -17,14 +17,15 @@ import (
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 )
 
 // drainEvents returns the events waiting in d's outbox and acknowledges
 // them.
-func drainEvents(t *testing.T, d *resolver.Directory) []*auditv1.Event {
+func drainEvents(t *testing.T, d interface{ Store() *resolver.Store }) []*auditv1.Event {
 	t.Helper()
 	ctx := context.Background()
-	evs, err := d.Outbox().Pending(ctx, 100000)
+	evs, err := d.Store().Outbox().Pending(ctx, 100000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +33,7 @@ func drainEvents(t *testing.T, d *resolver.Directory) []*auditv1.Event {
 	for _, ev := range evs {
 		ids = append(ids, ev.GetId())
 	}
-	if err := d.Outbox().Ack(ctx, ids); err != nil {
+	if err := d.Store().Outbox().Ack(ctx, ids); err != nil {
 		t.Fatal(err)
 	}
 	return evs
@@ -161,10 +162,10 @@ func TestDeniedRequestsAreAudited(t *testing.T) {
 // tokOr returns tok when it has the shape of a bearer token, else a
 // well-formed stand-in (for the malformed fixture token).
 func tokOr(tok string) string {
-	if len(tok) == len(resolver.TokenPrefix)+16+1+43 {
+	if len(tok) == len(directory.TokenPrefix)+16+1+43 {
 		return tok
 	}
-	return resolver.TokenPrefix + strings.Repeat("0", 16) + "_" + strings.Repeat("-", 43)
+	return directory.TokenPrefix + strings.Repeat("0", 16) + "_" + strings.Repeat("-", 43)
 }
 
 // TestDeniedRunRequestsAreAudited: run resolution refused is recorded in

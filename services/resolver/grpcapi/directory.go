@@ -7,12 +7,13 @@ import (
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 )
 
 // DirectoryServer implements scopev1.DirectoryServiceServer.
 type DirectoryServer struct {
 	scopev1.UnimplementedDirectoryServiceServer
-	Dir *resolver.Directory
+	Dir *directory.Directory
 }
 
 func (s *DirectoryServer) CreateTeam(ctx context.Context, req *scopev1.CreateTeamRequest) (*scopev1.CreateTeamResponse, error) {

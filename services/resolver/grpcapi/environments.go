@@ -5,17 +5,18 @@ import (
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/runs"
 )
 
 // EnvironmentServer implements scopev1.EnvironmentServiceServer.
 type EnvironmentServer struct {
 	scopev1.UnimplementedEnvironmentServiceServer
-	Dir *resolver.Directory
+	Runs *runs.Service
 }
 
 var _ scopev1.EnvironmentServiceServer = (*EnvironmentServer)(nil)
 
-func environmentProto(e resolver.Environment) *scopev1.Environment {
+func environmentProto(e runs.Environment) *scopev1.Environment {
 	return &scopev1.Environment{
 		Name:          e.Name(),
 		EnvironmentId: e.ID,
@@ -37,7 +38,7 @@ func (s *EnvironmentServer) CreateEnvironment(ctx context.Context, req *scopev1.
 	if err != nil {
 		return nil, err
 	}
-	e, err := s.Dir.CreateEnvironment(ctx, resolver.Environment{
+	e, err := s.Runs.CreateEnvironment(ctx, runs.Environment{
 		Team: team, ID: req.GetEnvironmentId(), Description: req.GetDescription(), SecretNames: req.GetSecretNames(),
 	})
 	if err != nil {
@@ -51,7 +52,7 @@ func (s *EnvironmentServer) GetEnvironment(ctx context.Context, req *scopev1.Get
 	if err != nil {
 		return nil, err
 	}
-	e, err := s.Dir.GetEnvironment(ctx, team, id)
+	e, err := s.Runs.GetEnvironment(ctx, team, id)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +64,7 @@ func (s *EnvironmentServer) ListEnvironments(ctx context.Context, req *scopev1.L
 	if err != nil {
 		return nil, err
 	}
-	envs, next, err := s.Dir.ListEnvironments(ctx, team, resolver.Page{Size: int(req.GetPageSize()), Token: req.GetPageToken()})
+	envs, next, err := s.Runs.ListEnvironments(ctx, team, resolver.Page{Size: int(req.GetPageSize()), Token: req.GetPageToken()})
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +86,7 @@ func (s *EnvironmentServer) UpdateEnvironment(ctx context.Context, req *scopev1.
 	if err != nil {
 		return nil, err
 	}
-	e, err := s.Dir.UpdateEnvironment(ctx, team, id, resolver.EnvironmentUpdate{
+	e, err := s.Runs.UpdateEnvironment(ctx, team, id, runs.EnvironmentUpdate{
 		Description: m.text("description", req.GetDescription()),
 		SecretNames: m.names(req.GetSecretNames(), req.GetAddSecretNames(), req.GetRemoveSecretNames()),
 		Etag:        req.GetEtag(),
@@ -101,7 +102,7 @@ func (s *EnvironmentServer) DeleteEnvironment(ctx context.Context, req *scopev1.
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Dir.DeleteEnvironment(ctx, team, id, req.GetEtag()); err != nil {
+	if err := s.Runs.DeleteEnvironment(ctx, team, id, req.GetEtag()); err != nil {
 		return nil, err
 	}
 	return &scopev1.DeleteEnvironmentResponse{}, nil

@@ -11,6 +11,8 @@ import (
 	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
+	"github.com/ozsecrets/oz/services/resolver/resolvertest"
 )
 
 // The callers of the authorization matrix, by the token they present.
@@ -46,7 +48,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	d := resolver.NewDirectory(store, (&clock{now: t0}).Now)
+	d := resolvertest.WithRuns(directory.New(resolver.NewStore(store, (&clock{now: t0}).Now)))
 	_, admin, err := d.BootstrapAdmin(context.Background(), "admin")
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +75,7 @@ func newFixture(t *testing.T) *fixture {
 		_, err := d.CreateMembership(sys, m.team, m.user, m.role)
 		check(err)
 	}
-	token := func(user string, ttl time.Duration) (resolver.Token, string) {
+	token := func(user string, ttl time.Duration) (directory.Token, string) {
 		t.Helper()
 		tok, bearer, err := d.CreateToken(sys, resolver.UserPrincipal(user), ttl, "fixture")
 		check(err)

@@ -1,8 +1,12 @@
-// Package grpcapi serves the resolver's Directory over gRPC: the public
-// oz.scope.v1 DirectoryService and TokenService, and the internal
-// oz.internalapi.v1 AuthService that the other services call to
-// authenticate bearer tokens. Handlers translate between the wire and the
-// domain; the rules live in the Directory.
+// Package grpcapi serves the resolver over gRPC: the directory (the public
+// oz.scope.v1 DirectoryService, TokenService, RunnerService and
+// IntegrationService, and the internal oz.internalapi.v1 AuthService that
+// the other services call to authenticate bearer tokens; Register) and
+// run resolution (AgentService, EnvironmentService and RunService;
+// RegisterRuns). It also adapts the secretstore's internal
+// RunSecretsService to the domain's runs.SecretStore (NewSecretStore).
+// Handlers convert between the wire and the domain; the rules live in the
+// domain packages. See docs/ARCHITECTURE.md.
 package grpcapi
 
 import (
@@ -11,7 +15,7 @@ import (
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
-	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 )
 
 // AuthCallers are the services allowed to call AuthService.Authenticate,
@@ -24,9 +28,9 @@ var AuthCallers = []string{"secretstore", "audit", "gateway"}
 var Rules = auth.Rules{
 	"/" + scopev1.DirectoryService_ServiceDesc.ServiceName + "/": {Access: auth.Token},
 	"/" + scopev1.TokenService_ServiceDesc.ServiceName + "/":     {Access: auth.Token},
-	"/" + scopev1.RunService_ServiceDesc.ServiceName + "/":       {Access: auth.Token}, // RegisterRuns
-	// Agent identities, environments and runners: the Directory admits
-	// people only, and checks their role in each operation.
+	"/" + scopev1.RunService_ServiceDesc.ServiceName + "/":       {Access: auth.Token},
+	// Agent identities, environments, runners and integrations: the
+	// domain admits people only, and checks their role in each operation.
 	"/" + scopev1.AgentService_ServiceDesc.ServiceName + "/":       {Access: auth.Token},
 	"/" + scopev1.EnvironmentService_ServiceDesc.ServiceName + "/": {Access: auth.Token},
 	"/" + scopev1.RunnerService_ServiceDesc.ServiceName + "/":      {Access: auth.Token},
@@ -36,14 +40,12 @@ var Rules = auth.Rules{
 	},
 }
 
-// Register registers the services of the Directory, backed by d, on s:
-// DirectoryService, TokenService, AgentService, EnvironmentService,
-// RunnerService, IntegrationService and the internal AuthService.
-func Register(s grpc.ServiceRegistrar, d *resolver.Directory) {
+// Register registers the services of the directory, backed by d, on s:
+// DirectoryService, TokenService, RunnerService, IntegrationService and
+// the internal AuthService. Serve them with Rules.
+func Register(s grpc.ServiceRegistrar, d *directory.Directory) {
 	scopev1.RegisterDirectoryServiceServer(s, &DirectoryServer{Dir: d})
 	scopev1.RegisterTokenServiceServer(s, &TokenServer{Dir: d})
-	scopev1.RegisterAgentServiceServer(s, &AgentServer{Dir: d})
-	scopev1.RegisterEnvironmentServiceServer(s, &EnvironmentServer{Dir: d})
 	scopev1.RegisterRunnerServiceServer(s, &RunnerServer{Dir: d})
 	scopev1.RegisterIntegrationServiceServer(s, &IntegrationServer{Dir: d})
 	internalapiv1.RegisterAuthServiceServer(s, &AuthServer{Dir: d})

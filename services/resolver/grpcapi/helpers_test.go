@@ -29,7 +29,9 @@ import (
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 	"github.com/ozsecrets/oz/services/resolver/grpcapi"
+	"github.com/ozsecrets/oz/services/resolver/resolvertest"
 )
 
 // t0 is when fixtures are made; servers start at t0+2h unless told.
@@ -98,7 +100,7 @@ type env struct {
 	pki    pki.Dir
 	clock  *clock
 	store  *boltkv.Store
-	dir    *resolver.Directory
+	dir    resolvertest.Both
 	addr   string
 	logs   *syncBuffer
 	dbPath string
@@ -114,15 +116,16 @@ func serve(t *testing.T, pkiDir pki.Dir, dbPath string, clk *clock) *env {
 		t.Fatal(err)
 	}
 	e := &env{pki: pkiDir, clock: clk, store: store, dbPath: dbPath, logs: &syncBuffer{}}
-	e.dir = resolver.NewDirectory(store, clk.Now)
+	e.dir = resolvertest.WithRuns(directory.New(resolver.NewStore(store, clk.Now)))
 	tlsCfg, err := pki.ServerConfig(pkiDir.For("resolver"), pkiDir.CA())
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := server.New(server.Config{Name: "resolver", TLS: tlsCfg, Rules: grpcapi.Rules, Auth: e.dir, Logger: log,
-		OnDenied: grpcapi.OnDenied(e.dir, log)})
-	grpcapi.Register(srv, e.dir)
+		OnDenied: grpcapi.OnDenied(e.dir.Store(), log)})
+	grpcapi.Register(srv, e.dir.Directory)
+	grpcapi.RegisterRuns(srv, e.dir.Service)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +197,7 @@ func as(p *auth.Principal) context.Context {
 }
 
 // authenticate resolves token on d, failing the test if it does not work.
-func authenticate(t *testing.T, d *resolver.Directory, token string) *auth.Principal {
+func authenticate(t *testing.T, d auth.Authenticator, token string) *auth.Principal {
 	t.Helper()
 	p, err := d.Authenticate(context.Background(), token)
 	if err != nil {
@@ -242,8 +245,8 @@ func copyFile(t *testing.T, from, to string) {
 // secretPart is what follows "oz_<token id>_" in a bearer token.
 func secretPart(t *testing.T, token string) string {
 	t.Helper()
-	const head = len(resolver.TokenPrefix) + 16 + 1
-	if len(token) <= head || !strings.HasPrefix(token, resolver.TokenPrefix) || token[head-1] != '_' {
+	const head = len(directory.TokenPrefix) + 16 + 1
+	if len(token) <= head || !strings.HasPrefix(token, directory.TokenPrefix) || token[head-1] != '_' {
 		t.Fatalf("token has not the shape oz_<id>_<secret>")
 	}
 	return token[head:]

@@ -17,6 +17,9 @@ import (
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
+	"github.com/ozsecrets/oz/services/resolver/resolvertest"
+	"github.com/ozsecrets/oz/services/resolver/runs"
 )
 
 // Callers of the identity services beside those of the directory's matrix.
@@ -36,7 +39,7 @@ func newIDFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	d := resolver.NewDirectory(store, (&clock{now: t0}).Now)
+	d := resolvertest.WithRuns(directory.New(resolver.NewStore(store, (&clock{now: t0}).Now)))
 	sys := as(authenticate(t, d, f.tokens[sysAdmin]))
 	check := func(err error) {
 		t.Helper()
@@ -44,9 +47,9 @@ func newIDFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	_, err = d.CreateAgent(sys, resolver.Agent{Team: "red", ID: "deployer", DisplayName: "Deployer", SecretNames: []string{"DEPLOY_KEY"}})
+	_, err = d.CreateAgent(sys, runs.Agent{Team: "red", ID: "deployer", DisplayName: "Deployer", SecretNames: []string{"DEPLOY_KEY"}})
 	check(err)
-	_, err = d.CreateEnvironment(sys, resolver.Environment{Team: "red", ID: "prod", SecretNames: []string{"DEPLOY_KEY"}})
+	_, err = d.CreateEnvironment(sys, runs.Environment{Team: "red", ID: "prod", SecretNames: []string{"DEPLOY_KEY"}})
 	check(err)
 	_, f.tokens[runnerToken], err = d.CreateRunner(sys, "r1", []string{"red"})
 	check(err)

@@ -5,17 +5,18 @@ import (
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 )
 
 // IntegrationServer implements scopev1.IntegrationServiceServer.
 type IntegrationServer struct {
 	scopev1.UnimplementedIntegrationServiceServer
-	Dir *resolver.Directory
+	Dir *directory.Directory
 }
 
 var _ scopev1.IntegrationServiceServer = (*IntegrationServer)(nil)
 
-func integrationProto(i resolver.Integration) *scopev1.Integration {
+func integrationProto(i directory.Integration) *scopev1.Integration {
 	return &scopev1.Integration{
 		Name:          i.Name(),
 		IntegrationId: i.ID,
@@ -38,7 +39,7 @@ func (s *IntegrationServer) CreateIntegration(ctx context.Context, req *scopev1.
 	if err != nil {
 		return nil, err
 	}
-	in, bearer, err := s.Dir.CreateIntegration(ctx, resolver.Integration{
+	in, bearer, err := s.Dir.CreateIntegration(ctx, directory.Integration{
 		Team: team, ID: req.GetIntegrationId(), Trigger: resolver.Trigger(req.GetTrigger()),
 		Agents: req.GetAgents(), Description: req.GetDescription(),
 	})

@@ -7,17 +7,18 @@ import (
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 )
 
 // RunnerServer implements scopev1.RunnerServiceServer.
 type RunnerServer struct {
 	scopev1.UnimplementedRunnerServiceServer
-	Dir *resolver.Directory
+	Dir *directory.Directory
 }
 
 var _ scopev1.RunnerServiceServer = (*RunnerServer)(nil)
 
-func runnerProto(r resolver.Runner) *scopev1.Runner {
+func runnerProto(r directory.Runner) *scopev1.Runner {
 	return &scopev1.Runner{
 		Name:       r.Name(),
 		RunnerId:   r.ID,

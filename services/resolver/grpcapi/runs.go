@@ -10,18 +10,18 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/runrules"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/runs"
 )
 
-// RunServer implements scopev1.RunServiceServer over resolver.Runs.
+// RunServer implements scopev1.RunServiceServer over runs.Service.
 type RunServer struct {
 	scopev1.UnimplementedRunServiceServer
-	Runs *resolver.Runs
+	Runs *runs.Service
 	// Resolutions counts ResolveRun calls by outcome (RunMetrics); nil:
 	// not counted.
 	Resolutions *prometheus.CounterVec
@@ -29,14 +29,18 @@ type RunServer struct {
 
 var _ scopev1.RunServiceServer = (*RunServer)(nil)
 
-// RegisterRuns registers a RunServer backed by runs on s. Serve it with
+// RegisterRuns registers the services of run resolution, backed by rs, on
+// s: AgentService, EnvironmentService and RunService, counting
+// resolutions in resolutions (RunMetrics) when given. Serve them with
 // Rules.
-func RegisterRuns(s grpc.ServiceRegistrar, runs *resolver.Runs, resolutions ...*prometheus.CounterVec) {
-	rs := &RunServer{Runs: runs}
+func RegisterRuns(s grpc.ServiceRegistrar, rs *runs.Service, resolutions ...*prometheus.CounterVec) {
+	scopev1.RegisterAgentServiceServer(s, &AgentServer{Runs: rs})
+	scopev1.RegisterEnvironmentServiceServer(s, &EnvironmentServer{Runs: rs})
+	srv := &RunServer{Runs: rs}
 	if len(resolutions) > 0 {
-		rs.Resolutions = resolutions[0]
+		srv.Resolutions = resolutions[0]
 	}
-	scopev1.RegisterRunServiceServer(s, rs)
+	scopev1.RegisterRunServiceServer(s, srv)
 }
 
 // RunMetrics registers on reg, and returns, the counter of run
@@ -55,13 +59,13 @@ func RunMetrics(reg prometheus.Registerer) *prometheus.CounterVec {
 }
 
 // countResolution counts one ResolveRun by its outcome.
-func (s *RunServer) countResolution(res resolver.Resolution, err error) {
+func (s *RunServer) countResolution(res runs.Resolution, err error) {
 	if s.Resolutions == nil {
 		return
 	}
 	outcome := "error"
 	switch {
-	case err == nil && res.Run.Outcome == resolver.OutcomeFailedStrict:
+	case err == nil && res.Run.Outcome == runs.OutcomeFailedStrict:
 		outcome = "failed_strict"
 	case err == nil:
 		outcome = "resolved"
@@ -72,21 +76,6 @@ func (s *RunServer) countResolution(res resolver.Resolution, err error) {
 		}
 	}
 	s.Resolutions.WithLabelValues(outcome).Inc()
-}
-
-// NewSealer returns the secretstore's internal RunSecretsService on cc (a
-// connection authenticated by the resolver's certificate) as a
-// resolver.Sealer.
-func NewSealer(cc grpc.ClientConnInterface) resolver.Sealer {
-	return sealer{internalapiv1.NewRunSecretsServiceClient(cc)}
-}
-
-type sealer struct {
-	c internalapiv1.RunSecretsServiceClient
-}
-
-func (s sealer) SealRunSecrets(ctx context.Context, req *internalapiv1.SealRunSecretsRequest) (*internalapiv1.SealRunSecretsResponse, error) {
-	return s.c.SealRunSecrets(ctx, req)
 }
 
 // StartRun starts a run and returns its ticket.
@@ -102,7 +91,7 @@ func (s *RunServer) StartRun(ctx context.Context, req *scopev1.StartRunRequest) 
 		}
 		ttl = d.AsDuration()
 	}
-	st, err := s.Runs.StartRun(ctx, resolver.StartRequest{
+	st, err := s.Runs.StartRun(ctx, runs.StartRequest{
 		Team:    team,
 		Context: runContextFromProto(req.GetContext()),
 		TTL:     ttl,
@@ -123,31 +112,31 @@ func (s *RunServer) StartRun(ctx context.Context, req *scopev1.StartRunRequest) 
 // ResolveRun redeems a start ticket: it decides, records, and returns the
 // run's values sealed to the runner's key.
 func (s *RunServer) ResolveRun(ctx context.Context, req *scopev1.ResolveRunRequest) (*scopev1.ResolveRunResponse, error) {
-	team := resolver.AnyTeam
-	if req.GetParent() != "teams/"+resolver.AnyTeam {
+	team := runs.AnyTeam
+	if req.GetParent() != "teams/"+runs.AnyTeam {
 		var err error
 		if team, err = parseTeam("parent", req.GetParent()); err != nil {
 			return nil, errs.Field("parent", `must be "teams/{team}" or "teams/-" (the ticket's team); {team} `+resolver.IDRule)
 		}
 	}
-	var rc *resolver.RunContext
+	var rc *runs.RunContext
 	if req.GetContext() != nil {
 		c := runContextFromProto(req.GetContext())
 		rc = &c
 	}
-	res, err := s.Runs.ResolveRun(ctx, resolver.ResolveRequest{
+	res, err := s.Runs.ResolveRun(ctx, runs.ResolveRequest{
 		Team:      team,
 		Ticket:    req.GetTicket(),
 		Context:   rc,
 		RunID:     req.GetRunId(),
-		Recipient: req.GetRecipient(),
+		Recipient: recipientFromProto(req.GetRecipient()),
 	})
 	s.countResolution(res, err)
 	if err != nil {
 		return nil, err
 	}
 	server.LogAttr(ctx, "run_id", res.Run.ID)
-	return &scopev1.ResolveRunResponse{Run: runProto(res.Run), Sealed: res.Sealed}, nil
+	return &scopev1.ResolveRunResponse{Run: runProto(res.Run), Sealed: sealedProto(res.Sealed)}, nil
 }
 
 // EndRun records that a resolved run's command ended.
@@ -156,7 +145,7 @@ func (s *RunServer) EndRun(ctx context.Context, req *scopev1.EndRunRequest) (*sc
 	if err != nil {
 		return nil, err
 	}
-	end := resolver.RunEnd{ExitCode: int(req.GetExitCode()), Signal: int(req.GetSignal())}
+	end := runs.RunEnd{ExitCode: int(req.GetExitCode()), Signal: int(req.GetSignal())}
 	if d := req.GetDuration(); d != nil {
 		if d.CheckValid() != nil {
 			return nil, errs.Field("duration", "must be a valid duration")
@@ -206,7 +195,7 @@ func (s *RunServer) ListRuns(ctx context.Context, req *scopev1.ListRunsRequest) 
 	if err != nil {
 		return nil, err
 	}
-	f := resolver.RunFilter{Agent: req.GetAgent(), Trigger: resolver.Trigger(req.GetTrigger()), InFlight: req.GetInFlight()}
+	f := runs.RunFilter{Agent: req.GetAgent(), Trigger: resolver.Trigger(req.GetTrigger()), InFlight: req.GetInFlight()}
 	if f.Start, err = timeOf("start_time", req.GetStartTime()); err != nil {
 		return nil, err
 	}
@@ -249,8 +238,8 @@ func timeOf(field string, ts *timestamppb.Timestamp) (time.Time, error) {
 // Conversions. The domain's Trigger has the wire enum's numbers; the
 // others are mapped one by one.
 
-func runContextFromProto(p *scopev1.RunContext) resolver.RunContext {
-	rc := resolver.RunContext{
+func runContextFromProto(p *scopev1.RunContext) runs.RunContext {
+	rc := runs.RunContext{
 		Trigger:     resolver.Trigger(p.GetTrigger()),
 		User:        p.GetUser(),
 		Agent:       p.GetAgent(),
@@ -264,8 +253,24 @@ func runContextFromProto(p *scopev1.RunContext) resolver.RunContext {
 	return rc
 }
 
+// recipientFromProto is nil for no key: the domain refuses it, naming the
+// field.
+func recipientFromProto(p *scopev1.RecipientKey) *runs.Recipient {
+	if p == nil {
+		return nil
+	}
+	return &runs.Recipient{KEMID: p.GetKemId(), PublicKey: p.GetPublicKey()}
+}
+
+func sealedProto(s *runs.Sealed) *scopev1.SealedValues {
+	if s == nil {
+		return nil
+	}
+	return &scopev1.SealedValues{KemId: uint32(s.KEMID), KdfId: uint32(s.KDFID), AeadId: uint32(s.AEADID), Info: s.Info, Ciphertext: s.Ciphertext}
+}
+
 // runContextProto never carries the start token.
-func runContextProto(rc resolver.RunContext) *scopev1.RunContext {
+func runContextProto(rc runs.RunContext) *scopev1.RunContext {
 	p := &scopev1.RunContext{
 		Trigger:     scopev1.Trigger(rc.Trigger),
 		User:        rc.User,
@@ -329,17 +334,17 @@ func decisionProto(d runrules.Decision) scopev1.Decision {
 	return scopev1.Decision_DECISION_UNSPECIFIED
 }
 
-func outcomeProto(o resolver.Outcome) scopev1.RunOutcome {
+func outcomeProto(o runs.Outcome) scopev1.RunOutcome {
 	switch o {
-	case resolver.OutcomeResolved:
+	case runs.OutcomeResolved:
 		return scopev1.RunOutcome_RUN_OUTCOME_RESOLVED
-	case resolver.OutcomeFailedStrict:
+	case runs.OutcomeFailedStrict:
 		return scopev1.RunOutcome_RUN_OUTCOME_FAILED_STRICT
 	}
 	return scopev1.RunOutcome_RUN_OUTCOME_UNSPECIFIED
 }
 
-func unresolvedProto(us []resolver.UnresolvedReference) []*scopev1.UnresolvedReference {
+func unresolvedProto(us []runs.UnresolvedReference) []*scopev1.UnresolvedReference {
 	var out []*scopev1.UnresolvedReference
 	for _, u := range us {
 		out = append(out, &scopev1.UnresolvedReference{SecretName: u.Name, Reason: reasonProto(u.Reason), Detail: u.Detail})
@@ -347,7 +352,7 @@ func unresolvedProto(us []resolver.UnresolvedReference) []*scopev1.UnresolvedRef
 	return out
 }
 
-func runProto(r resolver.Run) *scopev1.Run {
+func runProto(r runs.Run) *scopev1.Run {
 	p := &scopev1.Run{
 		Name:             r.Name(),
 		RunId:            r.ID,
@@ -373,7 +378,7 @@ func runProto(r resolver.Run) *scopev1.Run {
 			SecretName:          s.Name,
 			Scope:               scopeProto(s.Scope()),
 			Owner:               s.Owner,
-			ValueVersion:        s.ValueVersion,
+			ValueVersion:        s.Version,
 			OverridesTeamSecret: s.OverridesTeamSecret,
 			Redacted:            s.Redacted,
 			ValueState:          scopev1.InjectedValueState(s.ValueState),
@@ -382,7 +387,7 @@ func runProto(r resolver.Run) *scopev1.Run {
 	return p
 }
 
-func explanationProto(ex resolver.Explanation) *scopev1.Explanation {
+func explanationProto(ex runs.Explanation) *scopev1.Explanation {
 	p := &scopev1.Explanation{
 		Context:         runContextProto(ex.Context),
 		Agent:           ex.Agent,
@@ -397,7 +402,7 @@ func explanationProto(ex resolver.Explanation) *scopev1.Explanation {
 			SecretName:   c.Name,
 			Scope:        scopeProto(c.Scope()),
 			Owner:        c.Owner,
-			ValueVersion: c.ValueVersion,
+			ValueVersion: c.Version,
 			Decision:     decisionProto(c.Decision),
 			Detail:       c.Detail,
 		})

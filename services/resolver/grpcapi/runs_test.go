@@ -29,9 +29,11 @@ import (
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 	"github.com/ozsecrets/oz/services/resolver/grpcapi"
+	"github.com/ozsecrets/oz/services/resolver/runs"
 	"github.com/ozsecrets/oz/services/secretstore"
-	ssbolt "github.com/ozsecrets/oz/services/secretstore/boltstore"
+	sskv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 	ssgrpc "github.com/ozsecrets/oz/services/secretstore/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 )
@@ -60,7 +62,7 @@ var _ auth.Authenticator = authFunc(nil)
 type runsEnv struct {
 	pki        pki.Dir
 	svc        *secretstore.Service
-	dir        *resolver.Directory
+	dir        *directory.Directory
 	store      *boltkv.Store
 	ssAddr     string
 	addr       string
@@ -76,7 +78,7 @@ func newRunsEnv(t *testing.T) *runsEnv {
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	// The secretstore.
-	ssdb, err := ssbolt.Open(filepath.Join(t.TempDir(), "secretstore.db"), nil)
+	ssdb, err := sskv.OpenBolt(context.Background(), filepath.Join(t.TempDir(), "secretstore.db"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +106,7 @@ func newRunsEnv(t *testing.T) *runsEnv {
 	}
 	t.Cleanup(func() { store.Close() })
 	e.store = store
-	e.dir = resolver.NewDirectory(store, (&clock{now: t0}).Now)
+	e.dir = directory.New(resolver.NewStore(store, (&clock{now: t0}).Now))
 	_, admin, err := e.dir.BootstrapAdmin(ctx, "admin")
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +156,7 @@ func newRunsEnv(t *testing.T) *runsEnv {
 		}
 	}
 	// A scheduler: the integration that starts acme's user-less runs.
-	_, cron, err := e.dir.CreateIntegration(as(e.principals["alice"]), resolver.Integration{Team: "acme", ID: "cron", Trigger: resolver.TriggerSchedule})
+	_, cron, err := e.dir.CreateIntegration(as(e.principals["alice"]), directory.Integration{Team: "acme", ID: "cron", Trigger: resolver.TriggerSchedule})
 	must(err)
 	e.tokens["cron"] = cron
 	e.addr = e.serveResolver(t, e.ssAddr, "resolver")
@@ -169,7 +171,7 @@ func (e *runsEnv) start(t *testing.T, c scopev1.RunServiceClient, token string, 
 	if err != nil {
 		t.Fatalf("StartRun: %v", err)
 	}
-	if !strings.HasPrefix(resp.GetTicket(), resolver.TicketPrefix) || resp.GetRun().GetState() != scopev1.RunState_RUN_STATE_STARTED {
+	if !strings.HasPrefix(resp.GetTicket(), runs.TicketPrefix) || resp.GetRun().GetState() != scopev1.RunState_RUN_STATE_STARTED {
 		t.Fatalf("StartRun: ticket of %d characters, run %v", len(resp.GetTicket()), resp.GetRun())
 	}
 	return resp.GetTicket()
@@ -201,7 +203,7 @@ func (e *runsEnv) serveResolver(t *testing.T, ssAddr, cert string) string {
 	}
 	log := slog.New(slog.NewJSONHandler(e.logs, nil))
 	srv := server.New(server.Config{Name: "resolver", TLS: tlsCfg, Rules: grpcapi.Rules,
-		Logger: log, OnDenied: grpcapi.OnDenied(e.dir, log),
+		Logger: log, OnDenied: grpcapi.OnDenied(e.dir.Store(), log),
 		Auth: authFunc(func(ctx context.Context, token string) (*auth.Principal, error) {
 			if p, ok := runners[token]; ok {
 				return p, nil
@@ -209,7 +211,7 @@ func (e *runsEnv) serveResolver(t *testing.T, ssAddr, cert string) string {
 			return e.dir.Authenticate(ctx, token)
 		})})
 	grpcapi.Register(srv, e.dir)
-	grpcapi.RegisterRuns(srv, resolver.NewRuns(e.dir, grpcapi.NewSealer(conn)))
+	grpcapi.RegisterRuns(srv, runs.New(e.dir, grpcapi.NewSecretStore(conn)))
 	return serveOn(t, srv)
 }
 

@@ -8,12 +8,13 @@ import (
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/resolver"
+	"github.com/ozsecrets/oz/services/resolver/directory"
 )
 
 // TokenServer implements scopev1.TokenServiceServer.
 type TokenServer struct {
 	scopev1.UnimplementedTokenServiceServer
-	Dir *resolver.Directory
+	Dir *directory.Directory
 }
 
 // parsePrincipal parses a token owner's name: "users/{user}" ("users/me":

@@ -31,9 +31,9 @@ import (
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/secretstore"
-	"github.com/ozsecrets/oz/services/secretstore/boltstore"
 	"github.com/ozsecrets/oz/services/secretstore/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	"github.com/ozsecrets/oz/services/secretstore/kvstore"
 	"github.com/ozsecrets/oz/services/secretstore/sealing"
 )
 
@@ -78,7 +78,7 @@ func (s *syncBuffer) String() string {
 
 type testEnv struct {
 	svc    *secretstore.Service
-	store  *boltstore.Store
+	store  *kvstore.Store
 	seal   *sealing.Service
 	clock  *testClock // the sealing keys' clock
 	dbPath string
@@ -122,7 +122,7 @@ func newTestEnvWith(t testing.TB, configure func(*secretstore.Config)) *testEnv 
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := boltstore.Open(e.dbPath, nil)
+	store, err := kvstore.OpenBolt(context.Background(), e.dbPath, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,11 +174,11 @@ func newTestEnvWith(t testing.TB, configure func(*secretstore.Config)) *testEnv 
 			if err := <-done; err != nil {
 				t.Errorf("Serve: %v", err)
 			}
-			if err := store.Check(); err != nil {
-				t.Errorf("consistency check: %v", err)
-			}
 			if err := store.Close(); err != nil {
 				t.Errorf("close store: %v", err)
+			}
+			if err := kvstore.CheckBolt(e.dbPath, time.Second); err != nil {
+				t.Errorf("consistency check: %v", err)
 			}
 		})
 	}

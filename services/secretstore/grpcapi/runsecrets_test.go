@@ -16,7 +16,6 @@ import (
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
-	"github.com/ozsecrets/oz/services/internal/runrules"
 	"github.com/ozsecrets/oz/services/secretstore"
 )
 
@@ -124,48 +123,77 @@ func noCanaryOutsideCiphertext(t *testing.T, resp *internalapiv1.SealRunSecretsR
 	}
 }
 
+// list returns the candidates of owners, as the resolver reads them.
+func list(t testing.TB, c internalapiv1.RunSecretsServiceClient, owners ...string) []*internalapiv1.SecretRef {
+	t.Helper()
+	resp, err := c.ListRunSecrets(context.Background(), &internalapiv1.ListRunSecretsRequest{Owners: owners})
+	if err != nil {
+		t.Fatalf("ListRunSecrets(%v): %v", owners, err)
+	}
+	return resp.GetSecrets()
+}
+
+// pick returns the refs of secrets named owner/name.
+func pick(t testing.TB, secs []*internalapiv1.SecretRef, names ...string) []*internalapiv1.SecretRef {
+	t.Helper()
+	var out []*internalapiv1.SecretRef
+	for _, n := range names {
+		i := slices.IndexFunc(secs, func(r *internalapiv1.SecretRef) bool { return r.GetOwner()+"/"+r.GetName() == n })
+		if i < 0 {
+			t.Fatalf("%s is not a candidate", n)
+		}
+		out = append(out, secs[i])
+	}
+	return out
+}
+
+func TestListRunSecrets(t *testing.T) {
+	e := newTestEnv(t)
+	plantRun(t, e)
+	c := runClient(t, e, "resolver")
+	acme := []string{"teams/acme/DEPLOY_TOKEN@1", "teams/acme/GITHUB_TOKEN@1", "teams/acme/OPENAI_API_KEY@1", "teams/acme/PROD_DB@1"}
+	alice := []string{"users/alice/GITHUB_TOKEN@1", "users/alice/MY_NOTES@1"}
+	for _, tc := range []struct {
+		name   string
+		owners []string
+		want   []string
+	}{
+		{"UserThenTeam", []string{"users/alice", "teams/acme"}, append(slices.Clone(alice), acme...)},
+		{"TeamThenUser", []string{"teams/acme", "users/alice"}, append(slices.Clone(acme), alice...)},
+		{"TeamOnly", []string{"teams/acme"}, acme},
+		{"OwnerWithoutSecrets", []string{"teams/empty"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			secs := list(t, c, tc.owners...)
+			if got := refs(secs); !slices.Equal(got, tc.want) {
+				t.Fatalf("candidates: got %v, want %v", got, tc.want)
+			}
+			for _, r := range secs {
+				if r.GetCreateTime() == nil {
+					t.Fatalf("%s/%s: no creation time", r.GetOwner(), r.GetName())
+				}
+			}
+		})
+	}
+}
+
 func TestSealRunSecrets(t *testing.T) {
 	e := newTestEnv(t)
 	plantRun(t, e)
 	c := runClient(t, e, "resolver")
-	excludeProdDB := []*internalapiv1.SecretRef{{Owner: "teams/acme", Name: "PROD_DB"}}
-	acmeCands := []string{"teams/acme/DEPLOY_TOKEN@1", "teams/acme/GITHUB_TOKEN@1", "teams/acme/OPENAI_API_KEY@1", "teams/acme/PROD_DB@1"}
-	aliceCands := []string{"users/alice/GITHUB_TOKEN@1", "users/alice/MY_NOTES@1"}
+	cands := list(t, c, "users/alice", "teams/acme")
 	v := func(owner, name string) string { return name + "=" + runValue(owner, name) }
 
 	cases := []struct {
-		name      string
-		sel       *internalapiv1.Selection
-		wantCands []string
-		wantEnv   []string // NAME=value, sorted by name
+		name    string
+		secrets []string // owner/name, as the resolver decided
+		wantEnv []string // NAME=value, sorted by name
 	}{
-		{
-			name:      "NoAllowlistPersonalOverTeam",
-			sel:       &internalapiv1.Selection{Owners: []string{"users/alice", "teams/acme"}, Excluded: excludeProdDB},
-			wantCands: append(slices.Clone(aliceCands), acmeCands...),
-			wantEnv: []string{v("teams/acme", "DEPLOY_TOKEN"), v("users/alice", "GITHUB_TOKEN"), v("users/alice", "MY_NOTES"),
-				v("teams/acme", "OPENAI_API_KEY")},
-		},
-		{
-			name: "ExplicitAllowlist",
-			sel: &internalapiv1.Selection{Owners: []string{"users/alice", "teams/acme"}, Excluded: excludeProdDB,
-				Allowlist: &scopev1.SecretNameList{Names: []string{"PROD_DB", "GITHUB_TOKEN", "NOT_THERE", "OPENAI_API_KEY"}}},
-			wantCands: append(slices.Clone(aliceCands), acmeCands...),
-			wantEnv:   []string{v("users/alice", "GITHUB_TOKEN"), v("teams/acme", "OPENAI_API_KEY")},
-		},
-		{
-			name: "EmptyAllowlistSelectsNothing",
-			sel: &internalapiv1.Selection{Owners: []string{"users/alice", "teams/acme"},
-				Allowlist: &scopev1.SecretNameList{}},
-			wantCands: append(slices.Clone(aliceCands), acmeCands...),
-			wantEnv:   nil,
-		},
-		{
-			name:      "UserlessRunTeamOnly",
-			sel:       &internalapiv1.Selection{Owners: []string{"teams/acme"}, Allowlist: &scopev1.SecretNameList{Names: []string{"GITHUB_TOKEN", "PROD_DB"}}},
-			wantCands: acmeCands,
-			wantEnv:   []string{v("teams/acme", "GITHUB_TOKEN"), v("teams/acme", "PROD_DB")},
-		},
+		{"PersonalAndTeam", []string{"teams/acme/DEPLOY_TOKEN", "users/alice/GITHUB_TOKEN", "users/alice/MY_NOTES", "teams/acme/OPENAI_API_KEY"},
+			[]string{v("teams/acme", "DEPLOY_TOKEN"), v("users/alice", "GITHUB_TOKEN"), v("users/alice", "MY_NOTES"), v("teams/acme", "OPENAI_API_KEY")}},
+		{"InAnyOrder", []string{"teams/acme/PROD_DB", "teams/acme/GITHUB_TOKEN"},
+			[]string{v("teams/acme", "GITHUB_TOKEN"), v("teams/acme", "PROD_DB")}},
+		{"NoneIsAnEmptyEnvironment", nil, nil},
 	}
 	for _, kem := range []struct {
 		name string
@@ -175,34 +203,14 @@ func TestSealRunSecrets(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(kem.name+"/"+tc.name, func(t *testing.T) {
 				resp, err := c.SealRunSecrets(context.Background(), &internalapiv1.SealRunSecretsRequest{
-					Selection: tc.sel, Recipient: recipient(priv), Info: []byte(runInfo),
+					Secrets: pick(t, cands, tc.secrets...), Recipient: recipient(priv), Info: []byte(runInfo),
 				})
 				if err != nil {
 					t.Fatalf("SealRunSecrets: %v", err)
 				}
-				if got := refs(resp.GetCandidates()); !slices.Equal(got, tc.wantCands) {
-					t.Fatalf("candidates: got %v, want %v", got, tc.wantCands)
+				if len(resp.GetCandidates()) != 0 || len(resp.GetSelected()) != 0 { //nolint:staticcheck // deprecated: checked unset
+					t.Fatalf("deprecated fields set: %v", resp)
 				}
-				// selected is what runrules.Select picks from the candidates.
-				sel := runrules.Selection{Owners: tc.sel.GetOwners()}
-				for _, x := range tc.sel.GetExcluded() {
-					sel.Excluded = append(sel.Excluded, runrules.Secret{Owner: x.GetOwner(), Name: x.GetName()})
-				}
-				if tc.sel.GetAllowlist() != nil {
-					sel.Allowlist = append([]string{}, tc.sel.GetAllowlist().GetNames()...)
-				}
-				var cands []runrules.Secret
-				for _, r := range resp.GetCandidates() {
-					cands = append(cands, runrules.Secret{Owner: r.GetOwner(), Name: r.GetName(), Version: r.GetValueVersion()})
-				}
-				var want []string
-				for _, s := range runrules.Select(sel, cands) {
-					want = append(want, fmt.Sprintf("%s/%s@%d", s.Owner, s.Name, s.Version))
-				}
-				if got := refs(resp.GetSelected()); !slices.Equal(got, want) {
-					t.Fatalf("selected: got %v, want runrules.Select's %v", got, want)
-				}
-
 				sealed := resp.GetSealed()
 				if sealed == nil {
 					t.Fatal("sealed: got none")
@@ -210,18 +218,8 @@ func TestSealRunSecrets(t *testing.T) {
 				if sealed.GetKemId() != uint32(kem.id) || sealed.GetKdfId() != 0x0001 || sealed.GetAeadId() != 0x0002 || string(sealed.GetInfo()) != runInfo {
 					t.Fatalf("sealed suite: got kem 0x%04x kdf 0x%04x aead 0x%04x info %q", sealed.GetKemId(), sealed.GetKdfId(), sealed.GetAeadId(), sealed.GetInfo())
 				}
-				got := openEnv(t, priv, runInfo, sealed)
-				if !slices.Equal(got, tc.wantEnv) {
+				if got := openEnv(t, priv, runInfo, sealed); !slices.Equal(got, tc.wantEnv) {
 					t.Fatalf("opened environment: got %v, want %v", got, tc.wantEnv)
-				}
-				// The environment is exactly the selected secrets.
-				if len(got) != len(resp.GetSelected()) {
-					t.Fatalf("opened %d variables for %d selected", len(got), len(resp.GetSelected()))
-				}
-				for i, s := range resp.GetSelected() {
-					if got[i] != v(s.GetOwner(), s.GetName()) {
-						t.Fatalf("variable %d: got %q, want the value of %s/%s", i, got[i], s.GetOwner(), s.GetName())
-					}
 				}
 				if _, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), []byte("oz-run-v1|teams/acme/runs/r-2"), sealed.GetCiphertext()); err == nil {
 					t.Fatal("opened with another run's info")
@@ -234,39 +232,26 @@ func TestSealRunSecrets(t *testing.T) {
 		}
 	}
 
-	t.Run("NoRecipientMetadataOnly", func(t *testing.T) {
-		resp, err := c.SealRunSecrets(context.Background(), &internalapiv1.SealRunSecretsRequest{Selection: cases[0].sel})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.GetSealed() != nil {
-			t.Fatalf("sealed: got %v, want none without a recipient", resp.GetSealed())
-		}
-		if got := refs(resp.GetCandidates()); !slices.Equal(got, cases[0].wantCands) {
-			t.Fatalf("candidates: got %v, want %v", got, cases[0].wantCands)
-		}
-		if got, want := refs(resp.GetSelected()), []string{"teams/acme/DEPLOY_TOKEN@1", "users/alice/GITHUB_TOKEN@1", "users/alice/MY_NOTES@1", "teams/acme/OPENAI_API_KEY@1"}; !slices.Equal(got, want) {
-			t.Fatalf("selected: got %v, want %v", got, want)
-		}
-		noCanaryOutsideCiphertext(t, resp)
-	})
-
-	t.Run("SelectedVersionIsTheOpenedOne", func(t *testing.T) {
+	t.Run("ChangedSinceListedIsRefused", func(t *testing.T) {
+		before := pick(t, list(t, c, "teams/acme"), "teams/acme/PROD_DB")
 		if _, err := e.svc.Update(context.Background(), principals["admin"], secretstore.UpdateRequest{
 			Name: "teams/acme/secrets/PROD_DB", Value: []byte(runCanary + "|v2"), UpdateMask: []string{"value"},
 		}); err != nil {
 			t.Fatal(err)
 		}
 		priv := generateKey(t, 0x0020)
-		resp, err := c.SealRunSecrets(context.Background(), &internalapiv1.SealRunSecretsRequest{
-			Selection: &internalapiv1.Selection{Owners: []string{"teams/acme"}, Allowlist: &scopev1.SecretNameList{Names: []string{"PROD_DB"}}},
-			Recipient: recipient(priv), Info: []byte(runInfo),
-		})
+		req := &internalapiv1.SealRunSecretsRequest{Secrets: before, Recipient: recipient(priv), Info: []byte(runInfo)}
+		resp, err := c.SealRunSecrets(context.Background(), req)
+		if status.Code(err) != codes.FailedPrecondition || resp != nil || strings.Contains(status.Convert(err).Message(), runCanary) {
+			t.Fatalf("sealing the version listed before a rotation: got %v, %v; want FailedPrecondition", resp, err)
+		}
+		req.Secrets = pick(t, list(t, c, "teams/acme"), "teams/acme/PROD_DB")
+		if req.Secrets[0].GetValueVersion() != 2 {
+			t.Fatalf("listed after the rotation: %v", refs(req.Secrets))
+		}
+		resp, err = c.SealRunSecrets(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if got := refs(resp.GetSelected()); !slices.Equal(got, []string{"teams/acme/PROD_DB@2"}) {
-			t.Fatalf("selected: got %v", got)
 		}
 		if got := openEnv(t, priv, runInfo, resp.GetSealed()); !slices.Equal(got, []string{"PROD_DB=" + runCanary + "|v2"}) {
 			t.Fatalf("opened: got %v", got)
@@ -275,7 +260,7 @@ func TestSealRunSecrets(t *testing.T) {
 
 	if logs := e.logs.String(); strings.Contains(logs, runCanary) {
 		t.Fatalf("a value reached the logs:\n%s", logs)
-	} else if !strings.Contains(logs, `"msg":"run secrets selected"`) {
+	} else if !strings.Contains(logs, `"msg":"run secrets opened"`) {
 		t.Fatalf("no run log line in:\n%s", logs)
 	}
 }
@@ -284,10 +269,7 @@ func TestRunSecretsAccess(t *testing.T) {
 	e := newTestEnv(t)
 	plantRun(t, e)
 	priv := generateKey(t, 0x0020)
-	req := &internalapiv1.SealRunSecretsRequest{
-		Selection: &internalapiv1.Selection{Owners: []string{"users/alice", "teams/acme"}},
-		Recipient: recipient(priv), Info: []byte(runInfo),
-	}
+	secrets := list(t, runClient(t, e, "resolver"), "users/alice", "teams/acme")[:1]
 	for _, tc := range []struct {
 		name  string
 		cert  string
@@ -304,28 +286,31 @@ func TestRunSecretsAccess(t *testing.T) {
 		{"ResolverWithUnknownToken", "resolver", "nope", codes.PermissionDenied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := runClient(t, e, tc.cert).SealRunSecrets(as(tc.token), req)
-			if status.Code(err) != tc.want {
-				t.Fatalf("got %v, want %v", err, tc.want)
+			c := runClient(t, e, tc.cert)
+			lresp, err := c.ListRunSecrets(as(tc.token), &internalapiv1.ListRunSecretsRequest{Owners: []string{"users/alice", "teams/acme"}})
+			if status.Code(err) != tc.want || (tc.want != codes.OK && lresp != nil) {
+				t.Fatalf("ListRunSecrets: got %v, %v; want %v", lresp, err, tc.want)
 			}
-			if tc.want != codes.OK && resp != nil {
-				t.Fatalf("refused call returned %v", resp)
+			sresp, err := c.SealRunSecrets(as(tc.token), &internalapiv1.SealRunSecretsRequest{Secrets: secrets, Recipient: recipient(priv), Info: []byte(runInfo)})
+			if status.Code(err) != tc.want || (tc.want != codes.OK && sresp != nil) {
+				t.Fatalf("SealRunSecrets: got %v, %v; want %v", sresp, err, tc.want)
 			}
 		})
 	}
 }
 
-func TestSealRunSecretsBadInput(t *testing.T) {
+func TestRunSecretsBadInput(t *testing.T) {
 	e := newTestEnv(t)
 	plantRun(t, e)
 	c := runClient(t, e, "resolver")
 	priv := generateKey(t, 0x0020)
-	goodSel := &internalapiv1.Selection{Owners: []string{"users/alice", "teams/acme"}}
+	cands := list(t, c, "users/alice", "teams/acme")
 	good := func() *internalapiv1.SealRunSecretsRequest {
-		return &internalapiv1.SealRunSecretsRequest{Selection: proto.Clone(goodSel).(*internalapiv1.Selection), Recipient: recipient(priv), Info: []byte(runInfo)}
+		return &internalapiv1.SealRunSecretsRequest{Secrets: pick(t, cands, "teams/acme/PROD_DB"), Recipient: recipient(priv), Info: []byte(runInfo)}
 	}
 	with := func(f func(r *internalapiv1.SealRunSecretsRequest)) *internalapiv1.SealRunSecretsRequest {
 		r := good()
+		r.Secrets[0] = proto.Clone(r.Secrets[0]).(*internalapiv1.SecretRef)
 		f(r)
 		return r
 	}
@@ -334,22 +319,10 @@ func TestSealRunSecretsBadInput(t *testing.T) {
 		req   *internalapiv1.SealRunSecretsRequest
 		field string
 	}{
-		{"NoSelection", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Selection = nil }), "selection.owners"},
-		{"NoOwners", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Selection.Owners = nil }), "selection.owners"},
-		{"OwnerMalformed", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Selection.Owners = []string{"teams/acme/secrets/X"} }), "selection.owners"},
-		{"OwnerBareID", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Selection.Owners = []string{"acme"} }), "selection.owners"},
-		{"OwnerTwice", with(func(r *internalapiv1.SealRunSecretsRequest) {
-			r.Selection.Owners = []string{"teams/acme", "teams/acme"}
-		}), "selection.owners"},
-		{"ExcludedOwner", with(func(r *internalapiv1.SealRunSecretsRequest) {
-			r.Selection.Excluded = []*internalapiv1.SecretRef{{Owner: "acme", Name: "PROD_DB"}}
-		}), "selection.excluded"},
-		{"ExcludedName", with(func(r *internalapiv1.SealRunSecretsRequest) {
-			r.Selection.Excluded = []*internalapiv1.SecretRef{{Owner: "teams/acme", Name: "PROD-DB"}}
-		}), "selection.excluded"},
-		{"AllowlistName", with(func(r *internalapiv1.SealRunSecretsRequest) {
-			r.Selection.Allowlist = &scopev1.SecretNameList{Names: []string{"OK", "9LIVES"}}
-		}), "selection.allowlist.names"},
+		{"Selection", with(func(r *internalapiv1.SealRunSecretsRequest) {
+			r.Selection = &internalapiv1.Selection{Owners: []string{"teams/acme"}} //nolint:staticcheck // deprecated: refused
+		}), "selection"},
+		{"NoRecipient", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Recipient = nil }), "recipient"},
 		{"KEMZero", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Recipient.KemId = 0 }), "recipient.kem_id"},
 		{"KEMUnknown", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Recipient.KemId = 0x0021 }), "recipient.kem_id"},
 		{"KEMMismatch", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Recipient.KemId = 0x647a }), "recipient.public_key"},
@@ -358,10 +331,13 @@ func TestSealRunSecretsBadInput(t *testing.T) {
 		{"PublicKeyLowOrder", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Recipient.PublicKey = make([]byte, 32) }), "recipient.public_key"},
 		{"InfoMissing", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Info = nil }), "info"},
 		{"InfoTooLong", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Info = bytes.Repeat([]byte("i"), 1025) }), "info"},
-		{"InfoTooLongWithoutRecipient", with(func(r *internalapiv1.SealRunSecretsRequest) {
-			r.Recipient = nil
-			r.Info = bytes.Repeat([]byte("i"), 1025)
-		}), "info"},
+		{"SecretOwner", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Secrets[0].Owner = "acme" }), "secrets"},
+		{"SecretName", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Secrets[0].Name = "PROD-DB" }), "secrets"},
+		{"SecretVersion", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Secrets[0].ValueVersion = 0 }), "secrets"},
+		{"SecretCreateTime", with(func(r *internalapiv1.SealRunSecretsRequest) { r.Secrets[0].CreateTime = nil }), "secrets"},
+		{"SecretNameTwice", with(func(r *internalapiv1.SealRunSecretsRequest) {
+			r.Secrets = append(r.Secrets, pick(t, cands, "users/alice/GITHUB_TOKEN", "teams/acme/GITHUB_TOKEN")...)
+		}), "secrets"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, err := c.SealRunSecrets(context.Background(), tc.req)
@@ -376,26 +352,40 @@ func TestSealRunSecretsBadInput(t *testing.T) {
 			}
 		})
 	}
-	// An owner with no secrets is not an error: nothing to select.
-	resp, err := c.SealRunSecrets(context.Background(), with(func(r *internalapiv1.SealRunSecretsRequest) { r.Selection.Owners = []string{"teams/empty"} }))
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name   string
+		owners []string
+	}{
+		{"NoOwners", nil},
+		{"OwnerMalformed", []string{"teams/acme/secrets/X"}},
+		{"OwnerBareID", []string{"acme"}},
+		{"OwnerTwice", []string{"teams/acme", "teams/acme"}},
+	} {
+		t.Run("List"+tc.name, func(t *testing.T) {
+			resp, err := c.ListRunSecrets(context.Background(), &internalapiv1.ListRunSecretsRequest{Owners: tc.owners})
+			if status.Code(err) != codes.InvalidArgument || fieldOf(err) != "owners" || resp != nil {
+				t.Fatalf("got %v, %v (field %q), want InvalidArgument for owners", resp, err, fieldOf(err))
+			}
+		})
 	}
-	if len(resp.GetCandidates()) != 0 || len(resp.GetSelected()) != 0 || len(openEnv(t, priv, runInfo, resp.GetSealed())) != 0 {
-		t.Fatalf("owner without secrets: got %v", resp)
+	// A secret not there (any more) is not malformed: it changed.
+	gone := with(func(r *internalapiv1.SealRunSecretsRequest) { r.Secrets[0].Name = "NOT_THERE" })
+	if _, err := c.SealRunSecrets(context.Background(), gone); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("a secret not there: got %v, want FailedPrecondition", err)
 	}
 	if strings.Contains(e.logs.String(), runCanary) {
 		t.Fatal("a value reached the logs")
 	}
 }
 
-// BenchmarkSealRunSecrets measures one SealRunSecrets call over loopback
-// mutual TLS, for a run whose owners (a user and a team) hold 10 secrets:
-// read, select, open and seal; and metadata only (ExplainRun). The runner's
-// key is generated once, outside the measurement.
+// BenchmarkRunSecrets measures the secretstore's side of one resolution
+// over loopback mutual TLS, for a run whose owners (a user and a team)
+// hold 10 secrets, 7 of them injected: listing the candidates (the only
+// call of ExplainRun), and sealing the 7 (read, check, open and seal).
+// The runner's key is generated once, outside the measurement.
 //
-//	go test -run '^$' -bench SealRunSecrets ./secretstore/grpcapi/
-func BenchmarkSealRunSecrets(b *testing.B) {
+//	go test -run '^$' -bench RunSecrets ./secretstore/grpcapi/
+func BenchmarkRunSecrets(b *testing.B) {
 	e := newTestEnv(b)
 	ctx := context.Background()
 	for _, n := range []string{"A1", "A2", "A3", "SHARED_1", "SHARED_2", "A6"} {
@@ -409,24 +399,26 @@ func BenchmarkSealRunSecrets(b *testing.B) {
 		}
 	}
 	c := runClient(b, e, "resolver")
-	sel := &internalapiv1.Selection{Owners: []string{"users/alice", "teams/acme"}, Excluded: []*internalapiv1.SecretRef{{Owner: "teams/acme", Name: "A6"}}}
+	owners := []string{"users/alice", "teams/acme"}
+	// What the decision injects: alice's four, the team's A1-A3.
+	injected := pick(b, list(b, c, owners...), "users/alice/SHARED_1", "users/alice/SHARED_2", "users/alice/U3", "users/alice/U4",
+		"teams/acme/A1", "teams/acme/A2", "teams/acme/A3")
+	b.Run("list", func(b *testing.B) {
+		for b.Loop() {
+			if got := list(b, c, owners...); len(got) != 10 {
+				b.Fatalf("got %d candidates, want 10", len(got))
+			}
+		}
+	})
 	for _, bc := range []struct {
 		name string
-		kem  uint16 // 0: no recipient
-	}{{"kem=X25519", 0x0020}, {"kem=MLKEM768X25519", 0x647a}, {"metadata-only", 0}} {
+		kem  uint16
+	}{{"seal/kem=X25519", 0x0020}, {"seal/kem=MLKEM768X25519", 0x647a}} {
 		b.Run(bc.name, func(b *testing.B) {
-			req := &internalapiv1.SealRunSecretsRequest{Selection: sel}
-			if bc.kem != 0 {
-				req.Recipient = recipient(generateKey(b, bc.kem))
-				req.Info = []byte(runInfo)
-			}
+			req := &internalapiv1.SealRunSecretsRequest{Secrets: injected, Recipient: recipient(generateKey(b, bc.kem)), Info: []byte(runInfo)}
 			for b.Loop() {
-				resp, err := c.SealRunSecrets(ctx, req)
-				if err != nil {
+				if _, err := c.SealRunSecrets(ctx, req); err != nil {
 					b.Fatal(err)
-				}
-				if len(resp.GetCandidates()) != 10 || len(resp.GetSelected()) != 7 {
-					b.Fatalf("got %d candidates, %d selected; want 10, 7", len(resp.GetCandidates()), len(resp.GetSelected()))
 				}
 			}
 		})

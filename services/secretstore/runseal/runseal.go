@@ -29,22 +29,7 @@ import (
 // MaxInfoLen bounds the info string, in bytes.
 const MaxInfoLen = 1024
 
-// KEMs are the HPKE KEM ids a recipient key may use: every KEM of Go's
-// crypto/hpke, listed rather than taken from hpke.NewKEM so that a KEM
-// added to the standard library is not accepted unreviewed.
-var KEMs = []uint16{
-	0x0010, // DHKEM(P-256, HKDF-SHA256)
-	0x0011, // DHKEM(P-384, HKDF-SHA384)
-	0x0012, // DHKEM(P-521, HKDF-SHA512)
-	0x0020, // DHKEM(X25519, HKDF-SHA256)
-	0x0041, // ML-KEM-768
-	0x0042, // ML-KEM-1024
-	0x0050, // ML-KEM-768 + P-256
-	0x0051, // ML-KEM-1024 + P-384
-	0x647a, // ML-KEM-768 + X25519 (X-Wing)
-}
-
-// Recipient is a validated recipient key. The zero Recipient is not valid.
+// Recipient is a key to seal to. The zero Recipient is not valid.
 type Recipient struct {
 	pk hpke.PublicKey
 }
@@ -52,12 +37,16 @@ type Recipient struct {
 // KEMID returns the recipient key's HPKE KEM id.
 func (r Recipient) KEMID() uint16 { return r.pk.KEM().ID() }
 
-// ParseRecipient checks a recipient key from the wire: kemID is one of
-// KEMs and publicKey is a serialized public key of that KEM. Errors are
-// errs.Field errors for "recipient.kem_id" or "recipient.public_key".
+// ParseRecipient makes a runner's key, as the resolver passes it on, one
+// to seal to: kemID is an HPKE KEM of Go's crypto/hpke and publicKey a
+// serialized public key of it. Which KEMs a runner may use is the
+// resolver's rule, checked where the key arrives (ResolveRun); this only
+// turns the key into one HPKE can use, and fails only for a key the
+// resolver should have refused. Errors are errs.Field errors for
+// "recipient.kem_id" or "recipient.public_key".
 func ParseRecipient(kemID uint32, publicKey []byte) (Recipient, error) {
-	if kemID > 0xffff || !slices.Contains(KEMs, uint16(kemID)) {
-		return Recipient{}, errs.Field("recipient.kem_id", "must be a supported HPKE KEM id (%s), got 0x%04x", kemList(), kemID)
+	if kemID > 0xffff {
+		return Recipient{}, errs.Field("recipient.kem_id", "must be an HPKE KEM id, got 0x%x", kemID)
 	}
 	kem, err := hpke.NewKEM(uint16(kemID))
 	if err != nil {
@@ -129,12 +118,4 @@ func Seal(r Recipient, info []byte, vars []Var) (*scopev1.SealedValues, error) {
 		Info:       slices.Clone(info),
 		Ciphertext: ct,
 	}, nil
-}
-
-func kemList() string {
-	ids := make([]string, len(KEMs))
-	for i, id := range KEMs {
-		ids[i] = fmt.Sprintf("0x%04x", id)
-	}
-	return strings.Join(ids, ", ")
 }

@@ -96,7 +96,7 @@ func (m *MemStore) UpdateSealingKeys(ctx context.Context, fn func([]*Key) ([]*Ke
 	return out, nil
 }
 
-// event prepares ev as outbox.Bolt.Add does: a copy with an id and a time,
+// event prepares ev as outbox.KV.Apply does: a copy with an id and a time,
 // without chain fields, valid by the audit service's rules.
 func (m *MemStore) event(ev *auditv1.Event) (*auditv1.Event, error) {
 	if ev == nil {

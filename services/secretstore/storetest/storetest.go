@@ -1,6 +1,6 @@
-// Package storetest is the conformance suite of secretstore.Store: every
-// implementation (bbolt today, a replicated store later) runs it from its
-// tests with
+// Package storetest is the conformance suite of secretstore.Store (and, in
+// sealingkeys.go, of sealing.Store): the implementation (package kvstore)
+// runs it over every kv.Store it stands on (bbolt, etcd) with
 //
 //	storetest.Run(t, func(t *testing.T) secretstore.Store { return openMine(t) })
 //

@@ -1,4 +1,4 @@
-// Package boltstore implements kv.Store on a bbolt file: one bucket
+// Package boltkv implements kv.Store on a bbolt file: one bucket
 // of records in key order, plus a meta bucket with the schema version.
 // Writes go through db.Batch, so concurrent writers share one fsync.
 package boltkv

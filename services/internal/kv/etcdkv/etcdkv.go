@@ -1,4 +1,4 @@
-// Package etcdstore implements kv.Store on etcd v3, for deployments
+// Package etcdkv implements kv.Store on etcd v3, for deployments
 // that run several resolver replicas on a replicated store.
 //
 // The store keeps its keys under a namespace ("/oz/resolver/"), so that

@@ -1,4 +1,4 @@
-// Package storetest is the conformance suite of kv.Store: every
+// Package kvtest is the conformance suite of kv.Store: every
 // implementation (bbolt today, a replicated store later) runs Run from its
 // tests and must pass it unchanged.
 package kvtest

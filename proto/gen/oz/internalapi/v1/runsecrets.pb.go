@@ -95,16 +95,14 @@ func (x *SecretRef) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// Selection is the resolver's decision rule in mechanical form.
+// Selection was the resolver's decision rule in mechanical form, applied
+// by the secretstore. It is no longer accepted: the resolver decides, and
+// names the secrets to seal (SealRunSecretsRequest.secrets).
 type Selection struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Owners in precedence order: on a name present in several, the first
-	// wins (a personal secret overrides a team secret).
-	Owners []string `protobuf:"bytes,1,rep,name=owners,proto3" json:"owners,omitempty"`
-	// Secrets never selected (team secrets restricted to other identities).
-	Excluded []*SecretRef `protobuf:"bytes,2,rep,name=excluded,proto3" json:"excluded,omitempty"`
-	// When present, only these names are selected.
-	Allowlist     *v1.SecretNameList `protobuf:"bytes,3,opt,name=allowlist,proto3" json:"allowlist,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Owners        []string               `protobuf:"bytes,1,rep,name=owners,proto3" json:"owners,omitempty"`
+	Excluded      []*SecretRef           `protobuf:"bytes,2,rep,name=excluded,proto3" json:"excluded,omitempty"`
+	Allowlist     *v1.SecretNameList     `protobuf:"bytes,3,opt,name=allowlist,proto3" json:"allowlist,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -160,20 +158,118 @@ func (x *Selection) GetAllowlist() *v1.SecretNameList {
 	return nil
 }
 
+type ListRunSecretsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The owners whose secrets are candidates: "teams/{team}", and
+	// "users/{user}" for a run a user started.
+	Owners        []string `protobuf:"bytes,1,rep,name=owners,proto3" json:"owners,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRunSecretsRequest) Reset() {
+	*x = ListRunSecretsRequest{}
+	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRunSecretsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRunSecretsRequest) ProtoMessage() {}
+
+func (x *ListRunSecretsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRunSecretsRequest.ProtoReflect.Descriptor instead.
+func (*ListRunSecretsRequest) Descriptor() ([]byte, []int) {
+	return file_oz_internalapi_v1_runsecrets_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListRunSecretsRequest) GetOwners() []string {
+	if x != nil {
+		return x.Owners
+	}
+	return nil
+}
+
+type ListRunSecretsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every secret of the owners (metadata only), grouped by owner in the
+	// order given.
+	Secrets       []*SecretRef `protobuf:"bytes,1,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRunSecretsResponse) Reset() {
+	*x = ListRunSecretsResponse{}
+	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRunSecretsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRunSecretsResponse) ProtoMessage() {}
+
+func (x *ListRunSecretsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRunSecretsResponse.ProtoReflect.Descriptor instead.
+func (*ListRunSecretsResponse) Descriptor() ([]byte, []int) {
+	return file_oz_internalapi_v1_runsecrets_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListRunSecretsResponse) GetSecrets() []*SecretRef {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
 type SealRunSecretsRequest struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Selection *Selection             `protobuf:"bytes,1,opt,name=selection,proto3" json:"selection,omitempty"`
-	// Absent: metadata only (for ExplainRun).
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// No longer accepted: name the secrets instead.
+	//
+	// Deprecated: Marked as deprecated in oz/internalapi/v1/runsecrets.proto.
+	Selection *Selection       `protobuf:"bytes,1,opt,name=selection,proto3" json:"selection,omitempty"`
 	Recipient *v1.RecipientKey `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`
 	// The HPKE info string, binding the sealed values to the run.
-	Info          []byte `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
+	Info []byte `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
+	// The secrets to seal, as ListRunSecrets returned them; names are
+	// distinct (each becomes an environment variable). None: an empty
+	// environment is sealed.
+	Secrets       []*SecretRef `protobuf:"bytes,4,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SealRunSecretsRequest) Reset() {
 	*x = SealRunSecretsRequest{}
-	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[2]
+	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -185,7 +281,7 @@ func (x *SealRunSecretsRequest) String() string {
 func (*SealRunSecretsRequest) ProtoMessage() {}
 
 func (x *SealRunSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[2]
+	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -198,9 +294,10 @@ func (x *SealRunSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealRunSecretsRequest.ProtoReflect.Descriptor instead.
 func (*SealRunSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_oz_internalapi_v1_runsecrets_proto_rawDescGZIP(), []int{2}
+	return file_oz_internalapi_v1_runsecrets_proto_rawDescGZIP(), []int{4}
 }
 
+// Deprecated: Marked as deprecated in oz/internalapi/v1/runsecrets.proto.
 func (x *SealRunSecretsRequest) GetSelection() *Selection {
 	if x != nil {
 		return x.Selection
@@ -222,11 +319,22 @@ func (x *SealRunSecretsRequest) GetInfo() []byte {
 	return nil
 }
 
+func (x *SealRunSecretsRequest) GetSecrets() []*SecretRef {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
 type SealRunSecretsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Every secret of the owners (metadata only).
+	// No longer set.
+	//
+	// Deprecated: Marked as deprecated in oz/internalapi/v1/runsecrets.proto.
 	Candidates []*SecretRef `protobuf:"bytes,1,rep,name=candidates,proto3" json:"candidates,omitempty"`
-	// What was selected and sealed.
+	// No longer set.
+	//
+	// Deprecated: Marked as deprecated in oz/internalapi/v1/runsecrets.proto.
 	Selected      []*SecretRef     `protobuf:"bytes,2,rep,name=selected,proto3" json:"selected,omitempty"`
 	Sealed        *v1.SealedValues `protobuf:"bytes,3,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -235,7 +343,7 @@ type SealRunSecretsResponse struct {
 
 func (x *SealRunSecretsResponse) Reset() {
 	*x = SealRunSecretsResponse{}
-	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[3]
+	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +355,7 @@ func (x *SealRunSecretsResponse) String() string {
 func (*SealRunSecretsResponse) ProtoMessage() {}
 
 func (x *SealRunSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[3]
+	mi := &file_oz_internalapi_v1_runsecrets_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,9 +368,10 @@ func (x *SealRunSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealRunSecretsResponse.ProtoReflect.Descriptor instead.
 func (*SealRunSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_oz_internalapi_v1_runsecrets_proto_rawDescGZIP(), []int{3}
+	return file_oz_internalapi_v1_runsecrets_proto_rawDescGZIP(), []int{5}
 }
 
+// Deprecated: Marked as deprecated in oz/internalapi/v1/runsecrets.proto.
 func (x *SealRunSecretsResponse) GetCandidates() []*SecretRef {
 	if x != nil {
 		return x.Candidates
@@ -270,6 +379,7 @@ func (x *SealRunSecretsResponse) GetCandidates() []*SecretRef {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in oz/internalapi/v1/runsecrets.proto.
 func (x *SealRunSecretsResponse) GetSelected() []*SecretRef {
 	if x != nil {
 		return x.Selected
@@ -298,18 +408,24 @@ const file_oz_internalapi_v1_runsecrets_proto_rawDesc = "" +
 	"\tSelection\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\x128\n" +
 	"\bexcluded\x18\x02 \x03(\v2\x1c.oz.internalapi.v1.SecretRefR\bexcluded\x129\n" +
-	"\tallowlist\x18\x03 \x01(\v2\x1b.oz.scope.v1.SecretNameListR\tallowlist\"\xa0\x01\n" +
-	"\x15SealRunSecretsRequest\x12:\n" +
-	"\tselection\x18\x01 \x01(\v2\x1c.oz.internalapi.v1.SelectionR\tselection\x127\n" +
+	"\tallowlist\x18\x03 \x01(\v2\x1b.oz.scope.v1.SecretNameListR\tallowlist\"/\n" +
+	"\x15ListRunSecretsRequest\x12\x16\n" +
+	"\x06owners\x18\x01 \x03(\tR\x06owners\"P\n" +
+	"\x16ListRunSecretsResponse\x126\n" +
+	"\asecrets\x18\x01 \x03(\v2\x1c.oz.internalapi.v1.SecretRefR\asecrets\"\xdc\x01\n" +
+	"\x15SealRunSecretsRequest\x12>\n" +
+	"\tselection\x18\x01 \x01(\v2\x1c.oz.internalapi.v1.SelectionB\x02\x18\x01R\tselection\x127\n" +
 	"\trecipient\x18\x02 \x01(\v2\x19.oz.scope.v1.RecipientKeyR\trecipient\x12\x12\n" +
-	"\x04info\x18\x03 \x01(\fR\x04info\"\xc3\x01\n" +
-	"\x16SealRunSecretsResponse\x12<\n" +
+	"\x04info\x18\x03 \x01(\fR\x04info\x126\n" +
+	"\asecrets\x18\x04 \x03(\v2\x1c.oz.internalapi.v1.SecretRefR\asecrets\"\xcb\x01\n" +
+	"\x16SealRunSecretsResponse\x12@\n" +
 	"\n" +
-	"candidates\x18\x01 \x03(\v2\x1c.oz.internalapi.v1.SecretRefR\n" +
-	"candidates\x128\n" +
-	"\bselected\x18\x02 \x03(\v2\x1c.oz.internalapi.v1.SecretRefR\bselected\x121\n" +
-	"\x06sealed\x18\x03 \x01(\v2\x19.oz.scope.v1.SealedValuesR\x06sealed2z\n" +
+	"candidates\x18\x01 \x03(\v2\x1c.oz.internalapi.v1.SecretRefB\x02\x18\x01R\n" +
+	"candidates\x12<\n" +
+	"\bselected\x18\x02 \x03(\v2\x1c.oz.internalapi.v1.SecretRefB\x02\x18\x01R\bselected\x121\n" +
+	"\x06sealed\x18\x03 \x01(\v2\x19.oz.scope.v1.SealedValuesR\x06sealed2\xe1\x01\n" +
 	"\x11RunSecretsService\x12e\n" +
+	"\x0eListRunSecrets\x12(.oz.internalapi.v1.ListRunSecretsRequest\x1a).oz.internalapi.v1.ListRunSecretsResponse\x12e\n" +
 	"\x0eSealRunSecrets\x12(.oz.internalapi.v1.SealRunSecretsRequest\x1a).oz.internalapi.v1.SealRunSecretsResponseBCZAgithub.com/ozsecrets/oz/proto/gen/oz/internalapi/v1;internalapiv1b\x06proto3"
 
 var (
@@ -324,33 +440,39 @@ func file_oz_internalapi_v1_runsecrets_proto_rawDescGZIP() []byte {
 	return file_oz_internalapi_v1_runsecrets_proto_rawDescData
 }
 
-var file_oz_internalapi_v1_runsecrets_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_oz_internalapi_v1_runsecrets_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_oz_internalapi_v1_runsecrets_proto_goTypes = []any{
 	(*SecretRef)(nil),              // 0: oz.internalapi.v1.SecretRef
 	(*Selection)(nil),              // 1: oz.internalapi.v1.Selection
-	(*SealRunSecretsRequest)(nil),  // 2: oz.internalapi.v1.SealRunSecretsRequest
-	(*SealRunSecretsResponse)(nil), // 3: oz.internalapi.v1.SealRunSecretsResponse
-	(*timestamppb.Timestamp)(nil),  // 4: google.protobuf.Timestamp
-	(*v1.SecretNameList)(nil),      // 5: oz.scope.v1.SecretNameList
-	(*v1.RecipientKey)(nil),        // 6: oz.scope.v1.RecipientKey
-	(*v1.SealedValues)(nil),        // 7: oz.scope.v1.SealedValues
+	(*ListRunSecretsRequest)(nil),  // 2: oz.internalapi.v1.ListRunSecretsRequest
+	(*ListRunSecretsResponse)(nil), // 3: oz.internalapi.v1.ListRunSecretsResponse
+	(*SealRunSecretsRequest)(nil),  // 4: oz.internalapi.v1.SealRunSecretsRequest
+	(*SealRunSecretsResponse)(nil), // 5: oz.internalapi.v1.SealRunSecretsResponse
+	(*timestamppb.Timestamp)(nil),  // 6: google.protobuf.Timestamp
+	(*v1.SecretNameList)(nil),      // 7: oz.scope.v1.SecretNameList
+	(*v1.RecipientKey)(nil),        // 8: oz.scope.v1.RecipientKey
+	(*v1.SealedValues)(nil),        // 9: oz.scope.v1.SealedValues
 }
 var file_oz_internalapi_v1_runsecrets_proto_depIdxs = []int32{
-	4, // 0: oz.internalapi.v1.SecretRef.create_time:type_name -> google.protobuf.Timestamp
-	0, // 1: oz.internalapi.v1.Selection.excluded:type_name -> oz.internalapi.v1.SecretRef
-	5, // 2: oz.internalapi.v1.Selection.allowlist:type_name -> oz.scope.v1.SecretNameList
-	1, // 3: oz.internalapi.v1.SealRunSecretsRequest.selection:type_name -> oz.internalapi.v1.Selection
-	6, // 4: oz.internalapi.v1.SealRunSecretsRequest.recipient:type_name -> oz.scope.v1.RecipientKey
-	0, // 5: oz.internalapi.v1.SealRunSecretsResponse.candidates:type_name -> oz.internalapi.v1.SecretRef
-	0, // 6: oz.internalapi.v1.SealRunSecretsResponse.selected:type_name -> oz.internalapi.v1.SecretRef
-	7, // 7: oz.internalapi.v1.SealRunSecretsResponse.sealed:type_name -> oz.scope.v1.SealedValues
-	2, // 8: oz.internalapi.v1.RunSecretsService.SealRunSecrets:input_type -> oz.internalapi.v1.SealRunSecretsRequest
-	3, // 9: oz.internalapi.v1.RunSecretsService.SealRunSecrets:output_type -> oz.internalapi.v1.SealRunSecretsResponse
-	9, // [9:10] is the sub-list for method output_type
-	8, // [8:9] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	6,  // 0: oz.internalapi.v1.SecretRef.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 1: oz.internalapi.v1.Selection.excluded:type_name -> oz.internalapi.v1.SecretRef
+	7,  // 2: oz.internalapi.v1.Selection.allowlist:type_name -> oz.scope.v1.SecretNameList
+	0,  // 3: oz.internalapi.v1.ListRunSecretsResponse.secrets:type_name -> oz.internalapi.v1.SecretRef
+	1,  // 4: oz.internalapi.v1.SealRunSecretsRequest.selection:type_name -> oz.internalapi.v1.Selection
+	8,  // 5: oz.internalapi.v1.SealRunSecretsRequest.recipient:type_name -> oz.scope.v1.RecipientKey
+	0,  // 6: oz.internalapi.v1.SealRunSecretsRequest.secrets:type_name -> oz.internalapi.v1.SecretRef
+	0,  // 7: oz.internalapi.v1.SealRunSecretsResponse.candidates:type_name -> oz.internalapi.v1.SecretRef
+	0,  // 8: oz.internalapi.v1.SealRunSecretsResponse.selected:type_name -> oz.internalapi.v1.SecretRef
+	9,  // 9: oz.internalapi.v1.SealRunSecretsResponse.sealed:type_name -> oz.scope.v1.SealedValues
+	2,  // 10: oz.internalapi.v1.RunSecretsService.ListRunSecrets:input_type -> oz.internalapi.v1.ListRunSecretsRequest
+	4,  // 11: oz.internalapi.v1.RunSecretsService.SealRunSecrets:input_type -> oz.internalapi.v1.SealRunSecretsRequest
+	3,  // 12: oz.internalapi.v1.RunSecretsService.ListRunSecrets:output_type -> oz.internalapi.v1.ListRunSecretsResponse
+	5,  // 13: oz.internalapi.v1.RunSecretsService.SealRunSecrets:output_type -> oz.internalapi.v1.SealRunSecretsResponse
+	12, // [12:14] is the sub-list for method output_type
+	10, // [10:12] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_oz_internalapi_v1_runsecrets_proto_init() }
@@ -364,7 +486,7 @@ func file_oz_internalapi_v1_runsecrets_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_internalapi_v1_runsecrets_proto_rawDesc), len(file_oz_internalapi_v1_runsecrets_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,6 +19,7 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
+	RunSecretsService_ListRunSecrets_FullMethodName = "/oz.internalapi.v1.RunSecretsService/ListRunSecrets"
 	RunSecretsService_SealRunSecrets_FullMethodName = "/oz.internalapi.v1.RunSecretsService/SealRunSecrets"
 )
 
@@ -27,13 +28,23 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // RunSecretsService is the secretstore's side of run resolution. Only the
-// resolver may call it (mutual TLS). The resolver decides; the secretstore
-// reads, selects mechanically by the resolver's selection, and seals — so
-// the resolver never holds plaintext.
+// resolver may call it (mutual TLS). The resolver decides which secrets a
+// run receives; the secretstore lists the candidates' metadata and seals
+// exactly the values it is named — so the resolver never holds plaintext
+// and the secretstore knows no run rule.
+//
+// A resolution is two calls: ListRunSecrets (the candidates), then, once
+// the resolver has decided, SealRunSecrets (the injected secrets, each at
+// the value version listed).
 type RunSecretsServiceClient interface {
-	// SealRunSecrets returns the metadata of every secret of the selection's
-	// owners and, when a recipient is given, the selected values sealed to it
-	// with one HPKE encapsulation.
+	// ListRunSecrets returns the metadata of every secret of the owners. It
+	// opens no value.
+	ListRunSecrets(ctx context.Context, in *ListRunSecretsRequest, opts ...grpc.CallOption) (*ListRunSecretsResponse, error)
+	// SealRunSecrets seals the values of exactly the secrets named, each at
+	// the value version and creation time given, to the recipient with one
+	// HPKE encapsulation. It fails with FAILED_PRECONDITION, sealing
+	// nothing, when one of them is no longer as named: rotated, deleted or
+	// made again since it was listed.
 	SealRunSecrets(ctx context.Context, in *SealRunSecretsRequest, opts ...grpc.CallOption) (*SealRunSecretsResponse, error)
 }
 
@@ -43,6 +54,16 @@ type runSecretsServiceClient struct {
 
 func NewRunSecretsServiceClient(cc grpc.ClientConnInterface) RunSecretsServiceClient {
 	return &runSecretsServiceClient{cc}
+}
+
+func (c *runSecretsServiceClient) ListRunSecrets(ctx context.Context, in *ListRunSecretsRequest, opts ...grpc.CallOption) (*ListRunSecretsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRunSecretsResponse)
+	err := c.cc.Invoke(ctx, RunSecretsService_ListRunSecrets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (c *runSecretsServiceClient) SealRunSecrets(ctx context.Context, in *SealRunSecretsRequest, opts ...grpc.CallOption) (*SealRunSecretsResponse, error) {
@@ -60,13 +81,23 @@ func (c *runSecretsServiceClient) SealRunSecrets(ctx context.Context, in *SealRu
 // for forward compatibility.
 //
 // RunSecretsService is the secretstore's side of run resolution. Only the
-// resolver may call it (mutual TLS). The resolver decides; the secretstore
-// reads, selects mechanically by the resolver's selection, and seals — so
-// the resolver never holds plaintext.
+// resolver may call it (mutual TLS). The resolver decides which secrets a
+// run receives; the secretstore lists the candidates' metadata and seals
+// exactly the values it is named — so the resolver never holds plaintext
+// and the secretstore knows no run rule.
+//
+// A resolution is two calls: ListRunSecrets (the candidates), then, once
+// the resolver has decided, SealRunSecrets (the injected secrets, each at
+// the value version listed).
 type RunSecretsServiceServer interface {
-	// SealRunSecrets returns the metadata of every secret of the selection's
-	// owners and, when a recipient is given, the selected values sealed to it
-	// with one HPKE encapsulation.
+	// ListRunSecrets returns the metadata of every secret of the owners. It
+	// opens no value.
+	ListRunSecrets(context.Context, *ListRunSecretsRequest) (*ListRunSecretsResponse, error)
+	// SealRunSecrets seals the values of exactly the secrets named, each at
+	// the value version and creation time given, to the recipient with one
+	// HPKE encapsulation. It fails with FAILED_PRECONDITION, sealing
+	// nothing, when one of them is no longer as named: rotated, deleted or
+	// made again since it was listed.
 	SealRunSecrets(context.Context, *SealRunSecretsRequest) (*SealRunSecretsResponse, error)
 	mustEmbedUnimplementedRunSecretsServiceServer()
 }
@@ -78,6 +109,9 @@ type RunSecretsServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedRunSecretsServiceServer struct{}
 
+func (UnimplementedRunSecretsServiceServer) ListRunSecrets(context.Context, *ListRunSecretsRequest) (*ListRunSecretsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRunSecrets not implemented")
+}
 func (UnimplementedRunSecretsServiceServer) SealRunSecrets(context.Context, *SealRunSecretsRequest) (*SealRunSecretsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SealRunSecrets not implemented")
 }
@@ -100,6 +134,24 @@ func RegisterRunSecretsServiceServer(s grpc.ServiceRegistrar, srv RunSecretsServ
 		t.testEmbeddedByValue()
 	}
 	s.RegisterService(&RunSecretsService_ServiceDesc, srv)
+}
+
+func _RunSecretsService_ListRunSecrets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRunSecretsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RunSecretsServiceServer).ListRunSecrets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RunSecretsService_ListRunSecrets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RunSecretsServiceServer).ListRunSecrets(ctx, req.(*ListRunSecretsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 func _RunSecretsService_SealRunSecrets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -127,6 +179,10 @@ var RunSecretsService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "oz.internalapi.v1.RunSecretsService",
 	HandlerType: (*RunSecretsServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListRunSecrets",
+			Handler:    _RunSecretsService_ListRunSecrets_Handler,
+		},
 		{
 			MethodName: "SealRunSecrets",
 			Handler:    _RunSecretsService_SealRunSecrets_Handler,

@@ -1,0 +1,24 @@
+package refwire_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ozsecrets/oz/services/internal/runrules"
+	"github.com/ozsecrets/oz/services/internal/runrules/refwire"
+)
+
+func TestRoundTrip(t *testing.T) {
+	created := time.Date(2026, 3, 1, 9, 0, 0, 123, time.UTC)
+	in := []runrules.Secret{
+		{Owner: "teams/acme", Name: "API_KEY", Version: 3, Created: created},
+		{Owner: "users/alice", Name: "GITHUB_TOKEN", Version: 1}, // no creation time: a record made before it was kept
+	}
+	wire := refwire.ToProto(in)
+	if wire[1].GetCreateTime() != nil {
+		t.Errorf("zero creation time: got %v on the wire, want none", wire[1].GetCreateTime())
+	}
+	if out := refwire.FromProto(wire); !runrules.SameSecrets(out, in) {
+		t.Errorf("round trip: got %v, want %v", out, in)
+	}
+}

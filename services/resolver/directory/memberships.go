@@ -1,0 +1,155 @@
+package directory
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/resolver"
+)
+
+// Membership is a user's place in a team, with a role.
+type Membership struct {
+	Team       string // team id
+	User       string // user id
+	Role       auth.Role
+	CreateTime time.Time
+}
+
+// Name is the membership's resource name, "teams/{team}/members/{user}".
+func (m Membership) Name() string { return resolver.MembershipName(m.Team, m.User) }
+
+// CreateMembership adds user to team with role (RoleNone means
+// RoleMember). System admins and admins of the team.
+//
+// Returns Invalid (fields team_id, user_id, role), PermissionDenied,
+// NotFound (team or user; only once the caller may manage the team),
+// AlreadyExists when the user is already a member.
+func (d *Directory) CreateMembership(ctx context.Context, team, user string, role auth.Role) (Membership, error) {
+	if err := resolver.CheckID("team_id", team); err != nil {
+		return Membership{}, err
+	}
+	if err := resolver.CheckID("user_id", user); err != nil {
+		return Membership{}, err
+	}
+	switch role {
+	case auth.RoleNone:
+		role = auth.RoleMember
+	case auth.RoleMember, auth.RoleAdmin:
+	default:
+		return Membership{}, errs.Field("role", "must be member or admin")
+	}
+	if err := d.mayManage(ctx, team); err != nil {
+		return Membership{}, err
+	}
+	m := Membership{Team: team, User: user, Role: role, CreateTime: d.s.Now()}
+	rec := resolver.Encode(toMembershipRecord(m))
+	err := d.s.Apply(ctx,
+		[]kv.Cond{kv.Present(resolver.TeamKey(team)), kv.Present(resolver.UserKey(user)), kv.Absent(resolver.MemberKey(team, user))},
+		[]kv.Write{kv.Put(resolver.MemberKey(team, user), rec), kv.Put(resolver.UserTeamKey(user, team), rec)},
+		d.s.Event(ctx, resolver.ActionMembershipCreate, m.Name(), team, map[string]string{resolver.DetailRole: role.String()}))
+	switch resolver.Conflict(err) {
+	case 0:
+		return Membership{}, errs.E(errs.KindNotFound, "team %q not found", team)
+	case 1:
+		return Membership{}, errs.E(errs.KindNotFound, "user %q not found", user)
+	case 2:
+		return Membership{}, errs.E(errs.KindAlreadyExists, "user %q is already a member of team %q", user, team)
+	}
+	if err != nil {
+		return Membership{}, fmt.Errorf("create membership: %w", err)
+	}
+	return m, nil
+}
+
+// ListMemberships lists the members of team, in user id order. Callers
+// are people: members of the team and system admins.
+//
+// Returns Invalid (fields team_id, page_size, page_token),
+// PermissionDenied, NotFound.
+func (d *Directory) ListMemberships(ctx context.Context, team string, page resolver.Page) ([]Membership, string, error) {
+	if err := resolver.CheckID("team_id", team); err != nil {
+		return nil, "", err
+	}
+	p, err := resolver.Person(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if !p.SystemAdmin && !p.IsMember(team) {
+		return nil, "", resolver.Denied("only members of team %q may list its members", team)
+	}
+	size, after, err := page.Cursor()
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := d.team(ctx, team); err != nil {
+		return nil, "", err
+	}
+	prefix := resolver.MembersPrefix(team)
+	recs, err := resolver.Scan[resolver.MembershipRecord](ctx, d.s, prefix, resolver.AfterKey(prefix, after), size+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list memberships: %w", err)
+	}
+	ms := make([]Membership, 0, len(recs))
+	for _, r := range recs {
+		ms = append(ms, membershipOf(r))
+	}
+	ms, next := resolver.PageOf(ms, size, func(m Membership) string { return m.User })
+	return ms, next, nil
+}
+
+// DeleteMembership removes user from team. System admins and admins of the
+// team.
+//
+// Returns Invalid (fields team_id, user_id), PermissionDenied, NotFound.
+func (d *Directory) DeleteMembership(ctx context.Context, team, user string) error {
+	if err := resolver.CheckID("team_id", team); err != nil {
+		return err
+	}
+	if err := resolver.CheckID("user_id", user); err != nil {
+		return err
+	}
+	if err := d.mayManage(ctx, team); err != nil {
+		return err
+	}
+	err := d.s.Apply(ctx,
+		[]kv.Cond{kv.Present(resolver.MemberKey(team, user))},
+		[]kv.Write{kv.Delete(resolver.MemberKey(team, user)), kv.Delete(resolver.UserTeamKey(user, team))},
+		d.s.Event(ctx, resolver.ActionMembershipDelete, resolver.MembershipName(team, user), team, nil))
+	if resolver.Conflict(err) == 0 {
+		return errs.E(errs.KindNotFound, "user %q is not a member of team %q", user, team)
+	}
+	if err != nil {
+		return fmt.Errorf("delete membership: %w", err)
+	}
+	return nil
+}
+
+// mayManage checks that the caller is a person who may manage team's
+// members: a system admin or an admin of the team.
+func (d *Directory) mayManage(ctx context.Context, team string) error {
+	p, err := resolver.Person(ctx)
+	if err != nil {
+		return err
+	}
+	if !p.SystemAdmin && !p.IsAdmin(team) {
+		return resolver.Denied("only admins of team %q may manage its members", team)
+	}
+	return nil
+}
+
+// memberships returns user's memberships, in team id order.
+func (d *Directory) memberships(ctx context.Context, user string) ([]Membership, error) {
+	recs, err := resolver.Scan[resolver.MembershipRecord](ctx, d.s, resolver.PrefixUserTeams+user+"/", "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("list teams of user: %w", err)
+	}
+	ms := make([]Membership, 0, len(recs))
+	for _, r := range recs {
+		ms = append(ms, membershipOf(r))
+	}
+	return ms, nil
+}

@@ -1,0 +1,120 @@
+package runs
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ozsecrets/oz/services/internal/runrules"
+	"github.com/ozsecrets/oz/services/resolver"
+)
+
+// ExplainRun makes ResolveRun's decision for rc without values and says
+// why for every candidate. Members of the team (people) and system admins.
+// Personal candidates are shown to the triggering user only; anyone else
+// gets a note instead, and a team secret they override is said to be
+// "overridden by a personal secret of the triggering user".
+//
+// Returns Invalid (the fields of ResolveRun's context, and
+// context.start_token, which it does not accept), PermissionDenied,
+// NotFound (team), Unavailable (secretstore).
+func (r *Service) ExplainRun(ctx context.Context, team string, rc RunContext) (Explanation, error) {
+	if err := resolver.CheckID("team_id", team); err != nil {
+		return Explanation{}, err
+	}
+	rc, user, err := normalize(rc)
+	if err != nil {
+		return Explanation{}, err
+	}
+	if rc.StartToken != "" {
+		return Explanation{}, startTokenRefused()
+	}
+	p, err := resolver.Caller(ctx)
+	if err != nil {
+		return Explanation{}, err
+	}
+	if !p.IsHuman() || !(p.SystemAdmin || p.IsMember(team)) {
+		return Explanation{}, resolver.Denied("only members of team %q may explain its runs", team)
+	}
+	prep, err := r.prepare(ctx, team, rc, user, false)
+	if err != nil {
+		return Explanation{}, err
+	}
+	res, err := r.decide(ctx, prep.input)
+	if err != nil {
+		return Explanation{}, err
+	}
+	showPersonal := user != "" && p.ID == user
+	return explain(prep, res, showPersonal), nil
+}
+
+func explain(prep prepared, res runrules.Result, showPersonal bool) Explanation {
+	in := prep.input
+	ex := Explanation{
+		Context: prep.rc, Agent: in.Agent, AllowlistSource: res.Source, Allowlist: res.Allowlist,
+		Unresolved: unresolvedOf(res.Unresolved), WouldFailStrict: len(res.Unresolved) > 0,
+	}
+	listName := "the run's list"
+	if res.Source == runrules.AllowlistEnvironment {
+		listName = fmt.Sprintf("the list of environment %q", prep.env)
+	}
+	for _, c := range res.Candidates {
+		if c.Scope() == runrules.ScopePersonal && !showPersonal {
+			continue // another user's: not even its name
+		}
+		cd := CandidateDecision{Candidate: c}
+		switch c.Decision {
+		case runrules.Injected:
+			cd.Detail = "injected"
+			if c.OverridesTeam {
+				cd.Detail = "injected: this personal secret takes the place of the team secret of the same name"
+			}
+		case runrules.ExcludedNotInAllowlist:
+			cd.Detail = "not in " + listName
+		case runrules.ExcludedRestricted:
+			cd.Detail = fmt.Sprintf("restricted to agent identities: %s (the run executes as %s)", strings.Join(c.RestrictedTo, ", "), in.Agent)
+		case runrules.ExcludedOverridden:
+			cd.Detail = "overridden by a personal secret of the triggering user"
+		case runrules.ExcludedReserved:
+			cd.Detail = reservedDetail(c.Name)
+		}
+		ex.Candidates = append(ex.Candidates, cd)
+	}
+
+	note := func(format string, args ...any) { ex.Notes = append(ex.Notes, fmt.Sprintf(format, args...)) }
+	if prep.rc.Agent == "" && in.Agent == resolver.DefaultAgentID {
+		note("the run executes as the team's default identity %q: no identity was chosen", resolver.DefaultAgentID)
+	} else {
+		note("the run executes as agent identity %q", in.Agent)
+	}
+	switch {
+	case in.User == "":
+		note("personal secrets are not given to user-less triggers (%s)", prep.rc.Trigger)
+	case showPersonal:
+		note("your personal secrets are candidates, and take the place of team secrets of the same name")
+	default:
+		note("personal secrets of the triggering user (%s) are candidates but are not shown: only they may see them", in.User)
+	}
+	switch res.Source {
+	case runrules.AllowlistRun:
+		if len(res.Allowlist) == 0 {
+			note("the run's own list is empty: nothing is injected")
+		} else {
+			note("the run's own list is the allowlist")
+		}
+		if prep.env != "" {
+			note("the run's own list takes precedence over the list of environment %q", prep.env)
+		}
+	case runrules.AllowlistEnvironment:
+		note("environment %q lists the allowlist", prep.env)
+	default:
+		if prep.env != "" {
+			note("environment %q lists no secret names: there is no allowlist", prep.env)
+		}
+		note("no allowlist: every available candidate is injected")
+	}
+	if ex.WouldFailStrict {
+		note("with strict set, ResolveRun would fail: %d reference(s) are unresolved", len(res.Unresolved))
+	}
+	return ex
+}

@@ -1,0 +1,168 @@
+package runs
+
+import (
+	"time"
+
+	"github.com/ozsecrets/oz/services/internal/runrules"
+	"github.com/ozsecrets/oz/services/resolver"
+)
+
+// The records of runs, at resolver.RunKey, indexed at RunByTimeKey and,
+// while in flight, at RunInFlightKey.
+
+type runContextRecord struct {
+	Trigger     string   `json:"trigger"`
+	User        string   `json:"user,omitempty"`
+	Agent       string   `json:"agent,omitempty"`
+	Environment string   `json:"environment,omitempty"`
+	Secrets     []string `json:"secrets,omitzero"` // absent: nil; present: [] or names
+	Strict      bool     `json:"strict,omitempty"`
+}
+
+// injectedRecord is an InjectedSecret as stored: the JSON of its
+// runrules.Secret, kept in the names it has always had.
+type injectedRecord struct {
+	Name                string     `json:"name"`
+	Owner               string     `json:"owner"`
+	ValueVersion        int64      `json:"value_version"`
+	OverridesTeamSecret bool       `json:"overrides_team_secret,omitempty"`
+	Created             *time.Time `json:"created,omitempty"`
+}
+
+type unresolvedRecord struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"` // "not_found", "restricted"
+	Detail string `json:"detail,omitempty"`
+}
+
+type runEndRecord struct {
+	ExitCode   int   `json:"exit_code"`
+	Signal     int   `json:"signal,omitempty"`
+	DurationMS int64 `json:"duration_ms"`
+}
+
+// runRecord is a run's record at runs/{team}/{run}; it never holds a value,
+// a token or its ticket. Records written before start tickets have no
+// state: they were resolved (or failed) when made.
+type runRecord struct {
+	Team            string             `json:"team"`
+	ID              string             `json:"id"`
+	Context         runContextRecord   `json:"context"`
+	Agent           string             `json:"agent"`
+	ResolvedBy      string             `json:"resolved_by,omitempty"`
+	CreateTime      time.Time          `json:"create_time"`
+	AllowlistSource string             `json:"allowlist_source,omitempty"` // "none", "run", "environment"
+	Injected        []injectedRecord   `json:"injected,omitempty"`
+	Unresolved      []unresolvedRecord `json:"unresolved,omitempty"`
+	Outcome         string             `json:"outcome,omitempty"` // "resolved", "failed_strict"
+
+	State        string        `json:"state,omitempty"` // "started", "resolved", "ended", "failed"
+	StartedBy    string        `json:"started_by,omitempty"`
+	TicketExpire *time.Time    `json:"ticket_expire_time,omitempty"`
+	ResolveTime  *time.Time    `json:"resolve_time,omitempty"`
+	EndTime      *time.Time    `json:"end_time,omitempty"`
+	End          *runEndRecord `json:"end,omitempty"`
+}
+
+var (
+	sourceNames  = map[runrules.AllowlistSource]string{runrules.AllowlistNone: "none", runrules.AllowlistRun: "run", runrules.AllowlistEnvironment: "environment"}
+	reasonNames  = map[runrules.Reason]string{runrules.NotFound: "not_found", runrules.Restricted: "restricted", runrules.Reserved: "reserved"}
+	outcomeNames = map[Outcome]string{OutcomeResolved: "resolved", OutcomeFailedStrict: "failed_strict"}
+)
+
+func lookupName[K comparable](m map[K]string, name string) K {
+	for k, v := range m {
+		if v == name {
+			return k
+		}
+	}
+	var zero K
+	return zero
+}
+
+func toRunRecord(r Run) runRecord {
+	rec := runRecord{
+		Team: r.Team, ID: r.ID, Agent: r.Agent, ResolvedBy: r.ResolvedBy, CreateTime: r.CreateTime,
+		Context: runContextRecord{
+			Trigger: r.Context.Trigger.String(), User: r.Context.User, Agent: r.Context.Agent,
+			Environment: r.Context.Environment, Secrets: r.Context.Secrets, Strict: r.Context.Strict,
+		},
+		AllowlistSource: sourceNames[r.AllowlistSource],
+		Outcome:         outcomeNames[r.Outcome],
+		State:           stateNames[r.State],
+		StartedBy:       r.StartedBy,
+		TicketExpire:    timePtr(r.TicketExpire),
+		ResolveTime:     timePtr(r.ResolveTime),
+		EndTime:         timePtr(r.EndTime),
+	}
+	if r.End != nil {
+		rec.End = &runEndRecord{ExitCode: r.End.ExitCode, Signal: r.End.Signal, DurationMS: r.End.Duration.Milliseconds()}
+	}
+	for _, s := range r.Injected {
+		rec.Injected = append(rec.Injected, injectedRecord{Name: s.Name, Owner: s.Owner, ValueVersion: s.Version, OverridesTeamSecret: s.OverridesTeamSecret, Created: timePtr(s.Created)})
+	}
+	for _, u := range r.Unresolved {
+		rec.Unresolved = append(rec.Unresolved, unresolvedRecord{Name: u.Name, Reason: reasonNames[u.Reason], Detail: u.Detail})
+	}
+	return rec
+}
+
+func (rec runRecord) run() Run {
+	r := Run{
+		Team: rec.Team, ID: rec.ID, Agent: rec.Agent, ResolvedBy: rec.ResolvedBy, CreateTime: rec.CreateTime,
+		Context: RunContext{
+			Trigger: resolver.ParseTrigger(rec.Context.Trigger), User: rec.Context.User, Agent: rec.Context.Agent,
+			Environment: rec.Context.Environment, Secrets: rec.Context.Secrets, Strict: rec.Context.Strict,
+		},
+		AllowlistSource: lookupName(sourceNames, rec.AllowlistSource),
+		Outcome:         lookupName(outcomeNames, rec.Outcome),
+		State:           lookupName(stateNames, rec.State),
+		StartedBy:       rec.StartedBy,
+		TicketExpire:    timeOf(rec.TicketExpire),
+		ResolveTime:     timeOf(rec.ResolveTime),
+		EndTime:         timeOf(rec.EndTime),
+	}
+	if rec.End != nil {
+		r.End = &RunEnd{ExitCode: rec.End.ExitCode, Signal: rec.End.Signal, Duration: time.Duration(rec.End.DurationMS) * time.Millisecond}
+	}
+	if r.State == 0 { // made before start tickets: resolved when recorded
+		r.State, r.ResolveTime = RunResolved, r.CreateTime
+		if r.Outcome == OutcomeFailedStrict {
+			r.State = RunFailed
+		}
+	}
+	for _, s := range rec.Injected {
+		r.Injected = append(r.Injected, InjectedSecret{
+			Secret:              runrules.Secret{Owner: s.Owner, Name: s.Name, Version: s.ValueVersion, Created: timeOf(s.Created)},
+			OverridesTeamSecret: s.OverridesTeamSecret,
+		})
+	}
+	for _, u := range rec.Unresolved {
+		r.Unresolved = append(r.Unresolved, UnresolvedReference{Name: u.Name, Reason: lookupName(reasonNames, u.Reason), Detail: u.Detail})
+	}
+	return r
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func timeOf(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+// environmentRecord is an environment, at resolver.EnvironmentKey.
+type environmentRecord struct {
+	Team        string    `json:"team"`
+	ID          string    `json:"id"`
+	Description string    `json:"description,omitempty"`
+	SecretNames []string  `json:"secret_names,omitempty"`
+	CreateTime  time.Time `json:"create_time"`
+	UpdateTime  time.Time `json:"update_time"`
+}

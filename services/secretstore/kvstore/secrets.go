@@ -1,0 +1,303 @@
+package kvstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/secretstore"
+	"github.com/ozsecrets/oz/services/secretstore/keyring"
+)
+
+// record is the stored form of a secret (the JSON the secretstore has
+// always stored): metadata, the wrapped data key and the value's
+// ciphertext.
+type record struct {
+	Owner           string    `json:"owner"`
+	Name            string    `json:"name"`
+	Description     string    `json:"description,omitempty"`
+	ValueVersion    int64     `json:"value_version"`
+	CreateTime      time.Time `json:"create_time"`
+	UpdateTime      time.Time `json:"update_time"`
+	ValueUpdateTime time.Time `json:"value_update_time"`
+	CreateBy        string    `json:"create_by"`
+	UpdateBy        string    `json:"update_by"`
+	Etag            string    `json:"etag"`
+	KEKID           string    `json:"kek_id"`
+	WrappedKey      []byte    `json:"wrapped_key"`
+	Ciphertext      []byte    `json:"ciphertext"`
+}
+
+func encode(s *secretstore.Secret) ([]byte, error) {
+	b, err := json.Marshal(record{
+		Owner:           s.Owner.String(),
+		Name:            s.Name,
+		Description:     s.Description,
+		ValueVersion:    s.ValueVersion,
+		CreateTime:      s.CreateTime,
+		UpdateTime:      s.UpdateTime,
+		ValueUpdateTime: s.ValueUpdateTime,
+		CreateBy:        s.CreateBy,
+		UpdateBy:        s.UpdateBy,
+		Etag:            s.Etag,
+		KEKID:           s.Value.KEKID,
+		WrappedKey:      s.Value.WrappedKey,
+		Ciphertext:      s.Value.Ciphertext,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode secret record: %w", err)
+	}
+	return b, nil
+}
+
+// decode parses a stored record; the result shares no memory with data.
+// Errors never hold the record's bytes.
+func decode(data []byte) (*secretstore.Secret, error) {
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("decode secret record: %w", err)
+	}
+	owner, err := secretstore.ParseOwner(r.Owner)
+	if err != nil {
+		return nil, fmt.Errorf("decode secret record: bad owner: %w", err)
+	}
+	return &secretstore.Secret{
+		Owner:           owner,
+		Name:            r.Name,
+		Description:     r.Description,
+		ValueVersion:    r.ValueVersion,
+		CreateTime:      r.CreateTime,
+		UpdateTime:      r.UpdateTime,
+		ValueUpdateTime: r.ValueUpdateTime,
+		CreateBy:        r.CreateBy,
+		UpdateBy:        r.UpdateBy,
+		Etag:            r.Etag,
+		Value:           keyring.Envelope{KEKID: r.KEKID, WrappedKey: r.WrappedKey, Ciphertext: r.Ciphertext},
+	}, nil
+}
+
+// decodeAll decodes the records of a Scan.
+func decodeAll(kvs []kv.KV) ([]*secretstore.Secret, error) {
+	out := make([]*secretstore.Secret, 0, len(kvs))
+	for _, e := range kvs {
+		sec, err := decode(e.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", e.Key, err)
+		}
+		out = append(out, sec)
+	}
+	return out, nil
+}
+
+// ownerPrefix is the key prefix of owner's secrets.
+func ownerPrefix(o secretstore.Owner) string { return prefixSecrets + o.String() + "\x00" }
+
+// secretKey is the key of owner's secret name, and of every name that
+// differs from it only in case.
+func secretKey(o secretstore.Owner, name string) string {
+	return ownerPrefix(o) + secretstore.FoldName(name)
+}
+
+func errNotFound(o secretstore.Owner, name string) error {
+	return errs.E(errs.KindNotFound, "secret %s/secrets/%s not found", o, name)
+}
+
+// Create implements secretstore.Store: one Apply, on the condition that
+// the name's folded key is absent.
+func (s *Store) Create(ctx context.Context, sec *secretstore.Secret, ev *auditv1.Event) error {
+	if sec.Owner.IsZero() || sec.Name == "" {
+		return errors.New("secretstore: create: owner and name are required")
+	}
+	k := secretKey(sec.Owner, sec.Name)
+	v, err := encode(sec)
+	if err != nil {
+		return err
+	}
+	err = s.apply(ctx, []kv.Cond{kv.Absent(k)}, []kv.Write{kv.Put(k, v)}, ev)
+	if !conflicted(err) {
+		return err
+	}
+	existing := "another secret"
+	if old, gerr := s.kv.Get(ctx, k); gerr == nil {
+		if o, derr := decode(old); derr == nil {
+			existing = o.Name
+		}
+	}
+	return errs.E(errs.KindAlreadyExists, "%s already has a secret named %s (names are unique without regard to case)", sec.Owner, existing)
+}
+
+// get reads the secret of owner named exactly name, with its stored bytes
+// (the condition of a write that replaces it).
+func (s *Store) get(ctx context.Context, owner secretstore.Owner, name string) (*secretstore.Secret, []byte, error) {
+	raw, err := s.kv.Get(ctx, secretKey(owner, name))
+	if errors.Is(err, errs.NotFound) {
+		return nil, nil, errNotFound(owner, name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	sec, err := decode(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sec.Name != name { // a name differing in case
+		return nil, nil, errNotFound(owner, name)
+	}
+	return sec, raw, nil
+}
+
+// Get implements secretstore.Store.
+func (s *Store) Get(ctx context.Context, owner secretstore.Owner, name string) (*secretstore.Secret, error) {
+	sec, _, err := s.get(ctx, owner, name)
+	return sec, err
+}
+
+// List implements secretstore.Store: one Scan of the owner's keys.
+func (s *Store) List(ctx context.Context, owner secretstore.Owner, after string, limit int) ([]*secretstore.Secret, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("secretstore: list: limit must be positive, got %d", limit)
+	}
+	from := ""
+	if after != "" {
+		from = secretKey(owner, after)
+	}
+	kvs, err := s.kv.Scan(ctx, ownerPrefix(owner), from, limit)
+	if err != nil {
+		return nil, err
+	}
+	return decodeAll(kvs)
+}
+
+// ListOwners implements secretstore.OwnersLister: one Scan per owner. A
+// kv.Store reads each Scan at one moment but not several together, so the
+// owners' Scans but the last are made again, and the result is kept only
+// when they read the same: each owner's secrets were then unchanged from
+// their first read until after the last owner's, and the result is what
+// the store held at that moment (records never repeat byte for byte: every
+// write changes the etag). Otherwise it reads again. A single owner is one
+// Scan.
+func (s *Store) ListOwners(ctx context.Context, owners []secretstore.Owner) ([]*secretstore.Secret, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for {
+		scans := make([][]kv.KV, len(owners))
+		for i, o := range owners {
+			kvs, err := s.kv.Scan(ctx, ownerPrefix(o), "", 0)
+			if err != nil {
+				return nil, err
+			}
+			scans[i] = kvs
+		}
+		same := true
+		for i := 0; i < len(owners)-1 && same; i++ {
+			kvs, err := s.kv.Scan(ctx, ownerPrefix(owners[i]), "", 0)
+			if err != nil {
+				return nil, err
+			}
+			same = sameKVs(kvs, scans[i])
+		}
+		if !same {
+			continue // a write came between the reads: read again
+		}
+		var out []*secretstore.Secret
+		for _, kvs := range scans {
+			secs, err := decodeAll(kvs)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, secs...)
+		}
+		return out, nil
+	}
+}
+
+func sameKVs(a, b []kv.KV) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Key != b[i].Key || !bytes.Equal(a[i].Value, b[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// Scan implements secretstore.Scanner: one Scan of the secrets' keys.
+func (s *Store) Scan(ctx context.Context, afterOwner secretstore.Owner, afterName string, limit int) ([]*secretstore.Secret, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("secretstore: scan: limit must be positive, got %d", limit)
+	}
+	from := ""
+	if !afterOwner.IsZero() {
+		from = secretKey(afterOwner, afterName)
+	}
+	kvs, err := s.kv.Scan(ctx, prefixSecrets, from, limit)
+	if err != nil {
+		return nil, err
+	}
+	return decodeAll(kvs)
+}
+
+// Update implements secretstore.Store: a Get, fn, and one Apply on the
+// condition that the record is still the one read; else again.
+func (s *Store) Update(ctx context.Context, owner secretstore.Owner, name string, fn func(*secretstore.Secret) (*auditv1.Event, error)) (*secretstore.Secret, error) {
+	k := secretKey(owner, name)
+	for {
+		sec, raw, err := s.get(ctx, owner, name)
+		if err != nil {
+			return nil, err
+		}
+		ev, err := fn(sec)
+		if err != nil {
+			return nil, err
+		}
+		if sec.Owner != owner || sec.Name != name {
+			return nil, errors.New("secretstore: update must not change a secret's owner or name")
+		}
+		v, err := encode(sec)
+		if err != nil {
+			return nil, err
+		}
+		err = s.apply(ctx, []kv.Cond{kv.Equal(k, raw)}, []kv.Write{kv.Put(k, v)}, ev)
+		if conflicted(err) {
+			continue // changed or removed since the read
+		}
+		if err != nil {
+			return nil, err
+		}
+		return sec.Clone(), nil // fn's caller may keep sec; hand back our own copy
+	}
+}
+
+// Delete implements secretstore.Store: a Get, fn, and one Apply on the
+// condition that the record is still the one read; else again.
+func (s *Store) Delete(ctx context.Context, owner secretstore.Owner, name string, fn func(*secretstore.Secret) (*auditv1.Event, error)) error {
+	k := secretKey(owner, name)
+	for {
+		sec, raw, err := s.get(ctx, owner, name)
+		if err != nil {
+			return err
+		}
+		ev, err := fn(sec)
+		if err != nil {
+			return err
+		}
+		err = s.apply(ctx, []kv.Cond{kv.Equal(k, raw)}, []kv.Write{kv.Delete(k)}, ev)
+		if !conflicted(err) {
+			return err
+		}
+	}
+}
+
+// Record implements secretstore.Store: an Apply of ev alone.
+func (s *Store) Record(ctx context.Context, ev *auditv1.Event) error {
+	return s.apply(ctx, nil, nil, ev)
+}
