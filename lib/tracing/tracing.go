@@ -30,12 +30,10 @@ package tracing
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -52,6 +50,8 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/stats"
+
+	"github.com/ozsecrets/oz/lib/flagenv"
 )
 
 // Exporters, the values of --trace-exporter.
@@ -74,34 +74,20 @@ type Config struct {
 }
 
 // Flags holds the tracing flags of one flag set.
-type Flags struct {
-	c      Config
-	envErr error // a bad OZ_TRACE_INSECURE, which Config reports
-}
+type Flags struct{ c Config }
 
 // Register defines --trace-exporter, --trace-endpoint and --trace-insecure
-// on fs, with defaults from OZ_TRACE_EXPORTER, OZ_TRACE_ENDPOINT and
+// on s, with the variables OZ_TRACE_EXPORTER, OZ_TRACE_ENDPOINT and
 // OZ_TRACE_INSECURE. Like the store flags they carry no service name, so
 // that services share them.
-func Register(fs *flag.FlagSet, getenv func(string) string) *Flags {
+func Register(s *flagenv.Set) *Flags {
 	f := &Flags{}
-	exp := getenv("OZ_TRACE_EXPORTER")
-	if exp == "" {
-		exp = Off
-	}
-	var insecure bool
-	if v := getenv("OZ_TRACE_INSECURE"); v != "" {
-		var err error
-		if insecure, err = strconv.ParseBool(v); err != nil {
-			f.envErr = fmt.Errorf("OZ_TRACE_INSECURE=%q: not a boolean", v)
-		}
-	}
-	fs.StringVar(&f.c.Exporter, "trace-exporter", exp,
-		"OpenTelemetry traces: off, stdout (JSON on standard output) or otlp (to --trace-endpoint over gRPC); spans never hold values, tokens or message bodies (OZ_TRACE_EXPORTER)")
-	fs.StringVar(&f.c.Endpoint, "trace-endpoint", getenv("OZ_TRACE_ENDPOINT"),
-		"OTLP/gRPC collector HOST:PORT, with --trace-exporter otlp; default: OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317 (OZ_TRACE_ENDPOINT)")
-	fs.BoolVar(&f.c.Insecure, "trace-insecure", insecure,
-		"send traces to the collector in plaintext instead of TLS (OZ_TRACE_INSECURE)")
+	s.String(&f.c.Exporter, "trace-exporter", "OZ_TRACE_EXPORTER", Off,
+		"OpenTelemetry traces: off, stdout (JSON on standard output) or otlp (to --trace-endpoint over gRPC); spans never hold values, tokens or message bodies")
+	s.String(&f.c.Endpoint, "trace-endpoint", "OZ_TRACE_ENDPOINT", "",
+		"OTLP/gRPC collector HOST:PORT, with --trace-exporter otlp; default: OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317")
+	s.Bool(&f.c.Insecure, "trace-insecure", "OZ_TRACE_INSECURE", false,
+		"send traces to the collector in plaintext instead of TLS")
 	return f
 }
 
@@ -109,9 +95,6 @@ func Register(fs *flag.FlagSet, getenv func(string) string) *Flags {
 // error naming the bad value.
 func (f *Flags) Config() (Config, error) {
 	c := f.c
-	if f.envErr != nil {
-		return Config{}, f.envErr
-	}
 	if err := c.validate(); err != nil {
 		return Config{}, err
 	}

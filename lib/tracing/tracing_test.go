@@ -3,7 +3,6 @@ package tracing_test
 import (
 	"bytes"
 	"context"
-	"flag"
 	"io"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/lib/tracing"
 )
 
@@ -34,13 +34,13 @@ func TestFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := flag.NewFlagSet("test", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			f := tracing.Register(fs, func(k string) string { return tt.env[k] })
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
+			set := flagenv.New("test", flagenv.Help{}, func(k string) string { return tt.env[k] }, io.Discard)
+			f := tracing.Register(set)
+			err := set.Parse(tt.args) // a bad variable is a usage error
+			var got tracing.Config
+			if err == nil {
+				got, err = f.Config()
 			}
-			got, err := f.Config()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)

@@ -17,7 +17,8 @@
 // Emitting services do not call this package's Service: they write
 // events into their own outbox (services/internal/outbox), in the
 // transaction of the change, and a shipper delivers them. They may use the
-// constants and ValidateEvent below.
+// constants and ValidateEvent below. See docs/ARCHITECTURE.md for the
+// packages around it and a secret's create followed to the log.
 package audit
 
 import (

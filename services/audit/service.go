@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
@@ -307,76 +306,55 @@ func (s *Service) Export(ctx context.Context, p *auth.Principal, parent string, 
 	return out, nil
 }
 
-// Denial is a request the audit service refused.
-type Denial struct {
-	Principal *auth.Principal // nil: not authenticated
-	Client    string
-	RequestID string
-	Method    string // full gRPC method
-	Parent    string // the chain or resource asked for, as given
-	Reason    string
-}
+// Emitter is the audit service's name as the emitter of its own events
+// (request.denied): their ids start with "audit-".
+const Emitter = "audit"
 
-// RecordDenied appends a request.denied event for d to the chain it was
-// about (the system chain when that is not a valid team). The audit
-// service is the log, so it appends directly rather than through an
-// outbox; the event id is "audit-" and 128 random bits.
-func (s *Service) RecordDenied(ctx context.Context, d Denial) error {
+// Now is the service's clock: the time of the events it emits itself.
+func (s *Service) Now() time.Time { return s.now() }
+
+// RecordDenied completes ev, the request.denied event of a request the
+// audit service refused (auditevent.OnDenied, its server.Config.OnDenied
+// through grpcapi.OnDenied), and appends it to the log itself: the audit
+// service is the log, so it has no outbox. The id is Emitter, "-" and 128
+// random bits, unique, so that no two refusals are taken for one
+// delivery.
+//
+// resource is what the request named, recorded only when it is a chain
+// ("system", "teams/{team}") or a secret's usage
+// ("teams/{team}/secrets/{secret}/usage"), so that nothing else a client
+// sent — a token — is ever recorded. The chain is the team's when that
+// team is known — the caller is one of its members, or its chain has
+// events — so that a refused request cannot start chains for names it
+// made up; else the system chain. runID is not recorded (ListEvents'
+// run_id is a filter, not the run the request was about).
+func (s *Service) RecordDenied(ctx context.Context, ev *auditv1.Event, resource, _ string) error {
 	team := ""
-	if id, ok := strings.CutPrefix(d.Parent, "teams/"); ok {
-		id, _, _ = strings.Cut(id, "/")
-		if ValidTeamID(id) {
-			team = id
+	switch t, err := ParseParent("parent", resource); {
+	case err == nil:
+		team = t
+	default:
+		if t, _, err := parseUsageName(resource); err == nil {
+			team = t
+		} else {
+			resource = ""
+		}
+	}
+	if team != "" && !auth.PrincipalFrom(ctx).IsMember(team) {
+		head, err := s.store.Head(ctx, team)
+		if err != nil {
+			return fmt.Errorf("record denied request: %w", err)
+		}
+		if head.Seq == 0 {
+			team = ""
 		}
 	}
 	var rnd [16]byte
 	_, _ = rand.Read(rnd[:])
-	ev := &auditv1.Event{
-		Id:        "audit-" + hex.EncodeToString(rnd[:]),
-		Time:      timestamppb.New(s.now()),
-		Actor:     ActorOf(d.Principal, d.Client),
-		Action:    ActionRequestDenied,
-		Resource:  truncate(d.Parent, MaxNameLength),
-		Team:      team,
-		Outcome:   auditv1.Outcome_OUTCOME_DENIED,
-		RequestId: truncate(d.RequestID, MaxShortLength),
-		Details:   map[string]string{DetailMethod: d.Method, DetailReason: truncate(d.Reason, 1024)},
-	}
-	if err := ValidateEvent("event", ev); err != nil {
-		// A resource or request id with characters an event may not hold:
-		// keep the denial, drop what cannot be recorded.
-		ev.Resource, ev.RequestId = "", ""
-	}
-	if _, err := s.Append(ctx, "audit", []*auditv1.Event{ev}); err != nil {
-		s.log.ErrorContext(ctx, "record denied request", "method", d.Method, "err", err.Error())
-		return err
+	ev.Id = Emitter + "-" + hex.EncodeToString(rnd[:])
+	ev.Resource, ev.Team = resource, team
+	if _, err := s.Append(ctx, Emitter, []*auditv1.Event{ev}); err != nil {
+		return fmt.Errorf("record denied request: %w", err)
 	}
 	return nil
-}
-
-// ActorOf describes a principal (nil: unauthenticated) as an actor.
-func ActorOf(p *auth.Principal, client string) *auditv1.Actor {
-	a := &auditv1.Actor{Client: truncate(client, MaxShortLength)}
-	if p == nil {
-		return a
-	}
-	a.Name = p.Name
-	switch p.Kind {
-	case auth.KindUser:
-		a.Kind = auditv1.ActorKind_ACTOR_KIND_USER
-	case auth.KindRunner:
-		a.Kind = auditv1.ActorKind_ACTOR_KIND_RUNNER
-	case auth.KindAgent:
-		a.Kind = auditv1.ActorKind_ACTOR_KIND_AGENT
-	case auth.KindIntegration:
-		a.Kind = auditv1.ActorKind_ACTOR_KIND_INTEGRATION
-	}
-	return a
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "")
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // Limits of one event. An emitter's outbox refuses an event over them at
-// write time (outbox.Bolt.Add calls ValidateEvent), so no event the
-// audit service would refuse ever waits in an outbox.
+// write time (outbox.KV.Apply calls ValidateEvent, as sealing.MemStore
+// does), so no event the audit service would refuse ever waits in an
+// outbox.
 const (
 	MaxEventBytes      = 64 << 10 // canonical encoding, details included
 	MaxIDLength        = 200

@@ -5,16 +5,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
-
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
-	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/auditevent"
 	"github.com/ozsecrets/oz/services/internal/kv"
-	"github.com/ozsecrets/oz/services/internal/server"
 )
 
 // Audit events (DESIGN §6). Every change the resolver makes, every run
@@ -31,7 +26,7 @@ import (
 
 // Emitter is the resolver's name as an audit event emitter: the name of
 // its certificate, with which the audit service identifies it.
-const Emitter = "resolver"
+const Emitter = auditevent.Resolver
 
 // Actions the resolver emits, beside audit.ActionRunResolve and
 // audit.ActionRequestDenied.
@@ -82,7 +77,6 @@ const (
 	DetailStrict             = "strict"               // run.resolve: "true" for a strict run
 	DetailAgents             = "agents"               // integration.create: the identity ids it may start runs as, comma-separated
 	DetailStartPolicy        = "start_policy"         // agent.create, agent.update: "admins" or "members"
-	DetailPeerService        = "peer_service"         // request.denied, unauthenticated: the service that relayed it
 	// DetailPart numbers the events of one run.resolve whose details are
 	// too many for one event: "1/3", "2/3", "3/3". Each part carries the
 	// run's own details and some of its injected and unresolved names.
@@ -116,67 +110,7 @@ func (s *Store) Apply(ctx context.Context, conds []kv.Cond, writes []kv.Write, e
 // caller of ctx (ozresolverd itself when there is none: a bootstrap).
 // details may be nil.
 func (s *Store) Event(ctx context.Context, action, resource, team string, details map[string]string) *auditv1.Event {
-	actor := actorOf(ctx)
-	if actor.GetName() == "" {
-		actor.Kind, actor.Name = auditv1.ActorKind_ACTOR_KIND_SERVICE, Emitter
-	}
-	return &auditv1.Event{
-		Time:      timestamppb.New(s.Now()),
-		Actor:     actor,
-		Action:    action,
-		Resource:  resource,
-		Team:      team,
-		Outcome:   auditv1.Outcome_OUTCOME_OK,
-		RequestId: RequestID(ctx),
-		Details:   details,
-	}
-}
-
-// actorOf is who makes the request of ctx: its principal, else the
-// service that called (by its certificate), else nobody known (an empty
-// name). The client is the x-oz-client header's, "grpc" for a gRPC
-// request without one, "" for a call in process.
-func actorOf(ctx context.Context) *auditv1.Actor {
-	client := CleanText(auth.ClientFrom(ctx), audit.MaxShortLength)
-	if client == "" {
-		if _, ok := metadata.FromIncomingContext(ctx); ok {
-			client = "grpc"
-		}
-	}
-	if p := auth.PrincipalFrom(ctx); p != nil {
-		a := audit.ActorOf(p, client)
-		a.Name = CleanText(a.Name, audit.MaxNameLength)
-		return a
-	}
-	if svc := auth.ServiceFrom(ctx); svc != "" {
-		return &auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_SERVICE, Name: CleanText(svc, audit.MaxNameLength), Client: client}
-	}
-	return &auditv1.Actor{Client: client}
-}
-
-// RequestID is the request's id as the client sent it, cleaned so that
-// an event can hold it.
-func RequestID(ctx context.Context) string {
-	return CleanText(server.RequestID(ctx), audit.MaxShortLength)
-}
-
-// CleanText returns s as an event's text field may hold it: valid UTF-8
-// without control characters, at most max bytes. Headers come from
-// clients, and an event the audit service would refuse must never be
-// what stops a change (or the record of a refusal).
-func CleanText(s string, max int) string {
-	s = strings.ToValidUTF8(s, "")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	for len(s) > max {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
+	return auditevent.New(ctx, Emitter, nil, s.Now(), action, resource, team, details)
 }
 
 // SetNames records names under key in details: comma-separated, or, when
@@ -249,35 +183,16 @@ func TeamOfPrincipal(owner PrincipalRef) string {
 	return team
 }
 
-// DeniedRequest is a request refused with PermissionDenied or
-// Unauthenticated, for RecordDenied.
-type DeniedRequest struct {
-	Method string // the full gRPC method
-	Code   string // "PERMISSION_DENIED" or "UNAUTHENTICATED"
-	Reason string // the refusal's message, as the caller received it
-	// Resource is the resource name the request named ("teams/acme",
-	// "teams/acme/agents/deployer"), "" when none. It is recorded only
-	// when well formed (ids and token ids), so that nothing pasted into it
-	// by mistake — a token — is ever recorded; its team, when that team
-	// exists, chooses the chain.
-	Resource string
-	RunID    string // a run id the request named, recorded when valid
-}
-
-// maxReasonLength bounds the refusal message a request.denied records.
-const maxReasonLength = 1024
-
-// RecordDenied writes a request.denied event for r into the outbox, in an
-// Apply of its own. The caller is taken from ctx: auth.PrincipalFrom, else
-// the calling service (auth.ServiceFrom), with auth.ClientFrom and the
-// request id. An unauthenticated request has no known actor: the service
-// that relayed it is recorded as DetailPeerService instead. It never
-// records a token: the refusal's message never holds one, and the
-// resource only when it is well formed.
-func (s *Store) RecordDenied(ctx context.Context, r DeniedRequest) error {
-	resource := ""
-	if wellFormedName(r.Resource) {
-		resource = r.Resource
+// RecordDenied completes ev, the request.denied event of a refused
+// request (auditevent.OnDenied, the resolver's server.Config.OnDenied
+// through grpcapi.OnDenied), and writes it into the outbox in an Apply of
+// its own. resource is recorded only when well formed (ids and token
+// ids), so that nothing pasted into it by mistake — a token — is ever
+// recorded; its team, when that team exists, chooses the chain. runID is
+// recorded when valid.
+func (s *Store) RecordDenied(ctx context.Context, ev *auditv1.Event, resource, runID string) error {
+	if !wellFormedName(resource) {
+		resource = ""
 	}
 	team := ""
 	if rest, ok := strings.CutPrefix(resource, "teams/"); ok {
@@ -290,33 +205,10 @@ func (s *Store) RecordDenied(ctx context.Context, r DeniedRequest) error {
 			return fmt.Errorf("record denied request: %w", err)
 		}
 	}
-	runID := ""
-	if ValidRunID(r.RunID) {
-		runID = r.RunID
+	if !ValidRunID(runID) {
+		runID = ""
 	}
-	details := map[string]string{
-		audit.DetailMethod: CleanText(r.Method, audit.MaxNameLength),
-		audit.DetailCode:   CleanText(r.Code, audit.MaxShortLength),
-		audit.DetailReason: CleanText(r.Reason, maxReasonLength),
-	}
-	actor := actorOf(ctx)
-	if auth.PrincipalFrom(ctx) == nil && r.Code == "UNAUTHENTICATED" && actor.GetKind() == auditv1.ActorKind_ACTOR_KIND_SERVICE {
-		// Who sent it is unknown; the service that relayed it (the
-		// gateway) is not the actor.
-		details[DetailPeerService] = actor.GetName()
-		actor.Kind, actor.Name = auditv1.ActorKind_ACTOR_KIND_UNSPECIFIED, ""
-	}
-	ev := &auditv1.Event{
-		Time:      timestamppb.New(s.Now()),
-		Actor:     actor,
-		Action:    audit.ActionRequestDenied,
-		Resource:  resource,
-		Team:      team,
-		Outcome:   auditv1.Outcome_OUTCOME_DENIED,
-		RequestId: RequestID(ctx),
-		RunId:     runID,
-		Details:   details,
-	}
+	ev.Resource, ev.Team, ev.RunId = resource, team, runID
 	if err := s.Apply(ctx, nil, nil, ev); err != nil {
 		return fmt.Errorf("record denied request: %w", err)
 	}

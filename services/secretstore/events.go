@@ -7,12 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
+	"github.com/ozsecrets/oz/services/internal/auditevent"
 	"github.com/ozsecrets/oz/services/internal/auth"
-	"github.com/ozsecrets/oz/services/secretstore/internal/auditevent"
 )
 
 // Audit events (DESIGN §6). Every change to a secret is an event, written
@@ -41,14 +39,14 @@ import (
 // user's personal secrets, not even their names, from a team's log. The
 // sealing keys' events (package sealing) are on the system chain too.
 //
-// Run resolution (SelectRun, OpenRun, UnsealValues) writes no event of its
+// Run resolution (OpenRunSecrets, UnsealValues) writes no event of its
 // own: the resolver decides what a run receives and records it, with the
 // value versions injected, as run.resolve, in the same write as the run
 // record and before any value is returned.
 
 // Emitter is the secretstore's name as an audit event emitter: the name of
 // its certificate, with which the audit service identifies it.
-const Emitter = auditevent.Emitter
+const Emitter = auditevent.Secretstore
 
 // Actions the secretstore emits beside audit.ActionSecretCreate,
 // audit.ActionSecretUpdate, audit.ActionSecretDelete and
@@ -62,11 +60,7 @@ const (
 	DetailDescriptionChanged = "description_changed" // secret.update: "true"
 	DetailSealed             = "sealed"              // secret.create, secret.update: "true" when the value arrived sealed
 	DetailKEKID              = "kek_id"              // secret.rewrap: the key-encryption key now wrapping the data key
-	DetailPeerService        = "peer_service"        // request.denied, unauthenticated: the service that relayed it
 )
-
-// maxReasonLength bounds the refusal message a request.denied records.
-const maxReasonLength = 1024
 
 // auditTeam returns the team whose audit chain records events about o's
 // secrets: the team's id for a team, "" (the system chain) for a user.
@@ -83,36 +77,28 @@ func secretEvent(ctx context.Context, p *auth.Principal, now time.Time, action s
 		details = map[string]string{}
 	}
 	details[audit.DetailValueVersion] = strconv.FormatInt(sec.ValueVersion, 10)
-	return auditevent.New(ctx, p, now, action, sec.ResourceName(), sec.Owner.auditTeam(), details)
+	return auditevent.New(ctx, Emitter, p, now, action, sec.ResourceName(), sec.Owner.auditTeam(), details)
 }
 
-// DeniedRequest is a request refused with PermissionDenied or
-// Unauthenticated, for RecordDenied.
-type DeniedRequest struct {
-	Method string // the full gRPC method
-	Code   string // "PERMISSION_DENIED" or "UNAUTHENTICATED"
-	Reason string // the refusal's message, as the caller received it
-	// Resource is what the request named: a secret
-	// ("teams/acme/secrets/API_KEY", "users/me/secrets/X") or an owner
-	// ("teams/acme"); "" when none. It is recorded only when well formed
-	// (a secret's name, an owner), "users/me" as the caller.
-	Resource string
-}
+// Now is the service's clock: the time of its events.
+func (s *Service) Now() time.Time { return s.now() }
 
-// RecordDenied writes a request.denied event for r, alone (Store.Record).
-// The caller is taken from ctx: auth.PrincipalFrom, else the calling
-// service (auth.ServiceFrom), with auth.ClientFrom and the request id. An
-// unauthenticated request has no known actor: the service that relayed it
-// is recorded as DetailPeerService instead.
+// RecordDenied completes ev, the request.denied event of a refused
+// request (auditevent.OnDenied, the secretstore's server.Config.OnDenied
+// through grpcapi.OnDenied), and writes it alone (Store.Record). resource
+// is what the request named: a secret ("teams/acme/secrets/API_KEY",
+// "users/me/secrets/X") or an owner ("teams/acme"); it is recorded only
+// when well formed (a secret's name, an owner), "users/me" as the caller.
+// The secretstore records no run id.
 //
 // The chain: a team's when the resource is the team's or one of its
 // secrets and the team is known to exist — the caller is one of its
 // members, or it has secrets here — so that a refused request cannot make
 // the audit service start chains for names it made up; else the system
 // chain. A request about personal secrets is on the system chain.
-func (s *Service) RecordDenied(ctx context.Context, r DeniedRequest) error {
+func (s *Service) RecordDenied(ctx context.Context, ev *auditv1.Event, resource, _ string) error {
 	p := auth.PrincipalFrom(ctx)
-	owner, resource := deniedResource(p, r.Resource)
+	owner, resource := deniedResource(p, resource)
 	team := ""
 	if owner.Kind == OwnerTeam {
 		switch known, err := s.teamKnown(ctx, p, owner); {
@@ -122,28 +108,7 @@ func (s *Service) RecordDenied(ctx context.Context, r DeniedRequest) error {
 			team = owner.ID
 		}
 	}
-	details := map[string]string{
-		audit.DetailMethod: auditevent.Clean(r.Method, audit.MaxNameLength),
-		audit.DetailCode:   auditevent.Clean(r.Code, audit.MaxShortLength),
-		audit.DetailReason: auditevent.Clean(r.Reason, maxReasonLength),
-	}
-	actor := auditevent.Actor(ctx, p)
-	if p == nil && r.Code == "UNAUTHENTICATED" && actor.GetKind() == auditv1.ActorKind_ACTOR_KIND_SERVICE {
-		// Who sent it is unknown; the service that relayed it (the
-		// gateway) is not the actor.
-		details[DetailPeerService] = actor.GetName()
-		actor.Kind, actor.Name = auditv1.ActorKind_ACTOR_KIND_UNSPECIFIED, ""
-	}
-	ev := &auditv1.Event{
-		Time:      timestamppb.New(s.now()),
-		Actor:     actor,
-		Action:    audit.ActionRequestDenied,
-		Resource:  resource,
-		Team:      team,
-		Outcome:   auditv1.Outcome_OUTCOME_DENIED,
-		RequestId: auditevent.RequestID(ctx),
-		Details:   details,
-	}
+	ev.Resource, ev.Team = resource, team
 	if err := s.store.Record(ctx, ev); err != nil {
 		return fmt.Errorf("record denied request: %w", err)
 	}

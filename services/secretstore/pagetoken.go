@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 
+	"github.com/ozsecrets/oz/lib/envname"
 	"github.com/ozsecrets/oz/services/internal/errs"
 )
 
@@ -53,7 +54,7 @@ func decodePageToken(s, list string) (pageToken, error) {
 	if _, err := ParseOwner(t.Owner); err != nil {
 		return pageToken{}, errPageToken()
 	}
-	if _, ok := checkNameSyntax(t.After, maxLookupNameLen); !ok {
+	if _, ok := envname.Syntax(t.After, maxLookupNameLen); !ok {
 		return pageToken{}, errPageToken()
 	}
 	return t, nil

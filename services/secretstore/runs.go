@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ozsecrets/oz/lib/envname"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/runrules"
 )
@@ -191,7 +192,7 @@ func checkRunSecrets(refs []runrules.Secret) ([]Owner, error) {
 		if err != nil {
 			return nil, errs.Field(field, "entry %d: owner %s", i, err.(*errs.Error).Message)
 		}
-		if rule, ok := checkNameSyntax(ref.Name, maxLookupNameLen); !ok {
+		if rule, ok := envname.Syntax(ref.Name, maxLookupNameLen); !ok {
 			return nil, errs.Field(field, "entry %d: the name %s", i, rule)
 		}
 		switch {

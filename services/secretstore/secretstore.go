@@ -4,7 +4,7 @@
 //
 // Values are write-only. They are sealed (keyring) before they reach a
 // Store, and no read path of the Service returns them; the ways back to
-// plaintext are OpenRun and UnsealValues, for run resolution only.
+// plaintext are OpenRunSecrets and UnsealValues, for run resolution only.
 //
 // Every change is an audit event that the Store commits with the change,
 // into its outbox, and every refused request a request.denied event
@@ -17,6 +17,7 @@
 // conformance suite), keyring (envelope encryption), runseal (HPKE sealing
 // of a run's values to the runner's key), sealing (the HPKE keys clients
 // seal values to before sending them, and opening what they sealed).
+// docs/ARCHITECTURE.md follows a secret's create through them.
 package secretstore
 
 import (

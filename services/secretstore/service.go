@@ -67,7 +67,8 @@ type SealedValue struct {
 // principal, with the client and request id of ctx. A request refused or
 // failed (invalid, not found, a conflict, an etag mismatch) changes
 // nothing and writes no event; refusals are recorded as request.denied by
-// RecordDenied, which the server calls for every refused request.
+// RecordDenied, which the server calls for every refused request
+// (auditevent.OnDenied).
 type Service struct {
 	locks         keyedMutex // serialises value updates of one secret in this process
 	store         Store

@@ -2,7 +2,6 @@ package secretstore
 
 import (
 	"bytes"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -48,38 +47,14 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// NamePattern is the shape of a secret name: an environment variable name.
-const NamePattern = "[A-Za-z_][A-Za-z0-9_]*"
-
 // maxLookupNameLen bounds names in lookups, whatever the configured limit.
 const maxLookupNameLen = 4096
-
-// checkNameSyntax reports whether name is a well-formed secret name of at
-// most max characters; the error says which rule it breaks (no field).
-func checkNameSyntax(name string, max int) (rule string, ok bool) {
-	if name == "" {
-		return "is required", false
-	}
-	if len(name) > max {
-		return "must be at most " + strconv.Itoa(max) + " characters", false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c == '_', 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z':
-		case '0' <= c && c <= '9' && i > 0:
-		default:
-			return "must match " + NamePattern + " (an environment variable name: letters, digits and _, not starting with a digit)", false
-		}
-	}
-	return "", true
-}
 
 // ValidateName checks a new secret's name: syntax, length and the reserved
 // names. The error is an errs.Field error for field.
 func (l Limits) ValidateName(field, name string) error {
 	l = l.withDefaults()
-	if rule, ok := checkNameSyntax(name, l.MaxNameLen); !ok {
+	if rule, ok := envname.Syntax(name, l.MaxNameLen); !ok {
 		return errs.Field(field, "%s", rule)
 	}
 	// The reserved names (envname.Reserved): setting them would subvert
@@ -136,7 +111,7 @@ func ParseName(field, name string) (Owner, string, error) {
 	}
 	// Only the syntax is checked here, with a generous length bound: a
 	// longer name is simply not found.
-	if rule, ok := checkNameSyntax(parts[3], maxLookupNameLen); !ok {
+	if rule, ok := envname.Syntax(parts[3], maxLookupNameLen); !ok {
 		return Owner{}, "", errs.Field(field, "the secret id %s", rule)
 	}
 	return o, parts[3], nil

@@ -1,38 +1,40 @@
 // Command ozgateway runs the gateway: the single public address of oz
 // secrets, serving native gRPC, REST and the web app on one TLS listener.
 //
-// Every flag can also be set by the environment variable named in its help.
-// Logs are JSON on stderr. With --trace-exporter stdout or otlp
+// Every flag has an OZ_… environment variable, named in its help; the flag
+// wins. Logs are JSON on stderr. Exit codes: 0 success, 1 failure, 2 bad
+// usage. With --trace-exporter stdout or otlp
 // (--trace-endpoint HOST:PORT, --trace-insecure) it traces every gRPC call
 // and REST request, and the backends continue its traces; off by default.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/ozsecrets/oz/gateway/edge"
 	"github.com/ozsecrets/oz/gateway/web"
+	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/lib/tracing"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "ozgateway:", err)
-		stop()
-		os.Exit(1)
-	}
+	flagenv.Main("ozgateway", nil, func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	})
+}
+
+// help is what --help says before the flags.
+var help = flagenv.Help{
+	Usage: []string{"ozgateway [flags]   serve gRPC, REST and the web app on one TLS listener"},
+	About: `The single public address of oz secrets. Native gRPC calls go, undecoded, to
+the service that owns them, REST calls are translated to the same; they reach
+the services over mutual TLS with --tls-cert, carrying the caller's bearer
+token, which the services authenticate.`,
 }
 
 // options are the command's flags.
@@ -47,38 +49,28 @@ type options struct {
 // variable (read with getenv) and then to its built-in default.
 func parseFlags(args []string, getenv func(string) string, output io.Writer) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("ozgateway", flag.ContinueOnError)
-	fs.SetOutput(output)
-	str := func(p *string, name, env, def, usage string) {
-		if v := getenv(env); v != "" {
-			def = v
-		}
-		fs.StringVar(p, name, def, usage+" ($"+env+")")
-	}
-	str(&o.listen, "listen", "OZ_GATEWAY_ADDR", "127.0.0.1:7443", "address to serve gRPC and REST on")
-	str(&o.tlsCert, "tls-cert", "OZ_TLS_CERT", "", "the gateway's certificate (PEM): served to callers and presented to backends")
-	str(&o.tlsKey, "tls-key", "OZ_TLS_KEY", "", "the key of --tls-cert (PEM)")
-	str(&o.tlsCA, "tls-ca", "OZ_TLS_CA", "", "CA bundle (PEM) that verifies the backends")
-	str(&o.secretstore, "secretstore-addr", "OZ_SECRETSTORE_ADDR", "", "secretstore address(es), host:port, comma-separated")
-	str(&o.resolver, "resolver-addr", "OZ_RESOLVER_ADDR", "", "resolver address(es), host:port, comma-separated")
-	str(&o.auditAddrs, "audit-addr", "OZ_AUDIT_ADDR", "", "audit address(es), host:port, comma-separated (optional)")
-	traceFlags := tracing.Register(fs, getenv)
-	if err := fs.Parse(args); err != nil {
+	set := flagenv.New("ozgateway", help, getenv, output)
+	set.String(&o.listen, "listen", "OZ_GATEWAY_ADDR", "127.0.0.1:7443", "address to serve gRPC and REST on")
+	set.String(&o.tlsCert, "tls-cert", "OZ_TLS_CERT", "", "the gateway's certificate (PEM), served to callers and presented to backends; required")
+	set.String(&o.tlsKey, "tls-key", "OZ_TLS_KEY", "", "the key of --tls-cert (PEM); required")
+	set.String(&o.tlsCA, "tls-ca", "OZ_TLS_CA", "", "CA bundle (PEM) that verifies the backends; required")
+	set.String(&o.secretstore, "secretstore-addr", "OZ_SECRETSTORE_ADDR", "", "secretstore address(es), HOST:PORT, comma-separated; required")
+	set.String(&o.resolver, "resolver-addr", "OZ_RESOLVER_ADDR", "", "resolver address(es), HOST:PORT, comma-separated; required")
+	set.String(&o.auditAddrs, "audit-addr", "OZ_AUDIT_ADDR", "", "audit address(es), HOST:PORT, comma-separated (optional)")
+	traceFlags := tracing.Register(set)
+	if err := set.Parse(args); err != nil {
 		return options{}, err
-	}
-	if fs.NArg() > 0 {
-		return options{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var err error
 	if o.trace, err = traceFlags.Config(); err != nil {
-		return options{}, err
+		return options{}, set.Usage(err)
 	}
 	for _, req := range []struct{ flag, val string }{
 		{"tls-cert", o.tlsCert}, {"tls-key", o.tlsKey}, {"tls-ca", o.tlsCA},
 		{"secretstore-addr", o.secretstore}, {"resolver-addr", o.resolver},
 	} {
 		if req.val == "" {
-			return options{}, fmt.Errorf("--%s is required", req.flag)
+			return options{}, set.Usagef("--%s is required", req.flag)
 		}
 	}
 	return o, nil
@@ -86,9 +78,6 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	o, err := parseFlags(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
 	if err != nil {
 		return err
 	}

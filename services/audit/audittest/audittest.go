@@ -113,10 +113,11 @@ func (s *Server) serve(lis net.Listener) {
 	}
 	svc := audit.NewService(audit.Config{Store: store, Now: s.opts.Now, ScanLimit: s.opts.ScanLimit})
 	srv := server.New(server.Config{
-		Name:   "audit",
-		TLS:    serverTLS,
-		Rules:  grpcapi.Rules,
-		Logger: slog.New(slog.DiscardHandler),
+		Name:     "audit",
+		TLS:      serverTLS,
+		Rules:    grpcapi.Rules,
+		Logger:   slog.New(slog.DiscardHandler),
+		OnDenied: grpcapi.OnDenied(svc, nil),
 		Auth: authFunc(func(_ context.Context, token string) (*auth.Principal, error) {
 			if p, ok := Principals[token]; ok {
 				return p, nil

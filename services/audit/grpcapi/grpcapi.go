@@ -7,7 +7,7 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
+	"log/slog"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,6 +17,7 @@ import (
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/audit"
+	"github.com/ozsecrets/oz/services/internal/auditevent"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/server"
@@ -70,7 +71,7 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 		PageToken: req.GetPageToken(),
 	})
 	if err != nil {
-		return nil, s.denied(ctx, req.GetParent(), err)
+		return nil, err
 	}
 	return &auditv1.ListEventsResponse{Events: page.Events, NextPageToken: page.NextPageToken}, nil
 }
@@ -79,7 +80,7 @@ func (s *Server) ListEvents(ctx context.Context, req *auditv1.ListEventsRequest)
 func (s *Server) VerifyChain(ctx context.Context, req *auditv1.VerifyChainRequest) (*auditv1.VerifyChainResponse, error) {
 	res, err := s.svc.Verify(ctx, auth.PrincipalFrom(ctx), req.GetParent())
 	if err != nil {
-		return nil, s.denied(ctx, req.GetParent(), err)
+		return nil, err
 	}
 	out := &auditv1.VerifyChainResponse{
 		Valid:          res.Valid,
@@ -96,7 +97,7 @@ func (s *Server) VerifyChain(ctx context.Context, req *auditv1.VerifyChainReques
 func (s *Server) ExportEvents(ctx context.Context, req *auditv1.ExportEventsRequest) (*auditv1.ExportEventsResponse, error) {
 	page, err := s.svc.Export(ctx, auth.PrincipalFrom(ctx), req.GetParent(), int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {
-		return nil, s.denied(ctx, req.GetParent(), err)
+		return nil, err
 	}
 	return &auditv1.ExportEventsResponse{
 		Events:        page.Events,
@@ -113,7 +114,7 @@ func (s *Server) GetSecretUsage(ctx context.Context, req *auditv1.GetSecretUsage
 		MaxRuns:     int(req.GetMaxRuns()),
 	})
 	if err != nil {
-		return nil, s.denied(ctx, req.GetName(), err)
+		return nil, err
 	}
 	return &auditv1.GetSecretUsageResponse{Usage: u}, nil
 }
@@ -128,28 +129,19 @@ func (s *Server) ReviewSecrets(ctx context.Context, req *auditv1.ReviewSecretsRe
 		UnusedDays: int(req.GetUnusedDays()),
 	})
 	if err != nil {
-		return nil, s.denied(ctx, req.GetParent(), err)
+		return nil, err
 	}
 	return resp, nil
 }
 
-// denied records a refused request as a request.denied event, then
-// returns err unchanged: the refusal stands whether or not it could be
-// recorded.
-func (s *Server) denied(ctx context.Context, parent string, err error) error {
-	if !errors.Is(err, errs.PermissionDenied) {
-		return err
-	}
-	method, _ := grpc.Method(ctx)
-	_ = s.svc.RecordDenied(ctx, audit.Denial{
-		Principal: auth.PrincipalFrom(ctx),
-		Client:    auth.ClientFrom(ctx),
-		RequestID: server.RequestID(ctx),
-		Method:    method,
-		Parent:    parent,
-		Reason:    err.Error(),
-	})
-	return err
+// OnDenied returns the server.Config.OnDenied hook of the audit service
+// (auditevent.OnDenied): every request it refuses with PermissionDenied
+// or Unauthenticated, by the access rules or by the Service, is a
+// request.denied event appended to its own log
+// (audit.Service.RecordDenied), on the chain of the team the request
+// named when that team is known.
+func OnDenied(svc *audit.Service, log *slog.Logger) server.Denied {
+	return auditevent.OnDenied(svc, log)
 }
 
 func headProto(parent string, h auditchain.Head) *auditv1.ChainHead {

@@ -24,6 +24,7 @@ import (
 	"github.com/ozsecrets/oz/services/audit/grpcapi"
 	"github.com/ozsecrets/oz/services/audit/inventory"
 	auditkv "github.com/ozsecrets/oz/services/audit/kvstore"
+	"github.com/ozsecrets/oz/services/internal/auditevent"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	resolverbolt "github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/internal/pki"
@@ -34,9 +35,9 @@ import (
 	"github.com/ozsecrets/oz/services/resolver/resolvertest"
 	"github.com/ozsecrets/oz/services/resolver/runs"
 	"github.com/ozsecrets/oz/services/secretstore"
-	sskv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 	ssgrpc "github.com/ozsecrets/oz/services/secretstore/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	sskv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 )
 
 // testClock is the clock every service of a reviewFixture shares.
@@ -174,6 +175,7 @@ func newReviewFixture(t *testing.T) *reviewFixture {
 	})
 	cfg = serverTLS(t, p, "audit")
 	cfg.Rules, cfg.Auth = grpcapi.Rules, auth.NewRemote(resolverConn)
+	cfg.OnDenied = grpcapi.OnDenied(f.audit, nil)
 	asrv := server.New(*cfg)
 	grpcapi.Register(asrv, f.audit)
 	f.client = auditv1.NewAuditServiceClient(dialAs(t, p, "gateway", serveOn(t, asrv)))
@@ -475,17 +477,23 @@ func TestReviewSecretsRefusals(t *testing.T) {
 		})
 	}
 
-	// Each refusal is itself an audit event of the team's chain.
+	// Each refusal is itself an audit event of the team's chain; the
+	// request without a token names no actor, only the service that
+	// relayed it.
 	resp, err := f.client.ListEvents(f.as("alice"), &auditv1.ListEventsRequest{Parent: "teams/acme", Action: audit.ActionRequestDenied})
 	must(t, err)
 	var who []string
 	for _, ev := range resp.GetEvents() {
-		if ev.GetDetails()[audit.DetailMethod] == auditv1.AuditService_ReviewSecrets_FullMethodName {
-			who = append(who, ev.GetActor().GetName())
+		if d := ev.GetDetails(); d[audit.DetailMethod] == auditv1.AuditService_ReviewSecrets_FullMethodName {
+			name := ev.GetActor().GetName()
+			if name == "" && d[audit.DetailCode] == "UNAUTHENTICATED" {
+				name = "relayed by " + d[auditevent.DetailPeerService]
+			}
+			who = append(who, name)
 		}
 	}
 	slices.Sort(who)
-	if want := []string{"users/bob", "users/carol", "users/root"}; !slices.Equal(who, want) {
+	if want := []string{"relayed by gateway", "users/bob", "users/carol", "users/root"}; !slices.Equal(who, want) {
 		t.Errorf("request.denied events of ReviewSecrets: got %v, want %v", who, want)
 	}
 }

@@ -87,17 +87,9 @@ func (c *Client) PersonalSecrets(ctx context.Context) ([]audit.SecretMeta, error
 }
 
 func (c *Client) listSecrets(ctx context.Context, parent, what string) ([]audit.SecretMeta, error) {
-	ctx, err := asCaller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []audit.SecretMeta
-	req := &secretsv1.ListSecretsRequest{Parent: parent, PageSize: pageSize}
-	for range maxPages {
-		resp, err := c.secrets.ListSecrets(ctx, req)
-		if err != nil {
-			return nil, downstream("secretstore", what, err)
-		}
+	return pages(ctx, "secretstore", what, func(ctx context.Context, token string) ([]audit.SecretMeta, string, error) {
+		resp, err := c.secrets.ListSecrets(ctx, &secretsv1.ListSecretsRequest{Parent: parent, PageSize: pageSize, PageToken: token})
+		var out []audit.SecretMeta
 		for _, s := range resp.GetSecrets() {
 			out = append(out, audit.SecretMeta{
 				Name:            s.GetName(),
@@ -108,57 +100,58 @@ func (c *Client) listSecrets(ctx context.Context, parent, what string) ([]audit.
 				ValueUpdateTime: asTime(s.GetValueUpdateTime()),
 			})
 		}
-		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
-			return out, nil
-		}
-	}
-	return nil, errs.E(errs.KindResourceExhausted, "%s: more than %d pages", what, maxPages)
+		return out, resp.GetNextPageToken(), err
+	})
 }
 
 // Agents implements audit.Inventory.
 func (c *Client) Agents(ctx context.Context, team string) ([]audit.Referrer, error) {
-	ctx, err := asCaller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []audit.Referrer
-	req := &scopev1.ListAgentsRequest{Parent: "teams/" + team, PageSize: pageSize}
-	for range maxPages {
-		resp, err := c.agents.ListAgents(ctx, req)
-		if err != nil {
-			return nil, downstream("resolver", "list the team's agent identities", err)
-		}
+	return pages(ctx, "resolver", "list the team's agent identities", func(ctx context.Context, token string) ([]audit.Referrer, string, error) {
+		resp, err := c.agents.ListAgents(ctx, &scopev1.ListAgentsRequest{Parent: "teams/" + team, PageSize: pageSize, PageToken: token})
+		var out []audit.Referrer
 		for _, a := range resp.GetAgents() {
 			out = append(out, audit.Referrer{Name: a.GetName(), SecretNames: a.GetSecretNames()})
 		}
-		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
-			return out, nil
-		}
-	}
-	return nil, errs.E(errs.KindResourceExhausted, "list the team's agent identities: more than %d pages", maxPages)
+		return out, resp.GetNextPageToken(), err
+	})
 }
 
 // Environments implements audit.Inventory.
 func (c *Client) Environments(ctx context.Context, team string) ([]audit.Referrer, error) {
+	return pages(ctx, "resolver", "list the team's environments", func(ctx context.Context, token string) ([]audit.Referrer, string, error) {
+		resp, err := c.environments.ListEnvironments(ctx, &scopev1.ListEnvironmentsRequest{Parent: "teams/" + team, PageSize: pageSize, PageToken: token})
+		var out []audit.Referrer
+		for _, e := range resp.GetEnvironments() {
+			out = append(out, audit.Referrer{Name: e.GetName(), SecretNames: e.GetSecretNames()})
+		}
+		return out, resp.GetNextPageToken(), err
+	})
+}
+
+// pages lists everything a paged List call returns, as the caller (the
+// bearer token of ctx's incoming request), page by page: list reads the
+// page of token and returns its items and the next token. service and
+// what name the call in errors. More than maxPages pages is
+// ResourceExhausted rather than an unbounded read.
+func pages[T any](ctx context.Context, service, what string, list func(ctx context.Context, token string) ([]T, string, error)) ([]T, error) {
 	ctx, err := asCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []audit.Referrer
-	req := &scopev1.ListEnvironmentsRequest{Parent: "teams/" + team, PageSize: pageSize}
+	var out []T
+	token := ""
 	for range maxPages {
-		resp, err := c.environments.ListEnvironments(ctx, req)
+		items, next, err := list(ctx, token)
 		if err != nil {
-			return nil, downstream("resolver", "list the team's environments", err)
+			return nil, downstream(service, what, err)
 		}
-		for _, e := range resp.GetEnvironments() {
-			out = append(out, audit.Referrer{Name: e.GetName(), SecretNames: e.GetSecretNames()})
-		}
-		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+		out = append(out, items...)
+		if next == "" {
 			return out, nil
 		}
+		token = next
 	}
-	return nil, errs.E(errs.KindResourceExhausted, "list the team's environments: more than %d pages", maxPages)
+	return nil, errs.E(errs.KindResourceExhausted, "%s: more than %d pages", what, maxPages)
 }
 
 // downstream turns a service's gRPC error into a kinded one that keeps its

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ozsecrets/oz/services/internal/suite"
+
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -28,33 +30,12 @@ import (
 
 // Run runs the conformance suite against stores made by open.
 func Run(t *testing.T, open func(t *testing.T) audit.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s audit.Store)
-	}{
-		{"AppendChainsPerTeam", testAppendChains},
-		{"AppendLeavesInputAlone", testAppendInput},
-		{"AppendIsIdempotent", testAppendIdempotent},
-		{"AppendSkipsRepeatsWithinABatch", testAppendRepeatInBatch},
-		{"AppendKeepsOrder", testAppendOrder},
-		{"ConcurrentAppends", testConcurrentAppends},
-		{"LargeAppend", testLargeAppend},
-		{"LargeEvents", testLargeEvents},
-		{"ChainsWithCommonPrefixAreSeparate", testPrefixChains},
-		{"ListNewestFirstWithPages", testListPages},
-		{"ListFilters", testListFilters},
-		{"ListScanLimit", testListScanLimit},
-		{"ListEmpty", testListEmpty},
-		{"Range", testRange},
-		{"HeadOfEmptyChain", testHeadEmpty},
-		{"EventsAreCopies", testCopies},
-		{"CanceledContext", testCanceled},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, open(t))
-		})
-	}
+	suite.Run(t, open,
+		testAppendChains, testAppendInput, testAppendIdempotent, testAppendRepeatInBatch,
+		testAppendOrder, testConcurrentAppends, testLargeAppend, testLargeEvents, testPrefixChains,
+		testListPages, testListFilters, testListScanLimit, testListEmpty, testRange, testHeadEmpty,
+		testCopies, testCanceled,
+	)
 }
 
 var (

@@ -32,329 +32,126 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"syscall"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/ozsecrets/oz/lib/tracing"
+	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/audit/grpcapi"
 	"github.com/ozsecrets/oz/services/audit/inventory"
 	"github.com/ozsecrets/oz/services/audit/kvstore"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/kv"
-	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
-	"github.com/ozsecrets/oz/services/internal/storemetrics"
 )
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "audit")
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stderr, log, nil)
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.As(err, new(usageError)):
-		fmt.Fprintln(os.Stderr, "ozauditd:", err)
-		os.Exit(2)
-	default:
-		log.Error("ozauditd failed", "err", err.Error())
-		os.Exit(1)
-	}
+	flagenv.Main("ozauditd", log, func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Getenv, os.Stderr, log, nil)
+	})
 }
 
-// usageError is a mistake in the command line.
-type usageError struct{ error }
+// help is what --help says before the flags, for both commands: they
+// share the flags.
+var help = flagenv.Help{
+	Usage: []string{
+		"ozauditd [flags]           serve AuditService and, to the other services, AuditIngestService",
+		"ozauditd upgrade [flags]   move the log from the layout of an older build into the current one",
+	},
+	About: `Serves the append-only, hash-chained audit log over mutual TLS; the log lives
+in a bbolt file or in etcd (--store). A bbolt file of an older build is
+upgraded when it is opened; an etcd store is upgraded by "upgrade", with
+every replica stopped.`,
+}
 
 // config is what the flags say.
 type config struct {
-	listen          string
-	dataDir         string
-	db              string            // the bbolt file, when etcd is nil
-	etcd            *storeflag.Config // --store etcd:…; nil: the bbolt file db
-	tlsCert, tlsKey string
-	tlsCA           string
+	daemon          server.Daemon
 	resolverAddr    string
 	secretstoreAddr string
-	metricsListen   string
-	trace           tracing.Config
-	healthListen    string
 }
 
-// parse reads flags, with defaults from the environment, and fills in the
-// paths that default to the data directory.
-func parse(args []string, lookup func(string) (string, bool), stderr io.Writer) (*config, error) {
-	env := func(key, def string) string {
-		if v, ok := lookup(key); ok && v != "" {
-			return v
-		}
-		return def
-	}
+// parse reads the flags of the command name, with defaults from the
+// environment.
+func parse(name string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{}
-	fs := flag.NewFlagSet("ozauditd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.listen, "listen", env("OZ_AUDIT_LISTEN", "127.0.0.1:7452"), "address to serve on (OZ_AUDIT_LISTEN)")
-	fs.StringVar(&c.dataDir, "data-dir", env("OZ_DATA_DIR", ".oz"), "data directory (OZ_DATA_DIR)")
-	fs.StringVar(&c.db, "db", env("OZ_AUDIT_DB", ""), "bbolt database file, when there is no --store (OZ_AUDIT_DB; default <data-dir>/audit.db)")
-	storeFlags := storeflag.Register(fs, func(key string) string { return env(key, "") })
-	fs.StringVar(&c.tlsCert, "tls-cert", env("OZ_AUDIT_TLS_CERT", ""), "certificate (OZ_AUDIT_TLS_CERT; default <data-dir>/pki/audit.pem)")
-	fs.StringVar(&c.tlsKey, "tls-key", env("OZ_AUDIT_TLS_KEY", ""), "certificate key (OZ_AUDIT_TLS_KEY; default <data-dir>/pki/audit-key.pem)")
-	fs.StringVar(&c.tlsCA, "tls-ca", env("OZ_TLS_CA", ""), "CA bundle (OZ_TLS_CA; default <data-dir>/pki/ca.pem)")
-	fs.StringVar(&c.resolverAddr, "resolver-addr", env("OZ_RESOLVER_ADDR", "127.0.0.1:7451"), "resolver address(es), for authenticating tokens and access reviews (OZ_RESOLVER_ADDR)")
-	fs.StringVar(&c.secretstoreAddr, "secretstore-addr", env("OZ_SECRETSTORE_ADDR", "127.0.0.1:7450"), "secretstore address(es), for access reviews (OZ_SECRETSTORE_ADDR)")
-	traceFlags := tracing.Register(fs, func(key string) string { return env(key, "") })
-	fs.StringVar(&c.metricsListen, "metrics-listen", env("OZ_AUDIT_METRICS_LISTEN", ""), "serve Prometheus metrics over plain HTTP at http://ADDR/metrics; empty: off (OZ_AUDIT_METRICS_LISTEN)")
-	fs.StringVar(&c.healthListen, "health-listen", env("OZ_HEALTH_LISTEN", ""), server.HealthListenUsage)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage:
-  ozauditd [flags]           serve AuditService and, to the other services, AuditIngestService
-  ozauditd upgrade [flags]   move the log from the layout of an older build into the current one
-
-A bbolt file of an older build is upgraded when it is opened; an etcd
-store is upgraded by "upgrade", with every replica stopped.
-Exit codes: 0 success, 1 failure, 2 bad usage.
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	set := flagenv.New(name, help, getenv, stderr)
+	daemon := server.RegisterFlags(set, "audit")
+	server.PeerFlag(set, &c.resolverAddr, "resolver", "for authenticating tokens and access reviews")
+	server.PeerFlag(set, &c.secretstoreAddr, "secretstore", "for access reviews")
+	if err := set.Parse(args); err != nil {
+		return nil, err
 	}
 	var err error
-	if c.trace, err = traceFlags.Config(); err != nil {
-		return nil, usageError{err}
-	}
-	dir := pki.Dir(filepath.Join(c.dataDir, "pki"))
-	store, err := storeFlags.Config(c.db, filepath.Join(c.dataDir, "audit.db"))
-	if err != nil {
-		return nil, usageError{err}
-	}
-	c.db = store.Path
-	if store.Kind == storeflag.Etcd {
-		c.etcd = &store
-	}
-	if c.tlsCert == "" {
-		c.tlsCert = dir.For("audit").Cert
-	}
-	if c.tlsKey == "" {
-		c.tlsKey = dir.For("audit").Key
-	}
-	if c.tlsCA == "" {
-		c.tlsCA = dir.CA()
-	}
-	return c, nil
-}
-
-// addrs tells the caller where the service listens (tests use port 0).
-type addrs struct {
-	grpc, metrics net.Addr // metrics is nil when off
+	c.daemon, err = daemon.Daemon()
+	return c, err
 }
 
 // run is main without the process. ready, when not nil, is told the
 // addresses once the service listens.
-func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer, log *slog.Logger, ready func(addrs)) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, log *slog.Logger, ready func(server.Addrs)) error {
 	if len(args) > 0 && args[0] == "upgrade" {
-		c, err := parse(args[1:], lookup, stderr)
+		c, err := parse("ozauditd upgrade", args[1:], getenv, stderr)
 		if err != nil {
 			return err
 		}
-		return upgradeStore(ctx, c, stderr, log)
+		return server.UpgradeStore(ctx, c.daemon.Store, stderr, log, kvstore.Namespace, kvstore.UpgradeEtcd, kvstore.UpgradeBolt)
 	}
-	c, err := parse(args, lookup, stderr)
+	c, err := parse("ozauditd", args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, c, log, ready)
+	c.daemon.Log, c.daemon.Ready = log, ready
+	return server.Run(ctx, c.daemon, func(ctx context.Context, d *server.Deps) (*server.Server, error) {
+		kvs, opts, err := openStore(ctx, c.daemon.Store, log)
+		if err != nil {
+			return nil, err
+		}
+		d.Defer(kvs.Close)
+		resolver, err := d.Dial(c.resolverAddr)
+		if err != nil {
+			return nil, err
+		}
+		secretstore, err := d.Dial(c.secretstoreAddr)
+		if err != nil {
+			return nil, err
+		}
+		store, err := kvstore.New(ctx, d.Instrument(kvs), opts)
+		if err != nil {
+			return nil, err
+		}
+		svc := audit.NewService(audit.Config{
+			Store: store, Logger: log, Registerer: d.Metrics,
+			Inventory: inventory.New(secretstore, resolver),
+		})
+		srv := d.Server(server.Config{
+			Rules: grpcapi.Rules, Auth: auth.NewCache(auth.NewRemote(resolver)), OnDenied: grpcapi.OnDenied(svc, log),
+		})
+		grpcapi.Register(srv, svc)
+		log.Info("audit starting", "resolver", c.resolverAddr, "secretstore", c.secretstoreAddr)
+		return srv, nil
+	})
 }
 
-// openStore opens the log's store where c says: the bbolt file c.db
-// (upgraded in place from an older build's layout), or the audit
-// service's namespace in the etcd cluster c.etcd; with the options of
-// kvstore.New for it.
-func openStore(ctx context.Context, c *config, log *slog.Logger) (kv.Store, kvstore.Options, error) {
-	if c.etcd == nil {
-		log.Info("store", "kind", storeflag.Bolt.String(), "store", "bolt:"+c.db)
-		s, up, err := kvstore.OpenBoltKV(c.db, 0)
+// openStore opens the log's store where sc says: a bbolt file (upgraded
+// in place from an older build's layout), or the audit service's
+// namespace in an etcd cluster; with the options of kvstore.New for it.
+func openStore(ctx context.Context, sc storeflag.Config, log *slog.Logger) (kv.Store, kvstore.Options, error) {
+	log.Info("store", "kind", sc.Kind.String(), "store", sc.String())
+	if sc.Kind != storeflag.Etcd {
+		s, up, err := kvstore.OpenBoltKV(sc.Path, 0)
 		if up != (kvstore.Upgrade{}) {
-			log.Warn("store upgraded from the layout of an older build", "file", c.db, "carried_over", up.String())
+			log.Warn("store upgraded from the layout of an older build", "file", sc.Path, "carried_over", up.String())
 		}
 		return s, kvstore.BoltOptions, err
 	}
-	log.Info("store", "kind", c.etcd.Kind.String(), "store", c.etcd.String())
-	cfg, err := c.etcd.EtcdClient(log)
+	cfg, err := sc.EtcdClient(log)
 	if err != nil {
 		return nil, kvstore.Options{}, err
 	}
 	s, err := kvstore.OpenEtcdKV(ctx, cfg, kvstore.Namespace)
 	return s, kvstore.Options{}, err
-}
-
-// upgradeStore moves the log from the layout of an older build into the
-// current one: an etcd namespace (kvstore.UpgradeEtcd), or a bbolt file,
-// which opening it would upgrade as well.
-func upgradeStore(ctx context.Context, c *config, w io.Writer, log *slog.Logger) error {
-	where := "bolt:" + c.db
-	var up kvstore.Upgrade
-	if c.etcd != nil {
-		where = c.etcd.String()
-		cfg, err := c.etcd.EtcdClient(log)
-		if err != nil {
-			return err
-		}
-		cli, err := clientv3.New(cfg)
-		if err != nil {
-			return fmt.Errorf("etcd client: %w", err)
-		}
-		defer cli.Close()
-		if up, err = kvstore.UpgradeEtcd(ctx, cli, kvstore.Namespace); err != nil {
-			return err
-		}
-	} else {
-		var err error
-		if up, err = kvstore.UpgradeBolt(c.db, 2*time.Second); err != nil {
-			return fmt.Errorf("%w (stop the service first)", err)
-		}
-	}
-	if up == (kvstore.Upgrade{}) {
-		fmt.Fprintf(w, "%s: nothing to upgrade (already in the current layout, or empty)\n", where)
-		return nil
-	}
-	fmt.Fprintf(w, "upgraded %s to the current layout: carried over %v\n", where, up)
-	return nil
-}
-
-func serve(ctx context.Context, c *config, log *slog.Logger, ready func(addrs)) error {
-	kvs, opts, err := openStore(ctx, c, log)
-	if err != nil {
-		return err
-	}
-	defer kvs.Close()
-
-	cert := pki.Paths{Cert: c.tlsCert, Key: c.tlsKey}
-	serverTLS, err := pki.ServerConfig(cert, c.tlsCA)
-	if err != nil {
-		return fmt.Errorf("server TLS: %w", err)
-	}
-	clientTLS, err := pki.ClientConfig(cert, c.tlsCA)
-	if err != nil {
-		return fmt.Errorf("client TLS: %w", err)
-	}
-	tp, stopTracing, err := tracing.Setup(ctx, c.trace, "ozauditd")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := stopTracing(sctx); err != nil {
-			log.Warn("tracing: spans not exported", "err", err.Error())
-		}
-	}()
-	resolver, err := server.Dial(c.resolverAddr, clientTLS, tracing.DialOption(tp))
-	if err != nil {
-		return fmt.Errorf("resolver client: %w", err)
-	}
-	defer resolver.Close()
-	// Dialing is lazy: the secretstore may start after the audit service.
-	secretstore, err := server.Dial(c.secretstoreAddr, clientTLS, tracing.DialOption(tp))
-	if err != nil {
-		return fmt.Errorf("secretstore client: %w", err)
-	}
-	defer secretstore.Close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	kind := storeflag.Bolt
-	if c.etcd != nil {
-		kind = c.etcd.Kind
-	}
-	store, err := kvstore.New(ctx, kv.Instrument(kvs, tp, storemetrics.New(reg, "audit", kind.String())), opts)
-	if err != nil {
-		return err
-	}
-	svc := audit.NewService(audit.Config{
-		Store: store, Logger: log, Registerer: reg,
-		Inventory: inventory.New(secretstore, resolver),
-	})
-	srv := server.New(server.Config{
-		Name:           "audit",
-		TLS:            serverTLS,
-		Rules:          grpcapi.Rules,
-		Auth:           auth.NewCache(auth.NewRemote(resolver)),
-		Logger:         log,
-		Metrics:        reg,
-		TracerProvider: tp,
-	})
-	grpcapi.Register(srv, svc)
-
-	lis, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	var a addrs
-	a.grpc = lis.Addr()
-	var metrics *http.Server
-	metricsDone := make(chan error, 1)
-	if c.metricsListen != "" {
-		mlis, err := net.Listen("tcp", c.metricsListen)
-		if err != nil {
-			lis.Close()
-			return fmt.Errorf("metrics listen: %w", err)
-		}
-		a.metrics = mlis.Addr()
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { metricsDone <- metrics.Serve(mlis) }()
-		log.Info("metrics", "addr", "http://"+mlis.Addr().String()+"/metrics")
-	}
-	if c.healthListen != "" {
-		stopHealth, err := srv.ServeHealth(c.healthListen, log)
-		if err != nil {
-			lis.Close()
-			return err
-		}
-		defer stopHealth()
-	}
-	if ready != nil {
-		ready(a)
-	}
-	log.Info("audit starting", "resolver", c.resolverAddr, "secretstore", c.secretstoreAddr)
-	serveErr := srv.Serve(ctx, lis)
-	if metrics != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = metrics.Shutdown(sctx)
-		cancel()
-		if err := <-metricsDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("metrics server", "err", err.Error())
-		}
-	}
-	if serveErr != nil {
-		return serveErr
-	}
-	log.Info("audit stopped")
-	return nil
 }

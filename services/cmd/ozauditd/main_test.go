@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -19,12 +19,14 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/flagenv"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
+	"github.com/ozsecrets/oz/services/internal/storeflag"
 )
 
 // fakeResolver answers AuthService.Authenticate from a map of tokens.
@@ -69,18 +71,18 @@ func startResolver(t *testing.T, dir pki.Dir) string {
 }
 
 type daemon struct {
-	addrs addrs
+	addrs server.Addrs
 	stop  func() error
 }
 
 func startDaemon(t *testing.T, args ...string) *daemon {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan addrs, 1)
+	ready := make(chan server.Addrs, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), func(string) (string, bool) { return "", false },
-			io.Discard, slog.New(slog.DiscardHandler), func(a addrs) { ready <- a })
+		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), func(string) string { return "" },
+			io.Discard, slog.New(slog.DiscardHandler), func(a server.Addrs) { ready <- a })
 	}()
 	d := &daemon{}
 	select {
@@ -140,11 +142,11 @@ func TestServe(t *testing.T) {
 		Resource: "teams/acme/secrets/K", Outcome: auditv1.Outcome_OUTCOME_OK,
 		Actor: &auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_USER, Name: "users/alice", Client: "cli"},
 	}
-	ss := dial(t, dir, "secretstore", d.addrs.grpc.String())
+	ss := dial(t, dir, "secretstore", d.addrs.GRPC.String())
 	if resp, err := ss.ingest.AppendEvents(context.Background(), &internalapiv1.AppendEventsRequest{Events: []*auditv1.Event{ev}}); err != nil || resp.GetAppended() != 1 {
 		t.Fatalf("AppendEvents: got %v, %v; want 1 appended", resp, err)
 	}
-	gw := dial(t, dir, "gateway", d.addrs.grpc.String())
+	gw := dial(t, dir, "gateway", d.addrs.GRPC.String())
 	list, err := gw.audit.ListEvents(as("tok-alice"), &auditv1.ListEventsRequest{Parent: "teams/acme"})
 	if err != nil || len(list.GetEvents()) != 1 || list.GetEvents()[0].GetId() != ev.GetId() {
 		t.Fatalf("ListEvents as admin: got %v, %v; want the event", list, err)
@@ -156,14 +158,16 @@ func TestServe(t *testing.T) {
 		t.Errorf("AppendEvents with a bearer token: got %v, want PermissionDenied", err)
 	}
 
-	resp, err := http.Get("http://" + d.addrs.metrics.String() + "/metrics")
+	resp, err := http.Get("http://" + d.addrs.Metrics.String() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		"oz_audit_events_appended_total 2", // the event and bob's denial
+		// The event, bob's denial and the refused AppendEvents (every refusal
+		// is recorded, by the server's OnDenied hook).
+		"oz_audit_events_appended_total 3",
 		"go_goroutines",
 		`oz_store_operation_duration_seconds_count{op="Apply",outcome="ok",service="audit",store="bolt"}`,
 	} {
@@ -176,7 +180,7 @@ func TestServe(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 	d = startDaemon(t, args...)
-	gw = dial(t, dir, "gateway", d.addrs.grpc.String())
+	gw = dial(t, dir, "gateway", d.addrs.GRPC.String())
 	v, err := gw.audit.VerifyChain(as("tok-alice"), &auditv1.VerifyChainRequest{Parent: "teams/acme"})
 	if err != nil || !v.GetValid() || v.GetHead().GetSeq() != 2 {
 		t.Errorf("after restart: VerifyChain got %v, %v; want 2 valid events", v, err)
@@ -184,40 +188,47 @@ func TestServe(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	lookup := func(env map[string]string) func(string) (string, bool) {
-		return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	lookup := func(env map[string]string) func(string) string {
+		return func(k string) string { return env[k] }
 	}
-	c, err := parse(nil, lookup(nil), io.Discard)
+	c, err := parse("ozauditd", nil, lookup(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := config{
-		listen: "127.0.0.1:7452", dataDir: ".oz", db: filepath.Join(".oz", "audit.db"),
-		tlsCert: filepath.Join(".oz", "pki", "audit.pem"), tlsKey: filepath.Join(".oz", "pki", "audit-key.pem"),
-		tlsCA: filepath.Join(".oz", "pki", "ca.pem"), resolverAddr: "127.0.0.1:7451", secretstoreAddr: "127.0.0.1:7450",
+		daemon: server.Daemon{
+			Name: "audit", Listen: "127.0.0.1:7452", DataDir: ".oz",
+			Store: storeflag.Config{Kind: storeflag.Bolt, Path: filepath.Join(".oz", "audit.db")},
+			TLS:   pki.Paths{Cert: filepath.Join(".oz", "pki", "audit.pem"), Key: filepath.Join(".oz", "pki", "audit-key.pem")},
+			CA:    filepath.Join(".oz", "pki", "ca.pem"),
+		},
+		resolverAddr: "127.0.0.1:7451", secretstoreAddr: "127.0.0.1:7450",
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults: got %+v, want %+v", *c, want)
 	}
 	env := map[string]string{
 		"OZ_AUDIT_LISTEN": "127.0.0.1:1", "OZ_DATA_DIR": "/d", "OZ_AUDIT_DB": "/a.db", "OZ_RESOLVER_ADDR": "r:1", "OZ_SECRETSTORE_ADDR": "s:1",
 		"OZ_AUDIT_TLS_CERT": "/c.pem", "OZ_AUDIT_TLS_KEY": "/k.pem", "OZ_TLS_CA": "/ca.pem", "OZ_AUDIT_METRICS_LISTEN": "127.0.0.1:9",
 	}
-	c, err = parse([]string{"--listen", "127.0.0.1:2"}, lookup(env), io.Discard)
+	c, err = parse("ozauditd", []string{"--listen", "127.0.0.1:2"}, lookup(env), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = config{
-		listen: "127.0.0.1:2", dataDir: "/d", db: "/a.db", tlsCert: "/c.pem", tlsKey: "/k.pem", tlsCA: "/ca.pem",
-		resolverAddr: "r:1", secretstoreAddr: "s:1", metricsListen: "127.0.0.1:9",
+		daemon: server.Daemon{
+			Name: "audit", Listen: "127.0.0.1:2", DataDir: "/d", Store: storeflag.Config{Kind: storeflag.Bolt, Path: "/a.db"},
+			TLS: pki.Paths{Cert: "/c.pem", Key: "/k.pem"}, CA: "/ca.pem", MetricsListen: "127.0.0.1:9",
+		},
+		resolverAddr: "r:1", secretstoreAddr: "s:1",
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("from env and flags: got %+v, want %+v", *c, want)
 	}
-	if _, err := parse([]string{"extra"}, lookup(nil), io.Discard); !errors.As(err, new(usageError)) {
+	if _, err := parse("ozauditd", []string{"extra"}, lookup(nil), io.Discard); !flagenv.IsUsage(err) {
 		t.Errorf("extra argument: got %v, want a usage error", err)
 	}
-	if _, err := parse([]string{"-h"}, lookup(nil), io.Discard); !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("-h: got %v, want flag.ErrHelp", err)
+	if _, err := parse("ozauditd", []string{"-h"}, lookup(nil), io.Discard); !errors.Is(err, flagenv.ErrHelp) {
+		t.Errorf("-h: got %v, want flagenv.ErrHelp", err)
 	}
 }

@@ -114,7 +114,7 @@ func TestServeReview(t *testing.T) {
 	})
 	d := startDaemon(t, "--data-dir", data, "--resolver-addr", resolver, "--secretstore-addr", store)
 
-	resp, err := dial(t, dir, "gateway", d.addrs.grpc.String()).audit.ReviewSecrets(as("tok-alice"), &auditv1.ReviewSecretsRequest{Parent: "teams/acme"})
+	resp, err := dial(t, dir, "gateway", d.addrs.GRPC.String()).audit.ReviewSecrets(as("tok-alice"), &auditv1.ReviewSecretsRequest{Parent: "teams/acme"})
 	if err != nil {
 		t.Fatal(err)
 	}

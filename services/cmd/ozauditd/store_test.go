@@ -20,10 +20,13 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ozsecrets/oz/lib/etcdtest"
+	"github.com/ozsecrets/oz/lib/flagenv"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/audit/kvstore"
 	"github.com/ozsecrets/oz/services/internal/pki"
+	"github.com/ozsecrets/oz/services/internal/server"
+	"github.com/ozsecrets/oz/services/internal/storeflag"
 )
 
 func etcdEvent(i int) *auditv1.Event {
@@ -56,7 +59,7 @@ func TestServeEtcd(t *testing.T) {
 	resolver := startResolver(t, dir)
 	args := []string{"--data-dir", data, "--resolver-addr", resolver, "--store", "etcd:" + srv.Endpoints()[0]}
 	d := startDaemon(t, args...)
-	ss := dial(t, dir, "secretstore", d.addrs.grpc.String())
+	ss := dial(t, dir, "secretstore", d.addrs.GRPC.String())
 	if resp := appendEvents(t, ss, etcdEvent(1), etcdEvent(2), etcdEvent(1)); resp.GetAppended() != 2 || resp.GetDuplicates() != 1 {
 		t.Fatalf("AppendEvents: got %v, want 2 appended, 1 duplicate", resp)
 	}
@@ -75,8 +78,8 @@ func TestServeEtcd(t *testing.T) {
 	d = startDaemon(t, args...)
 	d2 := startDaemon(t, args...)
 	conns := []*grpcConn{
-		dial(t, dir, "secretstore", d.addrs.grpc.String()),
-		dial(t, dir, "secretstore", d2.addrs.grpc.String()),
+		dial(t, dir, "secretstore", d.addrs.GRPC.String()),
+		dial(t, dir, "secretstore", d2.addrs.GRPC.String()),
 	}
 	if resp := appendEvents(t, conns[1], etcdEvent(2), etcdEvent(3)); resp.GetAppended() != 1 || resp.GetDuplicates() != 1 {
 		t.Fatalf("after restart: got %v, want 1 appended, 1 duplicate", resp)
@@ -101,7 +104,7 @@ func TestServeEtcd(t *testing.T) {
 	wg.Wait()
 	const want = 3 + 5 + 2*3*5 // before, shared, own
 
-	for r, addr := range []string{d.addrs.grpc.String(), d2.addrs.grpc.String()} {
+	for r, addr := range []string{d.addrs.GRPC.String(), d2.addrs.GRPC.String()} {
 		gw := dial(t, dir, "gateway", addr)
 		v, err := gw.audit.VerifyChain(as("tok-alice"), &auditv1.VerifyChainRequest{Parent: "teams/acme"})
 		if err != nil || !v.GetValid() || v.GetHead().GetSeq() != want {
@@ -125,22 +128,22 @@ func TestServeEtcd(t *testing.T) {
 }
 
 func TestStoreFlags(t *testing.T) {
-	lookup := func(env map[string]string) func(string) (string, bool) {
-		return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	lookup := func(env map[string]string) func(string) string {
+		return func(k string) string { return env[k] }
 	}
-	c, err := parse([]string{"--store", "etcd:http://127.0.0.1:2379,http://127.0.0.2:2379"}, lookup(nil), io.Discard)
+	c, err := parse("ozauditd", []string{"--store", "etcd:http://127.0.0.1:2379,http://127.0.0.2:2379"}, lookup(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.etcd == nil || !slices.Equal(c.etcd.Endpoints, []string{"http://127.0.0.1:2379", "http://127.0.0.2:2379"}) || c.db != "" {
-		t.Errorf("--store etcd: got etcd %v, db %q; want the two endpoints and no db", c.etcd, c.db)
+	if st := c.daemon.Store; st.Kind != storeflag.Etcd || !slices.Equal(st.Endpoints, []string{"http://127.0.0.1:2379", "http://127.0.0.2:2379"}) || st.Path != "" {
+		t.Errorf("--store etcd: got %+v; want the two endpoints and no db", st)
 	}
-	c, err = parse([]string{"--store", "bolt:/x/audit.db"}, lookup(nil), io.Discard)
-	if err != nil || c.etcd != nil || c.db != "/x/audit.db" {
+	c, err = parse("ozauditd", []string{"--store", "bolt:/x/audit.db"}, lookup(nil), io.Discard)
+	if err != nil || c.daemon.Store.Kind != storeflag.Bolt || c.daemon.Store.Path != "/x/audit.db" {
 		t.Errorf("--store bolt: got %+v, %v; want db /x/audit.db", c, err)
 	}
-	c, err = parse(nil, lookup(map[string]string{"OZ_STORE": "etcd:https://etcd:2379", "OZ_STORE_TLS_CA": "/ca.pem"}), io.Discard)
-	if err != nil || c.etcd == nil || c.etcd.TLS.CA != "/ca.pem" {
+	c, err = parse("ozauditd", nil, lookup(map[string]string{"OZ_STORE": "etcd:https://etcd:2379", "OZ_STORE_TLS_CA": "/ca.pem"}), io.Discard)
+	if err != nil || c.daemon.Store.Kind != storeflag.Etcd || c.daemon.Store.TLS.CA != "/ca.pem" {
 		t.Errorf("OZ_STORE: got %+v, %v; want etcd with its CA", c, err)
 	}
 	for name, args := range map[string][]string{
@@ -148,7 +151,7 @@ func TestStoreFlags(t *testing.T) {
 		"TLSOverHTTP": {"--store", "etcd:http://127.0.0.1:2379", "--store-tls-ca", "/ca.pem"},
 		"UnknownKind": {"--store", "mysql:x"},
 	} {
-		if _, err := parse(args, lookup(nil), io.Discard); !errors.As(err, new(usageError)) {
+		if _, err := parse("ozauditd", args, lookup(nil), io.Discard); !flagenv.IsUsage(err) {
 			t.Errorf("%s: got %v, want a usage error", name, err)
 		}
 	}
@@ -184,12 +187,12 @@ func TestServeUpgradesLayout1(t *testing.T) {
 	want := chains[i].Head
 
 	d := startDaemon(t, "--data-dir", data, "--resolver-addr", startResolver(t, dir))
-	gw := dial(t, dir, "gateway", d.addrs.grpc.String())
+	gw := dial(t, dir, "gateway", d.addrs.GRPC.String())
 	v, err := gw.audit.VerifyChain(as("tok-alice"), &auditv1.VerifyChainRequest{Parent: "teams/acme"})
 	if err != nil || !v.GetValid() || v.GetHead().GetSeq() != want.Seq || hex.EncodeToString(v.GetHead().GetHash()) != want.Hash {
 		t.Fatalf("VerifyChain of the upgraded log: got %v, %v; want valid, head %d %s", v, err, want.Seq, want.Hash)
 	}
-	ss := dial(t, dir, "secretstore", d.addrs.grpc.String())
+	ss := dial(t, dir, "secretstore", d.addrs.GRPC.String())
 	appendEvents(t, ss, etcdEvent(1))
 	v, err = gw.audit.VerifyChain(as("tok-alice"), &auditv1.VerifyChainRequest{Parent: "teams/acme"})
 	if err != nil || !v.GetValid() || v.GetHead().GetSeq() != want.Seq+1 {
@@ -257,11 +260,11 @@ func TestUpgradeCommand(t *testing.T) {
 	}
 	store := "etcd:" + srv.Endpoints()[0]
 	args := []string{"--data-dir", data, "--resolver-addr", startResolver(t, dir), "--store", store}
-	lookup := func(string) (string, bool) { return "", false }
+	lookup := func(string) string { return "" }
 	log := slog.New(slog.DiscardHandler)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	err := run(ctx, args, lookup, io.Discard, log, func(addrs) { t.Error("served a namespace of layout 1"); cancel() })
+	err := run(ctx, args, lookup, io.Discard, log, func(server.Addrs) { t.Error("served a namespace of layout 1"); cancel() })
 	cancel()
 	if err == nil || !strings.Contains(err.Error(), "ozauditd upgrade --store "+store) {
 		t.Fatalf("run before the upgrade: got %v, want a refusal naming the command", err)
@@ -279,7 +282,7 @@ func TestUpgradeCommand(t *testing.T) {
 	}
 
 	d := startDaemon(t, args...)
-	gw := dial(t, dir, "gateway", d.addrs.grpc.String())
+	gw := dial(t, dir, "gateway", d.addrs.GRPC.String())
 	v, err := gw.audit.VerifyChain(as("tok-alice"), &auditv1.VerifyChainRequest{Parent: "teams/acme"})
 	if err != nil || !v.GetValid() || v.GetHead().GetSeq() != 61 {
 		t.Errorf("VerifyChain after the upgrade: got %v, %v; want 61 valid events", v, err)

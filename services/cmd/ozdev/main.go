@@ -9,13 +9,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -23,6 +22,7 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 )
@@ -37,23 +37,31 @@ type config struct {
 }
 
 func main() {
+	flagenv.Main("ozdev", nil, func(ctx context.Context) error {
+		c, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
+		if err != nil {
+			return err
+		}
+		return run(ctx, c, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	})
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
 	exe, _ := os.Executable()
-	flag.StringVar(&c.dataDir, "data-dir", env("OZ_DATA_DIR", ".oz"), "data directory (OZ_DATA_DIR)")
-	flag.StringVar(&c.binDir, "bin-dir", filepath.Dir(exe), "directory holding the service binaries")
-	flag.StringVar(&c.gatewayAddr, "gateway-addr", env("OZ_GATEWAY_ADDR", "127.0.0.1:7443"), "public gateway address (OZ_GATEWAY_ADDR)")
-	flag.StringVar(&c.resolver, "resolver-addr", env("OZ_RESOLVER_LISTEN", "127.0.0.1:7451"), "resolver address (OZ_RESOLVER_LISTEN)")
-	flag.StringVar(&c.secretstore, "secretstore-addr", env("OZ_SECRETSTORE_LISTEN", "127.0.0.1:7450"), "secretstore address (OZ_SECRETSTORE_LISTEN)")
-	flag.StringVar(&c.audit, "audit-addr", env("OZ_AUDIT_LISTEN", "127.0.0.1:7452"), "audit address (OZ_AUDIT_LISTEN)")
-	flag.Parse()
-
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, c, log); err != nil {
-		fmt.Fprintln(os.Stderr, "ozdev:", err)
-		os.Exit(1)
-	}
+	set := flagenv.New("ozdev", flagenv.Help{
+		Usage: []string{"ozdev [flags]   run the whole system on loopback until Ctrl-C"},
+		About: `Prepares the data directory (development CA and certificates, keyring,
+bootstrap token), starts the resolver, audit, secretstore and gateway from
+--bin-dir, writes <data-dir>/dev.env, and stops them all on Ctrl-C or SIGTERM.`,
+	}, getenv, stderr)
+	set.String(&c.dataDir, "data-dir", "OZ_DATA_DIR", ".oz", "data directory")
+	set.String(&c.binDir, "bin-dir", "", filepath.Dir(exe), "directory holding the service binaries")
+	set.String(&c.gatewayAddr, "gateway-addr", "OZ_GATEWAY_ADDR", "127.0.0.1:7443", "public gateway address")
+	set.String(&c.resolver, "resolver-addr", "OZ_RESOLVER_LISTEN", server.DefaultAddr("resolver"), "resolver address")
+	set.String(&c.secretstore, "secretstore-addr", "OZ_SECRETSTORE_LISTEN", server.DefaultAddr("secretstore"), "secretstore address")
+	set.String(&c.audit, "audit-addr", "OZ_AUDIT_LISTEN", server.DefaultAddr("audit"), "audit address")
+	return c, set.Parse(args)
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
@@ -238,11 +246,4 @@ func probe(ctx context.Context, p *proc, tlsCfg *tls.Config) error {
 		return errors.New(resp.GetStatus().String())
 	}
 	return nil
-}
-
-func env(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

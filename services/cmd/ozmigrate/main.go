@@ -21,42 +21,28 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/services/internal/storecopy"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.As(err, new(usageError)):
-		fmt.Fprintln(os.Stderr, "ozmigrate:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "ozmigrate:", err)
-		os.Exit(1)
-	}
+	flagenv.Main("ozmigrate", nil, func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	})
 }
-
-// usageError is a mistake in the command line.
-type usageError struct{ error }
 
 // service is a stateful service: its etcd namespace, and its daemon (to
 // name in "stop the service first"). Every service keeps its records in a
@@ -91,10 +77,10 @@ type config struct {
 	boltFirst bool // --from is the bolt file
 }
 
-const usage = `Usage:
-  ozmigrate --service SERVICE --from STORE --to STORE [flags]
-
-Copies a service's data between a bbolt file and etcd, as stored: values are
+// help is what --help says before the flags.
+var help = flagenv.Help{
+	Usage: []string{"ozmigrate --service SERVICE --from STORE --to STORE [flags]"},
+	About: `Copies a service's data between a bbolt file and etcd, as stored: values are
 copied as the bytes they are (secret values stay encrypted) and never printed,
 only counts. One of --from and --to is bolt:PATH, the other etcd:ENDPOINTS.
 Stop the service first. The destination must be empty (a new file, or no key
@@ -104,55 +90,38 @@ A failed copy into a file removes what it wrote; one into etcd says how many
 keys it wrote, to delete (etcdctl del --prefix NAMESPACE) before a retry.
 
   SERVICE  secretstore, resolver or audit (its etcd namespace: /oz/SERVICE/)
-  STORE    bolt:PATH or etcd:ENDPOINT[,ENDPOINT…] (http://HOST:PORT or https://HOST:PORT)
-
-Exit codes: 0 success, 1 failure, 2 bad usage.
-
-Flags:
-`
+  STORE    bolt:PATH or etcd:ENDPOINT[,ENDPOINT…] (http://HOST:PORT or https://HOST:PORT)`,
+}
 
 // parse reads the flags, with the TLS files' defaults from the environment.
 func parse(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
-	fs := flag.NewFlagSet("ozmigrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	set := flagenv.New("ozmigrate", help, getenv, stderr)
 	var name, from, to string
 	var tls storeflag.TLS
 	c := &config{}
-	fs.StringVar(&name, "service", "", "the service whose data to copy: secretstore, resolver or audit")
-	fs.StringVar(&from, "from", "", "the store to copy from: bolt:PATH or etcd:ENDPOINT[,ENDPOINT…]")
-	fs.StringVar(&to, "to", "", "the store to copy to, empty: bolt:PATH (a new file) or etcd:ENDPOINT[,ENDPOINT…]")
-	fs.BoolVar(&c.dryRun, "dry-run", false, "count what would be copied and check the destination is empty; write nothing")
-	fs.StringVar(&tls.CA, "store-tls-ca", getenv("OZ_STORE_TLS_CA"),
-		"CA bundle for etcd's certificates, with https:// endpoints; default: the system's (OZ_STORE_TLS_CA)")
-	fs.StringVar(&tls.Cert, "store-tls-cert", getenv("OZ_STORE_TLS_CERT"),
-		"client certificate for etcd, with https:// endpoints and --store-tls-key (OZ_STORE_TLS_CERT)")
-	fs.StringVar(&tls.Key, "store-tls-key", getenv("OZ_STORE_TLS_KEY"), "key of --store-tls-cert (OZ_STORE_TLS_KEY)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	set.String(&name, "service", "", "", "the service whose data to copy: secretstore, resolver or audit")
+	set.String(&from, "from", "", "", "the store to copy from: bolt:PATH or etcd:ENDPOINT[,ENDPOINT…]")
+	set.String(&to, "to", "", "", "the store to copy to, empty: bolt:PATH (a new file) or etcd:ENDPOINT[,ENDPOINT…]")
+	set.Bool(&c.dryRun, "dry-run", "", false, "count what would be copied and check the destination is empty; write nothing")
+	set.String(&tls.CA, "store-tls-ca", "OZ_STORE_TLS_CA", "", "CA bundle for etcd's certificates, with https:// endpoints; default: the system's")
+	set.String(&tls.Cert, "store-tls-cert", "OZ_STORE_TLS_CERT", "", "client certificate for etcd, with https:// endpoints and --store-tls-key")
+	set.String(&tls.Key, "store-tls-key", "OZ_STORE_TLS_KEY", "", "key of --store-tls-cert")
+	if err := set.Parse(args); err != nil {
+		return nil, err
 	}
 	var ok bool
 	if c.svc, ok = services[name]; !ok {
 		if name == "" {
-			return nil, usageError{errors.New("--service: required: secretstore, resolver or audit")}
+			return nil, set.Usagef("--service: required: secretstore, resolver or audit")
 		}
-		return nil, usageError{fmt.Errorf("--service %q: want secretstore, resolver or audit", name)}
+		return nil, set.Usagef("--service %q: want secretstore, resolver or audit", name)
 	}
 	c.name = name
 	switch {
 	case from == "":
-		return nil, usageError{errors.New("--from: required: bolt:PATH or etcd:ENDPOINT[,ENDPOINT…]")}
+		return nil, set.Usagef("--from: required: bolt:PATH or etcd:ENDPOINT[,ENDPOINT…]")
 	case to == "":
-		return nil, usageError{errors.New("--to: required: bolt:PATH or etcd:ENDPOINT[,ENDPOINT…]")}
+		return nil, set.Usagef("--to: required: bolt:PATH or etcd:ENDPOINT[,ENDPOINT…]")
 	}
 	var err error
 	if c.from, err = parseStore("--from", from, tls); err != nil {
@@ -162,8 +131,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*config
 		return nil, err
 	}
 	if c.from.Kind == c.to.Kind {
-		return nil, usageError{fmt.Errorf("--from %s:… and --to %s:…: one must be bolt:PATH and the other etcd:ENDPOINT[,ENDPOINT…]",
-			c.from.Kind, c.to.Kind)}
+		return nil, set.Usagef("--from %s:… and --to %s:…: one must be bolt:PATH and the other etcd:ENDPOINT[,ENDPOINT…]",
+			c.from.Kind, c.to.Kind)
 	}
 	c.boltFirst = c.from.Kind == storeflag.Bolt
 	return c, nil
@@ -183,7 +152,7 @@ func parseStore(flag, s string, tls storeflag.TLS) (storeflag.Config, error) {
 		if !strings.HasPrefix(msg, flag) {
 			msg = flag + ": " + msg
 		}
-		return storeflag.Config{}, usageError{errors.New(msg)}
+		return storeflag.Config{}, flagenv.Usagef("%s", msg)
 	}
 	return c, nil
 }

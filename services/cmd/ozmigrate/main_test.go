@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/ozsecrets/oz/lib/etcdtest"
+	"github.com/ozsecrets/oz/lib/flagenv"
 	auditkv "github.com/ozsecrets/oz/services/audit/kvstore"
 	"github.com/ozsecrets/oz/services/internal/kv"
 	resolverbolt "github.com/ozsecrets/oz/services/internal/kv/boltkv"
@@ -64,7 +65,7 @@ func TestFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parse(tt.args, func(string) string { return "" }, &bytes.Buffer{})
-			if !errors.As(err, new(usageError)) || !strings.Contains(err.Error(), tt.want) {
+			if !flagenv.IsUsage(err) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want a usage error containing %q", err, tt.want)
 			}
 		})

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,7 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ozsecrets/oz/services/internal/storeflag"
+	"github.com/ozsecrets/oz/lib/flagenv"
+	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
 	"github.com/ozsecrets/oz/services/resolver/directory"
 )
@@ -79,35 +79,24 @@ func writeToken(f *os.File, path, bearer string) error {
 // stdout. It is for recovery, by whoever holds the database file (while
 // ozresolverd is stopped) or the etcd client credentials.
 func runBootstrap(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, log *slog.Logger) error {
-	fs := flag.NewFlagSet("ozresolverd bootstrap", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := getenv("OZ_DATA_DIR")
-	if dataDir == "" {
-		dataDir = ".oz"
-	}
-	fs.StringVar(&dataDir, "data-dir", dataDir, "data directory (OZ_DATA_DIR)")
-	db := fs.String("db", getenv("OZ_RESOLVER_DB"), "bbolt database file, when there is no --store (OZ_RESOLVER_DB; default <data-dir>/resolver.db)")
-	storeFlags := storeflag.Register(fs, getenv)
-	user := fs.String("user", "", "the user to make a system admin and issue a token for (required)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: ozresolverd bootstrap --user NAME [--store …]\n\n"+
-			"Makes NAME a system admin (creating the user) and prints a new token for it.\n"+
-			"On a bbolt file, run it while ozresolverd is stopped: the file is locked while it runs.\n"+
-			"On etcd (--store etcd:…), it may run beside the servers.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := parse(fs, args); err != nil {
+	set := flagenv.New("ozresolverd bootstrap", flagenv.Help{
+		Usage: []string{"ozresolverd bootstrap --user NAME [--store …]"},
+		About: `Makes NAME a system admin (creating the user) and prints a new token for it.
+On a bbolt file, run it while ozresolverd is stopped: the file is locked while it runs.
+On etcd (--store etcd:…), it may run beside the servers.`,
+	}, getenv, stderr)
+	storeFlags := server.RegisterStoreFlags(set, "resolver")
+	var user string
+	set.String(&user, "user", "", "", "the user to make a system admin and issue a token for (required)")
+	if err := set.Parse(args); err != nil {
 		return err
 	}
-	if *user == "" {
-		fmt.Fprintln(stderr, "--user is required")
-		fs.Usage()
-		return errUsage
+	if user == "" {
+		return set.Usagef("--user is required")
 	}
-	sc, err := storeFlags.Config(*db, filepath.Join(dataDir, "resolver.db"))
+	_, sc, err := storeFlags.Config(set)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return errUsage
+		return err
 	}
 	store, err := openStore(ctx, sc, 2*time.Second, log)
 	if err != nil {
@@ -115,11 +104,11 @@ func runBootstrap(ctx context.Context, args []string, getenv func(string) string
 	}
 	defer store.Close()
 	dir := directory.New(resolver.NewStore(store, time.Now))
-	tok, bearer, err := dir.IssueAdminToken(ctx, *user, "recovery token (ozresolverd bootstrap)")
+	tok, bearer, err := dir.IssueAdminToken(ctx, user, "recovery token (ozresolverd bootstrap)")
 	if err != nil {
 		return err
 	}
-	log.Info("bootstrap: issued a system-admin token", "user", *user, "token_id", tok.ID)
+	log.Info("bootstrap: issued a system-admin token", "user", user, "token_id", tok.ID)
 	_, err = fmt.Fprintln(stdout, bearer)
 	return err
 }

@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	"github.com/ozsecrets/oz/lib/flagenv"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
@@ -235,8 +236,8 @@ func TestUsage(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var out syncBuffer
 			err := run(context.Background(), args, func(string) string { return "" }, &out, &out, slog.New(slog.NewJSONHandler(&out, nil)))
-			if err != errUsage {
-				t.Errorf("got %v, want errUsage", err)
+			if !flagenv.IsUsage(err) {
+				t.Errorf("got %v, want a usage error", err)
 			}
 		})
 	}

@@ -50,35 +50,21 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/ozsecrets/oz/lib/tracing"
-	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
+	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/internal/outbox"
-	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
-	"github.com/ozsecrets/oz/services/internal/storemetrics"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
@@ -88,194 +74,91 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "secretstore")
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, log, nil)
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.As(err, new(usageError)):
-		fmt.Fprintln(os.Stderr, "ozsecretstored:", err)
-		os.Exit(2)
-	default:
-		log.Error("ozsecretstored failed", "err", err.Error())
-		os.Exit(1)
-	}
+	flagenv.Main("ozsecretstored", log, func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, log, nil)
+	})
 }
 
-// usageError is a mistake in the command line.
-type usageError struct{ error }
+// help is what --help says before the flags, for every command: they
+// share the flags.
+var help = flagenv.Help{
+	Usage: []string{
+		"ozsecretstored [flags]                  serve SecretService (and RunSecretsService to the resolver)",
+		"ozsecretstored keyring generate [flags] write a new keyring to --kek-file (refuses to overwrite)",
+		"ozsecretstored keyring rotate [flags]   add a new primary key to the keyring file",
+		"ozsecretstored keyring rewrap [flags]   wrap every stored data key with the primary key",
+		"ozsecretstored upgrade [flags]          move the store's data from the layout of an earlier version",
+	},
+	About: `Serves the secrets over mutual TLS, every value sealed under the
+key-encryption keyring (--kek-file, or OZ_KEYRING); the data lives in a bbolt
+file or in etcd (--store).
+
+Rotate and rewrap work on the files: stop the service first, then rotate,
+rewrap, and start it again. Audit events of a rewrap are delivered by the
+next start. A bbolt file of an earlier version is upgraded when it is
+opened; an etcd store is upgraded by "upgrade", with every replica stopped.`,
+}
 
 // config is what the flags say.
 type config struct {
-	listen              string
-	db                  string        // the bbolt file; "" with an etcd store
-	etcdStore           string        // --store etcd:…: the endpoints, comma-separated; "" for bbolt
-	etcdTLS             storeflag.TLS // --store-tls-*, with etcdStore
-	dataDir             string
-	tlsCert, tlsKey     string
-	tlsCA               string
+	daemon              server.Daemon
 	resolverAddr        string
+	auditAddr           string
 	kekFile             string
 	dev                 bool
 	maxValueBytes       int
 	maxDescriptionChars int
 	sealingKeyGrace     time.Duration
 	requireSealed       bool
-	auditAddr           string
-	metricsListen       string
-	trace               tracing.Config
-	healthListen        string
 
 	keyringJSON string // OZ_KEYRING: the keyring itself, when no file is given
 }
 
-// parse reads flags, with defaults from the environment, and fills in the
-// paths that default to the data directory.
-func parse(name string, args []string, lookup func(string) (string, bool), stderr io.Writer) (*config, error) {
-	env := func(key, def string) string {
-		if v, ok := lookup(key); ok && v != "" {
-			return v
-		}
-		return def
-	}
-	var envErrs []error
-	envInt := func(key string, def int) int {
-		v := env(key, "")
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			envErrs = append(envErrs, fmt.Errorf("%s=%q: not a number", key, v))
-		}
-		return n
-	}
-	envDuration := func(key string, def time.Duration) time.Duration {
-		v := env(key, "")
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			envErrs = append(envErrs, fmt.Errorf("%s=%q: not a duration (e.g. 24h, 90m)", key, v))
-		}
-		return d
-	}
-	envBool := func(key string) bool {
-		v := env(key, "")
-		if v == "" {
-			return false
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			envErrs = append(envErrs, fmt.Errorf("%s=%q: not a boolean", key, v))
-		}
-		return b
-	}
-
+// parse reads the flags of the command name, with defaults from the
+// environment.
+func parse(name string, args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
 	c := &config{}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.listen, "listen", env("OZ_SECRETSTORE_LISTEN", "127.0.0.1:7450"), "address to serve on (OZ_SECRETSTORE_LISTEN)")
-	fs.StringVar(&c.dataDir, "data-dir", env("OZ_DATA_DIR", ".oz"), "data directory (OZ_DATA_DIR)")
-	fs.StringVar(&c.db, "db", env("OZ_SECRETSTORE_DB", ""), "bbolt database file, when there is no --store (OZ_SECRETSTORE_DB; default <data-dir>/secretstore.db)")
-	storeFlags := storeflag.Register(fs, func(key string) string { return env(key, "") })
-	fs.StringVar(&c.tlsCert, "tls-cert", env("OZ_SECRETSTORE_TLS_CERT", ""), "certificate (OZ_SECRETSTORE_TLS_CERT; default <data-dir>/pki/secretstore.pem)")
-	fs.StringVar(&c.tlsKey, "tls-key", env("OZ_SECRETSTORE_TLS_KEY", ""), "certificate key (OZ_SECRETSTORE_TLS_KEY; default <data-dir>/pki/secretstore-key.pem)")
-	fs.StringVar(&c.tlsCA, "tls-ca", env("OZ_TLS_CA", ""), "CA bundle (OZ_TLS_CA; default <data-dir>/pki/ca.pem)")
-	fs.StringVar(&c.resolverAddr, "resolver-addr", env("OZ_RESOLVER_ADDR", "127.0.0.1:7451"), "resolver address(es), for authenticating tokens (OZ_RESOLVER_ADDR)")
-	fs.StringVar(&c.kekFile, "kek-file", env("OZ_KEK_FILE", ""), `key-encryption keyring file, {"primary":"k1","keys":{"k1":"<base64 of 32 bytes>"}} (OZ_KEK_FILE; else the keyring itself in OZ_KEYRING)`)
-	fs.BoolVar(&c.dev, "dev", envBool("OZ_DEV"), "development mode: generate the keyring into <data-dir>/keyring.json (mode 0600) when there is none (OZ_DEV)")
-	fs.IntVar(&c.maxValueBytes, "max-value-bytes", envInt("OZ_SECRETSTORE_MAX_VALUE_BYTES", secretstore.DefaultMaxValueBytes), "largest value accepted, in bytes (OZ_SECRETSTORE_MAX_VALUE_BYTES)")
-	fs.IntVar(&c.maxDescriptionChars, "max-description-chars", envInt("OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS", secretstore.DefaultMaxDescriptionChars), "longest description accepted, in characters (OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS)")
-	fs.DurationVar(&c.sealingKeyGrace, "sealing-key-grace", envDuration("OZ_SEALING_KEY_GRACE", sealing.DefaultGrace), "how long sealing keys replaced by a rotation still open values sealed to them; then they are dropped (OZ_SEALING_KEY_GRACE)")
-	fs.BoolVar(&c.requireSealed, "require-sealed", envBool("OZ_REQUIRE_SEALED"), "refuse values sent unsealed: clients must seal them to a sealing key (the CLI always does; curl users run `oz secret seal`) (OZ_REQUIRE_SEALED)")
-	fs.StringVar(&c.auditAddr, "audit-addr", env("OZ_AUDIT_ADDR", "127.0.0.1:7452"),
-		"audit service address(es), to deliver audit events to, dialed by mutual TLS with --tls-cert (OZ_AUDIT_ADDR)")
-	traceFlags := tracing.Register(fs, func(key string) string { return env(key, "") })
-	fs.StringVar(&c.metricsListen, "metrics-listen", env("OZ_SECRETSTORE_METRICS_LISTEN", ""),
-		"serve Prometheus metrics over plain HTTP at http://ADDR/metrics; empty: off (OZ_SECRETSTORE_METRICS_LISTEN)")
-	fs.StringVar(&c.healthListen, "health-listen", env("OZ_HEALTH_LISTEN", ""), server.HealthListenUsage)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage:
-  ozsecretstored [flags]                  serve SecretService (and RunSecretsService to the resolver)
-  ozsecretstored keyring generate [flags] write a new keyring to --kek-file (refuses to overwrite)
-  ozsecretstored keyring rotate [flags]   add a new primary key to the keyring file
-  ozsecretstored keyring rewrap [flags]   wrap every stored data key with the primary key
-  ozsecretstored upgrade [flags]          move the store's data from the layout of an earlier version
-
-Rotate and rewrap work on the files: stop the service first, then rotate,
-rewrap, and start it again. Audit events of a rewrap are delivered by the
-next start. A bbolt file of an earlier version is upgraded when it is
-opened; an etcd store is upgraded by "upgrade", with every replica stopped.
-Exit codes: 0 success, 1 failure, 2 bad usage.
-
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	if err := errors.Join(envErrs...); err != nil {
-		return nil, usageError{err}
-	}
-	var err error
-	if c.trace, err = traceFlags.Config(); err != nil {
-		return nil, usageError{err}
+	set := flagenv.New(name, help, getenv, stderr)
+	daemon := server.RegisterFlags(set, "secretstore")
+	server.PeerFlag(set, &c.resolverAddr, "resolver", "for authenticating tokens")
+	server.PeerFlag(set, &c.auditAddr, "audit", "to deliver audit events to")
+	set.String(&c.kekFile, "kek-file", "OZ_KEK_FILE", "",
+		`key-encryption keyring file, {"primary":"k1","keys":{"k1":"<base64 of 32 bytes>"}}; else the keyring itself in OZ_KEYRING`)
+	set.Bool(&c.dev, "dev", "OZ_DEV", false,
+		"development mode: generate the keyring into <data-dir>/keyring.json (mode 0600) when there is none")
+	set.Int(&c.maxValueBytes, "max-value-bytes", "OZ_SECRETSTORE_MAX_VALUE_BYTES", secretstore.DefaultMaxValueBytes,
+		"largest value accepted, in bytes")
+	set.Int(&c.maxDescriptionChars, "max-description-chars", "OZ_SECRETSTORE_MAX_DESCRIPTION_CHARS", secretstore.DefaultMaxDescriptionChars,
+		"longest description accepted, in characters")
+	set.Duration(&c.sealingKeyGrace, "sealing-key-grace", "OZ_SEALING_KEY_GRACE", sealing.DefaultGrace,
+		"how long sealing keys replaced by a rotation still open values sealed to them; then they are dropped")
+	set.Bool(&c.requireSealed, "require-sealed", "OZ_REQUIRE_SEALED", false,
+		`refuse values sent unsealed: clients must seal them to a sealing key (the CLI always does; curl users run "oz secret seal")`)
+	if err := set.Parse(args); err != nil {
+		return nil, err
 	}
 	if c.maxValueBytes <= 0 || c.maxDescriptionChars <= 0 {
-		return nil, usageError{errors.New("--max-value-bytes and --max-description-chars must be positive")}
+		return nil, set.Usagef("--max-value-bytes and --max-description-chars must be positive")
 	}
 	if c.sealingKeyGrace < 0 {
-		return nil, usageError{errors.New("--sealing-key-grace must not be negative")}
+		return nil, set.Usagef("--sealing-key-grace must not be negative")
 	}
-	c.keyringJSON = env("OZ_KEYRING", "")
-	dir := pki.Dir(filepath.Join(c.dataDir, "pki"))
-	sc, err := storeFlags.Config(c.db, filepath.Join(c.dataDir, "secretstore.db"))
-	if err != nil {
-		return nil, usageError{err}
-	}
-	c.db = sc.Path
-	if sc.Kind == storeflag.Etcd {
-		c.etcdStore, c.etcdTLS = strings.Join(sc.Endpoints, ","), sc.TLS
-	}
-	if c.tlsCert == "" {
-		c.tlsCert = dir.For("secretstore").Cert
-	}
-	if c.tlsKey == "" {
-		c.tlsKey = dir.For("secretstore").Key
-	}
-	if c.tlsCA == "" {
-		c.tlsCA = dir.CA()
-	}
-	return c, nil
+	c.keyringJSON = set.Getenv("OZ_KEYRING")
+	var err error
+	c.daemon, err = daemon.Daemon()
+	return c, err
 }
 
-// storeConfig is the store the flags chose: --store, or --db.
-func (c *config) storeConfig() storeflag.Config {
-	if c.etcdStore == "" {
-		return storeflag.Config{Kind: storeflag.Bolt, Path: c.db}
-	}
-	return storeflag.Config{Kind: storeflag.Etcd, Endpoints: strings.Split(c.etcdStore, ","), TLS: c.etcdTLS}
-}
-
-func (c *config) devKeyringPath() string { return filepath.Join(c.dataDir, "keyring.json") }
+func (c *config) devKeyringPath() string { return filepath.Join(c.daemon.DataDir, "keyring.json") }
 
 // run is main without the process: it serves, or runs a keyring command.
-// ready, when not nil, is told the address the server listens on.
-func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer, log *slog.Logger, ready func(net.Addr)) error {
+// ready, when not nil, is told the addresses the server listens on.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, log *slog.Logger, ready func(server.Addrs)) error {
 	if len(args) > 0 && args[0] == "keyring" {
 		if len(args) < 2 {
-			return usageError{errors.New("keyring: want a command: generate, rotate or rewrap")}
+			return flagenv.Usagef("keyring: want a command: generate, rotate or rewrap")
 		}
-		c, err := parse("ozsecretstored keyring "+args[1], args[2:], lookup, stderr)
+		c, err := parse("ozsecretstored keyring "+args[1], args[2:], getenv, stderr)
 		if err != nil {
 			return err
 		}
@@ -287,20 +170,78 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		case "rewrap":
 			return keyringRewrap(ctx, c, stdout, log)
 		}
-		return usageError{fmt.Errorf("keyring: unknown command %q (want generate, rotate or rewrap)", args[1])}
+		return flagenv.Usagef("keyring: unknown command %q (want generate, rotate or rewrap)", args[1])
 	}
 	if len(args) > 0 && args[0] == "upgrade" {
-		c, err := parse("ozsecretstored upgrade", args[1:], lookup, stderr)
+		c, err := parse("ozsecretstored upgrade", args[1:], getenv, stderr)
 		if err != nil {
 			return err
 		}
-		return upgradeStore(ctx, c, stdout, log)
+		return server.UpgradeStore(ctx, c.daemon.Store, stdout, log, kvstore.Namespace, kvstore.UpgradeEtcd, kvstore.UpgradeBolt)
 	}
-	c, err := parse("ozsecretstored", args, lookup, stderr)
+	c, err := parse("ozsecretstored", args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, c, log, ready)
+	kr, err := loadKeyring(c, log)
+	if err != nil {
+		return err
+	}
+	if c.maxValueBytes > 128<<10 {
+		log.Warn("--max-value-bytes is above 128 KiB: larger values do not fit in one environment variable on Linux", "max_value_bytes", c.maxValueBytes)
+	}
+	c.daemon.Log, c.daemon.Ready = log, ready
+	return server.Run(ctx, c.daemon, func(ctx context.Context, d *server.Deps) (*server.Server, error) {
+		resolver, err := d.Dial(c.resolverAddr)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := openKV(ctx, c.daemon.Store, 0, log)
+		if err != nil {
+			return nil, err
+		}
+		d.Defer(raw.Close)
+		store, err := kvstore.Open(ctx, d.Instrument(raw))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.daemon.Store, err)
+		}
+		// Shipping starts before the first event: the sealing keys made
+		// at first start.
+		if err := d.Ship(c.auditAddr, secretstore.Emitter, store.Outbox(), store.OnCommit); err != nil {
+			return nil, err
+		}
+		sealer := sealing.NewService(sealing.Config{Store: store, Keyring: kr, Grace: c.sealingKeyGrace, Logger: log})
+		keys, err := sealer.Init(ctx)
+		if err != nil {
+			return nil, err
+		}
+		svc := secretstore.NewService(secretstore.Config{
+			Store:         store,
+			Keyring:       kr,
+			Limits:        secretstore.Limits{MaxValueBytes: c.maxValueBytes, MaxDescriptionChars: c.maxDescriptionChars},
+			Logger:        log,
+			Sealing:       sealer,
+			RequireSealed: c.requireSealed,
+		})
+		rules := auth.Rules{}
+		maps.Copy(rules, grpcapi.Rules)
+		maps.Copy(rules, grpcapi.RunSecretsRules)
+		srv := d.Server(server.Config{Rules: rules, Auth: auth.NewCache(auth.NewRemote(resolver)), OnDenied: grpcapi.OnDenied(svc, log)})
+		grpcapi.Register(srv, svc)
+		grpcapi.RegisterSealingKeys(srv, sealer)
+		grpcapi.RegisterRunSecrets(srv, svc)
+
+		var current []string
+		for _, k := range keys {
+			if k.Current() {
+				current = append(current, k.ID)
+			}
+		}
+		log.Info("secretstore starting", "db", c.daemon.Store.Path, "resolver", c.resolverAddr, "audit", c.auditAddr,
+			"max_value_bytes", c.maxValueBytes, "max_description_chars", c.maxDescriptionChars,
+			"sealing_keys", current, "sealing_key_grace", c.sealingKeyGrace.String(), "require_sealed", c.requireSealed)
+		return srv, nil
+	})
 }
 
 // loadKeyring finds the keyring: --kek-file, else OZ_KEYRING, else (with
@@ -324,7 +265,7 @@ func loadKeyring(c *config, log *slog.Logger) (*keyring.Keyring, error) {
 		kr, err = keyring.Parse([]byte(c.keyringJSON))
 	case c.dev:
 		source = c.devKeyringPath()
-		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		if err := os.MkdirAll(c.daemon.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 		kr, created, err = keyring.LoadOrCreate(source)
@@ -341,154 +282,6 @@ func loadKeyring(c *config, log *slog.Logger) (*keyring.Keyring, error) {
 	}
 	log.Info("keyring loaded", "source", source, "generated", created, "primary", kr.Primary(), "keys", strings.Join(kr.IDs(), ","))
 	return kr, nil
-}
-
-func serve(ctx context.Context, c *config, log *slog.Logger, ready func(net.Addr)) error {
-	kr, err := loadKeyring(c, log)
-	if err != nil {
-		return err
-	}
-	if c.maxValueBytes > 128<<10 {
-		log.Warn("--max-value-bytes is above 128 KiB: larger values do not fit in one environment variable on Linux", "max_value_bytes", c.maxValueBytes)
-	}
-	storeKV, err := openKV(ctx, c.storeConfig(), 0, log)
-	if err != nil {
-		return err
-	}
-	defer storeKV.Close()
-
-	cert := pki.Paths{Cert: c.tlsCert, Key: c.tlsKey}
-	serverTLS, err := pki.ServerConfig(cert, c.tlsCA)
-	if err != nil {
-		return fmt.Errorf("server TLS: %w", err)
-	}
-	clientTLS, err := pki.ClientConfig(cert, c.tlsCA)
-	if err != nil {
-		return fmt.Errorf("client TLS: %w", err)
-	}
-	tp, stopTracing, err := tracing.Setup(ctx, c.trace, "ozsecretstored")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
-		defer cancel()
-		if err := stopTracing(sctx); err != nil {
-			log.Warn("tracing: spans not exported", "err", err.Error())
-		}
-	}()
-	resolver, err := server.Dial(c.resolverAddr, clientTLS, tracing.DialOption(tp))
-	if err != nil {
-		return fmt.Errorf("resolver client: %w", err)
-	}
-	defer resolver.Close()
-	// Dialing is lazy: the audit service may start later, or be down.
-	auditConn, err := server.Dial(c.auditAddr, clientTLS, tracing.DialOption(tp))
-	if err != nil {
-		return fmt.Errorf("audit client: %w", err)
-	}
-	defer auditConn.Close()
-
-	// The audit shipper runs from before the first event (sealing keys
-	// made at first start) until serving has stopped; the store closes
-	// after it (defers run last first).
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	store, err := kvstore.Open(ctx, kv.Instrument(storeKV, tp, storemetrics.New(reg, "secretstore", c.storeConfig().Kind.String())))
-	if err != nil {
-		return fmt.Errorf("%s: %w", c.storeConfig(), err)
-	}
-	shipper := outbox.New(outbox.Config{
-		Source:     store.Outbox(),
-		Client:     internalapiv1.NewAuditIngestServiceClient(auditConn),
-		Emitter:    secretstore.Emitter,
-		Logger:     log,
-		Registerer: reg,
-	})
-	store.OnCommit(shipper.Notify)
-	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
-	shipped := make(chan struct{})
-	go func() {
-		defer close(shipped)
-		_ = shipper.Run(shipCtx)
-	}()
-	defer func() {
-		stopShipping()
-		<-shipped
-		fctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
-		defer cancel()
-		if err := shipper.Flush(fctx); err != nil {
-			log.Warn("audit: events left in the outbox are delivered after the next start", "err", err.Error())
-		}
-	}()
-
-	sealer := sealing.NewService(sealing.Config{Store: store, Keyring: kr, Grace: c.sealingKeyGrace, Logger: log})
-	keys, err := sealer.Init(ctx)
-	if err != nil {
-		return err
-	}
-	svc := secretstore.NewService(secretstore.Config{
-		Store:         store,
-		Keyring:       kr,
-		Limits:        secretstore.Limits{MaxValueBytes: c.maxValueBytes, MaxDescriptionChars: c.maxDescriptionChars},
-		Logger:        log,
-		Sealing:       sealer,
-		RequireSealed: c.requireSealed,
-	})
-	rules := auth.Rules{}
-	maps.Copy(rules, grpcapi.Rules)
-	maps.Copy(rules, grpcapi.RunSecretsRules)
-	srv := server.New(server.Config{
-		Name:           "secretstore",
-		TLS:            serverTLS,
-		Rules:          rules,
-		Auth:           auth.NewCache(auth.NewRemote(resolver)),
-		Logger:         log,
-		OnDenied:       grpcapi.OnDenied(svc, log),
-		Metrics:        reg,
-		TracerProvider: tp,
-	})
-	grpcapi.Register(srv, svc)
-	grpcapi.RegisterSealingKeys(srv, sealer)
-	grpcapi.RegisterRunSecrets(srv, svc)
-
-	lis, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	if c.metricsListen != "" {
-		stopMetrics, err := serveMetrics(c.metricsListen, reg, log)
-		if err != nil {
-			lis.Close()
-			return err
-		}
-		defer stopMetrics()
-	}
-	if c.healthListen != "" {
-		stopHealth, err := srv.ServeHealth(c.healthListen, log)
-		if err != nil {
-			lis.Close()
-			return err
-		}
-		defer stopHealth()
-	}
-	if ready != nil {
-		ready(lis.Addr())
-	}
-	var current []string
-	for _, k := range keys {
-		if k.Current() {
-			current = append(current, k.ID)
-		}
-	}
-	log.Info("secretstore starting", "db", c.db, "resolver", c.resolverAddr, "audit", c.auditAddr,
-		"max_value_bytes", c.maxValueBytes, "max_description_chars", c.maxDescriptionChars,
-		"sealing_keys", current, "sealing_key_grace", c.sealingKeyGrace.String(), "require_sealed", c.requireSealed)
-	if err := srv.Serve(ctx, lis); err != nil {
-		return err
-	}
-	log.Info("secretstore stopped")
-	return nil
 }
 
 // openKV opens the kv.Store sc chooses, waiting at most boltTimeout (0:
@@ -516,33 +309,6 @@ func openKV(ctx context.Context, sc storeflag.Config, boltTimeout time.Duration,
 	return s, nil
 }
 
-// flushTimeout bounds the delivery of the outbox's last events at
-// shutdown; what is left is delivered after the next start.
-const flushTimeout = 5 * time.Second
-
-// serveMetrics serves reg at http://addr/metrics until the returned stop
-// is called.
-func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listen: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan error, 1)
-	go func() { done <- hs.Serve(lis) }()
-	log.Info("metrics", "addr", "http://"+lis.Addr().String()+"/metrics")
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(ctx)
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("metrics server", "err", err.Error())
-		}
-	}, nil
-}
-
 // keyringFile is the file the keyring commands change.
 func (c *config) keyringFile() (string, error) {
 	switch {
@@ -551,14 +317,14 @@ func (c *config) keyringFile() (string, error) {
 	case c.dev:
 		return c.devKeyringPath(), nil
 	case c.keyringJSON != "":
-		return "", usageError{errors.New("the keyring is in OZ_KEYRING: these commands change a keyring file; pass --kek-file")}
+		return "", flagenv.Usagef("the keyring is in OZ_KEYRING: these commands change a keyring file; pass --kek-file")
 	}
-	return "", usageError{errors.New("pass --kek-file (OZ_KEK_FILE), or --dev for <data-dir>/keyring.json")}
+	return "", flagenv.Usagef("pass --kek-file (OZ_KEK_FILE), or --dev for <data-dir>/keyring.json")
 }
 
 func keyringGenerate(c *config, stdout io.Writer) error {
 	if c.kekFile == "" {
-		return usageError{errors.New("keyring generate: pass --kek-file, the file to create")}
+		return flagenv.Usagef("keyring generate: pass --kek-file, the file to create")
 	}
 	if _, err := os.Stat(c.kekFile); err == nil {
 		return fmt.Errorf("keyring generate: %s exists; not overwriting a keyring", c.kekFile)
@@ -601,13 +367,14 @@ func keyringRewrap(ctx context.Context, c *config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	if c.etcdStore == "" {
-		if _, err := os.Stat(c.db); err != nil {
+	sc := c.daemon.Store
+	if sc.Kind == storeflag.Bolt {
+		if _, err := os.Stat(sc.Path); err != nil {
 			return fmt.Errorf("rewrap: database: %w", err)
 		}
 	}
-	raw, err := openKV(ctx, c.storeConfig(), 2*time.Second, log)
-	if err != nil && c.etcdStore == "" {
+	raw, err := openKV(ctx, sc, 2*time.Second, log)
+	if err != nil && sc.Kind == storeflag.Bolt {
 		return fmt.Errorf("rewrap (stop the service first): %w", err)
 	}
 	if err != nil {
@@ -636,38 +403,5 @@ func keyringRewrap(ctx context.Context, c *config, stdout io.Writer, log *slog.L
 			fmt.Fprintf(stdout, "%d audit events wait in the outbox; the next start delivers them\n", n)
 		}
 	}
-	return nil
-}
-
-// upgradeStore moves the store's data from the layout of an earlier
-// version into the current one: an etcd namespace (kvstore.UpgradeEtcd),
-// or a bbolt file, which opening it would upgrade as well.
-func upgradeStore(ctx context.Context, c *config, stdout io.Writer, log *slog.Logger) error {
-	sc := c.storeConfig()
-	var up kvstore.Upgrade
-	if sc.Kind == storeflag.Etcd {
-		cfg, err := sc.EtcdClient(log)
-		if err != nil {
-			return err
-		}
-		cli, err := clientv3.New(cfg)
-		if err != nil {
-			return fmt.Errorf("etcd client: %w", err)
-		}
-		defer cli.Close()
-		if up, err = kvstore.UpgradeEtcd(ctx, cli, kvstore.Namespace); err != nil {
-			return err
-		}
-	} else {
-		var err error
-		if up, err = kvstore.UpgradeBolt(sc.Path, 2*time.Second); err != nil {
-			return fmt.Errorf("%w (stop the service first)", err)
-		}
-	}
-	if up == (kvstore.Upgrade{}) {
-		fmt.Fprintf(stdout, "%s: nothing to upgrade (already in the current layout, or empty)\n", sc)
-		return nil
-	}
-	fmt.Fprintf(stdout, "upgraded %s to the current layout: carried over %v\n", sc, up)
 	return nil
 }

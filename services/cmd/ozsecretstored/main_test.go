@@ -5,13 +5,13 @@ import (
 	"context"
 	"crypto/hpke"
 	"errors"
-	"flag"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -22,12 +22,14 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ozsecrets/oz/lib/flagenv"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
+	"github.com/ozsecrets/oz/services/internal/storeflag"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 	"github.com/ozsecrets/oz/services/secretstore/kvstore"
@@ -99,8 +101,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func lookupIn(env map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+func lookupIn(env map[string]string) func(string) string {
+	return func(k string) string { return env[k] }
 }
 
 type daemon struct {
@@ -124,14 +126,14 @@ func startDaemon(t *testing.T, args []string, env map[string]string) *daemon {
 	d := &daemon{logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan net.Addr, 1)
+	ready := make(chan server.Addrs, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), lookupIn(env), io.Discard, io.Discard, log, func(a net.Addr) { ready <- a })
+		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), lookupIn(env), io.Discard, io.Discard, log, func(a server.Addrs) { ready <- a })
 	}()
 	select {
 	case a := <-ready:
-		d.addr = a.String()
+		d.addr = a.GRPC.String()
 	case err := <-done:
 		cancel()
 		t.Fatalf("run returned before serving: %v\nlogs: %s", err, d.logs)
@@ -472,11 +474,11 @@ func TestKeyringCommands(t *testing.T) {
 	})
 	t.Run("Usage", func(t *testing.T) {
 		for _, args := range [][]string{{"keyring"}, {"keyring", "spin"}, {"--no-such-flag"}, {"extra-arg"}} {
-			if _, err := cmd(args...); !errors.As(err, new(usageError)) {
+			if _, err := cmd(args...); !flagenv.IsUsage(err) {
 				t.Errorf("%v: got %v, want a usage error", args, err)
 			}
 		}
-		if _, err := cmd("-h"); !errors.Is(err, flag.ErrHelp) {
+		if _, err := cmd("-h"); !errors.Is(err, flagenv.ErrHelp) {
 			t.Errorf("-h: got %v, want flag.ErrHelp", err)
 		}
 	})
@@ -488,13 +490,17 @@ func TestFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{
-		listen: "127.0.0.1:7450", dataDir: ".oz", db: filepath.Join(".oz", "secretstore.db"),
-		tlsCert: filepath.Join(".oz", "pki", "secretstore.pem"), tlsKey: filepath.Join(".oz", "pki", "secretstore-key.pem"),
-		tlsCA: filepath.Join(".oz", "pki", "ca.pem"), resolverAddr: "127.0.0.1:7451",
+		daemon: server.Daemon{
+			Name: "secretstore", Listen: "127.0.0.1:7450", DataDir: ".oz",
+			Store: storeflag.Config{Kind: storeflag.Bolt, Path: filepath.Join(".oz", "secretstore.db")},
+			TLS:   pki.Paths{Cert: filepath.Join(".oz", "pki", "secretstore.pem"), Key: filepath.Join(".oz", "pki", "secretstore-key.pem")},
+			CA:    filepath.Join(".oz", "pki", "ca.pem"),
+		},
+		resolverAddr:  "127.0.0.1:7451",
 		maxValueBytes: 65536, maxDescriptionChars: 1024, sealingKeyGrace: 24 * time.Hour,
 		auditAddr: "127.0.0.1:7452",
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("defaults: got %+v, want %+v", *c, want)
 	}
 	env := map[string]string{
@@ -509,23 +515,26 @@ func TestFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = config{
-		listen: "127.0.0.1:2", dataDir: "/d", db: "/x.db", tlsCert: "/c.pem", tlsKey: "/k.pem", tlsCA: "/ca.pem",
+		daemon: server.Daemon{
+			Name: "secretstore", Listen: "127.0.0.1:2", DataDir: "/d", Store: storeflag.Config{Kind: storeflag.Bolt, Path: "/x.db"},
+			TLS: pki.Paths{Cert: "/c.pem", Key: "/k.pem"}, CA: "/ca.pem", MetricsListen: "127.0.0.1:9",
+		},
 		resolverAddr: "r:1", kekFile: "/kek.json", dev: true, maxValueBytes: 200, maxDescriptionChars: 10,
-		sealingKeyGrace: 90 * time.Minute, requireSealed: true, auditAddr: "a:1", metricsListen: "127.0.0.1:9",
+		sealingKeyGrace: 90 * time.Minute, requireSealed: true, auditAddr: "a:1",
 	}
-	if *c != want {
+	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("from env and flags: got %+v, want %+v", *c, want)
 	}
 	for _, bad := range []map[string]string{{"OZ_DEV": "maybe"}, {"OZ_SECRETSTORE_MAX_VALUE_BYTES": "lots"},
 		{"OZ_SEALING_KEY_GRACE": "a day"}, {"OZ_REQUIRE_SEALED": "please"}} {
-		if _, err := parse("t", nil, lookupIn(bad), io.Discard); !errors.As(err, new(usageError)) {
+		if _, err := parse("t", nil, lookupIn(bad), io.Discard); !flagenv.IsUsage(err) {
 			t.Errorf("env %v: got %v, want a usage error", bad, err)
 		}
 	}
-	if _, err := parse("t", []string{"--max-value-bytes", "-1"}, lookupIn(nil), io.Discard); !errors.As(err, new(usageError)) {
+	if _, err := parse("t", []string{"--max-value-bytes", "-1"}, lookupIn(nil), io.Discard); !flagenv.IsUsage(err) {
 		t.Errorf("negative limit: got %v, want a usage error", err)
 	}
-	if _, err := parse("t", []string{"--sealing-key-grace", "-1h"}, lookupIn(nil), io.Discard); !errors.As(err, new(usageError)) {
+	if _, err := parse("t", []string{"--sealing-key-grace", "-1h"}, lookupIn(nil), io.Discard); !flagenv.IsUsage(err) {
 		t.Errorf("negative grace: got %v, want a usage error", err)
 	}
 }

@@ -3,7 +3,7 @@
 // suite every implementation passes (kvtest), one implementation on a
 // bbolt file (boltkv) and one on etcd (etcdkv), and one decorator that
 // traces and times the calls (Instrument). Each service encodes its
-// records and indexes on top of it.
+// records and indexes on top of it (docs/ARCHITECTURE.md shows where).
 package kv
 
 import (

@@ -11,9 +11,6 @@ import (
 	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
-// SetSweepEvery sets how often o's Pending reads from the first key.
-func SetSweepEvery(o *Etcd, d time.Duration) { o.cursor.SweepEvery = d }
-
 // SetKVSweepEvery sets how often o's Pending reads from the first key.
 func SetKVSweepEvery(o *KV, d time.Duration) { o.cursor.SweepEvery = d }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -161,11 +162,14 @@ func isLowerHex(s string) bool {
 // writes returns the Puts that add evs to the outbox, in order. Each
 // event is copied, given a fresh id (and a time, when it has none),
 // cleared of chain fields, and validated by the audit service's rules: an
-// event it would refuse (which would block the outbox) is an internal
-// error here, so that the change is not made.
+// event it would refuse (which would block the outbox), or a nil one, is
+// an internal error here, so that the change is not made.
 func (o *KV) writes(evs []*auditv1.Event) ([]kv.Write, error) {
 	out := make([]kv.Write, 0, len(evs))
 	for _, ev := range evs {
+		if ev == nil {
+			return nil, errors.New("a nil audit event")
+		}
 		e := proto.Clone(ev).(*auditv1.Event)
 		n := uint64(o.next())
 		e.Id = o.id(n)

@@ -1,62 +1,57 @@
 // Package outbox delivers a service's audit events to the audit service
 // without ever losing one (DESIGN §6): the event is written into the
-// emitting service's own database in the same transaction as the change it
-// records, and a Shipper delivers the outbox, in order, with
-// AppendEvents, deleting events only once the audit service has
-// acknowledged them. The audit service appends idempotently by event id, so
-// a delivery repeated after a lost acknowledgement (or a crash between
-// delivery and deletion) appends nothing twice.
+// emitting service's own store (kv.Store, on bbolt or etcd) in the same
+// atomic write as the change it records (KV), and a Shipper delivers the
+// outbox, in order, with AppendEvents, deleting events only once the
+// audit service has acknowledged them. The audit service appends
+// idempotently by event id, so a delivery repeated after a lost
+// acknowledgement (or a crash between delivery and deletion) appends
+// nothing twice.
 //
 // # Wiring a service in
 //
-// For a service that keeps its data in bbolt (secretstore, resolver):
+// 1. At open, make the outbox in the service's kv.Store, beside its
+// records (under the keys outbox/…). The emitter name must be the
+// service's certificate name: the audit service accepts only event ids
+// that start with the caller's name.
 //
-// 1. At open, beside its own buckets, create the outbox. The emitter name
-// must be the service's certificate name: the audit service accepts only
-// event ids that start with the caller's name.
+//	ob := outbox.NewKV(store, "secretstore")
 //
-//	ob, err := outbox.NewBolt(db, "secretstore")
+// 2. Make every mutation one ob.Apply: the change's conditions and writes,
+// as the service would pass them to store.Apply, and its event, so that a
+// change is never written without its event, nor an event without its
+// change:
 //
-// 2. In every mutation, inside the same db.Update or db.Batch function as
-// the change, add its event and return Add's error, so that a change is
-// never committed without its event:
+//	err := ob.Apply(ctx,
+//		[]kv.Cond{kv.Absent(secretKey)},
+//		[]kv.Write{kv.Put(secretKey, rec)},
+//		auditevent.New(ctx, auditevent.Secretstore, principal, now, audit.ActionSecretCreate,
+//			"teams/acme/secrets/API_KEY", "acme", map[string]string{audit.DetailValueVersion: "1"}))
 //
-//	err := db.Batch(func(tx *bbolt.Tx) error {
-//		if err := putSecret(tx, rec); err != nil {
-//			return err
-//		}
-//		return ob.Add(tx, &auditv1.Event{
-//			Time:      timestamppb.New(now),
-//			Actor:     audit.ActorOf(principal, auth.ClientFrom(ctx)),
-//			Action:    audit.ActionSecretCreate,
-//			Resource:  "teams/acme/secrets/API_KEY",
-//			Team:      "acme",
-//			Outcome:   auditv1.Outcome_OUTCOME_OK,
-//			RequestId: server.RequestID(ctx),
-//			Details:   map[string]string{audit.DetailValueVersion: "1"},
-//		})
-//	})
+// Apply writes a copy of each event (the one passed in is not modified)
+// with an id of its own, "{emitter}-{epoch}-{nanoseconds}", which replaces
+// any Id set; an empty Time becomes the current time, and the chain fields
+// are cleared. The events, conditions and writes of one Apply count
+// together against the store's limit (128 on etcd). Apply validates each
+// event by the audit service's rules (audit.ValidateEvent): an invalid
+// one (or a nil one) is an internal error and nothing is written, so no
+// event the audit service would refuse can block the outbox. When a
+// condition does not hold, Apply writes nothing and returns the store's
+// *kv.ConflictError, with the failed condition's position in conds: the
+// caller may read again and retry with the same event. Never put a
+// value, or anything derived from one, in an event. For run resolution,
+// commit the run record and its run.resolve event together before any
+// value is returned; if that fails, return nothing. A store behind an
+// interface takes the event as an argument of the method that makes the
+// change (Create(ctx, rec, ev)) and passes it to the Apply of that change.
 //
-// Leave Id empty: Add assigns "{emitter}-{epoch}-{sequence}" from the
-// outbox's own sequence, which orders the service's events; an empty Time
-// becomes the current time. Add validates the event by the audit service's
-// rules (audit.ValidateEvent) and fails the transaction on an invalid one,
-// so no event the audit service would refuse can block the outbox. Never
-// put a value, or anything derived from one, in an event. A db.Batch
-// function may run twice: Add is safe there (it does not change the event
-// passed in). Add does its copying, validation and encoding inside the
-// transaction, where bbolt runs one writer at a time; on a hot path whose
-// event is known before the transaction, split it: ob.Prepare(ev) before
-// db.Batch (all that work, and every error of an invalid event), and
-// ob.AddPrepared(tx, p) inside it (a sequence number and one Put). For
-// run resolution, commit the run record and its run.resolve event
-// together before any value is returned; if that fails, return nothing. A store behind an interface takes the event as an
-// argument of the method that makes the change (Create(ctx, rec, ev)): its
-// bbolt implementation calls Add in its transaction; another
-// implementation keeps its own outbox and implements Source.
+// Replicas of a service that share one store (one etcd namespace) each
+// make their own KV and run their own Shipper: ids never collide (every
+// KV draws its epoch), and the audit service skips what two shippers
+// both deliver.
 //
 // 3. In main, dial the audit service with the service's client certificate
-// and run a Shipper until shutdown; wake it after every commit that added
+// and run a Shipper until shutdown; wake it after every Apply that wrote
 // events:
 //
 //	conn, err := server.Dial(auditAddr, clientTLS)
@@ -91,7 +86,6 @@ package outbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -440,7 +434,3 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
-
-// errNoBucket is returned by Bolt when NewBolt did not create its buckets
-// in the database the transaction belongs to.
-var errNoBucket = errors.New("outbox: no outbox bucket in this database (call NewBolt at open)")

@@ -12,7 +12,9 @@ import (
 	"github.com/ozsecrets/oz/services/internal/errs"
 )
 
-// Recording refused requests (Config.OnDenied).
+// Recording refused requests (Config.OnDenied). The server finds the
+// refusals and what is known of the caller; every service's hook is
+// auditevent.OnDenied, which makes each a request.denied event.
 
 // isDenial reports whether code is a refusal worth an audit event.
 func isDenial(code codes.Code) bool {

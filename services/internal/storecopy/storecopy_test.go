@@ -24,8 +24,8 @@ import (
 	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/internal/kv/etcdkv"
 	"github.com/ozsecrets/oz/services/secretstore"
-	secretkv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	secretkv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 )
 
 // triple is a pair of a bbolt bucket.

@@ -14,8 +14,8 @@
 // A service registers the flags, parses its flag set, then asks for its
 // Config, passing its own --db value and default file:
 //
-//	sf := storeflag.Register(fs, getenv)
-//	… fs.Parse(args) …
+//	sf := storeflag.Register(set) // set is a *flagenv.Set
+//	… set.Parse(args) …
 //	store, err := sf.Config(db, filepath.Join(dataDir, "secretstore.db"))
 //	switch store.Kind {
 //	case storeflag.Bolt: // boltstore.Open(store.Path, …)
@@ -27,7 +27,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -38,6 +37,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/ozsecrets/oz/lib/flagenv"
 )
 
 // Kind is the kind of store.
@@ -88,18 +89,17 @@ type Flags struct {
 }
 
 // Register defines --store, --store-tls-ca, --store-tls-cert and
-// --store-tls-key on fs, with defaults from OZ_STORE, OZ_STORE_TLS_CA,
+// --store-tls-key on s, with the variables OZ_STORE, OZ_STORE_TLS_CA,
 // OZ_STORE_TLS_CERT and OZ_STORE_TLS_KEY.
-func Register(fs *flag.FlagSet, getenv func(string) string) *Flags {
+func Register(s *flagenv.Set) *Flags {
 	f := &Flags{}
-	fs.StringVar(&f.store, "store", getenv("OZ_STORE"),
-		"where the data lives: bolt:PATH (a bbolt file) or etcd:ENDPOINT[,ENDPOINT…] (http:// or https:// endpoints); default: --db (OZ_STORE)")
-	fs.StringVar(&f.tls.CA, "store-tls-ca", getenv("OZ_STORE_TLS_CA"),
-		"CA bundle for etcd's certificates, with https:// endpoints; default: the system's (OZ_STORE_TLS_CA)")
-	fs.StringVar(&f.tls.Cert, "store-tls-cert", getenv("OZ_STORE_TLS_CERT"),
-		"client certificate for etcd, with https:// endpoints and --store-tls-key (OZ_STORE_TLS_CERT)")
-	fs.StringVar(&f.tls.Key, "store-tls-key", getenv("OZ_STORE_TLS_KEY"),
-		"key of --store-tls-cert (OZ_STORE_TLS_KEY)")
+	s.String(&f.store, "store", "OZ_STORE", "",
+		"where the data lives: bolt:PATH (a bbolt file) or etcd:ENDPOINT[,ENDPOINT…] (http:// or https:// endpoints); default: --db")
+	s.String(&f.tls.CA, "store-tls-ca", "OZ_STORE_TLS_CA", "",
+		"CA bundle for etcd's certificates, with https:// endpoints; default: the system's")
+	s.String(&f.tls.Cert, "store-tls-cert", "OZ_STORE_TLS_CERT", "",
+		"client certificate for etcd, with https:// endpoints and --store-tls-key")
+	s.String(&f.tls.Key, "store-tls-key", "OZ_STORE_TLS_KEY", "", "key of --store-tls-cert")
 	return f
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
 )
@@ -138,10 +138,9 @@ func TestFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := flag.NewFlagSet("svc", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			sf := storeflag.Register(fs, func(k string) string { return tt.env[k] })
-			if err := fs.Parse(tt.args); err != nil {
+			set := flagenv.New("svc", flagenv.Help{}, func(k string) string { return tt.env[k] }, io.Discard)
+			sf := storeflag.Register(set)
+			if err := set.Parse(tt.args); err != nil {
 				t.Fatal(err)
 			}
 			c, err := sf.Config(tt.db, "/data/svc.db")
@@ -158,10 +157,9 @@ func TestFlags(t *testing.T) {
 
 	t.Run("HelpNamesTheVariables", func(t *testing.T) {
 		var out bytes.Buffer
-		fs := flag.NewFlagSet("svc", flag.ContinueOnError)
-		fs.SetOutput(&out)
-		storeflag.Register(fs, func(string) string { return "" })
-		fs.PrintDefaults()
+		set := flagenv.New("svc", flagenv.Help{}, func(string) string { return "" }, &out)
+		storeflag.Register(set)
+		set.PrintHelp()
 		for _, n := range []string{"OZ_STORE)", "OZ_STORE_TLS_CA)", "OZ_STORE_TLS_CERT)", "OZ_STORE_TLS_KEY)"} {
 			if !strings.Contains(out.String(), n) {
 				t.Errorf("help lacks %s:\n%s", n, &out)

@@ -33,9 +33,9 @@ import (
 	"github.com/ozsecrets/oz/services/resolver/grpcapi"
 	"github.com/ozsecrets/oz/services/resolver/runs"
 	"github.com/ozsecrets/oz/services/secretstore"
-	sskv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 	ssgrpc "github.com/ozsecrets/oz/services/secretstore/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	sskv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 )
 
 const runsCanary = "CANARY-grpcapi-runs-e41c"

@@ -28,9 +28,9 @@ import (
 	"github.com/ozsecrets/oz/services/resolver/resolvertest"
 	"github.com/ozsecrets/oz/services/resolver/runs"
 	"github.com/ozsecrets/oz/services/secretstore"
-	sskv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 	ssgrpc "github.com/ozsecrets/oz/services/secretstore/grpcapi"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
+	sskv "github.com/ozsecrets/oz/services/secretstore/kvstore"
 )
 
 // runCanary is in every planted value; it must never reach a record, an

@@ -247,6 +247,13 @@ func TestAuditEvents(t *testing.T) {
 			return err
 		}, codes.PermissionDenied, []wantEvent{{"request.denied", "", "", auditv1.ActorKind_ACTOR_KIND_RUNNER, "runners/r1", "runner", denied,
 			deniedBy(svc+"GetSecret", "PERMISSION_DENIED")}}},
+		{"TokenShapedNameNotRecorded", "runner", "runner", func(ctx context.Context) error {
+			// A well-formed secret id with a bearer token's shape, as if
+			// pasted: the refusal is recorded without it.
+			_, err := c.GetSecret(ctx, &secretsv1.GetSecretRequest{Name: "teams/acme/secrets/oz_0123456789abcdef_PastedTokenSecretPartxxxxxxxxxxxxxxxxxxxxx"})
+			return err
+		}, codes.PermissionDenied, []wantEvent{{"request.denied", "", "", auditv1.ActorKind_ACTOR_KIND_RUNNER, "runners/r1", "runner", denied,
+			deniedBy(svc+"GetSecret", "PERMISSION_DENIED")}}},
 		{"UnknownToken", "nope", "cli", func(ctx context.Context) error {
 			_, err := c.CreateSecret(ctx, &secretsv1.CreateSecretRequest{Parent: "teams/acme", SecretId: "X", Value: []byte(auditCanary)})
 			return err

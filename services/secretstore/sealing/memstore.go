@@ -12,9 +12,9 @@ import (
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
+	"github.com/ozsecrets/oz/services/internal/auditevent"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/outbox"
-	"github.com/ozsecrets/oz/services/secretstore/internal/auditevent"
 )
 
 // MemStore is a Store in memory, for tests and tools that need sealing keys
@@ -104,7 +104,7 @@ func (m *MemStore) event(ev *auditv1.Event) (*auditv1.Event, error) {
 	}
 	e := proto.Clone(ev).(*auditv1.Event)
 	m.seq++
-	e.Id = fmt.Sprintf("%s-mem-%016x", auditevent.Emitter, m.seq)
+	e.Id = fmt.Sprintf("%s-mem-%016x", auditevent.Secretstore, m.seq)
 	if e.Time == nil {
 		e.Time = timestamppb.New(time.Now())
 	}

@@ -16,9 +16,9 @@ import (
 
 	"github.com/ozsecrets/oz/lib/sealwire"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	"github.com/ozsecrets/oz/services/internal/auditevent"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
-	"github.com/ozsecrets/oz/services/secretstore/internal/auditevent"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 )
 
@@ -50,7 +50,7 @@ var errUnchanged = errors.New("sealing keys unchanged")
 // event is the event of a change to the sealing keys at now, by the
 // caller of ctx (the service itself when there is none).
 func (s *Service) event(ctx context.Context, now time.Time, action string, details map[string]string) *auditv1.Event {
-	return auditevent.New(ctx, nil, now, action, EventResource, "", details)
+	return auditevent.New(ctx, auditevent.Secretstore, nil, now, action, EventResource, "", details)
 }
 
 // setIDs records ids under key, sorted and comma-separated; nothing for

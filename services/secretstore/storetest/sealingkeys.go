@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ozsecrets/oz/services/internal/suite"
+
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ozsecrets/oz/lib/sealwire"
@@ -25,24 +27,10 @@ import (
 //
 //	storetest.RunSealingKeys(t, func(t *testing.T) sealing.Store { return openMine(t) })
 func RunSealingKeys(t *testing.T, open func(t *testing.T) sealing.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s sealing.Store)
-	}{
-		{"Empty", testSealingEmpty},
-		{"UpdateReplacesAll", testSealingReplace},
-		{"FnErrorChangesNothing", testSealingFnError},
-		{"RecordsAreCopies", testSealingCopies},
-		{"ConcurrentUpdates", testSealingConcurrent},
-		{"CanceledContext", testSealingCanceled},
-		{"EventCommitsWithChange", testSealingEvent},
-		{"InvalidEventChangesNothing", testSealingInvalidEvent},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, open(t))
-		})
-	}
+	suite.Run(t, open,
+		testSealingEmpty, testSealingReplace, testSealingFnError, testSealingCopies,
+		testSealingConcurrent, testSealingCanceled, testSealingEvent, testSealingInvalidEvent,
+	)
 }
 
 // NewSealingEvent returns a valid audit event of action on the sealing

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ozsecrets/oz/services/internal/suite"
+
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
@@ -35,47 +37,15 @@ import (
 
 // Run runs the conformance suite against stores made by open.
 func Run(t *testing.T, open func(t *testing.T) secretstore.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s secretstore.Store)
-	}{
-		{"CreateGet", testCreateGet},
-		{"GetIsByExactName", testGetExactName},
-		{"GetMissing", testGetMissing},
-		{"OwnersAreSeparate", testOwnersSeparate},
-		{"CreateCaseInsensitiveClash", testCreateClash},
-		{"CreateAfterDelete", testCreateAfterDelete},
-		{"ListOrderAndPagination", testListOrder},
-		{"ListAfterMissingName", testListAfterMissing},
-		{"ListEmpty", testListEmpty},
-		{"Update", testUpdate},
-		{"UpdateFnErrorChangesNothing", testUpdateFnError},
-		{"UpdateMissingOrOtherCase", testUpdateMissing},
-		{"UpdateMayNotRename", testUpdateRename},
-		{"Delete", testDelete},
-		{"DeleteCheckRefuses", testDeleteCheck},
-		{"DeleteIsByExactName", testDeleteExactName},
-		{"Etag", testEtag},
-		{"ConcurrentCreatesOfOneName", testConcurrentCreatesOneName},
-		{"ConcurrentCreatesOfManyNames", testConcurrentCreatesMany},
-		{"ConcurrentUpdates", testConcurrentUpdates},
-		{"ConcurrentMixedWrites", testConcurrentMixed},
-		{"RecordsAreCopies", testCopies},
-		{"CanceledContext", testCanceled},
-		{"Scan", testScan},
-		{"ListOwners", testListOwners},
-		{"EventsCommitWithChanges", testEventsWithChanges},
-		{"NoEventWithoutChange", testEventsOnlyWithChanges},
-		{"InvalidEventAbortsChange", testInvalidEventAbortsChange},
-		{"Record", testRecord},
-		{"OutboxAck", testOutboxAck},
-		{"ConcurrentEvents", testConcurrentEvents},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, open(t))
-		})
-	}
+	suite.Run(t, open,
+		testCreateGet, testGetExactName, testGetMissing, testOwnersSeparate, testCreateClash,
+		testCreateAfterDelete, testListOrder, testListAfterMissing, testListEmpty, testUpdate,
+		testUpdateFnError, testUpdateMissing, testUpdateRename, testDelete, testDeleteCheck,
+		testDeleteExactName, testEtag, testConcurrentCreatesOneName, testConcurrentCreatesMany,
+		testConcurrentUpdates, testConcurrentMixed, testCopies, testCanceled, testScan,
+		testListOwners, testEventsWithChanges, testEventsOnlyWithChanges,
+		testInvalidEventAbortsChange, testRecord, testOutboxAck, testConcurrentEvents,
+	)
 }
 
 var (

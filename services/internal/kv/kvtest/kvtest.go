@@ -1,6 +1,6 @@
 // Package kvtest is the conformance suite of kv.Store: every
-// implementation (bbolt today, a replicated store later) runs Run from its
-// tests and must pass it unchanged.
+// implementation (kv/boltkv, kv/etcdkv) runs Run from its tests and must
+// pass it unchanged.
 package kvtest
 
 import (
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ozsecrets/oz/services/internal/suite"
+
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/kv"
 )
@@ -19,26 +21,11 @@ import (
 // Run exercises the Store contract on stores made by open. open returns a
 // new, empty store and arranges (t.Cleanup) for it to be closed.
 func Run(t *testing.T, open func(t *testing.T) kv.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s kv.Store)
-	}{
-		{"GetMissing", testGetMissing},
-		{"PutGetOverwriteDelete", testPutGetOverwriteDelete},
-		{"Scan", testScan},
-		{"Conditions", testConditions},
-		{"ConflictNamesFirstFailedCondition", testConflictIndex},
-		{"WritesInOrder", testWritesInOrder},
-		{"InvalidWrites", testInvalidWrites},
-		{"ValuesAreCopies", testValuesAreCopies},
-		{"CancelledContext", testCancelledContext},
-		{"ConcurrentCreateOneWins", testConcurrentCreate},
-		{"ConcurrentCompareAndSwap", testConcurrentCAS},
-		{"ReadSetUnchanged", testReadSetUnchanged},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
-	}
+	suite.Run(t, open,
+		testGetMissing, testPutGetOverwriteDelete, testScan, testConditions, testConflictIndex,
+		testWritesInOrder, testInvalidWrites, testValuesAreCopies, testCancelledContext,
+		testConcurrentCreate, testConcurrentCAS, testReadSetUnchanged,
+	)
 }
 
 var ctx = context.Background()

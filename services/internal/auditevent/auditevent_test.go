@@ -9,8 +9,8 @@ import (
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
+	"github.com/ozsecrets/oz/services/internal/auditevent"
 	"github.com/ozsecrets/oz/services/internal/auth"
-	"github.com/ozsecrets/oz/services/secretstore/internal/auditevent"
 )
 
 func TestClean(t *testing.T) {
@@ -36,6 +36,7 @@ func TestClean(t *testing.T) {
 func TestActor(t *testing.T) {
 	alice := &auth.Principal{Kind: auth.KindUser, Name: "users/alice", ID: "alice"}
 	bob := &auth.Principal{Kind: auth.KindUser, Name: "users/bob", ID: "bob"}
+	runner := &auth.Principal{Kind: auth.KindRunner, Name: "runners/r1", ID: "r1"}
 	incoming := metadata.NewIncomingContext(context.Background(), metadata.MD{})
 	for _, tc := range []struct {
 		name string
@@ -48,6 +49,8 @@ func TestActor(t *testing.T) {
 			&auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_USER, Name: "users/alice", Client: "grpc"}},
 		{"PrincipalOfContext", auth.WithClient(auth.WithPrincipal(incoming, bob), "rest"), nil,
 			&auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_USER, Name: "users/bob", Client: "rest"}},
+		{"Runner", auth.WithClient(auth.WithPrincipal(incoming, runner), "runner"), nil,
+			&auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_RUNNER, Name: "runners/r1", Client: "runner"}},
 		{"Service", auth.WithClient(auth.WithService(incoming, "gateway"), "c\nli"), nil,
 			&auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_SERVICE, Name: "gateway", Client: "cli"}},
 	} {
@@ -64,12 +67,15 @@ func TestActor(t *testing.T) {
 // is one the audit service accepts.
 func TestNew(t *testing.T) {
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-request-id", "r\x01-1"))
-	ev := auditevent.New(ctx, nil, time.Unix(1, 0), "secret.rewrap", "teams/acme/secrets/A", "acme", nil)
-	ev.Id = auditevent.Emitter + "-x"
-	if err := audit.ValidateEvent("event", ev); err != nil {
-		t.Fatal(err)
-	}
-	if a := ev.GetActor(); a.GetKind() != auditv1.ActorKind_ACTOR_KIND_SERVICE || a.GetName() != "secretstore" || ev.GetRequestId() != "r-1" {
-		t.Errorf("got actor %v, request id %q; want the service secretstore, r-1", a, ev.GetRequestId())
+	for _, emitter := range []string{auditevent.Secretstore, auditevent.Resolver} {
+		ev := auditevent.New(ctx, emitter, nil, time.Unix(1, 0), "secret.rewrap", "teams/acme/secrets/A", "acme", nil)
+		ev.Id = emitter + "-x"
+		if err := audit.ValidateEvent("event", ev); err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.GetActor(); a.GetKind() != auditv1.ActorKind_ACTOR_KIND_SERVICE || a.GetName() != emitter || ev.GetRequestId() != "r-1" ||
+			ev.GetOutcome() != auditv1.Outcome_OUTCOME_OK || ev.GetTeam() != "acme" || ev.GetTime().AsTime() != time.Unix(1, 0).UTC() {
+			t.Errorf("got %v; want the service %s, r-1, OK on acme's chain at 1s", ev, emitter)
+		}
 	}
 }

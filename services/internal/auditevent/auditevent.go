@@ -1,8 +1,12 @@
-// Package auditevent builds the secretstore's audit events (DESIGN §6):
-// who asked (the actor, from the request's context), through which client,
-// under which request id, cleaned so that the audit service accepts them.
-// The secretstore (secrets) and its sealing package (sealing keys) share
-// it; what each event records is decided there.
+// Package auditevent builds the audit events of the three services
+// (DESIGN §6), the one way: who asked (the actor, from the request's
+// principal, else the calling service, with the client), under which
+// request id, cleaned so that the audit service accepts them. New builds
+// the event of a change; OnDenied is the server.Config.OnDenied hook of
+// every service, turning a refused request into a request.denied event
+// that the service records where it keeps its events (Recorder). What
+// each event records, and on which chain, is decided by the service.
+// Events never hold a secret value, a bearer token or a token's hash.
 package auditevent
 
 import (
@@ -20,19 +24,23 @@ import (
 	"github.com/ozsecrets/oz/services/internal/server"
 )
 
-// Emitter is the secretstore's name as an audit event emitter: the name of
-// its certificate, with which the audit service identifies it (event ids
-// start with "secretstore-").
-const Emitter = "secretstore"
+// Emitters: the services' names as audit event emitters, the names of
+// their certificates, with which the audit service identifies them (their
+// event ids start with the name and "-").
+const (
+	Resolver    = "resolver"
+	Secretstore = "secretstore"
+)
 
 // New returns the event of a change made at now by p (the request's
 // principal, taken from ctx when nil), OUTCOME_OK. A change made with no
-// caller at all — at startup, by an ozsecretstored command — is the
-// service's own: actor kind SERVICE, name Emitter. details may be nil.
-func New(ctx context.Context, p *auth.Principal, now time.Time, action, resource, team string, details map[string]string) *auditv1.Event {
+// caller at all — at startup, by a command of the daemon — is the
+// service's own: actor kind SERVICE, name emitter. details may be nil.
+// The id is the outbox's to set.
+func New(ctx context.Context, emitter string, p *auth.Principal, now time.Time, action, resource, team string, details map[string]string) *auditv1.Event {
 	actor := Actor(ctx, p)
 	if actor.GetName() == "" {
-		actor.Kind, actor.Name = auditv1.ActorKind_ACTOR_KIND_SERVICE, Emitter
+		actor.Kind, actor.Name = auditv1.ActorKind_ACTOR_KIND_SERVICE, emitter
 	}
 	return &auditv1.Event{
 		Time:      timestamppb.New(now),
@@ -61,15 +69,28 @@ func Actor(ctx context.Context, p *auth.Principal) *auditv1.Actor {
 	if p == nil {
 		p = auth.PrincipalFrom(ctx)
 	}
-	if p != nil {
-		a := audit.ActorOf(p, client)
-		a.Name = Clean(a.Name, audit.MaxNameLength)
-		return a
+	a := &auditv1.Actor{Client: client}
+	switch {
+	case p != nil:
+		a.Kind, a.Name = actorKind(p.Kind), Clean(p.Name, audit.MaxNameLength)
+	case auth.ServiceFrom(ctx) != "":
+		a.Kind, a.Name = auditv1.ActorKind_ACTOR_KIND_SERVICE, Clean(auth.ServiceFrom(ctx), audit.MaxNameLength)
 	}
-	if svc := auth.ServiceFrom(ctx); svc != "" {
-		return &auditv1.Actor{Kind: auditv1.ActorKind_ACTOR_KIND_SERVICE, Name: Clean(svc, audit.MaxNameLength), Client: client}
+	return a
+}
+
+func actorKind(k auth.Kind) auditv1.ActorKind {
+	switch k {
+	case auth.KindUser:
+		return auditv1.ActorKind_ACTOR_KIND_USER
+	case auth.KindRunner:
+		return auditv1.ActorKind_ACTOR_KIND_RUNNER
+	case auth.KindAgent:
+		return auditv1.ActorKind_ACTOR_KIND_AGENT
+	case auth.KindIntegration:
+		return auditv1.ActorKind_ACTOR_KIND_INTEGRATION
 	}
-	return &auditv1.Actor{Client: client}
+	return auditv1.ActorKind_ACTOR_KIND_UNSPECIFIED
 }
 
 // RequestID is the request's id (x-request-id) as the client sent it,
