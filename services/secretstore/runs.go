@@ -91,18 +91,17 @@ func (s *Service) OpenRunSecrets(ctx context.Context, refs []runrules.Secret, us
 	if err != nil {
 		return err
 	}
-	records := make([]*Secret, len(refs))
+	records, err := s.readRunSecrets(ctx, owners, refs)
+	if err != nil {
+		return err
+	}
 	for i, ref := range refs {
-		sec, err := s.store.Get(ctx, owners[i], ref.Name)
-		switch {
-		case errors.Is(err, errs.NotFound):
+		switch sec := records[i]; {
+		case sec == nil:
 			return errs.E(errs.KindFailedPrecondition, "%s/secrets/%s was deleted since it was listed", ref.Owner, ref.Name)
-		case err != nil:
-			return fmt.Errorf("get %s/secrets/%s: %w", ref.Owner, ref.Name, err)
 		case !runSecret(sec).Same(ref):
 			return errs.E(errs.KindFailedPrecondition, "%s/secrets/%s changed since it was listed (value version %d, listed %d)", ref.Owner, ref.Name, sec.ValueVersion, ref.Version)
 		}
-		records[i] = sec
 	}
 	values := make([]Plaintext, 0, len(records))
 	defer func() {
@@ -122,6 +121,35 @@ func (s *Service) OpenRunSecrets(ctx context.Context, refs []runrules.Secret, us
 	}
 	s.log.InfoContext(ctx, "run secrets opened", "secrets", len(values))
 	return nil
+}
+
+// readRunSecrets reads the secrets refs name (nil where there is none):
+// in one read when the Store is a ManyGetter (one etcd round trip, not
+// one per secret), else one Get each.
+func (s *Service) readRunSecrets(ctx context.Context, owners []Owner, refs []runrules.Secret) ([]*Secret, error) {
+	names := make([]string, len(refs))
+	for i, ref := range refs {
+		names[i] = ref.Name
+	}
+	if mg, ok := s.store.(ManyGetter); ok {
+		secs, err := mg.GetMany(ctx, owners, names)
+		if err != nil {
+			return nil, fmt.Errorf("get the run's %d secrets: %w", len(refs), err)
+		}
+		return secs, nil
+	}
+	out := make([]*Secret, len(refs))
+	for i := range refs {
+		sec, err := s.store.Get(ctx, owners[i], names[i])
+		switch {
+		case errors.Is(err, errs.NotFound):
+		case err != nil:
+			return nil, fmt.Errorf("get %s/secrets/%s: %w", owners[i], names[i], err)
+		default:
+			out[i] = sec
+		}
+	}
+	return out, nil
 }
 
 // readOwners returns every secret of owners (sealed values included): in

@@ -231,6 +231,14 @@ type OwnersLister interface {
 	ListOwners(ctx context.Context, owners []Owner) ([]*Secret, error)
 }
 
+// ManyGetter is an optional capability of a Store, for run resolution: it
+// reads a run's secrets, named exactly, in one read of the store.
+type ManyGetter interface {
+	// GetMany returns the secret of owners[i] named exactly names[i], for
+	// each i, read in one consistent snapshot: nil where there is none.
+	GetMany(ctx context.Context, owners []Owner, names []string) ([]*Secret, error)
+}
+
 // Scanner is an optional capability of a Store, for maintenance (rewrapping
 // data keys): it lists the secrets of every owner.
 type Scanner interface {

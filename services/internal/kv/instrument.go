@@ -56,6 +56,22 @@ func (t *tracedStore) Get(ctx context.Context, key string) ([]byte, error) {
 	return v, err
 }
 
+func (t *tracedStore) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	ctx, span := tracing.Child(ctx, t.tracer, "store.GetMany", attribute.Int("oz.store.keys", len(keys)))
+	start := time.Now()
+	vs, err := t.Store.GetMany(ctx, keys)
+	t.end(span, "GetMany", start, err)
+	return vs, err
+}
+
+func (t *tracedStore) ScanPrefixes(ctx context.Context, prefixes []string) ([][]KV, error) {
+	ctx, span := tracing.Child(ctx, t.tracer, "store.ScanPrefixes", attribute.Int("oz.store.prefixes", len(prefixes)))
+	start := time.Now()
+	out, err := t.Store.ScanPrefixes(ctx, prefixes)
+	t.end(span, "ScanPrefixes", start, err)
+	return out, err
+}
+
 func (t *tracedStore) Scan(ctx context.Context, prefix, after string, limit int) ([]KV, error) {
 	ctx, span := tracing.Child(ctx, t.tracer, "store.Scan", attribute.Int("oz.store.limit", limit))
 	start := time.Now()

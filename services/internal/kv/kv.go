@@ -32,6 +32,24 @@ type Store interface {
 	// they read in it and may answer from a copy that lags behind.
 	Get(ctx context.Context, key string) ([]byte, error)
 
+	// GetMany returns the values stored at keys, read in one consistent
+	// snapshot: values[i] is that of keys[i], nil when it is absent. It is
+	// one read of the store (on etcd, one round trip for up to MaxGetMany
+	// keys; more are read at the revision of the first), so that reading a
+	// known set of keys costs no more than one Get. With a ReadSet in ctx
+	// it records each key as Get does.
+	GetMany(ctx context.Context, keys []string) ([][]byte, error)
+
+	// ScanPrefixes returns every entry under each of prefixes, read in one
+	// consistent snapshot: out[i] holds those under prefixes[i], in key
+	// order. It is one read of the store (on etcd, one round trip for up to
+	// MaxGetMany prefixes; more are read at the revision of the first), for
+	// reading a few small ranges together, as run resolution reads a
+	// team's and a user's secrets; it does not page, so a range too large
+	// for one response fails: use Scan for those. With a ReadSet in ctx it
+	// records each range as Scan does.
+	ScanPrefixes(ctx context.Context, prefixes []string) ([][]KV, error)
+
 	// Scan returns, in key order, the entries whose key starts with prefix
 	// and sorts strictly after the key after (when after is not empty), at
 	// most limit of them (limit <= 0: all). It returns an empty slice, not an
@@ -53,6 +71,10 @@ type Store interface {
 	// Close releases the store. Calls after Close return errors.
 	Close() error
 }
+
+// MaxGetMany is how many keys (or prefixes) one GetMany (ScanPrefixes)
+// reads in one etcd transaction: etcd's default --max-txn-ops.
+const MaxGetMany = 128
 
 // KV is one entry of a Scan.
 type KV struct {

@@ -1,7 +1,6 @@
 package kvstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -158,6 +157,32 @@ func (s *Store) Get(ctx context.Context, owner secretstore.Owner, name string) (
 	return sec, err
 }
 
+// GetMany implements secretstore.ManyGetter: one kv GetMany.
+func (s *Store) GetMany(ctx context.Context, owners []secretstore.Owner, names []string) ([]*secretstore.Secret, error) {
+	keys := make([]string, len(owners))
+	for i := range owners {
+		keys[i] = secretKey(owners[i], names[i])
+	}
+	raws, err := s.kv.GetMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*secretstore.Secret, len(raws))
+	for i, raw := range raws {
+		if raw == nil {
+			continue
+		}
+		sec, err := decode(raw)
+		if err != nil {
+			return nil, err
+		}
+		if sec.Name == names[i] { // not a name differing in case
+			out[i] = sec
+		}
+	}
+	return out, nil
+}
+
 // List implements secretstore.Store: one Scan of the owner's keys.
 func (s *Store) List(ctx context.Context, owner secretstore.Owner, after string, limit int) ([]*secretstore.Secret, error) {
 	if limit <= 0 {
@@ -174,60 +199,26 @@ func (s *Store) List(ctx context.Context, owner secretstore.Owner, after string,
 	return decodeAll(kvs)
 }
 
-// ListOwners implements secretstore.OwnersLister: one Scan per owner. A
-// kv.Store reads each Scan at one moment but not several together, so the
-// owners' Scans but the last are made again, and the result is kept only
-// when they read the same: each owner's secrets were then unchanged from
-// their first read until after the last owner's, and the result is what
-// the store held at that moment (records never repeat byte for byte: every
-// write changes the etag). Otherwise it reads again. A single owner is one
-// Scan.
+// ListOwners implements secretstore.OwnersLister: one ScanPrefixes of the
+// owners' keys, so one snapshot and one read of the store.
 func (s *Store) ListOwners(ctx context.Context, owners []secretstore.Owner) ([]*secretstore.Secret, error) {
-	if err := ctx.Err(); err != nil {
+	prefixes := make([]string, len(owners))
+	for i, o := range owners {
+		prefixes[i] = ownerPrefix(o)
+	}
+	scans, err := s.kv.ScanPrefixes(ctx, prefixes)
+	if err != nil {
 		return nil, err
 	}
-	for {
-		scans := make([][]kv.KV, len(owners))
-		for i, o := range owners {
-			kvs, err := s.kv.Scan(ctx, ownerPrefix(o), "", 0)
-			if err != nil {
-				return nil, err
-			}
-			scans[i] = kvs
+	var out []*secretstore.Secret
+	for _, kvs := range scans {
+		secs, err := decodeAll(kvs)
+		if err != nil {
+			return nil, err
 		}
-		same := true
-		for i := 0; i < len(owners)-1 && same; i++ {
-			kvs, err := s.kv.Scan(ctx, ownerPrefix(owners[i]), "", 0)
-			if err != nil {
-				return nil, err
-			}
-			same = sameKVs(kvs, scans[i])
-		}
-		if !same {
-			continue // a write came between the reads: read again
-		}
-		var out []*secretstore.Secret
-		for _, kvs := range scans {
-			secs, err := decodeAll(kvs)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, secs...)
-		}
-		return out, nil
+		out = append(out, secs...)
 	}
-}
-
-func sameKVs(a, b []kv.KV) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Key != b[i].Key || !bytes.Equal(a[i].Value, b[i].Value) {
-			return false
-		}
-	}
-	return true
+	return out, nil
 }
 
 // Scan implements secretstore.Scanner: one Scan of the secrets' keys.

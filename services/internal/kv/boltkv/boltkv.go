@@ -111,6 +111,54 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	return out, nil
 }
 
+// GetMany implements kv.Store: one read transaction.
+func (s *Store) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(keys))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		for i, k := range keys {
+			out[i] = bytes.Clone(b.Get([]byte(k))) // only valid inside the transaction
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rs := kv.ReadSetFrom(ctx); rs != nil {
+		for i, k := range keys {
+			rs.Add(readGet{key: k, value: out[i]})
+		}
+	}
+	return out, nil
+}
+
+// ScanPrefixes implements kv.Store: one read transaction.
+func (s *Store) ScanPrefixes(ctx context.Context, prefixes []string) ([][]kv.KV, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([][]kv.KV, len(prefixes))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		for i, p := range prefixes {
+			out[i] = scanBucket(b, p, "", 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rs := kv.ReadSetFrom(ctx); rs != nil {
+		for i, p := range prefixes {
+			rs.Add(readScan{prefix: p, kvs: out[i]})
+		}
+	}
+	return out, nil
+}
+
 // A bbolt store's reads are current when made; IfUnchanged reads them
 // again inside the writing transaction and compares.
 

@@ -142,6 +142,86 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	return resp.Kvs[0].Value, nil // freshly decoded: the caller's
 }
 
+// GetMany implements kv.Store: one transaction of gets per kv.MaxGetMany
+// keys, each after the first at the revision of the first, so that all are
+// read in one snapshot. Transactions are linearizable reads, with a
+// ReadSet in ctx too.
+func (s *Store) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	rs := kv.ReadSetFrom(ctx)
+	out := make([][]byte, len(keys))
+	var rev int64 // of the first transaction
+	for start := 0; start < len(keys); start += kv.MaxGetMany {
+		chunk := keys[start:min(start+kv.MaxGetMany, len(keys))]
+		ops := make([]clientv3.Op, len(chunk))
+		for i, k := range chunk {
+			ops[i] = clientv3.OpGet(s.records+k, clientv3.WithRev(rev))
+		}
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, storeErr("get", err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for i, r := range resp.Responses {
+			kvs := r.GetResponseRange().GetKvs()
+			var modRev int64
+			if len(kvs) > 0 {
+				out[start+i], modRev = kvs[0].Value, kvs[0].ModRevision
+			}
+			if rs != nil {
+				rs.Add(readKey{key: s.records + chunk[i], modRev: modRev})
+			}
+		}
+	}
+	return out, nil
+}
+
+// ScanPrefixes implements kv.Store: one transaction of range reads per
+// kv.MaxGetMany prefixes, each after the first at the revision of the
+// first.
+func (s *Store) ScanPrefixes(ctx context.Context, prefixes []string) ([][]kv.KV, error) {
+	if err := s.ready(ctx); err != nil {
+		return nil, err
+	}
+	rs := kv.ReadSetFrom(ctx)
+	out := make([][]kv.KV, len(prefixes))
+	var rev int64 // of the first transaction
+	for start := 0; start < len(prefixes); start += kv.MaxGetMany {
+		chunk := prefixes[start:min(start+kv.MaxGetMany, len(prefixes))]
+		ops := make([]clientv3.Op, len(chunk))
+		for i, p := range chunk {
+			ops[i] = clientv3.OpGet(s.records+p, clientv3.WithPrefix(),
+				clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend), clientv3.WithRev(rev))
+		}
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, storeErr("scan", err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for i, r := range resp.Responses {
+			kvs := []kv.KV{}
+			for _, e := range r.GetResponseRange().GetKvs() {
+				kvs = append(kvs, kv.KV{Key: string(e.Key[len(s.records):]), Value: e.Value})
+				if rs != nil {
+					rs.Add(readKey{key: string(e.Key), modRev: e.ModRevision})
+				}
+			}
+			out[start+i] = kvs
+			if rs != nil {
+				p := s.records + chunk[i]
+				rs.Add(readRange{start: p, end: clientv3.GetPrefixRangeEnd(p), rev: rev})
+			}
+		}
+	}
+	return out, nil
+}
+
 // readKey is a Get, or a key a Scan returned, recorded in a ReadSet:
 // modRev 0 when the key was absent.
 type readKey struct {

@@ -22,7 +22,7 @@ import (
 // new, empty store and arranges (t.Cleanup) for it to be closed.
 func Run(t *testing.T, open func(t *testing.T) kv.Store) {
 	suite.Run(t, open,
-		testGetMissing, testPutGetOverwriteDelete, testScan, testConditions, testConflictIndex,
+		testGetMissing, testPutGetOverwriteDelete, testGetMany, testScanPrefixes, testScan, testConditions, testConflictIndex,
 		testWritesInOrder, testInvalidWrites, testValuesAreCopies, testCancelledContext,
 		testConcurrentCreate, testConcurrentCAS, testReadSetUnchanged,
 	)
@@ -438,4 +438,83 @@ func testReadSetUnchanged(t *testing.T, s kv.Store) {
 			t.Fatalf("Apply: %v, want a *ConflictError at index 1 (the key condition)", err)
 		}
 	})
+}
+
+// testGetMany: values in the order of the keys, nil for an absent one, a
+// key asked twice answered twice, copies the caller owns, and more keys
+// than one etcd transaction reads.
+func testGetMany(t *testing.T, s kv.Store) {
+	put(t, s, "a/1", "one", "a/2", "two")
+	got, err := s.GetMany(ctx, []string{"a/2", "missing", "a/1", "a/2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"two", "", "one", "two"}
+	if len(got) != len(want) {
+		t.Fatalf("got %d values, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if w == "" && got[i] != nil || string(got[i]) != w {
+			t.Errorf("value %d: got %q, want %q", i, got[i], w)
+		}
+	}
+	got[0][0] = 'X' // the caller's: the store is unchanged
+	if v, err := s.Get(ctx, "a/2"); err != nil || string(v) != "two" {
+		t.Errorf("after changing a returned value: Get = %q, %v; want \"two\"", v, err)
+	}
+	if got, err := s.GetMany(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("GetMany of no keys: got %d values, %v", len(got), err)
+	}
+
+	n := kv.MaxGetMany*2 + 3
+	var ws []kv.Write
+	keys := make([]string, n)
+	for i := range n {
+		keys[i] = fmt.Sprintf("m/%04d", i)
+		if i%3 != 0 {
+			ws = append(ws, kv.Put(keys[i], []byte(strconv.Itoa(i))))
+		}
+		if len(ws) == 100 || i == n-1 {
+			if err := s.Apply(ctx, nil, ws); err != nil {
+				t.Fatal(err)
+			}
+			ws = nil
+		}
+	}
+	got, err = s.GetMany(ctx, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if i%3 == 0 && v != nil || i%3 != 0 && string(v) != strconv.Itoa(i) {
+			t.Fatalf("key %s: got %q", keys[i], v)
+		}
+	}
+}
+
+// testScanPrefixes: each prefix's entries in key order, an empty slice for
+// a prefix without entries, a prefix asked twice answered twice, and
+// prefixes nested in one another read each in full.
+func testScanPrefixes(t *testing.T, s kv.Store) {
+	put(t, s, "t/acme/b", "2", "t/acme/a", "1", "t/acme2/c", "3", "u/alice/x", "4")
+	got, err := s.ScanPrefixes(ctx, []string{"u/alice/", "t/acme/", "none/", "t/acme", "u/alice/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{{"u/alice/x"}, {"t/acme/a", "t/acme/b"}, {}, {"t/acme/a", "t/acme/b", "t/acme2/c"}, {"u/alice/x"}}
+	if len(got) != len(want) {
+		t.Fatalf("got %d ranges, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		var keys []string
+		for _, e := range got[i] {
+			keys = append(keys, e.Key)
+		}
+		if got[i] == nil || !slices.Equal(keys, w) {
+			t.Errorf("range %d: got %q (nil: %v), want %q", i, keys, got[i] == nil, w)
+		}
+	}
+	if v := got[1][0].Value; string(v) != "1" {
+		t.Errorf("t/acme/a: got %q, want \"1\"", v)
+	}
 }
