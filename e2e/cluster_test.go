@@ -178,7 +178,7 @@ func TestClusterFaults(t *testing.T) {
 
 	chains, _ := f.waitDelivered(t, prefix, func(byReq map[string][]*auditv1.Event) bool {
 		for _, o := range ops {
-			if o.wantEvent() && len(byReq[o.reqID]) == 0 {
+			if o.ownEvent() && len(byReq[o.reqID]) == 0 {
 				return false
 			}
 		}

@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+
+	"github.com/ozsecrets/oz/lib/reqmeta"
 )
 
 func TestRouting(t *testing.T) {
@@ -93,7 +95,7 @@ func TestRequestID(t *testing.T) {
 		if kept := got == tt.in; kept != tt.wantKept {
 			t.Errorf("requestID(%q): got %q, kept %v, want kept %v", tt.in, got, kept, tt.wantKept)
 		}
-		if !validRequestID(got) {
+		if !reqmeta.ValidRequestID(got) {
 			t.Errorf("requestID(%q): got invalid id %q", tt.in, got)
 		}
 	}
@@ -113,6 +115,7 @@ func TestForwardMetadata(t *testing.T) {
 		"x-oz-client":          {"cli"},
 		"x-request-id":         {"from-caller"},
 		"x-forwarded-for":      {"10.0.0.1"},
+		"x-oz-peer":            {"198.51.100.1"},
 		"trace-bin":            {"\x00"},
 	}
 	ctx := withRequestID(context.Background(), "rid")
@@ -123,6 +126,7 @@ func TestForwardMetadata(t *testing.T) {
 		"x-oz-client":     {"cli"},
 		"x-request-id":    {"rid"},
 		"x-forwarded-for": {"10.0.0.1, 192.0.2.7"},
+		"x-oz-peer":       {"192.0.2.7"},
 		"trace-bin":       {"\x00"},
 	}
 	if len(got) != len(want) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -15,6 +17,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/ozsecrets/oz/lib/reqmeta"
 )
 
 // The native gRPC path is a transparent proxy: messages are forwarded as
@@ -62,6 +66,8 @@ var proxyStreamDesc = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 type proxy struct {
 	conns map[string]*grpc.ClientConn // by backend name
 	codec codec
+	gate  *authGate // nil: no limit on failed authentication
+	log   *slog.Logger
 }
 
 // handle is the grpc.UnknownServiceHandler: it receives every call for a
@@ -82,14 +88,43 @@ func (p *proxy) handle(_ any, ss grpc.ServerStream) error {
 	}
 	conn := p.conns[name]
 	if conn == nil {
-		return status.Errorf(codes.Unavailable, "no %s backend configured", name)
+		return status.Error(codes.Unavailable, notConfiguredMessage(name))
 	}
 
 	in := ss.Context()
 	md, _ := metadata.FromIncomingContext(in)
+	var authorization string
+	if v := md.Get("authorization"); len(v) > 0 {
+		authorization = v[0]
+	}
+	var remote string
+	if pr, ok := peer.FromContext(in); ok && pr.Addr != nil {
+		remote = pr.Addr.String()
+	}
+	settle, retryAfter := p.gate.admit(remote, authorization)
+	if settle == nil {
+		return refusal(retryAfter)
+	}
 	// The caller's deadline and cancellation carry over to the backend call
 	// through the context.
-	ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(in, forwardMetadata(in, md)))
+	ctx := withAnswerMark(metadata.NewOutgoingContext(in, forwardMetadata(in, md)))
+	err := p.forward(ctx, ss, conn, method, func() { settle(authenticated) })
+	switch status.Code(err) {
+	case codes.OK:
+		settle(authenticated)
+	case codes.Unauthenticated:
+		settle(unauthenticated)
+	default:
+		settle(neither)
+	}
+	return hideUnavailable(ctx, p.log, name, err)
+}
+
+// forward makes the call to the backend and copies it both ways until it
+// ends, with the backend's status. answered is called once the backend has
+// sent response headers: it has let the caller in.
+func (p *proxy) forward(ctx context.Context, ss grpc.ServerStream, conn *grpc.ClientConn, method string, answered func()) error {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	cs, err := grpc.NewClientStream(ctx, proxyStreamDesc, conn, method, grpc.ForceCodecV2(p.codec))
@@ -100,7 +135,7 @@ func (p *proxy) handle(_ any, ss grpc.ServerStream) error {
 	toBackend := make(chan error, 1)
 	go func() { toBackend <- forwardRequests(ss, cs) }()
 	toCaller := make(chan error, 1)
-	go func() { toCaller <- forwardResponses(cs, ss) }()
+	go func() { toCaller <- forwardResponses(cs, ss, answered) }()
 
 	for {
 		select {
@@ -145,10 +180,10 @@ func forwardRequests(ss grpc.ServerStream, cs grpc.ClientStream) error {
 	}
 }
 
-// forwardResponses copies the backend's headers and messages to the caller.
-// It returns nil when the backend ended the call with OK, and the backend's
+// forwardResponses copies the backend's headers and messages to the caller,
+// calling answered when the headers come. It returns nil when the backend ended the call with OK, and the backend's
 // status error otherwise.
-func forwardResponses(cs grpc.ClientStream, ss grpc.ServerStream) error {
+func forwardResponses(cs grpc.ClientStream, ss grpc.ServerStream, answered func()) error {
 	// Headers are forwarded as soon as they come, not with the first message:
 	// a streaming backend may send them long before.
 	hdr, err := cs.Header()
@@ -158,6 +193,7 @@ func forwardResponses(cs grpc.ClientStream, ss grpc.ServerStream) error {
 	// hdr is nil for a trailers-only response (typically an error): then
 	// there are no headers to forward and RecvMsg returns the status.
 	if hdr != nil {
+		answered()
 		// The gateway already set x-request-id; the backend echoing it
 		// must not make it appear twice.
 		delete(hdr, requestIDKey)
@@ -192,11 +228,16 @@ func forwardMetadata(ctx context.Context, in metadata.MD) metadata.MD {
 		switch k {
 		case "content-type", "user-agent", "te", "grpc-timeout",
 			"grpc-encoding", "grpc-accept-encoding",
-			requestIDKey, "x-forwarded-for",
+			requestIDKey, "x-forwarded-for", reqmeta.Peer,
 			// The caller's trace context is not trusted (see
 			// Config.TracerProvider): backends continue the gateway's trace,
 			// or start their own.
 			"traceparent", "tracestate":
+			continue
+		}
+		if k == reqmeta.Client && slices.Contains(v, restClient) {
+			// "rest" is the gateway's to say, on REST calls only: the
+			// services believe it from the gateway's certificate.
 			continue
 		}
 		out[k] = append([]string(nil), v...)
@@ -208,6 +249,9 @@ func forwardMetadata(ctx context.Context, in metadata.MD) metadata.MD {
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		if host, _, err := net.SplitHostPort(p.Addr.String()); err == nil {
 			xff = append(xff, host)
+			// The source the services record (audit events of refused
+			// requests), replacing any the caller sent.
+			out.Set(reqmeta.Peer, host)
 		}
 	}
 	if len(xff) > 0 {

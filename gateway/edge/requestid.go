@@ -2,16 +2,13 @@ package edge
 
 import (
 	"context"
-	"crypto/rand"
+
+	"github.com/ozsecrets/oz/lib/reqmeta"
 )
 
 // requestIDKey is the metadata key (and, canonicalised, the HTTP header) that
 // carries the request id to the backends and back to the caller.
-const requestIDKey = "x-request-id"
-
-// maxRequestIDLen bounds a caller-supplied request id: it is logged and
-// forwarded, so it must stay short and printable.
-const maxRequestIDLen = 128
+const requestIDKey = reqmeta.RequestID
 
 type requestIDCtxKey struct{}
 
@@ -26,25 +23,8 @@ func requestIDFrom(ctx context.Context) string {
 	return id
 }
 
-// requestID keeps the caller's id when it is usable and generates one
-// otherwise. A usable id is 1–128 characters of printable ASCII without
-// spaces, so it cannot break a log line or a metadata value.
-func requestID(fromCaller string) string {
-	if validRequestID(fromCaller) {
-		return fromCaller
-	}
-	// 128 random bits in base32: unguessable enough to never collide.
-	return rand.Text()
-}
-
-func validRequestID(id string) bool {
-	if id == "" || len(id) > maxRequestIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= ' ' || c > '~' {
-			return false
-		}
-	}
-	return true
-}
+// requestID keeps the caller's id when it is valid and generates one
+// otherwise, by the rule the services apply too (reqmeta.ValidRequestID:
+// 1–128 of [A-Za-z0-9._:-], nothing of a token's shape), so that the id
+// the caller gets back is the one in the services' logs and audit events.
+func requestID(fromCaller string) string { return reqmeta.RequestIDOr(fromCaller) }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/textproto"
 
@@ -17,6 +18,7 @@ import (
 	// types are linked into the gateway.
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
 
+	"github.com/ozsecrets/oz/lib/reqmeta"
 	"github.com/ozsecrets/oz/lib/tracing"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
@@ -69,19 +71,28 @@ func (r restService) backend() string { return backendFor("/" + r.name + "/") }
 // (and audit records) can tell how a request came in.
 const restClient = "rest"
 
-// newRESTMux returns grpc-gateway's mux with the handlers of restServices.
-// Its error responses keep grpc-gateway's default shape: a JSON
-// google.rpc.Status ({"code", "message", "details"}), with the HTTP status
-// mapped from the gRPC code, and Unauthenticated's message copied into
-// WWW-Authenticate.
-func newRESTMux(conns map[string]*grpc.ClientConn) (*runtime.ServeMux, error) {
+// newRESTMux returns grpc-gateway's mux with the handlers of restServices,
+// and sets s.restMethods. Its error responses keep grpc-gateway's default
+// shape: a JSON google.rpc.Status ({"code", "message", "details"}), with
+// the HTTP status mapped from the gRPC code, and Unauthenticated's message
+// copied into WWW-Authenticate; the gateway's own errors are made safe
+// first (restError), and a path served for other methods is 405 with Allow.
+func (s *Server) newRESTMux() (*runtime.ServeMux, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMetadata(restMetadata),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
-		runtime.WithMiddlewares(traceRoute),
+		runtime.WithMiddlewares(traceRoute, markAnswers),
+		runtime.WithErrorHandler(s.restError),
+		runtime.WithRoutingErrorHandler(s.routingError),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
 			Marshaler: &runtime.JSONPb{
-				MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
+				// Every field the OpenAPI document lists is in a response,
+				// with its type: "" for an empty string, [] for an empty
+				// list, 0 and false. Unset message fields (a timestamp that
+				// has not happened, an absent object) are left out rather
+				// than sent as null, which the document's string and object
+				// types do not allow.
+				MarshalOptions: protojson.MarshalOptions{EmitDefaultValues: true},
 				// grpc-gateway's default drops unknown fields; refusing
 				// them means a misspelt field ("descripton") is a 400
 				// naming it, not an update that silently does nothing.
@@ -89,11 +100,27 @@ func newRESTMux(conns map[string]*grpc.ClientConn) (*runtime.ServeMux, error) {
 			},
 		}),
 	)
+	if err := registerREST(mux, s.conns); err != nil {
+		return nil, err
+	}
+	probe := runtime.NewServeMux(
+		runtime.WithMiddlewares(probeMiddleware),
+		runtime.WithRoutingErrorHandler(func(context.Context, *runtime.ServeMux, runtime.Marshaler, http.ResponseWriter, *http.Request, int) {}),
+	)
+	if err := registerREST(probe, s.conns); err != nil {
+		return nil, err
+	}
+	s.restMethods = restMethods{probe: probe}
+	return mux, nil
+}
+
+// registerREST registers the handlers of every REST service on mux.
+func registerREST(mux *runtime.ServeMux, conns map[string]*grpc.ClientConn) error {
 	for _, svc := range restServices {
 		// Register*Handler only uses ctx for nothing long-lived; the
 		// connection's lifetime is the Server's.
 		if err := svc.register(context.Background(), mux, conns[svc.backend()]); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for _, svc := range optionalRESTServices {
@@ -102,10 +129,18 @@ func newRESTMux(conns map[string]*grpc.ClientConn) (*runtime.ServeMux, error) {
 			cc = conn
 		}
 		if err := svc.register(context.Background(), mux, cc); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return mux, nil
+	return nil
+}
+
+// markAnswers gives each REST call a mark that tells its errors from the
+// backend's apart from the gateway's own (answered.go).
+func markAnswers(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		next(w, r.WithContext(withAnswerMark(r.Context())), params)
+	}
 }
 
 // traceRoute names the request's span (if traced) after the route that
@@ -121,11 +156,18 @@ func traceRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 
 // restMetadata is added to every REST call. grpc-gateway lets these values
 // replace any the request headers produced under the same keys, so a caller
-// cannot claim another client or request id through a header.
-func restMetadata(ctx context.Context, _ *http.Request) metadata.MD {
+// cannot claim another client, request id or source address through a
+// header. The source (reqmeta.Peer) is the TCP peer's address.
+func restMetadata(ctx context.Context, r *http.Request) metadata.MD {
+	// Always set, so that a Grpc-Metadata-X-Oz-Peer header never stands.
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
 	return metadata.Pairs(
-		"x-oz-client", restClient,
+		reqmeta.Client, restClient,
 		requestIDKey, requestIDFrom(ctx),
+		reqmeta.Peer, host,
 	)
 }
 
@@ -146,8 +188,11 @@ func (s *Server) newHTTPMux(rest *runtime.ServeMux) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /openapi.json", s.serveOpenAPI)
+	// The auth gate comes before the body is read: a refused source costs
+	// no body read, and no backend call.
 	mux.Handle("/v1/", tracing.HTTPHandler(s.cfg.TracerProvider,
-		noStore(observeREST(s.cfg.ObserveREST, s.cfg.MaxRequestBytes, limitBody(rest, s.cfg.MaxRequestBytes)))))
+		noStore(s.gateREST(rest, bodyDeadline(s.cfg.BodyReadTimeout,
+			observeREST(s.cfg.ObserveREST, s.cfg.MaxRequestBytes, limitBody(rest, s.cfg.MaxRequestBytes)))))))
 	if s.cfg.WebApp != nil {
 		mux.Handle("/", s.cfg.WebApp)
 	} else {
@@ -208,11 +253,13 @@ func noStore(h http.Handler) http.Handler {
 	})
 }
 
-// securityHeaders are set on every HTTP response: no MIME sniffing (a JSON
-// body is never run as script), and no Referer leaking resource names to
-// other sites.
+// securityHeaders are set on every HTTP response: HTTPS only from now on
+// (the gateway serves nothing over plain HTTP; a year, renewed by every
+// response), no MIME sniffing (a JSON body is never run as script), and no
+// Referer leaking resource names to other sites.
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		h.ServeHTTP(w, r)
@@ -224,9 +271,9 @@ func securityHeaders(h http.Handler) http.Handler {
 type unconfigured string
 
 func (b unconfigured) Invoke(context.Context, string, any, any, ...grpc.CallOption) error {
-	return status.Errorf(codes.Unavailable, "the %s backend is not configured", string(b))
+	return status.Error(codes.Unavailable, notConfiguredMessage(string(b)))
 }
 
 func (b unconfigured) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
-	return nil, status.Errorf(codes.Unavailable, "the %s backend is not configured", string(b))
+	return nil, status.Error(codes.Unavailable, notConfiguredMessage(string(b)))
 }

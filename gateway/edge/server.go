@@ -35,6 +35,7 @@ import (
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 
+	"github.com/ozsecrets/oz/gateway/edge/sourcelimit"
 	"github.com/ozsecrets/oz/gateway/openapi"
 	"github.com/ozsecrets/oz/lib/dial"
 	"github.com/ozsecrets/oz/lib/tracing"
@@ -42,8 +43,18 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultMaxRequestBytes = 1 << 20 // a 64 KiB value is ~88 KiB of JSON
+	// DefaultMaxRequestBytes leaves room for values far above the
+	// secretstore's default limit (64 KiB, ~88 KiB as base64 in JSON):
+	// operators may raise that limit.
+	DefaultMaxRequestBytes = 1 << 20
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultBodyReadTimeout bounds the time to receive a REST request
+	// body: DefaultMaxRequestBytes within it is 35 KB/s, slow for anyone
+	// but one trickling a body to hold a connection open.
+	DefaultBodyReadTimeout = 30 * time.Second
+	// DefaultMaxConnsPerSource bounds the connections one source address
+	// holds open: a browser uses one (HTTP/2) to six, the CLI one.
+	DefaultMaxConnsPerSource = 128
 )
 
 // Config configures a Server.
@@ -84,6 +95,22 @@ type Config struct {
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int64
 
+	// BodyReadTimeout bounds the time to receive a REST request body,
+	// counted from the end of its headers. Zero means
+	// DefaultBodyReadTimeout. Native gRPC streams are not bounded by it:
+	// they may last as long as their calls.
+	BodyReadTimeout time.Duration
+
+	// MaxConnsPerSource caps the connections open at once from one source
+	// address (sourcelimit.Key); those beyond it are closed as soon as
+	// they are accepted. Zero means DefaultMaxConnsPerSource; negative
+	// means no limit.
+	MaxConnsPerSource int
+
+	// AuthFailures limits failed authentication per source address (see
+	// authgate.go). The zero value means the defaults.
+	AuthFailures AuthFailureLimit
+
 	// ShutdownTimeout bounds how long Serve waits for calls in flight once
 	// its context is cancelled. Zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -107,6 +134,9 @@ type Server struct {
 	http    http.Handler
 	openapi []byte // the published OpenAPI document
 	serving atomic.Bool
+	gate    *authGate // nil when AuthFailures is off
+
+	restMethods restMethods // the methods each REST path is served for
 }
 
 // New returns a gateway for cfg. It does not connect to the backends: each
@@ -131,6 +161,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if cfg.MaxConnsPerSource == 0 {
+		cfg.MaxConnsPerSource = DefaultMaxConnsPerSource
+	}
 	if err := checkBackends(cfg.Backends); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
@@ -140,6 +176,7 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		conns:  make(map[string]*grpc.ClientConn),
 		health: health.NewServer(),
+		gate:   newAuthGate(cfg.AuthFailures),
 	}
 	creds := credentials.NewTLS(backendTLS(cfg.Certificate, cfg.BackendCAs))
 	for _, name := range slices.Sorted(maps.Keys(cfg.Backends)) {
@@ -147,7 +184,7 @@ func New(cfg Config) (*Server, error) {
 		if len(addrs) == 0 {
 			continue // calls routed to it fail with Unavailable
 		}
-		conn, err := dial.New(addrs, creds, tracing.DialOption(cfg.TracerProvider))
+		conn, err := dial.New(addrs, creds, tracing.DialOption(cfg.TracerProvider), grpc.WithStatsHandler(answerStats{}))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("edge: backend %s: %w", name, err)
@@ -155,7 +192,7 @@ func New(cfg Config) (*Server, error) {
 		s.conns[name] = conn
 	}
 
-	p := &proxy{conns: s.conns, codec: newCodec()}
+	p := &proxy{conns: s.conns, codec: newCodec(), gate: s.gate, log: s.log}
 	s.grpc = grpc.NewServer(
 		grpc.UnknownServiceHandler(p.handle),
 		grpc.ForceServerCodecV2(p.codec),
@@ -173,7 +210,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	s.openapi = doc
-	rest, err := newRESTMux(s.conns)
+	rest, err := s.newRESTMux()
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("edge: rest: %w", err)
@@ -224,14 +261,27 @@ func isGRPCContentType(ct string) bool {
 }
 
 // TLSConfig returns the TLS configuration Serve uses for callers: the
-// gateway's certificate, HTTP/2 and HTTP/1.1. Callers are not asked for a
-// certificate; they authenticate with bearer tokens.
+// gateway's certificate, HTTP/2 and HTTP/1.1, TLS 1.2 or 1.3. Callers are
+// not asked for a certificate; they authenticate with bearer tokens.
 func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{s.cfg.Certificate},
 		NextProtos:   []string{"h2", "http/1.1"},
 		MinVersion:   tls.VersionTLS12,
+		CipherSuites: tls12Suites,
 	}
+}
+
+// tls12Suites are the TLS 1.2 cipher suites offered: forward secrecy
+// (ECDHE) and authenticated encryption (GCM, ChaCha20-Poly1305) only; no
+// CBC with SHA-1 MACs. TLS 1.3's suites are not configurable, and all good.
+var tls12Suites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
 // Serve accepts connections on l, with TLS, until ctx is cancelled; then it
@@ -251,6 +301,9 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		},
 	}
 
+	if s.cfg.MaxConnsPerSource > 0 {
+		l = sourcelimit.Listen(l, s.cfg.MaxConnsPerSource, s.connRefused())
+	}
 	s.serving.Store(true)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.log.Info("gateway listening", slog.String("addr", l.Addr().String()))

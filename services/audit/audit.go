@@ -49,16 +49,18 @@ const (
 	// DetailValueChanged is "true" on a secret.update that changed the
 	// value.
 	DetailValueChanged = "value_changed"
-	// DetailInjectedPrefix + NAME is the value version of team secret NAME
-	// injected by a run.resolve.
+	// DetailInjectedPrefix + N is "NAME=VERSION", the value version of a
+	// team secret NAME injected by a run.resolve (InjectedDetail; older
+	// events: DetailInjectedPrefix + NAME is the version).
 	DetailInjectedPrefix = "injected."
 	// DetailInjectedPersonalCount is how many of the triggering user's
 	// personal secrets a run.resolve injected. Their names are not
 	// recorded: the team's chain is read by team admins, and nobody learns
 	// another user's personal secrets, not even their names (DESIGN §5).
 	DetailInjectedPersonalCount = "injected_personal_count"
-	// DetailUnresolvedPrefix + NAME is why an allowlisted NAME resolved to
-	// nothing ("not_found", "restricted").
+	// DetailUnresolvedPrefix + N is "NAME=REASON", why an allowlisted NAME
+	// resolved to nothing ("not_found", "restricted", "reserved";
+	// UnresolvedDetail; older events: DetailUnresolvedPrefix + NAME).
 	DetailUnresolvedPrefix = "unresolved."
 	DetailAgent            = "agent"
 	DetailTrigger          = "trigger"

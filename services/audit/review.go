@@ -320,11 +320,7 @@ func (s *Service) lastInjections(ctx context.Context, team string, created map[s
 				continue
 			}
 			t := ev.GetTime().AsTime()
-			for key := range ev.GetDetails() {
-				name, ok := strings.CutPrefix(key, DetailInjectedPrefix)
-				if !ok {
-					continue
-				}
+			for name := range InjectedVersions(ev.GetDetails()) {
 				c, ok := created[name]
 				if !ok || t.Before(c) {
 					continue

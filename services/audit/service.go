@@ -89,9 +89,11 @@ func NewService(cfg Config) *Service {
 }
 
 // Append validates events and appends them in order (Store.Append).
-// service is the calling service (its certificate's name): every event id
-// must start with service + "-", so that no service can claim, and so
-// suppress, the ids of another's events. Invalid input appends nothing.
+// service is the calling service (its certificate's name), which must be
+// every event's emitter: the id, which names the emitter, must start with
+// service + "-", so that no service can append another's events, nor
+// claim, and so suppress, their ids. Which services may call it at all
+// is grpcapi.IngestServices. Invalid input appends nothing.
 func (s *Service) Append(ctx context.Context, service string, events []*auditv1.Event) (AppendResult, error) {
 	if len(events) > MaxBatch {
 		return AppendResult{}, errs.Field("events", "at most %d events per call", MaxBatch)

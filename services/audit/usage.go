@@ -73,7 +73,6 @@ func (s *Service) SecretUsage(ctx context.Context, p *auth.Principal, req UsageR
 	}
 
 	resource := "teams/" + team + "/secrets/" + secret
-	injectedKey := DetailInjectedPrefix + secret
 	var (
 		version     int64
 		versionTime time.Time
@@ -108,7 +107,7 @@ scan:
 					created, createTime = true, ev.GetTime().AsTime()
 				}
 			case ev.GetAction() == ActionRunResolve:
-				v, ok := parseVersion(ev.GetDetails()[injectedKey])
+				v, ok := InjectedVersion(ev.GetDetails(), secret)
 				if !ok {
 					continue
 				}

@@ -36,6 +36,9 @@ const (
 	ActionUserUpdate        = "user.update" // made a system admin (ozresolverd bootstrap)
 	ActionMembershipCreate  = "membership.create"
 	ActionMembershipDelete  = "membership.delete"
+	ActionInvitationCreate  = "invitation.create"
+	ActionInvitationAccept  = "invitation.accept"
+	ActionInvitationDecline = "invitation.decline"
 	ActionTokenCreate       = "token.create"
 	ActionTokenRevoke       = "token.revoke"
 	ActionAgentCreate       = "agent.create"

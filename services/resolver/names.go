@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ozsecrets/oz/lib/envname"
+	"github.com/ozsecrets/oz/lib/termtext"
 	"github.com/ozsecrets/oz/services/internal/errs"
 )
 
@@ -153,10 +154,15 @@ func EtagMismatch(what string) error {
 // identity, an environment, an integration), in characters.
 const MaxDescriptionLength = 1024
 
-// CheckDescription checks a description given in field "description".
+// CheckDescription checks a description given in field "description": at
+// most MaxDescriptionLength characters of one line of printable text
+// (termtext: it is shown to teammates on their terminals).
 func CheckDescription(s string) error {
 	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxDescriptionLength {
 		return errs.Field("description", "must be valid UTF-8 of at most %d characters", MaxDescriptionLength)
+	}
+	if termtext.HasUnsafe(s) {
+		return errs.Field("description", "%s (%s)", termtext.Rule, termtext.Explain(s))
 	}
 	return nil
 }

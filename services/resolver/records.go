@@ -26,8 +26,10 @@ import (
 //	sysadmins/{user}                        marker: the user is a system admin
 //	members/{team}/{user}                   MembershipRecord
 //	userteams/{user}/{team}                 MembershipRecord (index by user)
+//	invitations/{user}/{team}               directory (pending invitations, by invited user)
 //	tokens/{token_id}                       directory
 //	principaltokens/{principal}/{token_id}  marker (index by owner; principal is a resource name)
+//	tokenchildren/{token_id}/{child_id}     marker: child was issued by token_id for its own principal
 //	runners/{runner}                        directory
 //	integrations/{team}/{integration}       directory
 //	integrationallows/{team}/{integration}/{user}  directory
@@ -45,8 +47,10 @@ const (
 	PrefixSysadmins         = "sysadmins/"
 	PrefixMembers           = "members/"
 	PrefixUserTeams         = "userteams/"
+	PrefixInvitations       = "invitations/"
 	PrefixTokens            = "tokens/"
 	PrefixPrincipalTokens   = "principaltokens/"
+	PrefixTokenChildren     = "tokenchildren/"
 	PrefixRunners           = "runners/"
 	PrefixIntegrations      = "integrations/"
 	PrefixIntegrationAllows = "integrationallows/"
@@ -66,8 +70,11 @@ func MembersPrefix(team string) string         { return PrefixMembers + team + "
 func MemberKey(team, user string) string       { return MembersPrefix(team) + user }
 func UserTeamsPrefix(user string) string       { return PrefixUserTeams + user + "/" }
 func UserTeamKey(user, team string) string     { return UserTeamsPrefix(user) + team }
+func InvitationsPrefix(user string) string     { return PrefixInvitations + user + "/" }
+func InvitationKey(user, team string) string   { return InvitationsPrefix(user) + team }
 func TokenKey(id string) string                { return PrefixTokens + id }
 func PrincipalTokensPrefix(name string) string { return PrefixPrincipalTokens + name + "/" }
+func TokenChildrenPrefix(id string) string     { return PrefixTokenChildren + id + "/" }
 func RunnerKey(id string) string               { return PrefixRunners + id }
 func IntegrationsPrefix(team string) string    { return PrefixIntegrations + team + "/" }
 func IntegrationKey(team, id string) string    { return IntegrationsPrefix(team) + id }

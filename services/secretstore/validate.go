@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ozsecrets/oz/lib/envname"
+	"github.com/ozsecrets/oz/lib/termtext"
 	"github.com/ozsecrets/oz/services/internal/errs"
 )
 
@@ -81,7 +82,7 @@ func (l Limits) ValidateValue(field string, v []byte) error {
 }
 
 // ValidateDescription checks a description: valid UTF-8, at most
-// MaxDescriptionChars characters.
+// MaxDescriptionChars characters, one line of printable text (termtext).
 func (l Limits) ValidateDescription(field, d string) error {
 	l = l.withDefaults()
 	if !utf8.ValidString(d) {
@@ -89,6 +90,10 @@ func (l Limits) ValidateDescription(field, d string) error {
 	}
 	if n := utf8.RuneCountInString(d); n > l.MaxDescriptionChars {
 		return errs.Field(field, "must be at most %d characters (got %d)", l.MaxDescriptionChars, n)
+	}
+	if termtext.HasUnsafe(d) {
+		// Teammates read it on their terminals.
+		return errs.Field(field, "%s (%s)", termtext.Rule, termtext.Explain(d))
 	}
 	return nil
 }

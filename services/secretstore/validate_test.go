@@ -139,7 +139,7 @@ func TestValidateValue(t *testing.T) {
 
 func TestValidateDescription(t *testing.T) {
 	l := secretstore.DefaultLimits()
-	for _, in := range []string{"", "the API key", "multi\nline", strings.Repeat("é", 1024), strings.Repeat("a", 1024)} {
+	for _, in := range []string{"", "the API key", "für → CI", strings.Repeat("é", 1024), strings.Repeat("a", 1024)} {
 		if err := l.ValidateDescription("description", in); err != nil {
 			t.Errorf("ValidateDescription(%d chars): got %v, want nil", len([]rune(in)), err)
 		}
@@ -147,6 +147,11 @@ func TestValidateDescription(t *testing.T) {
 	wantField(t, l.ValidateDescription("description", strings.Repeat("a", 1025)), "description", "at most 1024 characters (got 1025)")
 	wantField(t, l.ValidateDescription("description", strings.Repeat("é", 1025)), "description", "at most 1024 characters")
 	wantField(t, l.ValidateDescription("description", "bad \xff utf-8"), "description", "valid UTF-8")
+	// Descriptions are shown on teammates' terminals: one line of
+	// printable text.
+	for _, in := range []string{"clear \x1b[2J", "fake\r\nrow", "nul\x00", "multi\nline", "tab\t", "rtl \u202e"} {
+		wantField(t, l.ValidateDescription("description", in), "description", "no control characters")
+	}
 }
 
 func TestLimitsConfigurable(t *testing.T) {

@@ -6,9 +6,17 @@
 // usage. With --trace-exporter stdout or otlp
 // (--trace-endpoint HOST:PORT, --trace-insecure) it traces every gRPC call
 // and REST request, and the backends continue its traces; off by default.
+//
+// Limits at the edge, each on by default (README, "Security"): REST body
+// size (--max-request-bytes) and the time to receive it
+// (--body-read-timeout), connections per source address
+// (--max-conns-per-source), and failed authentications per source address
+// (--auth-fail-per-minute, --auth-fail-burst). The source is the TCP peer:
+// behind a proxy, the proxy.
 package main
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -43,6 +51,12 @@ type options struct {
 	tlsCert, tlsKey, tlsCA            string
 	secretstore, resolver, auditAddrs string
 	trace                             tracing.Config
+
+	maxRequestBytes   int
+	bodyReadTimeout   time.Duration
+	maxConnsPerSource int
+	authFailPerMinute int
+	authFailBurst     int
 }
 
 // parseFlags reads the flags from args, each defaulting to its environment
@@ -57,6 +71,16 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	set.String(&o.secretstore, "secretstore-addr", "OZ_SECRETSTORE_ADDR", "", "secretstore address(es), HOST:PORT, comma-separated; required")
 	set.String(&o.resolver, "resolver-addr", "OZ_RESOLVER_ADDR", "", "resolver address(es), HOST:PORT, comma-separated; required")
 	set.String(&o.auditAddrs, "audit-addr", "OZ_AUDIT_ADDR", "", "audit address(es), HOST:PORT, comma-separated (optional)")
+	set.Int(&o.maxRequestBytes, "max-request-bytes", "OZ_GATEWAY_MAX_REQUEST_BYTES", edge.DefaultMaxRequestBytes,
+		"largest REST request body, in bytes; larger ones get 413")
+	set.Duration(&o.bodyReadTimeout, "body-read-timeout", "OZ_GATEWAY_BODY_READ_TIMEOUT", edge.DefaultBodyReadTimeout,
+		"time to receive a REST request body; a slower one gets 400 and its connection is closed")
+	set.Int(&o.maxConnsPerSource, "max-conns-per-source", "OZ_GATEWAY_MAX_CONNS_PER_SOURCE", edge.DefaultMaxConnsPerSource,
+		"connections one source address may hold open; more are closed at once; 0: no limit")
+	set.Int(&o.authFailPerMinute, "auth-fail-per-minute", "OZ_GATEWAY_AUTH_FAIL_PER_MINUTE", edge.DefaultAuthFailuresPerMinute,
+		"failed authentications a source address may make a minute once its burst is spent; then 429/ResourceExhausted; 0: no limit")
+	set.Int(&o.authFailBurst, "auth-fail-burst", "OZ_GATEWAY_AUTH_FAIL_BURST", edge.DefaultAuthFailureBurst,
+		"failed authentications a source address may make in a row")
 	traceFlags := tracing.Register(set)
 	if err := set.Parse(args); err != nil {
 		return options{}, err
@@ -64,6 +88,24 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	var err error
 	if o.trace, err = traceFlags.Config(); err != nil {
 		return options{}, set.Usage(err)
+	}
+	for _, pos := range []struct {
+		flag string
+		val  int64
+		min  int64
+	}{
+		{"max-request-bytes", int64(o.maxRequestBytes), 1},
+		{"body-read-timeout", int64(o.bodyReadTimeout), 1},
+		{"max-conns-per-source", int64(o.maxConnsPerSource), 0},
+		{"auth-fail-per-minute", int64(o.authFailPerMinute), 0},
+		{"auth-fail-burst", int64(o.authFailBurst), 1},
+	} {
+		if pos.val < pos.min {
+			if pos.min == 0 {
+				return options{}, set.Usagef("--%s must not be negative (0 turns the limit off)", pos.flag)
+			}
+			return options{}, set.Usagef("--%s must be positive", pos.flag)
+		}
 	}
 	for _, req := range []struct{ flag, val string }{
 		{"tls-cert", o.tlsCert}, {"tls-key", o.tlsKey}, {"tls-ca", o.tlsCA},
@@ -110,9 +152,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			edge.Resolver:    o.resolver,
 			edge.Audit:       o.auditAddrs,
 		},
-		Logger:         log,
-		WebApp:         app,
-		TracerProvider: tp,
+		Logger:            log,
+		WebApp:            app,
+		TracerProvider:    tp,
+		MaxRequestBytes:   int64(o.maxRequestBytes),
+		BodyReadTimeout:   o.bodyReadTimeout,
+		MaxConnsPerSource: cmp.Or(o.maxConnsPerSource, -1), // 0: no limit
+		AuthFailures: edge.AuthFailureLimit{
+			PerMinute: o.authFailPerMinute,
+			Burst:     o.authFailBurst,
+			Off:       o.authFailPerMinute == 0,
+		},
 	})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ozsecrets/oz/gateway/edge"
 	"github.com/ozsecrets/oz/gateway/edge/edgetest"
 	"github.com/ozsecrets/oz/gateway/web"
 )
@@ -26,7 +27,7 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{
 			name: "FlagsAndDefaults", args: required,
-			want: options{listen: "127.0.0.1:7443", tlsCert: "c", tlsKey: "k", tlsCA: "ca", secretstore: "s:1", resolver: "r:1"},
+			want: withLimitDefaults(options{listen: "127.0.0.1:7443", tlsCert: "c", tlsKey: "k", tlsCA: "ca", secretstore: "s:1", resolver: "r:1"}),
 		},
 		{
 			name: "Environment",
@@ -34,12 +35,24 @@ func TestParseFlags(t *testing.T) {
 				"OZ_GATEWAY_ADDR": ":9443", "OZ_TLS_CERT": "ec", "OZ_TLS_KEY": "ek", "OZ_TLS_CA": "eca",
 				"OZ_SECRETSTORE_ADDR": "s:2,s:3", "OZ_RESOLVER_ADDR": "r:2", "OZ_AUDIT_ADDR": "a:2",
 			},
-			want: options{listen: ":9443", tlsCert: "ec", tlsKey: "ek", tlsCA: "eca", secretstore: "s:2,s:3", resolver: "r:2", auditAddrs: "a:2"},
+			want: withLimitDefaults(options{listen: ":9443", tlsCert: "ec", tlsKey: "ek", tlsCA: "eca", secretstore: "s:2,s:3", resolver: "r:2", auditAddrs: "a:2"}),
 		},
+		{
+			name: "LimitsFromEnvironment", args: required,
+			env: map[string]string{
+				"OZ_GATEWAY_MAX_REQUEST_BYTES": "2048", "OZ_GATEWAY_BODY_READ_TIMEOUT": "5s",
+				"OZ_GATEWAY_MAX_CONNS_PER_SOURCE": "0", "OZ_GATEWAY_AUTH_FAIL_PER_MINUTE": "0", "OZ_GATEWAY_AUTH_FAIL_BURST": "3",
+			},
+			want: options{listen: "127.0.0.1:7443", tlsCert: "c", tlsKey: "k", tlsCA: "ca", secretstore: "s:1", resolver: "r:1",
+				maxRequestBytes: 2048, bodyReadTimeout: 5 * time.Second, authFailBurst: 3},
+		},
+		{name: "NegativeConnLimit", args: append(required, "--max-conns-per-source=-1"), wantErr: "--max-conns-per-source must not be negative"},
+		{name: "ZeroBurst", args: append(required, "--auth-fail-burst=0"), wantErr: "--auth-fail-burst must be positive"},
+		{name: "ZeroBodyTimeout", args: append(required, "--body-read-timeout=0s"), wantErr: "--body-read-timeout must be positive"},
 		{
 			name: "FlagBeatsEnvironment", args: append([]string{"--listen=:1"}, required...),
 			env:  map[string]string{"OZ_GATEWAY_ADDR": ":2"},
-			want: options{listen: ":1", tlsCert: "c", tlsKey: "k", tlsCA: "ca", secretstore: "s:1", resolver: "r:1"},
+			want: withLimitDefaults(options{listen: ":1", tlsCert: "c", tlsKey: "k", tlsCA: "ca", secretstore: "s:1", resolver: "r:1"}),
 		},
 		{name: "MissingCert", args: required[1:], wantErr: "--tls-cert is required"},
 		{name: "MissingResolver", args: required[:4], wantErr: "--resolver-addr is required"},
@@ -63,6 +76,16 @@ func TestParseFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withLimitDefaults is o with the edge limits at their defaults.
+func withLimitDefaults(o options) options {
+	o.maxRequestBytes = edge.DefaultMaxRequestBytes
+	o.bodyReadTimeout = edge.DefaultBodyReadTimeout
+	o.maxConnsPerSource = edge.DefaultMaxConnsPerSource
+	o.authFailPerMinute = edge.DefaultAuthFailuresPerMinute
+	o.authFailBurst = edge.DefaultAuthFailureBurst
+	return o
 }
 
 // TestRun starts the command as main would, checks it serves, and stops it

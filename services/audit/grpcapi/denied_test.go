@@ -107,6 +107,12 @@ func TestDeniedRequestsAreAudited(t *testing.T) {
 			_, err := internalapiv1.NewAuditIngestServiceClient(gw).AppendEvents(as("sysadmin"), &internalapiv1.AppendEventsRequest{})
 			return err
 		}, codes.PermissionDenied, internalapiv1.AuditIngestService_AppendEvents_FullMethodName, auditv1.ActorKind_ACTOR_KIND_SERVICE, "gateway", "", ""},
+		// The gateway emits no events (DESIGN §6): its certificate may not
+		// append, and trying is on the record, as the gateway's.
+		{"GatewayAppends", func() error {
+			_, err := internalapiv1.NewAuditIngestServiceClient(gw).AppendEvents(context.Background(), &internalapiv1.AppendEventsRequest{})
+			return err
+		}, codes.PermissionDenied, internalapiv1.AuditIngestService_AppendEvents_FullMethodName, auditv1.ActorKind_ACTOR_KIND_SERVICE, "gateway", "", ""},
 	}
 	seen := map[string]bool{}
 	var all []*auditv1.Event
@@ -154,8 +160,17 @@ func TestDeniedRequestsAreAudited(t *testing.T) {
 			if e.GetResource() != tt.resource || e.GetTeam() != tt.chain {
 				t.Errorf("got resource %q in chain %q, want %q in %q", e.GetResource(), e.GetTeam(), tt.resource, tt.chain)
 			}
-			if tt.kind != auditv1.ActorKind_ACTOR_KIND_SERVICE && (e.GetActor().GetClient() != "cli" || !strings.HasPrefix(e.GetRequestId(), "req-")) {
-				t.Errorf("got client %q request id %q, want cli and the request's id", e.GetActor().GetClient(), e.GetRequestId())
+			// The client is the credential's where it says (a runner's
+			// token is the runner's, whatever it claims), else the claim.
+			wantClient := "cli"
+			if tt.kind == auditv1.ActorKind_ACTOR_KIND_RUNNER {
+				wantClient = "runner"
+			}
+			if tt.kind != auditv1.ActorKind_ACTOR_KIND_SERVICE && (e.GetActor().GetClient() != wantClient || !strings.HasPrefix(e.GetRequestId(), "req-")) {
+				t.Errorf("got client %q request id %q, want %s and the request's id", e.GetActor().GetClient(), e.GetRequestId(), wantClient)
+			}
+			if d[auditevent.DetailSource] != "127.0.0.1" {
+				t.Errorf("source: got %q, want 127.0.0.1 (the caller's address)", d[auditevent.DetailSource])
 			}
 			if e.GetRunId() != "" {
 				t.Errorf("run id %q: a filter of ListEvents is not the run a refusal is about", e.GetRunId())

@@ -23,8 +23,12 @@ import (
 	"github.com/ozsecrets/oz/services/internal/server"
 )
 
-// IngestServices are the services that may append events.
-var IngestServices = []string{"secretstore", "resolver", "gateway"}
+// IngestServices are the services that may append events: those that
+// make changes and record them (DESIGN §6). The gateway makes none, so it
+// emits none, and is not one of them: a relay that could append would
+// make its certificate a key to write any team's history. Each appends
+// only events it emitted (audit.Service.Append).
+var IngestServices = []string{"secretstore", "resolver"}
 
 // Rules are the access rules of both services: AuditService needs a
 // bearer token (the Service checks team roles); AuditIngestService admits

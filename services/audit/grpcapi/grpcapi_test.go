@@ -84,6 +84,10 @@ func TestAppendEvents(t *testing.T) {
 		field  string
 	}{
 		{"AnotherServicesID", "resolver", "", []*auditv1.Event{ev("acme", 9, "secret.create", "", nil)}, codes.PermissionDenied, ""},
+		{"ResolversIDFromSecretstore", "secretstore", "", []*auditv1.Event{withID(ev("acme", 10, "secret.create", "", nil), "resolver-e1-10")}, codes.PermissionDenied, ""},
+		// The gateway makes no change, so it emits no event: its
+		// certificate appends nothing, not even under its own name.
+		{"Gateway", "gateway", "", []*auditv1.Event{withID(ev("acme", 11, "secret.create", "", nil), "gateway-e1-11")}, codes.PermissionDenied, ""},
 		{"NotAnIngestService", "audit", "", []*auditv1.Event{ok}, codes.PermissionDenied, ""},
 		{"BearerToken", "gateway", "sysadmin", []*auditv1.Event{ok}, codes.PermissionDenied, ""},
 		{"InvalidEvent", "secretstore", "", []*auditv1.Event{ev("acme", 4, "secret.create", "", nil), bad}, codes.InvalidArgument, "events[1].action"},
@@ -111,6 +115,11 @@ func TestAppendEvents(t *testing.T) {
 	if h.Seq != 3 {
 		t.Errorf("acme head: got seq %d, want 3 (nothing of a refused batch appended)", h.Seq)
 	}
+}
+
+func withID(e *auditv1.Event, id string) *auditv1.Event {
+	e.Id = id
+	return e
 }
 
 func fieldOf(err error) string {

@@ -141,6 +141,8 @@ func newReviewFixture(t *testing.T) *reviewFixture {
 	must(t, err)
 	t.Cleanup(func() { rstore.Close() })
 	f.dir = directory.New(resolver.NewStore(rstore, f.clk.Now))
+	// The fixture's clock runs 200 days ahead; its tokens must outlive it.
+	must(t, f.dir.SetTokenPolicy(directory.TokenPolicy{MaxLifetime: 10 * 365 * 24 * time.Hour}))
 	f.runs = runs.New(f.dir, resolvertest.NoSecrets{}) // identities and environments only: nothing is resolved
 	cfg := serverTLS(t, p, "resolver")
 	cfg.Rules, cfg.Auth = rsgrpc.Rules, f.dir

@@ -24,10 +24,12 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/reqmeta"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/server"
 )
 
 // pageSize is the page size asked of the services: their largest.
@@ -37,8 +39,10 @@ const pageSize = 1000
 // service handing out page tokens forever cannot hold a review.
 const maxPages = 1000
 
-// forwarded are the incoming metadata keys passed on to the services.
-var forwarded = []string{"authorization", "x-request-id", "x-oz-client"}
+// forwarded are the incoming metadata keys passed on to the services; the
+// request id is the one the audit service gave the request
+// (server.RequestID), never the raw header.
+var forwarded = []string{"authorization", "x-oz-client"}
 
 // Client is an audit.Inventory over the secretstore and the resolver.
 type Client struct {
@@ -72,6 +76,9 @@ func asCaller(ctx context.Context) (context.Context, error) {
 	}
 	if len(out.Get("authorization")) == 0 {
 		return nil, errs.E(errs.KindUnauthenticated, "a bearer token is required")
+	}
+	if id := server.RequestID(ctx); id != "" {
+		out.Set(reqmeta.RequestID, id)
 	}
 	return metadata.NewOutgoingContext(ctx, out), nil
 }

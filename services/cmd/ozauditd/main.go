@@ -8,8 +8,10 @@
 //     the secretstore (--secretstore-addr) and its agent identities and
 //     environments from the resolver (--resolver-addr), over mutual TLS
 //     with the caller's own bearer token;
-//   - oz.internalapi.v1.AuditIngestService to the secretstore, resolver and
-//     gateway certificates: AppendEvents, which their outbox shippers call.
+//   - oz.internalapi.v1.AuditIngestService to the secretstore and resolver
+//     certificates: AppendEvents, which their outbox shippers call, each
+//     for the events it emitted (ids "{service}-…"). The gateway emits
+//     none, and may not append.
 //
 // The log is a bbolt file, <data-dir>/audit.db by default (or --db), or,
 // with --store etcd:ENDPOINT[,…], lives in an etcd cluster under
@@ -127,8 +129,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			Store: store, Logger: log, Registerer: d.Metrics,
 			Inventory: inventory.New(secretstore, resolver),
 		})
+		// Tokens are authenticated by the resolver, cached 5 seconds, and
+		// dropped from the cache as soon as the resolver says they were
+		// revoked (until serving stops).
+		authn := auth.NewCache(auth.NewRemote(resolver))
+		go auth.FollowRevocations(ctx, resolver, authn, log)
 		srv := d.Server(server.Config{
-			Rules: grpcapi.Rules, Auth: auth.NewCache(auth.NewRemote(resolver)), OnDenied: grpcapi.OnDenied(svc, log),
+			Rules: grpcapi.Rules, Auth: authn, OnDenied: grpcapi.OnDenied(svc, log),
 		})
 		grpcapi.Register(srv, svc)
 		log.Info("audit starting", "resolver", c.resolverAddr, "secretstore", c.secretstoreAddr)

@@ -198,9 +198,10 @@ func TestFlags(t *testing.T) {
 	want := config{
 		daemon: server.Daemon{
 			Name: "audit", Listen: "127.0.0.1:7452", DataDir: ".oz",
-			Store: storeflag.Config{Kind: storeflag.Bolt, Path: filepath.Join(".oz", "audit.db")},
-			TLS:   pki.Paths{Cert: filepath.Join(".oz", "pki", "audit.pem"), Key: filepath.Join(".oz", "pki", "audit-key.pem")},
-			CA:    filepath.Join(".oz", "pki", "ca.pem"),
+			Store:          storeflag.Config{Kind: storeflag.Bolt, Path: filepath.Join(".oz", "audit.db")},
+			TLS:            pki.Paths{Cert: filepath.Join(".oz", "pki", "audit.pem"), Key: filepath.Join(".oz", "pki", "audit-key.pem")},
+			CA:             filepath.Join(".oz", "pki", "ca.pem"),
+			DeniedInterval: server.DefaultDeniedInterval,
 		},
 		resolverAddr: "127.0.0.1:7451", secretstoreAddr: "127.0.0.1:7450",
 	}
@@ -210,6 +211,7 @@ func TestFlags(t *testing.T) {
 	env := map[string]string{
 		"OZ_AUDIT_LISTEN": "127.0.0.1:1", "OZ_DATA_DIR": "/d", "OZ_AUDIT_DB": "/a.db", "OZ_RESOLVER_ADDR": "r:1", "OZ_SECRETSTORE_ADDR": "s:1",
 		"OZ_AUDIT_TLS_CERT": "/c.pem", "OZ_AUDIT_TLS_KEY": "/k.pem", "OZ_TLS_CA": "/ca.pem", "OZ_AUDIT_METRICS_LISTEN": "127.0.0.1:9",
+		"OZ_DENIED_COUNT_INTERVAL": "30s",
 	}
 	c, err = parse("ozauditd", []string{"--listen", "127.0.0.1:2"}, lookup(env), io.Discard)
 	if err != nil {
@@ -219,11 +221,16 @@ func TestFlags(t *testing.T) {
 		daemon: server.Daemon{
 			Name: "audit", Listen: "127.0.0.1:2", DataDir: "/d", Store: storeflag.Config{Kind: storeflag.Bolt, Path: "/a.db"},
 			TLS: pki.Paths{Cert: "/c.pem", Key: "/k.pem"}, CA: "/ca.pem", MetricsListen: "127.0.0.1:9",
+			DeniedInterval: 30 * time.Second,
 		},
 		resolverAddr: "r:1", secretstoreAddr: "s:1",
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("from env and flags: got %+v, want %+v", *c, want)
+	}
+	if _, err := parse("ozauditd", []string{"--denied-count-interval", "0s"}, lookup(nil), io.Discard); !flagenv.IsUsage(err) ||
+		!strings.Contains(err.Error(), "--denied-count-interval: must be at least 1s") {
+		t.Errorf("--denied-count-interval 0s: got %v, want a usage error naming the flag and the rule", err)
 	}
 	if _, err := parse("ozauditd", []string{"extra"}, lookup(nil), io.Discard); !flagenv.IsUsage(err) {
 		t.Errorf("extra argument: got %v, want a usage error", err)

@@ -61,7 +61,9 @@ func TestAuditShipping(t *testing.T) {
 	args := []string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--bootstrap-token-file", tokenFile,
 		"--tls-cert", a.PKI.For("resolver").Cert, "--tls-key", a.PKI.For("resolver").Key, "--tls-ca", a.PKI.CA(),
 		"--secretstore-addr", "127.0.0.1:1"}
-	d := start(t, map[string]string{"OZ_AUDIT_ADDR": a.Addr, "OZ_RESOLVER_METRICS_LISTEN": "127.0.0.1:0"}, args...)
+	// Refusals of unknown tokens are counted, and recorded once per
+	// --denied-count-interval: a short one, so the count comes soon.
+	d := start(t, map[string]string{"OZ_AUDIT_ADDR": a.Addr, "OZ_RESOLVER_METRICS_LISTEN": "127.0.0.1:0", "OZ_DENIED_COUNT_INTERVAL": "1s"}, args...)
 	admin := readToken(t, tokenFile)
 
 	evs := waitChain(t, a, 2)

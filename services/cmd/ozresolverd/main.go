@@ -72,6 +72,7 @@ type config struct {
 	bootstrapFile   string
 	secretstoreAddr string
 	auditAddr       string
+	tokens          directory.TokenPolicy
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, log *slog.Logger) error {
@@ -95,6 +96,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		d.Defer(store.Close)
 		records := resolver.NewStore(d.Instrument(store), time.Now)
 		dir := directory.New(records)
+		if err := dir.SetTokenPolicy(c.tokens); err != nil {
+			return nil, err
+		}
 		// Shipping starts before the first event, a bootstrap's.
 		if err := d.Ship(c.auditAddr, resolver.Emitter, records.Outbox(), records.Outbox().OnCommit); err != nil {
 			return nil, err
@@ -104,13 +108,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return nil, err
 			}
 		}
+		// Its own callers are authenticated through the same 5-second
+		// cache as the other services' (the bound on revocation when no
+		// notice arrives), which spares a store read or two per call — on
+		// etcd, quorum reads. The internal AuthService the other services
+		// ask answers uncached, so the bound stays 5 seconds everywhere,
+		// not 10. Revocations drop their tokens from it at once, and are
+		// streamed to the other services' caches (WatchRevocations) until
+		// the resolver begins to stop.
+		cache := auth.NewCache(dir)
+		dir.Notices().Log = log
+		dir.Notices().Local(cache.Drop)
+		context.AfterFunc(ctx, dir.Notices().Close)
 		srv := d.Server(server.Config{
-			// Its own callers are authenticated through the same 5-second
-			// cache as the other services' (the documented revocation delay),
-			// which spares a store read or two per call — on etcd, quorum
-			// reads. The internal AuthService the other services ask answers
-			// uncached, so the delay stays 5 seconds everywhere, not 10.
-			Rules: grpcapi.Rules, Auth: auth.NewCache(dir), OnDenied: grpcapi.OnDenied(records, log),
+			Rules: grpcapi.Rules, Auth: cache, OnDenied: grpcapi.OnDenied(records, log),
 		})
 		grpcapi.Register(srv, dir)
 		grpcapi.RegisterRuns(srv, runs.New(dir, grpcapi.NewSecretStore(secretstore)), grpcapi.RunMetrics(d.Metrics))
@@ -126,8 +137,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		`when no system admin exists, create user "admin" as one and write its token to this file, mode 0600`)
 	server.PeerFlag(set, &c.secretstoreAddr, "secretstore", "for run resolution")
 	server.PeerFlag(set, &c.auditAddr, "audit", "to deliver audit events to")
+	set.Duration(&c.tokens.MaxLifetime, "max-token-lifetime", "OZ_MAX_TOKEN_LIFETIME", directory.DefaultMaxTokenLifetime,
+		"the longest a token made with oz admin token create (CreateToken) may live, whoever makes it (system admins included); "+
+			"a longer lifetime is refused, and a token asked for without one gets this")
 	if err := set.Parse(args); err != nil {
 		return c, err
+	}
+	if c.tokens.MaxLifetime <= 0 {
+		return c, set.Usagef("--max-token-lifetime: must be positive (got %s)", c.tokens.MaxLifetime)
 	}
 	var err error
 	c.daemon, err = daemon.Daemon()

@@ -226,7 +226,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		rules := auth.Rules{}
 		maps.Copy(rules, grpcapi.Rules)
 		maps.Copy(rules, grpcapi.RunSecretsRules)
-		srv := d.Server(server.Config{Rules: rules, Auth: auth.NewCache(auth.NewRemote(resolver)), OnDenied: grpcapi.OnDenied(svc, log)})
+		// Tokens are authenticated by the resolver, cached 5 seconds, and
+		// dropped from the cache as soon as the resolver says they were
+		// revoked (until serving stops).
+		authn := auth.NewCache(auth.NewRemote(resolver))
+		go auth.FollowRevocations(ctx, resolver, authn, log)
+		srv := d.Server(server.Config{Rules: rules, Auth: authn, OnDenied: grpcapi.OnDenied(svc, log)})
 		grpcapi.Register(srv, svc)
 		grpcapi.RegisterSealingKeys(srv, sealer)
 		grpcapi.RegisterRunSecrets(srv, svc)

@@ -492,9 +492,10 @@ func TestFlags(t *testing.T) {
 	want := config{
 		daemon: server.Daemon{
 			Name: "secretstore", Listen: "127.0.0.1:7450", DataDir: ".oz",
-			Store: storeflag.Config{Kind: storeflag.Bolt, Path: filepath.Join(".oz", "secretstore.db")},
-			TLS:   pki.Paths{Cert: filepath.Join(".oz", "pki", "secretstore.pem"), Key: filepath.Join(".oz", "pki", "secretstore-key.pem")},
-			CA:    filepath.Join(".oz", "pki", "ca.pem"),
+			Store:          storeflag.Config{Kind: storeflag.Bolt, Path: filepath.Join(".oz", "secretstore.db")},
+			TLS:            pki.Paths{Cert: filepath.Join(".oz", "pki", "secretstore.pem"), Key: filepath.Join(".oz", "pki", "secretstore-key.pem")},
+			CA:             filepath.Join(".oz", "pki", "ca.pem"),
+			DeniedInterval: server.DefaultDeniedInterval,
 		},
 		resolverAddr:  "127.0.0.1:7451",
 		maxValueBytes: 65536, maxDescriptionChars: 1024, sealingKeyGrace: 24 * time.Hour,
@@ -518,6 +519,7 @@ func TestFlags(t *testing.T) {
 		daemon: server.Daemon{
 			Name: "secretstore", Listen: "127.0.0.1:2", DataDir: "/d", Store: storeflag.Config{Kind: storeflag.Bolt, Path: "/x.db"},
 			TLS: pki.Paths{Cert: "/c.pem", Key: "/k.pem"}, CA: "/ca.pem", MetricsListen: "127.0.0.1:9",
+			DeniedInterval: server.DefaultDeniedInterval,
 		},
 		resolverAddr: "r:1", kekFile: "/kek.json", dev: true, maxValueBytes: 200, maxDescriptionChars: 10,
 		sealingKeyGrace: 90 * time.Minute, requireSealed: true, auditAddr: "a:1",

@@ -56,8 +56,9 @@ func New(ctx context.Context, emitter string, p *auth.Principal, now time.Time, 
 
 // Actor is who made the request of ctx: p, else the principal of ctx,
 // else the service that called (by its certificate), else nobody known
-// (an empty name). The client is the x-oz-client header's ("cli",
-// "rest", "runner"), "grpc" for a gRPC request without one, "" for a call
+// (an empty name). The client is the one auth.RequestClient decided when
+// the request came in: "runner" for a runner's token, "rest" from the
+// gateway's REST, "cli" or "web" as claimed, else "grpc"; "" for a call
 // made in process.
 func Actor(ctx context.Context, p *auth.Principal) *auditv1.Actor {
 	client := Clean(auth.ClientFrom(ctx), audit.MaxShortLength)
@@ -93,8 +94,9 @@ func actorKind(k auth.Kind) auditv1.ActorKind {
 	return auditv1.ActorKind_ACTOR_KIND_UNSPECIFIED
 }
 
-// RequestID is the request's id (x-request-id) as the client sent it,
-// cleaned so that an event can hold it.
+// RequestID is the request's id (server.RequestID: the client's when
+// valid, else one generated for the request), cleaned so that an event can
+// hold it.
 func RequestID(ctx context.Context) string {
 	return Clean(server.RequestID(ctx), audit.MaxShortLength)
 }

@@ -66,7 +66,7 @@ func TestActor(t *testing.T) {
 // TestNew: a change with no caller is the service's own, and the event
 // is one the audit service accepts.
 func TestNew(t *testing.T) {
-	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-request-id", "r\x01-1"))
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("x-request-id", "r-1"))
 	for _, emitter := range []string{auditevent.Secretstore, auditevent.Resolver} {
 		ev := auditevent.New(ctx, emitter, nil, time.Unix(1, 0), "secret.rewrap", "teams/acme/secrets/A", "acme", nil)
 		ev.Id = emitter + "-x"

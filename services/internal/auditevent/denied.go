@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -25,6 +26,23 @@ import (
 // request, the service that relayed it (the gateway): who sent it is
 // unknown, and the relay is not the actor.
 const DetailPeerService = "peer_service"
+
+// Details of a request.denied beyond the method, code and reason.
+const (
+	// DetailSource is the source address of the refused request: the
+	// address the gateway saw it come from, for a request it relayed;
+	// else the caller's (auth.RequestSource).
+	DetailSource = "source"
+	// DetailCount is, on the event of refusals counted together (those of
+	// requests without a valid credential, server.Config.DeniedInterval),
+	// how many requests it stands for; DetailFirstTime and DetailLastTime
+	// (RFC 3339, UTC) when the first and the last of them came. The
+	// event's time is the last one's. Such an event has no actor, request
+	// id or resource, and is on the system chain.
+	DetailCount     = "count"
+	DetailFirstTime = "first_time"
+	DetailLastTime  = "last_time"
+)
 
 // MaxReasonLength bounds the refusal message a request.denied records.
 const MaxReasonLength = 1024
@@ -56,9 +74,12 @@ type Recorder interface {
 // request refused with PermissionDenied or Unauthenticated, by the access
 // rules or by the domain, becomes a request.denied event (Denied) that
 // rec records, naming the method, the code, the caller as far as it is
-// known, the refusal's message and what the request named
-// (RequestResource; never when it holds something of a token's shape).
-// Nothing else of the request is read: never a value nor a token.
+// known, the source address, the refusal's message and what the request
+// named (RequestResource; never when it holds something of a token's
+// shape). Nothing else of the request is read: never a value nor a token.
+// Refusals of requests without a valid credential come counted
+// (server.Config.DeniedInterval): one event per count, with no resource,
+// on the system chain.
 //
 // AuthService.Authenticate answering Unauthenticated is not recorded: it
 // is the resolver's answer to the service that asked, which refused its
@@ -108,13 +129,24 @@ func holdsCredential(s string) bool { return credentialRE.MatchString(s) }
 // unauthenticated request relayed by a service (the gateway) has no known
 // actor, and the relay is recorded as DetailPeerService instead. The
 // details are the method, the code ("PERMISSION_DENIED",
-// "UNAUTHENTICATED") and the refusal's message, which is the one the
-// caller received and never holds a token.
+// "UNAUTHENTICATED"), the refusal's message, which is the one the caller
+// received and never holds a token, and the source address
+// (DetailSource); for refusals counted together (server.DeniedCountFrom),
+// the count and the first and last times, and the time is the last's.
 func Denied(ctx context.Context, now time.Time, method string, st *status.Status) *auditv1.Event {
 	details := map[string]string{
 		audit.DetailMethod: Clean(method, audit.MaxNameLength),
 		audit.DetailCode:   Clean(codeName(st.Code()), audit.MaxShortLength),
 		audit.DetailReason: Clean(st.Message(), MaxReasonLength),
+	}
+	if src := Clean(auth.SourceFrom(ctx), audit.MaxShortLength); src != "" {
+		details[DetailSource] = src
+	}
+	if n, ok := server.DeniedCountFrom(ctx); ok {
+		details[DetailCount] = strconv.FormatInt(n.Count, 10)
+		details[DetailFirstTime] = n.First.UTC().Format(time.RFC3339Nano)
+		details[DetailLastTime] = n.Last.UTC().Format(time.RFC3339Nano)
+		now = n.Last
 	}
 	actor := Actor(ctx, nil)
 	if auth.PrincipalFrom(ctx) == nil && st.Code() == codes.Unauthenticated && actor.GetKind() == auditv1.ActorKind_ACTOR_KIND_SERVICE {

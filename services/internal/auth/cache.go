@@ -13,12 +13,14 @@ import (
 )
 
 // DefaultCacheTTL is how long a service trusts an Authenticate answer. It
-// bounds how long a revoked token, or a removed membership, keeps working:
-// the README promises revocation within this many seconds.
+// bounds how long a revoked token, or a removed membership, keeps working
+// where no revocation notice arrives (FollowRevocations): the README
+// promises revocation within this many seconds at most.
 const DefaultCacheTTL = 5 * time.Second
 
 // Cache remembers successful authentications for TTL. Failures are not
-// cached, so a newly created token works at once.
+// cached, so a newly created token works at once. Drop and Clear forget
+// answers before their time, for revocation notices.
 type Cache struct {
 	Next Authenticator
 	TTL  time.Duration
@@ -26,6 +28,9 @@ type Cache struct {
 
 	mu      sync.Mutex
 	entries map[[32]byte]cacheEntry
+	// gen counts Drops and Clears: an answer fetched while one happened
+	// may predate it, so it is returned but not cached.
+	gen uint64
 }
 
 type cacheEntry struct {
@@ -44,6 +49,7 @@ func (c *Cache) Authenticate(ctx context.Context, token string) (*Principal, err
 	now := c.Now()
 	c.mu.Lock()
 	e, ok := c.entries[key]
+	gen := c.gen
 	c.mu.Unlock()
 	if ok && now.Before(e.expires) && (e.p.TokenExpire.IsZero() || now.Before(e.p.TokenExpire)) {
 		return e.p, nil
@@ -53,6 +59,12 @@ func (c *Cache) Authenticate(ctx context.Context, token string) (*Principal, err
 		return nil, err
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		// A revocation notice came in while the resolver was asked: its
+		// answer may be from before the revocation, so it is not kept.
+		return p, nil
+	}
 	if c.entries == nil {
 		c.entries = make(map[[32]byte]cacheEntry)
 	}
@@ -65,8 +77,36 @@ func (c *Cache) Authenticate(ctx context.Context, token string) (*Principal, err
 		}
 	}
 	c.entries[key] = cacheEntry{p: p, expires: now.Add(c.TTL)}
-	c.mu.Unlock()
 	return p, nil
+}
+
+// Drop forgets the answers for the tokens whose ids are tokenIDs: the
+// next use of one asks Next again, which refuses a revoked token.
+func (c *Cache) Drop(tokenIDs []string) {
+	if len(tokenIDs) == 0 {
+		return
+	}
+	drop := make(map[string]bool, len(tokenIDs))
+	for _, id := range tokenIDs {
+		drop[id] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for k, e := range c.entries {
+		if drop[e.p.TokenID] {
+			delete(c.entries, k)
+		}
+	}
+}
+
+// Clear forgets every answer: for when revocations may have been missed
+// (a notice stream that was down).
+func (c *Cache) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.entries)
 }
 
 // Remote authenticates through the resolver's internal AuthService.

@@ -103,10 +103,11 @@ func (i *Interceptor) check(ctx context.Context, method string) (context.Context
 	if svc != "" {
 		ctx = WithService(ctx, svc)
 	}
+	ctx = WithSource(ctx, RequestSource(ctx))
+	// Until a token says who the caller is, the client is what it may
+	// claim (RequestClient); the credential may change it below.
+	ctx = WithClient(ctx, RequestClient(ctx, nil))
 	md, _ := metadata.FromIncomingContext(ctx)
-	if c := first(md, "x-oz-client"); c != "" {
-		ctx = WithClient(ctx, c)
-	}
 	token, hasToken := bearer(md)
 
 	switch rule.Access {
@@ -131,7 +132,7 @@ func (i *Interceptor) check(ctx context.Context, method string) (context.Context
 			st := status.Convert(toStatusErr(err))
 			return ctx, st.Err()
 		}
-		return WithPrincipal(ctx, p), nil
+		return WithClient(WithPrincipal(ctx, p), RequestClient(ctx, p)), nil
 	}
 	return ctx, status.Errorf(codes.PermissionDenied, "method %s has no access rule", method)
 }

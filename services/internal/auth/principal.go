@@ -126,7 +126,7 @@ func ServiceFrom(ctx context.Context) string {
 }
 
 // WithClient returns ctx carrying the client the request came through
-// ("cli", "rest", "runner", …), as reported by the x-oz-client header.
+// ("cli", "rest", "runner", …), as RequestClient decides it.
 func WithClient(ctx context.Context, client string) context.Context {
 	return context.WithValue(ctx, clientKey{}, client)
 }

@@ -204,11 +204,11 @@ func TestShipperRedeliveryAppendsOnce(t *testing.T) {
 
 func TestFlush(t *testing.T) {
 	srv := audittest.Start(t, audittest.Options{})
-	ob := newBoltKV(t, "gateway")
+	ob := newBoltKV(t, "secretstore")
 	sh := outbox.New(outbox.Config{
 		Source:      ob,
-		Client:      internalapiv1.NewAuditIngestServiceClient(srv.Dial(t, "gateway")),
-		Emitter:     "gateway",
+		Client:      internalapiv1.NewAuditIngestServiceClient(srv.Dial(t, "secretstore")),
+		Emitter:     "secretstore",
 		BatchSize:   7,
 		CallTimeout: time.Second,
 	})

@@ -314,3 +314,21 @@ func dedupe(names []string) []string {
 	}
 	return out
 }
+
+// WithoutPersonal is the decision of in on its team candidates alone (the
+// candidates of res, the decision on in), as it is shown to anyone other
+// than the triggering user: nobody else learns anything about a user's
+// personal secrets, not even by guessing names (DESIGN §5, step 4). It is
+// the same whether or not the user has personal secrets, of any name: a
+// team secret a personal one overrides is shown injected, and a name only
+// a personal secret resolves is shown unresolved.
+func WithoutPersonal(in Input, res Result) Result {
+	var team []Secret
+	for _, c := range res.Candidates {
+		if c.Scope() == ScopeTeam {
+			team = append(team, c.Secret)
+		}
+	}
+	in.Candidates = team
+	return Decide(in)
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -75,7 +76,11 @@ type Daemon struct {
 	// HealthListen serves grpc.health.v1 alone in plain text; "" is off.
 	HealthListen string
 	Trace        tracing.Config
-	Log          *slog.Logger
+	// DeniedInterval is Config.DeniedInterval of the service's server:
+	// how often refusals of requests without a valid credential are
+	// recorded, counted; DefaultDeniedInterval when zero.
+	DeniedInterval time.Duration
+	Log            *slog.Logger
 	// Ready, when not nil, is told the addresses once the service
 	// listens, before it serves (tests listen on port 0).
 	Ready func(Addrs)
@@ -191,6 +196,9 @@ func (d *Deps) Ship(addr, emitter string, source outbox.Source, onCommit func(no
 func (d *Deps) Server(cfg Config) *Server {
 	cfg.Name, cfg.TLS, cfg.Logger = d.d.Name, d.serverTLS, d.Log
 	cfg.Metrics, cfg.TracerProvider = d.Metrics, d.Tracer
+	if cfg.DeniedInterval == 0 {
+		cfg.DeniedInterval = cmp.Or(d.d.DeniedInterval, DefaultDeniedInterval)
+	}
 	return New(cfg)
 }
 
@@ -364,6 +372,7 @@ type Flags struct {
 	metricsListen          string
 	healthListen           string
 	trace                  *tracing.Flags
+	deniedInterval         time.Duration
 }
 
 // RegisterFlags declares the flags every daemon has on s, for the service
@@ -386,6 +395,9 @@ func RegisterFlags(s *flagenv.Set, name string) *Flags {
 	s.String(&f.healthListen, "health-listen", "OZ_HEALTH_LISTEN", "",
 		"also serve grpc.health.v1, and nothing else, in plain text on ADDR "+
 			"(for Kubernetes gRPC probes, which cannot present a client certificate); empty: off")
+	s.Duration(&f.deniedInterval, "denied-count-interval", "OZ_DENIED_COUNT_INTERVAL", DefaultDeniedInterval,
+		"requests refused for want of a valid credential are audited as one request.denied event per "+
+			"source address, method and reason per interval, with the count (at least 1s)")
 	return f
 }
 
@@ -400,6 +412,9 @@ func (f *Flags) Daemon() (Daemon, error) {
 	if err != nil {
 		return Daemon{}, f.set.Usage(err)
 	}
+	if f.deniedInterval < time.Second {
+		return Daemon{}, f.set.Usagef("--denied-count-interval: must be at least 1s, got %s", f.deniedInterval)
+	}
 	dir := pki.Dir(filepath.Join(dataDir, "pki"))
 	or := func(v, def string) string {
 		if v == "" {
@@ -408,15 +423,16 @@ func (f *Flags) Daemon() (Daemon, error) {
 		return v
 	}
 	return Daemon{
-		Name:          f.name,
-		Listen:        f.listen,
-		TLS:           pki.Paths{Cert: or(f.tlsCert, dir.For(f.name).Cert), Key: or(f.tlsKey, dir.For(f.name).Key)},
-		CA:            or(f.tlsCA, dir.CA()),
-		DataDir:       dataDir,
-		Store:         store,
-		MetricsListen: f.metricsListen,
-		HealthListen:  f.healthListen,
-		Trace:         trace,
+		Name:           f.name,
+		Listen:         f.listen,
+		TLS:            pki.Paths{Cert: or(f.tlsCert, dir.For(f.name).Cert), Key: or(f.tlsKey, dir.For(f.name).Key)},
+		CA:             or(f.tlsCA, dir.CA()),
+		DataDir:        dataDir,
+		Store:          store,
+		MetricsListen:  f.metricsListen,
+		HealthListen:   f.healthListen,
+		Trace:          trace,
+		DeniedInterval: f.deniedInterval,
 	}, nil
 }
 

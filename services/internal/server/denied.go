@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
@@ -76,13 +75,19 @@ func capturePrincipal(ctx context.Context, req any, _ *grpc.UnaryServerInfo, han
 	return handler(ctx, req)
 }
 
-func deniedUnary(fn Denied) grpc.UnaryServerInterceptor {
+// deniedUnary tells fn of the refusals, or counts them in c (nil: no
+// counting) when the caller had no valid credential (anonymous).
+func deniedUnary(fn Denied, c *deniedCounter) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		slot := &principalSlot{}
 		resp, err := handler(context.WithValue(ctx, slotKey{}, slot), req)
 		if err != nil && !unrecorded(info.FullMethod) {
 			if st := errs.ToStatus(err); isDenial(st.Code()) {
 				dctx := deniedContext(ctx, slot.p)
+				if c != nil && anonymous(dctx, st.Code()) {
+					c.add(dctx, info.FullMethod, st)
+					return resp, err
+				}
 				if slot.resource != nil {
 					dctx = context.WithValue(dctx, deniedResourceKey{}, slot.resource)
 				}
@@ -94,7 +99,7 @@ func deniedUnary(fn Denied) grpc.UnaryServerInterceptor {
 }
 
 // deniedStream wraps the access-rule stream interceptor next.
-func deniedStream(fn Denied, next grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
+func deniedStream(fn Denied, c *deniedCounter, next grpc.StreamServerInterceptor) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		var p *auth.Principal
 		err := next(srv, ss, info, func(srv any, inner grpc.ServerStream) error {
@@ -103,24 +108,38 @@ func deniedStream(fn Denied, next grpc.StreamServerInterceptor) grpc.StreamServe
 		})
 		if err != nil && !unrecorded(info.FullMethod) {
 			if st := errs.ToStatus(err); isDenial(st.Code()) {
-				fn(deniedContext(ss.Context(), p), info.FullMethod, nil, st.Err())
+				dctx := deniedContext(ss.Context(), p)
+				if c != nil && anonymous(dctx, st.Code()) {
+					c.add(dctx, info.FullMethod, st)
+					return err
+				}
+				fn(dctx, info.FullMethod, nil, st.Err())
 			}
 		}
 		return err
 	}
 }
 
+// anonymous reports whether a refusal, in the context deniedContext made,
+// is of a request without a valid credential: no token holder, and either
+// no service certificate or a service that relayed a token which failed
+// (the gateway: the caller is whoever sent it, not the relay). Refusals of
+// an authenticated caller are attributable, and recorded one by one.
+func anonymous(ctx context.Context, code codes.Code) bool {
+	return auth.PrincipalFrom(ctx) == nil && (auth.ServiceFrom(ctx) == "" || code == codes.Unauthenticated)
+}
+
 // deniedContext is ctx, detached from the client's cancellation, with what
-// is known of the caller, as the access rules would have set it.
+// is known of the caller, as the access rules would have set it: the
+// service, the principal, the client (auth.RequestClient: the credential
+// decides, not the header) and the source address.
 func deniedContext(ctx context.Context, p *auth.Principal) context.Context {
 	ctx = context.WithoutCancel(ctx)
 	if svc := auth.PeerService(ctx); svc != "" {
 		ctx = auth.WithService(ctx, svc)
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get("x-oz-client"); len(v) > 0 && v[0] != "" {
-		ctx = auth.WithClient(ctx, v[0])
-	}
+	ctx = auth.WithClient(ctx, auth.RequestClient(ctx, p))
+	ctx = auth.WithSource(ctx, auth.RequestSource(ctx))
 	if p != nil {
 		ctx = auth.WithPrincipal(ctx, p)
 	}

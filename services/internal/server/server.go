@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ozsecrets/oz/lib/dial"
+	"github.com/ozsecrets/oz/lib/reqmeta"
 	"github.com/ozsecrets/oz/lib/tracing"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
@@ -47,6 +48,15 @@ type Config struct {
 	// PermissionDenied or Unauthenticated, whether by the access rules or
 	// by the handler, except health checks and reflection; see Denied.
 	OnDenied Denied
+	// DeniedInterval, when positive, is how refusals of requests without a
+	// valid credential are recorded (DESIGN §6): not one by one, but
+	// counted per source address, method, code and reason, and told to
+	// OnDenied once per interval with the count (DeniedCountFrom) — so
+	// anonymous traffic cannot grow the audit log without bound. What is
+	// counted is told at the latest when Serve stops. Zero: every refusal
+	// is told at once (tests of the plumbing); the daemons set it
+	// (--denied-count-interval, DefaultDeniedInterval).
+	DeniedInterval time.Duration
 	// TracerProvider, when set and not a no-op (tracing.Setup), traces
 	// every call but health checks: a server span named after the method,
 	// continuing the caller's trace (W3C traceparent), which the handler's
@@ -73,6 +83,7 @@ type Server struct {
 	Health  *health.Server
 	log     *slog.Logger
 	metrics *grpcprom.ServerMetrics // nil without Config.Metrics
+	denials *deniedCounter          // nil without Config.DeniedInterval
 }
 
 // New builds the server. Register services on it, then call Serve.
@@ -91,13 +102,20 @@ func New(cfg Config) *Server {
 	ic := &auth.Interceptor{Rules: rules, Auth: cfg.Auth}
 	unary := []grpc.UnaryServerInterceptor{logUnary(log), statusUnary(log), ic.Unary}
 	stream := []grpc.StreamServerInterceptor{ic.Stream}
+	var denials *deniedCounter
+	if cfg.OnDenied != nil && cfg.DeniedInterval > 0 {
+		denials = newDeniedCounter(cfg.OnDenied, cfg.DeniedInterval, time.Now)
+	}
 	if cfg.OnDenied != nil {
 		// deniedUnary sees the final status (outside statusUnary); the
 		// principal the access rules authenticated comes back to it through
 		// capturePrincipal, the innermost interceptor.
-		unary = []grpc.UnaryServerInterceptor{logUnary(log), deniedUnary(cfg.OnDenied), statusUnary(log), ic.Unary, capturePrincipal}
-		stream = []grpc.StreamServerInterceptor{deniedStream(cfg.OnDenied, ic.Stream)}
+		unary = []grpc.UnaryServerInterceptor{logUnary(log), deniedUnary(cfg.OnDenied, denials), statusUnary(log), ic.Unary, capturePrincipal}
+		stream = []grpc.StreamServerInterceptor{deniedStream(cfg.OnDenied, denials, ic.Stream)}
 	}
+	// Every request has its id before anything logs or records it.
+	unary = append([]grpc.UnaryServerInterceptor{requestIDUnary}, unary...)
+	stream = append([]grpc.StreamServerInterceptor{requestIDStream}, stream...)
 	var metrics *grpcprom.ServerMetrics
 	if cfg.Metrics != nil {
 		metrics = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
@@ -123,7 +141,7 @@ func New(cfg Config) *Server {
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	return &Server{Server: gs, Health: hs, log: log.With("service", cfg.Name), metrics: metrics}
+	return &Server{Server: gs, Health: hs, log: log.With("service", cfg.Name), metrics: metrics, denials: denials}
 }
 
 // Serve serves on lis until ctx is done, then stops gracefully (in-flight
@@ -135,6 +153,13 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		s.metrics.InitializeMetrics(s.Server)
 	}
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if s.denials != nil {
+		stopCounting := s.denials.run()
+		// After the graceful stop, when no request is left to count:
+		// nothing counted is lost (the caller's store and outbox are
+		// still open; they close after Serve returns).
+		defer stopCounting()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.Server.Serve(lis) }()
 	s.log.Info("serving", "addr", lis.Addr().String())
@@ -194,6 +219,9 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 		if svc := auth.PeerService(ctx); svc != "" {
 			attrs = append(attrs, "peer", svc)
 		}
+		if src := auth.RequestSource(ctx); src != "" {
+			attrs = append(attrs, "source", src)
+		}
 		if err != nil {
 			attrs = append(attrs, "error", status.Convert(err).Message())
 		}
@@ -231,14 +259,52 @@ func LogAttr(ctx context.Context, key, value string) {
 	}
 }
 
-// RequestID returns the request id the gateway (or client) sent, or "".
+type requestIDKey struct{}
+
+// RequestID returns the request's id: the one the gateway (or the client)
+// sent when valid (reqmeta.ValidRequestID), else one generated for the
+// request when it arrived (requestIDUnary); "" outside a request.
 func RequestID(ctx context.Context) string {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		return id
+	}
+	// A context that did not come through the interceptors (a handler
+	// called in process): the incoming id only when valid.
 	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get("x-request-id"); len(v) > 0 {
+	if v := md.Get(reqmeta.RequestID); len(v) > 0 && reqmeta.ValidRequestID(v[0]) {
 		return v[0]
 	}
 	return ""
 }
+
+// withRequestID gives the request of ctx its id, once, before anything
+// logs or records it: the caller's when valid, else a new one — an
+// invalid id (too long, odd characters, a pasted token) is replaced
+// whole, so nothing of it is kept.
+func withRequestID(ctx context.Context) context.Context {
+	md, _ := metadata.FromIncomingContext(ctx)
+	var sent string
+	if v := md.Get(reqmeta.RequestID); len(v) > 0 {
+		sent = v[0]
+	}
+	return context.WithValue(ctx, requestIDKey{}, reqmeta.RequestIDOr(sent))
+}
+
+// requestIDUnary and requestIDStream are the outermost interceptors.
+func requestIDUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return handler(withRequestID(ctx), req)
+}
+
+func requestIDStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, &ctxStream{ServerStream: ss, ctx: withRequestID(ss.Context())})
+}
+
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *ctxStream) Context() context.Context { return s.ctx }
 
 // Dial connects to another service by mutual TLS. addr may list several
 // comma-separated addresses; calls are balanced round robin across them

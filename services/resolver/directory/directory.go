@@ -20,10 +20,16 @@ import (
 // use.
 type Directory struct {
 	s *resolver.Store
+	// tokens are the rules of issuing tokens (tokens.go); notices tells
+	// caches of revocations.
+	tokens  TokenPolicy
+	notices *auth.Notices
 }
 
-// New returns the Directory kept in s.
-func New(s *resolver.Store) *Directory { return &Directory{s: s} }
+// New returns the Directory kept in s, with DefaultTokenPolicy.
+func New(s *resolver.Store) *Directory {
+	return &Directory{s: s, tokens: DefaultTokenPolicy(), notices: auth.NewNotices(nil)}
+}
 
 // Store is the store the Directory keeps its records in.
 func (d *Directory) Store() *resolver.Store { return d.s }

@@ -23,11 +23,15 @@ type Membership struct {
 func (m Membership) Name() string { return resolver.MembershipName(m.Team, m.User) }
 
 // CreateMembership adds user to team with role (RoleNone means
-// RoleMember). System admins and admins of the team.
+// RoleMember), and discards any invitation of user to team. System admins
+// only: an admin of the team who is not one is refused with
+// FailedPrecondition, since a user joins a team only with their consent
+// (CreateInvitation, invitations.go).
 //
 // Returns Invalid (fields team_id, user_id, role), PermissionDenied,
-// NotFound (team or user; only once the caller may manage the team),
-// AlreadyExists when the user is already a member.
+// FailedPrecondition (a team admin: invite instead), NotFound (team or
+// user; only once the caller may add members), AlreadyExists when the
+// user is already a member.
 func (d *Directory) CreateMembership(ctx context.Context, team, user string, role auth.Role) (Membership, error) {
 	if err := resolver.CheckID("team_id", team); err != nil {
 		return Membership{}, err
@@ -35,21 +39,22 @@ func (d *Directory) CreateMembership(ctx context.Context, team, user string, rol
 	if err := resolver.CheckID("user_id", user); err != nil {
 		return Membership{}, err
 	}
-	switch role {
-	case auth.RoleNone:
-		role = auth.RoleMember
-	case auth.RoleMember, auth.RoleAdmin:
-	default:
-		return Membership{}, errs.Field("role", "must be member or admin")
+	role, err := memberRole(role)
+	if err != nil {
+		return Membership{}, err
 	}
 	if err := d.mayManage(ctx, team); err != nil {
 		return Membership{}, err
 	}
+	if p, _ := resolver.Caller(ctx); !p.SystemAdmin {
+		return Membership{}, errs.E(errs.KindFailedPrecondition,
+			"a user joins a team only by accepting an invitation: invite %q (CreateInvitation; oz admin member add does so) and they accept it (oz invitation accept %s); system admins may add members directly", user, team)
+	}
 	m := Membership{Team: team, User: user, Role: role, CreateTime: d.s.Now()}
 	rec := resolver.Encode(toMembershipRecord(m))
-	err := d.s.Apply(ctx,
+	err = d.s.Apply(ctx,
 		[]kv.Cond{kv.Present(resolver.TeamKey(team)), kv.Present(resolver.UserKey(user)), kv.Absent(resolver.MemberKey(team, user))},
-		[]kv.Write{kv.Put(resolver.MemberKey(team, user), rec), kv.Put(resolver.UserTeamKey(user, team), rec)},
+		[]kv.Write{kv.Put(resolver.MemberKey(team, user), rec), kv.Put(resolver.UserTeamKey(user, team), rec), kv.Delete(resolver.InvitationKey(user, team))},
 		d.s.Event(ctx, resolver.ActionMembershipCreate, m.Name(), team, map[string]string{resolver.DetailRole: role.String()}))
 	switch resolver.Conflict(err) {
 	case 0:

@@ -32,6 +32,7 @@ type tokenRecord struct {
 	ExpireTime    *time.Time `json:"expire_time,omitempty"`
 	RevokeTime    *time.Time `json:"revoke_time,omitempty"`
 	CreateBy      string     `json:"create_by,omitempty"`
+	Issuer        string     `json:"issuer,omitempty"` // the id of the token it was issued with
 }
 
 type runnerRecord struct {
@@ -62,6 +63,7 @@ func (r tokenRecord) token() Token {
 		Description: r.Description,
 		CreateTime:  r.CreateTime,
 		CreateBy:    r.CreateBy,
+		Issuer:      r.Issuer,
 	}
 	if r.ExpireTime != nil {
 		t.ExpireTime = *r.ExpireTime
@@ -81,6 +83,7 @@ func toTokenRecord(t Token, sum [32]byte) tokenRecord {
 		Description:   t.Description,
 		CreateTime:    t.CreateTime,
 		CreateBy:      t.CreateBy,
+		Issuer:        t.Issuer,
 	}
 	if !t.ExpireTime.IsZero() {
 		r.ExpireTime = &t.ExpireTime

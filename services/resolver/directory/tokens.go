@@ -39,10 +39,23 @@ type Token struct {
 	ExpireTime  time.Time // zero: never expires
 	RevokeTime  time.Time // zero: not revoked
 	CreateBy    string    // resource name of the creator; "" when made by ozresolverd itself
+	// Issuer is the id of the token its creator used ("" when made by
+	// ozresolverd itself, by a caller without a token, or before issuers
+	// were recorded). A token issued for the creator's own principal is
+	// its issuer's child: it expires no later, and is revoked with it.
+	Issuer string
 }
 
 // Name is the token's resource name, "tokens/{token_id}".
 func (t Token) Name() string { return resolver.TokenName(t.ID) }
+
+// Child reports whether the token was issued by its creator for itself,
+// with token Issuer: it then expires no later than Issuer and is revoked
+// with it. A token issued for another principal is that principal's own
+// credential, bounded by the maximum lifetime alone, and outlives its
+// issuer: revoking an admin's token does not lock out everyone the admin
+// gave a token to.
+func (t Token) Child() bool { return t.Issuer != "" && t.CreateBy == t.Principal.Name }
 
 // Revoked reports whether the token was revoked.
 func (t Token) Revoked() bool { return !t.RevokeTime.IsZero() }
@@ -222,14 +235,108 @@ func mayManageTokens(p *auth.Principal, owner resolver.PrincipalRef) bool {
 	return false
 }
 
-// CreateToken issues a token for owner that expires after ttl (0: never),
+// DefaultMaxTokenLifetime is the longest a token made with CreateToken
+// may live, unless TokenPolicy says otherwise: 90 days.
+const DefaultMaxTokenLifetime = 90 * 24 * time.Hour
+
+// TokenPolicy is the rules of issuing tokens an operator sets.
+type TokenPolicy struct {
+	// MaxLifetime bounds the lifetime of every token made with
+	// CreateToken, by anyone, for anyone (system admins included). A
+	// request without a lifetime gets the longest allowed.
+	MaxLifetime time.Duration
+}
+
+// DefaultTokenPolicy is the policy of New.
+func DefaultTokenPolicy() TokenPolicy { return TokenPolicy{MaxLifetime: DefaultMaxTokenLifetime} }
+
+// SetTokenPolicy replaces the rules of issuing tokens; call it before
+// serving. Returns Invalid when MaxLifetime is not positive.
+func (d *Directory) SetTokenPolicy(p TokenPolicy) error {
+	if p.MaxLifetime <= 0 {
+		return errs.Field("max_lifetime", "must be positive")
+	}
+	d.tokens = p
+	return nil
+}
+
+// Notices are the revocation notices of this Directory's tokens: the
+// internal AuthService streams them to the other services, and the
+// resolver's own cache listens (Notices.Local).
+func (d *Directory) Notices() *auth.Notices { return d.notices }
+
+// detailIssuerToken names, in token.create and cascaded token.revoke
+// events, the id of the token that issued the token.
+const detailIssuerToken = "issuer_token"
+
+// issuerOf reads the token the caller p authenticated with, for a token
+// p issues for itself: its record, and the condition that it is still as
+// read (not revoked meanwhile) when the child is stored. ok is false when
+// p holds no token (made in-process, as in tests).
+func (d *Directory) issuerOf(ctx context.Context, p *auth.Principal) (parent Token, cond kv.Cond, ok bool, err error) {
+	if p.TokenID == "" {
+		return Token{}, kv.Cond{}, false, nil
+	}
+	var rec tokenRecord
+	raw, err := d.s.Get(ctx, resolver.TokenKey(p.TokenID), &rec)
+	if resolver.IsNotFound(err) {
+		return Token{}, kv.Cond{}, false, badToken()
+	}
+	if err != nil {
+		return Token{}, kv.Cond{}, false, fmt.Errorf("read the issuing token: %w", err)
+	}
+	parent = rec.token()
+	if parent.Revoked() || parent.Expired(d.s.Now()) {
+		return Token{}, kv.Cond{}, false, badToken()
+	}
+	return parent, kv.Equal(resolver.TokenKey(p.TokenID), raw), true, nil
+}
+
+// expiry decides when a token issued at now, asked to live ttl (0: as long
+// as allowed), expires: never later than the policy's maximum lifetime
+// and, for a token its creator issues for itself, than the token it was
+// issued with (parentExpire; zero: that one never expires). A ttl beyond
+// either is refused, naming the bound, rather than cut short: a token
+// that dies earlier than asked would fail a script later, far from here.
+func (d *Directory) expiry(now time.Time, ttl time.Duration, parentExpire time.Time) (time.Time, error) {
+	max := d.tokens.MaxLifetime
+	bound := now.Add(max)
+	if !parentExpire.IsZero() && parentExpire.Before(bound) {
+		bound = parentExpire
+	}
+	if ttl == 0 {
+		return bound, nil
+	}
+	if ttl > max {
+		return time.Time{}, errs.Field("ttl", "must be at most %s: the longest a token may live (ozresolverd --max-token-lifetime)", days(max))
+	}
+	if exp := now.Add(ttl); exp.After(bound) {
+		return time.Time{}, errs.Field("ttl", "must end by %s, %s from now: a token you issue for yourself expires no later than the token you issue it with",
+			bound.UTC().Format(time.RFC3339), days(bound.Sub(now).Truncate(time.Second)))
+	}
+	return now.Add(ttl), nil
+}
+
+// days says d in days when it is whole days ("90 days"), else as Go does.
+func days(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + " days"
+	}
+	return d.String()
+}
+
+// CreateToken issues a token for owner that expires after ttl (0: the
+// longest allowed, see expiry),
 // and returns it with the bearer token, which is shown only here. Callers
 // are people: system admins for anyone; users for themselves; team admins
 // for their team's agent identities (runs started with such a token
-// execute as the identity).
+// execute as the identity). The token records its issuer, the caller's
+// token; one the caller issues for itself is that token's child, revoked
+// with it (RevokeToken).
 //
 // Returns Invalid (fields principal, ttl, description), PermissionDenied,
-// NotFound when the user, identity or runner does not exist.
+// NotFound when the user, identity or runner does not exist,
+// Unauthenticated when the caller's own token was revoked meanwhile.
 func (d *Directory) CreateToken(ctx context.Context, owner resolver.PrincipalRef, ttl time.Duration, description string) (Token, string, error) {
 	ref, ok := resolver.ParsePrincipal(owner.Name)
 	if !ok || ref.Kind != owner.Kind {
@@ -249,16 +356,36 @@ func (d *Directory) CreateToken(ctx context.Context, owner resolver.PrincipalRef
 		return Token{}, "", resolver.Denied("only system admins may create tokens for others (team admins: for their team's agent identities and integrations)")
 	}
 	exists, missing := d.principalExists(ref)
-	now := d.s.Now()
-	tok := Token{Principal: ref, Description: description, CreateTime: now, CreateBy: p.Name}
-	if ttl > 0 {
-		tok.ExpireTime = now.Add(ttl)
+	parent, parentHolds, hasParent, err := d.issuerOf(ctx, p)
+	if err != nil {
+		return Token{}, "", err
 	}
-	tok, bearer, err := d.issue(ctx, tok, []kv.Cond{exists}, nil, func(t Token) []*auditv1.Event {
+	self := hasParent && ref.Name == p.Name
+	var parentExpire time.Time
+	if self {
+		parentExpire = parent.ExpireTime
+	}
+	now := d.s.Now()
+	expire, err := d.expiry(now, ttl, parentExpire)
+	if err != nil {
+		return Token{}, "", err
+	}
+	tok := Token{Principal: ref, Description: description, CreateTime: now, ExpireTime: expire, CreateBy: p.Name, Issuer: parent.ID}
+	conds := []kv.Cond{exists}
+	if hasParent {
+		// The issuer must still be live when the token is stored: a
+		// child stored after its parent's revocation would escape the
+		// cascade.
+		conds = append(conds, parentHolds)
+	}
+	tok, bearer, err := d.issue(ctx, tok, conds, nil, func(t Token) []*auditv1.Event {
 		return []*auditv1.Event{d.tokenEvent(ctx, resolver.ActionTokenCreate, t)}
 	})
-	if resolver.Conflict(err) == 0 {
+	switch resolver.Conflict(err) {
+	case 0:
 		return Token{}, "", missing
+	case 1:
+		return Token{}, "", badToken() // the caller's token was revoked meanwhile
 	}
 	if err != nil {
 		return Token{}, "", fmt.Errorf("create token: %w", err)
@@ -291,13 +418,17 @@ func (d *Directory) tokenEvent(ctx context.Context, action string, t Token) *aud
 	if action == resolver.ActionTokenCreate && !t.ExpireTime.IsZero() {
 		details[resolver.DetailExpireTime] = t.ExpireTime.UTC().Format(time.RFC3339)
 	}
+	if action == resolver.ActionTokenCreate && t.Issuer != "" {
+		details[detailIssuerToken] = t.Issuer
+	}
 	return d.s.Event(ctx, action, t.Name(), resolver.TeamOfPrincipal(t.Principal), details)
 }
 
 // issue gives tok a fresh id and stores it, with writes and the audit
-// events that events returns for it (nil: none), when conds hold. A failed
-// condition comes back as the *ConflictError of Apply; a token id that is
-// taken already (2⁻⁶⁴) is drawn again.
+// events that events returns for it (nil: none), when conds hold. A child
+// (tok.Child) is indexed under its issuer, so that revoking the issuer
+// revokes it. A failed condition comes back as the *ConflictError of
+// Apply; a token id that is taken already (2⁻⁶⁴) is drawn again.
 func (d *Directory) issue(ctx context.Context, tok Token, conds []kv.Cond, writes []kv.Write, events func(Token) []*auditv1.Event) (Token, string, error) {
 	for range 3 {
 		id, bearer := newBearer()
@@ -306,6 +437,9 @@ func (d *Directory) issue(ctx context.Context, tok Token, conds []kv.Cond, write
 		w := append(slices.Clone(writes),
 			kv.Put(resolver.TokenKey(id), resolver.Encode(toTokenRecord(tok, auth.TokenKey(bearer)))),
 			kv.Put(resolver.PrincipalTokensPrefix(tok.Principal.Name)+id, resolver.Marker))
+		if tok.Child() {
+			w = append(w, kv.Put(resolver.TokenChildrenPrefix(tok.Issuer)+id, resolver.Marker))
+		}
 		var evs []*auditv1.Event
 		if events != nil {
 			evs = events(tok)
@@ -470,11 +604,19 @@ func (d *Directory) revokeSurplus(ctx context.Context, conds []kv.Cond, recs []t
 	return recs, nil
 }
 
-// RevokeToken revokes token id and returns it; revoking a revoked token
-// changes nothing and returns it as it is. Callers are people: system
-// admins for any token; users for their own; team admins for those of
-// their team's agent identities. The resolver refuses a revoked token at once;
-// other services within auth.DefaultCacheTTL.
+// RevokeToken revokes token id and returns it, with every token issued
+// from it for its own principal (its children, theirs, and so on: see
+// Token.Child), each recorded as its own token.revoke event, so that each
+// token's history is found under its own name. Revoking a revoked token
+// revokes what is left of its descendants, if anything, and returns it as
+// it is. Callers are people: system admins for any token; users for
+// their own; team admins for those of their team's agent identities.
+//
+// Once the revocation is stored it is published (Notices): the resolver's
+// own cache drops the tokens at once, and RevokeToken returns only when
+// every service subscribed to the notices has dropped them too (or has
+// not answered within auth.DefaultAckWait: it refuses them within its
+// cache's TTL, auth.DefaultCacheTTL).
 //
 // Returns Invalid (field token_id), PermissionDenied (also for a missing
 // token, unless the caller is a system admin), NotFound.
@@ -502,20 +644,113 @@ func (d *Directory) RevokeToken(ctx context.Context, id string) (Token, error) {
 		if !mayManageTokens(p, rec.token().Principal) {
 			return Token{}, notYours
 		}
-		if rec.RevokeTime != nil {
-			return rec.token(), nil
+		var revoked []string
+		if rec.RevokeTime == nil {
+			now := d.s.Now()
+			rec.RevokeTime = &now
+			err = d.s.Apply(ctx, []kv.Cond{kv.Equal(resolver.TokenKey(id), raw)}, []kv.Write{kv.Put(resolver.TokenKey(id), resolver.Encode(rec))},
+				d.tokenEvent(ctx, resolver.ActionTokenRevoke, rec.token()))
+			if resolver.Conflict(err) == 0 {
+				continue // changed meanwhile (revoked by someone else): look again
+			}
+			if err != nil {
+				return Token{}, fmt.Errorf("revoke token: %w", err)
+			}
+			revoked = append(revoked, id)
 		}
-		now := d.s.Now()
-		rec.RevokeTime = &now
-		err = d.s.Apply(ctx, []kv.Cond{kv.Equal(resolver.TokenKey(id), raw)}, []kv.Write{kv.Put(resolver.TokenKey(id), resolver.Encode(rec))},
-			d.tokenEvent(ctx, resolver.ActionTokenRevoke, rec.token()))
-		if resolver.Conflict(err) == 0 {
-			continue // changed meanwhile (revoked by someone else): look again
-		}
+		// Only now, with the token revoked, can no more children be
+		// issued from it (CreateToken's condition): its descendants are
+		// a set that no longer grows.
+		more, err := d.revokeDescendants(ctx, id)
+		revoked = append(revoked, more...)
+		d.notices.Publish(context.WithoutCancel(ctx), revoked)
 		if err != nil {
-			return Token{}, fmt.Errorf("revoke token: %w", err)
+			return Token{}, fmt.Errorf("revoke the tokens issued from token %q: %w", id, err)
 		}
 		return rec.token(), nil
 	}
 	return Token{}, errs.E(errs.KindUnavailable, "token %q is changing; try again", id)
+}
+
+// cascadeBatch is how many tokens one Apply of revokeDescendants revokes:
+// a record and an event each, within the Store's limit of 128.
+const cascadeBatch = 50
+
+// cascadeReason is the reason of a token.revoke event of a descendant.
+const cascadeReason = "the token it was issued with was revoked"
+
+// revokeDescendants revokes the live children of the revoked token id,
+// then theirs, level by level, and returns their ids. Each level is read
+// after the one above is revoked, when it can no longer grow.
+func (d *Directory) revokeDescendants(ctx context.Context, id string) ([]string, error) {
+	var revoked []string
+	level := []string{id}
+	for len(level) > 0 {
+		var next []tokenRecord
+		for _, parent := range level {
+			kids, err := d.children(ctx, parent)
+			if err != nil {
+				return revoked, err
+			}
+			next = append(next, kids...)
+		}
+		level = level[:0]
+		for batch := range slices.Chunk(next, cascadeBatch) {
+			now := d.s.Now()
+			var w []kv.Write
+			var evs []*auditv1.Event
+			for _, r := range batch {
+				level = append(level, r.ID) // revoked already or now: look at its children
+				if r.RevokeTime != nil {
+					continue
+				}
+				r.RevokeTime = &now
+				t := r.token()
+				w = append(w, kv.Put(resolver.TokenKey(r.ID), resolver.Encode(r)))
+				evs = append(evs, d.s.Event(ctx, resolver.ActionTokenRevoke, t.Name(), resolver.TeamOfPrincipal(t.Principal), map[string]string{
+					resolver.DetailPrincipal: t.Principal.Name,
+					detailIssuerToken:        t.Issuer,
+					audit.DetailReason:       cascadeReason,
+				}))
+			}
+			if len(w) == 0 {
+				continue
+			}
+			// Token records change only by gaining a RevokeTime: no
+			// condition is needed (at worst one revoked meanwhile gets a
+			// later RevokeTime).
+			if err := d.s.Apply(ctx, nil, w, evs...); err != nil {
+				return revoked, err
+			}
+			for _, r := range batch {
+				if r.RevokeTime == nil {
+					revoked = append(revoked, r.ID)
+				}
+			}
+		}
+	}
+	return revoked, nil
+}
+
+// children reads the token records issued from token id for its own
+// principal (the tokenchildren index).
+func (d *Directory) children(ctx context.Context, id string) ([]tokenRecord, error) {
+	prefix := resolver.TokenChildrenPrefix(id)
+	kvs, err := d.s.KV().Scan(ctx, prefix, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []tokenRecord
+	for _, e := range kvs {
+		var rec tokenRecord
+		_, err := d.s.Get(ctx, resolver.TokenKey(strings.TrimPrefix(e.Key, prefix)), &rec)
+		if resolver.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
 }

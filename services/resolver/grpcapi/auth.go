@@ -22,3 +22,10 @@ func (s *AuthServer) Authenticate(ctx context.Context, req *internalapiv1.Authen
 	}
 	return &internalapiv1.AuthenticateResponse{Principal: principalProto(p)}, nil
 }
+
+// WatchRevocations streams revocation notices to another service's
+// authentication cache (auth.FollowRevocations), for as long as it
+// listens.
+func (s *AuthServer) WatchRevocations(stream internalapiv1.AuthService_WatchRevocationsServer) error {
+	return s.Dir.Notices().Serve(stream)
+}

@@ -323,7 +323,7 @@ func TestMembershipChangesAreImmediate(t *testing.T) {
 	_, err := c.dir.GetTeam(max, &scopev1.GetTeamRequest{Name: "teams/red"})
 	wantCode(t, err, codes.PermissionDenied)
 
-	m, err := c.dir.CreateMembership(withToken(t, f.tokens[teamAdmin]), &scopev1.CreateMembershipRequest{Parent: "teams/red", User: "users/max", Role: scopev1.Role_ROLE_ADMIN})
+	m, err := c.dir.CreateMembership(withToken(t, f.tokens[sysAdmin]), &scopev1.CreateMembershipRequest{Parent: "teams/red", User: "users/max", Role: scopev1.Role_ROLE_ADMIN})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,8 +377,8 @@ func TestResponses(t *testing.T) {
 		}
 		p := resp.GetPrincipal()
 		if p.GetKind() != scopev1.PrincipalKind_PRINCIPAL_KIND_USER || p.GetName() != "users/ann" || p.GetSystemAdmin() ||
-			p.GetTokenId() == "" || p.GetTokenExpireTime() != nil || len(p.GetTeams()) != 1 || p.GetTeams()[0].GetRole() != scopev1.Role_ROLE_ADMIN {
-			t.Errorf("got %v, want ann, admin of red, with a non-expiring token", p)
+			p.GetTokenId() == "" || p.GetTokenExpireTime() == nil || len(p.GetTeams()) != 1 || p.GetTeams()[0].GetRole() != scopev1.Role_ROLE_ADMIN {
+			t.Errorf("got %v, want ann, admin of red, with a token that expires (every token made with CreateToken does)", p)
 		}
 		if !strings.Contains(f.tokens[teamAdmin], p.GetTokenId()) {
 			t.Errorf("token id %q is not part of the token", p.GetTokenId())
@@ -394,7 +394,9 @@ func TestResponses(t *testing.T) {
 			t.Errorf("bearer token: got one without the shape oz_<id>_<43+ character secret>")
 		}
 		if tok.GetName() != "tokens/"+tok.GetTokenId() || tok.GetPrincipal() != "users/oli" || tok.GetCreateBy() != "users/admin" ||
-			tok.GetDescription() != "ci" || tok.GetExpireTime() != nil || tok.GetRevokeTime() != nil ||
+			tok.GetDescription() != "ci" || tok.GetRevokeTime() != nil ||
+			// No lifetime asked: the longest allowed.
+			!tok.GetExpireTime().AsTime().Equal(tok.GetCreateTime().AsTime().Add(directory.DefaultMaxTokenLifetime)) ||
 			tok.GetPrincipalKind() != scopev1.PrincipalKind_PRINCIPAL_KIND_USER {
 			t.Errorf("token: got %v", tok)
 		}

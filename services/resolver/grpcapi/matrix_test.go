@@ -22,6 +22,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		pd = codes.PermissionDenied
 		nf = codes.NotFound
 		ae = codes.AlreadyExists
+		fp = codes.FailedPrecondition
 	)
 	type want struct{ sys, teamAdmin, member, other codes.Code }
 	tests := []struct {
@@ -72,11 +73,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"CreateMembership", func(ctx context.Context, c clients) error {
 			_, err := c.dir.CreateMembership(ctx, &scopev1.CreateMembershipRequest{Parent: "teams/red", User: "users/newbie"})
 			return err
-		}, want{ok, ok, pd, pd}},
+		}, want{ok, fp, pd, pd}},
 		{"CreateMembershipMissingUser", func(ctx context.Context, c clients) error {
 			_, err := c.dir.CreateMembership(ctx, &scopev1.CreateMembershipRequest{Parent: "teams/red", User: "users/ghost"})
 			return err
-		}, want{nf, nf, pd, pd}},
+		}, want{nf, fp, pd, pd}},
 		{"CreateMembershipMissingTeam", func(ctx context.Context, c clients) error {
 			_, err := c.dir.CreateMembership(ctx, &scopev1.CreateMembershipRequest{Parent: "teams/nope", User: "users/newbie"})
 			return err
@@ -84,7 +85,41 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"CreateMembershipExisting", func(ctx context.Context, c clients) error {
 			_, err := c.dir.CreateMembership(ctx, &scopev1.CreateMembershipRequest{Parent: "teams/red", User: "users/max", Role: scopev1.Role_ROLE_ADMIN})
 			return err
+		}, want{ae, fp, pd, pd}},
+		// A user joins a team only with their consent: team admins invite,
+		// and only the invited user sees, accepts or declines.
+		{"CreateInvitation", func(ctx context.Context, c clients) error {
+			_, err := c.dir.CreateInvitation(ctx, &scopev1.CreateInvitationRequest{Parent: "teams/red", User: "users/newbie"})
+			return err
+		}, want{ok, ok, pd, pd}},
+		{"CreateInvitationMember", func(ctx context.Context, c clients) error {
+			_, err := c.dir.CreateInvitation(ctx, &scopev1.CreateInvitationRequest{Parent: "teams/red", User: "users/max"})
+			return err
 		}, want{ae, ae, pd, pd}},
+		{"CreateInvitationMissingUser", func(ctx context.Context, c clients) error {
+			_, err := c.dir.CreateInvitation(ctx, &scopev1.CreateInvitationRequest{Parent: "teams/red", User: "users/ghost"})
+			return err
+		}, want{nf, nf, pd, pd}},
+		{"ListInvitationsMine", func(ctx context.Context, c clients) error {
+			_, err := c.dir.ListInvitations(ctx, &scopev1.ListInvitationsRequest{Parent: "users/me"})
+			return err
+		}, want{ok, ok, ok, ok}},
+		{"ListInvitationsOthers", func(ctx context.Context, c clients) error {
+			_, err := c.dir.ListInvitations(ctx, &scopev1.ListInvitationsRequest{Parent: "users/newbie"})
+			return err
+		}, want{pd, pd, pd, pd}},
+		{"AcceptInvitationNone", func(ctx context.Context, c clients) error {
+			_, err := c.dir.AcceptInvitation(ctx, &scopev1.AcceptInvitationRequest{Name: "users/me/invitations/red"})
+			return err
+		}, want{nf, nf, nf, nf}},
+		{"AcceptInvitationOthers", func(ctx context.Context, c clients) error {
+			_, err := c.dir.AcceptInvitation(ctx, &scopev1.AcceptInvitationRequest{Name: "users/newbie/invitations/red"})
+			return err
+		}, want{pd, pd, pd, pd}},
+		{"DeclineInvitationOthers", func(ctx context.Context, c clients) error {
+			_, err := c.dir.DeclineInvitation(ctx, &scopev1.DeclineInvitationRequest{Name: "users/newbie/invitations/red"})
+			return err
+		}, want{pd, pd, pd, pd}},
 		{"ListMemberships", func(ctx context.Context, c clients) error {
 			_, err := c.dir.ListMemberships(ctx, &scopev1.ListMembershipsRequest{Parent: "teams/red"})
 			return err

@@ -354,8 +354,13 @@ func TestRunService(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetRun: %v", err)
 	}
-	if got := injectedNames(bobsView.GetRun()); !slices.Equal(got, []string{"(redacted SECRET_SCOPE_PERSONAL)", "OTHER_KEY"}) {
+	// bob is shown the decision on the team's secrets alone, the same
+	// whether or not alice has a GITHUB_TOKEN (the team has none).
+	if got := injectedNames(bobsView.GetRun()); !slices.Equal(got, []string{"OTHER_KEY"}) {
 		t.Errorf("bob's view: %v", got)
+	}
+	if u := bobsView.GetRun().GetUnresolved(); len(u) != 1 || u[0].GetSecretName() != "GITHUB_TOKEN" || u[0].GetReason() != scopev1.UnresolvedReason_UNRESOLVED_REASON_NOT_FOUND {
+		t.Errorf("bob's view of the unresolved: %v", u)
 	}
 	if got := bobsView.GetRun().GetContext().GetSecrets().GetNames(); !slices.Equal(got, []string{"GITHUB_TOKEN", "OTHER_KEY"}) {
 		t.Errorf("bob's view of the context: %v", got)

@@ -128,6 +128,15 @@ func TestEnvironmentBadInput(t *testing.T) {
 		{"DescriptionLong", func() error {
 			return errOf(f.d.CreateEnvironment(f.Ann, runs.Environment{Team: "red", ID: "x", Description: strings.Repeat("d", 1025)}))
 		}, "description"},
+		{"DescriptionEscape", func() error {
+			return errOf(f.d.CreateEnvironment(f.Ann, runs.Environment{Team: "red", ID: "x", Description: "clear \x1b[2J"}))
+		}, "description"},
+		{"DescriptionCRLF", func() error {
+			return errOf(f.d.UpdateEnvironment(f.Ann, "red", "prod", runs.EnvironmentUpdate{Description: new("fake\r\nrow")}))
+		}, "description"},
+		{"DescriptionNUL", func() error {
+			return errOf(f.d.UpdateEnvironment(f.Ann, "red", "prod", runs.EnvironmentUpdate{Description: new("nul\x00")}))
+		}, "description"},
 		{"SecretNameReserved", func() error {
 			return errOf(f.d.CreateEnvironment(f.Ann, runs.Environment{Team: "red", ID: "x", SecretNames: []string{"OK", "BASH_FUNC_x"}}))
 		}, "secret_names"},

@@ -23,10 +23,13 @@ const runEventBudget = 48 << 10
 
 // resolveEvents are the run.resolve event of run, as recorded: the
 // identity, trigger, runner, user, environment and allowlist source; for
-// each injected secret its value version (injected.NAME for the team's,
-// and how many of the triggering user's personal secrets, by count only:
-// team admins read this chain); for each unresolved
-// reference its reason (unresolved.NAME). A strict run that failed is
+// each injected team secret its value version ("injected.N" =
+// "NAME=VERSION"), and how many of the triggering user's personal secrets,
+// by count only (team admins read this chain); for each unresolved
+// reference its reason ("unresolved.N" = "NAME=REASON"). Names are in the
+// values, numbered from 1 across the parts, because a detail key is at most
+// audit.MaxDetailKeyLength characters and a name may be 255. A strict run
+// that failed is
 // OUTCOME_FAILED, with nothing injected. Names too many for one event are
 // spread over several, each a DetailPart of the whole carrying the run's
 // own details.
@@ -59,13 +62,15 @@ func (r *Service) resolveEvents(ctx context.Context, run Run) []*auditv1.Event {
 			personal++
 			continue
 		}
-		entries = append(entries, entry{audit.DetailInjectedPrefix + s.Name, strconv.FormatInt(s.Version, 10)})
+		k, v := audit.InjectedDetail(len(entries)+1, s.Name, s.Version)
+		entries = append(entries, entry{k, v})
 	}
 	if personal > 0 {
 		base[audit.DetailInjectedPersonalCount] = strconv.Itoa(personal)
 	}
-	for _, u := range run.Unresolved {
-		entries = append(entries, entry{audit.DetailUnresolvedPrefix + u.Name, reasonNames[u.Reason]})
+	for i, u := range run.Unresolved {
+		k, v := audit.UnresolvedDetail(i+1, u.Name, reasonNames[u.Reason])
+		entries = append(entries, entry{k, v})
 	}
 	// Sizes are estimates of the canonical encoding (key, value and their
 	// lengths), with room to spare under runEventBudget.

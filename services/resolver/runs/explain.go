@@ -11,9 +11,10 @@ import (
 
 // ExplainRun makes ResolveRun's decision for rc without values and says
 // why for every candidate. Members of the team (people) and system admins.
-// Personal candidates are shown to the triggering user only; anyone else
-// gets a note instead, and a team secret they override is said to be
-// "overridden by a personal secret of the triggering user".
+// Personal candidates are shown to the triggering user only. Anyone else
+// is shown the decision on the team's secrets alone
+// (runrules.WithoutPersonal), with a note saying so: the same answer
+// whether or not the user has personal secrets, of any name.
 //
 // Returns Invalid (the fields of ResolveRun's context, and
 // context.start_token, which it does not accept), PermissionDenied,
@@ -45,6 +46,9 @@ func (r *Service) ExplainRun(ctx context.Context, team string, rc RunContext) (E
 		return Explanation{}, err
 	}
 	showPersonal := user != "" && p.ID == user
+	if !showPersonal {
+		res = runrules.WithoutPersonal(prep.input, res)
+	}
 	return explain(prep, res, showPersonal), nil
 }
 
@@ -59,9 +63,6 @@ func explain(prep prepared, res runrules.Result, showPersonal bool) Explanation 
 		listName = fmt.Sprintf("the list of environment %q", prep.env)
 	}
 	for _, c := range res.Candidates {
-		if c.Scope() == runrules.ScopePersonal && !showPersonal {
-			continue // another user's: not even its name
-		}
 		cd := CandidateDecision{Candidate: c}
 		switch c.Decision {
 		case runrules.Injected:
@@ -93,7 +94,9 @@ func explain(prep prepared, res runrules.Result, showPersonal bool) Explanation 
 	case showPersonal:
 		note("your personal secrets are candidates, and take the place of team secrets of the same name")
 	default:
-		note("personal secrets of the triggering user (%s) are candidates but are not shown: only they may see them", in.User)
+		note("personal secrets of the triggering user (%s) are candidates but are not shown: only they may see them. "+
+			"This is the decision on the team's secrets alone: a personal secret takes the place of a team secret of the same name, "+
+			"and may provide a name shown here as unresolved", in.User)
 	}
 	switch res.Source {
 	case runrules.AllowlistRun:

@@ -42,18 +42,34 @@ func (r *Service) GetRun(ctx context.Context, team, id string) (Run, error) {
 	return r.forReader(ctx, []Run{rec.run()}, p)[0], nil
 }
 
-// redact clears the personal secrets of users other than p from run.
+// redact returns run as p may see it: the run's own view to its
+// triggering user; to anyone else, the decision on the team's secrets
+// alone (Run.Others), the same whether or not the user has personal
+// secrets. A record made before Others was kept has its personal secrets
+// left out.
 func redact(run Run, p *auth.Principal) Run {
-	viewer := ""
-	if p.Kind == auth.KindUser {
-		viewer = resolver.UserName(p.ID)
+	others := run.Others
+	run.Others = nil
+	if run.Context.User == "" || (p.Kind == auth.KindUser && resolver.UserName(p.ID) == run.Context.User) {
+		return run
 	}
-	for i, s := range run.Injected {
-		if s.Scope() == runrules.ScopePersonal && s.Owner != viewer {
-			run.Injected[i] = InjectedSecret{Redacted: true, OverridesTeamSecret: s.OverridesTeamSecret}
+	if others != nil {
+		run.Injected, run.Unresolved = others.Injected, others.Unresolved
+		return run
+	}
+	run.Injected = withoutPersonal(run.Injected)
+	return run
+}
+
+// withoutPersonal returns the team secrets of injected.
+func withoutPersonal(injected []InjectedSecret) []InjectedSecret {
+	var out []InjectedSecret
+	for _, s := range injected {
+		if s.Scope() == runrules.ScopeTeam {
+			out = append(out, s)
 		}
 	}
-	return run
+	return out
 }
 
 // maxRunsScanned bounds the index entries one ListRuns call reads, so that

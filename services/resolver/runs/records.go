@@ -62,6 +62,13 @@ type runRecord struct {
 	ResolveTime  *time.Time    `json:"resolve_time,omitempty"`
 	EndTime      *time.Time    `json:"end_time,omitempty"`
 	End          *runEndRecord `json:"end,omitempty"`
+	// Others is Run.Others.
+	Others *runViewRecord `json:"others,omitempty"`
+}
+
+type runViewRecord struct {
+	Injected   []injectedRecord   `json:"injected,omitempty"`
+	Unresolved []unresolvedRecord `json:"unresolved,omitempty"`
 }
 
 var (
@@ -98,13 +105,36 @@ func toRunRecord(r Run) runRecord {
 	if r.End != nil {
 		rec.End = &runEndRecord{ExitCode: r.End.ExitCode, Signal: r.End.Signal, DurationMS: r.End.Duration.Milliseconds()}
 	}
-	for _, s := range r.Injected {
-		rec.Injected = append(rec.Injected, injectedRecord{Name: s.Name, Owner: s.Owner, ValueVersion: s.Version, OverridesTeamSecret: s.OverridesTeamSecret, Created: timePtr(s.Created)})
-	}
-	for _, u := range r.Unresolved {
-		rec.Unresolved = append(rec.Unresolved, unresolvedRecord{Name: u.Name, Reason: reasonNames[u.Reason], Detail: u.Detail})
+	rec.Injected, rec.Unresolved = toViewRecord(RunView{Injected: r.Injected, Unresolved: r.Unresolved})
+	if r.Others != nil {
+		rec.Others = &runViewRecord{}
+		rec.Others.Injected, rec.Others.Unresolved = toViewRecord(*r.Others)
 	}
 	return rec
+}
+
+func toViewRecord(v RunView) (injected []injectedRecord, unresolved []unresolvedRecord) {
+	for _, s := range v.Injected {
+		injected = append(injected, injectedRecord{Name: s.Name, Owner: s.Owner, ValueVersion: s.Version, OverridesTeamSecret: s.OverridesTeamSecret, Created: timePtr(s.Created)})
+	}
+	for _, u := range v.Unresolved {
+		unresolved = append(unresolved, unresolvedRecord{Name: u.Name, Reason: reasonNames[u.Reason], Detail: u.Detail})
+	}
+	return injected, unresolved
+}
+
+func (rec runViewRecord) view() RunView {
+	var v RunView
+	for _, s := range rec.Injected {
+		v.Injected = append(v.Injected, InjectedSecret{
+			Secret:              runrules.Secret{Owner: s.Owner, Name: s.Name, Version: s.ValueVersion, Created: timeOf(s.Created)},
+			OverridesTeamSecret: s.OverridesTeamSecret,
+		})
+	}
+	for _, u := range rec.Unresolved {
+		v.Unresolved = append(v.Unresolved, UnresolvedReference{Name: u.Name, Reason: lookupName(reasonNames, u.Reason), Detail: u.Detail})
+	}
+	return v
 }
 
 func (rec runRecord) run() Run {
@@ -131,14 +161,11 @@ func (rec runRecord) run() Run {
 			r.State = RunFailed
 		}
 	}
-	for _, s := range rec.Injected {
-		r.Injected = append(r.Injected, InjectedSecret{
-			Secret:              runrules.Secret{Owner: s.Owner, Name: s.Name, Version: s.ValueVersion, Created: timeOf(s.Created)},
-			OverridesTeamSecret: s.OverridesTeamSecret,
-		})
-	}
-	for _, u := range rec.Unresolved {
-		r.Unresolved = append(r.Unresolved, UnresolvedReference{Name: u.Name, Reason: lookupName(reasonNames, u.Reason), Detail: u.Detail})
+	own := runViewRecord{Injected: rec.Injected, Unresolved: rec.Unresolved}.view()
+	r.Injected, r.Unresolved = own.Injected, own.Unresolved
+	if rec.Others != nil {
+		others := rec.Others.view()
+		r.Others = &others
 	}
 	return r
 }

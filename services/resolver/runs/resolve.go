@@ -1,6 +1,7 @@
 package runs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -152,6 +153,9 @@ func (r *Service) resolve(ctx, rctx context.Context, run Run, startedRaw []byte,
 			run.Injected = append(run.Injected, InjectedSecret{Secret: c.Secret, OverridesTeamSecret: c.OverridesTeam})
 		}
 	}
+	if run.Context.User != "" {
+		run.Others = othersView(prep.input, res, run)
+	}
 	// The record and its run.resolve event commit together, before
 	// anything is returned: no values without an event, no event for a run
 	// that was not recorded. The run must still be as started: a ticket is
@@ -190,6 +194,7 @@ func (r *Service) resolve(ctx, rctx context.Context, run Run, startedRaw []byte,
 	for i := range run.Injected {
 		run.Injected[i].ValueState = ValueCurrent // as of now, by definition
 	}
+	run.Others = nil // recorded for readers, not returned
 	out := Resolution{Run: run}
 	if sealed != nil {
 		out.Sealed = &sealed.sealed
@@ -297,4 +302,26 @@ func unresolvedOf(us []runrules.Unresolved) []UnresolvedReference {
 func reservedDetail(name string) string {
 	r, _ := envname.Check(name)
 	return r.Explain(name) + "; it is never injected"
+}
+
+// othersView is what readers other than the triggering user are shown of
+// run, decided as res was on in: the decision on the team's secrets alone
+// (runrules.WithoutPersonal). It is nil when that is what they would be
+// shown anyway, run's own view without its personal secrets.
+func othersView(in runrules.Input, res runrules.Result, run Run) *RunView {
+	team := runrules.WithoutPersonal(in, res)
+	view := RunView{Unresolved: unresolvedOf(team.Unresolved)}
+	if run.Outcome != OutcomeFailedStrict {
+		for _, c := range team.Injected() {
+			view.Injected = append(view.Injected, InjectedSecret{Secret: c.Secret})
+		}
+	}
+	own := RunView{Injected: withoutPersonal(run.Injected), Unresolved: run.Unresolved}
+	a, b := runViewRecord{}, runViewRecord{}
+	a.Injected, a.Unresolved = toViewRecord(view)
+	b.Injected, b.Unresolved = toViewRecord(own)
+	if bytes.Equal(resolver.Encode(a), resolver.Encode(b)) {
+		return nil
+	}
+	return &view
 }

@@ -101,9 +101,12 @@ func (r *Service) forReader(ctx context.Context, runs []Run, p *auth.Principal) 
 			runs[i].State = RunExpired
 		}
 	}
-	r.valueStates(ctx, runs)
 	for i := range runs {
 		runs[i] = redact(runs[i], p)
+	}
+	// After redact: a reader is told of the values of what they are shown.
+	r.valueStates(ctx, runs)
+	for i := range runs {
 		runs[i].HoldsStaleValues = false
 		for _, s := range runs[i].Injected {
 			if s.ValueState == ValueRotated || s.ValueState == ValueDeleted {

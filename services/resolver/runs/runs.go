@@ -26,11 +26,13 @@
 //   - A strict run with unresolved references is not an error: it is
 //     recorded with outcome OutcomeFailedStrict, nothing injected, and no
 //     values are sealed or returned.
-//   - Another user's personal secrets are never named to anyone but that
-//     user: run records redact them (Redacted, no name, owner or version)
-//     for every other reader, system admins and runners included;
-//     ExplainRun leaves them out when the caller is not the triggering user
-//     and says so in a note (without a count).
+//   - Nobody but the triggering user learns anything about their personal
+//     secrets, not even by guessing names: every other reader of a run
+//     record (system admins and runners included) and of ExplainRun is
+//     shown the decision on the team's secrets alone
+//     (runrules.WithoutPersonal; Run.Others), which is the same whether or
+//     not the user has personal secrets, of any name. ExplainRun says so in
+//     a note (without a count).
 //   - context.start_token is refused everywhere: a run is started by the
 //     principal its trigger speaks for (StartRun), not by a token handed
 //     to the runner.
@@ -246,6 +248,19 @@ type Run struct {
 	// HoldsStaleValues: in flight, and holding a value rotated or deleted
 	// since (see InjectedSecret.ValueState).
 	HoldsStaleValues bool
+	// Others is what readers other than the triggering user are shown of
+	// Injected and Unresolved: the decision on the team's secrets alone
+	// (runrules.WithoutPersonal), recorded with the run. Nil when it is
+	// Injected without the personal secrets (no user, or the user's
+	// personal secrets changed nothing). Never returned as such: redact
+	// puts it in place for those readers.
+	Others *RunView
+}
+
+// RunView is a resolved run's injected secrets and unresolved references.
+type RunView struct {
+	Injected   []InjectedSecret
+	Unresolved []UnresolvedReference
 }
 
 // InFlight reports whether the run's values are out: resolved, and its

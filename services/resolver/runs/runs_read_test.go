@@ -78,8 +78,10 @@ func TestExplainRun(t *testing.T) {
 			if strings.Contains(dump, "ALICE_ONLY") || strings.Contains(dump, `Owner:"users/alice"`) {
 				t.Errorf("%s: the explanation names alice's personal secrets: %s", name, dump)
 			}
+			// Shown as if alice had no personal secrets: the team's
+			// GITHUB_TOKEN is said to be injected, not overridden.
 			c, ok := candidate(ex, acme, "GITHUB_TOKEN")
-			if !ok || c.Decision != runrules.ExcludedOverridden || c.Detail != "overridden by a personal secret of the triggering user" {
+			if !ok || c.Decision != runrules.Injected || c.OverridesTeam || strings.Contains(dump, "overridden") {
 				t.Errorf("%s: team GITHUB_TOKEN: %+v", name, c)
 			}
 			if !hasNote(ex, "personal secrets of the triggering user (users/alice) are candidates but are not shown") {
@@ -165,27 +167,24 @@ func TestGetRunRedaction(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			run, err := f.runs.GetRun(tt.ctx, "acme", "run-alice")
 			check(t, err)
-			var personal, redacted int
+			var personal int
 			for _, s := range run.Injected {
-				if s.Scope() == runrules.ScopePersonal {
+				if s.Scope() == runrules.ScopePersonal || s.Redacted || s.OverridesTeamSecret {
 					personal++
 				}
-				if s.Redacted {
-					redacted++
-					if s.Name != "" || s.Owner != "" || s.Version != 0 {
-						t.Errorf("redacted entry keeps %+v", s)
-					}
-				}
-			}
-			if personal != 2 {
-				t.Errorf("personal entries: got %d, want 2", personal)
 			}
 			dump := fmt.Sprintf("%#v", run)
-			if tt.redacted && (redacted != 2 || strings.Contains(dump, "ALICE_ONLY")) {
-				t.Errorf("redacted %d; record %s", redacted, dump)
+			// Others are shown the decision on the team's secrets alone:
+			// no personal entry, not even redacted, and the team's
+			// GITHUB_TOKEN that alice's overrode.
+			if tt.redacted && (personal != 0 || strings.Contains(dump, "ALICE_ONLY") || !slices.Contains(injectedOf(run), acme+":GITHUB_TOKEN")) {
+				t.Errorf("personal entries %d; record %s", personal, dump)
 			}
-			if !tt.redacted && (redacted != 0 || !strings.Contains(dump, "ALICE_ONLY")) {
-				t.Errorf("alice's own record redacted %d entries", redacted)
+			if !tt.redacted && (personal != 2 || !strings.Contains(dump, "ALICE_ONLY") || slices.Contains(injectedOf(run), acme+":GITHUB_TOKEN")) {
+				t.Errorf("alice's own record: %d personal entries; record %s", personal, dump)
+			}
+			if run.Others != nil {
+				t.Errorf("the record's view for others is returned as such")
 			}
 			if got := injectedOf(run); !slices.Contains(got, acme+":DEPLOY_TOKEN") {
 				t.Errorf("team secrets: %v", got)
@@ -300,8 +299,8 @@ func TestListRuns(t *testing.T) {
 	t.Run("Redacted", func(t *testing.T) {
 		rs, _, err := f.runs.ListRuns(f.bob, "acme", runs.RunFilter{}, resolver.Page{})
 		check(t, err)
-		if dump := fmt.Sprintf("%#v", rs); strings.Contains(dump, "ALICE_ONLY") || !strings.Contains(dump, "Redacted:true") {
-			t.Errorf("bob's list names alice's personal secrets, or redacts nothing")
+		if dump := fmt.Sprintf("%#v", rs); strings.Contains(dump, "ALICE_ONLY") || strings.Contains(dump, "users/alice/") || strings.Contains(dump, "Redacted:true") {
+			t.Errorf("bob's list says something of alice's personal secrets")
 		}
 	})
 	t.Run("Refusals", func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/ozsecrets/oz/lib/reqmeta"
 	"github.com/ozsecrets/oz/lib/sealwire"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
@@ -74,7 +75,8 @@ func checkEvent(t *testing.T, got *auditv1.Event, want wantEvent, requestID stri
 	if got.GetOutcome() != want.outcome {
 		add("outcome", got.GetOutcome(), want.outcome)
 	}
-	if got.GetRequestId() != requestID {
+	// A request that sent no id gets one from the server (reqmeta).
+	if id := got.GetRequestId(); id != requestID && (requestID != "" || !reqmeta.ValidRequestID(id)) {
 		add("request_id", got.GetRequestId(), requestID)
 	}
 	details := maps.Clone(got.GetDetails())
@@ -82,7 +84,11 @@ func checkEvent(t *testing.T, got *auditv1.Event, want wantEvent, requestID stri
 		if details["reason"] == "" {
 			add("details[reason]", "", "a reason")
 		}
+		if details["source"] != "127.0.0.1" {
+			add("details[source]", details["source"], "127.0.0.1")
+		}
 		delete(details, "reason")
+		delete(details, "source")
 	}
 	if !maps.Equal(details, want.details) {
 		add("details", details, want.details)

@@ -314,6 +314,9 @@ func TestUserCreateNeedsTeam(t *testing.T) {
 
 func TestMemberAdd(t *testing.T) {
 	srv := ozfake.Start(t, nil, &ozfake.Directory{
+		GetCallerFunc: func(context.Context, *scopev1.GetCallerRequest) (*scopev1.GetCallerResponse, error) {
+			return &scopev1.GetCallerResponse{Principal: &scopev1.Principal{Kind: scopev1.PrincipalKind_PRINCIPAL_KIND_USER, Name: "users/admin", SystemAdmin: true}}, nil
+		},
 		CreateMembershipFunc: func(context.Context, *scopev1.CreateMembershipRequest) (*scopev1.CreateMembershipResponse, error) {
 			return &scopev1.CreateMembershipResponse{}, nil
 		},
@@ -325,5 +328,30 @@ func TestMemberAdd(t *testing.T) {
 	got := only[*scopev1.CreateMembershipRequest](t, srv, "CreateMembership")
 	if got.GetParent() != "teams/acme" || got.GetUser() != "users/bob" || got.GetRole() != scopev1.Role_ROLE_ADMIN {
 		t.Errorf("got %v, want parent teams/acme, user users/bob, role admin", got)
+	}
+}
+
+// TestMemberAddByTeamAdminInvites: a team admin who is not a system admin
+// invites the user, and says so even to a script.
+func TestMemberAddByTeamAdminInvites(t *testing.T) {
+	srv := ozfake.Start(t, nil, &ozfake.Directory{
+		GetCallerFunc: ozfake.Caller("alice", "acme"),
+		CreateInvitationFunc: func(context.Context, *scopev1.CreateInvitationRequest) (*scopev1.CreateInvitationResponse, error) {
+			return &scopev1.CreateInvitationResponse{}, nil
+		},
+	}, nil)
+	deps, _, errOut := testDeps(srv)
+	if err := runMemberAdd(context.Background(), &MemberAddOptions{Deps: deps, User: "bob", Team: "acme", Role: scopev1.Role_ROLE_MEMBER}); err != nil {
+		t.Fatal(err)
+	}
+	got := only[*scopev1.CreateInvitationRequest](t, srv, "CreateInvitation")
+	if got.GetParent() != "teams/acme" || got.GetUser() != "users/bob" || got.GetRole() != scopev1.Role_ROLE_MEMBER {
+		t.Errorf("got %v, want parent teams/acme, user users/bob, role member", got)
+	}
+	if n := len(srv.CallsTo("CreateMembership")); n != 0 {
+		t.Errorf("got %d CreateMembership calls, want none", n)
+	}
+	if msg := errOut.String(); !strings.Contains(msg, "Invited bob to team acme as member") || !strings.Contains(msg, "oz invitation accept acme") {
+		t.Errorf("stderr %q: want it to say bob was invited and how to accept", msg)
 	}
 }

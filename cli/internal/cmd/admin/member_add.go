@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/urfave/cli/v2"
 
@@ -22,8 +23,15 @@ type MemberAddOptions struct {
 func newMemberAddCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:      "add",
-		Usage:     "Add a user to a team",
+		Usage:     "Add a user to a team (team admins: invite them)",
 		ArgsUsage: "USER",
+		Description: `A user joins a team only with their consent. A system admin adds the user
+directly. A team admin who is not a system admin invites them instead: the
+membership is made when the user accepts (oz invitation accept TEAM), and
+nothing changes if they decline.
+
+Example:
+   oz admin member add bob --team acme --role member`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "team", Usage: "the `TEAM` to add the user to (required)"},
 			roleFlag(),
@@ -57,6 +65,25 @@ func runMemberAdd(ctx context.Context, opts *MemberAddOptions) error {
 		return err
 	}
 	defer conn.Close()
+	caller, err := conn.Directory.GetCaller(ctx, &scopev1.GetCallerRequest{})
+	if err != nil {
+		return err
+	}
+	if !caller.GetPrincipal().GetSystemAdmin() {
+		// Team admins invite: the user joins only by accepting.
+		_, err = conn.Directory.CreateInvitation(ctx, &scopev1.CreateInvitationRequest{
+			Parent: "teams/" + opts.Team,
+			User:   "users/" + opts.User,
+			Role:   opts.Role,
+		})
+		if err != nil {
+			return err
+		}
+		// Said on stderr even to scripts: the user is not a member yet.
+		fmt.Fprintf(opts.IO.ErrOut, "Invited %s to team %s as %s: they become a member when they accept (oz invitation accept %s)\n",
+			opts.User, opts.Team, cmdutil.Role(opts.Role), opts.Team)
+		return nil
+	}
 	_, err = conn.Directory.CreateMembership(ctx, &scopev1.CreateMembershipRequest{
 		Parent: "teams/" + opts.Team,
 		User:   "users/" + opts.User,

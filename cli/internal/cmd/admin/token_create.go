@@ -25,7 +25,7 @@ type TokenCreateOptions struct {
 	// team Team (empty: the caller's only team) instead of a user.
 	Agent       string
 	Team        string
-	Expires     time.Duration // 0: never
+	Expires     time.Duration // 0: the longest the resolver allows
 	Description string
 }
 
@@ -37,6 +37,11 @@ func newTokenCreateCmd(f *cmdutil.Factory) *cli.Command {
 		Description: `The token is shown once: only its hash is stored. Keep it in a secret store or
 pass it on directly, e.g.: OZ_TOKEN=$(oz admin token create --user alice --expires 30d)
 
+Lifetimes: a token lives at most 90 days (the resolver's --max-token-lifetime);
+without --expires it gets the longest allowed. A token you make for yourself
+expires no later than the token you make it with, and is revoked with it.
+A longer --expires is refused, naming the bound.
+
 With --agent the token belongs to an agent identity of the team (team admins):
 runs started with it execute as that identity. Deleting the identity revokes it.
 The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
@@ -45,7 +50,7 @@ your only team.`,
 			&cli.StringFlag{Name: "user", Value: "me", Usage: "the user `NAME` the token authenticates"},
 			&cli.StringFlag{Name: "agent", Usage: "bind the token to the agent identity `NAME` instead of a user"},
 			&cli.StringFlag{Name: cmdutil.TeamFlag, Usage: "the `TEAM` of the agent identity (with --agent)"},
-			&cli.StringFlag{Name: "expires", Usage: "lifetime `DURATION`, e.g. 30d, 12h, 90m (default: never expires)"},
+			&cli.StringFlag{Name: "expires", Usage: "lifetime `DURATION`, e.g. 30d, 12h, 90m (default: the longest allowed; see above)"},
 			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "what the token is for, as `TEXT`"},
 		},
 		Action: func(c *cli.Context) error {

@@ -20,8 +20,16 @@ type TokenRevokeOptions struct {
 func newTokenRevokeCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:      "revoke",
-		Usage:     "Revoke a token: it stops working at once",
+		Usage:     "Revoke a token, and the tokens issued from it for the same principal",
 		ArgsUsage: "TOKEN_ID",
+		Description: `The token stops working at once on every service that can be told (each
+service's cache drops it before this command returns), and within 5 seconds at
+most everywhere (a service that could not be told trusts its 5-second cache).
+
+Tokens its holder made for themselves with it ("oz admin token create" with that
+token) are revoked with it, and theirs in turn; each is its own token.revoke
+event. Tokens it made for others (another user, an agent identity) are theirs
+and keep working.`,
 		Action: func(c *cli.Context) error {
 			args, err := cmdutil.Args(c, "TOKEN_ID")
 			if err != nil {

@@ -97,7 +97,7 @@ Example, let any member of the team start runs as deployer:
 		if policy == "unspecified" {
 			policy = "-"
 		}
-		return strings.Join([]string{name, policy, cmdutil.OrDash(strings.Join(it.SecretNames, ", ")), cmdutil.OrDash(it.Description)}, "\t")
+		return strings.Join([]string{name, policy, cmdutil.OrDash(strings.Join(it.SecretNames, ", ")), cmdutil.OrDash(cmdutil.Text(it.Description))}, "\t")
 	},
 	Details: details,
 	Create: func(ctx context.Context, conn *client.Conn, r refholder.CreateRequest) (*scopev1.Agent, error) {
@@ -183,10 +183,10 @@ func newItem(c refholder.Item, a *scopev1.Agent) Item {
 func details(it Item, a *scopev1.Agent) []refholder.Detail {
 	var out []refholder.Detail
 	if it.DisplayName != "" {
-		out = append(out, refholder.Detail{Label: "DISPLAY NAME", Value: it.DisplayName})
+		out = append(out, refholder.Detail{Label: "DISPLAY NAME", Value: cmdutil.Text(it.DisplayName)})
 	}
 	out = append(out,
-		refholder.Detail{Label: "DESCRIPTION", Value: cmdutil.OrDash(it.Description)},
+		refholder.Detail{Label: "DESCRIPTION", Value: cmdutil.OrDash(cmdutil.Text(it.Description))},
 		refholder.Detail{Label: "SECRETS", Value: cmdutil.OrDash(strings.Join(it.SecretNames, ", "))},
 	)
 	if it.Default {

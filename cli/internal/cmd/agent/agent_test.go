@@ -368,3 +368,36 @@ func keys(m map[string]any) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestStoredControlCharactersAreEscaped: a description or display name
+// stored before the services refused control characters is printed
+// escaped, so that it cannot clear the reader's screen or fake a row.
+func TestStoredControlCharactersAreEscaped(t *testing.T) {
+	const desc = "ok\x1b[2J\r\nevil    admins  -  fake row\x00\u202e"
+	agent := &scopev1.Agent{Name: "teams/acme/agents/legacy", AgentId: "legacy", DisplayName: "Leg\x1b]0;pwned\x07acy",
+		Description: desc, CreateTime: created, UpdateTime: updated, StartPolicy: admins}
+	srv := ozfake.StartServices(t, ozfake.Services{
+		Directory: &ozfake.Directory{GetCallerFunc: ozfake.Caller("alice", "acme")},
+		Agents: &ozfake.Agents{
+			ListAgentsFunc: func(context.Context, *scopev1.ListAgentsRequest) (*scopev1.ListAgentsResponse, error) {
+				return &scopev1.ListAgentsResponse{Agents: []*scopev1.Agent{agent}}, nil
+			},
+			GetAgentFunc: func(context.Context, *scopev1.GetAgentRequest) (*scopev1.GetAgentResponse, error) {
+				return &scopev1.GetAgentResponse{Agent: agent}, nil
+			},
+		},
+	})
+	wantDesc := `ok\x1b[2J\r\nevil    admins  -  fake row\x00\u202e`
+	for _, args := range [][]string{{"agent", "list"}, {"agent", "get", "legacy"}} {
+		r := ozrun.Run(t, srv, ozrun.Options{}, args...)
+		if r.Code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, r.Code, r.Stderr)
+		}
+		if strings.ContainsAny(r.Stdout, "\x1b\r\x00\a\u202e") || !strings.Contains(r.Stdout, wantDesc) {
+			t.Errorf("%v: got %q, want the description escaped: %s", args, r.Stdout, wantDesc)
+		}
+		if lines := strings.Count(r.Stdout, "\n"); args[1] == "list" && lines != 2 {
+			t.Errorf("%v: got %d lines, want a header and one row:\n%s", args, lines, r.Stdout)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
 	"github.com/ozsecrets/oz/cli/internal/iostreams"
+	"github.com/ozsecrets/oz/lib/termtext"
 )
 
 // Format is an output format: a table for people, JSON for machines.
@@ -54,3 +55,10 @@ func Successf(ios *iostreams.IOStreams, format string, args ...any) {
 		fmt.Fprintf(ios.Out, format+"\n", args...)
 	}
 }
+
+// Text is free text written by people (a description, a display name) as
+// a table or a detail row shows it: escape sequences, carriage returns,
+// newlines, tabs and the like are written as Go escapes (\x1b, \r, \n), so
+// that text stored before the services refused them cannot clear the
+// reader's screen or fake a row (lib/termtext).
+func Text(s string) string { return termtext.Escape(s) }

@@ -54,7 +54,7 @@ var kind = &refholder.Kind[*scopev1.Environment, refholder.Item]{
 	Item:       func(it refholder.Item, _ *scopev1.Environment) refholder.Item { return it },
 	ListHeader: "NAME\tSECRETS\tDESCRIPTION",
 	Row: func(it refholder.Item) string {
-		return strings.Join([]string{it.Name, cmdutil.OrDash(strings.Join(it.SecretNames, ", ")), cmdutil.OrDash(it.Description)}, "\t")
+		return strings.Join([]string{it.Name, cmdutil.OrDash(strings.Join(it.SecretNames, ", ")), cmdutil.OrDash(cmdutil.Text(it.Description))}, "\t")
 	},
 	Details: func(it refholder.Item, _ *scopev1.Environment) []refholder.Detail {
 		secrets := strings.Join(it.SecretNames, ", ")
@@ -62,7 +62,7 @@ var kind = &refholder.Kind[*scopev1.Environment, refholder.Item]{
 			secrets = "- (no allowlist: runs using it receive every secret available to them)"
 		}
 		return []refholder.Detail{
-			{Label: "DESCRIPTION", Value: cmdutil.OrDash(it.Description)},
+			{Label: "DESCRIPTION", Value: cmdutil.OrDash(cmdutil.Text(it.Description))},
 			{Label: "SECRETS", Value: secrets},
 		}
 	},

@@ -51,7 +51,7 @@ func runList(ctx context.Context, opts *ListOptions) error {
 		case it.Allowed:
 			allowed = "yes"
 		}
-		return strings.Join([]string{it.Name, cmdutil.OrDash(it.Trigger), allowed, cmdutil.OrDash(it.Description)}, "\t")
+		return strings.Join([]string{it.Name, cmdutil.OrDash(it.Trigger), allowed, cmdutil.OrDash(cmdutil.Text(it.Description))}, "\t")
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/ozsecrets/oz/cli/internal/cmd/environment"
 	"github.com/ozsecrets/oz/cli/internal/cmd/execcmd"
 	"github.com/ozsecrets/oz/cli/internal/cmd/integration"
+	"github.com/ozsecrets/oz/cli/internal/cmd/invitation"
 	"github.com/ozsecrets/oz/cli/internal/cmd/run"
 	"github.com/ozsecrets/oz/cli/internal/cmd/secret"
 	"github.com/ozsecrets/oz/cli/internal/cmd/whoami"
@@ -61,6 +62,7 @@ Values are write-only: no command prints one.`,
 			environment.NewCmd(f),
 			run.NewCmd(f),
 			integration.NewCmd(f),
+			invitation.NewCmd(f),
 		}, append(execcmd.Commands(f),
 			audit.NewCmd(f),
 			whoami.NewCmd(f),

@@ -29,10 +29,14 @@ type SealingKeys struct {
 
 // Directory is a fake DirectoryService.
 type Directory struct {
-	CreateTeamFunc       func(context.Context, *scopev1.CreateTeamRequest) (*scopev1.CreateTeamResponse, error)
-	CreateUserFunc       func(context.Context, *scopev1.CreateUserRequest) (*scopev1.CreateUserResponse, error)
-	CreateMembershipFunc func(context.Context, *scopev1.CreateMembershipRequest) (*scopev1.CreateMembershipResponse, error)
-	GetCallerFunc        func(context.Context, *scopev1.GetCallerRequest) (*scopev1.GetCallerResponse, error)
+	CreateTeamFunc        func(context.Context, *scopev1.CreateTeamRequest) (*scopev1.CreateTeamResponse, error)
+	CreateUserFunc        func(context.Context, *scopev1.CreateUserRequest) (*scopev1.CreateUserResponse, error)
+	CreateMembershipFunc  func(context.Context, *scopev1.CreateMembershipRequest) (*scopev1.CreateMembershipResponse, error)
+	GetCallerFunc         func(context.Context, *scopev1.GetCallerRequest) (*scopev1.GetCallerResponse, error)
+	CreateInvitationFunc  func(context.Context, *scopev1.CreateInvitationRequest) (*scopev1.CreateInvitationResponse, error)
+	ListInvitationsFunc   func(context.Context, *scopev1.ListInvitationsRequest) (*scopev1.ListInvitationsResponse, error)
+	AcceptInvitationFunc  func(context.Context, *scopev1.AcceptInvitationRequest) (*scopev1.AcceptInvitationResponse, error)
+	DeclineInvitationFunc func(context.Context, *scopev1.DeclineInvitationRequest) (*scopev1.DeclineInvitationResponse, error)
 }
 
 // Tokens is a fake TokenService.

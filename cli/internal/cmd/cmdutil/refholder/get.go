@@ -73,7 +73,7 @@ func (k *Kind[R, I]) RunGet(ctx context.Context, opts *GetOptions) error {
 	}
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
 	for _, d := range rows {
-		fmt.Fprintf(tw, "%s\t%s\n", d.Label, d.Value)
+		fmt.Fprintf(tw, "%s\t%s\n", d.Label, cmdutil.Text(d.Value)) // escaped once more: any row may hold stored text
 	}
 	return tw.Flush()
 }

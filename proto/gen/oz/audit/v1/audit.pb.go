@@ -305,13 +305,18 @@ type Event struct {
 	//
 	//	secret.create, secret.update: "value_version" = the value version
 	//	  after the change; "value_changed" = "true" when the value changed.
-	//	run.resolve: "injected.{NAME}" = value version of the team secret
-	//	  NAME injected; "injected_personal_count" = how many of the
-	//	  triggering user's personal secrets were injected (never their
-	//	  names); "unresolved.{NAME}" = the
-	//	  reason ("not_found", "restricted"); "agent", "trigger", "runner",
+	//	run.resolve: "injected.{N}" = "{NAME}={VERSION}", a team secret
+	//	  injected at that value version (N counts from 1, so that a key
+	//	  stays short whatever the name's length; events written before
+	//	  carried "injected.{NAME}" = version); "injected_personal_count" =
+	//	  how many of the triggering user's personal secrets were injected
+	//	  (never their names); "unresolved.{N}" = "{NAME}={REASON}"
+	//	  ("not_found", "restricted"); "agent", "trigger", "runner",
 	//	  "environment", "user", "allowlist_source".
-	//	request.denied: "method" = the full gRPC method; "reason".
+	//	request.denied: "method" = the full gRPC method; "code"; "reason";
+	//	  "source" = the caller's address. Refusals of callers without a
+	//	  valid credential are counted per source, method, code and reason,
+	//	  one event per interval: "count", "first_time", "last_time".
 	Details map[string]string `protobuf:"bytes,10,rep,name=details,proto3" json:"details,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Position in the chain, from 1.
 	Seq int64 `protobuf:"varint,11,opt,name=seq,proto3" json:"seq,omitempty"`

@@ -110,6 +110,106 @@ func (x *AuthenticateResponse) GetPrincipal() *v1.Principal {
 	return nil
 }
 
+type WatchRevocationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sequence of the message whose tokens the caller has dropped; 0
+	// (or no message at all) until the first revocation.
+	AckSequence   uint64 `protobuf:"varint,1,opt,name=ack_sequence,json=ackSequence,proto3" json:"ack_sequence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRevocationsRequest) Reset() {
+	*x = WatchRevocationsRequest{}
+	mi := &file_oz_internalapi_v1_auth_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRevocationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRevocationsRequest) ProtoMessage() {}
+
+func (x *WatchRevocationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_internalapi_v1_auth_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRevocationsRequest.ProtoReflect.Descriptor instead.
+func (*WatchRevocationsRequest) Descriptor() ([]byte, []int) {
+	return file_oz_internalapi_v1_auth_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *WatchRevocationsRequest) GetAckSequence() uint64 {
+	if x != nil {
+		return x.AckSequence
+	}
+	return 0
+}
+
+type WatchRevocationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Increases by one per message on this stream; 0 in the first message.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The ids of the tokens revoked (never the tokens themselves).
+	TokenIds      []string `protobuf:"bytes,2,rep,name=token_ids,json=tokenIds,proto3" json:"token_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRevocationsResponse) Reset() {
+	*x = WatchRevocationsResponse{}
+	mi := &file_oz_internalapi_v1_auth_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRevocationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRevocationsResponse) ProtoMessage() {}
+
+func (x *WatchRevocationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_internalapi_v1_auth_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRevocationsResponse.ProtoReflect.Descriptor instead.
+func (*WatchRevocationsResponse) Descriptor() ([]byte, []int) {
+	return file_oz_internalapi_v1_auth_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WatchRevocationsResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *WatchRevocationsResponse) GetTokenIds() []string {
+	if x != nil {
+		return x.TokenIds
+	}
+	return nil
+}
+
 var File_oz_internalapi_v1_auth_proto protoreflect.FileDescriptor
 
 const file_oz_internalapi_v1_auth_proto_rawDesc = "" +
@@ -118,9 +218,15 @@ const file_oz_internalapi_v1_auth_proto_rawDesc = "" +
 	"\x13AuthenticateRequest\x12!\n" +
 	"\fbearer_token\x18\x01 \x01(\tR\vbearerToken\"L\n" +
 	"\x14AuthenticateResponse\x124\n" +
-	"\tprincipal\x18\x01 \x01(\v2\x16.oz.scope.v1.PrincipalR\tprincipal2n\n" +
+	"\tprincipal\x18\x01 \x01(\v2\x16.oz.scope.v1.PrincipalR\tprincipal\"<\n" +
+	"\x17WatchRevocationsRequest\x12!\n" +
+	"\fack_sequence\x18\x01 \x01(\x04R\vackSequence\"S\n" +
+	"\x18WatchRevocationsResponse\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x1b\n" +
+	"\ttoken_ids\x18\x02 \x03(\tR\btokenIds2\xdf\x01\n" +
 	"\vAuthService\x12_\n" +
-	"\fAuthenticate\x12&.oz.internalapi.v1.AuthenticateRequest\x1a'.oz.internalapi.v1.AuthenticateResponseBCZAgithub.com/ozsecrets/oz/proto/gen/oz/internalapi/v1;internalapiv1b\x06proto3"
+	"\fAuthenticate\x12&.oz.internalapi.v1.AuthenticateRequest\x1a'.oz.internalapi.v1.AuthenticateResponse\x12o\n" +
+	"\x10WatchRevocations\x12*.oz.internalapi.v1.WatchRevocationsRequest\x1a+.oz.internalapi.v1.WatchRevocationsResponse(\x010\x01BCZAgithub.com/ozsecrets/oz/proto/gen/oz/internalapi/v1;internalapiv1b\x06proto3"
 
 var (
 	file_oz_internalapi_v1_auth_proto_rawDescOnce sync.Once
@@ -134,18 +240,22 @@ func file_oz_internalapi_v1_auth_proto_rawDescGZIP() []byte {
 	return file_oz_internalapi_v1_auth_proto_rawDescData
 }
 
-var file_oz_internalapi_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_oz_internalapi_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_oz_internalapi_v1_auth_proto_goTypes = []any{
-	(*AuthenticateRequest)(nil),  // 0: oz.internalapi.v1.AuthenticateRequest
-	(*AuthenticateResponse)(nil), // 1: oz.internalapi.v1.AuthenticateResponse
-	(*v1.Principal)(nil),         // 2: oz.scope.v1.Principal
+	(*AuthenticateRequest)(nil),      // 0: oz.internalapi.v1.AuthenticateRequest
+	(*AuthenticateResponse)(nil),     // 1: oz.internalapi.v1.AuthenticateResponse
+	(*WatchRevocationsRequest)(nil),  // 2: oz.internalapi.v1.WatchRevocationsRequest
+	(*WatchRevocationsResponse)(nil), // 3: oz.internalapi.v1.WatchRevocationsResponse
+	(*v1.Principal)(nil),             // 4: oz.scope.v1.Principal
 }
 var file_oz_internalapi_v1_auth_proto_depIdxs = []int32{
-	2, // 0: oz.internalapi.v1.AuthenticateResponse.principal:type_name -> oz.scope.v1.Principal
+	4, // 0: oz.internalapi.v1.AuthenticateResponse.principal:type_name -> oz.scope.v1.Principal
 	0, // 1: oz.internalapi.v1.AuthService.Authenticate:input_type -> oz.internalapi.v1.AuthenticateRequest
-	1, // 2: oz.internalapi.v1.AuthService.Authenticate:output_type -> oz.internalapi.v1.AuthenticateResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
+	2, // 2: oz.internalapi.v1.AuthService.WatchRevocations:input_type -> oz.internalapi.v1.WatchRevocationsRequest
+	1, // 3: oz.internalapi.v1.AuthService.Authenticate:output_type -> oz.internalapi.v1.AuthenticateResponse
+	3, // 4: oz.internalapi.v1.AuthService.WatchRevocations:output_type -> oz.internalapi.v1.WatchRevocationsResponse
+	3, // [3:5] is the sub-list for method output_type
+	1, // [1:3] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
@@ -162,7 +272,7 @@ func file_oz_internalapi_v1_auth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_internalapi_v1_auth_proto_rawDesc), len(file_oz_internalapi_v1_auth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

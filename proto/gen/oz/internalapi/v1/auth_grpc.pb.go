@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_Authenticate_FullMethodName = "/oz.internalapi.v1.AuthService/Authenticate"
+	AuthService_Authenticate_FullMethodName     = "/oz.internalapi.v1.AuthService/Authenticate"
+	AuthService_WatchRevocations_FullMethodName = "/oz.internalapi.v1.AuthService/WatchRevocations"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -31,6 +32,16 @@ type AuthServiceClient interface {
 	// Authenticate resolves a bearer token to its principal. Returns
 	// UNAUTHENTICATED for an unknown, expired or revoked token.
 	Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error)
+	// WatchRevocations tells a service's authentication cache of tokens as
+	// they are revoked, so that it drops them at once instead of trusting
+	// its answer until the entry expires. The resolver's first message
+	// (sequence 0, no token ids) says the subscription is in place: the
+	// caller then forgets every cached answer, since revocations made while
+	// it was not subscribed were not sent to it. The caller acknowledges
+	// each later message with its sequence once the tokens are dropped; a
+	// revocation waits briefly for those acknowledgements, so that it is
+	// refused at once by every service subscribed.
+	WatchRevocations(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRevocationsRequest, WatchRevocationsResponse], error)
 }
 
 type authServiceClient struct {
@@ -51,6 +62,19 @@ func (c *authServiceClient) Authenticate(ctx context.Context, in *AuthenticateRe
 	return out, nil
 }
 
+func (c *authServiceClient) WatchRevocations(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRevocationsRequest, WatchRevocationsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AuthService_ServiceDesc.Streams[0], AuthService_WatchRevocations_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRevocationsRequest, WatchRevocationsResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuthService_WatchRevocationsClient = grpc.BidiStreamingClient[WatchRevocationsRequest, WatchRevocationsResponse]
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -60,6 +84,16 @@ type AuthServiceServer interface {
 	// Authenticate resolves a bearer token to its principal. Returns
 	// UNAUTHENTICATED for an unknown, expired or revoked token.
 	Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error)
+	// WatchRevocations tells a service's authentication cache of tokens as
+	// they are revoked, so that it drops them at once instead of trusting
+	// its answer until the entry expires. The resolver's first message
+	// (sequence 0, no token ids) says the subscription is in place: the
+	// caller then forgets every cached answer, since revocations made while
+	// it was not subscribed were not sent to it. The caller acknowledges
+	// each later message with its sequence once the tokens are dropped; a
+	// revocation waits briefly for those acknowledgements, so that it is
+	// refused at once by every service subscribed.
+	WatchRevocations(grpc.BidiStreamingServer[WatchRevocationsRequest, WatchRevocationsResponse]) error
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -72,6 +106,9 @@ type UnimplementedAuthServiceServer struct{}
 
 func (UnimplementedAuthServiceServer) Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Authenticate not implemented")
+}
+func (UnimplementedAuthServiceServer) WatchRevocations(grpc.BidiStreamingServer[WatchRevocationsRequest, WatchRevocationsResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchRevocations not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -112,6 +149,13 @@ func _AuthService_Authenticate_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_WatchRevocations_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AuthServiceServer).WatchRevocations(&grpc.GenericServerStream[WatchRevocationsRequest, WatchRevocationsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AuthService_WatchRevocationsServer = grpc.BidiStreamingServer[WatchRevocationsRequest, WatchRevocationsResponse]
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -124,6 +168,13 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AuthService_Authenticate_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchRevocations",
+			Handler:       _AuthService_WatchRevocations_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "oz/internalapi/v1/auth.proto",
 }

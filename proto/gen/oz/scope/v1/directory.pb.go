@@ -1326,6 +1326,487 @@ func (x *Principal) GetTokenExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// Invitation is a team's offer of membership to a user, pending until the
+// user accepts or declines it.
+type Invitation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "users/{user}/invitations/{team}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "teams/{team}".
+	Team string `protobuf:"bytes,2,opt,name=team,proto3" json:"team,omitempty"`
+	// "users/{user}".
+	User string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// The role the user gets on accepting.
+	Role Role `protobuf:"varint,4,opt,name=role,proto3,enum=oz.scope.v1.Role" json:"role,omitempty"`
+	// Who invited: "users/{user}".
+	InvitedBy     string                 `protobuf:"bytes,5,opt,name=invited_by,json=invitedBy,proto3" json:"invited_by,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Invitation) Reset() {
+	*x = Invitation{}
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Invitation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Invitation) ProtoMessage() {}
+
+func (x *Invitation) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Invitation.ProtoReflect.Descriptor instead.
+func (*Invitation) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Invitation) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Invitation) GetTeam() string {
+	if x != nil {
+		return x.Team
+	}
+	return ""
+}
+
+func (x *Invitation) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Invitation) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *Invitation) GetInvitedBy() string {
+	if x != nil {
+		return x.InvitedBy
+	}
+	return ""
+}
+
+func (x *Invitation) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type CreateInvitationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "teams/{team}".
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// "users/{user}".
+	User string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// Defaults to ROLE_MEMBER.
+	Role          Role `protobuf:"varint,3,opt,name=role,proto3,enum=oz.scope.v1.Role" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateInvitationRequest) Reset() {
+	*x = CreateInvitationRequest{}
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateInvitationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateInvitationRequest) ProtoMessage() {}
+
+func (x *CreateInvitationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateInvitationRequest.ProtoReflect.Descriptor instead.
+func (*CreateInvitationRequest) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CreateInvitationRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *CreateInvitationRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *CreateInvitationRequest) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+type CreateInvitationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invitation    *Invitation            `protobuf:"bytes,1,opt,name=invitation,proto3" json:"invitation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateInvitationResponse) Reset() {
+	*x = CreateInvitationResponse{}
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateInvitationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateInvitationResponse) ProtoMessage() {}
+
+func (x *CreateInvitationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateInvitationResponse.ProtoReflect.Descriptor instead.
+func (*CreateInvitationResponse) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CreateInvitationResponse) GetInvitation() *Invitation {
+	if x != nil {
+		return x.Invitation
+	}
+	return nil
+}
+
+type ListInvitationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "users/{user}"; "users/me" is the caller.
+	Parent        string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInvitationsRequest) Reset() {
+	*x = ListInvitationsRequest{}
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvitationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvitationsRequest) ProtoMessage() {}
+
+func (x *ListInvitationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvitationsRequest.ProtoReflect.Descriptor instead.
+func (*ListInvitationsRequest) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListInvitationsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListInvitationsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListInvitationsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListInvitationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invitations   []*Invitation          `protobuf:"bytes,1,rep,name=invitations,proto3" json:"invitations,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInvitationsResponse) Reset() {
+	*x = ListInvitationsResponse{}
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvitationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvitationsResponse) ProtoMessage() {}
+
+func (x *ListInvitationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvitationsResponse.ProtoReflect.Descriptor instead.
+func (*ListInvitationsResponse) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListInvitationsResponse) GetInvitations() []*Invitation {
+	if x != nil {
+		return x.Invitations
+	}
+	return nil
+}
+
+func (x *ListInvitationsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type AcceptInvitationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "users/{user}/invitations/{team}"; "users/me/…" is the caller's.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptInvitationRequest) Reset() {
+	*x = AcceptInvitationRequest{}
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptInvitationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptInvitationRequest) ProtoMessage() {}
+
+func (x *AcceptInvitationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptInvitationRequest.ProtoReflect.Descriptor instead.
+func (*AcceptInvitationRequest) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AcceptInvitationRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type AcceptInvitationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Membership    *Membership            `protobuf:"bytes,1,opt,name=membership,proto3" json:"membership,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptInvitationResponse) Reset() {
+	*x = AcceptInvitationResponse{}
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptInvitationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptInvitationResponse) ProtoMessage() {}
+
+func (x *AcceptInvitationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptInvitationResponse.ProtoReflect.Descriptor instead.
+func (*AcceptInvitationResponse) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AcceptInvitationResponse) GetMembership() *Membership {
+	if x != nil {
+		return x.Membership
+	}
+	return nil
+}
+
+type DeclineInvitationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "users/{user}/invitations/{team}"; "users/me/…" is the caller's.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeclineInvitationRequest) Reset() {
+	*x = DeclineInvitationRequest{}
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeclineInvitationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeclineInvitationRequest) ProtoMessage() {}
+
+func (x *DeclineInvitationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeclineInvitationRequest.ProtoReflect.Descriptor instead.
+func (*DeclineInvitationRequest) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeclineInvitationRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeclineInvitationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeclineInvitationResponse) Reset() {
+	*x = DeclineInvitationResponse{}
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeclineInvitationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeclineInvitationResponse) ProtoMessage() {}
+
+func (x *DeclineInvitationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeclineInvitationResponse.ProtoReflect.Descriptor instead.
+func (*DeclineInvitationResponse) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{31}
+}
+
 var File_oz_scope_v1_directory_proto protoreflect.FileDescriptor
 
 const file_oz_scope_v1_directory_proto_rawDesc = "" +
@@ -1405,7 +1886,42 @@ const file_oz_scope_v1_directory_proto_rawDesc = "" +
 	"\fsystem_admin\x18\x03 \x01(\bR\vsystemAdmin\x12+\n" +
 	"\x05teams\x18\x04 \x03(\v2\x15.oz.scope.v1.TeamRoleR\x05teams\x12\x19\n" +
 	"\btoken_id\x18\x05 \x01(\tR\atokenId\x12F\n" +
-	"\x11token_expire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0ftokenExpireTime*=\n" +
+	"\x11token_expire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0ftokenExpireTime\"\xcb\x01\n" +
+	"\n" +
+	"Invitation\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04team\x18\x02 \x01(\tR\x04team\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12%\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x11.oz.scope.v1.RoleR\x04role\x12\x1d\n" +
+	"\n" +
+	"invited_by\x18\x05 \x01(\tR\tinvitedBy\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"l\n" +
+	"\x17CreateInvitationRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12%\n" +
+	"\x04role\x18\x03 \x01(\x0e2\x11.oz.scope.v1.RoleR\x04role\"S\n" +
+	"\x18CreateInvitationResponse\x127\n" +
+	"\n" +
+	"invitation\x18\x01 \x01(\v2\x17.oz.scope.v1.InvitationR\n" +
+	"invitation\"l\n" +
+	"\x16ListInvitationsRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"|\n" +
+	"\x17ListInvitationsResponse\x129\n" +
+	"\vinvitations\x18\x01 \x03(\v2\x17.oz.scope.v1.InvitationR\vinvitations\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n" +
+	"\x17AcceptInvitationRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"S\n" +
+	"\x18AcceptInvitationResponse\x127\n" +
+	"\n" +
+	"membership\x18\x01 \x01(\v2\x17.oz.scope.v1.MembershipR\n" +
+	"membership\".\n" +
+	"\x18DeclineInvitationRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x1b\n" +
+	"\x19DeclineInvitationResponse*=\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vROLE_MEMBER\x10\x01\x12\x0e\n" +
@@ -1416,7 +1932,7 @@ const file_oz_scope_v1_directory_proto_rawDesc = "" +
 	"\x13PRINCIPAL_KIND_USER\x10\x01\x12\x19\n" +
 	"\x15PRINCIPAL_KIND_RUNNER\x10\x02\x12\x18\n" +
 	"\x14PRINCIPAL_KIND_AGENT\x10\x03\x12\x1e\n" +
-	"\x1aPRINCIPAL_KIND_INTEGRATION\x10\x042\xf4\x05\n" +
+	"\x1aPRINCIPAL_KIND_INTEGRATION\x10\x042\xf8\b\n" +
 	"\x10DirectoryService\x12M\n" +
 	"\n" +
 	"CreateTeam\x12\x1e.oz.scope.v1.CreateTeamRequest\x1a\x1f.oz.scope.v1.CreateTeamResponse\x12D\n" +
@@ -1428,7 +1944,11 @@ const file_oz_scope_v1_directory_proto_rawDesc = "" +
 	"\x10CreateMembership\x12$.oz.scope.v1.CreateMembershipRequest\x1a%.oz.scope.v1.CreateMembershipResponse\x12\\\n" +
 	"\x0fListMemberships\x12#.oz.scope.v1.ListMembershipsRequest\x1a$.oz.scope.v1.ListMembershipsResponse\x12_\n" +
 	"\x10DeleteMembership\x12$.oz.scope.v1.DeleteMembershipRequest\x1a%.oz.scope.v1.DeleteMembershipResponse\x12J\n" +
-	"\tGetCaller\x12\x1d.oz.scope.v1.GetCallerRequest\x1a\x1e.oz.scope.v1.GetCallerResponseB7Z5github.com/ozsecrets/oz/proto/gen/oz/scope/v1;scopev1b\x06proto3"
+	"\tGetCaller\x12\x1d.oz.scope.v1.GetCallerRequest\x1a\x1e.oz.scope.v1.GetCallerResponse\x12_\n" +
+	"\x10CreateInvitation\x12$.oz.scope.v1.CreateInvitationRequest\x1a%.oz.scope.v1.CreateInvitationResponse\x12\\\n" +
+	"\x0fListInvitations\x12#.oz.scope.v1.ListInvitationsRequest\x1a$.oz.scope.v1.ListInvitationsResponse\x12_\n" +
+	"\x10AcceptInvitation\x12$.oz.scope.v1.AcceptInvitationRequest\x1a%.oz.scope.v1.AcceptInvitationResponse\x12b\n" +
+	"\x11DeclineInvitation\x12%.oz.scope.v1.DeclineInvitationRequest\x1a&.oz.scope.v1.DeclineInvitationResponseB7Z5github.com/ozsecrets/oz/proto/gen/oz/scope/v1;scopev1b\x06proto3"
 
 var (
 	file_oz_scope_v1_directory_proto_rawDescOnce sync.Once
@@ -1443,40 +1963,49 @@ func file_oz_scope_v1_directory_proto_rawDescGZIP() []byte {
 }
 
 var file_oz_scope_v1_directory_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_oz_scope_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_oz_scope_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_oz_scope_v1_directory_proto_goTypes = []any{
-	(Role)(0),                        // 0: oz.scope.v1.Role
-	(PrincipalKind)(0),               // 1: oz.scope.v1.PrincipalKind
-	(*Team)(nil),                     // 2: oz.scope.v1.Team
-	(*User)(nil),                     // 3: oz.scope.v1.User
-	(*Membership)(nil),               // 4: oz.scope.v1.Membership
-	(*CreateTeamRequest)(nil),        // 5: oz.scope.v1.CreateTeamRequest
-	(*CreateTeamResponse)(nil),       // 6: oz.scope.v1.CreateTeamResponse
-	(*GetTeamRequest)(nil),           // 7: oz.scope.v1.GetTeamRequest
-	(*GetTeamResponse)(nil),          // 8: oz.scope.v1.GetTeamResponse
-	(*ListTeamsRequest)(nil),         // 9: oz.scope.v1.ListTeamsRequest
-	(*ListTeamsResponse)(nil),        // 10: oz.scope.v1.ListTeamsResponse
-	(*CreateUserRequest)(nil),        // 11: oz.scope.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),       // 12: oz.scope.v1.CreateUserResponse
-	(*GetUserRequest)(nil),           // 13: oz.scope.v1.GetUserRequest
-	(*GetUserResponse)(nil),          // 14: oz.scope.v1.GetUserResponse
-	(*CreateMembershipRequest)(nil),  // 15: oz.scope.v1.CreateMembershipRequest
-	(*CreateMembershipResponse)(nil), // 16: oz.scope.v1.CreateMembershipResponse
-	(*ListMembershipsRequest)(nil),   // 17: oz.scope.v1.ListMembershipsRequest
-	(*ListMembershipsResponse)(nil),  // 18: oz.scope.v1.ListMembershipsResponse
-	(*DeleteMembershipRequest)(nil),  // 19: oz.scope.v1.DeleteMembershipRequest
-	(*DeleteMembershipResponse)(nil), // 20: oz.scope.v1.DeleteMembershipResponse
-	(*GetCallerRequest)(nil),         // 21: oz.scope.v1.GetCallerRequest
-	(*GetCallerResponse)(nil),        // 22: oz.scope.v1.GetCallerResponse
-	(*TeamRole)(nil),                 // 23: oz.scope.v1.TeamRole
-	(*Principal)(nil),                // 24: oz.scope.v1.Principal
-	(*timestamppb.Timestamp)(nil),    // 25: google.protobuf.Timestamp
+	(Role)(0),                         // 0: oz.scope.v1.Role
+	(PrincipalKind)(0),                // 1: oz.scope.v1.PrincipalKind
+	(*Team)(nil),                      // 2: oz.scope.v1.Team
+	(*User)(nil),                      // 3: oz.scope.v1.User
+	(*Membership)(nil),                // 4: oz.scope.v1.Membership
+	(*CreateTeamRequest)(nil),         // 5: oz.scope.v1.CreateTeamRequest
+	(*CreateTeamResponse)(nil),        // 6: oz.scope.v1.CreateTeamResponse
+	(*GetTeamRequest)(nil),            // 7: oz.scope.v1.GetTeamRequest
+	(*GetTeamResponse)(nil),           // 8: oz.scope.v1.GetTeamResponse
+	(*ListTeamsRequest)(nil),          // 9: oz.scope.v1.ListTeamsRequest
+	(*ListTeamsResponse)(nil),         // 10: oz.scope.v1.ListTeamsResponse
+	(*CreateUserRequest)(nil),         // 11: oz.scope.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),        // 12: oz.scope.v1.CreateUserResponse
+	(*GetUserRequest)(nil),            // 13: oz.scope.v1.GetUserRequest
+	(*GetUserResponse)(nil),           // 14: oz.scope.v1.GetUserResponse
+	(*CreateMembershipRequest)(nil),   // 15: oz.scope.v1.CreateMembershipRequest
+	(*CreateMembershipResponse)(nil),  // 16: oz.scope.v1.CreateMembershipResponse
+	(*ListMembershipsRequest)(nil),    // 17: oz.scope.v1.ListMembershipsRequest
+	(*ListMembershipsResponse)(nil),   // 18: oz.scope.v1.ListMembershipsResponse
+	(*DeleteMembershipRequest)(nil),   // 19: oz.scope.v1.DeleteMembershipRequest
+	(*DeleteMembershipResponse)(nil),  // 20: oz.scope.v1.DeleteMembershipResponse
+	(*GetCallerRequest)(nil),          // 21: oz.scope.v1.GetCallerRequest
+	(*GetCallerResponse)(nil),         // 22: oz.scope.v1.GetCallerResponse
+	(*TeamRole)(nil),                  // 23: oz.scope.v1.TeamRole
+	(*Principal)(nil),                 // 24: oz.scope.v1.Principal
+	(*Invitation)(nil),                // 25: oz.scope.v1.Invitation
+	(*CreateInvitationRequest)(nil),   // 26: oz.scope.v1.CreateInvitationRequest
+	(*CreateInvitationResponse)(nil),  // 27: oz.scope.v1.CreateInvitationResponse
+	(*ListInvitationsRequest)(nil),    // 28: oz.scope.v1.ListInvitationsRequest
+	(*ListInvitationsResponse)(nil),   // 29: oz.scope.v1.ListInvitationsResponse
+	(*AcceptInvitationRequest)(nil),   // 30: oz.scope.v1.AcceptInvitationRequest
+	(*AcceptInvitationResponse)(nil),  // 31: oz.scope.v1.AcceptInvitationResponse
+	(*DeclineInvitationRequest)(nil),  // 32: oz.scope.v1.DeclineInvitationRequest
+	(*DeclineInvitationResponse)(nil), // 33: oz.scope.v1.DeclineInvitationResponse
+	(*timestamppb.Timestamp)(nil),     // 34: google.protobuf.Timestamp
 }
 var file_oz_scope_v1_directory_proto_depIdxs = []int32{
-	25, // 0: oz.scope.v1.Team.create_time:type_name -> google.protobuf.Timestamp
-	25, // 1: oz.scope.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	34, // 0: oz.scope.v1.Team.create_time:type_name -> google.protobuf.Timestamp
+	34, // 1: oz.scope.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: oz.scope.v1.Membership.role:type_name -> oz.scope.v1.Role
-	25, // 3: oz.scope.v1.Membership.create_time:type_name -> google.protobuf.Timestamp
+	34, // 3: oz.scope.v1.Membership.create_time:type_name -> google.protobuf.Timestamp
 	2,  // 4: oz.scope.v1.CreateTeamResponse.team:type_name -> oz.scope.v1.Team
 	2,  // 5: oz.scope.v1.GetTeamResponse.team:type_name -> oz.scope.v1.Team
 	2,  // 6: oz.scope.v1.ListTeamsResponse.teams:type_name -> oz.scope.v1.Team
@@ -1489,30 +2018,44 @@ var file_oz_scope_v1_directory_proto_depIdxs = []int32{
 	0,  // 13: oz.scope.v1.TeamRole.role:type_name -> oz.scope.v1.Role
 	1,  // 14: oz.scope.v1.Principal.kind:type_name -> oz.scope.v1.PrincipalKind
 	23, // 15: oz.scope.v1.Principal.teams:type_name -> oz.scope.v1.TeamRole
-	25, // 16: oz.scope.v1.Principal.token_expire_time:type_name -> google.protobuf.Timestamp
-	5,  // 17: oz.scope.v1.DirectoryService.CreateTeam:input_type -> oz.scope.v1.CreateTeamRequest
-	7,  // 18: oz.scope.v1.DirectoryService.GetTeam:input_type -> oz.scope.v1.GetTeamRequest
-	9,  // 19: oz.scope.v1.DirectoryService.ListTeams:input_type -> oz.scope.v1.ListTeamsRequest
-	11, // 20: oz.scope.v1.DirectoryService.CreateUser:input_type -> oz.scope.v1.CreateUserRequest
-	13, // 21: oz.scope.v1.DirectoryService.GetUser:input_type -> oz.scope.v1.GetUserRequest
-	15, // 22: oz.scope.v1.DirectoryService.CreateMembership:input_type -> oz.scope.v1.CreateMembershipRequest
-	17, // 23: oz.scope.v1.DirectoryService.ListMemberships:input_type -> oz.scope.v1.ListMembershipsRequest
-	19, // 24: oz.scope.v1.DirectoryService.DeleteMembership:input_type -> oz.scope.v1.DeleteMembershipRequest
-	21, // 25: oz.scope.v1.DirectoryService.GetCaller:input_type -> oz.scope.v1.GetCallerRequest
-	6,  // 26: oz.scope.v1.DirectoryService.CreateTeam:output_type -> oz.scope.v1.CreateTeamResponse
-	8,  // 27: oz.scope.v1.DirectoryService.GetTeam:output_type -> oz.scope.v1.GetTeamResponse
-	10, // 28: oz.scope.v1.DirectoryService.ListTeams:output_type -> oz.scope.v1.ListTeamsResponse
-	12, // 29: oz.scope.v1.DirectoryService.CreateUser:output_type -> oz.scope.v1.CreateUserResponse
-	14, // 30: oz.scope.v1.DirectoryService.GetUser:output_type -> oz.scope.v1.GetUserResponse
-	16, // 31: oz.scope.v1.DirectoryService.CreateMembership:output_type -> oz.scope.v1.CreateMembershipResponse
-	18, // 32: oz.scope.v1.DirectoryService.ListMemberships:output_type -> oz.scope.v1.ListMembershipsResponse
-	20, // 33: oz.scope.v1.DirectoryService.DeleteMembership:output_type -> oz.scope.v1.DeleteMembershipResponse
-	22, // 34: oz.scope.v1.DirectoryService.GetCaller:output_type -> oz.scope.v1.GetCallerResponse
-	26, // [26:35] is the sub-list for method output_type
-	17, // [17:26] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	34, // 16: oz.scope.v1.Principal.token_expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 17: oz.scope.v1.Invitation.role:type_name -> oz.scope.v1.Role
+	34, // 18: oz.scope.v1.Invitation.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 19: oz.scope.v1.CreateInvitationRequest.role:type_name -> oz.scope.v1.Role
+	25, // 20: oz.scope.v1.CreateInvitationResponse.invitation:type_name -> oz.scope.v1.Invitation
+	25, // 21: oz.scope.v1.ListInvitationsResponse.invitations:type_name -> oz.scope.v1.Invitation
+	4,  // 22: oz.scope.v1.AcceptInvitationResponse.membership:type_name -> oz.scope.v1.Membership
+	5,  // 23: oz.scope.v1.DirectoryService.CreateTeam:input_type -> oz.scope.v1.CreateTeamRequest
+	7,  // 24: oz.scope.v1.DirectoryService.GetTeam:input_type -> oz.scope.v1.GetTeamRequest
+	9,  // 25: oz.scope.v1.DirectoryService.ListTeams:input_type -> oz.scope.v1.ListTeamsRequest
+	11, // 26: oz.scope.v1.DirectoryService.CreateUser:input_type -> oz.scope.v1.CreateUserRequest
+	13, // 27: oz.scope.v1.DirectoryService.GetUser:input_type -> oz.scope.v1.GetUserRequest
+	15, // 28: oz.scope.v1.DirectoryService.CreateMembership:input_type -> oz.scope.v1.CreateMembershipRequest
+	17, // 29: oz.scope.v1.DirectoryService.ListMemberships:input_type -> oz.scope.v1.ListMembershipsRequest
+	19, // 30: oz.scope.v1.DirectoryService.DeleteMembership:input_type -> oz.scope.v1.DeleteMembershipRequest
+	21, // 31: oz.scope.v1.DirectoryService.GetCaller:input_type -> oz.scope.v1.GetCallerRequest
+	26, // 32: oz.scope.v1.DirectoryService.CreateInvitation:input_type -> oz.scope.v1.CreateInvitationRequest
+	28, // 33: oz.scope.v1.DirectoryService.ListInvitations:input_type -> oz.scope.v1.ListInvitationsRequest
+	30, // 34: oz.scope.v1.DirectoryService.AcceptInvitation:input_type -> oz.scope.v1.AcceptInvitationRequest
+	32, // 35: oz.scope.v1.DirectoryService.DeclineInvitation:input_type -> oz.scope.v1.DeclineInvitationRequest
+	6,  // 36: oz.scope.v1.DirectoryService.CreateTeam:output_type -> oz.scope.v1.CreateTeamResponse
+	8,  // 37: oz.scope.v1.DirectoryService.GetTeam:output_type -> oz.scope.v1.GetTeamResponse
+	10, // 38: oz.scope.v1.DirectoryService.ListTeams:output_type -> oz.scope.v1.ListTeamsResponse
+	12, // 39: oz.scope.v1.DirectoryService.CreateUser:output_type -> oz.scope.v1.CreateUserResponse
+	14, // 40: oz.scope.v1.DirectoryService.GetUser:output_type -> oz.scope.v1.GetUserResponse
+	16, // 41: oz.scope.v1.DirectoryService.CreateMembership:output_type -> oz.scope.v1.CreateMembershipResponse
+	18, // 42: oz.scope.v1.DirectoryService.ListMemberships:output_type -> oz.scope.v1.ListMembershipsResponse
+	20, // 43: oz.scope.v1.DirectoryService.DeleteMembership:output_type -> oz.scope.v1.DeleteMembershipResponse
+	22, // 44: oz.scope.v1.DirectoryService.GetCaller:output_type -> oz.scope.v1.GetCallerResponse
+	27, // 45: oz.scope.v1.DirectoryService.CreateInvitation:output_type -> oz.scope.v1.CreateInvitationResponse
+	29, // 46: oz.scope.v1.DirectoryService.ListInvitations:output_type -> oz.scope.v1.ListInvitationsResponse
+	31, // 47: oz.scope.v1.DirectoryService.AcceptInvitation:output_type -> oz.scope.v1.AcceptInvitationResponse
+	33, // 48: oz.scope.v1.DirectoryService.DeclineInvitation:output_type -> oz.scope.v1.DeclineInvitationResponse
+	36, // [36:49] is the sub-list for method output_type
+	23, // [23:36] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_oz_scope_v1_directory_proto_init() }
@@ -1526,7 +2069,7 @@ func file_oz_scope_v1_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_scope_v1_directory_proto_rawDesc), len(file_oz_scope_v1_directory_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

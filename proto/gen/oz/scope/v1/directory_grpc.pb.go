@@ -19,15 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DirectoryService_CreateTeam_FullMethodName       = "/oz.scope.v1.DirectoryService/CreateTeam"
-	DirectoryService_GetTeam_FullMethodName          = "/oz.scope.v1.DirectoryService/GetTeam"
-	DirectoryService_ListTeams_FullMethodName        = "/oz.scope.v1.DirectoryService/ListTeams"
-	DirectoryService_CreateUser_FullMethodName       = "/oz.scope.v1.DirectoryService/CreateUser"
-	DirectoryService_GetUser_FullMethodName          = "/oz.scope.v1.DirectoryService/GetUser"
-	DirectoryService_CreateMembership_FullMethodName = "/oz.scope.v1.DirectoryService/CreateMembership"
-	DirectoryService_ListMemberships_FullMethodName  = "/oz.scope.v1.DirectoryService/ListMemberships"
-	DirectoryService_DeleteMembership_FullMethodName = "/oz.scope.v1.DirectoryService/DeleteMembership"
-	DirectoryService_GetCaller_FullMethodName        = "/oz.scope.v1.DirectoryService/GetCaller"
+	DirectoryService_CreateTeam_FullMethodName        = "/oz.scope.v1.DirectoryService/CreateTeam"
+	DirectoryService_GetTeam_FullMethodName           = "/oz.scope.v1.DirectoryService/GetTeam"
+	DirectoryService_ListTeams_FullMethodName         = "/oz.scope.v1.DirectoryService/ListTeams"
+	DirectoryService_CreateUser_FullMethodName        = "/oz.scope.v1.DirectoryService/CreateUser"
+	DirectoryService_GetUser_FullMethodName           = "/oz.scope.v1.DirectoryService/GetUser"
+	DirectoryService_CreateMembership_FullMethodName  = "/oz.scope.v1.DirectoryService/CreateMembership"
+	DirectoryService_ListMemberships_FullMethodName   = "/oz.scope.v1.DirectoryService/ListMemberships"
+	DirectoryService_DeleteMembership_FullMethodName  = "/oz.scope.v1.DirectoryService/DeleteMembership"
+	DirectoryService_GetCaller_FullMethodName         = "/oz.scope.v1.DirectoryService/GetCaller"
+	DirectoryService_CreateInvitation_FullMethodName  = "/oz.scope.v1.DirectoryService/CreateInvitation"
+	DirectoryService_ListInvitations_FullMethodName   = "/oz.scope.v1.DirectoryService/ListInvitations"
+	DirectoryService_AcceptInvitation_FullMethodName  = "/oz.scope.v1.DirectoryService/AcceptInvitation"
+	DirectoryService_DeclineInvitation_FullMethodName = "/oz.scope.v1.DirectoryService/DeclineInvitation"
 )
 
 // DirectoryServiceClient is the client API for DirectoryService service.
@@ -46,7 +50,10 @@ type DirectoryServiceClient interface {
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
 	// GetUser: the user themself, teammates and system admins.
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
-	// CreateMembership adds a user to a team: system admins and team admins.
+	// CreateMembership adds a user to a team: system admins. A team admin
+	// who is not a system admin is refused (FAILED_PRECONDITION): a user
+	// joins a team only with their consent, so team admins invite
+	// (CreateInvitation).
 	CreateMembership(ctx context.Context, in *CreateMembershipRequest, opts ...grpc.CallOption) (*CreateMembershipResponse, error)
 	// ListMemberships lists a team's members: members of the team and system admins.
 	ListMemberships(ctx context.Context, in *ListMembershipsRequest, opts ...grpc.CallOption) (*ListMembershipsResponse, error)
@@ -54,6 +61,16 @@ type DirectoryServiceClient interface {
 	DeleteMembership(ctx context.Context, in *DeleteMembershipRequest, opts ...grpc.CallOption) (*DeleteMembershipResponse, error)
 	// GetCaller says who the caller is: any authenticated caller.
 	GetCaller(ctx context.Context, in *GetCallerRequest, opts ...grpc.CallOption) (*GetCallerResponse, error)
+	// CreateInvitation invites a user to a team: system admins and team
+	// admins. The user becomes a member only by accepting it.
+	CreateInvitation(ctx context.Context, in *CreateInvitationRequest, opts ...grpc.CallOption) (*CreateInvitationResponse, error)
+	// ListInvitations lists the invitations a user holds: that user only.
+	ListInvitations(ctx context.Context, in *ListInvitationsRequest, opts ...grpc.CallOption) (*ListInvitationsResponse, error)
+	// AcceptInvitation makes the invited user a member of the team, with the
+	// invitation's role: that user only.
+	AcceptInvitation(ctx context.Context, in *AcceptInvitationRequest, opts ...grpc.CallOption) (*AcceptInvitationResponse, error)
+	// DeclineInvitation discards an invitation: that user only.
+	DeclineInvitation(ctx context.Context, in *DeclineInvitationRequest, opts ...grpc.CallOption) (*DeclineInvitationResponse, error)
 }
 
 type directoryServiceClient struct {
@@ -154,6 +171,46 @@ func (c *directoryServiceClient) GetCaller(ctx context.Context, in *GetCallerReq
 	return out, nil
 }
 
+func (c *directoryServiceClient) CreateInvitation(ctx context.Context, in *CreateInvitationRequest, opts ...grpc.CallOption) (*CreateInvitationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateInvitationResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_CreateInvitation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *directoryServiceClient) ListInvitations(ctx context.Context, in *ListInvitationsRequest, opts ...grpc.CallOption) (*ListInvitationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListInvitationsResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_ListInvitations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *directoryServiceClient) AcceptInvitation(ctx context.Context, in *AcceptInvitationRequest, opts ...grpc.CallOption) (*AcceptInvitationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcceptInvitationResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_AcceptInvitation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *directoryServiceClient) DeclineInvitation(ctx context.Context, in *DeclineInvitationRequest, opts ...grpc.CallOption) (*DeclineInvitationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeclineInvitationResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_DeclineInvitation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DirectoryServiceServer is the server API for DirectoryService service.
 // All implementations must embed UnimplementedDirectoryServiceServer
 // for forward compatibility.
@@ -170,7 +227,10 @@ type DirectoryServiceServer interface {
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
 	// GetUser: the user themself, teammates and system admins.
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
-	// CreateMembership adds a user to a team: system admins and team admins.
+	// CreateMembership adds a user to a team: system admins. A team admin
+	// who is not a system admin is refused (FAILED_PRECONDITION): a user
+	// joins a team only with their consent, so team admins invite
+	// (CreateInvitation).
 	CreateMembership(context.Context, *CreateMembershipRequest) (*CreateMembershipResponse, error)
 	// ListMemberships lists a team's members: members of the team and system admins.
 	ListMemberships(context.Context, *ListMembershipsRequest) (*ListMembershipsResponse, error)
@@ -178,6 +238,16 @@ type DirectoryServiceServer interface {
 	DeleteMembership(context.Context, *DeleteMembershipRequest) (*DeleteMembershipResponse, error)
 	// GetCaller says who the caller is: any authenticated caller.
 	GetCaller(context.Context, *GetCallerRequest) (*GetCallerResponse, error)
+	// CreateInvitation invites a user to a team: system admins and team
+	// admins. The user becomes a member only by accepting it.
+	CreateInvitation(context.Context, *CreateInvitationRequest) (*CreateInvitationResponse, error)
+	// ListInvitations lists the invitations a user holds: that user only.
+	ListInvitations(context.Context, *ListInvitationsRequest) (*ListInvitationsResponse, error)
+	// AcceptInvitation makes the invited user a member of the team, with the
+	// invitation's role: that user only.
+	AcceptInvitation(context.Context, *AcceptInvitationRequest) (*AcceptInvitationResponse, error)
+	// DeclineInvitation discards an invitation: that user only.
+	DeclineInvitation(context.Context, *DeclineInvitationRequest) (*DeclineInvitationResponse, error)
 	mustEmbedUnimplementedDirectoryServiceServer()
 }
 
@@ -214,6 +284,18 @@ func (UnimplementedDirectoryServiceServer) DeleteMembership(context.Context, *De
 }
 func (UnimplementedDirectoryServiceServer) GetCaller(context.Context, *GetCallerRequest) (*GetCallerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCaller not implemented")
+}
+func (UnimplementedDirectoryServiceServer) CreateInvitation(context.Context, *CreateInvitationRequest) (*CreateInvitationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateInvitation not implemented")
+}
+func (UnimplementedDirectoryServiceServer) ListInvitations(context.Context, *ListInvitationsRequest) (*ListInvitationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListInvitations not implemented")
+}
+func (UnimplementedDirectoryServiceServer) AcceptInvitation(context.Context, *AcceptInvitationRequest) (*AcceptInvitationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcceptInvitation not implemented")
+}
+func (UnimplementedDirectoryServiceServer) DeclineInvitation(context.Context, *DeclineInvitationRequest) (*DeclineInvitationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeclineInvitation not implemented")
 }
 func (UnimplementedDirectoryServiceServer) mustEmbedUnimplementedDirectoryServiceServer() {}
 func (UnimplementedDirectoryServiceServer) testEmbeddedByValue()                          {}
@@ -398,6 +480,78 @@ func _DirectoryService_GetCaller_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DirectoryService_CreateInvitation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateInvitationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).CreateInvitation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_CreateInvitation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).CreateInvitation(ctx, req.(*CreateInvitationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DirectoryService_ListInvitations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListInvitationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).ListInvitations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_ListInvitations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).ListInvitations(ctx, req.(*ListInvitationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DirectoryService_AcceptInvitation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcceptInvitationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).AcceptInvitation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_AcceptInvitation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).AcceptInvitation(ctx, req.(*AcceptInvitationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DirectoryService_DeclineInvitation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeclineInvitationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).DeclineInvitation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_DeclineInvitation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).DeclineInvitation(ctx, req.(*DeclineInvitationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DirectoryService_ServiceDesc is the grpc.ServiceDesc for DirectoryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -440,6 +594,22 @@ var DirectoryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCaller",
 			Handler:    _DirectoryService_GetCaller_Handler,
+		},
+		{
+			MethodName: "CreateInvitation",
+			Handler:    _DirectoryService_CreateInvitation_Handler,
+		},
+		{
+			MethodName: "ListInvitations",
+			Handler:    _DirectoryService_ListInvitations_Handler,
+		},
+		{
+			MethodName: "AcceptInvitation",
+			Handler:    _DirectoryService_AcceptInvitation_Handler,
+		},
+		{
+			MethodName: "DeclineInvitation",
+			Handler:    _DirectoryService_DeclineInvitation_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

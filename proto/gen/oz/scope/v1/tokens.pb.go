@@ -142,7 +142,9 @@ type CreateTokenRequest struct {
 	// "teams/{team}/agents/{agent}" (team admins): runs started with an
 	// agent's token execute as that identity.
 	Principal string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
-	// Lifetime; unset or zero means it does not expire.
+	// Lifetime; unset or zero means the longest allowed (ozresolverd
+	// --max-token-lifetime, 90 days by default). A token made for oneself
+	// expires no later than the token it is made with.
 	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	Description   string               `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -1,0 +1,89 @@
+package edge
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+)
+
+// An error the gateway hands on comes either from a backend (its status,
+// which is the caller's business, passed on as it is) or from the gateway
+// itself: the connection to the backend failed, or grpc-gateway could not
+// read the request. Only the second kind can carry internal addresses,
+// transport details or the caller's own input, so only it is rewritten. A
+// call knows which it got by a mark that a client stats handler sets when
+// the backend's response headers or trailers arrive (a status sent by the
+// backend always comes in them).
+
+type answerKey struct{}
+
+// answerMark is set once the backend has answered the call.
+type answerMark struct{ atomic.Bool }
+
+// withAnswerMark returns ctx carrying a fresh mark for the calls made with it.
+func withAnswerMark(ctx context.Context) context.Context {
+	return context.WithValue(ctx, answerKey{}, new(answerMark))
+}
+
+// backendAnswered reports whether a backend answered the call made with ctx
+// (or a context derived from it).
+func backendAnswered(ctx context.Context) bool {
+	m, _ := ctx.Value(answerKey{}).(*answerMark)
+	return m != nil && m.Load()
+}
+
+// answerStats is the client stats handler that sets the mark.
+type answerStats struct{}
+
+func (answerStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (answerStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (answerStats) HandleConn(context.Context, stats.ConnStats) {}
+
+func (answerStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	switch s.(type) {
+	case *stats.InHeader, *stats.InTrailer:
+		if m, ok := ctx.Value(answerKey{}).(*answerMark); ok {
+			m.Store(true)
+		}
+	}
+}
+
+// backendTitles name the backends in messages to callers.
+var backendTitles = map[string]string{
+	SecretStore: "the secret store",
+	Resolver:    "the resolver",
+	Audit:       "the audit service",
+}
+
+// notConfiguredMessage is the error of a backend with no address: a fact
+// about the deployment, not a transient failure, and safe to show.
+func notConfiguredMessage(backend string) string {
+	return backendTitles[backend] + " is not configured at the gateway"
+}
+
+// hideUnavailable turns an Unavailable that the gateway produced itself
+// (the backend could not be reached, or the connection broke) into "<the
+// backend> is unavailable; retry", and logs the original, which names
+// addresses and transport errors that callers have no business seeing.
+// Every other error is returned unchanged.
+func hideUnavailable(ctx context.Context, log *slog.Logger, backend string, err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable || backendAnswered(ctx) || st.Message() == notConfiguredMessage(backend) {
+		return err
+	}
+	title := backendTitles[backend]
+	if title == "" {
+		title = "the backend"
+	}
+	log.LogAttrs(ctx, slog.LevelWarn, "backend unavailable",
+		slog.String("backend", backend),
+		slog.String("request_id", requestIDFrom(ctx)),
+		slog.String("err", st.Message()))
+	return status.Error(codes.Unavailable, title+" is unavailable; retry")
+}
