@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -510,19 +511,33 @@ func (d *Directory) ListTokens(ctx context.Context, principal string, page resol
 // named name, after token id after, through the principaltokens index.
 func (d *Directory) tokensOf(ctx context.Context, name, after string, limit int) ([]tokenRecord, error) {
 	prefix := resolver.PrincipalTokensPrefix(name)
-	kvs, err := d.s.KV().Scan(ctx, prefix, resolver.AfterKey(prefix, after), limit)
+	return d.indexedTokens(ctx, prefix, resolver.AfterKey(prefix, after), limit)
+}
+
+// indexedTokens reads the tokens an index lists (keys prefix+{token id},
+// after the key after, at most limit; <= 0: all), in index order, in one
+// read of the token records; an entry whose token is gone is skipped.
+func (d *Directory) indexedTokens(ctx context.Context, prefix, after string, limit int) ([]tokenRecord, error) {
+	kvs, err := d.s.KV().Scan(ctx, prefix, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(kvs))
+	for i, e := range kvs {
+		keys[i] = resolver.TokenKey(strings.TrimPrefix(e.Key, prefix))
+	}
+	raws, err := d.s.KV().GetMany(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
 	var out []tokenRecord
-	for _, kv := range kvs {
-		var rec tokenRecord
-		_, err := d.s.Get(ctx, resolver.TokenKey(strings.TrimPrefix(kv.Key, prefix)), &rec)
-		if resolver.IsNotFound(err) {
+	for i, raw := range raws {
+		if raw == nil {
 			continue
 		}
-		if err != nil {
-			return nil, err
+		var rec tokenRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", keys[i], err)
 		}
 		out = append(out, rec)
 	}
@@ -735,22 +750,5 @@ func (d *Directory) revokeDescendants(ctx context.Context, id string) ([]string,
 // children reads the token records issued from token id for its own
 // principal (the tokenchildren index).
 func (d *Directory) children(ctx context.Context, id string) ([]tokenRecord, error) {
-	prefix := resolver.TokenChildrenPrefix(id)
-	kvs, err := d.s.KV().Scan(ctx, prefix, "", 0)
-	if err != nil {
-		return nil, err
-	}
-	var out []tokenRecord
-	for _, e := range kvs {
-		var rec tokenRecord
-		_, err := d.s.Get(ctx, resolver.TokenKey(strings.TrimPrefix(e.Key, prefix)), &rec)
-		if resolver.IsNotFound(err) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
-	return out, nil
+	return d.indexedTokens(ctx, resolver.TokenChildrenPrefix(id), "", 0)
 }
