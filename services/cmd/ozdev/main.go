@@ -3,6 +3,10 @@
 // bootstrap system-admin token), starts resolver, secretstore, audit and
 // gateway as separate processes on loopback, writes dev.env, and stops them
 // all on Ctrl-C or SIGTERM. Started again, it finds its data intact.
+//
+// It is a small supervisor: the services die with it (even when it is
+// killed), a service that exits is restarted with backoff up to a limit, and
+// a start refuses while an earlier system still holds the ports or stores.
 package main
 
 import (
@@ -17,7 +21,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -34,6 +37,7 @@ type config struct {
 	resolver    string
 	secretstore string
 	audit       string
+	policy      restartPolicy
 }
 
 func main() {
@@ -53,7 +57,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		Usage: []string{"ozdev [flags]   run the whole system on loopback until Ctrl-C"},
 		About: `Prepares the data directory (development CA and certificates, keyring,
 bootstrap token), starts the resolver, audit, secretstore and gateway from
---bin-dir, writes <data-dir>/dev.env, and stops them all on Ctrl-C or SIGTERM.`,
+--bin-dir, writes <data-dir>/dev.env, and stops them all on Ctrl-C or SIGTERM.
+A service that exits is restarted (with a growing wait, up to --max-restarts
+times); the services die with ozdev. A start refuses while another process
+holds one of the addresses or a store of the data directory.`,
 	}, getenv, stderr)
 	set.String(&c.dataDir, "data-dir", "OZ_DATA_DIR", ".oz", "data directory")
 	set.String(&c.binDir, "bin-dir", "", filepath.Dir(exe), "directory holding the service binaries")
@@ -61,7 +68,21 @@ bootstrap token), starts the resolver, audit, secretstore and gateway from
 	set.String(&c.resolver, "resolver-addr", "OZ_RESOLVER_LISTEN", server.DefaultAddr("resolver"), "resolver address")
 	set.String(&c.secretstore, "secretstore-addr", "OZ_SECRETSTORE_LISTEN", server.DefaultAddr("secretstore"), "secretstore address")
 	set.String(&c.audit, "audit-addr", "OZ_AUDIT_LISTEN", server.DefaultAddr("audit"), "audit address")
-	return c, set.Parse(args)
+	set.Int(&c.policy.limit, "max-restarts", "OZ_DEV_MAX_RESTARTS", 5,
+		"restarts of one service, without a stable minute in between, before ozdev gives up and stops everything")
+	set.Duration(&c.policy.base, "restart-backoff", "OZ_DEV_RESTART_BACKOFF", time.Second,
+		"wait before the first restart of a service; doubled each time up to 30s")
+	c.policy.max, c.policy.stable = 30*time.Second, time.Minute
+	if err := set.Parse(args); err != nil {
+		return c, err
+	}
+	if c.policy.limit < 0 {
+		return c, set.Usagef("--max-restarts must be 0 or more, got %d", c.policy.limit)
+	}
+	if c.policy.base <= 0 {
+		return c, set.Usagef("--restart-backoff must be positive, got %s", c.policy.base)
+	}
+	return c, nil
 }
 
 func run(ctx context.Context, c config, log *slog.Logger) error {
@@ -73,9 +94,6 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return err
 	}
 	dir := pki.Dir(filepath.Join(dataDir, "pki"))
-	if err := pki.EnsureDev(dir); err != nil {
-		return fmt.Errorf("development PKI: %w", err)
-	}
 	bootstrap := filepath.Join(dataDir, "bootstrap-token")
 
 	procs := []*proc{
@@ -92,28 +110,43 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			"--tls-cert", dir.For("gateway").Cert, "--tls-key", dir.For("gateway").Key, "--tls-ca", dir.CA(),
 			"--secretstore-addr", c.secretstore, "--resolver-addr", c.resolver, "--audit-addr", c.audit}},
 	}
+	stores := storeFiles(dataDir)
+	// Refuse before touching anything when an earlier system still runs.
+	if err := checkFree(procs, stores); err != nil {
+		return err
+	}
+	if err := pki.EnsureDev(dir); err != nil {
+		return fmt.Errorf("development PKI: %w", err)
+	}
+	first := emptyDataDir(dataDir)
+	for _, p := range procs {
+		p.logPath = filepath.Join(dataDir, "logs", p.name+".log")
+		if first && p.name != "gateway" && supportsInit(filepath.Join(c.binDir, p.bin)) {
+			p.initArgs = []string{"--init"}
+		}
+	}
 	clientTLS, err := pki.ClientConfig(dir.For("gateway"), dir.CA())
 	if err != nil {
 		return err
 	}
 
-	exited := make(chan *proc, len(procs))
-	var started []*proc
+	sp := newSpawner()
+	// Room for every exit a run can produce, so no waiter blocks on a send.
+	exited := make(chan exit, len(procs)*(c.policy.limit+2))
 	defer func() {
 		// Stop in reverse order: the gateway first, the resolver last.
-		for i := len(started) - 1; i >= 0; i-- {
-			started[i].stop(log)
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].stop(log)
 		}
 	}()
 	for _, p := range procs {
-		if err := p.start(c.binDir, dataDir, exited); err != nil {
+		if err := p.start(sp, c.binDir, first, exited); err != nil {
 			return err
 		}
-		started = append(started, p)
-		if err := waitHealthy(ctx, p, clientTLS, exited); err != nil {
+		if err := p.ready(ctx, clientTLS); err != nil {
 			return fmt.Errorf("%s did not become healthy (see %s): %w", p.name, p.logPath, err)
 		}
-		log.Info("started", "service", p.name, "addr", p.addr, "pid", p.cmd.Process.Pid)
+		log.Info("started", "service", p.name, "addr", p.addr, "pid", p.pid())
 	}
 
 	token, err := os.ReadFile(bootstrap)
@@ -138,83 +171,39 @@ In another shell:
 Ctrl-C stops everything; data is kept for the next start.
 `, c.gatewayAddr, c.gatewayAddr, dataDir, filepath.Join(dataDir, "logs"), envFile)
 
-	select {
-	case <-ctx.Done():
+	err = supervise(ctx, log, sp, c.binDir, clientTLS, c.policy, exited)
+	if err == nil {
 		fmt.Fprintln(os.Stderr, "\nstopping…")
-		return nil
-	case p := <-exited:
-		return fmt.Errorf("%s exited unexpectedly (%v); see %s", p.name, p.err, p.logPath)
+	}
+	return err
+}
+
+// storeFiles are the bbolt files the services keep in a data directory.
+func storeFiles(dataDir string) []string {
+	return []string{
+		filepath.Join(dataDir, "secretstore.db"),
+		filepath.Join(dataDir, "resolver.db"),
+		filepath.Join(dataDir, "audit.db"),
 	}
 }
 
-type proc struct {
-	name, bin, addr string
-	http            bool
-	args            []string
-	cmd             *exec.Cmd
-	logPath         string
-	done            chan struct{}
-	err             error
-}
-
-func (p *proc) start(binDir, dataDir string, exited chan<- *proc) error {
-	p.logPath = filepath.Join(dataDir, "logs", p.name+".log")
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	p.cmd = exec.Command(filepath.Join(binDir, p.bin), p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	// Own process group: a Ctrl-C in the terminal reaches only ozdev, which
-	// then stops the services in order.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start %s: %w", p.name, err)
-	}
-	p.done = make(chan struct{})
-	go func() {
-		p.err = p.cmd.Wait()
-		logf.Close()
-		close(p.done)
-		exited <- p
-	}()
-	return nil
-}
-
-func (p *proc) stop(log *slog.Logger) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	log.Info("stopped", "service", p.name)
-}
-
-func waitHealthy(ctx context.Context, p *proc, tlsCfg *tls.Config, exited <-chan *proc) error {
-	deadline := time.Now().Add(30 * time.Second)
-	var last error
-	for time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.done:
-			return fmt.Errorf("exited: %v", p.err)
-		default:
+// emptyDataDir reports whether dataDir has never held a store: no store file
+// and no manifest. Only then is a start a first start (--init); a data
+// directory that lost a store must stop the service, not start it empty.
+func emptyDataDir(dataDir string) bool {
+	for _, f := range append(storeFiles(dataDir), filepath.Join(dataDir, "oz-manifest.json")) {
+		if _, err := os.Lstat(f); !errors.Is(err, os.ErrNotExist) {
+			return false
 		}
-		if last = probe(ctx, p, tlsCfg); last == nil {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
-	return last
+	return true
+}
+
+// supportsInit asks a daemon's --help whether it knows --init, so ozdev works
+// with daemons built before that flag existed (they reject unknown flags).
+func supportsInit(bin string) bool {
+	out, _ := exec.Command(bin, "--help").CombinedOutput()
+	return strings.Contains(string(out), "-init")
 }
 
 func probe(ctx context.Context, p *proc, tlsCfg *tls.Config) error {
