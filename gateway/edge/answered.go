@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+
+	"github.com/ozsecrets/oz/lib/dial"
 )
 
 // An error the gateway hands on comes either from a backend (its status,
@@ -61,6 +63,14 @@ var backendTitles = map[string]string{
 	Audit:       "the audit service",
 }
 
+// backendTitle names a backend in messages to callers.
+func backendTitle(backend string) string {
+	if t := backendTitles[backend]; t != "" {
+		return t
+	}
+	return "the backend"
+}
+
 // notConfiguredMessage is the error of a backend with no address: a fact
 // about the deployment, not a transient failure, and safe to show.
 func notConfiguredMessage(backend string) string {
@@ -71,16 +81,21 @@ func notConfiguredMessage(backend string) string {
 // (the backend could not be reached, or the connection broke) into "<the
 // backend> is unavailable; retry", and logs the original, which names
 // addresses and transport errors that callers have no business seeing.
-// Every other error is returned unchanged.
+// Every other error is returned unchanged, and so is the gateway's own
+// "<the backend> did not answer within 10s; retry" (dial.Bound), which
+// names nothing internal and tells the caller what happened.
 func hideUnavailable(ctx context.Context, log *slog.Logger, backend string, err error) error {
 	st, ok := status.FromError(err)
 	if !ok || st.Code() != codes.Unavailable || backendAnswered(ctx) || st.Message() == notConfiguredMessage(backend) {
 		return err
 	}
-	title := backendTitles[backend]
-	if title == "" {
-		title = "the backend"
+	if dial.NotAnswered(err) {
+		log.LogAttrs(ctx, slog.LevelWarn, "backend did not answer",
+			slog.String("backend", backend),
+			slog.String("request_id", requestIDFrom(ctx)))
+		return err
 	}
+	title := backendTitle(backend)
 	log.LogAttrs(ctx, slog.LevelWarn, "backend unavailable",
 		slog.String("backend", backend),
 		slog.String("request_id", requestIDFrom(ctx)),

@@ -51,6 +51,10 @@ func (b *backend) intercept(ctx context.Context, req any, info *grpc.UnaryServer
 	b.calls = append(b.calls, call{method: info.FullMethod, md: md.Copy(), req: proto.Clone(req.(proto.Message))})
 	err := b.errs[info.FullMethod]
 	b.mu.Unlock()
+	if err == errHang {
+		<-ctx.Done() // a hung backend: it never answers
+		return nil, ctx.Err()
+	}
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-backend-header", "h1"))
 	_ = grpc.SetTrailer(ctx, metadata.Pairs("x-backend-trailer", "t1"))
 	if err != nil {
@@ -58,6 +62,10 @@ func (b *backend) intercept(ctx context.Context, req any, info *grpc.UnaryServer
 	}
 	return handler(ctx, req)
 }
+
+// errHang, given to failWith, makes the backend hang on the method until
+// the call's deadline passes or it is cancelled, answering nothing.
+var errHang = errors.New("hang")
 
 func (b *backend) failWith(method string, err error) {
 	b.mu.Lock()

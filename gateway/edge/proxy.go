@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/ozsecrets/oz/lib/dial"
 	"github.com/ozsecrets/oz/lib/reqmeta"
 )
 
@@ -68,6 +70,10 @@ type proxy struct {
 	codec codec
 	gate  *authGate // nil: no limit on failed authentication
 	log   *slog.Logger
+	// timeout bounds each call (Config.BackendTimeout). Every method
+	// routed is unary (the API has no streaming method), so the bound is
+	// on the whole call.
+	timeout time.Duration
 }
 
 // handle is the grpc.UnknownServiceHandler: it receives every call for a
@@ -106,9 +112,10 @@ func (p *proxy) handle(_ any, ss grpc.ServerStream) error {
 		return refusal(retryAfter)
 	}
 	// The caller's deadline and cancellation carry over to the backend call
-	// through the context.
+	// through the context; the gateway's own bound may end it sooner.
 	ctx := withAnswerMark(metadata.NewOutgoingContext(in, forwardMetadata(in, md)))
-	err := p.forward(ctx, ss, conn, method, func() { settle(authenticated) })
+	bctx, done := dial.Bound(ctx, backendTitle(name), p.timeout)
+	err := done(p.forward(bctx, ss, conn, method, func() { settle(authenticated) }))
 	switch status.Code(err) {
 	case codes.OK:
 		settle(authenticated)

@@ -55,6 +55,12 @@ const (
 	// DefaultMaxConnsPerSource bounds the connections one source address
 	// holds open: a browser uses one (HTTP/2) to six, the CLI one.
 	DefaultMaxConnsPerSource = 128
+	// DefaultBackendTimeout bounds each call to a backend. It is longer
+	// than the backends' own bounds on the calls they make (5 s to
+	// authenticate, 8 s otherwise; services/internal/server), so that when
+	// a service behind a backend hangs, the backend's answer naming it
+	// comes first.
+	DefaultBackendTimeout = 10 * time.Second
 )
 
 // Config configures a Server.
@@ -111,6 +117,12 @@ type Config struct {
 	// authgate.go). The zero value means the defaults.
 	AuthFailures AuthFailureLimit
 
+	// BackendTimeout bounds each call to a backend, unless the caller's
+	// deadline comes sooner: a backend that does not answer within it
+	// fails the call with Unavailable "<the backend> did not answer within
+	// <BackendTimeout>; retry". Zero means DefaultBackendTimeout.
+	BackendTimeout time.Duration
+
 	// ShutdownTimeout bounds how long Serve waits for calls in flight once
 	// its context is cancelled. Zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -164,6 +176,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BodyReadTimeout <= 0 {
 		cfg.BodyReadTimeout = DefaultBodyReadTimeout
 	}
+	if cfg.BackendTimeout <= 0 {
+		cfg.BackendTimeout = DefaultBackendTimeout
+	}
 	if cfg.MaxConnsPerSource == 0 {
 		cfg.MaxConnsPerSource = DefaultMaxConnsPerSource
 	}
@@ -184,7 +199,13 @@ func New(cfg Config) (*Server, error) {
 		if len(addrs) == 0 {
 			continue // calls routed to it fail with Unavailable
 		}
-		conn, err := dial.New(addrs, creds, tracing.DialOption(cfg.TracerProvider), grpc.WithStatsHandler(answerStats{}))
+		// REST calls are unary, bounded here; native gRPC calls are
+		// proxied as streams, bounded by the proxy.
+		bound := dial.UnaryBound(
+			func(string) time.Duration { return cfg.BackendTimeout },
+			func(string) string { return backendTitle(name) })
+		conn, err := dial.New(addrs, creds, tracing.DialOption(cfg.TracerProvider), grpc.WithStatsHandler(answerStats{}),
+			grpc.WithChainUnaryInterceptor(bound))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("edge: backend %s: %w", name, err)
@@ -192,7 +213,7 @@ func New(cfg Config) (*Server, error) {
 		s.conns[name] = conn
 	}
 
-	p := &proxy{conns: s.conns, codec: newCodec(), gate: s.gate, log: s.log}
+	p := &proxy{conns: s.conns, codec: newCodec(), gate: s.gate, log: s.log, timeout: cfg.BackendTimeout}
 	s.grpc = grpc.NewServer(
 		grpc.UnknownServiceHandler(p.handle),
 		grpc.ForceServerCodecV2(p.codec),

@@ -86,5 +86,6 @@ func New(addrs []string, creds credentials.TransportCredentials, opts ...grpc.Di
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 		grpc.WithConnectParams(reconnect),
+		grpc.WithStatsHandler(answerStats{}), // for UnaryUnanswered
 	}, opts...)...)
 }

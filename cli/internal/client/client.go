@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	"github.com/ozsecrets/oz/cli/internal/config"
@@ -76,6 +78,7 @@ func Dial(s config.Settings) (*Conn, error) {
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		grpc.WithPerRPCCredentials(bearer(s.Token)),
 		grpc.WithChainUnaryInterceptor(timeout(DefaultTimeout), explainUnavailable(s.Addr)),
+		grpc.WithStatsHandler(answerStats{}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", s.Addr, err)
@@ -119,18 +122,71 @@ func timeout(d time.Duration) grpc.UnaryClientInterceptor {
 	}
 }
 
-// explainUnavailable names the gateway when it could not be reached at
-// all, so "connection refused" says what was refused.
+// explainUnavailable tells the two ways a call can fail for want of an
+// answer apart, so that a person knows where to look:
+//
+//   - the gateway could not be reached, or did not answer at all: the
+//     message names the gateway's address and OZ_ADDR ("connection
+//     refused" says what was refused);
+//   - the gateway answered, saying that a service behind it did not: the
+//     message says so ("the gateway answered: the resolver did not answer
+//     within 5s; retry"), and the address is not in question.
 func explainUnavailable(addr string) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		err := invoker(ctx, method, req, reply, cc, opts...)
+		wait := "in time"
+		if dl, ok := ctx.Deadline(); ok {
+			wait = "within " + time.Until(dl).Round(time.Second).String()
+		}
+		mark := new(answerMark)
+		err := invoker(context.WithValue(ctx, answerKey{}, mark), method, req, reply, cc, opts...)
 		st, ok := status.FromError(err)
-		if !ok || st.Code() != codes.Unavailable || !strings.HasPrefix(st.Message(), "connection error") {
+		if !ok {
 			return err
 		}
-		if strings.Contains(st.Message(), "certificate") {
-			return status.Errorf(codes.Unavailable, "cannot verify the gateway at %s (check OZ_CA_FILE): %s", addr, st.Message())
+		switch {
+		case mark.Load() && st.Code() == codes.Unavailable:
+			// The gateway answered for a service behind it, whatever the
+			// message says (a service may relay a connection error of
+			// its own).
+			return status.Error(codes.Unavailable, "the gateway answered: "+st.Message())
+		case st.Code() == codes.DeadlineExceeded && ctx.Err() != nil:
+			// The CLI's own deadline: nothing came back from the gateway.
+			if strings.Contains(st.Message(), "connection error") {
+				return status.Errorf(codes.Unavailable, "cannot reach the gateway at %s (check OZ_ADDR): %s", addr, st.Message())
+			}
+			return status.Errorf(codes.Unavailable, "the gateway at %s did not answer %s; retry", addr, wait)
+		case st.Code() != codes.Unavailable:
+			return err
+		case strings.HasPrefix(st.Message(), "connection error"):
+			if strings.Contains(st.Message(), "certificate") {
+				return status.Errorf(codes.Unavailable, "cannot verify the gateway at %s (check OZ_CA_FILE): %s", addr, st.Message())
+			}
+			return status.Errorf(codes.Unavailable, "cannot reach the gateway at %s (check OZ_ADDR): %s", addr, st.Message())
+		default:
+			return err
 		}
-		return status.Errorf(codes.Unavailable, "cannot reach the gateway at %s (check OZ_ADDR): %s", addr, st.Message())
+	}
+}
+
+// answerKey marks, in a call's context, that the gateway answered the call:
+// its response headers or trailers came. An Unavailable it sent is about a
+// service behind it, not about reaching it.
+type answerKey struct{}
+
+type answerMark struct{ atomic.Bool }
+
+// answerStats is the stats handler that sets the mark.
+type answerStats struct{}
+
+func (answerStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (answerStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (answerStats) HandleConn(context.Context, stats.ConnStats)                       {}
+
+func (answerStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	switch s.(type) {
+	case *stats.InHeader, *stats.InTrailer:
+		if m, ok := ctx.Value(answerKey{}).(*answerMark); ok {
+			m.Store(true)
+		}
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 
 	"github.com/ozsecrets/oz/cli/internal/client"
@@ -86,3 +89,29 @@ func TestDialErrors(t *testing.T) {
 }
 
 type settingsEdit struct{ addr, caFile, token string }
+
+// An Unavailable the gateway answers is about a service behind it, even
+// when its message reads like a connection error (a service relaying its
+// own): the CLI says the gateway answered, and does not send the person
+// to check OZ_ADDR.
+func TestUnavailableFromBehindTheGateway(t *testing.T) {
+	for _, msg := range []string{
+		"the resolver did not answer within 5s; retry",
+		"connection error: desc = \"transport: authentication handshake failed: context deadline exceeded\"",
+	} {
+		srv := ozfake.Start(t, nil, &ozfake.Directory{GetCallerFunc: func(context.Context, *scopev1.GetCallerRequest) (*scopev1.GetCallerResponse, error) {
+			return nil, status.Error(codes.Unavailable, msg)
+		}}, nil)
+		conn, err := client.Dial(srv.Settings())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = conn.Directory.GetCaller(context.Background(), &scopev1.GetCallerRequest{})
+		lines, code := exitcode.Describe(err)
+		got := strings.Join(lines, "\n")
+		if code != exitcode.Unavailable || got != "the gateway answered: "+msg {
+			t.Errorf("got %d %q, want %d %q", code, got, exitcode.Unavailable, "the gateway answered: "+msg)
+		}
+	}
+}

@@ -54,6 +54,7 @@ type options struct {
 
 	maxRequestBytes   int
 	bodyReadTimeout   time.Duration
+	backendTimeout    time.Duration
 	maxConnsPerSource int
 	authFailPerMinute int
 	authFailBurst     int
@@ -75,6 +76,8 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 		"largest REST request body, in bytes; larger ones get 413")
 	set.Duration(&o.bodyReadTimeout, "body-read-timeout", "OZ_GATEWAY_BODY_READ_TIMEOUT", edge.DefaultBodyReadTimeout,
 		"time to receive a REST request body; a slower one gets 400 and its connection is closed")
+	set.Duration(&o.backendTimeout, "backend-timeout", "OZ_GATEWAY_BACKEND_TIMEOUT", edge.DefaultBackendTimeout,
+		"time a backend has to answer a call; then 503/Unavailable naming the backend")
 	set.Int(&o.maxConnsPerSource, "max-conns-per-source", "OZ_GATEWAY_MAX_CONNS_PER_SOURCE", edge.DefaultMaxConnsPerSource,
 		"connections one source address may hold open; more are closed at once; 0: no limit")
 	set.Int(&o.authFailPerMinute, "auth-fail-per-minute", "OZ_GATEWAY_AUTH_FAIL_PER_MINUTE", edge.DefaultAuthFailuresPerMinute,
@@ -96,6 +99,7 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	}{
 		{"max-request-bytes", int64(o.maxRequestBytes), 1},
 		{"body-read-timeout", int64(o.bodyReadTimeout), 1},
+		{"backend-timeout", int64(o.backendTimeout), 1},
 		{"max-conns-per-source", int64(o.maxConnsPerSource), 0},
 		{"auth-fail-per-minute", int64(o.authFailPerMinute), 0},
 		{"auth-fail-burst", int64(o.authFailBurst), 1},
@@ -157,6 +161,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		TracerProvider:    tp,
 		MaxRequestBytes:   int64(o.maxRequestBytes),
 		BodyReadTimeout:   o.bodyReadTimeout,
+		BackendTimeout:    o.backendTimeout,
 		MaxConnsPerSource: cmp.Or(o.maxConnsPerSource, -1), // 0: no limit
 		AuthFailures: edge.AuthFailureLimit{
 			PerMinute: o.authFailPerMinute,

@@ -42,13 +42,15 @@ func TestParseFlags(t *testing.T) {
 			env: map[string]string{
 				"OZ_GATEWAY_MAX_REQUEST_BYTES": "2048", "OZ_GATEWAY_BODY_READ_TIMEOUT": "5s",
 				"OZ_GATEWAY_MAX_CONNS_PER_SOURCE": "0", "OZ_GATEWAY_AUTH_FAIL_PER_MINUTE": "0", "OZ_GATEWAY_AUTH_FAIL_BURST": "3",
+				"OZ_GATEWAY_BACKEND_TIMEOUT": "3s",
 			},
 			want: options{listen: "127.0.0.1:7443", tlsCert: "c", tlsKey: "k", tlsCA: "ca", secretstore: "s:1", resolver: "r:1",
-				maxRequestBytes: 2048, bodyReadTimeout: 5 * time.Second, authFailBurst: 3},
+				maxRequestBytes: 2048, bodyReadTimeout: 5 * time.Second, backendTimeout: 3 * time.Second, authFailBurst: 3},
 		},
 		{name: "NegativeConnLimit", args: append(required, "--max-conns-per-source=-1"), wantErr: "--max-conns-per-source must not be negative"},
 		{name: "ZeroBurst", args: append(required, "--auth-fail-burst=0"), wantErr: "--auth-fail-burst must be positive"},
 		{name: "ZeroBodyTimeout", args: append(required, "--body-read-timeout=0s"), wantErr: "--body-read-timeout must be positive"},
+		{name: "ZeroBackendTimeout", args: append(required, "--backend-timeout=0s"), wantErr: "--backend-timeout must be positive"},
 		{
 			name: "FlagBeatsEnvironment", args: append([]string{"--listen=:1"}, required...),
 			env:  map[string]string{"OZ_GATEWAY_ADDR": ":2"},
@@ -82,6 +84,7 @@ func TestParseFlags(t *testing.T) {
 func withLimitDefaults(o options) options {
 	o.maxRequestBytes = edge.DefaultMaxRequestBytes
 	o.bodyReadTimeout = edge.DefaultBodyReadTimeout
+	o.backendTimeout = edge.DefaultBackendTimeout
 	o.maxConnsPerSource = edge.DefaultMaxConnsPerSource
 	o.authFailPerMinute = edge.DefaultAuthFailuresPerMinute
 	o.authFailBurst = edge.DefaultAuthFailureBurst

@@ -202,6 +202,7 @@ func TestFlags(t *testing.T) {
 			TLS:            pki.Paths{Cert: filepath.Join(".oz", "pki", "audit.pem"), Key: filepath.Join(".oz", "pki", "audit-key.pem")},
 			CA:             filepath.Join(".oz", "pki", "ca.pem"),
 			DeniedInterval: server.DefaultDeniedInterval,
+			AuthTimeout:    server.DefaultAuthTimeout, CallTimeout: server.DefaultCallTimeout,
 		},
 		resolverAddr: "127.0.0.1:7451", secretstoreAddr: "127.0.0.1:7450",
 	}
@@ -222,6 +223,7 @@ func TestFlags(t *testing.T) {
 			Name: "audit", Listen: "127.0.0.1:2", DataDir: "/d", Store: storeflag.Config{Kind: storeflag.Bolt, Path: "/a.db"},
 			TLS: pki.Paths{Cert: "/c.pem", Key: "/k.pem"}, CA: "/ca.pem", MetricsListen: "127.0.0.1:9",
 			DeniedInterval: 30 * time.Second,
+			AuthTimeout:    server.DefaultAuthTimeout, CallTimeout: server.DefaultCallTimeout,
 		},
 		resolverAddr: "r:1", secretstoreAddr: "s:1",
 	}

@@ -80,7 +80,11 @@ type Daemon struct {
 	// how often refusals of requests without a valid credential are
 	// recorded, counted; DefaultDeniedInterval when zero.
 	DeniedInterval time.Duration
-	Log            *slog.Logger
+	// AuthTimeout bounds authenticating a request with the resolver,
+	// CallTimeout every other call to another service (Deps.Dial);
+	// DefaultAuthTimeout and DefaultCallTimeout when zero.
+	AuthTimeout, CallTimeout time.Duration
+	Log                      *slog.Logger
 	// Ready, when not nil, is told the addresses once the service
 	// listens, before it serves (tests listen on port 0).
 	Ready func(Addrs)
@@ -133,7 +137,7 @@ func (d *Deps) stop() {
 // calls; closed once serving has stopped. Dialing is lazy: the other
 // service may start later, or be down for a while.
 func (d *Deps) Dial(addr string) (*grpc.ClientConn, error) {
-	conn, err := Dial(addr, d.ClientTLS, tracing.DialOption(d.Tracer))
+	conn, err := Dial(addr, d.ClientTLS, tracing.DialOption(d.Tracer), boundCalls(d.Log, d.d.AuthTimeout, d.d.CallTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("client of %q: %w", addr, err)
 	}
@@ -373,6 +377,8 @@ type Flags struct {
 	healthListen           string
 	trace                  *tracing.Flags
 	deniedInterval         time.Duration
+	authTimeout            time.Duration
+	callTimeout            time.Duration
 }
 
 // RegisterFlags declares the flags every daemon has on s, for the service
@@ -398,6 +404,10 @@ func RegisterFlags(s *flagenv.Set, name string) *Flags {
 	s.Duration(&f.deniedInterval, "denied-count-interval", "OZ_DENIED_COUNT_INTERVAL", DefaultDeniedInterval,
 		"requests refused for want of a valid credential are audited as one request.denied event per "+
 			"source address, method and reason per interval, with the count (at least 1s)")
+	s.Duration(&f.authTimeout, "auth-timeout", "OZ_AUTH_TIMEOUT", DefaultAuthTimeout,
+		"time the resolver has to authenticate a request; then Unavailable naming it")
+	s.Duration(&f.callTimeout, "call-timeout", "OZ_CALL_TIMEOUT", DefaultCallTimeout,
+		"time another service has to answer any other call; then Unavailable naming it")
 	return f
 }
 
@@ -414,6 +424,14 @@ func (f *Flags) Daemon() (Daemon, error) {
 	}
 	if f.deniedInterval < time.Second {
 		return Daemon{}, f.set.Usagef("--denied-count-interval: must be at least 1s, got %s", f.deniedInterval)
+	}
+	for _, t := range []struct {
+		flag string
+		d    time.Duration
+	}{{"auth-timeout", f.authTimeout}, {"call-timeout", f.callTimeout}} {
+		if t.d <= 0 {
+			return Daemon{}, f.set.Usagef("--%s: must be positive, got %s", t.flag, t.d)
+		}
 	}
 	dir := pki.Dir(filepath.Join(dataDir, "pki"))
 	or := func(v, def string) string {
@@ -433,6 +451,8 @@ func (f *Flags) Daemon() (Daemon, error) {
 		HealthListen:   f.healthListen,
 		Trace:          trace,
 		DeniedInterval: f.deniedInterval,
+		AuthTimeout:    f.authTimeout,
+		CallTimeout:    f.callTimeout,
 	}, nil
 }
 

@@ -331,6 +331,7 @@ func TestFlags(t *testing.T) {
 		TLS:            pki.Paths{Cert: filepath.Join(".oz", "pki", "resolver.pem"), Key: filepath.Join(".oz", "pki", "resolver-key.pem")},
 		CA:             filepath.Join(".oz", "pki", "ca.pem"),
 		DeniedInterval: server.DefaultDeniedInterval,
+		AuthTimeout:    server.DefaultAuthTimeout, CallTimeout: server.DefaultCallTimeout,
 	}
 	if !equalDaemon(d, want) || peer != "127.0.0.1:7452" {
 		t.Errorf("defaults: got %+v, %q; want %+v, 127.0.0.1:7452", d, peer, want)
@@ -339,6 +340,7 @@ func TestFlags(t *testing.T) {
 		"OZ_RESOLVER_LISTEN": ":1", "OZ_DATA_DIR": "/d", "OZ_RESOLVER_DB": "/r.db", "OZ_RESOLVER_TLS_CERT": "/c.pem",
 		"OZ_RESOLVER_TLS_KEY": "/k.pem", "OZ_TLS_CA": "/ca.pem", "OZ_RESOLVER_METRICS_LISTEN": ":9", "OZ_HEALTH_LISTEN": ":8",
 		"OZ_TRACE_EXPORTER": "stdout", "OZ_AUDIT_ADDR": "a:1", "OZ_DENIED_COUNT_INTERVAL": "10s",
+		"OZ_AUTH_TIMEOUT": "2s", "OZ_CALL_TIMEOUT": "3s",
 	}
 	d, peer, err = parse(env, "--listen", ":2")
 	if err != nil {
@@ -347,7 +349,7 @@ func TestFlags(t *testing.T) {
 	want = server.Daemon{
 		Name: "resolver", Listen: ":2", DataDir: "/d", Store: storeflag.Config{Kind: storeflag.Bolt, Path: "/r.db"},
 		TLS: pki.Paths{Cert: "/c.pem", Key: "/k.pem"}, CA: "/ca.pem", MetricsListen: ":9", HealthListen: ":8",
-		DeniedInterval: 10 * time.Second,
+		DeniedInterval: 10 * time.Second, AuthTimeout: 2 * time.Second, CallTimeout: 3 * time.Second,
 	}
 	want.Trace.Exporter = "stdout"
 	if !equalDaemon(d, want) || peer != "a:1" {
@@ -358,6 +360,8 @@ func TestFlags(t *testing.T) {
 		"BadExporter": {"--trace-exporter", "jaeger"},
 		"DeniedZero":  {"--denied-count-interval", "0"},
 		"DeniedShort": {"--denied-count-interval", "10ms"},
+		"AuthZero":    {"--auth-timeout", "0s"},
+		"CallZero":    {"--call-timeout", "0s"},
 	} {
 		if _, _, err := parse(nil, args...); !flagenv.IsUsage(err) {
 			t.Errorf("%s: got %v, want a usage error", name, err)
@@ -368,5 +372,6 @@ func TestFlags(t *testing.T) {
 func equalDaemon(a, b server.Daemon) bool {
 	return a.Name == b.Name && a.Listen == b.Listen && a.TLS == b.TLS && a.CA == b.CA && a.DataDir == b.DataDir &&
 		a.Store.String() == b.Store.String() && a.MetricsListen == b.MetricsListen && a.HealthListen == b.HealthListen &&
-		a.Trace == b.Trace && a.DeniedInterval == b.DeniedInterval
+		a.Trace == b.Trace && a.DeniedInterval == b.DeniedInterval &&
+		a.AuthTimeout == b.AuthTimeout && a.CallTimeout == b.CallTimeout
 }

@@ -189,7 +189,7 @@ func TestServerErrorsBecomeExitCodes(t *testing.T) {
 		{"NotFound", status.Error(codes.NotFound, "team acme not found"), exitcode.NotFound, "oz: team acme not found\n"},
 		{"Denied", status.Error(codes.PermissionDenied, "not an admin of team acme"), exitcode.Denied, "oz: not an admin of team acme\n"},
 		{"Unauthenticated", status.Error(codes.Unauthenticated, "token expired"), exitcode.Denied, "oz: token expired\n"},
-		{"Unavailable", status.Error(codes.Unavailable, "secretstore unavailable"), exitcode.Unavailable, "oz: secretstore unavailable\n"},
+		{"Unavailable", status.Error(codes.Unavailable, "secretstore unavailable"), exitcode.Unavailable, "oz: the gateway answered: secretstore unavailable\n"},
 		{"Exists", status.Error(codes.AlreadyExists, "secret 1ABC exists"), exitcode.Conflict, "oz: secret 1ABC exists\n"},
 		{"Etag", status.Error(codes.FailedPrecondition, "etag mismatch"), exitcode.Conflict, "oz: etag mismatch\n"},
 		{"Internal", status.Error(codes.Internal, "internal error"), exitcode.Error, "oz: internal error\n"},

@@ -124,7 +124,7 @@ func TestInFlightCount(t *testing.T) {
 				return nil, status.Error(codes.Unavailable, "resolver unavailable")
 			}},
 			wantParents: []string{"teams/acme"},
-			wantStderr:  "the number of runs in flight holding the previous value of API_KEY is unknown: resolver unavailable" + hint,
+			wantStderr:  "the number of runs in flight holding the previous value of API_KEY is unknown: the gateway answered: resolver unavailable" + hint,
 		},
 		{
 			name: "DeleteQueryFailsCountUnknown", scope: cmdutil.ScopePersonal, delete: true,
