@@ -3,10 +3,8 @@ package edge
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	"github.com/ozsecrets/oz/lib/dial"
@@ -17,44 +15,16 @@ import (
 // itself: the connection to the backend failed, or grpc-gateway could not
 // read the request. Only the second kind can carry internal addresses,
 // transport details or the caller's own input, so only it is rewritten. A
-// call knows which it got by a mark that a client stats handler sets when
-// the backend's response headers or trailers arrive (a status sent by the
-// backend always comes in them).
-
-type answerKey struct{}
-
-// answerMark is set once the backend has answered the call.
-type answerMark struct{ atomic.Bool }
+// call knows which it got by lib/dial's answer mark (dial.WithAnswerMark),
+// which the backend connections set when the backend's response headers
+// or trailers arrive (a status sent by the backend always comes in them).
 
 // withAnswerMark returns ctx carrying a fresh mark for the calls made with it.
-func withAnswerMark(ctx context.Context) context.Context {
-	return context.WithValue(ctx, answerKey{}, new(answerMark))
-}
+func withAnswerMark(ctx context.Context) context.Context { return dial.WithAnswerMark(ctx) }
 
 // backendAnswered reports whether a backend answered the call made with ctx
 // (or a context derived from it).
-func backendAnswered(ctx context.Context) bool {
-	m, _ := ctx.Value(answerKey{}).(*answerMark)
-	return m != nil && m.Load()
-}
-
-// answerStats is the client stats handler that sets the mark.
-type answerStats struct{}
-
-func (answerStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-func (answerStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
-	return ctx
-}
-func (answerStats) HandleConn(context.Context, stats.ConnStats) {}
-
-func (answerStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	switch s.(type) {
-	case *stats.InHeader, *stats.InTrailer:
-		if m, ok := ctx.Value(answerKey{}).(*answerMark); ok {
-			m.Store(true)
-		}
-	}
-}
+func backendAnswered(ctx context.Context) bool { return dial.Answered(ctx) }
 
 // backendTitles name the backends in messages to callers.
 var backendTitles = map[string]string{

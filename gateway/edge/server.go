@@ -204,7 +204,7 @@ func New(cfg Config) (*Server, error) {
 		bound := dial.UnaryBound(
 			func(string) time.Duration { return cfg.BackendTimeout },
 			func(string) string { return backendTitle(name) })
-		conn, err := dial.New(addrs, creds, tracing.DialOption(cfg.TracerProvider), grpc.WithStatsHandler(answerStats{}),
+		conn, err := dial.New(addrs, creds, tracing.DialOption(cfg.TracerProvider),
 			grpc.WithChainUnaryInterceptor(bound))
 		if err != nil {
 			s.Close()

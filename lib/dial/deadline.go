@@ -93,9 +93,11 @@ func UnaryBound(timeout func(method string) time.Duration, name func(method stri
 // resolver, blamed the gateway. A status the service sent is unchanged.
 func UnaryUnanswered(name func(method string) string, logf func(method string, err error)) grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		mark := new(answerMark)
-		err := invoker(context.WithValue(ctx, answerKey{}, mark), method, req, reply, cc, opts...)
-		if status.Code(err) != codes.Unavailable || mark.Load() || NotAnswered(err) {
+		if _, ok := ctx.Value(answerKey{}).(*answerMark); !ok {
+			ctx = WithAnswerMark(ctx) // else the caller's mark serves, and it sees the answer too
+		}
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if status.Code(err) != codes.Unavailable || Answered(ctx) || NotAnswered(err) {
 			return err
 		}
 		logf(method, err)
@@ -109,6 +111,21 @@ func UnaryUnanswered(name func(method string) string, logf func(method string, e
 type answerKey struct{}
 
 type answerMark struct{ atomic.Bool }
+
+// WithAnswerMark returns ctx carrying a fresh mark, which the connections
+// of New set when the service called answers a call made with ctx (or a
+// context derived from it).
+func WithAnswerMark(ctx context.Context) context.Context {
+	return context.WithValue(ctx, answerKey{}, new(answerMark))
+}
+
+// Answered reports whether the service called answered a call made with
+// ctx, which carries a mark (WithAnswerMark): its status came from the
+// service, not from gRPC's side of a failed connection.
+func Answered(ctx context.Context) bool {
+	m, _ := ctx.Value(answerKey{}).(*answerMark)
+	return m != nil && m.Load()
+}
 
 // answerStats is the client stats handler, installed by New, that sets
 // the mark.
