@@ -38,7 +38,8 @@ func TestComposeServicesRunFromTheirEnvironment(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	p, err := loadCompose(composeFile())
+	// The first `docker compose up`, as deploy/README.md has it.
+	p, err := loadCompose(composeFile(), "OZ_INIT=true")
 	if err != nil {
 		t.Fatal(err)
 	}

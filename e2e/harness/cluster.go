@@ -144,6 +144,12 @@ func (c *Cluster) add(service, name, addr, bin string, http bool, args []string)
 		Name: name, LogPath: filepath.Join(c.DataDir, "logs", name+".log"),
 		s: own, bin: bin, args: args, http: http,
 	}
+	if !http {
+		// The etcd namespaces start empty: a first start is explicit
+		// (the resolver's holds the bootstrap admin already, and --init
+		// gives it its store id all the same).
+		p.firstArgs = []string{"--init"}
+	}
 	c.procs[service] = append(c.procs[service], p)
 	c.order = append(c.order, p)
 }

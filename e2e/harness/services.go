@@ -39,6 +39,10 @@ type Proc struct {
 	bin  string
 	args []string
 	http bool
+	// firstArgs are added to args at the first start only: --init, for a
+	// store the process creates (an empty etcd namespace).
+	firstArgs []string
+	started   bool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -145,7 +149,12 @@ func (p *Proc) Start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(p.s.BinDir, p.bin), p.args...)
+	args := p.args
+	if !p.started {
+		args = append(append([]string{}, args...), p.firstArgs...)
+		p.started = true
+	}
+	cmd := exec.Command(filepath.Join(p.s.BinDir, p.bin), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -45,11 +45,13 @@ import (
 	"github.com/ozsecrets/oz/services/audit/kvstore"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/internal/kv/boltcheck"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
 )
 
 func main() {
+	boltcheck.ServeChild() // when this process is the check of a store file
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "audit")
 	flagenv.Main("ozauditd", log, func(ctx context.Context) error {
 		return run(ctx, os.Args[1:], os.Getenv, os.Stderr, log, nil)
@@ -89,6 +91,7 @@ func parse(name string, args []string, getenv func(string) string, stderr io.Wri
 	}
 	var err error
 	c.daemon, err = daemon.Daemon()
+	c.daemon.Namespace = kvstore.Namespace
 	return c, err
 }
 

@@ -23,7 +23,9 @@ import (
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	"github.com/ozsecrets/oz/services/audit/kvstore"
 	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/kv/boltcheck"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
@@ -81,7 +83,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 	ready := make(chan server.Addrs, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), func(string) string { return "" },
+		done <- run(ctx, withInit(append([]string{"--listen", "127.0.0.1:0"}, args...), func(string) string { return "" }), func(string) string { return "" },
 			io.Discard, slog.New(slog.DiscardHandler), func(a server.Addrs) { ready <- a })
 	}()
 	d := &daemon{}
@@ -203,6 +205,7 @@ func TestFlags(t *testing.T) {
 			CA:             filepath.Join(".oz", "pki", "ca.pem"),
 			DeniedInterval: server.DefaultDeniedInterval,
 			AuthTimeout:    server.DefaultAuthTimeout, CallTimeout: server.DefaultCallTimeout,
+			Namespace: kvstore.Namespace, StoreCheck: boltcheck.DefaultTimeout,
 		},
 		resolverAddr: "127.0.0.1:7451", secretstoreAddr: "127.0.0.1:7450",
 	}
@@ -212,7 +215,7 @@ func TestFlags(t *testing.T) {
 	env := map[string]string{
 		"OZ_AUDIT_LISTEN": "127.0.0.1:1", "OZ_DATA_DIR": "/d", "OZ_AUDIT_DB": "/a.db", "OZ_RESOLVER_ADDR": "r:1", "OZ_SECRETSTORE_ADDR": "s:1",
 		"OZ_AUDIT_TLS_CERT": "/c.pem", "OZ_AUDIT_TLS_KEY": "/k.pem", "OZ_TLS_CA": "/ca.pem", "OZ_AUDIT_METRICS_LISTEN": "127.0.0.1:9",
-		"OZ_DENIED_COUNT_INTERVAL": "30s",
+		"OZ_DENIED_COUNT_INTERVAL": "30s", "OZ_INIT": "true", "OZ_STORE_CHECK_TIMEOUT": "1m",
 	}
 	c, err = parse("ozauditd", []string{"--listen", "127.0.0.1:2"}, lookup(env), io.Discard)
 	if err != nil {
@@ -224,6 +227,7 @@ func TestFlags(t *testing.T) {
 			TLS: pki.Paths{Cert: "/c.pem", Key: "/k.pem"}, CA: "/ca.pem", MetricsListen: "127.0.0.1:9",
 			DeniedInterval: 30 * time.Second,
 			AuthTimeout:    server.DefaultAuthTimeout, CallTimeout: server.DefaultCallTimeout,
+			Namespace: kvstore.Namespace, Init: true, StoreCheck: time.Minute,
 		},
 		resolverAddr: "r:1", secretstoreAddr: "s:1",
 	}

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -28,6 +27,7 @@ import (
 	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
+	"github.com/ozsecrets/oz/services/internal/storeid"
 )
 
 type config struct {
@@ -121,7 +121,7 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 	first := emptyDataDir(dataDir)
 	for _, p := range procs {
 		p.logPath = filepath.Join(dataDir, "logs", p.name+".log")
-		if first && p.name != "gateway" && supportsInit(filepath.Join(c.binDir, p.bin)) {
+		if first && p.name != "gateway" {
 			p.initArgs = []string{"--init"}
 		}
 	}
@@ -191,19 +191,12 @@ func storeFiles(dataDir string) []string {
 // and no manifest. Only then is a start a first start (--init); a data
 // directory that lost a store must stop the service, not start it empty.
 func emptyDataDir(dataDir string) bool {
-	for _, f := range append(storeFiles(dataDir), filepath.Join(dataDir, "oz-manifest.json")) {
+	for _, f := range append(storeFiles(dataDir), filepath.Join(dataDir, storeid.ManifestName)) {
 		if _, err := os.Lstat(f); !errors.Is(err, os.ErrNotExist) {
 			return false
 		}
 	}
 	return true
-}
-
-// supportsInit asks a daemon's --help whether it knows --init, so ozdev works
-// with daemons built before that flag existed (they reject unknown flags).
-func supportsInit(bin string) bool {
-	out, _ := exec.Command(bin, "--help").CombinedOutput()
-	return strings.Contains(string(out), "-init")
 }
 
 func probe(ctx context.Context, p *proc, tlsCfg *tls.Config) error {

@@ -39,7 +39,9 @@ import (
 
 	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/kv/boltcheck"
 	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
+	"github.com/ozsecrets/oz/services/internal/kv/etcdkv"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/resolver"
 	"github.com/ozsecrets/oz/services/resolver/directory"
@@ -48,6 +50,7 @@ import (
 )
 
 func main() {
+	boltcheck.ServeChild() // when this process is the check of a store file
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "resolver")
 	flagenv.Main("ozresolverd", log, func(ctx context.Context) error {
 		return run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, log)
@@ -148,5 +151,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	var err error
 	c.daemon, err = daemon.Daemon()
+	c.daemon.Namespace = etcdkv.Namespace
 	return c, err
 }

@@ -54,7 +54,8 @@ func start(t *testing.T, env map[string]string, args ...string) *daemon {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, args, func(k string) string { return env[k] }, &syncBuffer{}, d.logs, log)
+		getenv := func(k string) string { return env[k] }
+		done <- run(ctx, withInit(args, getenv), getenv, &syncBuffer{}, d.logs, log)
 	}()
 	var once sync.Once
 	d.stop = func() {
@@ -70,6 +71,7 @@ func start(t *testing.T, env map[string]string, args ...string) *daemon {
 	for d.addr == "" {
 		select {
 		case err := <-done:
+			done <- nil // stop must not wait for it again
 			t.Fatalf("ozresolverd exited: %v\nlogs:\n%s", err, d.logs)
 		default:
 		}

@@ -62,6 +62,7 @@ import (
 	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/internal/kv/boltcheck"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
@@ -73,6 +74,7 @@ import (
 )
 
 func main() {
+	boltcheck.ServeChild() // when this process is the check of a store file
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("service", "secretstore")
 	flagenv.Main("ozsecretstored", log, func(ctx context.Context) error {
 		return run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, log, nil)
@@ -112,6 +114,7 @@ type config struct {
 	requireSealed       bool
 
 	keyringJSON string // OZ_KEYRING: the keyring itself, when no file is given
+	newKeyring  string // the file of a keyring --dev generated, not yet written
 }
 
 // parse reads the flags of the command name, with defaults from the
@@ -146,6 +149,7 @@ func parse(name string, args []string, getenv func(string) string, stderr io.Wri
 	c.keyringJSON = set.Getenv("OZ_KEYRING")
 	var err error
 	c.daemon, err = daemon.Daemon()
+	c.daemon.Namespace = kvstore.Namespace
 	return c, err
 }
 
@@ -201,6 +205,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil, err
 		}
 		d.Defer(raw.Close)
+		if err := saveNewKeyring(ctx, c, raw, kr); err != nil {
+			return nil, err
+		}
 		store, err := kvstore.Open(ctx, d.Instrument(raw))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.daemon.Store, err)
@@ -250,7 +257,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // loadKeyring finds the keyring: --kek-file, else OZ_KEYRING, else (with
-// --dev) <data-dir>/keyring.json, generated when missing.
+// --dev) <data-dir>/keyring.json, generated when missing. A generated
+// keyring is not written yet: saveNewKeyring does, once the store is known
+// to be empty (c.newKeyring says where).
 func loadKeyring(c *config, log *slog.Logger) (*keyring.Keyring, error) {
 	var (
 		kr      *keyring.Keyring
@@ -261,7 +270,7 @@ func loadKeyring(c *config, log *slog.Logger) (*keyring.Keyring, error) {
 	switch {
 	case c.kekFile != "" && c.dev:
 		source = c.kekFile
-		kr, created, err = keyring.LoadOrCreate(c.kekFile)
+		kr, created, err = loadOrGenerate(c.kekFile)
 	case c.kekFile != "":
 		source = c.kekFile
 		kr, err = keyring.Load(c.kekFile)
@@ -270,10 +279,7 @@ func loadKeyring(c *config, log *slog.Logger) (*keyring.Keyring, error) {
 		kr, err = keyring.Parse([]byte(c.keyringJSON))
 	case c.dev:
 		source = c.devKeyringPath()
-		if err := os.MkdirAll(c.daemon.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("create data directory: %w", err)
-		}
-		kr, created, err = keyring.LoadOrCreate(source)
+		kr, created, err = loadOrGenerate(source)
 	default:
 		return nil, errors.New("no key-encryption keyring: pass --kek-file (OZ_KEK_FILE) or put the keyring in OZ_KEYRING; --dev generates one into the data directory")
 	}
@@ -285,8 +291,76 @@ func loadKeyring(c *config, log *slog.Logger) (*keyring.Keyring, error) {
 			log.Warn("the keyring file is readable by others; it should have mode 0600", "file", source, "mode", fi.Mode().Perm().String())
 		}
 	}
+	if created {
+		c.newKeyring = source
+	}
 	log.Info("keyring loaded", "source", source, "generated", created, "primary", kr.Primary(), "keys", strings.Join(kr.IDs(), ","))
 	return kr, nil
+}
+
+// loadOrGenerate loads the keyring file at path or, when there is none,
+// generates a keyring in memory (created): written by saveNewKeyring.
+func loadOrGenerate(path string) (kr *keyring.Keyring, created bool, err error) {
+	kr, err = keyring.Load(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return kr, false, err
+	}
+	kr, err = keyring.Generate()
+	return kr, err == nil, err
+}
+
+// saveNewKeyring writes the keyring --dev generated (c.newKeyring), once
+// the store raw is open: only into a store that holds nothing yet. A store
+// with data was sealed under a keyring that is missing: refused, and
+// nothing written, so that the next start, with the keyring restored,
+// works. It writes before the first data is sealed under the keyring.
+func saveNewKeyring(ctx context.Context, c *config, raw kv.Store, kr *keyring.Keyring) error {
+	if c.newKeyring == "" {
+		return nil
+	}
+	first, err := raw.Scan(ctx, "", "", 1)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.daemon.Store, err)
+	}
+	if len(first) > 0 {
+		return fmt.Errorf("no keyring at %s, but the store %s holds data sealed under one: restore the keyring file "+
+			"(or pass it with --kek-file or OZ_KEYRING); not generating a new one", c.newKeyring, c.daemon.Store)
+	}
+	if err := os.MkdirAll(filepath.Dir(c.newKeyring), 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	return createKeyringFile(c.newKeyring, kr)
+}
+
+// createKeyringFile writes kr to the new file path (mode 0600, fsynced):
+// O_EXCL, so that of two processes starting at once one fails rather than
+// each sealing under its own key.
+func createKeyringFile(path string, kr *keyring.Keyring) error {
+	data, err := kr.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create keyring: %w (start again)", err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write keyring %s: %w", path, err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // openKV opens the kv.Store sc chooses, waiting at most boltTimeout (0:
@@ -371,6 +445,9 @@ func keyringRewrap(ctx context.Context, c *config, stdout io.Writer, log *slog.L
 	kr, err := loadKeyring(c, log)
 	if err != nil {
 		return err
+	}
+	if c.newKeyring != "" {
+		return fmt.Errorf("rewrap: no keyring at %s", c.newKeyring)
 	}
 	sc := c.daemon.Store
 	if sc.Kind == storeflag.Bolt {

@@ -27,6 +27,7 @@ import (
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/kv/boltcheck"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/server"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
@@ -129,7 +130,7 @@ func startDaemon(t *testing.T, args []string, env map[string]string) *daemon {
 	ready := make(chan server.Addrs, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), lookupIn(env), io.Discard, io.Discard, log, func(a server.Addrs) { ready <- a })
+		done <- run(ctx, withInit(append([]string{"--listen", "127.0.0.1:0"}, args...), lookupIn(env)), lookupIn(env), io.Discard, io.Discard, log, func(a server.Addrs) { ready <- a })
 	}()
 	select {
 	case a := <-ready:
@@ -376,8 +377,14 @@ func TestKeyringSources(t *testing.T) {
 		{"FileEnv", nil, map[string]string{"OZ_KEK_FILE": kekFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			db := filepath.Join(t.TempDir(), "s.db")
-			d := startDaemon(t, append([]string{"--data-dir", data, "--db", db, "--resolver-addr", resolver}, tc.args...), tc.env)
+			// A store of its own, so a data directory of its own (one
+			// data directory holds one secretstore), with the same pki.
+			sub := t.TempDir()
+			if err := os.Symlink(filepath.Join(data, "pki"), filepath.Join(sub, "pki")); err != nil {
+				t.Fatal(err)
+			}
+			db := filepath.Join(sub, "s.db")
+			d := startDaemon(t, append([]string{"--data-dir", sub, "--db", db, "--resolver-addr", resolver}, tc.args...), tc.env)
 			c := dial(t, dir, d.addr)
 			if _, err := c.CreateSecret(as("tok-alice"), &secretsv1.CreateSecretRequest{Parent: "teams/acme", SecretId: "K", Value: []byte("v-" + tc.name)}); err != nil {
 				t.Fatal(err)
@@ -497,6 +504,7 @@ func TestFlags(t *testing.T) {
 			CA:             filepath.Join(".oz", "pki", "ca.pem"),
 			DeniedInterval: server.DefaultDeniedInterval,
 			AuthTimeout:    server.DefaultAuthTimeout, CallTimeout: server.DefaultCallTimeout,
+			Namespace: kvstore.Namespace, StoreCheck: boltcheck.DefaultTimeout,
 		},
 		resolverAddr:  "127.0.0.1:7451",
 		maxValueBytes: 65536, maxDescriptionChars: 1024, sealingKeyGrace: 24 * time.Hour,
@@ -522,6 +530,7 @@ func TestFlags(t *testing.T) {
 			TLS: pki.Paths{Cert: "/c.pem", Key: "/k.pem"}, CA: "/ca.pem", MetricsListen: "127.0.0.1:9",
 			DeniedInterval: server.DefaultDeniedInterval,
 			AuthTimeout:    server.DefaultAuthTimeout, CallTimeout: server.DefaultCallTimeout,
+			Namespace: kvstore.Namespace, StoreCheck: boltcheck.DefaultTimeout,
 		},
 		resolverAddr: "r:1", kekFile: "/kek.json", dev: true, maxValueBytes: 200, maxDescriptionChars: 10,
 		sealingKeyGrace: 90 * time.Minute, requireSealed: true, auditAddr: "a:1",

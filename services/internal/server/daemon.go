@@ -25,9 +25,11 @@ import (
 	"github.com/ozsecrets/oz/lib/tracing"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/internal/kv/boltcheck"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/internal/pki"
 	"github.com/ozsecrets/oz/services/internal/storeflag"
+	"github.com/ozsecrets/oz/services/internal/storeid"
 	"github.com/ozsecrets/oz/services/internal/storemetrics"
 )
 
@@ -70,6 +72,15 @@ type Daemon struct {
 	// function opens it: each service its own way).
 	DataDir string
 	Store   storeflag.Config
+	// Init is --init: a first start, which creates the store where there
+	// was none; a missing, empty, damaged or foreign store stops the start
+	// all the same (package storeid). Namespace is the service's etcd
+	// namespace, for that check.
+	Init      bool
+	Namespace string
+	// StoreCheck bounds bbolt's consistency check of the store file before
+	// serving (package boltcheck); 0 skips the check.
+	StoreCheck time.Duration
 	// MetricsListen serves /metrics over plain HTTP; "" is off (the port
 	// is unauthenticated).
 	MetricsListen string
@@ -226,6 +237,18 @@ func Run(ctx context.Context, d Daemon, build func(context.Context, *Deps) (*Ser
 	if err != nil {
 		return fmt.Errorf("client TLS: %w", err)
 	}
+	// Before anything opens the store: a start on a store that is not the
+	// one this data directory held must not serve, nor write to it.
+	var checkBolt func(context.Context, string) error
+	if d.StoreCheck > 0 {
+		checkBolt = func(ctx context.Context, path string) error { return boltcheck.Check(ctx, path, d.StoreCheck) }
+	}
+	if err := storeid.Check(ctx, storeid.Config{
+		DataDir: d.DataDir, Name: d.Name, Store: d.Store, Namespace: d.Namespace, Init: d.Init,
+		CheckBolt: checkBolt, Log: log,
+	}); err != nil {
+		return err
+	}
 	tp, stopTracing, err := tracing.Setup(ctx, d.Trace, "oz"+d.Name+"d")
 	if err != nil {
 		return err
@@ -379,6 +402,8 @@ type Flags struct {
 	deniedInterval         time.Duration
 	authTimeout            time.Duration
 	callTimeout            time.Duration
+	init                   bool
+	storeCheck             time.Duration
 }
 
 // RegisterFlags declares the flags every daemon has on s, for the service
@@ -408,6 +433,13 @@ func RegisterFlags(s *flagenv.Set, name string) *Flags {
 		"time the resolver has to authenticate a request; then Unavailable naming it")
 	s.Duration(&f.callTimeout, "call-timeout", "OZ_CALL_TIMEOUT", DefaultCallTimeout,
 		"time another service has to answer any other call; then Unavailable naming it")
+	s.Bool(&f.init, "init", "OZ_INIT", false,
+		"first start: create a new, empty store where the data directory (or etcd namespace) never held one; "+
+			"elsewhere an ordinary start. Without it, no store stops the start; with or without it, a store that <data-dir>/"+
+			storeid.ManifestName+" names but is missing, empty, damaged or foreign stops the start")
+	s.Duration(&f.storeCheck, "store-check-timeout", "OZ_STORE_CHECK_TIMEOUT", boltcheck.DefaultTimeout,
+		"time bbolt's consistency check of the store file has before serving (read-only, in a child process); "+
+			"a file that fails it stops the start; 0 skips the check")
 	return f
 }
 
@@ -433,6 +465,9 @@ func (f *Flags) Daemon() (Daemon, error) {
 			return Daemon{}, f.set.Usagef("--%s: must be positive, got %s", t.flag, t.d)
 		}
 	}
+	if f.storeCheck < 0 {
+		return Daemon{}, f.set.Usagef("--store-check-timeout: must not be negative (0 skips the check), got %s", f.storeCheck)
+	}
 	dir := pki.Dir(filepath.Join(dataDir, "pki"))
 	or := func(v, def string) string {
 		if v == "" {
@@ -453,6 +488,8 @@ func (f *Flags) Daemon() (Daemon, error) {
 		DeniedInterval: f.deniedInterval,
 		AuthTimeout:    f.authTimeout,
 		CallTimeout:    f.callTimeout,
+		Init:           f.init,
+		StoreCheck:     f.storeCheck,
 	}, nil
 }
 

@@ -148,9 +148,13 @@ func newPKI(t *testing.T) pki.Dir {
 }
 
 func daemon(dir pki.Dir, logs io.Writer) server.Daemon {
+	// The data directory newPKI made: a first start (--init) of a store
+	// the builds here do not open, but which Run checks before building.
+	data := filepath.Dir(string(dir))
 	return server.Daemon{
 		Name: "resolver", Listen: "127.0.0.1:0", TLS: dir.For("resolver"), CA: dir.CA(),
-		Store:         storeflag.Config{Kind: storeflag.Bolt, Path: "unused.db"},
+		DataDir: data, Init: true, StoreCheck: time.Minute,
+		Store:         storeflag.Config{Kind: storeflag.Bolt, Path: filepath.Join(data, "resolver.db")},
 		MetricsListen: "127.0.0.1:0", HealthListen: "127.0.0.1:0",
 		Log: slog.New(slog.NewJSONHandler(logs, nil)),
 	}
@@ -264,8 +268,13 @@ func TestRunAuditDown(t *testing.T) {
 			return deps.Server(server.Config{}), nil
 		})
 	}()
-	if a := <-ready; a.Metrics != nil || a.Health != nil {
-		t.Errorf("addrs: got %+v, want no metrics or health listener", a)
+	select {
+	case a := <-ready:
+		if a.Metrics != nil || a.Health != nil {
+			t.Errorf("addrs: got %+v, want no metrics or health listener", a)
+		}
+	case err := <-done:
+		t.Fatalf("Run returned before serving: %v\n%s", err, logs.String())
 	}
 	ob.commit("resolver-1")
 	cancel()
