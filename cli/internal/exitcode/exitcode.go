@@ -27,6 +27,7 @@ const (
 	Conflict    = 6   // already exists, or a precondition (etag) failed
 	Strict      = 7   // oz exec --strict: unresolved secret references, command not started
 	Tampered    = 8   // oz audit verify: the audit chain is broken
+	Exhausted   = 9   // a store's disk is full, or too many failed attempts: retry later
 	Interrupted = 130 // interrupted (Ctrl-C)
 )
 
@@ -47,6 +48,7 @@ var Table = []Code{
 	{Conflict, "conflict: already exists, or a failed precondition (etag mismatch)"},
 	{Strict, "strict run: unresolved secret references (oz exec --strict; the command was not started)"},
 	{Tampered, "audit chain broken: an event was changed, removed or reordered (oz audit verify)"},
+	{Exhausted, "resource exhausted: a service's disk is full, or too many failed sign-ins from here; retry later"},
 	{Interrupted, "interrupted"},
 }
 
@@ -76,6 +78,8 @@ func FromGRPC(c codes.Code) int {
 		return Unavailable
 	case codes.AlreadyExists, codes.FailedPrecondition, codes.Aborted:
 		return Conflict
+	case codes.ResourceExhausted:
+		return Exhausted
 	case codes.Canceled:
 		return Interrupted
 	default:

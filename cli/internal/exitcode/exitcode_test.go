@@ -29,7 +29,7 @@ func TestFromGRPC(t *testing.T) {
 		{codes.NotFound, exitcode.NotFound},
 		{codes.AlreadyExists, exitcode.Conflict},
 		{codes.PermissionDenied, exitcode.Denied},
-		{codes.ResourceExhausted, exitcode.Error},
+		{codes.ResourceExhausted, exitcode.Exhausted},
 		{codes.FailedPrecondition, exitcode.Conflict},
 		{codes.Aborted, exitcode.Conflict},
 		{codes.OutOfRange, exitcode.Usage},
@@ -49,7 +49,7 @@ func TestFromGRPC(t *testing.T) {
 }
 
 func TestTableDocumentsEveryCode(t *testing.T) {
-	want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict, exitcode.Strict, exitcode.Tampered, exitcode.Interrupted}
+	want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict, exitcode.Strict, exitcode.Tampered, exitcode.Exhausted, exitcode.Interrupted}
 	var got []int
 	for _, c := range exitcode.Table {
 		got = append(got, c.Code)
@@ -60,7 +60,7 @@ func TestTableDocumentsEveryCode(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got codes %v, want %v", got, want)
 	}
-	if got, want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict, exitcode.Strict, exitcode.Tampered}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8}; !slices.Equal(got, want) {
+	if got, want := []int{exitcode.OK, exitcode.Error, exitcode.Usage, exitcode.NotFound, exitcode.Denied, exitcode.Unavailable, exitcode.Conflict, exitcode.Strict, exitcode.Tampered, exitcode.Exhausted}, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}; !slices.Equal(got, want) {
 		t.Errorf("got values %v, want %v", got, want)
 	}
 }

@@ -119,8 +119,10 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 		return fmt.Errorf("development PKI: %w", err)
 	}
 	first := emptyDataDir(dataDir)
+	term := &lockedWriter{w: os.Stderr}
 	for _, p := range procs {
 		p.logPath = filepath.Join(dataDir, "logs", p.name+".log")
+		p.term, p.log = term, log
 		if first && p.name != "gateway" {
 			p.initArgs = []string{"--init"}
 		}

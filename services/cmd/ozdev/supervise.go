@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -52,6 +51,10 @@ type proc struct {
 	args            []string
 	initArgs        []string // added on the very first start of an empty data dir
 	logPath         string
+	// term and log are ozdev's output and log: where the service's lines
+	// go while its log file cannot be written (see logFile).
+	term *lockedWriter
+	log  *slog.Logger
 
 	cmd      *exec.Cmd
 	gen      int // start count; tells a stale exit from the current one
@@ -68,10 +71,7 @@ type exit struct {
 }
 
 func (p *proc) start(sp *spawner, binDir string, first bool, exited chan<- exit) error {
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
+	logf := openLogFile(p.logPath, p.name, p.term, p.log)
 	args := p.args
 	if first {
 		args = append(append([]string(nil), p.initArgs...), args...)

@@ -86,6 +86,7 @@ var (
 	Unauthenticated    = &Error{Kind: KindUnauthenticated}
 	FailedPrecondition = &Error{Kind: KindFailedPrecondition}
 	Unavailable        = &Error{Kind: KindUnavailable}
+	ResourceExhausted  = &Error{Kind: KindResourceExhausted}
 )
 
 // E builds an error of kind k with a formatted, caller-safe message.

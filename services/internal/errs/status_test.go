@@ -27,6 +27,9 @@ func TestToStatus(t *testing.T) {
 		{"Unauthenticated", errs.E(errs.KindUnauthenticated, "bad token"), codes.Unauthenticated, "bad token", ""},
 		{"FailedPrecondition", errs.E(errs.KindFailedPrecondition, "etag"), codes.FailedPrecondition, "etag", ""},
 		{"Unavailable", errs.E(errs.KindUnavailable, "down"), codes.Unavailable, "down", ""},
+		{"ResourceExhaustedHidesCause", &errs.Error{Kind: errs.KindResourceExhausted, Message: "the secret store's disk is full",
+			Err: errors.New("/data/secretstore.db: write: no space left on device canary-value")},
+			codes.ResourceExhausted, "the secret store's disk is full", ""},
 		{"UnknownIsInternal", errors.New("disk on fire: canary-value"), codes.Internal, "internal error", ""},
 		{"Canceled", context.Canceled, codes.Canceled, "Canceled", ""},
 	}

@@ -103,6 +103,9 @@ func outcome(err error) string {
 	if _, ok := errors.AsType[*ConflictError](err); ok {
 		return "conflict"
 	}
+	if _, ok := errors.AsType[*DiskFullError](err); ok {
+		return "disk_full" // for an alert: writes are refused until space is freed
+	}
 	return "error"
 }
 

@@ -59,9 +59,12 @@ type Store interface {
 	// Apply atomically checks conds and, when every one holds, performs
 	// writes in order. When a condition does not hold it writes nothing and
 	// returns a *ConflictError naming the first condition that failed
-	// (conditions on keys are checked before IfUnchanged). When it returns
-	// nil the writes are durable (on disk, fsynced) and visible to every
-	// later call. Implementations may group concurrent calls into one
+	// (conditions on keys are checked before IfUnchanged). When there is
+	// no room for the writes (a full disk, etcd's space quota) it writes
+	// nothing and returns DiskFull (errs.KindResourceExhausted); reads go
+	// on meanwhile, and writes succeed again once there is room. When it
+	// returns nil the writes are durable (on disk, fsynced) and visible to
+	// every later call. Implementations may group concurrent calls into one
 	// transaction and may limit a call to 128 conditions and writes
 	// together; a store may also report an IfUnchanged over more reads than
 	// it can check in one transaction as not holding (the caller then reads

@@ -159,9 +159,15 @@ func (d *Deps) Dial(addr string) (*grpc.ClientConn, error) {
 // Instrument traces the calls to s, the service's store, as children of
 // the request's span, and measures them
 // (oz_store_operation_duration_seconds, by service and kind of store).
+// A write refused for want of space answers ResourceExhausted "the
+// secret store's disk is full" (kv.OnDiskFull), and the log says where.
 func (d *Deps) Instrument(s kv.Store) kv.Store {
+	s = kv.OnDiskFull(s, cmp.Or(storeNames[d.d.Name], "the "+d.d.Name), d.Log)
 	return kv.Instrument(s, d.Tracer, storemetrics.New(d.Metrics, d.d.Name, d.d.Store.Kind.String()))
 }
+
+// storeNames are the services' stores as callers are told of them.
+var storeNames = map[string]string{"secretstore": "the secret store", "resolver": "the resolver", "audit": "the audit log"}
 
 // Ship delivers the audit events of source, the service's outbox, to the
 // audit service at addr as emitter (the service's certificate name),

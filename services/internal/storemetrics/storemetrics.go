@@ -4,9 +4,9 @@
 //
 // a histogram of each call's duration, by operation ("Get", "Apply", …),
 // the kind of store ("bolt", "etcd") and outcome ("ok", "not_found",
-// "conflict", "error"). Labels are fixed words: never a key, a name or a
-// value. Each service wraps its own Store interface with a small decorator
-// that calls Observer.Observe.
+// "conflict", "disk_full", "error"). Labels are fixed words: never a key,
+// a name or a value. Each service wraps its own Store interface with a
+// small decorator that calls Observer.Observe.
 package storemetrics
 
 import (

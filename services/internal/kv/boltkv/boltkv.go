@@ -38,7 +38,8 @@ var (
 
 // Store is a kv.Store on a bbolt file. It is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db   *bolt.DB
+	path string // for the operator, in a DiskFull error
 	// commit groups concurrent writes into one transaction and fsync
 	// without holding a lone write back (DB.Batch would, for its delay:
 	// a run resolution is usually a lone write).
@@ -83,7 +84,7 @@ func Open(path string, timeout time.Duration) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	return &Store{db: db, commit: groupcommit.New(db)}, nil
+	return &Store{db: db, path: path, commit: groupcommit.New(db)}, nil
 }
 
 // Close closes the database.
@@ -239,6 +240,16 @@ func scanBucket(b *bolt.Bucket, prefix, after string, limit int) []kv.KV {
 // Apply implements kv.Store. Concurrent calls are grouped into one
 // transaction by db.Batch, which may run the function more than once: it
 // only reads and writes inside the transaction, so that is harmless.
+//
+// A commit that fails for want of space (writing or syncing pages,
+// growing the file) is kv.DiskFull. bbolt rolls such a transaction back
+// and keeps the database open and sound: the pages it wrote were free
+// ones, and the meta page that would have made them current was not
+// written. So reads go on, and a later write succeeds once there is room
+// (TestDiskFull). The exception is an fsync that fails after the meta
+// page was written, which bbolt cannot take back: the write may then be
+// there although it was reported failed. A full disk fails the page
+// writes before that, on the usual file systems.
 func (s *Store) Apply(ctx context.Context, conds []kv.Cond, writes []kv.Write) error {
 	for _, c := range conds {
 		if c.Key == "" && c.Op != kv.IfUnchanged || c.Op == kv.IfUnchanged && c.Reads == nil {
@@ -253,7 +264,7 @@ func (s *Store) Apply(ctx context.Context, conds []kv.Cond, writes []kv.Write) e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.commit.Do(func(tx *bolt.Tx) error {
+	err := s.commit.Do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRecords)
 		for i, c := range conds {
 			if c.Op != kv.IfUnchanged && !c.Holds(b.Get([]byte(c.Key))) {
@@ -278,4 +289,8 @@ func (s *Store) Apply(ctx context.Context, conds []kv.Cond, writes []kv.Write) e
 		}
 		return nil
 	})
+	if kv.IsNoSpace(err) {
+		return kv.DiskFull(s.path, err)
+	}
+	return err
 }

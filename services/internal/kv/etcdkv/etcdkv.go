@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -453,6 +454,9 @@ func (s *Store) txnOf(conds []kv.Cond, writes []kv.Write) (*txn, error) {
 // outcome is Apply's result from the response of t's own transaction
 // (with its Else reads): a failed compare is named.
 func (s *Store) outcome(t *txn, resp *clientv3.TxnResponse, err error) error {
+	if noSpace(err) {
+		return kv.DiskFull(s.where(), storeErr("apply", err))
+	}
 	if err != nil {
 		return storeErr("apply", err)
 	}
@@ -478,3 +482,18 @@ func (s *Store) outcome(t *txn, resp *clientv3.TxnResponse, err error) error {
 
 // storeErr makes an etcd error the Store's (see etcdns.Err).
 var storeErr = etcdns.Err
+
+// noSpace reports whether err is etcd refusing a write because its NOSPACE
+// alarm is raised: a member's database reached its quota
+// (--quota-backend-bytes). Reads go on; writes stay refused until an
+// operator compacts, defragments and disarms the alarm (etcdctl alarm
+// disarm), and then succeed with no restart of ours.
+func noSpace(err error) bool {
+	return errors.Is(err, rpctypes.ErrNoSpace) || errors.Is(err, rpctypes.ErrGRPCNoSpace)
+}
+
+// where names the store in the operator's log: the cluster and the
+// namespace.
+func (s *Store) where() string {
+	return fmt.Sprintf("etcd %s namespace %s", strings.Join(s.cli.Endpoints(), ","), strings.TrimSuffix(s.records, "records/"))
+}
