@@ -175,10 +175,15 @@ func restMetadata(ctx context.Context, r *http.Request) metadata.MD {
 // headers, forwarded as "grpcgateway-<name>") without Authorization:
 // grpc-gateway always forwards it as "authorization" already, and a second
 // copy of the bearer token under another key is one more place for it to
-// leak from.
+// leak from. Idempotency-Key goes to the services under its own name
+// (reqmeta.IdempotencyKey), as native gRPC callers send it: they check it
+// and answer a write sent again with it as the first time.
 func incomingHeader(key string) (string, bool) {
-	if textproto.CanonicalMIMEHeaderKey(key) == "Authorization" {
+	switch textproto.CanonicalMIMEHeaderKey(key) {
+	case "Authorization":
 		return "", false
+	case "Idempotency-Key":
+		return reqmeta.IdempotencyKey, true
 	}
 	return runtime.DefaultHeaderMatcher(key)
 }

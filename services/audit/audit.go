@@ -90,7 +90,8 @@ type Store interface {
 	// chain's head. An event whose id is already stored, or repeats an
 	// earlier id of the same call, is skipped: it is counted in Duplicates
 	// and neither stored again nor re-chained. When Append returns nil,
-	// every event is durably stored; when it fails, a prefix of its new
+	// every event is durably stored, and AppendResult.Heads holds the last
+	// event appended now of each chain; when it fails, a prefix of its new
 	// events (in the given order) may be stored, and none of the rest, so
 	// that a retry of the same call stores exactly the rest. The events
 	// passed in are not modified. The caller has validated them
@@ -113,10 +114,33 @@ type Store interface {
 	Head(ctx context.Context, team string) (auditchain.Head, error)
 }
 
+// EventReader is an optional capability of a Store: reading events by
+// their place in one read, as the witnesses of a delivery are checked
+// (Service.Append), rather than one Range per chain.
+type EventReader interface {
+	// EventsAt returns the event at each place of at, in order; nil where
+	// the chain has no event at that seq.
+	EventsAt(ctx context.Context, at []Place) ([]*auditv1.Event, error)
+}
+
+// Place is where an event is: its chain (by team) and seq.
+type Place struct {
+	Team string
+	Seq  int64
+}
+
 // AppendResult counts what Append did.
 type AppendResult struct {
 	Appended   int
 	Duplicates int
+	// Heads holds, for each chain (by team) the call appended events to,
+	// the last of them: the caller's new witness of the chain. Chains
+	// whose events were all duplicates are not in it.
+	Heads map[string]auditchain.Head
+	// Unheld are the chains (by team) of the witnesses passed to
+	// Service.Append that the log does not hold: it went backwards.
+	// Service.Append sets it; Store.Append leaves it empty.
+	Unheld []string
 }
 
 // Query selects events of one chain for Store.List.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,9 @@ type Config struct {
 	// Inventory reads the secrets, identities and environments an access
 	// review covers (Review); nil: reviews are Unavailable.
 	Inventory Inventory
+	// Witnesses asks the emitting services what they saw of a chain
+	// (Verify); nil: the Inventory's, when it is one, else none.
+	Witnesses Witnesses
 }
 
 // Service is the audit log's logic: ingestion (for services) and reads
@@ -57,14 +61,22 @@ type Service struct {
 	now       func() time.Time
 	scanLimit int
 	inventory Inventory
+	witnesses Witnesses
 
-	appended   prometheus.Counter
-	duplicates prometheus.Counter
+	appended        prometheus.Counter
+	duplicates      prometheus.Counter
+	witnessFailures *prometheus.CounterVec
+	backwardsLogged sync.Map // witnesses a delivery carried that the log does not hold, once logged
 }
 
 // NewService returns a Service over cfg.Store.
 func NewService(cfg Config) *Service {
-	s := &Service{store: cfg.Store, log: cfg.Logger, now: cfg.Now, scanLimit: cfg.ScanLimit, inventory: cfg.Inventory}
+	s := &Service{store: cfg.Store, log: cfg.Logger, now: cfg.Now, scanLimit: cfg.ScanLimit, inventory: cfg.Inventory,
+		witnesses: cfg.Witnesses}
+	if w, ok := cfg.Inventory.(Witnesses); ok && s.witnesses == nil {
+		// The inventory client reaches every emitting service already.
+		s.witnesses = w
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -82,8 +94,12 @@ func NewService(cfg Config) *Service {
 		Name: "oz_audit_events_duplicate_total",
 		Help: "Audit events delivered again (their id was in the log already) and skipped.",
 	})
+	s.witnessFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "oz_audit_witness_failures_total",
+		Help: "Deliveries whose emitter's witness the log does not hold: the log went backwards (restored from an older copy, or replaced).",
+	}, []string{"emitter"})
 	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(s.appended, s.duplicates)
+		cfg.Registerer.MustRegister(s.appended, s.duplicates, s.witnessFailures)
 	}
 	return s
 }
@@ -94,7 +110,12 @@ func NewService(cfg Config) *Service {
 // service + "-", so that no service can append another's events, nor
 // claim, and so suppress, their ids. Which services may call it at all
 // is grpcapi.IngestServices. Invalid input appends nothing.
-func (s *Service) Append(ctx context.Context, service string, events []*auditv1.Event) (AppendResult, error) {
+//
+// witnesses are what service saw of the chains it delivers to (see
+// witness.go): each is checked before the events are appended, and those
+// the log does not hold are logged, counted and returned in
+// AppendResult.Unheld; the events are appended all the same.
+func (s *Service) Append(ctx context.Context, service string, events []*auditv1.Event, witnesses ...Witness) (AppendResult, error) {
 	if len(events) > MaxBatch {
 		return AppendResult{}, errs.Field("events", "at most %d events per call", MaxBatch)
 	}
@@ -110,13 +131,21 @@ func (s *Service) Append(ctx context.Context, service string, events []*auditv1.
 			return AppendResult{}, errs.E(errs.KindPermissionDenied, "%s.id: must start with %q: a service appends only its own events", field, service+"-")
 		}
 	}
+	if err := validateWitnesses(witnesses); err != nil {
+		return AppendResult{}, err
+	}
 	if len(events) == 0 {
 		return AppendResult{}, nil
+	}
+	unheld, err := s.checkDelivery(ctx, service, witnesses)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("check audit witnesses: %w", err)
 	}
 	res, err := s.store.Append(ctx, events, s.now())
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("append audit events: %w", err)
 	}
+	res.Unheld = unheld
 	s.appended.Add(float64(res.Appended))
 	s.duplicates.Add(float64(res.Duplicates))
 	return res, nil
@@ -215,12 +244,18 @@ type VerifyResult struct {
 	Verified int64
 	Head     auditchain.Head   // as stored
 	Break    *auditchain.Break // nil when valid
+	// Witnesses compare the chain with what each emitting service saw.
+	Witnesses []WitnessCheck
 }
 
 // Verify recomputes a chain from seq 1 to the head it had when Verify
 // started (events appended meanwhile are left for the next run), and
 // checks that the stored head is the chain's last event — so events
-// removed from the end are found too.
+// removed from the end are found too — and that the chain holds every
+// emitting service's witness — so a log that went backwards as a whole
+// (restored from an older copy, or replaced by a shorter one) is found
+// too. When the links verify but a witness is not held, the Break is at
+// the witness's seq and names the emitter.
 func (s *Service) Verify(ctx context.Context, p *auth.Principal, parent string) (*VerifyResult, error) {
 	team, err := ParseParent("parent", parent)
 	if err != nil {
@@ -229,10 +264,41 @@ func (s *Service) Verify(ctx context.Context, p *auth.Principal, parent string) 
 	if err := authorize(p, team); err != nil {
 		return nil, err
 	}
+	// The witnesses first: each is an event appended before it was read,
+	// so a chain read after it holds it, unless the log went backwards.
+	var witnesses []EmitterWitness
+	if s.witnesses != nil {
+		witnesses = s.witnesses.Witnesses(ctx, parent)
+	}
 	head, err := s.store.Head(ctx, team)
 	if err != nil {
 		return nil, fmt.Errorf("verify: head: %w", err)
 	}
+	res, err := s.verifyLinks(ctx, team, head)
+	if err != nil {
+		return nil, err
+	}
+	if res.Witnesses, err = s.checkAll(ctx, team, witnesses); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	if res.Valid {
+		// The greatest witness not held: it shows the most that was lost.
+		var worst *WitnessCheck
+		for i, c := range res.Witnesses {
+			if c.Failed() && (worst == nil || c.Head.Seq > worst.Head.Seq) {
+				worst = &res.Witnesses[i]
+			}
+		}
+		if worst != nil {
+			res.Valid = false
+			res.Break = &auditchain.Break{Seq: worst.Head.Seq, Reason: worst.Reason}
+		}
+	}
+	return res, nil
+}
+
+// verifyLinks recomputes team's chain from seq 1 to head.
+func (s *Service) verifyLinks(ctx context.Context, team string, head auditchain.Head) (*VerifyResult, error) {
 	v := auditchain.NewVerifier()
 	res := &VerifyResult{Head: head}
 	for from := int64(1); from <= head.Seq; {

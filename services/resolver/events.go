@@ -9,6 +9,7 @@ import (
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auditevent"
+	"github.com/ozsecrets/oz/services/internal/idempotency"
 	"github.com/ozsecrets/oz/services/internal/kv"
 )
 
@@ -104,9 +105,14 @@ const (
 
 // Apply is kv.Store.Apply with evs added to the outbox in the same write
 // (outbox.KV.Apply): the change and its events commit together or not at
-// all. A failed condition is a *kv.ConflictError (Conflict).
+// all. A failed condition is a *kv.ConflictError (Conflict). Every write
+// of the resolver passes here: the first with writes of a request sent
+// with an idempotency key commits the key's record too
+// (idempotency.Attach), or returns idempotency.ErrClaimed when a
+// duplicate came first.
 func (s *Store) Apply(ctx context.Context, conds []kv.Cond, writes []kv.Write, evs ...*auditv1.Event) error {
-	return s.outbox.Apply(ctx, conds, writes, evs...)
+	conds, writes, claim := idempotency.Attach(ctx, conds, writes)
+	return claim.Settle(ctx, s.outbox.Apply(ctx, conds, writes, evs...))
 }
 
 // Event returns the event of a change that succeeded, made now by the

@@ -41,6 +41,8 @@ import (
 //	runsinflight/{team}/{inverted time}/{run}  marker (runs in flight)
 //	bootstrap/admin                         marker: the first system admin was made
 //	outbox/…                                the audit outbox (outbox.KV)
+//	auditwitness/{chain}                    the last event of each audit chain the audit service acknowledged (outbox.KV witnesses)
+//	idempotency/…, idempotency_expiry/…     answers of writes sent with an idempotency key (package idempotency)
 const (
 	PrefixTeams             = "teams/"
 	PrefixUsers             = "users/"

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/idempotency"
 	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 )
@@ -32,6 +33,7 @@ type Store struct {
 	kv     kv.Store
 	now    func() time.Time
 	outbox *outbox.KV
+	idem   *idempotency.Records
 }
 
 // NewStore returns the resolver's records in s. now is the clock (token
@@ -40,7 +42,7 @@ func NewStore(s kv.Store, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{kv: s, now: now, outbox: outbox.NewKV(s, Emitter)}
+	return &Store{kv: s, now: now, outbox: outbox.NewKV(s, Emitter), idem: idempotency.NewRecords(s)}
 }
 
 // KV is the kv.Store the records are kept in.
@@ -52,6 +54,11 @@ func (s *Store) Now() time.Time { return s.now().UTC() }
 // Outbox returns the audit outbox every change writes its events into
 // (Apply), for a shipper to deliver.
 func (s *Store) Outbox() *outbox.KV { return s.outbox }
+
+// Idempotency returns where the answers of writes sent with an
+// idempotency key are remembered (grpcapi: idempotency.Handle); Apply
+// commits their records.
+func (s *Store) Idempotency() *idempotency.Records { return s.idem }
 
 // Authorization helpers. Every operation applies its rules to the
 // principal carried by the context (auth.PrincipalFrom), checking

@@ -29,6 +29,7 @@ import (
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/idempotency"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 )
@@ -219,6 +220,17 @@ type Store interface {
 	// events into: the Source an outbox.Shipper delivers to the audit
 	// service. Events wait there, across restarts, until acknowledged.
 	Outbox() outbox.Source
+
+	// Idempotency is where the store remembers what writes sent with an
+	// idempotency key answered (idempotency.go). When the ctx of Create,
+	// Update or Delete carries a claim (idempotency.WithClaim), the store
+	// commits the claim's record in the same transaction as the change,
+	// with the outcome last set on it (Update's and Delete's fn may set
+	// it; the last call's is stored) — and when a write with the same key
+	// committed first, it stores nothing and returns
+	// idempotency.ErrClaimed (the claim is then Lost). Record never
+	// commits a claim.
+	Idempotency() *idempotency.Records
 }
 
 // OwnersLister is an optional capability of a Store, for run resolution

@@ -17,6 +17,7 @@ import (
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 	"github.com/ozsecrets/oz/services/secretstore/sealing"
 )
@@ -97,6 +98,10 @@ func NewService(cfg Config) *Service {
 	return s
 }
 
+// Outbox is the store's audit outbox (Store.Outbox), for serving its
+// audit witnesses.
+func (s *Service) Outbox() outbox.Source { return s.store.Outbox() }
+
 // Limits returns the limits in force.
 func (s *Service) Limits() Limits { return s.limits }
 
@@ -107,6 +112,9 @@ type CreateRequest struct {
 	Value       []byte
 	Sealed      *SealedValue // instead of Value: the value sealed on the client
 	Description string
+	// IdempotencyKey, when set, names this write for its retries: see
+	// idempotency.go.
+	IdempotencyKey string
 }
 
 // Create stores a new secret with value version 1. Team secrets: admins of
@@ -114,7 +122,8 @@ type CreateRequest struct {
 // is set; a sealed value is opened (for this owner and name only) and then
 // meets the same rules as a plain one. Returns KindAlreadyExists (field
 // secret_id, naming the existing secret) when the owner has a secret of
-// that name without regard to case.
+// that name without regard to case. With an IdempotencyKey, the same
+// request sent again answers as the first time (idempotency.go).
 func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateRequest) (*Secret, error) {
 	if err := checkCaller(p); err != nil {
 		return nil, err
@@ -131,6 +140,10 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateReque
 	}
 	if err := s.limits.ValidateDescription("description", req.Description); err != nil {
 		return nil, err
+	}
+	k, replay, err := s.begin(ctx, p, opCreate, req.IdempotencyKey, req.fingerprint())
+	if err != nil || replay != nil {
+		return s.answer(ctx, replay, err)
 	}
 	// Cheap checks first: opening a sealed value is the costly one.
 	value, done, err := s.valueOf(ctx, owner, req.SecretID, req.Value, req.Sealed)
@@ -162,7 +175,11 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateReque
 		details[DetailSealed] = "true"
 	}
 	ev := secretEvent(ctx, p, now, audit.ActionSecretCreate, sec, details)
-	if err := s.store.Create(ctx, sec, ev); err != nil {
+	k.setOutcome(sec.metadata())
+	if err := s.store.Create(k.carry(ctx), sec, ev); err != nil {
+		if k.lost() {
+			return s.again(ctx, k)
+		}
 		var e *errs.Error
 		if errors.As(err, &e) && e.Kind == errs.KindAlreadyExists {
 			return nil, &errs.Error{Kind: errs.KindAlreadyExists, Field: "secret_id", Message: e.Message}
@@ -316,6 +333,9 @@ type UpdateRequest struct {
 	// (a non-empty Value or a Sealed, a non-empty description).
 	UpdateMask []string
 	Etag       string // when set, the update is refused unless it matches
+	// IdempotencyKey, when set, names this write for its retries: see
+	// idempotency.go.
+	IdempotencyKey string
 }
 
 // maxUpdateAttempts bounds the retries of an update that raced with another
@@ -326,7 +346,9 @@ const maxUpdateAttempts = 8
 // change. A value change bumps ValueVersion and ValueUpdateTime; any change
 // sets UpdateTime, UpdateBy and a new Etag. Team secrets: admins of the
 // team. Personal secrets: their owner. Returns KindFailedPrecondition
-// ("etag mismatch") when Etag is set and does not match.
+// ("etag mismatch") when Etag is set and does not match. With an
+// IdempotencyKey, the same request sent again answers as the first time
+// (idempotency.go), even though the etag it names has changed since.
 func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateRequest) (*Secret, error) {
 	if err := checkCaller(p); err != nil {
 		return nil, err
@@ -349,6 +371,10 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 	}
 	if err := validateEtag(req.Etag); err != nil {
 		return nil, err
+	}
+	k, replay, err := s.begin(ctx, p, opUpdate, req.IdempotencyKey, req.fingerprint())
+	if err != nil || replay != nil {
+		return s.answer(ctx, replay, err)
 	}
 	var value []byte
 	if setValue {
@@ -384,7 +410,7 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 			}
 		}
 		now, etag := s.now().UTC(), newEtag()
-		updated, err := s.store.Update(ctx, owner, id, func(sec *Secret) (*auditv1.Event, error) {
+		updated, err := s.store.Update(k.carry(ctx), owner, id, func(sec *Secret) (*auditv1.Event, error) {
 			if req.Etag != "" && sec.Etag != req.Etag {
 				return nil, errEtagMismatch()
 			}
@@ -410,9 +436,12 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 			sec.UpdateTime = now
 			sec.UpdateBy = p.Name
 			sec.Etag = etag
+			k.setOutcome(sec.metadata())
 			return secretEvent(ctx, p, now, audit.ActionSecretUpdate, sec, details), nil
 		})
 		switch {
+		case err != nil && k.lost():
+			return s.again(ctx, k)
 		case errors.Is(err, errRaced) && attempt < maxUpdateAttempts:
 			continue
 		case errors.Is(err, errRaced):
@@ -507,11 +536,16 @@ func updateFields(req UpdateRequest) (setValue, setDesc bool, err error) {
 type DeleteRequest struct {
 	Name string
 	Etag string // when set, the delete is refused unless it matches
+	// IdempotencyKey, when set, names this write for its retries: see
+	// idempotency.go.
+	IdempotencyKey string
 }
 
 // Delete removes a secret and its value. Team secrets: admins of the team.
 // Personal secrets: their owner. Returns KindFailedPrecondition ("etag
-// mismatch") when Etag is set and does not match.
+// mismatch") when Etag is set and does not match. With an IdempotencyKey,
+// the same request sent again succeeds as the first time did, although
+// the secret is gone (idempotency.go).
 func (s *Service) Delete(ctx context.Context, p *auth.Principal, req DeleteRequest) error {
 	if err := checkCaller(p); err != nil {
 		return err
@@ -526,13 +560,23 @@ func (s *Service) Delete(ctx context.Context, p *auth.Principal, req DeleteReque
 	if err := validateEtag(req.Etag); err != nil {
 		return err
 	}
+	k, replay, err := s.begin(ctx, p, opDelete, req.IdempotencyKey, req.fingerprint())
+	if err != nil || replay != nil {
+		_, err := s.answer(ctx, replay, err)
+		return err
+	}
+	k.setOutcome(nil)
 	now := s.now().UTC()
-	err = s.store.Delete(ctx, owner, id, func(sec *Secret) (*auditv1.Event, error) {
+	err = s.store.Delete(k.carry(ctx), owner, id, func(sec *Secret) (*auditv1.Event, error) {
 		if req.Etag != "" && sec.Etag != req.Etag {
 			return nil, errEtagMismatch()
 		}
 		return secretEvent(ctx, p, now, audit.ActionSecretDelete, sec, nil), nil
 	})
+	if err != nil && k.lost() {
+		_, err = s.again(ctx, k)
+		return err
+	}
 	if err != nil {
 		return notFound(err, owner, id)
 	}

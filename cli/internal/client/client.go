@@ -31,7 +31,8 @@ const (
 	ClientName      = "cli"
 )
 
-// DefaultTimeout bounds a call whose context has no deadline.
+// DefaultTimeout bounds each attempt of a call whose context has no
+// deadline.
 const DefaultTimeout = 30 * time.Second
 
 // Conn is a connection to the gateway with a client for each service.
@@ -56,11 +57,16 @@ func (c *Conn) Close() error { return c.cc.Close() }
 // PEM certificates in s.CAFile, or the system roots when CAFile is empty,
 // and sends s.Token as a bearer token. Without a token it returns an
 // Unauthenticated status. Dial does not wait for the connection: an
-// unreachable gateway shows as Unavailable on the first call.
+// unreachable gateway shows as Unavailable on the first call. Calls that
+// get no answer are sent again, s.Retries times (retry.go).
 func Dial(s config.Settings) (*Conn, error) {
 	if s.Token == "" {
 		return nil, status.Error(codes.Unauthenticated,
 			"not logged in: set OZ_TOKEN or run `oz config set token`")
+	}
+	retries, err := ParseRetries(s.Retries)
+	if err != nil {
+		return nil, err
 	}
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if s.CAFile != "" {
@@ -77,7 +83,8 @@ func Dial(s config.Settings) (*Conn, error) {
 	cc, err := grpc.NewClient(s.Addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)),
 		grpc.WithPerRPCCredentials(bearer(s.Token)),
-		grpc.WithChainUnaryInterceptor(timeout(DefaultTimeout), explainUnavailable(s.Addr)),
+		// Each attempt of retry has its own deadline and explanation.
+		grpc.WithChainUnaryInterceptor(retry(retries, sleepCtx), timeout(DefaultTimeout), explainUnavailable(s.Addr)),
 		grpc.WithStatsHandler(answerStats{}),
 	)
 	if err != nil {
@@ -159,7 +166,7 @@ func explainUnavailable(addr string) grpc.UnaryClientInterceptor {
 			return err
 		case strings.HasPrefix(st.Message(), "connection error"):
 			if strings.Contains(st.Message(), "certificate") {
-				return status.Errorf(codes.Unavailable, "cannot verify the gateway at %s (check OZ_CA_FILE): %s", addr, st.Message())
+				return status.Errorf(codes.Unavailable, cannotVerify+" at %s (check OZ_CA_FILE): %s", addr, st.Message())
 			}
 			return status.Errorf(codes.Unavailable, "cannot reach the gateway at %s (check OZ_ADDR): %s", addr, st.Message())
 		default:
@@ -167,6 +174,10 @@ func explainUnavailable(addr string) grpc.UnaryClientInterceptor {
 		}
 	}
 }
+
+// cannotVerify starts the message of a gateway whose certificate does not
+// verify: no retry helps.
+const cannotVerify = "cannot verify the gateway"
 
 // answerKey marks, in a call's context, that the gateway answered the call:
 // its response headers or trailers came. An Unavailable it sent is about a

@@ -25,6 +25,9 @@ const (
 	EnvCAFile    = "OZ_CA_FILE"
 	EnvTeam      = "OZ_TEAM"
 	EnvConfig    = "OZ_CONFIG"
+	// EnvRetries is how many times a call that got no answer is sent
+	// again (package client); environment only, no config file key.
+	EnvRetries = "OZ_RETRIES"
 )
 
 // File is the config file's content. Every key is optional.
@@ -152,6 +155,9 @@ type Settings struct {
 	// it comes from one.
 	TokenFile string
 	Team      string
+	// Retries is $OZ_RETRIES as given ("": the default); client.Dial
+	// reads it.
+	Retries string
 	// Source says where each key's value came from: "env OZ_ADDR",
 	// "config file", "default" or "" (unset).
 	Source map[string]string
@@ -192,6 +198,7 @@ func Resolve(f File, getenv func(string) string) Settings {
 		Token:     merged.Token,
 		TokenFile: merged.TokenFile,
 		Team:      merged.Team,
+		Retries:   strings.TrimSpace(getenv(EnvRetries)),
 		Source:    src,
 	}
 }

@@ -44,6 +44,9 @@ type Options struct {
 	Now func() time.Time
 	// ScanLimit is audit.Config's; the default when zero.
 	ScanLimit int
+	// Witnesses is audit.Config's: the emitters' witnesses VerifyChain
+	// checks the chain against; none when nil.
+	Witnesses audit.Witnesses
 }
 
 // Server is a running (or stopped) audit service.
@@ -111,7 +114,7 @@ func (s *Server) serve(lis net.Listener) {
 		kvs.Close()
 		t.Fatal(err)
 	}
-	svc := audit.NewService(audit.Config{Store: store, Now: s.opts.Now, ScanLimit: s.opts.ScanLimit})
+	svc := audit.NewService(audit.Config{Store: store, Now: s.opts.Now, ScanLimit: s.opts.ScanLimit, Witnesses: s.opts.Witnesses})
 	srv := server.New(server.Config{
 		Name:     "audit",
 		TLS:      serverTLS,

@@ -7,7 +7,10 @@ package grpcapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -94,6 +97,11 @@ func (s *Server) VerifyChain(ctx context.Context, req *auditv1.VerifyChainReques
 	if b := res.Break; b != nil {
 		out.FirstBreak = &auditv1.ChainBreak{Seq: b.Seq, EventId: b.EventID, Reason: b.Reason}
 	}
+	for _, w := range res.Witnesses {
+		out.Witnesses = append(out.Witnesses, &auditv1.ChainWitness{
+			Emitter: w.Emitter, Seq: w.Head.Seq, Hash: w.Head.Hash, State: w.State, Reason: w.Reason,
+		})
+	}
 	return out, nil
 }
 
@@ -172,9 +180,25 @@ var _ internalapiv1.AuditIngestServiceServer = (*Ingest)(nil)
 
 // AppendEvents implements internalapiv1.AuditIngestServiceServer.
 func (s *Ingest) AppendEvents(ctx context.Context, req *internalapiv1.AppendEventsRequest) (*internalapiv1.AppendEventsResponse, error) {
-	res, err := s.svc.Append(ctx, auth.ServiceFrom(ctx), req.GetEvents())
+	ws := make([]audit.Witness, len(req.GetWitnesses()))
+	for i, w := range req.GetWitnesses() {
+		team, err := audit.ParseParent(fmt.Sprintf("witnesses[%d].chain", i), w.GetChain())
+		if err != nil {
+			return nil, err
+		}
+		ws[i] = audit.Witness{Team: team, Head: auditchain.Head{Seq: w.GetSeq(), Hash: w.GetHash()}}
+	}
+	res, err := s.svc.Append(ctx, auth.ServiceFrom(ctx), req.GetEvents(), ws...)
 	if err != nil {
 		return nil, err
 	}
-	return &internalapiv1.AppendEventsResponse{Appended: int32(res.Appended), Duplicates: int32(res.Duplicates)}, nil
+	out := &internalapiv1.AppendEventsResponse{Appended: int32(res.Appended), Duplicates: int32(res.Duplicates)}
+	for _, team := range slices.Sorted(maps.Keys(res.Heads)) {
+		h := res.Heads[team]
+		out.Heads = append(out.Heads, &internalapiv1.AuditWitness{Chain: auditchain.Name(team), Seq: h.Seq, Hash: h.Hash})
+	}
+	for _, team := range res.Unheld {
+		out.WitnessFailures = append(out.WitnessFailures, auditchain.Name(team))
+	}
+	return out, nil
 }

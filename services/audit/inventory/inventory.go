@@ -1,16 +1,20 @@
 // Package inventory reads what an access review covers (audit.Inventory)
 // from the services that own it, over their public gRPC APIs: secrets from
 // the secretstore's SecretService, agent identities and environments from
-// the resolver's AgentService and EnvironmentService.
+// the resolver's AgentService and EnvironmentService. It also asks those
+// two, the emitting services, for their audit witnesses (audit.Witnesses,
+// witnesses.go), which VerifyChain checks the chain against.
 //
-// It calls them as the caller of the request being served, never as the
-// audit service: the connections present the audit service's certificate
-// (mutual TLS, as between all services), and every call carries the
-// caller's own bearer token, taken from the incoming request's metadata,
-// so the owning services authenticate the caller and apply their rules to
-// them — exactly as when the gateway forwards a request. The request id
-// and client headers go along, so the services' logs tie the calls to the
-// review.
+// The inventory's reads call them as the caller of the request being
+// served, never as the audit service: the connections present the audit
+// service's certificate (mutual TLS, as between all services), and every
+// call carries the caller's own bearer token, taken from the incoming
+// request's metadata, so the owning services authenticate the caller and
+// apply their rules to them — exactly as when the gateway forwards a
+// request. The request id and client headers go along, so the services'
+// logs tie the calls to the review. The witnesses are the one exception:
+// they are asked as the audit service itself, by its certificate alone,
+// and nothing of the caller's goes along but the request id.
 package inventory
 
 import (
@@ -25,6 +29,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ozsecrets/oz/lib/reqmeta"
+	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/audit"
@@ -44,11 +49,19 @@ const maxPages = 1000
 // (server.RequestID), never the raw header.
 var forwarded = []string{"authorization", "x-oz-client"}
 
-// Client is an audit.Inventory over the secretstore and the resolver.
+// Client is an audit.Inventory over the secretstore and the resolver,
+// and their audit.Witnesses (witnesses.go).
 type Client struct {
 	secrets      secretsv1.SecretServiceClient
 	agents       scopev1.AgentServiceClient
 	environments scopev1.EnvironmentServiceClient
+	emitters     []emitter
+}
+
+// emitter is an emitting service, for its audit witnesses.
+type emitter struct {
+	name   string
+	client internalapiv1.AuditWitnessServiceClient
 }
 
 var _ audit.Inventory = (*Client)(nil)
@@ -60,6 +73,10 @@ func New(secretstore, resolver grpc.ClientConnInterface) *Client {
 		secrets:      secretsv1.NewSecretServiceClient(secretstore),
 		agents:       scopev1.NewAgentServiceClient(resolver),
 		environments: scopev1.NewEnvironmentServiceClient(resolver),
+		emitters: []emitter{
+			{"secretstore", internalapiv1.NewAuditWitnessServiceClient(secretstore)},
+			{"resolver", internalapiv1.NewAuditWitnessServiceClient(resolver)},
+		},
 	}
 }
 

@@ -279,8 +279,13 @@ func (s *Store) appendChunk(ctx context.Context, items []item, validate *bool, a
 		}
 		if err == nil {
 			maps.Copy(s.heads, w.heads)
-			for _, i := range w.stored {
-				chunk[i].c.res.Appended++
+			for j, i := range w.stored {
+				res := &chunk[i].c.res
+				res.Appended++
+				if res.Heads == nil {
+					res.Heads = map[string]auditchain.Head{}
+				}
+				res.Heads[chunk[i].ev.GetTeam()] = w.linked[j] // in chain order: the last stays
 			}
 			countDuplicates(chunk)
 			return len(chunk), next, nil
@@ -317,6 +322,7 @@ type write struct {
 	writes []kv.Write        // the events, their ids, the heads
 	heads  map[string][]byte // team → its head after the Apply
 	stored []int             // indexes in the chunk of the events written
+	linked []auditchain.Head // the seq and hash each of them got
 }
 
 // link links the events of chunk not found stored to their chains, each
@@ -361,6 +367,7 @@ func (s *Store) link(ctx context.Context, chunk []item) (*write, error) {
 		key := eventKey(team, ev.GetSeq())
 		w.writes = append(w.writes, kv.Put(key, b), kv.Put(idKey(ev.GetId()), idValue(team, ev.GetSeq())))
 		w.stored = append(w.stored, i)
+		w.linked = append(w.linked, heads[team])
 	}
 	for _, team := range teams {
 		v := encodeHead(heads[team])

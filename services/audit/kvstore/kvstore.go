@@ -280,6 +280,38 @@ func (s *Store) Range(ctx context.Context, team string, from int64, limit int) (
 	return out, nil
 }
 
+var _ audit.EventReader = (*Store)(nil)
+
+// EventsAt implements audit.EventReader: one GetMany of the events' keys
+// per kv.MaxGetMany places.
+func (s *Store) EventsAt(ctx context.Context, at []audit.Place) ([]*auditv1.Event, error) {
+	out := make([]*auditv1.Event, 0, len(at))
+	for rest := at; len(rest) > 0; {
+		n := min(len(rest), kv.MaxGetMany)
+		keys := make([]string, n)
+		for i, p := range rest[:n] {
+			keys[i] = eventKey(p.Team, p.Seq)
+		}
+		vals, err := s.kv.GetMany(ctx, keys)
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			if v == nil {
+				out = append(out, nil)
+				continue
+			}
+			ev, err := decode(keys[i], v)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ev)
+		}
+		rest = rest[n:]
+	}
+	return out, nil
+}
+
 // listWindow bounds the seqs one Scan of List covers.
 const (
 	minListWindow = 16

@@ -34,7 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) audit.Store) {
 		testAppendChains, testAppendInput, testAppendIdempotent, testAppendRepeatInBatch,
 		testAppendOrder, testConcurrentAppends, testLargeAppend, testLargeEvents, testPrefixChains,
 		testListPages, testListFilters, testListScanLimit, testListEmpty, testRange, testHeadEmpty,
-		testCopies, testCanceled,
+		testCopies, testCanceled, testAppendHeads, testConcurrentHeads, testEventsAt,
 	)
 }
 
@@ -213,6 +213,103 @@ func testAppendIdempotent(t *testing.T, s audit.Store) {
 	}
 }
 
+// wantHead checks that res.Heads holds team's event with id last: the
+// last event the call appended to the chain.
+func wantHead(t *testing.T, s audit.Store, res audit.AppendResult, team, last string) {
+	t.Helper()
+	h, ok := res.Heads[team]
+	if !ok {
+		t.Errorf("chain %s: no head in the result", auditchain.Name(team))
+		return
+	}
+	evs, err := s.Range(context.Background(), team, h.Seq, 1)
+	if err != nil {
+		t.Fatalf("Range: %v", err)
+	}
+	if len(evs) != 1 || evs[0].GetSeq() != h.Seq || evs[0].GetId() != last || !bytes.Equal(evs[0].GetHash(), h.Hash) {
+		t.Errorf("chain %s: head of the result %v is not event %s", auditchain.Name(team), h, last)
+	}
+}
+
+// testAppendHeads: AppendResult.Heads holds, for each chain the call
+// appended to, its last event appended now (the emitter's witness); a
+// chain whose events were all duplicates has none.
+func testAppendHeads(t *testing.T, s audit.Store) {
+	batch := []*auditv1.Event{NewEvent("acme", 1), NewEvent("", 2), NewEvent("acme", 3), NewEvent("beta", 4)}
+	res := mustAppend(t, s, batch)
+	for team, last := range map[string]string{"acme": batch[2].Id, "": batch[1].Id, "beta": batch[3].Id} {
+		wantHead(t, s, res, team, last)
+	}
+	if len(res.Heads) != 3 {
+		t.Errorf("got heads of %d chains, want 3", len(res.Heads))
+	}
+	res = mustAppend(t, s, []*auditv1.Event{batch[0], NewEvent("acme", 5), batch[1], batch[3]})
+	wantHead(t, s, res, "acme", NewEvent("acme", 5).Id)
+	if len(res.Heads) != 1 {
+		t.Errorf("a redelivery with one new event: got heads %v, want acme's alone", res.Heads)
+	}
+	if res := mustAppend(t, s, batch); len(res.Heads) != 0 {
+		t.Errorf("duplicates only: got heads %v, want none", res.Heads)
+	}
+}
+
+// testEventsAt: a Store that is an audit.EventReader reads events by
+// chain and seq, in order, nil where a chain has none.
+func testEventsAt(t *testing.T, s audit.Store) {
+	r, ok := s.(audit.EventReader)
+	if !ok {
+		t.Skip("not an audit.EventReader")
+	}
+	mustAppend(t, s, []*auditv1.Event{NewEvent("acme", 1), NewEvent("", 2), NewEvent("acme", 3)})
+	at := []audit.Place{{Team: "acme", Seq: 2}, {Team: "beta", Seq: 1}, {Team: "", Seq: 1}, {Team: "acme", Seq: 3}, {Team: "acme", Seq: 1}}
+	for i := range 200 { // more than one read of etcd takes
+		at = append(at, audit.Place{Team: "acme", Seq: int64(4 + i)})
+	}
+	evs, err := r.EventsAt(context.Background(), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != len(at) {
+		t.Fatalf("got %d events, want %d", len(evs), len(at))
+	}
+	want := []string{NewEvent("acme", 3).Id, "", NewEvent("", 2).Id, "", NewEvent("acme", 1).Id}
+	for i, ev := range evs {
+		w := "" // none
+		if i < len(want) {
+			w = want[i]
+		}
+		if ev.GetId() != w {
+			t.Errorf("event at %+v: got %q, want %q", at[i], ev.GetId(), w)
+		}
+	}
+	all := All(t, s, "acme")
+	if evs[0].GetSeq() != 2 || !bytes.Equal(evs[0].GetHash(), all[1].GetHash()) {
+		t.Errorf("event at acme 2: got seq %d hash %x, want the chain's", evs[0].GetSeq(), evs[0].GetHash())
+	}
+}
+
+// testConcurrentHeads: concurrent calls, whose events share Applies and
+// chains, each get the heads of their own last events.
+func testConcurrentHeads(t *testing.T, s audit.Store) {
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 10 {
+				n := 1000*w + 10*i
+				batch := []*auditv1.Event{NewEvent("acme", n), NewEvent("", n+1), NewEvent("acme", n+2)}
+				res, err := s.Append(context.Background(), batch, now)
+				if err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+				wantHead(t, s, res, "acme", batch[2].Id)
+				wantHead(t, s, res, "", batch[1].Id)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func testAppendRepeatInBatch(t *testing.T, s audit.Store) {
 	a := NewEvent("acme", 1)
 	res := mustAppend(t, s, []*auditv1.Event{a, NewEvent("acme", 2), a})
@@ -298,6 +395,10 @@ func testLargeAppend(t *testing.T, s audit.Store) {
 		if got := ids(Verify(t, s, team)); !slices.Equal(got, want) {
 			t.Fatalf("chain %s: got %v, want %v", team, got, want)
 		}
+		wantHead(t, s, res, team, want[len(want)-1])
+	}
+	if len(res.Heads) != len(per) {
+		t.Errorf("got heads of %d chains, want %d", len(res.Heads), len(per))
 	}
 	// Again, with new events between: only those are appended.
 	again := slices.Clone(batch)

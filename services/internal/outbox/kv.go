@@ -22,11 +22,13 @@ import (
 // KV is an emitting service's audit outbox kept in its kv.Store, so that it
 // works on any store (bbolt, etcd): a service writes its events with the
 // change they record, in one Apply (KV.Apply), and a Shipper delivers them.
-// It implements Source and Counter. It is safe for concurrent use.
+// It implements Source, Counter and Witnessed (witness.go). It is safe
+// for concurrent use.
 //
-// The outbox is a range of store keys:
+// The outbox is a range of store keys, and its witnesses another:
 //
 //	outbox/{16 hex digits: Unix nanoseconds}-{8 hex digits: epoch}  auditv1.Event (protobuf)
+//	auditwitness/{chain}   the witness of chain "teams/{team}" or "system": seq (8 bytes, big-endian) + hash
 //
 // The nanoseconds are the wall clock made strictly increasing within the
 // KV (one per process), and the epoch is drawn at random when it is made:
@@ -220,25 +222,42 @@ func (o *KV) Pending(ctx context.Context, max int) ([]*auditv1.Event, error) {
 // most maxApplyOps deletions. Ids the emitter did not make, and events
 // already deleted, are ignored.
 func (o *KV) Ack(ctx context.Context, ids []string) error {
+	return o.applyDeletions(ctx, o.deletions(ids))
+}
+
+// deletions returns the deletions of the events with ids from the outbox;
+// ids the emitter did not make have none.
+func (o *KV) deletions(ids []string) []kv.Write {
 	var ws []kv.Write
 	for _, id := range ids {
 		if key, ok := o.keyOfID(id); ok {
 			ws = append(ws, kv.Delete(key))
 		}
 	}
-	for len(ws) > 0 {
-		n := min(len(ws), maxApplyOps)
-		if err := o.store.Apply(ctx, nil, ws[:n]); err != nil {
+	return ws
+}
+
+// applyDeletions applies dels in Applies of at most maxApplyOps.
+func (o *KV) applyDeletions(ctx context.Context, dels []kv.Write) error {
+	for len(dels) > 0 {
+		n := min(len(dels), maxApplyOps)
+		if err := o.store.Apply(ctx, nil, dels[:n]); err != nil {
 			return fmt.Errorf("delete delivered audit events: %w", err)
 		}
-		for _, w := range ws[:n] {
-			if t, ok := kvKeyTime(w.Key); ok {
-				o.cursor.Acked(t)
-			}
-		}
-		ws = ws[n:]
+		o.ackedDeletions(dels[:n])
+		dels = dels[n:]
 	}
 	return nil
+}
+
+// ackedDeletions tells the cursor that the events of dels were delivered
+// and deleted.
+func (o *KV) ackedDeletions(dels []kv.Write) {
+	for _, w := range dels {
+		if t, ok := kvKeyTime(w.Key); ok {
+			o.cursor.Acked(t)
+		}
+	}
 }
 
 // Backlog implements Counter: the events in the outbox, counted up to

@@ -117,6 +117,9 @@ func TestKV(t *testing.T) {
 		{"SurvivesRestart", testKVRestart},
 		{"LateEventFoundBySweep", testKVLateEvent},
 		{"ShippersOfTwoReplicas", testKVShippers},
+		{"Witnesses", testKVWitnesses},
+		{"WitnessesOfManyChains", testKVWitnessesMany},
+		{"WitnessOfALogThatWentBackwards", testKVWitnessLogWentBackwards},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {

@@ -70,6 +70,22 @@
 // restarts. At shutdown, stop serving first, then cancel Run's context;
 // Flush (with a deadline) may deliver what is left.
 //
+// 4. Serve the outbox's witnesses to the audit service (witness.go): add
+// {WitnessService: WitnessRule} to the service's access rules and
+// register the server:
+//
+//	outbox.RegisterWitnesses(srv, ob)
+//
+// # Witnesses
+//
+// A KV also keeps, beside the outbox, the audit service's answer to its
+// last delivery to each chain (Witnessed): the seq and hash of its last
+// event there. Each delivery carries them, and VerifyChain asks for them
+// (AuditWitnessService), so that an audit log that went backwards —
+// restored from an older copy, or replaced by a shorter log that itself
+// verifies — does not verify: it no longer holds those events. See
+// witness.go.
+//
 // # Metrics
 //
 // Every metric has the label emitter="{Config.Emitter}":
@@ -88,19 +104,25 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ozsecrets/oz/lib/auditchain"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 )
 
 // Source is an emitting service's outbox. Implementations must be safe
-// for concurrent use with the service's writers.
+// for concurrent use with the service's writers. One that is also
+// Witnessed keeps the witnesses of its deliveries: the Shipper sends them
+// with each delivery and keeps the new ones with Source's Ack
+// (AckWitnessed).
 type Source interface {
 	// Pending returns up to max undelivered events, oldest first (the
 	// order they were committed in), with their ids set. It does not
@@ -176,6 +198,9 @@ type Shipper struct {
 	mu      sync.Mutex // one delivery at a time (Run and Flush)
 	failing bool       // the last attempt failed (for logging transitions)
 	counted time.Time  // when the backlog was last counted in full
+	// backwards are the chains whose witness the audit service said it
+	// does not hold, once logged.
+	backwards map[string]bool
 
 	backlog   prometheus.Gauge
 	oldestAge prometheus.Gauge
@@ -221,9 +246,10 @@ func New(cfg Config) *Shipper {
 	}
 	labels := prometheus.Labels{"emitter": cfg.Emitter}
 	s := &Shipper{
-		cfg:  cfg,
-		log:  log.With("component", "audit-outbox"),
-		wake: make(chan struct{}, 1),
+		cfg:       cfg,
+		log:       log.With("component", "audit-outbox"),
+		wake:      make(chan struct{}, 1),
+		backwards: map[string]bool{},
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "oz_audit_outbox_backlog", ConstLabels: labels,
 			Help: "Audit events waiting in the outbox for delivery to the audit service.",
@@ -333,8 +359,17 @@ func (s *Shipper) shipOnce(ctx context.Context) (n int, more bool, err error) {
 	if cut := s.cut(evs); len(cut) < len(evs) {
 		evs, more = cut, true
 	}
+	req := &internalapiv1.AppendEventsRequest{Events: evs}
+	keeper, witnessed := s.cfg.Source.(Witnessed)
+	if witnessed {
+		ws, err := keeper.Witnesses(ctx, chainsOf(evs))
+		if err != nil {
+			return 0, false, s.fail(err)
+		}
+		req.Witnesses = witnessesProto(ws)
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-	resp, err := s.cfg.Client.AppendEvents(cctx, &internalapiv1.AppendEventsRequest{Events: evs})
+	resp, err := s.cfg.Client.AppendEvents(cctx, req)
 	cancel()
 	if err != nil {
 		s.failures.Inc()
@@ -344,7 +379,12 @@ func (s *Shipper) shipOnce(ctx context.Context) (n int, more bool, err error) {
 	for i, ev := range evs {
 		ids[i] = ev.GetId()
 	}
-	if err := s.cfg.Source.Ack(ctx, ids); err != nil {
+	if witnessed {
+		err = keeper.AckWitnessed(ctx, ids, s.newWitnesses(ctx, evs, resp))
+	} else {
+		err = s.cfg.Source.Ack(ctx, ids)
+	}
+	if err != nil {
 		// Delivered but still in the outbox: the next attempt delivers
 		// them again, and the audit service skips them as duplicates.
 		return 0, false, s.fail(fmt.Errorf("delete %d delivered audit events from the outbox: %w", len(ids), err))
@@ -358,6 +398,60 @@ func (s *Shipper) shipOnce(ctx context.Context) (n int, more bool, err error) {
 	s.log.DebugContext(ctx, "audit events delivered", "emitter", s.cfg.Emitter, "events", len(evs),
 		"appended", resp.GetAppended(), "duplicates", resp.GetDuplicates())
 	return len(evs), more, nil
+}
+
+// chainsOf returns the chains of evs, each once.
+func chainsOf(evs []*auditv1.Event) []string {
+	var chains []string
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		if c := auditchain.Name(ev.GetTeam()); !seen[c] {
+			seen[c] = true
+			chains = append(chains, c)
+		}
+	}
+	return chains
+}
+
+// witnessesProto returns ws for a request, in chain order.
+func witnessesProto(ws map[string]Witness) []*internalapiv1.AuditWitness {
+	out := make([]*internalapiv1.AuditWitness, 0, len(ws))
+	for _, c := range slices.Sorted(maps.Keys(ws)) {
+		out = append(out, witnessProto(ws[c]))
+	}
+	return out
+}
+
+// newWitnesses returns the witnesses to keep after the delivery of evs:
+// the heads the audit service answered for the chains of evs, but for the
+// chains whose witness it does not hold. Those keep their witness, so that
+// VerifyChain goes on reporting that the log went backwards; the first
+// time, it is logged here too.
+func (s *Shipper) newWitnesses(ctx context.Context, evs []*auditv1.Event, resp *internalapiv1.AppendEventsResponse) []Witness {
+	failed := map[string]bool{}
+	for _, c := range resp.GetWitnessFailures() {
+		failed[c] = true
+		if s.backwards[c] {
+			continue
+		}
+		s.backwards[c] = true
+		s.log.ErrorContext(ctx, "the audit log went backwards: it no longer holds the last event of a chain it acknowledged to this service "+
+			"(restored from an older copy, or replaced); the new events were appended all the same, and the witness is kept, "+
+			"so that `oz audit verify` reports it until the log's latest backup is restored",
+			"emitter", s.cfg.Emitter, "chain", c)
+	}
+	ours := map[string]bool{}
+	for _, c := range chainsOf(evs) {
+		ours[c] = true
+	}
+	var out []Witness
+	for _, h := range resp.GetHeads() {
+		w := Witness{Chain: h.GetChain(), Seq: h.GetSeq(), Hash: h.GetHash()}
+		if ours[w.Chain] && !failed[w.Chain] && w.Valid() {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 // cut keeps the longest prefix of evs within MaxBatchBytes (at least one

@@ -54,6 +54,10 @@ func parseTeamChild(field, name, collection, singular string) (team, id string, 
 }
 
 func (s *AgentServer) CreateAgent(ctx context.Context, req *scopev1.CreateAgentRequest) (*scopev1.CreateAgentResponse, error) {
+	return remember(ctx, s.Runs.Directory().Store(), req, s.createAgent)
+}
+
+func (s *AgentServer) createAgent(ctx context.Context, req *scopev1.CreateAgentRequest) (*scopev1.CreateAgentResponse, error) {
 	team, err := parseTeam("parent", req.GetParent())
 	if err != nil {
 		return nil, err
@@ -100,6 +104,10 @@ func (s *AgentServer) ListAgents(ctx context.Context, req *scopev1.ListAgentsReq
 // UpdateAgent changes what the mask names or, with no mask, what is
 // non-empty (AIP-134); the added and removed names apply either way.
 func (s *AgentServer) UpdateAgent(ctx context.Context, req *scopev1.UpdateAgentRequest) (*scopev1.UpdateAgentResponse, error) {
+	return remember(ctx, s.Runs.Directory().Store(), req, s.updateAgent)
+}
+
+func (s *AgentServer) updateAgent(ctx context.Context, req *scopev1.UpdateAgentRequest) (*scopev1.UpdateAgentResponse, error) {
 	team, id, err := parseAgent("name", req.GetName())
 	if err != nil {
 		return nil, err
@@ -126,6 +134,10 @@ func (s *AgentServer) UpdateAgent(ctx context.Context, req *scopev1.UpdateAgentR
 }
 
 func (s *AgentServer) DeleteAgent(ctx context.Context, req *scopev1.DeleteAgentRequest) (*scopev1.DeleteAgentResponse, error) {
+	return remember(ctx, s.Runs.Directory().Store(), req, s.deleteAgent)
+}
+
+func (s *AgentServer) deleteAgent(ctx context.Context, req *scopev1.DeleteAgentRequest) (*scopev1.DeleteAgentResponse, error) {
 	team, id, err := parseAgent("name", req.GetName())
 	if err != nil {
 		return nil, err

@@ -17,6 +17,10 @@ type DirectoryServer struct {
 }
 
 func (s *DirectoryServer) CreateTeam(ctx context.Context, req *scopev1.CreateTeamRequest) (*scopev1.CreateTeamResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.createTeam)
+}
+
+func (s *DirectoryServer) createTeam(ctx context.Context, req *scopev1.CreateTeamRequest) (*scopev1.CreateTeamResponse, error) {
 	t, err := s.Dir.CreateTeam(ctx, req.GetTeamId())
 	if err != nil {
 		return nil, err
@@ -49,6 +53,10 @@ func (s *DirectoryServer) ListTeams(ctx context.Context, req *scopev1.ListTeamsR
 }
 
 func (s *DirectoryServer) CreateUser(ctx context.Context, req *scopev1.CreateUserRequest) (*scopev1.CreateUserResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.createUser)
+}
+
+func (s *DirectoryServer) createUser(ctx context.Context, req *scopev1.CreateUserRequest) (*scopev1.CreateUserResponse, error) {
 	u, err := s.Dir.CreateUser(ctx, req.GetUserId(), req.GetSystemAdmin())
 	if err != nil {
 		return nil, err
@@ -69,6 +77,10 @@ func (s *DirectoryServer) GetUser(ctx context.Context, req *scopev1.GetUserReque
 }
 
 func (s *DirectoryServer) CreateMembership(ctx context.Context, req *scopev1.CreateMembershipRequest) (*scopev1.CreateMembershipResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.createMembership)
+}
+
+func (s *DirectoryServer) createMembership(ctx context.Context, req *scopev1.CreateMembershipRequest) (*scopev1.CreateMembershipResponse, error) {
 	team, err := parseTeam("parent", req.GetParent())
 	if err != nil {
 		return nil, err
@@ -109,6 +121,10 @@ func (s *DirectoryServer) ListMemberships(ctx context.Context, req *scopev1.List
 }
 
 func (s *DirectoryServer) DeleteMembership(ctx context.Context, req *scopev1.DeleteMembershipRequest) (*scopev1.DeleteMembershipResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.deleteMembership)
+}
+
+func (s *DirectoryServer) deleteMembership(ctx context.Context, req *scopev1.DeleteMembershipRequest) (*scopev1.DeleteMembershipResponse, error) {
 	team, user, err := parseMembership(ctx, "name", req.GetName())
 	if err != nil {
 		return nil, err

@@ -34,6 +34,10 @@ func parseEnvironment(field, name string) (team, id string, err error) {
 }
 
 func (s *EnvironmentServer) CreateEnvironment(ctx context.Context, req *scopev1.CreateEnvironmentRequest) (*scopev1.CreateEnvironmentResponse, error) {
+	return remember(ctx, s.Runs.Directory().Store(), req, s.createEnvironment)
+}
+
+func (s *EnvironmentServer) createEnvironment(ctx context.Context, req *scopev1.CreateEnvironmentRequest) (*scopev1.CreateEnvironmentResponse, error) {
 	team, err := parseTeam("parent", req.GetParent())
 	if err != nil {
 		return nil, err
@@ -78,6 +82,10 @@ func (s *EnvironmentServer) ListEnvironments(ctx context.Context, req *scopev1.L
 // UpdateEnvironment changes what the mask names or, with no mask, what is
 // non-empty (AIP-134); the added and removed names apply either way.
 func (s *EnvironmentServer) UpdateEnvironment(ctx context.Context, req *scopev1.UpdateEnvironmentRequest) (*scopev1.UpdateEnvironmentResponse, error) {
+	return remember(ctx, s.Runs.Directory().Store(), req, s.updateEnvironment)
+}
+
+func (s *EnvironmentServer) updateEnvironment(ctx context.Context, req *scopev1.UpdateEnvironmentRequest) (*scopev1.UpdateEnvironmentResponse, error) {
 	team, id, err := parseEnvironment("name", req.GetName())
 	if err != nil {
 		return nil, err
@@ -98,6 +106,10 @@ func (s *EnvironmentServer) UpdateEnvironment(ctx context.Context, req *scopev1.
 }
 
 func (s *EnvironmentServer) DeleteEnvironment(ctx context.Context, req *scopev1.DeleteEnvironmentRequest) (*scopev1.DeleteEnvironmentResponse, error) {
+	return remember(ctx, s.Runs.Directory().Store(), req, s.deleteEnvironment)
+}
+
+func (s *EnvironmentServer) deleteEnvironment(ctx context.Context, req *scopev1.DeleteEnvironmentRequest) (*scopev1.DeleteEnvironmentResponse, error) {
 	team, id, err := parseEnvironment("name", req.GetName())
 	if err != nil {
 		return nil, err

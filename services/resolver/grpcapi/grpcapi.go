@@ -15,6 +15,7 @@ import (
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/resolver/directory"
 )
 
@@ -38,15 +39,19 @@ var Rules = auth.Rules{
 	"/" + internalapiv1.AuthService_ServiceDesc.ServiceName + "/": {
 		Access: auth.Internal, Services: AuthCallers,
 	},
+	// The audit service asks for the outbox's audit witnesses.
+	outbox.WitnessService: outbox.WitnessRule,
 }
 
 // Register registers the services of the directory, backed by d, on s:
-// DirectoryService, TokenService, RunnerService, IntegrationService and
-// the internal AuthService. Serve them with Rules.
+// DirectoryService, TokenService, RunnerService, IntegrationService, the
+// internal AuthService, and the internal AuditWitnessService of the
+// store's outbox. Serve them with Rules.
 func Register(s grpc.ServiceRegistrar, d *directory.Directory) {
 	scopev1.RegisterDirectoryServiceServer(s, &DirectoryServer{Dir: d})
 	scopev1.RegisterTokenServiceServer(s, &TokenServer{Dir: d})
 	scopev1.RegisterRunnerServiceServer(s, &RunnerServer{Dir: d})
 	scopev1.RegisterIntegrationServiceServer(s, &IntegrationServer{Dir: d})
 	internalapiv1.RegisterAuthServiceServer(s, &AuthServer{Dir: d})
+	outbox.RegisterWitnesses(s, d.Store().Outbox())
 }

@@ -35,6 +35,10 @@ func parseIntegration(field, name string) (team, id string, err error) {
 }
 
 func (s *IntegrationServer) CreateIntegration(ctx context.Context, req *scopev1.CreateIntegrationRequest) (*scopev1.CreateIntegrationResponse, error) {
+	return rememberWithheld(ctx, s.Dir.Store(), req, s.createIntegration)
+}
+
+func (s *IntegrationServer) createIntegration(ctx context.Context, req *scopev1.CreateIntegrationRequest) (*scopev1.CreateIntegrationResponse, error) {
 	team, err := parseTeam("parent", req.GetParent())
 	if err != nil {
 		return nil, err
@@ -78,6 +82,10 @@ func (s *IntegrationServer) ListIntegrations(ctx context.Context, req *scopev1.L
 }
 
 func (s *IntegrationServer) DeleteIntegration(ctx context.Context, req *scopev1.DeleteIntegrationRequest) (*scopev1.DeleteIntegrationResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.deleteIntegration)
+}
+
+func (s *IntegrationServer) deleteIntegration(ctx context.Context, req *scopev1.DeleteIntegrationRequest) (*scopev1.DeleteIntegrationResponse, error) {
 	team, id, err := parseIntegration("name", req.GetName())
 	if err != nil {
 		return nil, err
@@ -89,6 +97,10 @@ func (s *IntegrationServer) DeleteIntegration(ctx context.Context, req *scopev1.
 }
 
 func (s *IntegrationServer) AllowIntegration(ctx context.Context, req *scopev1.AllowIntegrationRequest) (*scopev1.AllowIntegrationResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.allowIntegration)
+}
+
+func (s *IntegrationServer) allowIntegration(ctx context.Context, req *scopev1.AllowIntegrationRequest) (*scopev1.AllowIntegrationResponse, error) {
 	in, err := s.allow(ctx, req.GetName(), true)
 	if err != nil {
 		return nil, err
@@ -97,6 +109,10 @@ func (s *IntegrationServer) AllowIntegration(ctx context.Context, req *scopev1.A
 }
 
 func (s *IntegrationServer) DisallowIntegration(ctx context.Context, req *scopev1.DisallowIntegrationRequest) (*scopev1.DisallowIntegrationResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.disallowIntegration)
+}
+
+func (s *IntegrationServer) disallowIntegration(ctx context.Context, req *scopev1.DisallowIntegrationRequest) (*scopev1.DisallowIntegrationResponse, error) {
 	in, err := s.allow(ctx, req.GetName(), false)
 	if err != nil {
 		return nil, err

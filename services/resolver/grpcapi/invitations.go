@@ -14,6 +14,10 @@ import (
 // The invitations of DirectoryService (directory/invitations.go).
 
 func (s *DirectoryServer) CreateInvitation(ctx context.Context, req *scopev1.CreateInvitationRequest) (*scopev1.CreateInvitationResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.createInvitation)
+}
+
+func (s *DirectoryServer) createInvitation(ctx context.Context, req *scopev1.CreateInvitationRequest) (*scopev1.CreateInvitationResponse, error) {
 	team, err := parseTeam("parent", req.GetParent())
 	if err != nil {
 		return nil, err
@@ -54,6 +58,10 @@ func (s *DirectoryServer) ListInvitations(ctx context.Context, req *scopev1.List
 }
 
 func (s *DirectoryServer) AcceptInvitation(ctx context.Context, req *scopev1.AcceptInvitationRequest) (*scopev1.AcceptInvitationResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.acceptInvitation)
+}
+
+func (s *DirectoryServer) acceptInvitation(ctx context.Context, req *scopev1.AcceptInvitationRequest) (*scopev1.AcceptInvitationResponse, error) {
 	user, team, err := parseInvitation(ctx, "name", req.GetName())
 	if err != nil {
 		return nil, err
@@ -66,6 +74,10 @@ func (s *DirectoryServer) AcceptInvitation(ctx context.Context, req *scopev1.Acc
 }
 
 func (s *DirectoryServer) DeclineInvitation(ctx context.Context, req *scopev1.DeclineInvitationRequest) (*scopev1.DeclineInvitationResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.declineInvitation)
+}
+
+func (s *DirectoryServer) declineInvitation(ctx context.Context, req *scopev1.DeclineInvitationRequest) (*scopev1.DeclineInvitationResponse, error) {
 	user, team, err := parseInvitation(ctx, "name", req.GetName())
 	if err != nil {
 		return nil, err

@@ -38,6 +38,10 @@ func parseRunner(field, name string) (string, error) {
 
 // CreateRunner creates a runner and returns it with its first token.
 func (s *RunnerServer) CreateRunner(ctx context.Context, req *scopev1.CreateRunnerRequest) (*scopev1.CreateRunnerResponse, error) {
+	return rememberWithheld(ctx, s.Dir.Store(), req, s.createRunner)
+}
+
+func (s *RunnerServer) createRunner(ctx context.Context, req *scopev1.CreateRunnerRequest) (*scopev1.CreateRunnerResponse, error) {
 	r, bearer, err := s.Dir.CreateRunner(ctx, req.GetRunnerId(), req.GetTeams())
 	if err != nil {
 		return nil, err
@@ -71,6 +75,10 @@ func (s *RunnerServer) ListRunners(ctx context.Context, req *scopev1.ListRunners
 
 // DeleteRunner deletes a runner and revokes its tokens.
 func (s *RunnerServer) DeleteRunner(ctx context.Context, req *scopev1.DeleteRunnerRequest) (*scopev1.DeleteRunnerResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.deleteRunner)
+}
+
+func (s *RunnerServer) deleteRunner(ctx context.Context, req *scopev1.DeleteRunnerRequest) (*scopev1.DeleteRunnerResponse, error) {
 	id, err := parseRunner("name", req.GetName())
 	if err != nil {
 		return nil, err

@@ -80,6 +80,10 @@ func (s *RunServer) countResolution(res runs.Resolution, err error) {
 
 // StartRun starts a run and returns its ticket.
 func (s *RunServer) StartRun(ctx context.Context, req *scopev1.StartRunRequest) (*scopev1.StartRunResponse, error) {
+	return rememberWithheld(ctx, s.Runs.Directory().Store(), req, s.startRun)
+}
+
+func (s *RunServer) startRun(ctx context.Context, req *scopev1.StartRunRequest) (*scopev1.StartRunResponse, error) {
 	team, err := parseTeam("parent", req.GetParent())
 	if err != nil {
 		return nil, err
@@ -141,6 +145,10 @@ func (s *RunServer) ResolveRun(ctx context.Context, req *scopev1.ResolveRunReque
 
 // EndRun records that a resolved run's command ended.
 func (s *RunServer) EndRun(ctx context.Context, req *scopev1.EndRunRequest) (*scopev1.EndRunResponse, error) {
+	return remember(ctx, s.Runs.Directory().Store(), req, s.endRun)
+}
+
+func (s *RunServer) endRun(ctx context.Context, req *scopev1.EndRunRequest) (*scopev1.EndRunResponse, error) {
 	team, id, err := parseRun("name", req.GetName())
 	if err != nil {
 		return nil, err

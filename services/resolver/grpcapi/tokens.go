@@ -36,6 +36,10 @@ func parsePrincipal(ctx context.Context, field, name string) (resolver.Principal
 
 // CreateToken issues a token; an empty principal means the caller.
 func (s *TokenServer) CreateToken(ctx context.Context, req *scopev1.CreateTokenRequest) (*scopev1.CreateTokenResponse, error) {
+	return rememberWithheld(ctx, s.Dir.Store(), req, s.createToken)
+}
+
+func (s *TokenServer) createToken(ctx context.Context, req *scopev1.CreateTokenRequest) (*scopev1.CreateTokenResponse, error) {
 	name := req.GetPrincipal()
 	if name == "" {
 		name = "users/me"

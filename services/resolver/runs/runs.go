@@ -333,3 +333,7 @@ func newRunID(now time.Time) string {
 	ms := uint64(now.UnixMilli()) & (1<<48 - 1)
 	return fmt.Sprintf("run-%012x-%s", ms, hex.EncodeToString(b[:]))
 }
+
+// Directory is the directory whose records the service keeps its runs,
+// identities and environments among.
+func (r *Service) Directory() *directory.Directory { return r.dir }

@@ -5,7 +5,9 @@
 // requests into the services' inputs (with the caller's principal from the
 // context), records into secretsv1.Secret — a message with no field that
 // could carry a value — and leaves errors as errs kinds for the server
-// plumbing to turn into statuses.
+// plumbing to turn into statuses. The writes of SecretService take the
+// idempotency key their request carries (idempotency.FromContext) to the
+// service, which answers a write sent again as the first time.
 package grpcapi
 
 import (
@@ -17,15 +19,20 @@ import (
 
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
+	"github.com/ozsecrets/oz/services/internal/idempotency"
+	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/secretstore"
 )
 
 // Rules are the access rules of SecretService and SealingKeyService: every
 // method needs a bearer token; the services decide the rest (people only,
-// team roles, owners, system admins).
+// team roles, owners, system admins). AuditWitnessService admits the audit
+// service alone.
 var Rules = auth.Rules{
 	"/" + secretsv1.SecretService_ServiceDesc.ServiceName + "/":     {Access: auth.Token},
 	"/" + secretsv1.SealingKeyService_ServiceDesc.ServiceName + "/": {Access: auth.Token},
+	// The audit service asks for the outbox's audit witnesses.
+	outbox.WitnessService: outbox.WitnessRule,
 }
 
 // Server implements secretsv1.SecretServiceServer.
@@ -39,19 +46,26 @@ var _ secretsv1.SecretServiceServer = (*Server)(nil)
 // New returns a Server over svc.
 func New(svc *secretstore.Service) *Server { return &Server{svc: svc} }
 
-// Register registers a Server over svc on r.
+// Register registers a Server over svc on r, and the internal
+// AuditWitnessService of its store's outbox.
 func Register(r grpc.ServiceRegistrar, svc *secretstore.Service) {
 	secretsv1.RegisterSecretServiceServer(r, New(svc))
+	outbox.RegisterWitnesses(r, svc.Outbox())
 }
 
 // CreateSecret implements secretsv1.SecretServiceServer.
 func (s *Server) CreateSecret(ctx context.Context, req *secretsv1.CreateSecretRequest) (*secretsv1.CreateSecretResponse, error) {
+	key, err := idempotency.FromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
 	sec, err := s.svc.Create(ctx, auth.PrincipalFrom(ctx), secretstore.CreateRequest{
-		Parent:      req.GetParent(),
-		SecretID:    req.GetSecretId(),
-		Value:       req.GetValue(),
-		Sealed:      sealedFromProto(req.GetSealedValue()),
-		Description: req.GetDescription(),
+		Parent:         req.GetParent(),
+		SecretID:       req.GetSecretId(),
+		Value:          req.GetValue(),
+		Sealed:         sealedFromProto(req.GetSealedValue()),
+		Description:    req.GetDescription(),
+		IdempotencyKey: key,
 	})
 	if err != nil {
 		return nil, err
@@ -83,13 +97,18 @@ func (s *Server) ListSecrets(ctx context.Context, req *secretsv1.ListSecretsRequ
 
 // UpdateSecret implements secretsv1.SecretServiceServer.
 func (s *Server) UpdateSecret(ctx context.Context, req *secretsv1.UpdateSecretRequest) (*secretsv1.UpdateSecretResponse, error) {
+	key, err := idempotency.FromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
 	sec, err := s.svc.Update(ctx, auth.PrincipalFrom(ctx), secretstore.UpdateRequest{
-		Name:        req.GetName(),
-		Value:       req.GetValue(),
-		Sealed:      sealedFromProto(req.GetSealedValue()),
-		Description: req.GetDescription(),
-		UpdateMask:  req.GetUpdateMask().GetPaths(),
-		Etag:        req.GetEtag(),
+		Name:           req.GetName(),
+		Value:          req.GetValue(),
+		Sealed:         sealedFromProto(req.GetSealedValue()),
+		Description:    req.GetDescription(),
+		UpdateMask:     req.GetUpdateMask().GetPaths(),
+		Etag:           req.GetEtag(),
+		IdempotencyKey: key,
 	})
 	if err != nil {
 		return nil, err
@@ -99,7 +118,11 @@ func (s *Server) UpdateSecret(ctx context.Context, req *secretsv1.UpdateSecretRe
 
 // DeleteSecret implements secretsv1.SecretServiceServer.
 func (s *Server) DeleteSecret(ctx context.Context, req *secretsv1.DeleteSecretRequest) (*secretsv1.DeleteSecretResponse, error) {
-	err := s.svc.Delete(ctx, auth.PrincipalFrom(ctx), secretstore.DeleteRequest{Name: req.GetName(), Etag: req.GetEtag()})
+	key, err := idempotency.FromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = s.svc.Delete(ctx, auth.PrincipalFrom(ctx), secretstore.DeleteRequest{Name: req.GetName(), Etag: req.GetEtag(), IdempotencyKey: key})
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,10 @@ package keyring
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -406,4 +409,48 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	return aead, nil
+}
+
+// macInfo separates the MAC keys derived from KEKs from every other use of
+// them.
+const macInfo = "oz.keyring.mac.v1"
+
+// MAC returns an HMAC-SHA256 of data under a key derived (HKDF-SHA256)
+// from the primary KEK, and that KEK's id. The KEK itself never keys
+// anything but data keys; the derived key is not stored. A MAC is a
+// fingerprint that reveals nothing of data to someone without the
+// keyring, even when data is guessable (a secret value).
+func (k *Keyring) MAC(data []byte) (kekID string, sum []byte, err error) {
+	k.mu.RLock()
+	id, kek := k.primary, k.keys[k.primary]
+	k.mu.RUnlock()
+	sum, err = mac(kek, data)
+	return id, sum, err
+}
+
+// CheckMAC reports whether sum is the MAC (MAC) of data under KEK kekID.
+// It returns an error when the keyring does not hold kekID.
+func (k *Keyring) CheckMAC(kekID string, data, sum []byte) (bool, error) {
+	k.mu.RLock()
+	kek, ok := k.keys[kekID]
+	k.mu.RUnlock()
+	if !ok {
+		return false, fmt.Errorf("keyring: no key %q", kekID)
+	}
+	want, err := mac(kek, data)
+	if err != nil {
+		return false, err
+	}
+	return hmac.Equal(want, sum), nil
+}
+
+func mac(kek, data []byte) ([]byte, error) {
+	key, err := hkdf.Key(sha256.New, kek, nil, macInfo, KeySize)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: derive MAC key: %w", err)
+	}
+	defer clear(key)
+	h := hmac.New(sha256.New, key)
+	h.Write(data)
+	return h.Sum(nil), nil
 }

@@ -2,6 +2,7 @@ package keyring_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -327,4 +328,41 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("a parsed keyring does not round-trip: %v", err)
 		}
 	})
+}
+
+func TestMAC(t *testing.T) {
+	k, err := keyring.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("CANARY-value-to-fingerprint")
+	id, sum, err := k.MAC(data)
+	if err != nil || id != k.Primary() || len(sum) != sha256.Size {
+		t.Fatalf("MAC: %q, %x, %v; want the primary's id and 32 bytes", id, sum, err)
+	}
+	if plain := sha256.Sum256(data); bytes.Equal(sum, plain[:]) {
+		t.Fatal("MAC is the plain SHA-256 of the data")
+	}
+	if ok, err := k.CheckMAC(id, data, sum); !ok || err != nil {
+		t.Errorf("CheckMAC of the same data: %v, %v; want true", ok, err)
+	}
+	if ok, _ := k.CheckMAC(id, []byte("other"), sum); ok {
+		t.Error("CheckMAC of other data: true")
+	}
+	if _, err := k.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := k.CheckMAC(id, data, sum); !ok || err != nil {
+		t.Errorf("CheckMAC after a rotation: %v, %v; want true (the old key stays)", ok, err)
+	}
+	if _, err := k.CheckMAC("k99", data, sum); err == nil {
+		t.Error("CheckMAC under a key the keyring lacks: no error")
+	}
+	other, err := keyring.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := other.CheckMAC(id, data, sum); ok {
+		t.Error("another keyring's CheckMAC: true")
+	}
 }

@@ -34,8 +34,9 @@ type events struct {
 }
 
 var (
-	_ outbox.Source  = (*events)(nil)
-	_ outbox.Counter = (*events)(nil)
+	_ outbox.Source    = (*events)(nil)
+	_ outbox.Counter   = (*events)(nil)
+	_ outbox.Witnessed = (*events)(nil)
 )
 
 func newEvents(s kv.Store, ob *outbox.KV) *events {
@@ -82,6 +83,18 @@ func (e *events) Pending(ctx context.Context, max int) ([]*auditv1.Event, error)
 // keys (those the last Pending returned, else found by a Scan while any
 // are left), the others by the outbox.KV. Unknown ids are ignored.
 func (e *events) Ack(ctx context.Context, ids []string) error {
+	return e.AckWitnessed(ctx, ids, nil)
+}
+
+// Witnesses implements outbox.Witnessed: the outbox.KV's.
+func (e *events) Witnesses(ctx context.Context, chains []string) (map[string]outbox.Witness, error) {
+	return e.ob.Witnesses(ctx, chains)
+}
+
+// AckWitnessed implements outbox.Witnessed: Ack, the witnesses kept by the
+// outbox.KV with its deletions (carried-over events, which only an
+// upgrade leaves, are deleted before).
+func (e *events) AckWitnessed(ctx context.Context, ids []string, ws []outbox.Witness) error {
 	var dels []kv.Write
 	rest := ids
 	e.mu.Lock()
@@ -111,7 +124,7 @@ func (e *events) Ack(ctx context.Context, ids []string) error {
 		}
 		dels = dels[n:]
 	}
-	return e.ob.Ack(ctx, rest)
+	return e.ob.AckWitnessed(ctx, rest, ws)
 }
 
 // findCarried returns the deletions of the carried-over events with the

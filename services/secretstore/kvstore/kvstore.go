@@ -15,7 +15,9 @@
 //	sealing_keys/{key id}                 a sealing key pair: JSON (sealingKeyRecord), its private key sealed
 //	sealing_keys_version                  a counter every UpdateSealingKeys conditions on and bumps
 //	outbox/…                              the audit outbox (outbox.KV)
+//	auditwitness/{chain}                  the last event of each audit chain the audit service acknowledged (outbox.KV witnesses)
 //	upgraded_outbox/{16 hex digits}       events an upgrade carried over, undelivered (upgrade.go)
+//	idempotency/…, idempotency_expiry/…   what writes sent with an idempotency key answered (package idempotency)
 //
 // {owner} is the owner's resource name ("teams/acme", "users/alice") and
 // {FOLDED NAME} is secretstore.FoldName of the name, so that two names that
@@ -29,7 +31,8 @@
 //
 // Writes are one Apply each: the change, its conditions (the key absent
 // for a Create; the record as it was read for an Update or a Delete; the
-// version of the sealing keys) and its audit event. A write whose
+// version of the sealing keys), its audit event, and, for a write sent
+// with an idempotency key, the record of its answer (idempotency.Attach). A write whose
 // condition fails because another writer came first reads again and calls
 // its fn again, as the Store contracts allow.
 //
@@ -53,6 +56,7 @@ import (
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/idempotency"
 	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/secretstore"
@@ -85,6 +89,7 @@ type Store struct {
 	kv     kv.Store
 	ob     *outbox.KV
 	events *events // the Source: ob's events, after any an upgrade carried over
+	idem   *idempotency.Records
 }
 
 var (
@@ -103,7 +108,7 @@ func Open(ctx context.Context, s kv.Store) (*Store, error) {
 		return nil, err
 	}
 	ob := outbox.NewKV(s, secretstore.Emitter)
-	return &Store{kv: s, ob: ob, events: newEvents(s, ob)}, nil
+	return &Store{kv: s, ob: ob, events: newEvents(s, ob), idem: idempotency.NewRecords(s)}, nil
 }
 
 // claim checks the layout key of s, writing it on an empty store.
@@ -156,12 +161,18 @@ func (s *Store) OnCommit(fn func()) { s.ob.OnCommit(fn) }
 // the caller, so without a kind (internal).
 var errNoEvent = errors.New("secretstore: a change without its audit event")
 
-// apply is s.ob.Apply of a change and its event ev (required).
+// Idempotency implements secretstore.Store.
+func (s *Store) Idempotency() *idempotency.Records { return s.idem }
+
+// apply is s.ob.Apply of a change and its event ev (required), with the
+// record of the idempotency claim ctx carries, if any: every write of the
+// secretstore passes here.
 func (s *Store) apply(ctx context.Context, conds []kv.Cond, writes []kv.Write, ev *auditv1.Event) error {
 	if ev == nil {
 		return errNoEvent
 	}
-	return s.ob.Apply(ctx, conds, writes, ev)
+	conds, writes, claim := idempotency.Attach(ctx, conds, writes)
+	return claim.Settle(ctx, s.ob.Apply(ctx, conds, writes, ev))
 }
 
 // conflicted reports whether err is a condition of Apply that did not

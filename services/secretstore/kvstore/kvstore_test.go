@@ -3,7 +3,10 @@ package kvstore_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -24,6 +27,7 @@ import (
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
+	"github.com/ozsecrets/oz/services/internal/idempotency"
 	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/internal/kv/etcdkv"
 	"github.com/ozsecrets/oz/services/internal/storemetrics"
@@ -181,6 +185,10 @@ func runAll(t *testing.T, b backend) {
 	t.Run("ReopenKeepsEverything", func(t *testing.T) { testReopen(t, b) })
 	t.Run("Layout", func(t *testing.T) { testLayout(t, b) })
 	t.Run("NoPlaintextStored", func(t *testing.T) { testNoPlaintext(t, b) })
+	t.Run("Idempotency", func(t *testing.T) {
+		storetest.RunIdempotency(t, func(t *testing.T) secretstore.Store { return openOn(t, b.newPlace(t)) })
+	})
+	t.Run("IdempotencyRecordsHoldNoValue", func(t *testing.T) { testIdempotencyNoValue(t, b) })
 	t.Run("ClaimsTheStore", func(t *testing.T) { testClaim(t, b) })
 	t.Run("ListOwnersIsOneSnapshot", func(t *testing.T) { testListOwnersSnapshot(t, b) })
 	t.Run("Spans", func(t *testing.T) { testSpans(t, b) })
@@ -364,6 +372,68 @@ func testNoPlaintext(t *testing.T, b backend) {
 	}
 	if !bytes.Contains(raw, []byte("SECRETA")) {
 		t.Error("the store does not hold the secret's name; is this the right place?")
+	}
+}
+
+// testIdempotencyNoValue: the records of writes sent with an idempotency
+// key hold no value in any form, and their fingerprints are no plain hash
+// of it (a guess could be checked against one).
+func testIdempotencyNoValue(t *testing.T, b backend) {
+	const canary = "CANARY-5e0a77d3-idempotent"
+	p := b.newPlace(t)
+	raw := p.open(t)
+	s, err := kvstore.Open(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := newService(s, newKeyring(t))
+	for i, parent := range []string{"teams/acme", "users/me"} {
+		name := "SECRET" + string(rune('A'+i))
+		if _, err := svc.Create(ctx, admin, secretstore.CreateRequest{Parent: parent, SecretID: name, Value: []byte(canary), IdempotencyKey: "create-" + name}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Update(ctx, admin, secretstore.UpdateRequest{Name: parent + "/secrets/" + name, Value: []byte(canary + "2"), IdempotencyKey: "update-" + name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := raw.Scan(ctx, idempotency.Prefix, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 4 {
+		t.Fatalf("idempotency records: got %d, want 4 (two creates, two updates)", len(recs))
+	}
+	var digests [][]byte
+	for _, v := range []string{canary, canary + "2"} {
+		sum := sha256.Sum256([]byte(v))
+		digests = append(digests, sum[:], []byte(hex.EncodeToString(sum[:])), []byte(base64.StdEncoding.EncodeToString(sum[:])))
+	}
+	for _, r := range recs {
+		var rec struct {
+			Fingerprint []byte `json:"fingerprint"`
+		}
+		if err := json.Unmarshal(r.Value, &rec); err != nil || len(rec.Fingerprint) == 0 {
+			t.Fatalf("record %s: %v, no fingerprint", r.Key, err)
+		}
+		for _, d := range digests[:1] {
+			if bytes.Equal(rec.Fingerprint, d) {
+				t.Errorf("record %s: the fingerprint is the SHA-256 of the value", r.Key)
+			}
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	all := p.raw(t)
+	for _, form := range [][]byte{[]byte(canary), []byte(base64.StdEncoding.EncodeToString([]byte(canary))), []byte(hex.EncodeToString([]byte(canary))), []byte("CANARY-5e0a77d3")} {
+		if bytes.Contains(all, form) {
+			t.Errorf("the store holds %q", form)
+		}
+	}
+	for _, d := range digests {
+		if bytes.Contains(all, d) {
+			t.Errorf("the store holds a SHA-256 of a value (%x)", d)
+		}
 	}
 }
 

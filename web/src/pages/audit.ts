@@ -104,7 +104,10 @@ export async function renderAudit(main: HTMLElement, ctx: Ctx): Promise<void> {
         " ",
         r["valid"]
           ? `${text(r["verifiedEvents"])} events verified, from the first to the newest.`
-          : `First broken link at event ${text(brk?.["seq"])} (${text(brk?.["eventId"])}): ${text(brk?.["reason"])}`,
+          : brk?.["eventId"]
+            ? `First broken link at event ${text(brk?.["seq"])} (${text(brk?.["eventId"])}): ${text(brk?.["reason"])}`
+            : // A log that went backwards: no event of its own to name.
+              `Broken at event ${text(brk?.["seq"])}: ${text(brk?.["reason"])}`,
       );
     } catch (e) {
       replace(verifyResult, h("span", { class: "field-error" }, e instanceof Error ? e.message : String(e)));

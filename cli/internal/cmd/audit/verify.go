@@ -2,9 +2,11 @@ package audit
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -36,7 +38,15 @@ the server, by the same code.
 Both print the chain's head (seq and hash). Write it down: an export that
 verifies but ends before a head recorded earlier has lost its last events.
 
-Exits 0 when the chain verifies, 8 when a link is broken.`,
+On the server, the chain is also checked against the witnesses of the
+services that emit its events (the secretstore, the resolver): each keeps,
+in its own store, the last event of the chain the audit service
+acknowledged to it. A log restored from an older copy, or replaced by a
+shorter one that verifies on its own, lacks it: "the log went backwards".
+A service that does not answer is reported, and its witness not checked.
+
+Exits 0 when the chain verifies, 8 when a link is broken or the log went
+backwards.`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "file", Usage: "verify the export in `FILE` offline (\"-\": standard input)"},
 			cmdutil.OutputFlag(),
@@ -68,7 +78,31 @@ type verifyResult struct {
 	// verified event (file).
 	Head       headJSON   `json:"head"`
 	FirstBreak *breakJSON `json:"first_break,omitempty"`
+	// Witnesses are the emitting services' witnesses (server only).
+	Witnesses []witnessJSON `json:"witnesses,omitempty"`
 }
+
+// witnessJSON is one emitting service's witness of the chain, checked.
+type witnessJSON struct {
+	Emitter string `json:"emitter"`
+	Seq     int64  `json:"seq"`
+	Hash    string `json:"hash"` // hex; empty when it saw none
+	// State is "held", "none", "log_shorter", "log_differs" or
+	// "unavailable".
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func newWitnessJSON(w *auditv1.ChainWitness) witnessJSON {
+	return witnessJSON{
+		Emitter: w.GetEmitter(), Seq: w.GetSeq(), Hash: hex.EncodeToString(w.GetHash()),
+		State:  strings.ToLower(strings.TrimPrefix(w.GetState().String(), "WITNESS_STATE_")),
+		Reason: w.GetReason(),
+	}
+}
+
+// failed reports whether the log does not hold the witness.
+func (w witnessJSON) failed() bool { return w.State == "log_shorter" || w.State == "log_differs" }
 
 type breakJSON struct {
 	Seq     int64  `json:"seq"`
@@ -100,6 +134,9 @@ func runVerify(ctx context.Context, opts *VerifyOptions) error {
 		}
 		if b := resp.GetFirstBreak(); b != nil {
 			res.FirstBreak = &breakJSON{Seq: b.GetSeq(), EventID: b.GetEventId(), Reason: b.GetReason()}
+		}
+		for _, w := range resp.GetWitnesses() {
+			res.Witnesses = append(res.Witnesses, newWitnessJSON(w))
 		}
 	}
 	return report(opts, res)
@@ -139,10 +176,24 @@ func report(opts *VerifyOptions, res verifyResult) error {
 		if err := cmdutil.WriteJSON(opts.IO.Out, res); err != nil {
 			return err
 		}
-	} else if res.Valid {
-		fmt.Fprintf(opts.IO.Out, "%s: %d events verified\nhead: seq %d hash %s\n", chainName, res.VerifiedEvents, res.Head.Seq, orNone(res.Head.Hash))
 	} else {
-		fmt.Fprintf(opts.IO.Out, "%s: BROKEN after %d verified events\n", chainName, res.VerifiedEvents)
+		switch {
+		case res.Valid:
+			fmt.Fprintf(opts.IO.Out, "%s: %d events verified\nhead: seq %d hash %s\n", chainName, res.VerifiedEvents, res.Head.Seq, orNone(res.Head.Hash))
+		case wentBackwards(res):
+			fmt.Fprintf(opts.IO.Out, "%s: WENT BACKWARDS: %d events verified, but an emitting service saw more\nhead: seq %d hash %s\n",
+				chainName, res.VerifiedEvents, res.Head.Seq, orNone(res.Head.Hash))
+		default:
+			fmt.Fprintf(opts.IO.Out, "%s: BROKEN after %d verified events\n", chainName, res.VerifiedEvents)
+		}
+		for _, w := range res.Witnesses {
+			fmt.Fprintln(opts.IO.Out, witnessLine(w))
+		}
+	}
+	for _, w := range res.Witnesses {
+		if w.State == "unavailable" {
+			fmt.Fprintf(opts.IO.ErrOut, "warning: %s: %s; a log that went backwards past its events would not be noticed\n", chainName, w.Reason)
+		}
 	}
 	if b := res.FirstBreak; b != nil {
 		where := fmt.Sprintf("seq %d", b.Seq)
@@ -152,6 +203,32 @@ func report(opts *VerifyOptions, res verifyResult) error {
 		return exitcode.New(exitcode.Tampered, fmt.Sprintf("audit chain %s is broken at %s: %s", chainName, where, b.Reason))
 	}
 	return nil
+}
+
+// wentBackwards reports whether the links verified but a witness is not
+// in the chain.
+func wentBackwards(res verifyResult) bool {
+	for _, w := range res.Witnesses {
+		if w.failed() {
+			return true
+		}
+	}
+	return false
+}
+
+// witnessLine shows a witness for people: "witness: the secretstore saw
+// seq 12 hash 3f2a…: held".
+func witnessLine(w witnessJSON) string {
+	saw := fmt.Sprintf("witness: the %s saw seq %d hash %s", w.Emitter, w.Seq, w.Hash)
+	switch w.State {
+	case "held":
+		return saw + ": held"
+	case "none":
+		return fmt.Sprintf("witness: the %s saw no event of the chain", w.Emitter)
+	case "unavailable":
+		return "witness: " + w.Reason
+	}
+	return saw + ": NOT HELD: " + w.Reason
 }
 
 func orNone(hash string) string {

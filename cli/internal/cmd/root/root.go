@@ -34,6 +34,9 @@ ENVIRONMENT:
    OZ_TEAM      the team of team secrets, agent identities, environments and runs (same as --use-team)
    OZ_CONFIG    config file (default: oz/config.json in your config directory)
    They override the config file's keys addr, token, token_file, ca_file and team (see oz config).
+   OZ_RETRIES   how many times a call that got no answer (unavailable) within 5s is sent again,
+                after 0.5s, 1s, 2s…: 0 to 10 (default 2; 0: never). Writes are sent again safely:
+                each carries an idempotency key, and a retry of one that committed gets its answer.
 
 `
 

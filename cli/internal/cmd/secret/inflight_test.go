@@ -123,7 +123,9 @@ func TestInFlightCount(t *testing.T) {
 			runs: &ozfake.Runs{ListRunsFunc: func(context.Context, *scopev1.ListRunsRequest) (*scopev1.ListRunsResponse, error) {
 				return nil, status.Error(codes.Unavailable, "resolver unavailable")
 			}},
-			wantParents: []string{"teams/acme"},
+			// Unavailable is sent again (client.DefaultRetries) before the
+			// count is given up.
+			wantParents: []string{"teams/acme", "teams/acme", "teams/acme"},
 			wantStderr:  "the number of runs in flight holding the previous value of API_KEY is unknown: the gateway answered: resolver unavailable" + hint,
 		},
 		{

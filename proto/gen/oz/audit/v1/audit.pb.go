@@ -142,6 +142,73 @@ func (Outcome) EnumDescriptor() ([]byte, []int) {
 	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{1}
 }
 
+// WitnessState is how a chain compares with an emitter's witness.
+type WitnessState int32
+
+const (
+	WitnessState_WITNESS_STATE_UNSPECIFIED WitnessState = 0
+	// The chain holds the event the emitter saw.
+	WitnessState_WITNESS_STATE_HELD WitnessState = 1
+	// The emitter delivered no event of the chain (or none since it began
+	// keeping witnesses): nothing to compare.
+	WitnessState_WITNESS_STATE_NONE WitnessState = 2
+	// The chain is shorter than the emitter saw it: the log went backwards.
+	WitnessState_WITNESS_STATE_LOG_SHORTER WitnessState = 3
+	// The chain holds another event at the witness's seq: the log was
+	// replaced, or went backwards and grew again.
+	WitnessState_WITNESS_STATE_LOG_DIFFERS WitnessState = 4
+	// The emitter did not answer: its witness was not checked, and the
+	// chain verified without it.
+	WitnessState_WITNESS_STATE_UNAVAILABLE WitnessState = 5
+)
+
+// Enum value maps for WitnessState.
+var (
+	WitnessState_name = map[int32]string{
+		0: "WITNESS_STATE_UNSPECIFIED",
+		1: "WITNESS_STATE_HELD",
+		2: "WITNESS_STATE_NONE",
+		3: "WITNESS_STATE_LOG_SHORTER",
+		4: "WITNESS_STATE_LOG_DIFFERS",
+		5: "WITNESS_STATE_UNAVAILABLE",
+	}
+	WitnessState_value = map[string]int32{
+		"WITNESS_STATE_UNSPECIFIED": 0,
+		"WITNESS_STATE_HELD":        1,
+		"WITNESS_STATE_NONE":        2,
+		"WITNESS_STATE_LOG_SHORTER": 3,
+		"WITNESS_STATE_LOG_DIFFERS": 4,
+		"WITNESS_STATE_UNAVAILABLE": 5,
+	}
+)
+
+func (x WitnessState) Enum() *WitnessState {
+	p := new(WitnessState)
+	*p = x
+	return p
+}
+
+func (x WitnessState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WitnessState) Descriptor() protoreflect.EnumDescriptor {
+	return file_oz_audit_v1_audit_proto_enumTypes[2].Descriptor()
+}
+
+func (WitnessState) Type() protoreflect.EnumType {
+	return &file_oz_audit_v1_audit_proto_enumTypes[2]
+}
+
+func (x WitnessState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WitnessState.Descriptor instead.
+func (WitnessState) EnumDescriptor() ([]byte, []int) {
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{2}
+}
+
 // ReviewFlag is something an access review points out about a secret.
 type ReviewFlag int32
 
@@ -191,11 +258,11 @@ func (x ReviewFlag) String() string {
 }
 
 func (ReviewFlag) Descriptor() protoreflect.EnumDescriptor {
-	return file_oz_audit_v1_audit_proto_enumTypes[2].Descriptor()
+	return file_oz_audit_v1_audit_proto_enumTypes[3].Descriptor()
 }
 
 func (ReviewFlag) Type() protoreflect.EnumType {
-	return &file_oz_audit_v1_audit_proto_enumTypes[2]
+	return &file_oz_audit_v1_audit_proto_enumTypes[3]
 }
 
 func (x ReviewFlag) Number() protoreflect.EnumNumber {
@@ -204,7 +271,7 @@ func (x ReviewFlag) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReviewFlag.Descriptor instead.
 func (ReviewFlag) EnumDescriptor() ([]byte, []int) {
-	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{2}
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{3}
 }
 
 // Actor is who acted, and through which client.
@@ -812,15 +879,22 @@ func (x *VerifyChainRequest) GetParent() string {
 
 type VerifyChainResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// True when every link verified.
+	// True when every link verified and the chain holds every event an
+	// emitting service saw acknowledged (witnesses).
 	Valid bool `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
 	// How many events were checked (up to the break, when there is one).
 	VerifiedEvents int64 `protobuf:"varint,2,opt,name=verified_events,json=verifiedEvents,proto3" json:"verified_events,omitempty"`
 	// The chain's head as stored. Record it: an export verified later must
 	// end with the same seq and hash, or events were removed from its end.
 	Head *ChainHead `protobuf:"bytes,3,opt,name=head,proto3" json:"head,omitempty"`
-	// The first broken link; absent when valid.
-	FirstBreak    *ChainBreak `protobuf:"bytes,4,opt,name=first_break,json=firstBreak,proto3" json:"first_break,omitempty"`
+	// The first broken link; absent when valid. When every link verified
+	// but a witness is not in the chain, it is the witness's event ("the log
+	// went backwards: …").
+	FirstBreak *ChainBreak `protobuf:"bytes,4,opt,name=first_break,json=firstBreak,proto3" json:"first_break,omitempty"`
+	// What each emitting service saw of the chain, checked against it: a log
+	// restored from an older copy, or replaced by a shorter one that itself
+	// verifies, lacks the events its emitters saw acknowledged.
+	Witnesses     []*ChainWitness `protobuf:"bytes,5,rep,name=witnesses,proto3" json:"witnesses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -883,6 +957,98 @@ func (x *VerifyChainResponse) GetFirstBreak() *ChainBreak {
 	return nil
 }
 
+func (x *VerifyChainResponse) GetWitnesses() []*ChainWitness {
+	if x != nil {
+		return x.Witnesses
+	}
+	return nil
+}
+
+// ChainWitness is one emitting service's witness of a chain: the last
+// event of the chain the audit service acknowledged to it, which it keeps
+// in its own store, outside the audit service's, and how the chain
+// compares.
+type ChainWitness struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The emitting service: "secretstore", "resolver".
+	Emitter string `protobuf:"bytes,1,opt,name=emitter,proto3" json:"emitter,omitempty"`
+	// The seq and hash of the event the emitter saw; 0 and empty when it
+	// saw none (state WITNESS_STATE_NONE), or could not be asked.
+	Seq   int64        `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Hash  []byte       `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	State WitnessState `protobuf:"varint,4,opt,name=state,proto3,enum=oz.audit.v1.WitnessState" json:"state,omitempty"`
+	// For people, e.g. "the log went backwards: the secretstore saw 1,011
+	// events (head ab12cd34…), the log holds 640".
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChainWitness) Reset() {
+	*x = ChainWitness{}
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChainWitness) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChainWitness) ProtoMessage() {}
+
+func (x *ChainWitness) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChainWitness.ProtoReflect.Descriptor instead.
+func (*ChainWitness) Descriptor() ([]byte, []int) {
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ChainWitness) GetEmitter() string {
+	if x != nil {
+		return x.Emitter
+	}
+	return ""
+}
+
+func (x *ChainWitness) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ChainWitness) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *ChainWitness) GetState() WitnessState {
+	if x != nil {
+		return x.State
+	}
+	return WitnessState_WITNESS_STATE_UNSPECIFIED
+}
+
+func (x *ChainWitness) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type ExportEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "teams/{team}" or "system".
@@ -896,7 +1062,7 @@ type ExportEventsRequest struct {
 
 func (x *ExportEventsRequest) Reset() {
 	*x = ExportEventsRequest{}
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1074,7 @@ func (x *ExportEventsRequest) String() string {
 func (*ExportEventsRequest) ProtoMessage() {}
 
 func (x *ExportEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[8]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1087,7 @@ func (x *ExportEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportEventsRequest.ProtoReflect.Descriptor instead.
 func (*ExportEventsRequest) Descriptor() ([]byte, []int) {
-	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{8}
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ExportEventsRequest) GetParent() string {
@@ -959,7 +1125,7 @@ type ExportEventsResponse struct {
 
 func (x *ExportEventsResponse) Reset() {
 	*x = ExportEventsResponse{}
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[9]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1137,7 @@ func (x *ExportEventsResponse) String() string {
 func (*ExportEventsResponse) ProtoMessage() {}
 
 func (x *ExportEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[9]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1150,7 @@ func (x *ExportEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportEventsResponse.ProtoReflect.Descriptor instead.
 func (*ExportEventsResponse) Descriptor() ([]byte, []int) {
-	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{9}
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ExportEventsResponse) GetEvents() []*Event {
@@ -1023,7 +1189,7 @@ type GetSecretUsageRequest struct {
 
 func (x *GetSecretUsageRequest) Reset() {
 	*x = GetSecretUsageRequest{}
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[10]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1201,7 @@ func (x *GetSecretUsageRequest) String() string {
 func (*GetSecretUsageRequest) ProtoMessage() {}
 
 func (x *GetSecretUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[10]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1214,7 @@ func (x *GetSecretUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetSecretUsageRequest) Descriptor() ([]byte, []int) {
-	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{10}
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetSecretUsageRequest) GetName() string {
@@ -1095,7 +1261,7 @@ type SecretUsage struct {
 
 func (x *SecretUsage) Reset() {
 	*x = SecretUsage{}
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1273,7 @@ func (x *SecretUsage) String() string {
 func (*SecretUsage) ProtoMessage() {}
 
 func (x *SecretUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[11]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1286,7 @@ func (x *SecretUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretUsage.ProtoReflect.Descriptor instead.
 func (*SecretUsage) Descriptor() ([]byte, []int) {
-	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{11}
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SecretUsage) GetName() string {
@@ -1183,7 +1349,7 @@ type SecretUse struct {
 
 func (x *SecretUse) Reset() {
 	*x = SecretUse{}
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1361,7 @@ func (x *SecretUse) String() string {
 func (*SecretUse) ProtoMessage() {}
 
 func (x *SecretUse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[12]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1374,7 @@ func (x *SecretUse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretUse.ProtoReflect.Descriptor instead.
 func (*SecretUse) Descriptor() ([]byte, []int) {
-	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{12}
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SecretUse) GetRunId() string {
@@ -1269,7 +1435,7 @@ type GetSecretUsageResponse struct {
 
 func (x *GetSecretUsageResponse) Reset() {
 	*x = GetSecretUsageResponse{}
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1447,7 @@ func (x *GetSecretUsageResponse) String() string {
 func (*GetSecretUsageResponse) ProtoMessage() {}
 
 func (x *GetSecretUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[13]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1460,7 @@ func (x *GetSecretUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetSecretUsageResponse) Descriptor() ([]byte, []int) {
-	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{13}
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetSecretUsageResponse) GetUsage() *SecretUsage {
@@ -1321,7 +1487,7 @@ type ReviewSecretsRequest struct {
 
 func (x *ReviewSecretsRequest) Reset() {
 	*x = ReviewSecretsRequest{}
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1499,7 @@ func (x *ReviewSecretsRequest) String() string {
 func (*ReviewSecretsRequest) ProtoMessage() {}
 
 func (x *ReviewSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[14]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1512,7 @@ func (x *ReviewSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ReviewSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{14}
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReviewSecretsRequest) GetParent() string {
@@ -1412,7 +1578,7 @@ type SecretReview struct {
 
 func (x *SecretReview) Reset() {
 	*x = SecretReview{}
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1590,7 @@ func (x *SecretReview) String() string {
 func (*SecretReview) ProtoMessage() {}
 
 func (x *SecretReview) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[15]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1603,7 @@ func (x *SecretReview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretReview.ProtoReflect.Descriptor instead.
 func (*SecretReview) Descriptor() ([]byte, []int) {
-	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{15}
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SecretReview) GetName() string {
@@ -1541,7 +1707,7 @@ type ReviewSecretsResponse struct {
 
 func (x *ReviewSecretsResponse) Reset() {
 	*x = ReviewSecretsResponse{}
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1719,7 @@ func (x *ReviewSecretsResponse) String() string {
 func (*ReviewSecretsResponse) ProtoMessage() {}
 
 func (x *ReviewSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_audit_v1_audit_proto_msgTypes[16]
+	mi := &file_oz_audit_v1_audit_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1732,7 @@ func (x *ReviewSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReviewSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ReviewSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{16}
+	return file_oz_audit_v1_audit_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReviewSecretsResponse) GetSecrets() []*SecretReview {
@@ -1654,13 +1820,20 @@ const file_oz_audit_v1_audit_proto_rawDesc = "" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\",\n" +
 	"\x12VerifyChainRequest\x12\x16\n" +
-	"\x06parent\x18\x01 \x01(\tR\x06parent\"\xba\x01\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\"\xf3\x01\n" +
 	"\x13VerifyChainResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12'\n" +
 	"\x0fverified_events\x18\x02 \x01(\x03R\x0everifiedEvents\x12*\n" +
 	"\x04head\x18\x03 \x01(\v2\x16.oz.audit.v1.ChainHeadR\x04head\x128\n" +
 	"\vfirst_break\x18\x04 \x01(\v2\x17.oz.audit.v1.ChainBreakR\n" +
-	"firstBreak\"i\n" +
+	"firstBreak\x127\n" +
+	"\twitnesses\x18\x05 \x03(\v2\x19.oz.audit.v1.ChainWitnessR\twitnesses\"\x97\x01\n" +
+	"\fChainWitness\x12\x18\n" +
+	"\aemitter\x18\x01 \x01(\tR\aemitter\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash\x12/\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x19.oz.audit.v1.WitnessStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"i\n" +
 	"\x13ExportEventsRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -1734,7 +1907,14 @@ const file_oz_audit_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"OUTCOME_OK\x10\x01\x12\x12\n" +
 	"\x0eOUTCOME_DENIED\x10\x02\x12\x12\n" +
-	"\x0eOUTCOME_FAILED\x10\x03*\x8e\x01\n" +
+	"\x0eOUTCOME_FAILED\x10\x03*\xba\x01\n" +
+	"\fWitnessState\x12\x1d\n" +
+	"\x19WITNESS_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12WITNESS_STATE_HELD\x10\x01\x12\x16\n" +
+	"\x12WITNESS_STATE_NONE\x10\x02\x12\x1d\n" +
+	"\x19WITNESS_STATE_LOG_SHORTER\x10\x03\x12\x1d\n" +
+	"\x19WITNESS_STATE_LOG_DIFFERS\x10\x04\x12\x1d\n" +
+	"\x19WITNESS_STATE_UNAVAILABLE\x10\x05*\x8e\x01\n" +
 	"\n" +
 	"ReviewFlag\x12\x1b\n" +
 	"\x17REVIEW_FLAG_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -1762,75 +1942,79 @@ func file_oz_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_oz_audit_v1_audit_proto_rawDescData
 }
 
-var file_oz_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_oz_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_oz_audit_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_oz_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_oz_audit_v1_audit_proto_goTypes = []any{
 	(ActorKind)(0),                 // 0: oz.audit.v1.ActorKind
 	(Outcome)(0),                   // 1: oz.audit.v1.Outcome
-	(ReviewFlag)(0),                // 2: oz.audit.v1.ReviewFlag
-	(*Actor)(nil),                  // 3: oz.audit.v1.Actor
-	(*Event)(nil),                  // 4: oz.audit.v1.Event
-	(*ListEventsRequest)(nil),      // 5: oz.audit.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 6: oz.audit.v1.ListEventsResponse
-	(*ChainHead)(nil),              // 7: oz.audit.v1.ChainHead
-	(*ChainBreak)(nil),             // 8: oz.audit.v1.ChainBreak
-	(*VerifyChainRequest)(nil),     // 9: oz.audit.v1.VerifyChainRequest
-	(*VerifyChainResponse)(nil),    // 10: oz.audit.v1.VerifyChainResponse
-	(*ExportEventsRequest)(nil),    // 11: oz.audit.v1.ExportEventsRequest
-	(*ExportEventsResponse)(nil),   // 12: oz.audit.v1.ExportEventsResponse
-	(*GetSecretUsageRequest)(nil),  // 13: oz.audit.v1.GetSecretUsageRequest
-	(*SecretUsage)(nil),            // 14: oz.audit.v1.SecretUsage
-	(*SecretUse)(nil),              // 15: oz.audit.v1.SecretUse
-	(*GetSecretUsageResponse)(nil), // 16: oz.audit.v1.GetSecretUsageResponse
-	(*ReviewSecretsRequest)(nil),   // 17: oz.audit.v1.ReviewSecretsRequest
-	(*SecretReview)(nil),           // 18: oz.audit.v1.SecretReview
-	(*ReviewSecretsResponse)(nil),  // 19: oz.audit.v1.ReviewSecretsResponse
-	nil,                            // 20: oz.audit.v1.Event.DetailsEntry
-	(*timestamppb.Timestamp)(nil),  // 21: google.protobuf.Timestamp
-	(v1.Scope)(0),                  // 22: oz.secrets.v1.Scope
+	(WitnessState)(0),              // 2: oz.audit.v1.WitnessState
+	(ReviewFlag)(0),                // 3: oz.audit.v1.ReviewFlag
+	(*Actor)(nil),                  // 4: oz.audit.v1.Actor
+	(*Event)(nil),                  // 5: oz.audit.v1.Event
+	(*ListEventsRequest)(nil),      // 6: oz.audit.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 7: oz.audit.v1.ListEventsResponse
+	(*ChainHead)(nil),              // 8: oz.audit.v1.ChainHead
+	(*ChainBreak)(nil),             // 9: oz.audit.v1.ChainBreak
+	(*VerifyChainRequest)(nil),     // 10: oz.audit.v1.VerifyChainRequest
+	(*VerifyChainResponse)(nil),    // 11: oz.audit.v1.VerifyChainResponse
+	(*ChainWitness)(nil),           // 12: oz.audit.v1.ChainWitness
+	(*ExportEventsRequest)(nil),    // 13: oz.audit.v1.ExportEventsRequest
+	(*ExportEventsResponse)(nil),   // 14: oz.audit.v1.ExportEventsResponse
+	(*GetSecretUsageRequest)(nil),  // 15: oz.audit.v1.GetSecretUsageRequest
+	(*SecretUsage)(nil),            // 16: oz.audit.v1.SecretUsage
+	(*SecretUse)(nil),              // 17: oz.audit.v1.SecretUse
+	(*GetSecretUsageResponse)(nil), // 18: oz.audit.v1.GetSecretUsageResponse
+	(*ReviewSecretsRequest)(nil),   // 19: oz.audit.v1.ReviewSecretsRequest
+	(*SecretReview)(nil),           // 20: oz.audit.v1.SecretReview
+	(*ReviewSecretsResponse)(nil),  // 21: oz.audit.v1.ReviewSecretsResponse
+	nil,                            // 22: oz.audit.v1.Event.DetailsEntry
+	(*timestamppb.Timestamp)(nil),  // 23: google.protobuf.Timestamp
+	(v1.Scope)(0),                  // 24: oz.secrets.v1.Scope
 }
 var file_oz_audit_v1_audit_proto_depIdxs = []int32{
 	0,  // 0: oz.audit.v1.Actor.kind:type_name -> oz.audit.v1.ActorKind
-	21, // 1: oz.audit.v1.Event.time:type_name -> google.protobuf.Timestamp
-	3,  // 2: oz.audit.v1.Event.actor:type_name -> oz.audit.v1.Actor
+	23, // 1: oz.audit.v1.Event.time:type_name -> google.protobuf.Timestamp
+	4,  // 2: oz.audit.v1.Event.actor:type_name -> oz.audit.v1.Actor
 	1,  // 3: oz.audit.v1.Event.outcome:type_name -> oz.audit.v1.Outcome
-	20, // 4: oz.audit.v1.Event.details:type_name -> oz.audit.v1.Event.DetailsEntry
-	21, // 5: oz.audit.v1.Event.append_time:type_name -> google.protobuf.Timestamp
-	21, // 6: oz.audit.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	21, // 7: oz.audit.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	22, // 4: oz.audit.v1.Event.details:type_name -> oz.audit.v1.Event.DetailsEntry
+	23, // 5: oz.audit.v1.Event.append_time:type_name -> google.protobuf.Timestamp
+	23, // 6: oz.audit.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	23, // 7: oz.audit.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	1,  // 8: oz.audit.v1.ListEventsRequest.outcome:type_name -> oz.audit.v1.Outcome
-	4,  // 9: oz.audit.v1.ListEventsResponse.events:type_name -> oz.audit.v1.Event
-	7,  // 10: oz.audit.v1.VerifyChainResponse.head:type_name -> oz.audit.v1.ChainHead
-	8,  // 11: oz.audit.v1.VerifyChainResponse.first_break:type_name -> oz.audit.v1.ChainBreak
-	4,  // 12: oz.audit.v1.ExportEventsResponse.events:type_name -> oz.audit.v1.Event
-	7,  // 13: oz.audit.v1.ExportEventsResponse.head:type_name -> oz.audit.v1.ChainHead
-	21, // 14: oz.audit.v1.SecretUsage.value_update_time:type_name -> google.protobuf.Timestamp
-	21, // 15: oz.audit.v1.SecretUsage.create_time:type_name -> google.protobuf.Timestamp
-	15, // 16: oz.audit.v1.SecretUsage.runs:type_name -> oz.audit.v1.SecretUse
-	21, // 17: oz.audit.v1.SecretUse.time:type_name -> google.protobuf.Timestamp
-	14, // 18: oz.audit.v1.GetSecretUsageResponse.usage:type_name -> oz.audit.v1.SecretUsage
-	22, // 19: oz.audit.v1.SecretReview.scope:type_name -> oz.secrets.v1.Scope
-	21, // 20: oz.audit.v1.SecretReview.create_time:type_name -> google.protobuf.Timestamp
-	21, // 21: oz.audit.v1.SecretReview.value_update_time:type_name -> google.protobuf.Timestamp
-	21, // 22: oz.audit.v1.SecretReview.last_inject_time:type_name -> google.protobuf.Timestamp
-	2,  // 23: oz.audit.v1.SecretReview.flags:type_name -> oz.audit.v1.ReviewFlag
-	18, // 24: oz.audit.v1.ReviewSecretsResponse.secrets:type_name -> oz.audit.v1.SecretReview
-	21, // 25: oz.audit.v1.ReviewSecretsResponse.review_time:type_name -> google.protobuf.Timestamp
-	5,  // 26: oz.audit.v1.AuditService.ListEvents:input_type -> oz.audit.v1.ListEventsRequest
-	9,  // 27: oz.audit.v1.AuditService.VerifyChain:input_type -> oz.audit.v1.VerifyChainRequest
-	11, // 28: oz.audit.v1.AuditService.ExportEvents:input_type -> oz.audit.v1.ExportEventsRequest
-	13, // 29: oz.audit.v1.AuditService.GetSecretUsage:input_type -> oz.audit.v1.GetSecretUsageRequest
-	17, // 30: oz.audit.v1.AuditService.ReviewSecrets:input_type -> oz.audit.v1.ReviewSecretsRequest
-	6,  // 31: oz.audit.v1.AuditService.ListEvents:output_type -> oz.audit.v1.ListEventsResponse
-	10, // 32: oz.audit.v1.AuditService.VerifyChain:output_type -> oz.audit.v1.VerifyChainResponse
-	12, // 33: oz.audit.v1.AuditService.ExportEvents:output_type -> oz.audit.v1.ExportEventsResponse
-	16, // 34: oz.audit.v1.AuditService.GetSecretUsage:output_type -> oz.audit.v1.GetSecretUsageResponse
-	19, // 35: oz.audit.v1.AuditService.ReviewSecrets:output_type -> oz.audit.v1.ReviewSecretsResponse
-	31, // [31:36] is the sub-list for method output_type
-	26, // [26:31] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	5,  // 9: oz.audit.v1.ListEventsResponse.events:type_name -> oz.audit.v1.Event
+	8,  // 10: oz.audit.v1.VerifyChainResponse.head:type_name -> oz.audit.v1.ChainHead
+	9,  // 11: oz.audit.v1.VerifyChainResponse.first_break:type_name -> oz.audit.v1.ChainBreak
+	12, // 12: oz.audit.v1.VerifyChainResponse.witnesses:type_name -> oz.audit.v1.ChainWitness
+	2,  // 13: oz.audit.v1.ChainWitness.state:type_name -> oz.audit.v1.WitnessState
+	5,  // 14: oz.audit.v1.ExportEventsResponse.events:type_name -> oz.audit.v1.Event
+	8,  // 15: oz.audit.v1.ExportEventsResponse.head:type_name -> oz.audit.v1.ChainHead
+	23, // 16: oz.audit.v1.SecretUsage.value_update_time:type_name -> google.protobuf.Timestamp
+	23, // 17: oz.audit.v1.SecretUsage.create_time:type_name -> google.protobuf.Timestamp
+	17, // 18: oz.audit.v1.SecretUsage.runs:type_name -> oz.audit.v1.SecretUse
+	23, // 19: oz.audit.v1.SecretUse.time:type_name -> google.protobuf.Timestamp
+	16, // 20: oz.audit.v1.GetSecretUsageResponse.usage:type_name -> oz.audit.v1.SecretUsage
+	24, // 21: oz.audit.v1.SecretReview.scope:type_name -> oz.secrets.v1.Scope
+	23, // 22: oz.audit.v1.SecretReview.create_time:type_name -> google.protobuf.Timestamp
+	23, // 23: oz.audit.v1.SecretReview.value_update_time:type_name -> google.protobuf.Timestamp
+	23, // 24: oz.audit.v1.SecretReview.last_inject_time:type_name -> google.protobuf.Timestamp
+	3,  // 25: oz.audit.v1.SecretReview.flags:type_name -> oz.audit.v1.ReviewFlag
+	20, // 26: oz.audit.v1.ReviewSecretsResponse.secrets:type_name -> oz.audit.v1.SecretReview
+	23, // 27: oz.audit.v1.ReviewSecretsResponse.review_time:type_name -> google.protobuf.Timestamp
+	6,  // 28: oz.audit.v1.AuditService.ListEvents:input_type -> oz.audit.v1.ListEventsRequest
+	10, // 29: oz.audit.v1.AuditService.VerifyChain:input_type -> oz.audit.v1.VerifyChainRequest
+	13, // 30: oz.audit.v1.AuditService.ExportEvents:input_type -> oz.audit.v1.ExportEventsRequest
+	15, // 31: oz.audit.v1.AuditService.GetSecretUsage:input_type -> oz.audit.v1.GetSecretUsageRequest
+	19, // 32: oz.audit.v1.AuditService.ReviewSecrets:input_type -> oz.audit.v1.ReviewSecretsRequest
+	7,  // 33: oz.audit.v1.AuditService.ListEvents:output_type -> oz.audit.v1.ListEventsResponse
+	11, // 34: oz.audit.v1.AuditService.VerifyChain:output_type -> oz.audit.v1.VerifyChainResponse
+	14, // 35: oz.audit.v1.AuditService.ExportEvents:output_type -> oz.audit.v1.ExportEventsResponse
+	18, // 36: oz.audit.v1.AuditService.GetSecretUsage:output_type -> oz.audit.v1.GetSecretUsageResponse
+	21, // 37: oz.audit.v1.AuditService.ReviewSecrets:output_type -> oz.audit.v1.ReviewSecretsResponse
+	33, // [33:38] is the sub-list for method output_type
+	28, // [28:33] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_oz_audit_v1_audit_proto_init() }
@@ -1843,8 +2027,8 @@ func file_oz_audit_v1_audit_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_audit_v1_audit_proto_rawDesc), len(file_oz_audit_v1_audit_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   18,
+			NumEnums:      4,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

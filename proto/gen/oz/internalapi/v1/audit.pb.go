@@ -25,7 +25,10 @@ const (
 type AppendEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// At most 1000 events. Chain fields are ignored.
-	Events        []*v1.Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	Events []*v1.Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// What the caller saw of the chains of events when it delivered to them
+	// last (at most 1000, one per chain): each must be an event of the log.
+	Witnesses     []*AuditWitness `protobuf:"bytes,2,rep,name=witnesses,proto3" json:"witnesses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -67,14 +70,30 @@ func (x *AppendEventsRequest) GetEvents() []*v1.Event {
 	return nil
 }
 
+func (x *AppendEventsRequest) GetWitnesses() []*AuditWitness {
+	if x != nil {
+		return x.Witnesses
+	}
+	return nil
+}
+
 type AppendEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Events appended now.
 	Appended int32 `protobuf:"varint,1,opt,name=appended,proto3" json:"appended,omitempty"`
 	// Events skipped because their id was already in the log.
-	Duplicates    int32 `protobuf:"varint,2,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Duplicates int32 `protobuf:"varint,2,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	// For each chain this call appended events to, the last of them: the
+	// caller keeps it as its witness of the chain. Chains whose events were
+	// all duplicates are not listed.
+	Heads []*AuditWitness `protobuf:"bytes,3,rep,name=heads,proto3" json:"heads,omitempty"`
+	// The chains of the request's witnesses that the log does not hold (it
+	// is shorter, or holds another event at that seq): the log went
+	// backwards. The caller keeps its witness of them, so that VerifyChain
+	// goes on reporting it.
+	WitnessFailures []string `protobuf:"bytes,4,rep,name=witness_failures,json=witnessFailures,proto3" json:"witness_failures,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AppendEventsResponse) Reset() {
@@ -121,20 +140,206 @@ func (x *AppendEventsResponse) GetDuplicates() int32 {
 	return 0
 }
 
+func (x *AppendEventsResponse) GetHeads() []*AuditWitness {
+	if x != nil {
+		return x.Heads
+	}
+	return nil
+}
+
+func (x *AppendEventsResponse) GetWitnessFailures() []string {
+	if x != nil {
+		return x.WitnessFailures
+	}
+	return nil
+}
+
+// AuditWitness is an event of a chain as an emitting service saw it
+// acknowledged: the chain held that event, at that seq, with that hash.
+// Emitting services keep the one of their last delivery to each chain,
+// beside their outbox, outside the audit service's store: a log that went
+// backwards no longer holds it.
+type AuditWitness struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "teams/{team}" or "system".
+	Chain string `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
+	// The event's seq, from 1: the chain had at least that many events.
+	Seq int64 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The event's hash (32 bytes).
+	Hash          []byte `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditWitness) Reset() {
+	*x = AuditWitness{}
+	mi := &file_oz_internalapi_v1_audit_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditWitness) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditWitness) ProtoMessage() {}
+
+func (x *AuditWitness) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_internalapi_v1_audit_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditWitness.ProtoReflect.Descriptor instead.
+func (*AuditWitness) Descriptor() ([]byte, []int) {
+	return file_oz_internalapi_v1_audit_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AuditWitness) GetChain() string {
+	if x != nil {
+		return x.Chain
+	}
+	return ""
+}
+
+func (x *AuditWitness) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditWitness) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+type GetAuditWitnessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "teams/{team}" or "system".
+	Chain         string `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuditWitnessRequest) Reset() {
+	*x = GetAuditWitnessRequest{}
+	mi := &file_oz_internalapi_v1_audit_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuditWitnessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuditWitnessRequest) ProtoMessage() {}
+
+func (x *GetAuditWitnessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_internalapi_v1_audit_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuditWitnessRequest.ProtoReflect.Descriptor instead.
+func (*GetAuditWitnessRequest) Descriptor() ([]byte, []int) {
+	return file_oz_internalapi_v1_audit_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetAuditWitnessRequest) GetChain() string {
+	if x != nil {
+		return x.Chain
+	}
+	return ""
+}
+
+type GetAuditWitnessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Absent when the service has delivered no event of the chain (or none
+	// since it began keeping witnesses).
+	Witness       *AuditWitness `protobuf:"bytes,1,opt,name=witness,proto3" json:"witness,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuditWitnessResponse) Reset() {
+	*x = GetAuditWitnessResponse{}
+	mi := &file_oz_internalapi_v1_audit_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuditWitnessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuditWitnessResponse) ProtoMessage() {}
+
+func (x *GetAuditWitnessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_internalapi_v1_audit_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuditWitnessResponse.ProtoReflect.Descriptor instead.
+func (*GetAuditWitnessResponse) Descriptor() ([]byte, []int) {
+	return file_oz_internalapi_v1_audit_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetAuditWitnessResponse) GetWitness() *AuditWitness {
+	if x != nil {
+		return x.Witness
+	}
+	return nil
+}
+
 var File_oz_internalapi_v1_audit_proto protoreflect.FileDescriptor
 
 const file_oz_internalapi_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x1doz/internalapi/v1/audit.proto\x12\x11oz.internalapi.v1\x1a\x17oz/audit/v1/audit.proto\"A\n" +
+	"\x1doz/internalapi/v1/audit.proto\x12\x11oz.internalapi.v1\x1a\x17oz/audit/v1/audit.proto\"\x80\x01\n" +
 	"\x13AppendEventsRequest\x12*\n" +
-	"\x06events\x18\x01 \x03(\v2\x12.oz.audit.v1.EventR\x06events\"R\n" +
+	"\x06events\x18\x01 \x03(\v2\x12.oz.audit.v1.EventR\x06events\x12=\n" +
+	"\twitnesses\x18\x02 \x03(\v2\x1f.oz.internalapi.v1.AuditWitnessR\twitnesses\"\xb4\x01\n" +
 	"\x14AppendEventsResponse\x12\x1a\n" +
 	"\bappended\x18\x01 \x01(\x05R\bappended\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\x02 \x01(\x05R\n" +
-	"duplicates2u\n" +
+	"duplicates\x125\n" +
+	"\x05heads\x18\x03 \x03(\v2\x1f.oz.internalapi.v1.AuditWitnessR\x05heads\x12)\n" +
+	"\x10witness_failures\x18\x04 \x03(\tR\x0fwitnessFailures\"J\n" +
+	"\fAuditWitness\x12\x14\n" +
+	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\fR\x04hash\".\n" +
+	"\x16GetAuditWitnessRequest\x12\x14\n" +
+	"\x05chain\x18\x01 \x01(\tR\x05chain\"T\n" +
+	"\x17GetAuditWitnessResponse\x129\n" +
+	"\awitness\x18\x01 \x01(\v2\x1f.oz.internalapi.v1.AuditWitnessR\awitness2u\n" +
 	"\x12AuditIngestService\x12_\n" +
-	"\fAppendEvents\x12&.oz.internalapi.v1.AppendEventsRequest\x1a'.oz.internalapi.v1.AppendEventsResponseBCZAgithub.com/ozsecrets/oz/proto/gen/oz/internalapi/v1;internalapiv1b\x06proto3"
+	"\fAppendEvents\x12&.oz.internalapi.v1.AppendEventsRequest\x1a'.oz.internalapi.v1.AppendEventsResponse2\x7f\n" +
+	"\x13AuditWitnessService\x12h\n" +
+	"\x0fGetAuditWitness\x12).oz.internalapi.v1.GetAuditWitnessRequest\x1a*.oz.internalapi.v1.GetAuditWitnessResponseBCZAgithub.com/ozsecrets/oz/proto/gen/oz/internalapi/v1;internalapiv1b\x06proto3"
 
 var (
 	file_oz_internalapi_v1_audit_proto_rawDescOnce sync.Once
@@ -148,21 +353,29 @@ func file_oz_internalapi_v1_audit_proto_rawDescGZIP() []byte {
 	return file_oz_internalapi_v1_audit_proto_rawDescData
 }
 
-var file_oz_internalapi_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_oz_internalapi_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_oz_internalapi_v1_audit_proto_goTypes = []any{
-	(*AppendEventsRequest)(nil),  // 0: oz.internalapi.v1.AppendEventsRequest
-	(*AppendEventsResponse)(nil), // 1: oz.internalapi.v1.AppendEventsResponse
-	(*v1.Event)(nil),             // 2: oz.audit.v1.Event
+	(*AppendEventsRequest)(nil),     // 0: oz.internalapi.v1.AppendEventsRequest
+	(*AppendEventsResponse)(nil),    // 1: oz.internalapi.v1.AppendEventsResponse
+	(*AuditWitness)(nil),            // 2: oz.internalapi.v1.AuditWitness
+	(*GetAuditWitnessRequest)(nil),  // 3: oz.internalapi.v1.GetAuditWitnessRequest
+	(*GetAuditWitnessResponse)(nil), // 4: oz.internalapi.v1.GetAuditWitnessResponse
+	(*v1.Event)(nil),                // 5: oz.audit.v1.Event
 }
 var file_oz_internalapi_v1_audit_proto_depIdxs = []int32{
-	2, // 0: oz.internalapi.v1.AppendEventsRequest.events:type_name -> oz.audit.v1.Event
-	0, // 1: oz.internalapi.v1.AuditIngestService.AppendEvents:input_type -> oz.internalapi.v1.AppendEventsRequest
-	1, // 2: oz.internalapi.v1.AuditIngestService.AppendEvents:output_type -> oz.internalapi.v1.AppendEventsResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	5, // 0: oz.internalapi.v1.AppendEventsRequest.events:type_name -> oz.audit.v1.Event
+	2, // 1: oz.internalapi.v1.AppendEventsRequest.witnesses:type_name -> oz.internalapi.v1.AuditWitness
+	2, // 2: oz.internalapi.v1.AppendEventsResponse.heads:type_name -> oz.internalapi.v1.AuditWitness
+	2, // 3: oz.internalapi.v1.GetAuditWitnessResponse.witness:type_name -> oz.internalapi.v1.AuditWitness
+	0, // 4: oz.internalapi.v1.AuditIngestService.AppendEvents:input_type -> oz.internalapi.v1.AppendEventsRequest
+	3, // 5: oz.internalapi.v1.AuditWitnessService.GetAuditWitness:input_type -> oz.internalapi.v1.GetAuditWitnessRequest
+	1, // 6: oz.internalapi.v1.AuditIngestService.AppendEvents:output_type -> oz.internalapi.v1.AppendEventsResponse
+	4, // 7: oz.internalapi.v1.AuditWitnessService.GetAuditWitness:output_type -> oz.internalapi.v1.GetAuditWitnessResponse
+	6, // [6:8] is the sub-list for method output_type
+	4, // [4:6] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_oz_internalapi_v1_audit_proto_init() }
@@ -176,9 +389,9 @@ func file_oz_internalapi_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_internalapi_v1_audit_proto_rawDesc), len(file_oz_internalapi_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   5,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_oz_internalapi_v1_audit_proto_goTypes,
 		DependencyIndexes: file_oz_internalapi_v1_audit_proto_depIdxs,

@@ -26,9 +26,8 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// AuditIngestService is how emitting services (secretstore, resolver,
-// gateway) deliver their outbox events to the audit service (mutual TLS
-// only).
+// AuditIngestService is how emitting services (secretstore, resolver)
+// deliver their outbox events to the audit service (mutual TLS only).
 type AuditIngestServiceClient interface {
 	// AppendEvents appends a batch, in the given order, to the events' team
 	// chains, in one durable transaction. An event whose id is already in the
@@ -36,6 +35,13 @@ type AuditIngestServiceClient interface {
 	// nothing twice). Returns INVALID_ARGUMENT, appending nothing, when any
 	// event is invalid; PERMISSION_DENIED when an id does not start with the
 	// caller's service name.
+	//
+	// The caller's witnesses (AuditWitness) of the chains its events go to
+	// are checked first: a witness the log does not hold means that the log
+	// went backwards (restored from an older copy, or replaced). The events
+	// are appended all the same — losing them would be worse — and the
+	// chain is named in witness_failures; the audit service logs it and
+	// counts it (oz_audit_witness_failures_total).
 	AppendEvents(ctx context.Context, in *AppendEventsRequest, opts ...grpc.CallOption) (*AppendEventsResponse, error)
 }
 
@@ -61,9 +67,8 @@ func (c *auditIngestServiceClient) AppendEvents(ctx context.Context, in *AppendE
 // All implementations must embed UnimplementedAuditIngestServiceServer
 // for forward compatibility.
 //
-// AuditIngestService is how emitting services (secretstore, resolver,
-// gateway) deliver their outbox events to the audit service (mutual TLS
-// only).
+// AuditIngestService is how emitting services (secretstore, resolver)
+// deliver their outbox events to the audit service (mutual TLS only).
 type AuditIngestServiceServer interface {
 	// AppendEvents appends a batch, in the given order, to the events' team
 	// chains, in one durable transaction. An event whose id is already in the
@@ -71,6 +76,13 @@ type AuditIngestServiceServer interface {
 	// nothing twice). Returns INVALID_ARGUMENT, appending nothing, when any
 	// event is invalid; PERMISSION_DENIED when an id does not start with the
 	// caller's service name.
+	//
+	// The caller's witnesses (AuditWitness) of the chains its events go to
+	// are checked first: a witness the log does not hold means that the log
+	// went backwards (restored from an older copy, or replaced). The events
+	// are appended all the same — losing them would be worse — and the
+	// chain is named in witness_failures; the audit service logs it and
+	// counts it (oz_audit_witness_failures_total).
 	AppendEvents(context.Context, *AppendEventsRequest) (*AppendEventsResponse, error)
 	mustEmbedUnimplementedAuditIngestServiceServer()
 }
@@ -134,6 +146,126 @@ var AuditIngestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AppendEvents",
 			Handler:    _AuditIngestService_AppendEvents_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "oz/internalapi/v1/audit.proto",
+}
+
+const (
+	AuditWitnessService_GetAuditWitness_FullMethodName = "/oz.internalapi.v1.AuditWitnessService/GetAuditWitness"
+)
+
+// AuditWitnessServiceClient is the client API for AuditWitnessService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// AuditWitnessService is served by each emitting service to the audit
+// service (mutual TLS only): VerifyChain asks every emitter for its witness
+// of the chain it verifies, so that a log that went backwards fails to
+// verify even when nothing new is delivered.
+type AuditWitnessServiceClient interface {
+	// GetAuditWitness returns the caller's witness of a chain: the last event
+	// of the chain the audit service acknowledged to this service. Returns
+	// INVALID_ARGUMENT for a chain name that is not "teams/{team}" or
+	// "system".
+	GetAuditWitness(ctx context.Context, in *GetAuditWitnessRequest, opts ...grpc.CallOption) (*GetAuditWitnessResponse, error)
+}
+
+type auditWitnessServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAuditWitnessServiceClient(cc grpc.ClientConnInterface) AuditWitnessServiceClient {
+	return &auditWitnessServiceClient{cc}
+}
+
+func (c *auditWitnessServiceClient) GetAuditWitness(ctx context.Context, in *GetAuditWitnessRequest, opts ...grpc.CallOption) (*GetAuditWitnessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAuditWitnessResponse)
+	err := c.cc.Invoke(ctx, AuditWitnessService_GetAuditWitness_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuditWitnessServiceServer is the server API for AuditWitnessService service.
+// All implementations must embed UnimplementedAuditWitnessServiceServer
+// for forward compatibility.
+//
+// AuditWitnessService is served by each emitting service to the audit
+// service (mutual TLS only): VerifyChain asks every emitter for its witness
+// of the chain it verifies, so that a log that went backwards fails to
+// verify even when nothing new is delivered.
+type AuditWitnessServiceServer interface {
+	// GetAuditWitness returns the caller's witness of a chain: the last event
+	// of the chain the audit service acknowledged to this service. Returns
+	// INVALID_ARGUMENT for a chain name that is not "teams/{team}" or
+	// "system".
+	GetAuditWitness(context.Context, *GetAuditWitnessRequest) (*GetAuditWitnessResponse, error)
+	mustEmbedUnimplementedAuditWitnessServiceServer()
+}
+
+// UnimplementedAuditWitnessServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAuditWitnessServiceServer struct{}
+
+func (UnimplementedAuditWitnessServiceServer) GetAuditWitness(context.Context, *GetAuditWitnessRequest) (*GetAuditWitnessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAuditWitness not implemented")
+}
+func (UnimplementedAuditWitnessServiceServer) mustEmbedUnimplementedAuditWitnessServiceServer() {}
+func (UnimplementedAuditWitnessServiceServer) testEmbeddedByValue()                             {}
+
+// UnsafeAuditWitnessServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AuditWitnessServiceServer will
+// result in compilation errors.
+type UnsafeAuditWitnessServiceServer interface {
+	mustEmbedUnimplementedAuditWitnessServiceServer()
+}
+
+func RegisterAuditWitnessServiceServer(s grpc.ServiceRegistrar, srv AuditWitnessServiceServer) {
+	// If the following call panics, it indicates UnimplementedAuditWitnessServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&AuditWitnessService_ServiceDesc, srv)
+}
+
+func _AuditWitnessService_GetAuditWitness_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAuditWitnessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditWitnessServiceServer).GetAuditWitness(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuditWitnessService_GetAuditWitness_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditWitnessServiceServer).GetAuditWitness(ctx, req.(*GetAuditWitnessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// AuditWitnessService_ServiceDesc is the grpc.ServiceDesc for AuditWitnessService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var AuditWitnessService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "oz.internalapi.v1.AuditWitnessService",
+	HandlerType: (*AuditWitnessServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetAuditWitness",
+			Handler:    _AuditWitnessService_GetAuditWitness_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
