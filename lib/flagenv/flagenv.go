@@ -280,8 +280,10 @@ func IsUsage(err error) bool { return errors.As(err, new(UsageError)) }
 // the process with the code Exit gives.
 func Main(name string, log *slog.Logger, run func(ctx context.Context) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startCPUProfile(name)
 	err := run(ctx)
 	stop()
+	stopProfile()
 	os.Exit(Exit(name, err, log, os.Stderr))
 }
 
