@@ -26,11 +26,13 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // accept callers' compressed messages
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
@@ -215,6 +217,10 @@ func New(cfg Config) (*Server, error) {
 
 	p := &proxy{conns: s.conns, codec: newCodec(), gate: s.gate, log: s.log, timeout: cfg.BackendTimeout}
 	s.grpc = grpc.NewServer(
+		// Serve hands it connections whose TLS is done (split.go).
+		grpc.Creds(handshaken{}),
+		grpc.MaxHeaderListSize(maxHeaderBytes),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: idleTimeout}),
 		grpc.UnknownServiceHandler(p.handle),
 		grpc.ForceServerCodecV2(p.codec),
 		grpc.StreamInterceptor(s.streamInterceptor),
@@ -293,6 +299,13 @@ func (s *Server) TLSConfig() *tls.Config {
 	}
 }
 
+// Limits of a caller's connection, the same for REST and gRPC.
+const (
+	readHeaderTimeout = 10 * time.Second // for a request's headers (and an HTTP/2 connection's first)
+	idleTimeout       = 2 * time.Minute  // a connection with nothing in flight is closed
+	maxHeaderBytes    = 64 << 10         // a request's headers
+)
+
 // tls12Suites are the TLS 1.2 cipher suites offered: forward secrecy
 // (ECDHE) and authenticated encryption (GCM, ChaCha20-Poly1305) only; no
 // CBC with SHA-1 MACs. TLS 1.3's suites are not configurable, and all good.
@@ -312,15 +325,26 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{
 		Handler:           s,
 		TLSConfig:         s.TLSConfig(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		// TLS handshake failures and the like, as warnings in the same log.
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext: func(net.Listener) context.Context {
 			return context.WithoutCancel(ctx) // values, not cancellation: shutdown is graceful
 		},
 	}
+
+	// HTTP/2 connections: gRPC to the native gRPC server, the rest to the
+	// HTTP/2 server of REST (split.go).
+	h2 := &http2.Server{IdleTimeout: idleTimeout}
+	if err := http2.ConfigureServer(hs, h2); err != nil { // its graceful shutdown, on hs.Shutdown
+		return fmt.Errorf("edge: %w", err)
+	}
+	grpcConns := newConnListener(l.Addr())
+	hs.TLSNextProto[http2.NextProtoTLS] = s.splitTLSNextProto(h2, grpcConns, readHeaderTimeout)
+	grpcServed := make(chan struct{})
+	go func() { _ = s.grpc.Serve(grpcConns); close(grpcServed) }()
 
 	if s.cfg.MaxConnsPerSource > 0 {
 		l = sourcelimit.Listen(l, s.cfg.MaxConnsPerSource, s.connRefused())
@@ -336,6 +360,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	case err := <-served:
 		s.stopServing()
 		s.grpc.Stop()
+		<-grpcServed
 		return fmt.Errorf("edge: serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -344,15 +369,19 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	s.stopServing()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	// http.Server.Shutdown drains both REST and gRPC: gRPC calls are HTTP/2
-	// streams of this server. grpc.Server.GracefulStop would cut them, as it
-	// cannot drain streams it does not own, so it only runs afterwards.
+	// Both drain at once: the gRPC server its calls (its connections end,
+	// and with them their turn in hs), hs the REST requests. The gRPC server
+	// is stopped hard when the time is up.
+	grpcDrained := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(grpcDrained) }()
 	err := hs.Shutdown(sctx)
 	if err != nil {
 		s.log.Warn("gateway shutdown timed out; closing connections", slog.Duration("timeout", s.cfg.ShutdownTimeout))
+		s.grpc.Stop()
 		_ = hs.Close()
 	}
-	s.grpc.Stop()
+	<-grpcDrained
+	<-grpcServed
 	<-served // http.ErrServerClosed
 	return nil
 }

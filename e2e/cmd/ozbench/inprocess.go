@@ -28,7 +28,10 @@ func inProcess(pkg, bench string) (float64, error) {
 	}
 	// -bench takes one regexp per level of the name, anchored.
 	var levels []string
-	for _, l := range strings.Split(bench, "/") {
+	for i, l := range strings.Split(bench, "/") {
+		if i == 0 {
+			l = "Benchmark" + l // -bench matches the function's whole name
+		}
 		levels = append(levels, "^"+regexp.QuoteMeta(l)+"$")
 	}
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", strings.Join(levels, "/"), "-benchtime", "2s", pkg)
