@@ -301,7 +301,7 @@ func (s *Server) TLSConfig() *tls.Config {
 
 // Limits of a caller's connection, the same for REST and gRPC.
 const (
-	readHeaderTimeout = 10 * time.Second // for a request's headers (and an HTTP/2 connection's first)
+	readHeaderTimeout = 10 * time.Second // for a request's headers
 	idleTimeout       = 2 * time.Minute  // a connection with nothing in flight is closed
 	maxHeaderBytes    = 64 << 10         // a request's headers
 )
@@ -342,7 +342,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return fmt.Errorf("edge: %w", err)
 	}
 	grpcConns := newConnListener(l.Addr())
-	hs.TLSNextProto[http2.NextProtoTLS] = s.splitTLSNextProto(h2, grpcConns, readHeaderTimeout)
+	waiting := &peeking{}
+	hs.TLSNextProto[http2.NextProtoTLS] = s.splitTLSNextProto(h2, grpcConns, waiting, idleTimeout)
 	grpcServed := make(chan struct{})
 	go func() { _ = s.grpc.Serve(grpcConns); close(grpcServed) }()
 
@@ -372,6 +373,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	// Both drain at once: the gRPC server its calls (its connections end,
 	// and with them their turn in hs), hs the REST requests. The gRPC server
 	// is stopped hard when the time is up.
+	waiting.close()
 	grpcDrained := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(grpcDrained) }()
 	err := hs.Shutdown(sctx)

@@ -47,12 +47,19 @@ const maxPeekBytes = 256 << 10
 // splitTLSNextProto returns the server's TLSNextProto["h2"]: it decides
 // each connection as above, and serves it until it ends (net/http closes
 // the connection when the function returns).
-func (s *Server) splitTLSNextProto(h2 *http2.Server, grpcConns *connListener, peekTimeout time.Duration) func(*http.Server, *tls.Conn, http.Handler) {
+func (s *Server) splitTLSNextProto(h2 *http2.Server, grpcConns *connListener, waiting *peeking, peekTimeout time.Duration) func(*http.Server, *tls.Conn, http.Handler) {
 	return func(hs *http.Server, c *tls.Conn, h http.Handler) {
+		// A client may connect long before its first request (gRPC
+		// clients do): until then the connection is idle, and closed
+		// like one (peekTimeout, or at shutdown).
+		if !waiting.add(c) {
+			return // shutting down
+		}
 		_ = c.SetReadDeadline(time.Now().Add(peekTimeout))
 		peeked, grpcCall, ackTaken, err := peekFirstRequest(c)
+		waiting.remove(c)
 		if err != nil {
-			return // not HTTP/2, or too slow: closed, as net/http would
+			return // not HTTP/2, idle too long, or shutting down: closed, as net/http would
 		}
 		_ = c.SetReadDeadline(time.Time{})
 		conn := &replayConn{Conn: c, tls: c, r: io.MultiReader(bytes.NewReader(peeked), &ackFilter{r: c, taken: ackTaken})}
@@ -65,6 +72,46 @@ func (s *Server) splitTLSNextProto(h2 *http2.Server, grpcConns *connListener, pe
 			return
 		}
 		h2.ServeConn(conn, &http2.ServeConnOpts{Context: context.Background(), BaseConfig: hs, Handler: h})
+	}
+}
+
+// peeking are the connections that have not sent their first request yet.
+// Neither server knows them: at shutdown they are closed here (nothing is
+// in flight on them), so that http.Server.Shutdown need not wait for them.
+type peeking struct {
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+// add records c; false once closed (c is to be dropped).
+func (p *peeking) add(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if p.conns == nil {
+		p.conns = make(map[net.Conn]struct{})
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *peeking) remove(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.conns, c)
+}
+
+// close closes every connection still waiting for its first request, and
+// every one that comes later.
+func (p *peeking) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for c := range p.conns {
+		_ = c.Close()
 	}
 }
 

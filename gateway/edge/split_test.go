@@ -3,12 +3,16 @@ package edge_test
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ozsecrets/oz/gateway/edge"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
@@ -168,5 +172,41 @@ func TestSplitSettingsConsistent(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSplitShutdownClosesIdleConnections: a client that connected but has
+// not sent its first request (gRPC clients connect ahead of their first
+// call) holds nothing in flight: at shutdown the gateway closes it at once,
+// rather than waiting the whole shutdown timeout for it.
+func TestSplitShutdownClosesIdleConnections(t *testing.T) {
+	var idle net.Conn
+	var e *env
+	// Registered first, so it runs after the gateway's own clean-up has
+	// stopped it (clean-ups run last first).
+	t.Cleanup(func() {
+		if strings.Contains(e.logs.String(), "shutdown timed out") {
+			t.Errorf("the gateway waited out its shutdown timeout for an idle connection:\n%s", e.logs)
+		}
+		_ = idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := idle.Read(make([]byte, 1<<16)); err == nil {
+			for err == nil { // the server's SETTINGS, then the end
+				_, err = idle.Read(make([]byte, 1<<16))
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Error("the idle connection was still open after the gateway stopped")
+			}
+		}
+	})
+	e = newEnv(t, func(c *edge.Config) { c.ShutdownTimeout = 30 * time.Second })
+	cfg := e.gw.HTTPClient(t).Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.NextProtos = []string{"h2"}
+	c, err := tls.Dial("tcp", e.gw.Addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle = c
+	if _, err := c.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
 	}
 }
