@@ -193,8 +193,8 @@ func storeFiles(dataDir string) []string {
 // and no manifest. Only then is a start a first start (--init); a data
 // directory that lost a store must stop the service, not start it empty.
 func emptyDataDir(dataDir string) bool {
-	for _, f := range append(storeFiles(dataDir), filepath.Join(dataDir, storeid.ManifestName)) {
-		if _, err := os.Lstat(f); !errors.Is(err, os.ErrNotExist) {
+	for _, f := range storeFiles(dataDir) {
+		if !storeid.Fresh(dataDir, f) {
 			return false
 		}
 	}

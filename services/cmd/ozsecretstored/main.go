@@ -329,38 +329,10 @@ func saveNewKeyring(ctx context.Context, c *config, raw kv.Store, kr *keyring.Ke
 	if err := os.MkdirAll(filepath.Dir(c.newKeyring), 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	return createKeyringFile(c.newKeyring, kr)
-}
-
-// createKeyringFile writes kr to the new file path (mode 0600, fsynced):
-// O_EXCL, so that of two processes starting at once one fails rather than
-// each sealing under its own key.
-func createKeyringFile(path string, kr *keyring.Keyring) error {
-	data, err := kr.MarshalJSON()
-	if err != nil {
-		return err
+	if err := kr.Create(c.newKeyring); err != nil {
+		return fmt.Errorf("%w (start again)", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("create keyring: %w (start again)", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("write keyring %s: %w", path, err)
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 // openKV opens the kv.Store sc chooses, waiting at most boltTimeout (0:

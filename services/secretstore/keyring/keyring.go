@@ -152,34 +152,42 @@ func LoadOrCreate(path string) (k *Keyring, created bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	data, err := k.MarshalJSON()
-	if err != nil {
-		return nil, false, err
-	}
-	// O_EXCL: two processes starting at once must not each write their own
-	// key; the loser reads the winner's.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
+	// Two processes starting at once must not each write their own key;
+	// the loser reads the winner's.
+	if err := k.Create(path); errors.Is(err, os.ErrExist) {
 		k, err = Load(path)
 		return k, false, err
+	} else if err != nil {
+		return nil, false, err
+	}
+	return k, true, nil
+}
+
+// Create writes the keyring to the new file path, mode 0600, durably (the
+// file and its directory fsynced). O_EXCL: when path exists, or another
+// process creates it at once, the error wraps os.ErrExist and nothing is
+// written.
+func (k *Keyring) Create(path string) error {
+	data, err := k.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create keyring: %w", err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("create keyring: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
 		os.Remove(path)
-		return nil, false, fmt.Errorf("write keyring: %w", err)
+		return fmt.Errorf("write keyring %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, false, fmt.Errorf("write keyring: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, false, fmt.Errorf("write keyring: %w", err)
-	}
-	return k, true, syncDir(filepath.Dir(path))
+	return syncDir(filepath.Dir(path))
 }
 
 // Save writes the keyring to path atomically (a temporary file renamed over
