@@ -25,11 +25,13 @@ import (
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/groupcommit"
 	"github.com/ozsecrets/oz/services/internal/kv"
+	"github.com/ozsecrets/oz/services/internal/kv/boltkv"
 	"github.com/ozsecrets/oz/services/internal/kv/etcdkv"
 	"github.com/ozsecrets/oz/services/internal/outbox"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 	"github.com/ozsecrets/oz/services/secretstore/kvstore"
+	"github.com/ozsecrets/oz/services/secretstore/storetest"
 )
 
 // benchValue is the size of the values created: a typical API key or a
@@ -185,6 +187,53 @@ func BenchmarkCreateEtcd(b *testing.B) {
 						}
 						benchCreates(b, s, audit, g)
 					})
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkListBolt: a listing of 1,000 secrets of a team, stored as
+// protobuf records (what the secretstore writes) and as JSON (what it
+// wrote before, still read): the same-run baseline of the records' format.
+//
+//	go test -run '^$' -bench 'ListBolt' ./secretstore/kvstore/
+func BenchmarkListBolt(b *testing.B) {
+	const n = 1000
+	for _, format := range []string{"protobuf", "json"} {
+		b.Run("records="+format, func(b *testing.B) {
+			raw, err := boltkv.Open(filepath.Join(b.TempDir(), "bench.db"), time.Second)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := kvstore.Open(context.Background(), raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			owner := secretstore.Team("bench")
+			var writes []kv.Write
+			for i := range n {
+				sec := storetest.NewSecret(owner, fmt.Sprintf("SECRET_%04d", i))
+				sec.Value.Ciphertext = bytes.Repeat([]byte{byte(i)}, 64)
+				enc := kvstore.Encode
+				if format == "json" {
+					enc = kvstore.EncodeJSON
+				}
+				v, err := enc(sec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				writes = append(writes, kv.Put(kvstore.SecretKey(owner, sec.Name), v))
+			}
+			if err := raw.Apply(context.Background(), nil, writes); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				got, err := s.List(context.Background(), owner, "", n)
+				if err != nil || len(got) != n {
+					b.Fatalf("List: %d, %v", len(got), err)
 				}
 			}
 		})

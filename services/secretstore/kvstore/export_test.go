@@ -1,5 +1,11 @@
 package kvstore
 
+import (
+	"encoding/json"
+
+	"github.com/ozsecrets/oz/services/secretstore"
+)
+
 // Test hooks and internals, for the tests of this package only.
 
 // SetHookBeforeSwitch makes UpgradeEtcd call f before its last
@@ -16,3 +22,16 @@ func DiscardEvents(s *Store) { s.ob.DiscardEvents() }
 
 // Encode is the stored form of a secret.
 var Encode = encode
+
+// EncodeJSON is the stored form of a secret before records were protobuf.
+func EncodeJSON(s *secretstore.Secret) ([]byte, error) {
+	return json.Marshal(jsonRecord{
+		Owner: s.Owner.String(), Name: s.Name, Description: s.Description, ValueVersion: s.ValueVersion,
+		CreateTime: s.CreateTime, UpdateTime: s.UpdateTime, ValueUpdateTime: s.ValueUpdateTime,
+		CreateBy: s.CreateBy, UpdateBy: s.UpdateBy, Etag: s.Etag,
+		KEKID: s.Value.KEKID, WrappedKey: s.Value.WrappedKey, Ciphertext: s.Value.Ciphertext,
+	})
+}
+
+// SecretKey is the key of owner's secret name.
+var SecretKey = secretKey

@@ -11,7 +11,7 @@
 // Keys of the kv.Store (values are never plaintext):
 //
 //	layout                                the layout's name: "oz.secretstore.v2"
-//	secrets/{owner}\x00{FOLDED NAME}      a secret: JSON (record), metadata and the sealed value
+//	secrets/{owner}\x00{FOLDED NAME}      a secret: storagev1.SecretRecord (older: JSON), metadata and the sealed value
 //	sealing_keys/{key id}                 a sealing key pair: JSON (sealingKeyRecord), its private key sealed
 //	sealing_keys_version                  a counter every UpdateSealingKeys conditions on and bumps
 //	outbox/…                              the audit outbox (outbox.KV)

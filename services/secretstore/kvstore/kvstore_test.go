@@ -21,9 +21,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ozsecrets/oz/lib/etcdtest"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	storagev1 "github.com/ozsecrets/oz/proto/gen/oz/storage/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/errs"
@@ -185,6 +187,7 @@ func runAll(t *testing.T, b backend) {
 	t.Run("ReopenKeepsEverything", func(t *testing.T) { testReopen(t, b) })
 	t.Run("Layout", func(t *testing.T) { testLayout(t, b) })
 	t.Run("NoPlaintextStored", func(t *testing.T) { testNoPlaintext(t, b) })
+	t.Run("RecordsProtobufJSONStillRead", func(t *testing.T) { testRecordFormats(t, b) })
 	t.Run("Idempotency", func(t *testing.T) {
 		storetest.RunIdempotency(t, func(t *testing.T) secretstore.Store { return openOn(t, b.newPlace(t)) })
 	})
@@ -731,5 +734,68 @@ func TestEtcdNamespaces(t *testing.T) {
 	if _, err := kvstore.OpenEtcdKV(dctx, clientv3.Config{Endpoints: []string{"127.0.0.1:1"}, DialTimeout: time.Second},
 		etcdtest.Prefix()); err == nil || errors.Is(err, kvstore.ErrUpgradeNeeded) {
 		t.Errorf("OpenEtcdKV of an etcd that does not answer: got %v", err)
+	}
+}
+
+// testRecordFormats: a secret is stored as a protobuf record; one stored
+// as JSON (every store written before) reads the same, and is protobuf
+// once it changes.
+func testRecordFormats(t *testing.T, b backend) {
+	raw := b.newPlace(t).open(t)
+	s := openKV(t, raw)
+	isProto := func(name string) bool {
+		t.Helper()
+		v, err := raw.Get(ctx, kvstore.SecretKey(secretstore.Team("acme"), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r storagev1.SecretRecord
+		return len(v) > 0 && v[0] != '{' && proto.Unmarshal(v, &r) == nil && r.GetName() == name
+	}
+
+	fresh := storetest.NewSecret(secretstore.Team("acme"), "FRESH")
+	if err := s.Create(ctx, fresh, storetest.NewEvent(audit.ActionSecretCreate, fresh)); err != nil {
+		t.Fatal(err)
+	}
+	if !isProto("FRESH") {
+		t.Error("a created secret is not stored as a protobuf record")
+	}
+
+	old := storetest.NewSecret(secretstore.Team("acme"), "OLD")
+	old.CreateTime = old.CreateTime.Add(-time.Hour) // times unlike the others'
+	j, err := kvstore.EncodeJSON(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Apply(ctx, nil, []kv.Write{kv.Put(kvstore.SecretKey(old.Owner, old.Name), j)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, old.Owner, old.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := storetest.Diff(got, old); d != "" {
+		t.Errorf("a JSON record read back: %s", d)
+	}
+	listed, err := s.List(ctx, old.Owner, "", 10)
+	if err != nil || len(listed) != 2 {
+		t.Fatalf("List: %d secrets, %v; want 2", len(listed), err)
+	}
+	if _, err := s.Update(ctx, old.Owner, old.Name, func(sec *secretstore.Secret) (*auditv1.Event, error) {
+		sec.Description = "changed"
+		return storetest.NewEvent(audit.ActionSecretUpdate, sec), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !isProto("OLD") {
+		t.Error("a JSON record changed is not stored as protobuf")
+	}
+	got, err = s.Get(ctx, old.Owner, old.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Description = "changed"
+	if d := storetest.Diff(got, old); d != "" {
+		t.Errorf("after the update: %s", d)
 	}
 }

@@ -7,17 +7,27 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+	storagev1 "github.com/ozsecrets/oz/proto/gen/oz/storage/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/kv"
 	"github.com/ozsecrets/oz/services/secretstore"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
 )
 
-// record is the stored form of a secret (the JSON the secretstore has
-// always stored): metadata, the wrapped data key and the value's
-// ciphertext.
-type record struct {
+// A secret is stored as a storagev1.SecretRecord (protobuf): metadata,
+// the wrapped data key and the value's ciphertext. Stores written before
+// hold JSON (jsonRecord); decode reads both, and a record is written anew
+// as protobuf when it next changes. The two are told apart by the first
+// byte: a JSON record is an object, '{', which no protobuf record starts
+// with (0x7b would be field 15 as a group, a wire type proto3 never
+// writes; the record's first field is 1 or 2, tag 0x0a or 0x12).
+
+// jsonRecord is the JSON the secretstore stored before.
+type jsonRecord struct {
 	Owner           string    `json:"owner"`
 	Name            string    `json:"name"`
 	Description     string    `json:"description,omitempty"`
@@ -34,18 +44,18 @@ type record struct {
 }
 
 func encode(s *secretstore.Secret) ([]byte, error) {
-	b, err := json.Marshal(record{
+	b, err := proto.Marshal(&storagev1.SecretRecord{
 		Owner:           s.Owner.String(),
 		Name:            s.Name,
 		Description:     s.Description,
 		ValueVersion:    s.ValueVersion,
-		CreateTime:      s.CreateTime,
-		UpdateTime:      s.UpdateTime,
-		ValueUpdateTime: s.ValueUpdateTime,
+		CreateTime:      timestamp(s.CreateTime),
+		UpdateTime:      timestamp(s.UpdateTime),
+		ValueUpdateTime: timestamp(s.ValueUpdateTime),
 		CreateBy:        s.CreateBy,
 		UpdateBy:        s.UpdateBy,
 		Etag:            s.Etag,
-		KEKID:           s.Value.KEKID,
+		KekId:           s.Value.KEKID,
 		WrappedKey:      s.Value.WrappedKey,
 		Ciphertext:      s.Value.Ciphertext,
 	})
@@ -55,10 +65,39 @@ func encode(s *secretstore.Secret) ([]byte, error) {
 	return b, nil
 }
 
-// decode parses a stored record; the result shares no memory with data.
-// Errors never hold the record's bytes.
+// decode parses a stored record, protobuf or JSON; the result shares no
+// memory with data. Errors never hold the record's bytes.
 func decode(data []byte) (*secretstore.Secret, error) {
-	var r record
+	if len(data) > 0 && data[0] == '{' {
+		return decodeJSON(data)
+	}
+	var r storagev1.SecretRecord
+	if err := proto.Unmarshal(data, &r); err != nil {
+		return nil, errors.New("decode secret record: not a secret record") // proto's error may quote bytes
+	}
+	owner, err := secretstore.ParseOwner(r.GetOwner())
+	if err != nil {
+		return nil, fmt.Errorf("decode secret record: bad owner: %w", err)
+	}
+	return &secretstore.Secret{
+		Owner:           owner,
+		Name:            r.GetName(),
+		Description:     r.GetDescription(),
+		ValueVersion:    r.GetValueVersion(),
+		CreateTime:      fromTimestamp(r.GetCreateTime()),
+		UpdateTime:      fromTimestamp(r.GetUpdateTime()),
+		ValueUpdateTime: fromTimestamp(r.GetValueUpdateTime()),
+		CreateBy:        r.GetCreateBy(),
+		UpdateBy:        r.GetUpdateBy(),
+		Etag:            r.GetEtag(),
+		// Unmarshal copies bytes fields: nothing here aliases data.
+		Value: keyring.Envelope{KEKID: r.GetKekId(), WrappedKey: r.GetWrappedKey(), Ciphertext: r.GetCiphertext()},
+	}, nil
+}
+
+// decodeJSON parses a record stored as JSON.
+func decodeJSON(data []byte) (*secretstore.Secret, error) {
+	var r jsonRecord
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("decode secret record: %w", err)
 	}
@@ -79,6 +118,23 @@ func decode(data []byte) (*secretstore.Secret, error) {
 		Etag:            r.Etag,
 		Value:           keyring.Envelope{KEKID: r.KEKID, WrappedKey: r.WrappedKey, Ciphertext: r.Ciphertext},
 	}, nil
+}
+
+// timestamp is t as a record's time: absent when zero.
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// fromTimestamp is the inverse of timestamp, in UTC as JSON records
+// decode.
+func fromTimestamp(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
 }
 
 // decodeAll decodes the records of a Scan.
