@@ -404,3 +404,53 @@ func wantInvalid(t *testing.T, err error, field string) {
 		t.Fatalf("got %v, want an invalid-argument error for %s", err, field)
 	}
 }
+
+// TestRunCandidatesNamed: with names, only the owners' secrets named
+// exactly one of them, read by key, in RunCandidates' order; a name that
+// cannot be a secret's names none; too many names are refused.
+func TestRunCandidatesNamed(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	for _, n := range []string{"ALPHA", "BETA", "GAMMA", "Mixed_Case"} {
+		e.create(t, root, "teams/acme", n, n+":"+canary)
+	}
+	e.create(t, adminOf("other"), "teams/other", "ALPHA", "other:"+canary)
+
+	got, err := e.svc.RunCandidatesNamed(ctx, []string{"teams/acme"}, []string{"GAMMA", "ALPHA", "MISSING", "mixed_case", "not a name", "ALPHA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range got {
+		if s.Owner != "teams/acme" || s.Version != 1 || s.Created.IsZero() {
+			t.Errorf("candidate %+v", s)
+		}
+		names = append(names, s.Name)
+	}
+	// Named exactly: mixed_case is not Mixed_Case (the decision matches
+	// names exactly, as the listing of every candidate does).
+	if want := []string{"ALPHA", "GAMMA"}; !slices.Equal(names, want) {
+		t.Errorf("candidates named: %v, want %v", names, want)
+	}
+
+	// Every candidate the named read returns, the full listing returns alike.
+	all, err := e.svc.RunCandidates(ctx, []string{"teams/acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range got {
+		if !slices.ContainsFunc(all, s.Same) {
+			t.Errorf("%+v is not as RunCandidates lists it", s)
+		}
+	}
+
+	tooMany := make([]string, secretstore.MaxRunSecrets+1)
+	for i := range tooMany {
+		tooMany[i] = fmt.Sprintf("N%d", i)
+	}
+	_, err = e.svc.RunCandidatesNamed(ctx, []string{"teams/acme"}, tooMany)
+	wantKind(t, err, errs.KindInvalid)
+	if !strings.Contains(err.Error(), "names") {
+		t.Errorf("too many names: %v, want an error naming the field", err)
+	}
+}

@@ -103,6 +103,20 @@ func (in Input) Owners() []string {
 	return []string{in.Team}
 }
 
+// CandidateNames are the only names whose secrets Decide can inject or
+// report: the allowlist (step 3), or nil when there is none. A secret of
+// another name is excluded whatever else holds, and changes nothing in
+// what is injected or unresolved, so a resolution with an allowlist needs
+// to read only these names' secrets (none for an empty list: it is
+// non-nil and empty).
+func (in Input) CandidateNames() []string {
+	allow, source := Allowlist(in.RunList, in.EnvList)
+	if source == AllowlistNone {
+		return nil
+	}
+	return allow
+}
+
 // Decision is the fate of one candidate.
 type Decision int
 

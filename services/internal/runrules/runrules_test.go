@@ -1,6 +1,7 @@
 package runrules_test
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -246,4 +247,38 @@ func TestDecideExamples(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Reading only CandidateNames' secrets decides the same: what is injected,
+// what is unresolved and why, as with every candidate read (the
+// resolver reads by name when there is an allowlist, issue 19).
+func TestCandidateNamesDecideTheSame(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		in := genInput(t)
+		names := in.CandidateNames()
+		if (names == nil) != (in.RunList == nil && len(in.EnvList) == 0) {
+			t.Fatalf("CandidateNames = %v for run list %v and environment list %v", names, in.RunList, in.EnvList)
+		}
+		if names == nil {
+			return // no allowlist: every candidate is read
+		}
+		full := runrules.Decide(in)
+		named := in
+		named.Candidates = nil
+		for _, c := range in.Candidates {
+			if slices.Contains(names, c.Name) {
+				named.Candidates = append(named.Candidates, c)
+			}
+		}
+		got := runrules.Decide(named)
+		if !reflect.DeepEqual(got.Injected(), full.Injected()) {
+			t.Fatalf("injected from the named candidates %v, from all %v", got.Injected(), full.Injected())
+		}
+		if !reflect.DeepEqual(got.Unresolved, full.Unresolved) {
+			t.Fatalf("unresolved from the named candidates %v, from all %v", got.Unresolved, full.Unresolved)
+		}
+		if gw, fw := runrules.WithoutPersonal(named, got), runrules.WithoutPersonal(in, full); !reflect.DeepEqual(gw.Injected(), fw.Injected()) || !reflect.DeepEqual(gw.Unresolved, fw.Unresolved) {
+			t.Fatalf("the view without personal secrets differs: %+v vs %+v", gw, fw)
+		}
+	})
 }

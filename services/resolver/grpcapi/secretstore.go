@@ -54,8 +54,11 @@ type secretStore struct{ rs runSecrets }
 
 var _ runs.SecretStore = secretStore{}
 
-func (s secretStore) Candidates(ctx context.Context, owners []string) ([]runrules.Secret, error) {
-	resp, err := s.rs.ListRunSecrets(ctx, &internalapiv1.ListRunSecretsRequest{Owners: owners})
+func (s secretStore) Candidates(ctx context.Context, owners, names []string) ([]runrules.Secret, error) {
+	if names != nil && len(names) == 0 {
+		return nil, nil // an empty allowlist: nothing is a candidate
+	}
+	resp, err := s.rs.ListRunSecrets(ctx, &internalapiv1.ListRunSecretsRequest{Owners: owners, Names: names})
 	if err != nil {
 		return nil, fromSecretStore(err)
 	}

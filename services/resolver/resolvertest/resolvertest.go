@@ -206,7 +206,7 @@ type NoSecrets struct{}
 var _ runs.SecretStore = NoSecrets{}
 
 // Candidates implements runs.SecretStore.
-func (NoSecrets) Candidates(context.Context, []string) ([]runrules.Secret, error) {
+func (NoSecrets) Candidates(context.Context, []string, []string) ([]runrules.Secret, error) {
 	return nil, errs.E(errs.KindUnavailable, "no secretstore in this test")
 }
 

@@ -41,7 +41,7 @@ func (r *Service) ExplainRun(ctx context.Context, team string, rc RunContext) (E
 	if err != nil {
 		return Explanation{}, err
 	}
-	res, err := r.decide(ctx, prep.input)
+	res, err := r.decide(ctx, prep.input, false)
 	if err != nil {
 		return Explanation{}, err
 	}

@@ -136,7 +136,19 @@ func (r *Service) valueStates(ctx context.Context, runs []Run) {
 		if o.user != "" {
 			owners = append(owners, o.user)
 		}
-		cands, err := r.secrets.Candidates(ctx, owners)
+		// Only the injected secrets' names are read, by key: what the
+		// runs hold, not what their owners do.
+		var names []string
+		seen := map[string]bool{}
+		for _, i := range idx {
+			for _, s := range runs[i].Injected {
+				if !seen[s.Name] {
+					seen[s.Name] = true
+					names = append(names, s.Name)
+				}
+			}
+		}
+		cands, err := r.secrets.Candidates(ctx, owners, names)
 		if err != nil {
 			continue
 		}

@@ -61,9 +61,13 @@ import (
 // concurrent use.
 type SecretStore interface {
 	// Candidates returns the metadata of every secret of owners
-	// ("teams/{team}", "users/{user}"), never a value. Errors are errs
-	// kinds: Unavailable when the secretstore cannot be reached.
-	Candidates(ctx context.Context, owners []string) ([]runrules.Secret, error)
+	// ("teams/{team}", "users/{user}"), or, when names is not nil, of
+	// those named exactly one of names (read by key: a run with an
+	// allowlist costs what it lists, not what its owners hold); never a
+	// value. names must not be empty but nil: an empty list has no
+	// candidates and needs no call. Errors are errs kinds: Unavailable
+	// when the secretstore cannot be reached.
+	Candidates(ctx context.Context, owners, names []string) ([]runrules.Secret, error)
 
 	// Seal seals the values of exactly secrets (names distinct), each at
 	// the value version and creation time it names, to the recipient under

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -464,13 +465,15 @@ type hookStore struct {
 	inner        runs.SecretStore
 	hook         func()
 	lists, seals int
+	names        [][]string // of each listing
 }
 
-func (h *hookStore) Candidates(ctx context.Context, owners []string) ([]runrules.Secret, error) {
+func (h *hookStore) Candidates(ctx context.Context, owners, names []string) ([]runrules.Secret, error) {
+	h.names = append(h.names, names)
 	if h.lists++; h.lists == 1 && h.hook != nil {
 		h.hook()
 	}
-	return h.inner.Candidates(ctx, owners)
+	return h.inner.Candidates(ctx, owners, names)
 }
 
 func (h *hookStore) Seal(ctx context.Context, secrets []runrules.Secret, to runs.Recipient, info []byte) (runs.Sealed, error) {
@@ -866,5 +869,38 @@ func TestReservedNamesNeverInjected(t *testing.T) {
 	}
 	if found != 2 {
 		t.Errorf("explain lists %d of the 2 reserved secrets", found)
+	}
+}
+
+// TestResolveRunReadsOnlyAllowlisted: with an allowlist, a resolution asks
+// the secretstore for the listed names alone (issue 19: its cost follows
+// the run, not the team); with none, for every secret of the owners; with
+// an empty one, for nothing.
+func TestResolveRunReadsOnlyAllowlisted(t *testing.T) {
+	f := newRunsFixture(t)
+	for _, tc := range []struct {
+		name      string
+		list      []string
+		wantNames [][]string
+	}{
+		{"allowlist", []string{"DEPLOY_TOKEN", "NOT_THERE", "DEPLOY_TOKEN"}, [][]string{{"DEPLOY_TOKEN", "NOT_THERE"}}},
+		{"no allowlist", nil, [][]string{nil}},
+		{"empty allowlist", []string{}, [][]string{{}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := &hookStore{inner: rsgrpc.SecretStoreOf(ssgrpc.NewRunSecrets(f.svc))}
+			res, err := runs.RunsTestResolve(f.runnerA, runs.New(f.dir, hs), "acme", runs.RunContext{Trigger: resolver.TriggerSchedule, Secrets: tc.list}, "", f.recipient())
+			check(t, err)
+			if !reflect.DeepEqual(hs.names, tc.wantNames) {
+				t.Errorf("the secretstore was asked for names %q, want %q", hs.names, tc.wantNames)
+			}
+			injected := keys(f.open(t, res))
+			switch {
+			case tc.list == nil && len(injected) < 2,
+				tc.list != nil && len(tc.list) == 0 && len(injected) != 0,
+				len(tc.list) > 0 && !slices.Equal(injected, []string{"DEPLOY_TOKEN"}):
+				t.Errorf("injected %v", injected)
+			}
+		})
 	}
 }

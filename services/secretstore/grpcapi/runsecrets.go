@@ -43,9 +43,10 @@ func RegisterRunSecrets(r grpc.ServiceRegistrar, svc *secretstore.Service) {
 }
 
 // ListRunSecrets implements internalapiv1.RunSecretsServiceServer: the
-// metadata of every secret of the owners. It opens nothing.
+// metadata of every secret of the owners, or of those named when the
+// request names some. It opens nothing.
 func (s *RunSecretsServer) ListRunSecrets(ctx context.Context, req *internalapiv1.ListRunSecretsRequest) (*internalapiv1.ListRunSecretsResponse, error) {
-	secs, err := s.svc.RunCandidates(ctx, req.GetOwners())
+	secs, err := s.svc.RunCandidatesNamed(ctx, req.GetOwners(), req.GetNames())
 	if err != nil {
 		return nil, err
 	}

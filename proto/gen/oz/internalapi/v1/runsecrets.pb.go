@@ -162,7 +162,12 @@ type ListRunSecretsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The owners whose secrets are candidates: "teams/{team}", and
 	// "users/{user}" for a run a user started.
-	Owners        []string `protobuf:"bytes,1,rep,name=owners,proto3" json:"owners,omitempty"`
+	Owners []string `protobuf:"bytes,1,rep,name=owners,proto3" json:"owners,omitempty"`
+	// When not empty, only the secrets of the owners named exactly one of
+	// these (a run's allowlist), read by key: a resolution costs what the
+	// run asks for, not what the team holds. Empty: every secret of the
+	// owners. (An empty allowlist needs no call: nothing is a candidate.)
+	Names         []string `protobuf:"bytes,2,rep,name=names,proto3" json:"names,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -200,6 +205,13 @@ func (*ListRunSecretsRequest) Descriptor() ([]byte, []int) {
 func (x *ListRunSecretsRequest) GetOwners() []string {
 	if x != nil {
 		return x.Owners
+	}
+	return nil
+}
+
+func (x *ListRunSecretsRequest) GetNames() []string {
+	if x != nil {
+		return x.Names
 	}
 	return nil
 }
@@ -408,9 +420,10 @@ const file_oz_internalapi_v1_runsecrets_proto_rawDesc = "" +
 	"\tSelection\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\x128\n" +
 	"\bexcluded\x18\x02 \x03(\v2\x1c.oz.internalapi.v1.SecretRefR\bexcluded\x129\n" +
-	"\tallowlist\x18\x03 \x01(\v2\x1b.oz.scope.v1.SecretNameListR\tallowlist\"/\n" +
+	"\tallowlist\x18\x03 \x01(\v2\x1b.oz.scope.v1.SecretNameListR\tallowlist\"E\n" +
 	"\x15ListRunSecretsRequest\x12\x16\n" +
-	"\x06owners\x18\x01 \x03(\tR\x06owners\"P\n" +
+	"\x06owners\x18\x01 \x03(\tR\x06owners\x12\x14\n" +
+	"\x05names\x18\x02 \x03(\tR\x05names\"P\n" +
 	"\x16ListRunSecretsResponse\x126\n" +
 	"\asecrets\x18\x01 \x03(\v2\x1c.oz.internalapi.v1.SecretRefR\asecrets\"\xdc\x01\n" +
 	"\x15SealRunSecretsRequest\x12>\n" +

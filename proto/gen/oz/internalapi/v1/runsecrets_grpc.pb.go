@@ -37,8 +37,8 @@ const (
 // the resolver has decided, SealRunSecrets (the injected secrets, each at
 // the value version listed).
 type RunSecretsServiceClient interface {
-	// ListRunSecrets returns the metadata of every secret of the owners. It
-	// opens no value.
+	// ListRunSecrets returns the metadata of every secret of the owners, or
+	// of those named when names are given. It opens no value.
 	ListRunSecrets(ctx context.Context, in *ListRunSecretsRequest, opts ...grpc.CallOption) (*ListRunSecretsResponse, error)
 	// SealRunSecrets seals the values of exactly the secrets named, each at
 	// the value version and creation time given, to the recipient with one
@@ -90,8 +90,8 @@ func (c *runSecretsServiceClient) SealRunSecrets(ctx context.Context, in *SealRu
 // the resolver has decided, SealRunSecrets (the injected secrets, each at
 // the value version listed).
 type RunSecretsServiceServer interface {
-	// ListRunSecrets returns the metadata of every secret of the owners. It
-	// opens no value.
+	// ListRunSecrets returns the metadata of every secret of the owners, or
+	// of those named when names are given. It opens no value.
 	ListRunSecrets(context.Context, *ListRunSecretsRequest) (*ListRunSecretsResponse, error)
 	// SealRunSecrets seals the values of exactly the secrets named, each at
 	// the value version and creation time given, to the recipient with one
