@@ -27,10 +27,15 @@ $(BUF): tools/go.mod tools/go.sum
 .PHONY: tools
 tools: $(BUF)
 
+# The OpenAPI 3 document is converted from protoc-gen-openapiv2's Swagger 2.0
+# (an intermediate, not committed) by a Go program, which also validates it.
+OPENAPIV2 := $(TOOLS)/openapiv2
+
 .PHONY: generate
 generate: $(BUF)
-	rm -rf proto/gen
+	rm -rf proto/gen $(OPENAPIV2)
 	$(BUF) generate
+	go run ./gateway/openapi/internal/openapigen -in $(OPENAPIV2)/oz.swagger.json -out gateway/openapi/oz.openapi.json
 
 .PHONY: lint
 lint: $(BUF)
@@ -58,16 +63,21 @@ breaking: $(BUF)
 		$(BUF) breaking --against ".git#ref=$$base,subdir=." ; \
 	fi
 
+# go build stamps the commit into each binary (for --version) only when
+# asked in a workspace: -buildvcs=auto does not in workspace mode. Outside
+# a git checkout there is nothing to stamp.
+BUILDVCS := $(shell git rev-parse --git-dir >/dev/null 2>&1 && echo true || echo false)
+
 .PHONY: build
 build:
 	@mkdir -p $(BIN)
-	go build -o $(BIN)/oz ./cli/cmd/oz
-	go build -o $(BIN)/ozgateway ./gateway/cmd/ozgateway
-	go build -o $(BIN)/ozsecretstored ./services/cmd/ozsecretstored
-	go build -o $(BIN)/ozresolverd ./services/cmd/ozresolverd
-	go build -o $(BIN)/ozauditd ./services/cmd/ozauditd
-	go build -o $(BIN)/ozdev ./services/cmd/ozdev
-	go build -o $(BIN)/ozmigrate ./services/cmd/ozmigrate
+	go build -buildvcs=$(BUILDVCS) -o $(BIN)/oz ./cli/cmd/oz
+	go build -buildvcs=$(BUILDVCS) -o $(BIN)/ozgateway ./gateway/cmd/ozgateway
+	go build -buildvcs=$(BUILDVCS) -o $(BIN)/ozsecretstored ./services/cmd/ozsecretstored
+	go build -buildvcs=$(BUILDVCS) -o $(BIN)/ozresolverd ./services/cmd/ozresolverd
+	go build -buildvcs=$(BUILDVCS) -o $(BIN)/ozauditd ./services/cmd/ozauditd
+	go build -buildvcs=$(BUILDVCS) -o $(BIN)/ozdev ./services/cmd/ozdev
+	go build -buildvcs=$(BUILDVCS) -o $(BIN)/ozmigrate ./services/cmd/ozmigrate
 
 .PHONY: run
 run: build

@@ -385,9 +385,13 @@ func TestEdgeHTTP(t *testing.T) {
 		_, _, raw := edgeDo(t, client, sys, "GET", "/openapi.json", "", "")
 		var doc struct {
 			Paths map[string]map[string]struct {
-				Responses map[string]struct{ Schema map[string]any }
+				Responses map[string]struct {
+					Content map[string]struct{ Schema map[string]any }
+				}
 			}
-			Definitions map[string]map[string]any
+			Components struct {
+				Schemas map[string]map[string]any
+			}
 		}
 		if err := json.Unmarshal([]byte(raw), &doc); err != nil {
 			t.Fatalf("openapi.json: %v", err)
@@ -399,15 +403,15 @@ func TestEdgeHTTP(t *testing.T) {
 		}
 		for _, r := range []struct{ path, route, token string }{
 			{"/v1/tokens", "/v1/tokens", sys.AdminToken},
-			{"/v1/teams/acme/secrets/BARE", "/v1/{name}", tm.alice},
-			{"/v1/teams/acme/secrets", "/v1/{parent}/secrets", tm.alice},
+			{"/v1/teams/acme/secrets/BARE", "/v1/teams/{team}/secrets/{secret}", tm.alice},
+			{"/v1/teams/acme/secrets", "/v1/teams/{team}/secrets", tm.alice},
 			{"/v1/caller", "/v1/caller", tm.alice},
 		} {
 			code, _, body := edgeDo(t, client, sys, "GET", r.path, r.token, "")
 			if code != 200 {
 				t.Fatalf("GET %s: %d %s", r.path, code, body)
 			}
-			schema := doc.Paths[r.route]["get"].Responses["200"].Schema
+			schema := doc.Paths[r.route]["get"].Responses["200"].Content["application/json"].Schema
 			if schema == nil {
 				t.Fatalf("openapi.json has no GET %s", r.route)
 			}
@@ -415,16 +419,16 @@ func TestEdgeHTTP(t *testing.T) {
 			if err := json.Unmarshal([]byte(body), &v); err != nil {
 				t.Fatal(err)
 			}
-			checkSchema(t, r.path, v, schema, doc.Definitions)
+			checkSchema(t, r.path, v, schema, doc.Components.Schemas)
 		}
 	})
 }
 
-// checkSchema checks v's JSON types against an OpenAPI (Swagger 2) schema.
+// checkSchema checks v's JSON types against an OpenAPI 3 schema.
 func checkSchema(t *testing.T, at string, v any, schema map[string]any, defs map[string]map[string]any) {
 	t.Helper()
 	if ref, ok := schema["$ref"].(string); ok {
-		def := defs[strings.TrimPrefix(ref, "#/definitions/")]
+		def := defs[strings.TrimPrefix(ref, "#/components/schemas/")]
 		if def == nil {
 			t.Errorf("%s: unknown $ref %s", at, ref)
 			return

@@ -72,7 +72,11 @@ type dockerfileRules struct {
 	workspace []string // go.work's module folders, each to be copied
 }
 
-var finalBaseRE = regexp.MustCompile(`^(gcr\.io/distroless/static(-debian\d+)?(:nonroot|:latest|:debug-nonroot)?(@sha256:[0-9a-f]{64})?|scratch)$`)
+var (
+	finalBaseRE = regexp.MustCompile(`^(gcr\.io/distroless/static(-debian\d+)?(:nonroot|:latest|:debug-nonroot)?@sha256:[0-9a-f]{64}|scratch)$`)
+	goBaseRE    = regexp.MustCompile(`^golang:1\.26@sha256:[0-9a-f]{64}$`)
+	digestRE    = regexp.MustCompile(`@sha256:[0-9a-f]{64}$`)
+)
 
 // checkDockerfile applies r to a parsed Dockerfile.
 func checkDockerfile(ins []instruction, r dockerfileRules) error {
@@ -88,8 +92,28 @@ func checkDockerfile(ins []instruction, r dockerfileRules) error {
 	build, final := ins[:last], ins[last:]
 
 	// The builder: Go 1.26 from the workspace, static and stripped.
-	if from := strings.Fields(ins[0].args); len(from) == 0 || from[0] != "golang:1.26" {
-		fail("the build stage is %q, want golang:1.26", ins[0].args)
+	if from := strings.Fields(ins[0].args); len(from) == 0 || !goBaseRE.MatchString(from[0]) {
+		fail("the build stage is %q, want golang:1.26@sha256:… (pinned by digest)", ins[0].args)
+	}
+	// Every base image pinned by digest: a rebuild gets the same bases.
+	stages := map[string]bool{}
+	for _, in := range ins {
+		if in.cmd != "FROM" {
+			continue
+		}
+		f := strings.Fields(in.args)
+		for len(f) > 0 && strings.HasPrefix(f[0], "--") {
+			f = f[1:]
+		}
+		if len(f) == 0 {
+			continue
+		}
+		if img := f[0]; img != "scratch" && !stages[img] && !digestRE.MatchString(img) {
+			fail("line %d: FROM %s, want it pinned by digest (IMAGE:TAG@sha256:…)", in.line, img)
+		}
+		if len(f) == 3 && strings.EqualFold(f[1], "AS") {
+			stages[f[2]] = true
+		}
 	}
 	built := false
 	for _, in := range build {
@@ -127,7 +151,7 @@ func checkDockerfile(ins []instruction, r dockerfileRules) error {
 	if len(base) == 0 {
 		fail("empty final FROM")
 	} else if r.minimal && !finalBaseRE.MatchString(base[0]) {
-		fail("final stage is FROM %s, want gcr.io/distroless/static-debian12:nonroot or scratch", base[0])
+		fail("final stage is FROM %s, want gcr.io/distroless/static-debian12:nonroot@sha256:… or scratch", base[0])
 	}
 	lastIn := final[len(final)-1]
 	if lastIn.cmd != "USER" {
@@ -330,7 +354,9 @@ func TestDockerfileCheckerRefuses(t *testing.T) {
 		{"not trimmed", "-trimpath ", "", "lacks -trimpath"},
 		{"wrong port", "EXPOSE 7451", "EXPOSE 7450", "EXPOSE 7450, want 7451"},
 		{"module missing", "COPY e2e/go.mod e2e/go.sum e2e/\n", "", "does not copy e2e/go.mod"},
-		{"other go", "FROM golang:1.26 AS build", "FROM golang:1.22 AS build", "want golang:1.26"},
+		{"other go", "FROM golang:1.26@", "FROM golang:1.22@", "want golang:1.26"},
+		{"go by tag", "FROM golang:1.26@sha256:", "FROM golang:1.26 AS x\nFROM golang:1.26@sha256:", "FROM golang:1.26, want it pinned by digest"},
+		{"distroless by tag", "static-debian12:nonroot@sha256:", "static-debian12:nonroot\n#", "FROM gcr.io/distroless/static-debian12:nonroot, want it pinned by digest"},
 		{"bad instruction", "USER 65532:65532\n", "USER 65532:65532\nFORM x\n", `unknown instruction "FORM"`},
 	} {
 		bad := strings.Replace(good, c.from, c.to, 1)

@@ -333,7 +333,9 @@ func checkServiceEnv(name string, s service, env map[string]envValue) error {
 	}
 	for _, callee := range callees(name) {
 		n := "OZ_" + strings.ToUpper(callee) + "_ADDR"
-		if want := fmt.Sprintf("%s:%d", callee, services[callee].port); env[n].value != want {
+		// A headless Service by its DNS name: the client balances each call
+		// over every pod (lib/dial), where a ClusterIP would pin it to one.
+		if want := fmt.Sprintf("dns:///%s.oz.svc:%d", callee, services[callee].port); env[n].value != want {
 			fail("%s=%q: want %q (the %s Service)", n, env[n].value, want, callee)
 		}
 	}
@@ -464,6 +466,9 @@ func checkService(name string, s service, svc *corev1.Service, d *appsv1.Deploym
 	} else {
 		if t != "" && t != corev1.ServiceTypeClusterIP {
 			fail("type %s: only the gateway may be reachable from outside", t)
+		}
+		if svc.Spec.ClusterIP != corev1.ClusterIPNone {
+			fail("clusterIP %q: want None (headless, so that clients balance calls over the pods)", svc.Spec.ClusterIP)
 		}
 		if exposedByIngress {
 			fail("an Ingress exposes it: only the gateway may be reachable from outside")

@@ -232,6 +232,9 @@ func TestK8sCheckerRefuses(t *testing.T) {
 		"resolver exposed": func(objs []object) {
 			find[*corev1.Service](t, objs, "Service", "resolver").Spec.Type = corev1.ServiceTypeLoadBalancer
 		},
+		"resolver not headless": func(objs []object) {
+			find[*corev1.Service](t, objs, "Service", "resolver").Spec.ClusterIP = ""
+		},
 		"gateway not exposed": func(objs []object) {
 			find[*corev1.Service](t, objs, "Service", "gateway").Spec.Type = corev1.ServiceTypeClusterIP
 		},
@@ -287,7 +290,7 @@ func TestK8sCheckerRefuses(t *testing.T) {
 			container(objs, "gateway").Args = []string{"--backend=resolver:7451"}
 		},
 		"wrong address": func(objs []object) {
-			setEnv(container(objs, "gateway"), "OZ_SECRETSTORE_ADDR", "secretstore:7451")
+			setEnv(container(objs, "gateway"), "OZ_SECRETSTORE_ADDR", "dns:///secretstore.oz.svc:7451")
 		},
 		"listening on loopback": func(objs []object) {
 			setEnv(container(objs, "secretstore"), "OZ_SECRETSTORE_LISTEN", "127.0.0.1:7450")
@@ -335,7 +338,8 @@ func TestK8sCheckerRefuses(t *testing.T) {
 		"no default deny":                         "no default-deny",
 		"variable the binary does not read":       "OZ_RESOLVER_STORE is not in",
 		"flag the binary does not have":           "flag --backend",
-		"wrong address":                           "OZ_SECRETSTORE_ADDR=\"secretstore:7451\"",
+		"wrong address":                           "OZ_SECRETSTORE_ADDR=\"dns:///secretstore.oz.svc:7451\"",
+		"resolver not headless":                   "clusterIP \"\": want None",
 		"listening on loopback":                   "OZ_SECRETSTORE_LISTEN",
 		"bbolt store with replicas":               "OZ_STORE=\"bolt:",
 		"keyring off the mounts":                  "OZ_KEK_FILE=/keyring.json is on no mounted volume",

@@ -21,7 +21,7 @@ var services = map[string]service{
 	"resolver":    {bin: "ozresolverd", port: 7451, health: 7461, metrics: 9090, stateful: true},
 	"secretstore": {bin: "ozsecretstored", port: 7450, health: 7460, metrics: 9090, stateful: true},
 	"audit":       {bin: "ozauditd", port: 7452, health: 7462, metrics: 9090, stateful: true},
-	"gateway":     {bin: "ozgateway", port: 7443, public: true},
+	"gateway":     {bin: "ozgateway", port: 7443, metrics: 9090, public: true},
 }
 
 // callers says who may open a connection to whom (DESIGN §2): the

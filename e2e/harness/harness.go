@@ -63,7 +63,13 @@ func Build(binDir string) error {
 	for _, p := range Binaries {
 		pkgs = append(pkgs, p)
 	}
-	cmd := exec.Command("go", append([]string{"build", "-o", binDir + "/"}, pkgs...)...)
+	// As `make build`: the commit stamped for --version (in a workspace
+	// only when asked), when there is a checkout to take it from.
+	vcs := "-buildvcs=false"
+	if _, err := os.Stat(filepath.Join(root, ".git")); err == nil {
+		vcs = "-buildvcs=true"
+	}
+	cmd := exec.Command("go", append([]string{"build", vcs, "-o", binDir + "/"}, pkgs...)...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)

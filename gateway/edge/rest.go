@@ -74,8 +74,8 @@ const restClient = "rest"
 // newRESTMux returns grpc-gateway's mux with the handlers of restServices,
 // and sets s.restMethods. Its error responses keep grpc-gateway's default
 // shape: a JSON google.rpc.Status ({"code", "message", "details"}), with
-// the HTTP status mapped from the gRPC code, and Unauthenticated's message
-// copied into WWW-Authenticate; the gateway's own errors are made safe
+// the HTTP status mapped from the gRPC code, and a 401 carrying an RFC 6750
+// Bearer challenge in WWW-Authenticate; the gateway's own errors are made safe
 // first (restError), and a path served for other methods is 405 with Allow.
 func (s *Server) newRESTMux() (*runtime.ServeMux, error) {
 	mux := runtime.NewServeMux(

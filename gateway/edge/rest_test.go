@@ -286,8 +286,9 @@ func TestRESTErrorMapping(t *testing.T) {
 				}
 			}
 			if tt.st.Code() == codes.Unauthenticated {
-				if got := resp.Header.Get("WWW-Authenticate"); got != tt.st.Message() {
-					t.Errorf("WWW-Authenticate: got %q, want %q", got, tt.st.Message())
+				want := `Bearer realm="oz", error="invalid_token", error_description="` + tt.st.Message() + `"`
+				if got := resp.Header.Get("WWW-Authenticate"); got != want {
+					t.Errorf("WWW-Authenticate: got %q, want %q", got, want)
 				}
 			}
 		})

@@ -14,7 +14,8 @@ import (
 )
 
 // restError is grpc-gateway's error handler: its default, after hiding
-// what only the gateway's own errors can leak (see answered.go).
+// what only the gateway's own errors can leak (see answered.go), with an
+// RFC 6750 challenge on a 401.
 func (s *Server) restError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if !backendAnswered(ctx) {
 		var withStatus *runtime.HTTPStatusError
@@ -24,6 +25,14 @@ func (s *Server) restError(ctx context.Context, mux *runtime.ServeMux, m runtime
 			err = s.ownError(ctx, err)
 		}
 	}
+	// A 401's WWW-Authenticate is a bearer challenge, not the message
+	// grpc-gateway copies there (challenge.go).
+	msg := err
+	var withStatus *runtime.HTTPStatusError
+	if errors.As(err, &withStatus) {
+		msg = withStatus.Err
+	}
+	w = challengeWriter{ResponseWriter: w, authorization: r.Header.Get("Authorization"), msg: status.Convert(msg).Message()}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
 

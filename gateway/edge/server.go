@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
@@ -33,9 +34,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/reflection"
-	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
-	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 
 	"github.com/ozsecrets/oz/gateway/edge/sourcelimit"
 	"github.com/ozsecrets/oz/gateway/openapi"
@@ -135,6 +133,11 @@ type Config struct {
 	// client span each, whose context the backends continue. Spans never
 	// hold bodies, headers or query strings.
 	TracerProvider trace.TracerProvider
+
+	// Metrics, when set, receives the request metrics (metrics.go): native
+	// gRPC calls by method and code, under the services' metric names, and
+	// HTTP requests by route template and status. Nil: no metrics.
+	Metrics prometheus.Registerer
 }
 
 // Server is the gateway. Create it with New, run it with Serve, and release
@@ -149,6 +152,7 @@ type Server struct {
 	openapi []byte // the published OpenAPI document
 	serving atomic.Bool
 	gate    *authGate // nil when AuthFailures is off
+	metrics *metrics  // nil without Config.Metrics
 
 	restMethods restMethods // the methods each REST path is served for
 }
@@ -189,11 +193,12 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		conns:  make(map[string]*grpc.ClientConn),
-		health: health.NewServer(),
-		gate:   newAuthGate(cfg.AuthFailures),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: newMetrics(cfg.Metrics),
+		conns:   make(map[string]*grpc.ClientConn),
+		health:  health.NewServer(),
+		gate:    newAuthGate(cfg.AuthFailures),
 	}
 	creds := credentials.NewTLS(backendTLS(cfg.Certificate, cfg.BackendCAs))
 	for _, name := range slices.Sorted(maps.Keys(cfg.Backends)) {
@@ -225,11 +230,14 @@ func New(cfg Config) (*Server, error) {
 		grpc.ForceServerCodecV2(p.codec),
 		grpc.StreamInterceptor(s.streamInterceptor),
 		grpc.UnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.metrics.streamInterceptor()), // inside the log's
+		grpc.ChainUnaryInterceptor(s.metrics.unaryInterceptor()),
 		tracing.PublicServerOption(cfg.TracerProvider),
 	)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) // until Serve
 	registerReflection(s.grpc, s.conns)
+	s.metrics.initialize(s.grpc) // the own services' series, at zero
 
 	doc, err := openapi.Public()
 	if err != nil {
@@ -242,7 +250,7 @@ func New(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("edge: rest: %w", err)
 	}
-	s.http = s.logHTTP(securityHeaders(s.newHTTPMux(rest)))
+	s.http = s.logHTTP(s.metrics.http(securityHeaders(s.newHTTPMux(rest))))
 	return s, nil
 }
 
@@ -401,32 +409,4 @@ func (s *Server) Close() error {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// registerReflection serves reflection for the gateway's own services and,
-// through the routes, for the API services it forwards, so that tools such
-// as grpcurl can describe the API through the single public address.
-// Descriptors come from the generated packages linked into the gateway;
-// internal services are never listed.
-func registerReflection(gs *grpc.Server, conns map[string]*grpc.ClientConn) {
-	opts := reflection.ServerOptions{Services: reflectedServices{gs, conns}}
-	reflectionv1.RegisterServerReflectionServer(gs, reflection.NewServerV1(opts))
-	reflectionv1alpha.RegisterServerReflectionServer(gs, reflection.NewServer(opts))
-}
-
-// reflectedServices lists the server's services plus the routed REST
-// services whose backend is configured.
-type reflectedServices struct {
-	gs    *grpc.Server
-	conns map[string]*grpc.ClientConn
-}
-
-func (r reflectedServices) GetServiceInfo() map[string]grpc.ServiceInfo {
-	infos := r.gs.GetServiceInfo()
-	for _, svc := range restServices {
-		if r.conns[svc.backend()] != nil {
-			infos[svc.name] = grpc.ServiceInfo{}
-		}
-	}
-	return infos
 }

@@ -51,6 +51,7 @@ func TestNewErrors(t *testing.T) {
 	}{
 		{"ErrNoAddress", nil, "no address"},
 		{"ErrNoPort", []string{"127.0.0.1:1", "resolver"}, `address "resolver"`},
+		{"ErrDNSInList", []string{"127.0.0.1:1", "dns:///resolver:7451"}, `address "dns:///resolver:7451"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			conn, err := dial.New(tt.addrs, creds)
@@ -68,6 +69,7 @@ func TestNewErrors(t *testing.T) {
 // replica is a gRPC server with a health service that counts its checks.
 type replica struct {
 	addr   string
+	srv    *grpc.Server
 	health *health.Server
 	calls  atomic.Int64
 }
@@ -120,21 +122,23 @@ func TestNewBalancesAndChecksHealth(t *testing.T) {
 
 func startReplica(t *testing.T, cfg *tls.Config) *replica {
 	t.Helper()
+	r, err := startReplicaAt(t, cfg, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// newReplica returns a replica whose server is not serving yet.
+func newReplica(cfg *tls.Config) *replica {
 	r := &replica{health: health.NewServer()}
 	r.health.SetServingStatus("probe", healthpb.HealthCheckResponse_SERVING)
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)),
+	r.srv = grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			r.calls.Add(1)
 			return h(ctx, req)
 		}))
-	healthpb.RegisterHealthServer(srv, r.health)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.addr = lis.Addr().String()
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
+	healthpb.RegisterHealthServer(r.srv, r.health)
 	return r
 }
 

@@ -36,11 +36,17 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ozsecrets/oz/lib/version"
 )
 
 // ErrHelp is what Parse returns after printing the help for -h or --help:
 // not a failure (Main exits 0).
 var ErrHelp = flag.ErrHelp
+
+// ErrVersion is what Parse returns after printing the version for
+// --version: not a failure (Main exits 0).
+var ErrVersion = errors.New("version printed")
 
 // exitCodes is the help's line on exit codes, the same for every binary.
 const exitCodes = "Exit codes: 0 success, 1 failure, 2 bad usage."
@@ -63,6 +69,10 @@ type Set struct {
 	getenv func(string) string
 	out    io.Writer
 	vars   []variable // in the order declared
+	// version is --version, declared on a binary's own set (a name
+	// without a space), not on its subcommands'.
+	version bool
+	stdout  io.Writer // where --version prints
 }
 
 // variable binds a flag to its environment variable ("" for none).
@@ -77,7 +87,13 @@ func New(name string, help Help, getenv func(string) string, out io.Writer) *Set
 	// only when asked: the flag package's own printing is turned off.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	return &Set{fs: fs, name: name, help: help, getenv: getenv, out: out}
+	s := &Set{fs: fs, name: name, help: help, getenv: getenv, out: out, stdout: os.Stdout}
+	if !strings.Contains(name, " ") {
+		// Not in vars: no variable, and the help's line on variables
+		// stays about the binary's own flags.
+		fs.BoolVar(&s.version, "version", false, "print the version and exit (also: "+name+" version)")
+	}
+	return s
 }
 
 // Getenv reads an environment variable that is not a flag's (such as
@@ -140,6 +156,10 @@ func (s *Set) Parse(args []string) error {
 			return ErrHelp
 		}
 		return s.Usagef("%v", err)
+	}
+	if s.version {
+		PrintVersion(s.stdout, s.name)
+		return ErrVersion
 	}
 	if s.fs.NArg() > 0 {
 		return s.Usagef("unexpected argument %q", s.fs.Arg(0))
@@ -276,9 +296,20 @@ func Usagef(format string, args ...any) error {
 // IsUsage reports whether err is (or wraps) a UsageError.
 func IsUsage(err error) bool { return errors.As(err, new(UsageError)) }
 
+// PrintVersion prints "NAME VERSION" (version.Info.String: the module
+// version, commit, commit time and Go version) and a newline on w.
+func PrintVersion(w io.Writer, name string) {
+	fmt.Fprintf(w, "%s %s\n", name, version.Get())
+}
+
 // Main runs run, with a context cancelled by SIGINT or SIGTERM, and exits
-// the process with the code Exit gives.
+// the process with the code Exit gives. `NAME version` prints the version
+// and exits 0 without calling run, as --version does through Parse.
 func Main(name string, log *slog.Logger, run func(ctx context.Context) error) {
+	if len(os.Args) == 2 && os.Args[1] == "version" {
+		PrintVersion(os.Stdout, name)
+		os.Exit(0)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startCPUProfile(name)
 	err := run(ctx)
@@ -288,13 +319,14 @@ func Main(name string, log *slog.Logger, run func(ctx context.Context) error) {
 }
 
 // Exit reports err, what the command name returned, and returns the exit
-// code: 0 for nil and ErrHelp (the help was asked for); 2 for a
-// UsageError, printed on stderr as "NAME: message" with where to find the
-// flags; 1 for any other error, logged on log ("NAME failed") when not nil
-// (the daemons, whose logs are JSON), else printed as "NAME: message".
+// code: 0 for nil, ErrHelp and ErrVersion (the help or the version was
+// asked for); 2 for a UsageError, printed on stderr as "NAME: message"
+// with where to find the flags; 1 for any other error, logged on log
+// ("NAME failed") when not nil (the daemons, whose logs are JSON), else
+// printed as "NAME: message".
 func Exit(name string, err error, log *slog.Logger, stderr io.Writer) int {
 	switch {
-	case err == nil, errors.Is(err, ErrHelp):
+	case err == nil, errors.Is(err, ErrHelp), errors.Is(err, ErrVersion):
 		return 0
 	case IsUsage(err):
 		var ue UsageError

@@ -1,15 +1,34 @@
 // Package tracing is the OpenTelemetry tracing of the gateway and the
-// services: the flags that choose an exporter, Setup, which makes the
-// TracerProvider they say, the options that trace a gRPC server's and a
-// client's calls and the gateway's REST handler with it, and Child and End
-// for the steps of a request worth seeing apart (store calls).
+// services: Register, which reads the standard OpenTelemetry variables,
+// Setup, which makes the TracerProvider they say, the options that trace a
+// gRPC server's and a client's calls and the gateway's REST handler with
+// it, and Child and End for the steps of a request worth seeing apart
+// (store calls).
 //
-//	--trace-exporter off|stdout|otlp   where spans go (OZ_TRACE_EXPORTER; default off)
-//	--trace-endpoint HOST:PORT         the OTLP/gRPC collector (OZ_TRACE_ENDPOINT; default the OTLP default, localhost:4317)
-//	--trace-insecure                   plaintext to the collector instead of TLS (OZ_TRACE_INSECURE)
+// Every binary is configured the same way, by the variables of the
+// OpenTelemetry specification, which collectors and operators already know:
 //
-// With "off" (the default) Setup returns a no-op provider and the options
-// add nothing: the processes run exactly as without tracing.
+//	OTEL_TRACES_EXPORTER          none (default), console (JSON lines on standard output) or otlp
+//	OTEL_EXPORTER_OTLP_ENDPOINT   the collector; default http://localhost:4318 (http/protobuf), localhost:4317 (grpc)
+//	OTEL_EXPORTER_OTLP_PROTOCOL   http/protobuf (default) or grpc; OTEL_EXPORTER_OTLP_TRACES_* override per signal
+//	OTEL_EXPORTER_OTLP_HEADERS, _CERTIFICATE, _INSECURE, _TIMEOUT, _COMPRESSION   as the specification says
+//	OTEL_SERVICE_NAME             the resource's service.name; default the binary's name (ozresolverd)
+//	OTEL_RESOURCE_ATTRIBUTES      more resource attributes, key=value,…
+//	OTEL_TRACES_SAMPLER(_ARG)     the sampler; default parentbased_always_on
+//	OTEL_SDK_DISABLED=true        no tracing, whatever the rest says
+//
+// The exporter is made by the contrib package autoexport, the reference
+// reading of these variables. One deviation: with OTEL_TRACES_EXPORTER
+// unset tracing is off (the specification says otlp), so that a process
+// never sends spans to an address nobody chose.
+//
+// The project's own variables of earlier releases, OZ_TRACE_EXPORTER
+// (off, stdout, otlp), OZ_TRACE_ENDPOINT and OZ_TRACE_INSECURE, are still
+// honoured when OTEL_TRACES_EXPORTER is unset, with a warning naming the
+// replacement; they will be removed. The --trace-* flags are gone.
+//
+// With tracing off Setup returns a no-op provider and the options add
+// nothing: the processes run exactly as without tracing.
 //
 // Trace context travels between processes in the W3C traceparent and
 // tracestate metadata only; baggage is not propagated. The gateway is the
@@ -32,10 +51,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 
+	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
@@ -54,116 +77,199 @@ import (
 	"github.com/ozsecrets/oz/lib/flagenv"
 )
 
-// Exporters, the values of --trace-exporter.
+// Exporters, the values of Config.Exporter.
 const (
-	Off    = "off"    // no tracing
-	Stdout = "stdout" // spans as JSON on standard output, for development
-	OTLP   = "otlp"   // spans to an OpenTelemetry collector over OTLP/gRPC
+	Off    = "off"    // no tracing (OTEL_TRACES_EXPORTER unset or none)
+	Stdout = "stdout" // spans as JSON lines on standard output, for development (console)
+	OTLP   = "otlp"   // spans to an OpenTelemetry collector (otlp)
+)
+
+// The standard variables Register reads itself; the exporter reads the
+// OTEL_EXPORTER_OTLP_* ones.
+const (
+	envExporter     = "OTEL_TRACES_EXPORTER"
+	envDisabled     = "OTEL_SDK_DISABLED"
+	envSampler      = "OTEL_TRACES_SAMPLER"
+	envProtocol     = "OTEL_EXPORTER_OTLP_PROTOCOL"
+	envProtocolSpan = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 )
 
 // Config says where spans go.
 type Config struct {
 	Exporter string // "" or Off, Stdout or OTLP
-	// Endpoint is the collector's host:port, for OTLP; "" is the OTLP
-	// default (OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317).
+	// Endpoint and Insecure come from the deprecated OZ_TRACE_ENDPOINT and
+	// OZ_TRACE_INSECURE only: an OTLP/gRPC collector's HOST:PORT, in
+	// plaintext. Otherwise the OTEL_EXPORTER_OTLP_* variables say it all.
 	Endpoint string
-	// Insecure sends OTLP in plaintext instead of TLS (system roots).
 	Insecure bool
+	// Protocol is "grpc" when the deprecated OZ_TRACE_EXPORTER=otlp chose
+	// OTLP (it always meant OTLP/gRPC); "" is what OTEL_ says.
+	Protocol string
 	// Stdout is where the stdout exporter writes; nil is os.Stdout.
 	Stdout io.Writer
 }
 
-// Flags holds the tracing flags of one flag set.
-type Flags struct{ c Config }
+// Flags reads the tracing variables of one flag set.
+type Flags struct{ set *flagenv.Set }
 
-// Register defines --trace-exporter, --trace-endpoint and --trace-insecure
-// on s, with the variables OZ_TRACE_EXPORTER, OZ_TRACE_ENDPOINT and
-// OZ_TRACE_INSECURE. Like the store flags they carry no service name, so
-// that services share them.
-func Register(s *flagenv.Set) *Flags {
-	f := &Flags{}
-	s.String(&f.c.Exporter, "trace-exporter", "OZ_TRACE_EXPORTER", Off,
-		"OpenTelemetry traces: off, stdout (JSON on standard output) or otlp (to --trace-endpoint over gRPC); spans never hold values, tokens or message bodies")
-	s.String(&f.c.Endpoint, "trace-endpoint", "OZ_TRACE_ENDPOINT", "",
-		"OTLP/gRPC collector HOST:PORT, with --trace-exporter otlp; default: OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4317")
-	s.Bool(&f.c.Insecure, "trace-insecure", "OZ_TRACE_INSECURE", false,
-		"send traces to the collector in plaintext instead of TLS")
-	return f
-}
+// Register ties tracing to s, whose Getenv it reads the variables with
+// (the package comment lists them). It declares no flag: tracing is
+// configured the OpenTelemetry way, by environment, the same in every
+// binary.
+func Register(s *flagenv.Set) *Flags { return &Flags{set: s} }
 
-// Config returns what the flags say, once the flag set is parsed, or an
-// error naming the bad value.
+// Config returns what the variables say, once the flag set is parsed, or
+// an error naming the variable and the values it takes.
 func (f *Flags) Config() (Config, error) {
-	c := f.c
-	if err := c.validate(); err != nil {
-		return Config{}, err
+	getenv := f.set.Getenv
+	if v := getenv(envDisabled); v != "" {
+		off, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s=%q: want true or false", envDisabled, v)
+		}
+		if off {
+			return Config{}, nil
+		}
 	}
-	if c.Exporter == Off {
-		c.Exporter = "" // the zero Config is off
+	var c Config
+	switch v := getenv(envExporter); v {
+	case "":
+		return legacy(getenv)
+	case "none":
+	case "console":
+		c.Exporter = Stdout
+	case "otlp":
+		c.Exporter = OTLP
+	default:
+		return Config{}, fmt.Errorf("%s=%q: want none, console or otlp (one exporter)", envExporter, v)
+	}
+	for _, k := range []string{envProtocolSpan, envProtocol} {
+		switch v := getenv(k); v {
+		case "", "grpc", "http/protobuf":
+		default:
+			return Config{}, fmt.Errorf("%s=%q: want grpc or http/protobuf", k, v)
+		}
+	}
+	switch v := getenv(envSampler); v {
+	case "", "always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio":
+	default:
+		return Config{}, fmt.Errorf("%s=%q: want always_on, always_off, traceidratio or their parentbased_ forms", envSampler, v)
+	}
+	for _, k := range []string{"OZ_TRACE_EXPORTER", "OZ_TRACE_ENDPOINT", "OZ_TRACE_INSECURE"} {
+		if getenv(k) != "" {
+			warnOnce(k + " is ignored: " + envExporter + " is set")
+		}
 	}
 	return c, nil
 }
 
-func (c Config) validate() error {
+// legacy reads the deprecated OZ_TRACE_* variables, with a warning naming
+// the replacement of each one set.
+func legacy(getenv func(string) string) (Config, error) {
+	c := Config{Exporter: getenv("OZ_TRACE_EXPORTER"), Endpoint: getenv("OZ_TRACE_ENDPOINT")}
 	switch c.Exporter {
-	case "", Off, Stdout, OTLP:
+	case "", Off:
+		c.Exporter = ""
+	case Stdout:
+		warnOnce("OZ_TRACE_EXPORTER is deprecated: set " + envExporter + "=console")
+	case OTLP:
+		c.Protocol = "grpc"
+		warnOnce("OZ_TRACE_EXPORTER is deprecated: set " + envExporter + "=otlp and " + envProtocol + "=grpc")
 	default:
-		return fmt.Errorf("--trace-exporter %q: want off, stdout or otlp", c.Exporter)
+		return Config{}, fmt.Errorf("OZ_TRACE_EXPORTER=%q: want off, stdout or otlp; it is deprecated: set %s (none, console or otlp)", c.Exporter, envExporter)
 	}
-	if c.Endpoint != "" && strings.Contains(c.Endpoint, "://") {
-		return fmt.Errorf("--trace-endpoint %q: want HOST:PORT, without a scheme (plaintext: --trace-insecure)", c.Endpoint)
+	if c.Endpoint != "" {
+		if strings.Contains(c.Endpoint, "://") {
+			return Config{}, fmt.Errorf("OZ_TRACE_ENDPOINT=%q: want HOST:PORT, without a scheme; it is deprecated: set OTEL_EXPORTER_OTLP_ENDPOINT (a URL)", c.Endpoint)
+		}
+		warnOnce("OZ_TRACE_ENDPOINT is deprecated: set OTEL_EXPORTER_OTLP_ENDPOINT=https://" + c.Endpoint + " (http:// for plaintext)")
 	}
-	return nil
+	if v := getenv("OZ_TRACE_INSECURE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("OZ_TRACE_INSECURE=%q: want true or false; it is deprecated: set OTEL_EXPORTER_OTLP_INSECURE", v)
+		}
+		c.Insecure = b
+		warnOnce("OZ_TRACE_INSECURE is deprecated: set OTEL_EXPORTER_OTLP_INSECURE=" + v)
+	}
+	return c, nil
+}
+
+var warned sync.Map // message → struct{}
+
+// warnOnce logs msg once per process, on the default logger (standard
+// error): it is found while the flags are read, before a binary has made
+// its own logger.
+func warnOnce(msg string) {
+	if _, dup := warned.LoadOrStore(msg, struct{}{}); !dup {
+		slog.Warn("tracing: " + msg)
+	}
 }
 
 // Enabled reports whether c exports spans.
 func (c Config) Enabled() bool { return c.Exporter == Stdout || c.Exporter == OTLP }
 
 // Setup returns the TracerProvider c says, for the service named service
-// (the resource's service.name), and a shutdown that flushes the spans
-// still buffered and stops the exporter; call it once serving has stopped.
-// With tracing off the provider is a no-op and shutdown does nothing.
-// Setup sets no global: callers pass the provider to the options below
-// (through server.Config in the services, edge.Config in the gateway).
+// (the resource's service.name unless OTEL_SERVICE_NAME names another),
+// and a shutdown that flushes the spans still buffered and stops the
+// exporter; call it once serving has stopped. With tracing off the
+// provider is a no-op and shutdown does nothing. Setup sets no global:
+// callers pass the provider to the options below (through server.Config
+// in the services, edge.Config in the gateway).
 func Setup(ctx context.Context, c Config, service string) (trace.TracerProvider, func(context.Context) error, error) {
-	if err := c.validate(); err != nil {
-		return nil, nil, err
+	switch c.Exporter {
+	case "", Off, Stdout, OTLP:
+	default:
+		return nil, nil, fmt.Errorf("trace exporter %q: want off, stdout or otlp", c.Exporter)
 	}
 	if !c.Enabled() {
 		return noop.NewTracerProvider(), func(context.Context) error { return nil }, nil
 	}
-	var (
-		exp sdktrace.SpanExporter
-		err error
+	exp, err := exporter(ctx, c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("trace exporter %s: %w", c.Exporter, err)
+	}
+	// Later sources win: the binary's name, then OTEL_SERVICE_NAME and
+	// OTEL_RESOURCE_ATTRIBUTES.
+	res, err := resource.New(ctx,
+		resource.WithTelemetrySDK(),
+		resource.WithAttributes(attribute.String("service.name", service)),
+		resource.WithFromEnv(),
 	)
-	switch c.Exporter {
-	case Stdout:
+	if err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("trace resource (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME): %w", err), exp.Shutdown(ctx))
+	}
+	// The provider reads OTEL_TRACES_SAMPLER(_ARG) and OTEL_BSP_* itself.
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	return tp, tp.Shutdown, nil
+}
+
+// exporter makes c's span exporter. The stdout one is autoexport's
+// console exporter with a writer of our choosing; OTLP is autoexport's,
+// which reads OTEL_EXPORTER_OTLP_*, except where the deprecated variables
+// ask for OTLP/gRPC. The connection is made lazily: a collector that is
+// down loses spans, never requests.
+func exporter(ctx context.Context, c Config) (sdktrace.SpanExporter, error) {
+	if c.Exporter == Stdout {
 		w := c.Stdout
 		if w == nil {
 			w = os.Stdout
 		}
-		exp, err = stdouttrace.New(stdouttrace.WithWriter(w))
-	case OTLP:
-		opts := []otlptracegrpc.Option{}
+		return stdouttrace.New(stdouttrace.WithWriter(w))
+	}
+	if c.Protocol == "grpc" || c.Endpoint != "" || c.Insecure {
+		var opts []otlptracegrpc.Option
 		if c.Endpoint != "" {
 			opts = append(opts, otlptracegrpc.WithEndpoint(c.Endpoint))
 		}
 		if c.Insecure {
 			opts = append(opts, otlptracegrpc.WithInsecure())
 		}
-		// The connection is made lazily: a collector that is down loses
-		// spans, never requests.
-		exp, err = otlptracegrpc.New(ctx, opts...)
+		return otlptracegrpc.New(ctx, opts...)
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("trace exporter %s: %w", c.Exporter, err)
-	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", service)))
-	if err != nil {
-		return nil, nil, errors.Join(fmt.Errorf("trace resource: %w", err), exp.Shutdown(ctx))
-	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	return tp, tp.Shutdown, nil
+	// With OTEL_TRACES_EXPORTER unset (a Config made in code) this is
+	// OTLP too.
+	return autoexport.NewSpanExporter(ctx)
 }
 
 // Propagator is how trace context crosses processes: W3C trace context
@@ -237,37 +343,62 @@ func HTTPHandler(tp trace.TracerProvider, h http.Handler) http.Handler {
 		otelhttp.WithMessageEvents(), // none
 		// Called when the span starts and again once h has returned.
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			if rt, _ := r.Context().Value(routeKey{}).(*route); rt != nil && rt.name != "" {
-				return rt.name
+			if rt, _ := r.Context().Value(routeKey{}).(*route); rt.name() != "" {
+				return rt.name()
 			}
 			return "REST " + r.Method
 		}),
 	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		traced.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, &route{})))
+		r, _ = TrackRoute(r)
+		traced.ServeHTTP(w, r)
 	})
 }
 
-// route is where SetRoute leaves the span's name for HTTPHandler, which
-// names the span again after the request.
-type route struct{ name string }
+// route is where SetRoute leaves the request's route for those who asked
+// with TrackRoute: HTTPHandler, which names the span again after the
+// request, and the gateway's request metrics.
+type route struct{ method, pattern string }
 
 type routeKey struct{}
 
-// SetRoute names the span of an HTTPHandler request after the REST route
-// that matched, "GET /v1/{name=teams/*/secrets/*}", and records it as
-// http.route: the pattern, not the path, so that the spans of one route
-// share a name. ctx is the request's.
+// TrackRoute returns r with a place for SetRoute to leave the route that
+// matched, and a function that returns it once r is served: "" when none
+// matched, else the method and pattern ("GET", "/v1/{name=teams/*/secrets/*}").
+// A pattern, unlike a path, names no team or secret, and there are few of
+// them: the right label for metrics. Tracked twice, r keeps one place, so
+// that an outer tracker (metrics) and an inner one (HTTPHandler) both see
+// the route.
+func TrackRoute(r *http.Request) (*http.Request, func() (method, pattern string)) {
+	rt, _ := r.Context().Value(routeKey{}).(*route)
+	if rt == nil {
+		rt = &route{}
+		r = r.WithContext(context.WithValue(r.Context(), routeKey{}, rt))
+	}
+	return r, func() (string, string) { return rt.method, rt.pattern }
+}
+
+func (rt *route) name() string {
+	if rt == nil || rt.pattern == "" {
+		return ""
+	}
+	return rt.method + " " + rt.pattern
+}
+
+// SetRoute tells the request whose context is ctx the REST route that
+// matched, "GET /v1/{name=teams/*/secrets/*}": TrackRoute's callers get
+// it, and its span (if traced) is named after it and records it as
+// http.route. Spans of one route share a name.
 func SetRoute(ctx context.Context, method, pattern string) {
-	name := method + " " + pattern
-	if rt, _ := ctx.Value(routeKey{}).(*route); rt != nil {
-		rt.name = name
+	rt, _ := ctx.Value(routeKey{}).(*route)
+	if rt != nil {
+		rt.method, rt.pattern = method, pattern
 	}
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
 		return
 	}
-	span.SetName(name)
+	span.SetName(method + " " + pattern)
 	span.SetAttributes(attribute.String("http.route", pattern))
 }
 

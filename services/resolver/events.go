@@ -37,6 +37,7 @@ const (
 	ActionUserUpdate        = "user.update" // made a system admin (ozresolverd bootstrap)
 	ActionMembershipCreate  = "membership.create"
 	ActionMembershipDelete  = "membership.delete"
+	ActionMembershipUpdate  = "membership.update" // a member's role changed
 	ActionInvitationCreate  = "invitation.create"
 	ActionInvitationAccept  = "invitation.accept"
 	ActionInvitationDecline = "invitation.decline"

@@ -11,10 +11,8 @@ import (
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 	"github.com/ozsecrets/oz/cli/internal/cmd/root"
 	"github.com/ozsecrets/oz/cli/internal/runner"
+	"github.com/ozsecrets/oz/lib/version"
 )
-
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
 
 func main() {
 	// Before anything reads a credential (OZ_TOKEN is in this process's
@@ -26,7 +24,9 @@ func main() {
 		os.Exit(1)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := root.Run(ctx, cmdutil.System(), version, os.Args)
+	// The version is the build's own (module version, commit), read from
+	// the build information go build embeds: no -ldflags to forget.
+	code := root.Run(ctx, cmdutil.System(), version.Get().Short(), os.Args)
 	stop()
 	os.Exit(code)
 }

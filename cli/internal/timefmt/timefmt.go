@@ -68,3 +68,51 @@ func Absolute(t time.Time, loc *time.Location) string {
 	}
 	return t.In(loc).Format("2006-01-02 15:04")
 }
+
+// Tables show times for people on a terminal and for scripts off one
+// (iostreams.IOStreams.StdoutTTY): "3 days ago" or a local date reads
+// well but cannot be parsed, compared or sorted, and depends on when and
+// where the command ran. Off a terminal a time is therefore always
+// Machine: RFC 3339 in UTC.
+
+// Machine renders t as RFC 3339 in UTC, to the second, or "" for a zero t.
+func Machine(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// Cell renders t in a table column of relative times: Relative on a
+// terminal (tty), else Machine. A zero t is "-" either way.
+func Cell(t, now time.Time, tty bool) string {
+	if t.IsZero() {
+		return "-"
+	}
+	if tty {
+		return Relative(t, now)
+	}
+	return Machine(t)
+}
+
+// Date renders t in a column of dates: Absolute in loc on a terminal
+// (tty), else Machine; "" for a zero t.
+func Date(t time.Time, loc *time.Location, tty bool) string {
+	if tty {
+		return Absolute(t, loc)
+	}
+	return Machine(t)
+}
+
+// Precise renders t in a column of event times, to the second: local
+// "2006-01-02 15:04:05" in loc on a terminal (tty), else Machine; "" for
+// a zero t.
+func Precise(t time.Time, loc *time.Location, tty bool) string {
+	if t.IsZero() {
+		return ""
+	}
+	if tty {
+		return t.In(loc).Format("2006-01-02 15:04:05")
+	}
+	return Machine(t)
+}

@@ -1,6 +1,7 @@
 package timefmt_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +65,35 @@ func TestRelativeAcrossDST(t *testing.T) {
 	}
 	if got, want := timefmt.Relative(time.Date(2026, time.March, 1, 12, 0, 0, 0, loc), now), "1 week ago"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestTerminalOrScript(t *testing.T) {
+	loc := time.FixedZone("UTC-5", -5*3600)
+	now := time.Date(2026, time.March, 15, 16, 30, 0, 0, loc)
+	ts := time.Date(2026, time.March, 12, 9, 15, 30, 500, loc)
+	tests := []struct {
+		name, got, want string
+	}{
+		{"CellTTY", timefmt.Cell(ts, now, true), "3 days ago"},
+		{"CellScript", timefmt.Cell(ts, now, false), "2026-03-12T14:15:30Z"},
+		{"CellZero", timefmt.Cell(time.Time{}, now, false), "-"},
+		{"DateTTY", timefmt.Date(ts, loc, true), "2026-03-12 09:15"},
+		{"DateScript", timefmt.Date(ts, loc, false), "2026-03-12T14:15:30Z"},
+		{"DateZero", timefmt.Date(time.Time{}, loc, false), ""},
+		{"PreciseTTY", timefmt.Precise(ts, loc, true), "2026-03-12 09:15:30"},
+		{"PreciseScript", timefmt.Precise(ts, loc, false), "2026-03-12T14:15:30Z"},
+		{"PreciseZero", timefmt.Precise(time.Time{}, loc, true), ""},
+		{"MachineZero", timefmt.Machine(time.Time{}), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %q, want %q", tt.got, tt.want)
+			}
+			if _, err := time.Parse(time.RFC3339, tt.got); strings.HasSuffix(tt.name, "Script") && err != nil {
+				t.Errorf("%q does not parse as RFC 3339: %v", tt.got, err)
+			}
+		})
 	}
 }

@@ -45,9 +45,9 @@ var (
 	duration = flag.Duration("duration", 3*time.Second, "how long each throughput measurement runs")
 	rounds   = flag.Int("rounds", 5, "interleaved rounds of the etcd section's measurements")
 	samples  = flag.Int("samples", 2000, "calls per latency measurement")
-	sections = flag.String("sections", "creates,latency,resolve,exec,etcd", "which measurements to run, comma-separated")
+	sections = flag.String("sections", "creates,latency,resolve,exec,scale,etcd", "which measurements to run, comma-separated")
 	cpuDir   = flag.String("cpuprofile-dir", "", "write a CPU profile of each process of the system (gateway, resolver, secretstore, audit, ozdev) into `DIR`, as <binary>-<pid>.pprof, for go tool pprof; with -sections to profile one measurement")
-	spansOn  = flag.Bool("spans", false, "trace every call (OZ_TRACE_EXPORTER=stdout into each process's log) and print the median duration of each span by its path: where each call's wall-clock time went; with -sections to trace one measurement")
+	spansOn  = flag.Bool("spans", false, "trace every call (OTEL_TRACES_EXPORTER=console into each process's log) and print the median duration of each span by its path: where each call's wall-clock time went; with -sections to trace one measurement")
 	etcdCPU  = flag.String("etcd-cpuprofile", "", "write a CPU profile of this process (the embedded etcd members and the clients) during ResolveRun on three etcd members to `FILE`")
 )
 
@@ -87,7 +87,7 @@ func run() error {
 		defer fmt.Printf("\nCPU profiles of each process (written as they stopped) in %s: e.g. go tool pprof -top %s/ozgateway-PID.pprof\n", dir, dir)
 	}
 	if *spansOn {
-		os.Setenv("OZ_TRACE_EXPORTER", "stdout") // the system's processes inherit it through ozdev
+		os.Setenv("OTEL_TRACES_EXPORTER", "console") // the system's processes inherit it through ozdev (package tracing)
 	}
 	sys, err := harness.Start(bin, filepath.Join(work, "data"))
 	if err != nil {
@@ -174,6 +174,11 @@ func run() error {
 	}
 	if want("exec") {
 		if err := benchExecRelay(sys, conn, ctx, work); err != nil {
+			return err
+		}
+	}
+	if want("scale") {
+		if err := benchScale(sys, conn); err != nil {
 			return err
 		}
 	}
@@ -399,6 +404,12 @@ func newResolve(sys *harness.System, conn *grpc.ClientConn, userCtx context.Cont
 			return nil, nil, err
 		}
 	}
+	return newRun(sys, conn, userCtx, team, runnerID, &scopev1.RunContext{})
+}
+
+// newRun is newResolve of a team whose secrets exist, for runs of context
+// rc: a run must be injected exactly 10 secrets.
+func newRun(sys *harness.System, conn *grpc.ClientConn, userCtx context.Context, team, runnerID string, rc *scopev1.RunContext) (resolve, start func() error, err error) {
 	adminCtx := harness.WithToken(context.Background(), sys.AdminToken)
 	created, err := scopev1.NewRunnerServiceClient(conn).CreateRunner(adminCtx, &scopev1.CreateRunnerRequest{
 		RunnerId: runnerID, Teams: []string{team},
@@ -424,7 +435,7 @@ func newResolve(sys *harness.System, conn *grpc.ClientConn, userCtx context.Cont
 	}
 	recipient := &scopev1.RecipientKey{KemId: uint32(kem.ID()), PublicKey: priv.PublicKey().Bytes()}
 	startAndResolve := func() (*scopev1.ResolveRunResponse, error) {
-		st, err := runs.StartRun(cronCtx, &scopev1.StartRunRequest{Parent: "teams/" + team, Context: &scopev1.RunContext{}})
+		st, err := runs.StartRun(cronCtx, &scopev1.StartRunRequest{Parent: "teams/" + team, Context: rc})
 		if err != nil {
 			return nil, fmt.Errorf("start run: %w", err)
 		}
@@ -455,7 +466,7 @@ func newResolve(sys *harness.System, conn *grpc.ClientConn, userCtx context.Cont
 		return nil, nil, fmt.Errorf("sealed environment: %d vars, %v", len(env.GetVars()), err)
 	}
 	start = func() error {
-		_, err := runs.StartRun(cronCtx, &scopev1.StartRunRequest{Parent: "teams/" + team, Context: &scopev1.RunContext{}})
+		_, err := runs.StartRun(cronCtx, &scopev1.StartRunRequest{Parent: "teams/" + team, Context: rc})
 		return err
 	}
 	return resolve, start, nil

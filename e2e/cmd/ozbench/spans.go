@@ -12,7 +12,7 @@ import (
 )
 
 // With -spans, every process of the system writes its trace spans as JSON
-// lines to its log (the stdout exporter, OZ_TRACE_EXPORTER=stdout), and
+// lines to its log (the console exporter, OTEL_TRACES_EXPORTER=console), and
 // ozbench prints where the wall-clock time of each kind of call went: the
 // median duration of each span, by its path from the call's first span,
 // so that a hop's cost is its client span minus its server span. Tracing

@@ -3,9 +3,11 @@
 //
 // Every flag has an OZ_… environment variable, named in its help; the flag
 // wins. Logs are JSON on stderr. Exit codes: 0 success, 1 failure, 2 bad
-// usage. With --trace-exporter stdout or otlp
-// (--trace-endpoint HOST:PORT, --trace-insecure) it traces every gRPC call
-// and REST request, and the backends continue its traces; off by default.
+// usage. With the standard OpenTelemetry variables (OTEL_TRACES_EXPORTER=otlp
+// or console, OTEL_EXPORTER_OTLP_ENDPOINT…; package tracing) it traces every
+// gRPC call and REST request, and the backends continue its traces; off by
+// default. With --metrics-listen it serves Prometheus metrics: calls by
+// gRPC method and code, REST requests by route and status.
 //
 // Limits at the edge, each on by default (README, "Security"): REST body
 // size (--max-request-bytes) and the time to receive it
@@ -24,8 +26,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/ozsecrets/oz/gateway/edge"
 	"github.com/ozsecrets/oz/gateway/web"
+	"github.com/ozsecrets/oz/lib/dial"
 	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/lib/tracing"
 )
@@ -51,6 +57,7 @@ type options struct {
 	tlsCert, tlsKey, tlsCA            string
 	secretstore, resolver, auditAddrs string
 	trace                             tracing.Config
+	metricsListen                     string
 
 	maxRequestBytes   int
 	bodyReadTimeout   time.Duration
@@ -69,9 +76,9 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	set.String(&o.tlsCert, "tls-cert", "OZ_TLS_CERT", "", "the gateway's certificate (PEM), served to callers and presented to backends; required")
 	set.String(&o.tlsKey, "tls-key", "OZ_TLS_KEY", "", "the key of --tls-cert (PEM); required")
 	set.String(&o.tlsCA, "tls-ca", "OZ_TLS_CA", "", "CA bundle (PEM) that verifies the backends; required")
-	set.String(&o.secretstore, "secretstore-addr", "OZ_SECRETSTORE_ADDR", "", "secretstore address(es), HOST:PORT, comma-separated; required")
-	set.String(&o.resolver, "resolver-addr", "OZ_RESOLVER_ADDR", "", "resolver address(es), HOST:PORT, comma-separated; required")
-	set.String(&o.auditAddrs, "audit-addr", "OZ_AUDIT_ADDR", "", "audit address(es), HOST:PORT, comma-separated (optional)")
+	set.String(&o.secretstore, "secretstore-addr", "OZ_SECRETSTORE_ADDR", "", "secretstore address(es): "+dial.Rule+"; required")
+	set.String(&o.resolver, "resolver-addr", "OZ_RESOLVER_ADDR", "", "resolver address(es): "+dial.Rule+"; required")
+	set.String(&o.auditAddrs, "audit-addr", "OZ_AUDIT_ADDR", "", "audit address(es): "+dial.Rule+" (optional)")
 	set.Int(&o.maxRequestBytes, "max-request-bytes", "OZ_GATEWAY_MAX_REQUEST_BYTES", edge.DefaultMaxRequestBytes,
 		"largest REST request body, in bytes; larger ones get 413")
 	set.Duration(&o.bodyReadTimeout, "body-read-timeout", "OZ_GATEWAY_BODY_READ_TIMEOUT", edge.DefaultBodyReadTimeout,
@@ -84,6 +91,8 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 		"failed authentications a source address may make a minute once its burst is spent; then 429/ResourceExhausted; 0: no limit")
 	set.Int(&o.authFailBurst, "auth-fail-burst", "OZ_GATEWAY_AUTH_FAIL_BURST", edge.DefaultAuthFailureBurst,
 		"failed authentications a source address may make in a row")
+	set.String(&o.metricsListen, "metrics-listen", "OZ_GATEWAY_METRICS_LISTEN", "",
+		"serve Prometheus metrics over plain HTTP at http://ADDR/metrics; empty: off")
 	traceFlags := tracing.Register(set)
 	if err := set.Parse(args); err != nil {
 		return options{}, err
@@ -144,6 +153,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			log.Warn("tracing: spans not exported", "err", err.Error())
 		}
 	}()
+	var reg *prometheus.Registry
+	if o.metricsListen != "" {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		stop, _, err := edge.ServeMetrics(o.metricsListen, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	app, err := web.New()
 	if err != nil {
 		return err
@@ -159,6 +178,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Logger:            log,
 		WebApp:            app,
 		TracerProvider:    tp,
+		Metrics:           registerer(reg),
 		MaxRequestBytes:   int64(o.maxRequestBytes),
 		BodyReadTimeout:   o.bodyReadTimeout,
 		BackendTimeout:    o.backendTimeout,
@@ -179,4 +199,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	return srv.Serve(ctx, l)
+}
+
+// registerer is reg, or a nil interface when metrics are off: a nil
+// *Registry in an interface is not nil.
+func registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if reg == nil {
+		return nil
+	}
+	return reg
 }

@@ -20,9 +20,10 @@
 // has the flags, package audit/kvstore the layout). With
 // --metrics-listen it also serves Prometheus metrics over plain HTTP at
 // /metrics: off by default, since the port is unauthenticated; bind it to
-// loopback or a private network. With --trace-exporter stdout or otlp
-// (--trace-endpoint, --trace-insecure) it traces every call it serves and
-// makes; off by default.
+// loopback or a private network. With the standard OpenTelemetry
+// variables (OTEL_TRACES_EXPORTER=otlp or console, OTEL_EXPORTER_OTLP_*;
+// package tracing) it traces every call it serves and makes; off by
+// default.
 //
 // A bbolt file written by an older build (layout 1) is upgraded in place
 // when it is opened; an etcd namespace is refused until `ozauditd upgrade`

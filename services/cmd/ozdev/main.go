@@ -38,6 +38,7 @@ type config struct {
 	secretstore string
 	audit       string
 	policy      restartPolicy
+	metrics     bool
 }
 
 func main() {
@@ -72,6 +73,9 @@ holds one of the addresses or a store of the data directory.`,
 		"restarts of one service, without a stable minute in between, before ozdev gives up and stops everything")
 	set.Duration(&c.policy.base, "restart-backoff", "OZ_DEV_RESTART_BACKOFF", time.Second,
 		"wait before the first restart of a service; doubled each time up to 30s")
+	set.Bool(&c.metrics, "metrics", "OZ_METRICS", false,
+		"serve each process's Prometheus metrics on loopback, at its port + "+fmt.Sprint(metricsPortOffset)+
+			" (resolver 127.0.0.1:9451/metrics…), list them, and write <data-dir>/prometheus.yml to scrape them")
 	c.policy.max, c.policy.stable = 30*time.Second, time.Minute
 	if err := set.Parse(args); err != nil {
 		return c, err
@@ -109,6 +113,12 @@ func run(ctx context.Context, c config, log *slog.Logger) error {
 			"--listen", c.gatewayAddr,
 			"--tls-cert", dir.For("gateway").Cert, "--tls-key", dir.For("gateway").Key, "--tls-ca", dir.CA(),
 			"--secretstore-addr", c.secretstore, "--resolver-addr", c.resolver, "--audit-addr", c.audit}},
+	}
+	var metricsText string
+	if c.metrics {
+		if metricsText, err = withMetrics(procs, dataDir); err != nil {
+			return err
+		}
 	}
 	stores := storeFiles(dataDir)
 	// Refuse before touching anything when an earlier system still runs.
@@ -170,8 +180,9 @@ In another shell:
   source %s      # OZ_ADDR, OZ_CA_FILE and a system-admin OZ_TOKEN
   bin/oz whoami
 
+%s
 Ctrl-C stops everything; data is kept for the next start.
-`, c.gatewayAddr, c.gatewayAddr, dataDir, filepath.Join(dataDir, "logs"), envFile)
+`, c.gatewayAddr, c.gatewayAddr, dataDir, filepath.Join(dataDir, "logs"), envFile, metricsText)
 
 	err = supervise(ctx, log, sp, c.binDir, clientTLS, c.policy, exited)
 	if err == nil {

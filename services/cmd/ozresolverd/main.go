@@ -22,9 +22,9 @@
 // and delivery lag among them) over plain HTTP at /metrics: off by
 // default, since the port is unauthenticated.
 //
-// With --trace-exporter stdout or otlp (--trace-endpoint HOST:PORT,
-// --trace-insecure) it traces every call it serves and makes, with a child
-// span per store call (package tracing); off by default.
+// With the standard OpenTelemetry variables (OTEL_TRACES_EXPORTER=otlp or
+// console, OTEL_EXPORTER_OTLP_*; package tracing) it traces every call it
+// serves and makes, with a child span per store call; off by default.
 //
 // Every flag has an OZ_… environment variable; logs are JSON on stderr and
 // never contain a token.

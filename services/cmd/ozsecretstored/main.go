@@ -24,9 +24,10 @@
 // `keyring rewrap` wait in the outbox for the next serve. With
 // --metrics-listen it also serves Prometheus metrics (the outbox's backlog
 // and delivery lag among them) over plain HTTP at /metrics: off by
-// default, since the port is unauthenticated. With --trace-exporter stdout
-// or otlp (--trace-endpoint, --trace-insecure) it traces every call it
-// serves and makes, with a child span per store call; off by default.
+// default, since the port is unauthenticated. With the standard
+// OpenTelemetry variables (OTEL_TRACES_EXPORTER=otlp or console,
+// OTEL_EXPORTER_OTLP_*; package tracing) it traces every call it serves
+// and makes, with a child span per store call; off by default.
 //
 //	ozsecretstored [flags]                 serve
 //	ozsecretstored keyring generate [flags] write a new keyring to --kek-file

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
+	"github.com/ozsecrets/oz/lib/dial"
 	"github.com/ozsecrets/oz/lib/flagenv"
 	"github.com/ozsecrets/oz/lib/tracing"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
@@ -504,7 +505,7 @@ func (f *Flags) Daemon() (Daemon, error) {
 // what for.
 func PeerFlag(s *flagenv.Set, p *string, peer, why string) {
 	s.String(p, peer+"-addr", envName(peer, "ADDR"), DefaultAddr(peer),
-		fmt.Sprintf("%s address(es), HOST:PORT, comma-separated, %s; dialed by mutual TLS with --tls-cert", peer, why))
+		fmt.Sprintf("%s address(es): %s; %s; dialed by mutual TLS with --tls-cert", peer, dial.Rule, why))
 }
 
 // envName is the variable OZ_<NAME>_<what>.

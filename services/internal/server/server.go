@@ -201,7 +201,8 @@ func statusUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 }
 
 // logUnary writes one structured line per request: method, code, duration,
-// caller — never request or response bodies, never tokens.
+// caller — never request or response bodies, never tokens, and no message
+// of a caller's own mistake (callerInput).
 func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
@@ -222,8 +223,8 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 		if src := auth.RequestSource(ctx); src != "" {
 			attrs = append(attrs, "source", src)
 		}
-		if err != nil {
-			attrs = append(attrs, "error", status.Convert(err).Message())
+		if st := status.Convert(err); err != nil && !callerInput(st.Code()) {
+			attrs = append(attrs, "error", st.Message())
 		}
 		level := slog.LevelInfo
 		if info.FullMethod == "/grpc.health.v1.Health/Check" {
@@ -232,6 +233,21 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 		log.Log(ctx, level, "rpc", attrs...)
 		return resp, err
 	}
+}
+
+// callerInput reports whether code answers what the caller asked for
+// rather than a fault of the service. Such a status's message echoes the
+// request (`secret teams/acme/secrets/NAME not found`), and a name may be
+// a value pasted in the wrong place (`oz secret update --team --value
+// hunter2` takes hunter2 as the NAME): the log keeps the code only, the
+// caller still gets the message.
+func callerInput(code codes.Code) bool {
+	switch code {
+	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.FailedPrecondition,
+		codes.Aborted, codes.OutOfRange, codes.PermissionDenied:
+		return true
+	}
+	return false
 }
 
 // logAttrs are attributes a handler adds to its request's log line.

@@ -158,6 +158,7 @@ func (d *Directory) AcceptInvitation(ctx context.Context, user, team string) (Me
 	if err != nil {
 		return Membership{}, fmt.Errorf("accept invitation: %w", err)
 	}
+	d.refreshTokensOf(ctx, user)
 	return m, nil
 }
 

@@ -3,6 +3,7 @@ package directory
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ozsecrets/oz/services/internal/auth"
@@ -67,6 +68,7 @@ func (d *Directory) CreateMembership(ctx context.Context, team, user string, rol
 	if err != nil {
 		return Membership{}, fmt.Errorf("create membership: %w", err)
 	}
+	d.refreshTokensOf(ctx, user)
 	return m, nil
 }
 
@@ -130,7 +132,83 @@ func (d *Directory) DeleteMembership(ctx context.Context, team, user string) err
 	if err != nil {
 		return fmt.Errorf("delete membership: %w", err)
 	}
+	d.refreshTokensOf(ctx, user)
 	return nil
+}
+
+// UpdateMembership gives user the role role in team (RoleNone is
+// refused: say member or admin). System admins and admins of the team.
+// The member's other fields are kept. A role that is already the
+// member's changes nothing and records no event.
+//
+// Returns Invalid (fields team_id, user_id, role), PermissionDenied,
+// NotFound (not a member).
+func (d *Directory) UpdateMembership(ctx context.Context, team, user string, role auth.Role) (Membership, error) {
+	if err := resolver.CheckID("team_id", team); err != nil {
+		return Membership{}, err
+	}
+	if err := resolver.CheckID("user_id", user); err != nil {
+		return Membership{}, err
+	}
+	if role == auth.RoleNone {
+		return Membership{}, errs.Field("role", "is required: member or admin")
+	}
+	role, err := memberRole(role)
+	if err != nil {
+		return Membership{}, err
+	}
+	if err := d.mayManage(ctx, team); err != nil {
+		return Membership{}, err
+	}
+	// Read, then write on the condition that the record is still the one
+	// read: a concurrent change (another role, a removal) is read again.
+	for {
+		var rec resolver.MembershipRecord
+		raw, err := d.s.Get(ctx, resolver.MemberKey(team, user), &rec)
+		if resolver.IsNotFound(err) {
+			return Membership{}, errs.E(errs.KindNotFound, "user %q is not a member of team %q", user, team)
+		}
+		if err != nil {
+			return Membership{}, fmt.Errorf("read membership: %w", err)
+		}
+		m := membershipOf(rec)
+		if m.Role == role {
+			return m, nil
+		}
+		m.Role = role
+		next := resolver.Encode(toMembershipRecord(m))
+		err = d.s.Apply(ctx,
+			[]kv.Cond{kv.Equal(resolver.MemberKey(team, user), raw)},
+			[]kv.Write{kv.Put(resolver.MemberKey(team, user), next), kv.Put(resolver.UserTeamKey(user, team), next)},
+			d.s.Event(ctx, resolver.ActionMembershipUpdate, m.Name(), team, map[string]string{resolver.DetailRole: role.String()}))
+		if resolver.Conflict(err) == 0 {
+			continue
+		}
+		if err != nil {
+			return Membership{}, fmt.Errorf("update membership: %w", err)
+		}
+		d.refreshTokensOf(ctx, user)
+		return m, nil
+	}
+}
+
+// refreshTokensOf has every service drop user's tokens from its cache of
+// authentications (as a revocation does, Notices), so that a change of
+// their memberships holds at their next request rather than within the
+// caches' TTL: the tokens stay valid and are authenticated afresh, with
+// the memberships as they are now. A failure to read the tokens is left
+// to the TTL.
+func (d *Directory) refreshTokensOf(ctx context.Context, user string) {
+	prefix := resolver.PrincipalTokensPrefix(resolver.UserName(user))
+	kvs, err := d.s.KV().Scan(ctx, prefix, "", 0)
+	if err != nil {
+		return
+	}
+	ids := make([]string, len(kvs))
+	for i, e := range kvs {
+		ids[i] = strings.TrimPrefix(e.Key, prefix)
+	}
+	d.notices.Publish(ctx, ids)
 }
 
 // mayManage checks that the caller is a person who may manage team's

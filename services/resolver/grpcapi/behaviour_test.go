@@ -416,3 +416,49 @@ func TestResponses(t *testing.T) {
 		}
 	})
 }
+
+// TestUpdateMembershipRole: a team admin makes a member an admin and back;
+// the member's rights follow at once, the change is audited with the
+// role, and a bad role or an unspecified one is refused naming the field.
+func TestUpdateMembershipRole(t *testing.T) {
+	f := newFixture(t)
+	e := f.serve(t)
+	c := e.dial(t, "gateway")
+	admin := withToken(t, f.tokens[teamAdmin])
+	max := withToken(t, f.tokens[teamMember])
+	if _, err := c.dir.CreateInvitation(max, &scopev1.CreateInvitationRequest{Parent: "teams/red", User: "users/nobody"}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a member invites: got %v, want PermissionDenied", err)
+	}
+	resp, err := c.dir.UpdateMembership(admin, &scopev1.UpdateMembershipRequest{Name: "teams/red/members/max", Role: scopev1.Role_ROLE_ADMIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.GetMembership(); got.GetRole() != scopev1.Role_ROLE_ADMIN || got.GetName() != "teams/red/members/max" || got.GetCreateTime() == nil {
+		t.Errorf("membership: got %v", got)
+	}
+	caller, err := c.dir.GetCaller(max, &scopev1.GetCallerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if teams := caller.GetPrincipal().GetTeams(); len(teams) != 1 || teams[0].GetRole() != scopev1.Role_ROLE_ADMIN {
+		t.Errorf("max's teams after the change: %v, want red as admin", teams)
+	}
+	if _, err := c.dir.UpdateMembership(admin, &scopev1.UpdateMembershipRequest{Name: "teams/red/members/max", Role: scopev1.Role_ROLE_MEMBER}); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range []scopev1.Role{scopev1.Role_ROLE_UNSPECIFIED, scopev1.Role(99)} {
+		_, err := c.dir.UpdateMembership(admin, &scopev1.UpdateMembershipRequest{Name: "teams/red/members/max", Role: role})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "role") {
+			t.Errorf("role %v: got %v, want InvalidArgument naming role", role, err)
+		}
+	}
+	var updates []string
+	for _, ev := range drainEvents(t, e.dir) {
+		if ev.GetAction() == "membership.update" {
+			updates = append(updates, ev.GetDetails()["role"])
+		}
+	}
+	if !slices.Equal(updates, []string{"admin", "member"}) {
+		t.Errorf("membership.update events with roles %v, want [admin member]", updates)
+	}
+}

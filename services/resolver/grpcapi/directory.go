@@ -135,6 +135,29 @@ func (s *DirectoryServer) deleteMembership(ctx context.Context, req *scopev1.Del
 	return &scopev1.DeleteMembershipResponse{}, nil
 }
 
+func (s *DirectoryServer) UpdateMembership(ctx context.Context, req *scopev1.UpdateMembershipRequest) (*scopev1.UpdateMembershipResponse, error) {
+	return remember(ctx, s.Dir.Store(), req, s.updateMembership)
+}
+
+func (s *DirectoryServer) updateMembership(ctx context.Context, req *scopev1.UpdateMembershipRequest) (*scopev1.UpdateMembershipResponse, error) {
+	team, user, err := parseMembership(ctx, "name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	var role auth.Role
+	switch r := req.GetRole(); r {
+	case scopev1.Role_ROLE_MEMBER, scopev1.Role_ROLE_ADMIN:
+		role = auth.RoleFromProto(r)
+	default:
+		return nil, errs.Field("role", "must be ROLE_MEMBER or ROLE_ADMIN")
+	}
+	m, err := s.Dir.UpdateMembership(ctx, team, user, role)
+	if err != nil {
+		return nil, err
+	}
+	return &scopev1.UpdateMembershipResponse{Membership: membershipProto(m)}, nil
+}
+
 // GetCaller says who the caller is, as authenticated for this request.
 func (s *DirectoryServer) GetCaller(ctx context.Context, _ *scopev1.GetCallerRequest) (*scopev1.GetCallerResponse, error) {
 	p := auth.PrincipalFrom(ctx)

@@ -136,6 +136,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 			_, err := c.dir.DeleteMembership(ctx, &scopev1.DeleteMembershipRequest{Name: "teams/red/members/newbie"})
 			return err
 		}, want{nf, nf, pd, pd}},
+		{"UpdateMembership", func(ctx context.Context, c clients) error {
+			_, err := c.dir.UpdateMembership(ctx, &scopev1.UpdateMembershipRequest{Name: "teams/red/members/max", Role: scopev1.Role_ROLE_ADMIN})
+			return err
+		}, want{ok, ok, pd, pd}},
+		{"UpdateMembershipMissing", func(ctx context.Context, c clients) error {
+			_, err := c.dir.UpdateMembership(ctx, &scopev1.UpdateMembershipRequest{Name: "teams/red/members/newbie", Role: scopev1.Role_ROLE_ADMIN})
+			return err
+		}, want{nf, nf, pd, pd}},
 		{"GetCaller", func(ctx context.Context, c clients) error {
 			_, err := c.dir.GetCaller(ctx, &scopev1.GetCallerRequest{})
 			return err

@@ -18,25 +18,46 @@ func NewCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:  "admin",
 		Usage: "Manage teams, users, memberships, tokens, runners and integrations",
+		Description: `Most of it needs a system admin; team admins manage their team's members and
+integrations. The server decides who may do what.
+
+Examples:
+   oz admin team list
+   oz admin member list --team acme
+   oz admin token create --user bob --expires 30d`,
 		Subcommands: []*cli.Command{
 			{
-				Name:        "team",
-				Usage:       "Manage teams",
-				Subcommands: []*cli.Command{newTeamCreateCmd(f)},
+				Name:  "team",
+				Usage: "Manage teams",
+				Description: `Examples:
+   oz admin team create acme
+   oz admin team list`,
+				Subcommands: []*cli.Command{newTeamCreateCmd(f), newTeamListCmd(f)},
 			},
 			{
-				Name:        "user",
-				Usage:       "Manage users",
+				Name:  "user",
+				Usage: "Manage users",
+				Description: `Example:
+   oz admin user create bob --team acme --role member`,
 				Subcommands: []*cli.Command{newUserCreateCmd(f)},
 			},
 			{
-				Name:        "member",
-				Usage:       "Manage team memberships",
-				Subcommands: []*cli.Command{newMemberAddCmd(f)},
+				Name:  "member",
+				Usage: "Manage team memberships",
+				Description: `Examples:
+   oz admin member add bob --team acme
+   oz admin member list --team acme
+   oz admin member set-role bob --team acme --role admin
+   oz admin member remove bob --team acme`,
+				Subcommands: []*cli.Command{newMemberAddCmd(f), newMemberListCmd(f), newMemberSetRoleCmd(f), newMemberRemoveCmd(f)},
 			},
 			{
 				Name:  "token",
 				Usage: "Manage bearer tokens",
+				Description: `Examples:
+   oz admin token create --expires 30d
+   oz admin token list --user me
+   oz admin token revoke t1a2b3c4`,
 				Subcommands: []*cli.Command{
 					newTokenCreateCmd(f),
 					newTokenListCmd(f),
@@ -46,6 +67,9 @@ func NewCmd(f *cmdutil.Factory) *cli.Command {
 			{
 				Name:  "runner",
 				Usage: "Manage runners: the services that resolve runs (oz exec) for the teams they are granted",
+				Description: `Examples:
+   oz admin runner create ci-runner --team acme
+   oz admin runner list`,
 				Subcommands: []*cli.Command{
 					newRunnerCreateCmd(f),
 					newRunnerListCmd(f),
@@ -64,7 +88,11 @@ never receive personal secrets). Team admins create and delete integrations;
 members allow or disallow them for themselves (oz integration).
 
 The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
-your only team.`,
+your only team.
+
+Examples:
+   oz admin integration create slack-bot --team acme --trigger slack
+   oz admin integration list --team acme`,
 				Subcommands: []*cli.Command{
 					newIntegrationCreateCmd(f),
 					newIntegrationListCmd(f),
@@ -85,6 +113,14 @@ type Deps struct {
 
 func depsOf(f *cmdutil.Factory) Deps {
 	return Deps{IO: f.IO, Prompter: f.Prompter, Connect: f.Connector()}
+}
+
+// quietDepsOf is depsOf for a mutation with cmdutil.QuietFlag: with
+// --quiet, nothing is printed on success.
+func quietDepsOf(f *cmdutil.Factory, c *cli.Context) Deps {
+	d := depsOf(f)
+	d.IO = cmdutil.Quiet(c, f.IO)
+	return d
 }
 
 func roleFlag() cli.Flag {

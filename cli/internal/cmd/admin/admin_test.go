@@ -162,6 +162,7 @@ func TestTokenList(t *testing.T) {
 	}
 	srv := ozfake.Start(t, nil, nil, fake)
 	deps, out, _ := testDeps(srv)
+	deps.IO.StdoutTTY = true // on a terminal: times as people read them
 	now := func() time.Time { return time.Date(2026, 1, 10, 0, 0, 0, 0, loc) }
 	if err := runTokenList(context.Background(), &TokenListOptions{Deps: deps, Now: now, User: "alice", Output: "table"}); err != nil {
 		t.Fatal(err)

@@ -32,9 +32,10 @@ allow NAME), schedule or integration runs (user-less) for the team. --agent
 names identities whose start policy is admins that it may start user-less
 runs as (identities whose policy is members admit every integration).
 
-The token is shown once: only its hash is stored. Give it to the integration,
-e.g.:
-   SLACK_OZ_TOKEN=$(oz admin integration create slack-bot --team acme --trigger slack)
+The token is shown once: only its hash is stored. Give it to the integration.
+
+Examples:
+   oz admin integration create slack-bot --team acme --trigger slack > slack-token
    oz admin integration create nightly --team acme --trigger schedule --agent deployer`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "trigger", Usage: "the trigger of the runs it starts (`TRIGGER`): " + strings.Join(cmdutil.IntegrationTriggerNames(), ", ")},

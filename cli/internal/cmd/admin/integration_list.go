@@ -48,7 +48,7 @@ func runIntegrationList(ctx context.Context, opts *IntegrationListOptions) error
 	return cmdutil.WriteIntegrations(opts.IO, team, list, opts.Output, "NAME\tTRIGGER\tIDENTITIES\tCREATED BY\tCREATED", func(it cmdutil.Integration) string {
 		created := "-"
 		if t, err := time.Parse(time.RFC3339, it.CreatedAt); err == nil {
-			created = timefmt.Absolute(t, opts.Now().Location())
+			created = timefmt.Date(t, opts.Now().Location(), opts.IO.StdoutTTY)
 		}
 		return strings.Join([]string{it.Name, cmdutil.OrDash(it.Trigger), cmdutil.OrDash(strings.Join(it.Agents, ", ")), cmdutil.PrincipalText(it.CreatedBy), created}, "\t")
 	})

@@ -179,9 +179,9 @@ func TestIntegrationCreateConflict(t *testing.T) {
 func TestIntegrationList(t *testing.T) {
 	srv := startIntegrations(t, "acme", "beta")
 	r := ozrun.Run(t, srv, ozrun.Options{}, "admin", "integration", "list", "--team", "beta")
-	want := strings.Join([]string{
+	want := strings.Join([]string{ // off a terminal: times in RFC 3339
 		"NAME       TRIGGER   IDENTITIES     CREATED BY  CREATED",
-		"nightly    schedule  deployer, ops  alice       2026-05-01 09:30",
+		"nightly    schedule  deployer, ops  alice       2026-05-01T09:30:00Z",
 		"slack-bot  slack     -              carol       -",
 	}, "\n") + "\n"
 	if r.Code != 0 || r.Stdout != want {

@@ -33,6 +33,7 @@ nothing changes if they decline.
 Example:
    oz admin member add bob --team acme --role member`,
 		Flags: []cli.Flag{
+			cmdutil.QuietFlag(),
 			&cli.StringFlag{Name: "team", Usage: "the `TEAM` to add the user to (required)"},
 			roleFlag(),
 		},
@@ -45,7 +46,7 @@ Example:
 			if err != nil {
 				return err
 			}
-			return runMemberAdd(c.Context, &MemberAddOptions{Deps: depsOf(f), User: args[0], Team: c.String("team"), Role: role})
+			return runMemberAdd(c.Context, &MemberAddOptions{Deps: quietDepsOf(f, c), User: args[0], Team: c.String("team"), Role: role})
 		},
 	}
 }

@@ -28,7 +28,10 @@ func newRunnerCreateCmd(f *cmdutil.Factory) *cli.Command {
 		Description: `A runner resolves runs, and receives their values, for the teams it is granted,
 and for no other. Its token is shown once: only its hash is stored. Give it to
 the runner as OZ_TOKEN, e.g.:
-   OZ_TOKEN=$(oz admin runner create ci-runner --team acme)`,
+   OZ_TOKEN=$(oz admin runner create ci-runner --team acme)
+
+Example, a runner for two teams (the token goes to the runner's OZ_TOKEN):
+   oz admin runner create ci-runner --team acme --team beta > runner-token`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "team", Usage: "grant the runner the `TEAM` (repeatable; at least one)"},
 		},

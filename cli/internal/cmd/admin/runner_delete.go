@@ -23,13 +23,17 @@ func newRunnerDeleteCmd(f *cmdutil.Factory) *cli.Command {
 		Name:      "delete",
 		Usage:     "Delete a runner and revoke its tokens",
 		ArgsUsage: "NAME",
-		Flags:     []cli.Flag{cmdutil.ForceFlag()},
+		Description: `Examples:
+   oz admin runner delete ci-runner            # asks for confirmation
+   oz admin runner delete ci-runner --force    # in a script`,
+		Flags: []cli.Flag{
+			cmdutil.QuietFlag(), cmdutil.ForceFlag()},
 		Action: func(c *cli.Context) error {
 			args, err := cmdutil.Args(c, "NAME")
 			if err != nil {
 				return err
 			}
-			return runRunnerDelete(c.Context, &RunnerDeleteOptions{Deps: depsOf(f), Runner: args[0], Force: c.Bool("force")})
+			return runRunnerDelete(c.Context, &RunnerDeleteOptions{Deps: quietDepsOf(f, c), Runner: args[0], Force: c.Bool("force")})
 		},
 	}
 }

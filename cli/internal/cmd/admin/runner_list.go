@@ -28,7 +28,10 @@ func newRunnerListCmd(f *cmdutil.Factory) *cli.Command {
 		Name:    "list",
 		Aliases: []string{"ls"},
 		Usage:   "List runners and the teams they are granted",
-		Flags:   []cli.Flag{cmdutil.OutputFlag()},
+		Description: `Examples:
+   oz admin runner list
+   oz admin runner list --output json`,
+		Flags: []cli.Flag{cmdutil.OutputFlag()},
 		Action: func(c *cli.Context) error {
 			if _, err := cmdutil.Args(c); err != nil {
 				return err
@@ -93,7 +96,7 @@ func runRunnerList(ctx context.Context, opts *RunnerListOptions) error {
 	for _, r := range runners {
 		created := "-"
 		if r.GetCreateTime() != nil {
-			created = timefmt.Absolute(r.GetCreateTime().AsTime(), opts.Now().Location())
+			created = timefmt.Date(r.GetCreateTime().AsTime(), opts.Now().Location(), opts.IO.StdoutTTY)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", runnerID(r), cmdutil.OrDash(strings.Join(r.GetTeams(), ", ")), created)
 	}

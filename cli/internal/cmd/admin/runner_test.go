@@ -78,6 +78,7 @@ func TestRunnerList(t *testing.T) {
 	})
 	now := func() time.Time { return time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC) }
 	deps, out, _ := testDeps(srv)
+	deps.IO.StdoutTTY = true // on a terminal: times as people read them
 	if err := runRunnerList(context.Background(), &RunnerListOptions{Deps: deps, Now: now, Output: "table"}); err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,11 @@ func newSealingKeyCmd(f *cmdutil.Factory) *cli.Command {
 		Description: `The secretstore publishes one current sealing key per KEM: ML-KEM-768+X25519
 (used by oz) and X25519 (used by browsers). After a rotation the previous keys
 still open values sealed to them until they expire (the secretstore's
---sealing-key-grace, 24h by default); then they are dropped.`,
+--sealing-key-grace, 24h by default); then they are dropped.
+
+Examples:
+   oz admin sealing-key list
+   oz admin sealing-key rotate`,
 		Subcommands: []*cli.Command{
 			newSealingKeyListCmd(f),
 			newSealingKeyRotateCmd(f),
@@ -45,7 +49,10 @@ func newSealingKeyListCmd(f *cmdutil.Factory) *cli.Command {
 		Name:    "list",
 		Aliases: []string{"ls"},
 		Usage:   "List the sealing keys: the current ones, and previous ones still opening values",
-		Flags:   []cli.Flag{cmdutil.OutputFlag()},
+		Description: `Examples:
+   oz admin sealing-key list
+   oz admin sealing-key list --output json`,
+		Flags: []cli.Flag{cmdutil.OutputFlag()},
 		Action: func(c *cli.Context) error {
 			opts, err := sealingKeyOptions(c, f)
 			if err != nil {
@@ -60,6 +67,8 @@ func newSealingKeyRotateCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:  "rotate",
 		Usage: "Make new current sealing keys (system admins); the previous ones open values until they expire",
+		Description: `Example:
+   oz admin sealing-key rotate`,
 		Flags: []cli.Flag{cmdutil.OutputFlag()},
 		Action: func(c *cli.Context) error {
 			opts, err := sealingKeyOptions(c, f)
@@ -145,11 +154,11 @@ func writeSealingKeys(opts *SealingKeyOptions, keys []*secretsv1.SealingKey) err
 	for _, k := range keys {
 		state := "current"
 		if !k.GetCurrent() {
-			state = "previous, opens until " + timefmt.Absolute(k.GetExpireTime().AsTime(), loc)
+			state = "previous, opens until " + timefmt.Date(k.GetExpireTime().AsTime(), loc, opts.IO.StdoutTTY)
 		}
 		created := "-"
 		if k.GetCreateTime() != nil {
-			created = timefmt.Absolute(k.GetCreateTime().AsTime(), loc)
+			created = timefmt.Date(k.GetCreateTime().AsTime(), loc, opts.IO.StdoutTTY)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.GetKeyId(), kemName(k.GetKemId()), state, created)
 	}

@@ -21,12 +21,15 @@ func newTeamCreateCmd(f *cmdutil.Factory) *cli.Command {
 		Name:      "create",
 		Usage:     "Create a team",
 		ArgsUsage: "NAME",
+		Description: `Example:
+   oz admin team create acme`,
+		Flags: []cli.Flag{cmdutil.QuietFlag()},
 		Action: func(c *cli.Context) error {
 			args, err := cmdutil.Args(c, "NAME")
 			if err != nil {
 				return err
 			}
-			return runTeamCreate(c.Context, &TeamCreateOptions{Deps: depsOf(f), Team: args[0]})
+			return runTeamCreate(c.Context, &TeamCreateOptions{Deps: quietDepsOf(f, c), Team: args[0]})
 		},
 	}
 }

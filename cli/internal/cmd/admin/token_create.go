@@ -45,7 +45,12 @@ A longer --expires is refused, naming the bound.
 With --agent the token belongs to an agent identity of the team (team admins):
 runs started with it execute as that identity. Deleting the identity revokes it.
 The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
-your only team.`,
+your only team.
+
+Examples:
+   oz admin token create --expires 30d > ~/.oz-token
+   oz admin token create --user bob --expires 12h
+   oz admin token create --agent deployer --team acme`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "user", Value: "me", Usage: "the user `NAME` the token authenticates"},
 			&cli.StringFlag{Name: "agent", Usage: "bind the token to the agent identity `NAME` instead of a user"},

@@ -30,6 +30,9 @@ func newTokenListCmd(f *cmdutil.Factory) *cli.Command {
 		Name:    "list",
 		Aliases: []string{"ls"},
 		Usage:   "List tokens (never their secret part)",
+		Description: `Examples:
+   oz admin token list --user me
+   oz admin token list --output json`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "user", Usage: "only the tokens of user `NAME` (\"me\" is you; default: every token, for system admins)"},
 			cmdutil.OutputFlag(),
@@ -116,7 +119,7 @@ func runTokenList(ctx context.Context, opts *TokenListOptions) error {
 		if ts == nil {
 			return none
 		}
-		return timefmt.Absolute(ts.AsTime(), loc)
+		return timefmt.Date(ts.AsTime(), loc, opts.IO.StdoutTTY)
 	}
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPRINCIPAL\tCREATED\tEXPIRES\tREVOKED")

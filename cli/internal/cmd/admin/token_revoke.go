@@ -29,13 +29,17 @@ most everywhere (a service that could not be told trusts its 5-second cache).
 Tokens its holder made for themselves with it ("oz admin token create" with that
 token) are revoked with it, and theirs in turn; each is its own token.revoke
 event. Tokens it made for others (another user, an agent identity) are theirs
-and keep working.`,
+and keep working.
+
+Example:
+   oz admin token revoke t1a2b3c4`,
+		Flags: []cli.Flag{cmdutil.QuietFlag()},
 		Action: func(c *cli.Context) error {
 			args, err := cmdutil.Args(c, "TOKEN_ID")
 			if err != nil {
 				return err
 			}
-			return runTokenRevoke(c.Context, &TokenRevokeOptions{Deps: depsOf(f), TokenID: args[0]})
+			return runTokenRevoke(c.Context, &TokenRevokeOptions{Deps: quietDepsOf(f, c), TokenID: args[0]})
 		},
 	}
 }

@@ -26,7 +26,12 @@ func newUserCreateCmd(f *cmdutil.Factory) *cli.Command {
 		Name:      "create",
 		Usage:     "Create a user and add them to a team",
 		ArgsUsage: "NAME",
+		Description: `Examples:
+   oz admin user create bob --team acme
+   oz admin user create carol --team acme --role admin
+   oz admin user create root2 --system-admin`,
 		Flags: []cli.Flag{
+			cmdutil.QuietFlag(),
 			&cli.StringFlag{Name: "team", Usage: "add the user to `TEAM` (required unless --system-admin)"},
 			roleFlag(),
 			&cli.BoolFlag{Name: "system-admin", Usage: "make the user a system admin"},
@@ -41,7 +46,7 @@ func newUserCreateCmd(f *cmdutil.Factory) *cli.Command {
 				return err
 			}
 			return runUserCreate(c.Context, &UserCreateOptions{
-				Deps:        depsOf(f),
+				Deps:        quietDepsOf(f, c),
 				User:        args[0],
 				Team:        c.String("team"),
 				Role:        role,

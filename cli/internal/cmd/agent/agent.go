@@ -39,7 +39,11 @@ integrations). Its own tokens, and integrations created naming it, always
 may. The default identity's policy is members and cannot be changed.
 
 The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
-your only team. Team admins change identities; members read them.`,
+your only team. Team admins change identities; members read them.
+
+Example:
+   oz agent create deployer --secret PROD_DB_URL
+   oz agent list --team acme`,
 		Subcommands: kind.Commands(f),
 	}
 }
@@ -62,9 +66,12 @@ team secret PROD_DB_URL to its runs:
 
 Example, let any member of the team start runs as deployer:
    oz agent update deployer --start-policy members`},
-		List:             refholder.Text{Usage: "List the team's agent identities"},
-		Get:              refholder.Text{Usage: "Show an agent identity"},
-		Delete:           refholder.Text{Usage: "Delete an agent identity and revoke its tokens (not the default identity)"},
+		List: refholder.Text{Usage: "List the team's agent identities", Description: `Example:
+   oz agent list --team acme --output json`},
+		Get: refholder.Text{Usage: "Show an agent identity", Description: `Example:
+   oz agent get deployer`},
+		Delete: refholder.Text{Usage: "Delete an agent identity and revoke its tokens (not the default identity)", Description: `Example, without the confirmation prompt (scripts):
+   oz agent delete deployer --force`},
 		SecretFlag:       "reference the team secret `NAME`, restricting it to this identity (repeatable)",
 		AddSecretFlag:    "reference the team secret `NAME` too (repeatable)",
 		RemoveSecretFlag: "stop referencing the secret `NAME` (repeatable)",

@@ -297,7 +297,7 @@ func TestList(t *testing.T) {
 
 func TestGet(t *testing.T) {
 	srv := start(t, "acme")
-	r := ozrun.Run(t, srv, ozrun.Options{}, "agent", "get", "deployer")
+	r := ozrun.Run(t, srv, ozrun.Options{TTY: true}, "agent", "get", "deployer")
 	want := strings.Join([]string{
 		"NAME          deployer",
 		"TEAM          acme",

@@ -38,7 +38,12 @@ Keep the head hash that verify prints: a later export must contain it.
 
 The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
 your only team; --system reads the system chain (events of no team: users,
-tokens, runners), for system admins. Team admins read their team's events.`,
+tokens, runners), for system admins. Team admins read their team's events.
+
+Example, a team's changes of the last day, then a copy kept and checked offline:
+   oz audit list --team acme --since 24h
+   oz audit export --team acme -O acme-audit.jsonl
+   oz audit verify --file acme-audit.jsonl`,
 		Subcommands: []*cli.Command{
 			newListCmd(f),
 			newVerifyCmd(f),

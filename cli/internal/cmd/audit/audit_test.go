@@ -246,10 +246,10 @@ func TestList(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := strings.Join([]string{
-		"TIME                 ACTOR              ACTION         RESOURCE                    OUTCOME",
-		"2026-05-20 14:59:00  users/alice (cli)  secret.update  teams/acme/secrets/API_KEY  ok",
-		"2026-05-20 14:58:00  users/alice (cli)  secret.update  teams/acme/secrets/API_KEY  ok",
-		"2026-05-20 14:57:00  users/alice (cli)  secret.update  teams/acme/secrets/API_KEY  ok",
+		"TIME                  ACTOR              ACTION         RESOURCE                    OUTCOME",
+		"2026-05-20T14:59:00Z  users/alice (cli)  secret.update  teams/acme/secrets/API_KEY  ok",
+		"2026-05-20T14:58:00Z  users/alice (cli)  secret.update  teams/acme/secrets/API_KEY  ok",
+		"2026-05-20T14:57:00Z  users/alice (cli)  secret.update  teams/acme/secrets/API_KEY  ok",
 	}, "\n") + "\n"
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
@@ -435,6 +435,7 @@ func TestUsage(t *testing.T) {
 		}}, nil
 	}}
 	d, out, _ := serve(t, f)
+	d.IO.StdoutTTY = true // a person: local times (a script gets RFC 3339, as in TestList)
 	if err := runUsage(context.Background(), &UsageOptions{Deps: d, Secret: "API_KEY", AllVersions: true, Limit: 10}); err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,10 @@ without the server.
 
 With --output-file, the file is written with mode 0600 and appears only when
 the export is complete. Exits 1 when the chain does not verify (the export is
-still written: it is the evidence).`,
+still written: it is the evidence).
+
+Example:
+   oz audit export --team acme --output-file acme-audit.jsonl`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output-file", Aliases: []string{"O"}, Usage: "write the export to `FILE` (default: standard output)"},
 		}, chainFlags()...),
@@ -84,6 +87,10 @@ func runExport(ctx context.Context, opts *ExportOptions) (err error) {
 	}
 	w := bufio.NewWriter(out)
 
+	// A person at a terminal sees the count grow (a large chain takes a
+	// while); the line is gone before anything else is printed.
+	prog := opts.IO.Progress("exporting "+parent, "events")
+	defer prog.Stop()
 	v := auditchain.NewVerifier()
 	var n int64
 	req := &auditv1.ExportEventsRequest{Parent: parent, PageSize: int32(opts.PageSize)}
@@ -102,6 +109,7 @@ func runExport(ctx context.Context, opts *ExportOptions) (err error) {
 			}
 			_ = v.Check(ev) // the first break is kept; everything is written
 			n++
+			prog.Add(1)
 		}
 		if resp.GetNextPageToken() == "" {
 			break
@@ -111,6 +119,7 @@ func runExport(ctx context.Context, opts *ExportOptions) (err error) {
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write export: %w", err)
 	}
+	prog.Stop()
 	if toFile {
 		if err := tmp.Sync(); err != nil {
 			return fmt.Errorf("write export: %w", err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
+	"github.com/ozsecrets/oz/cli/internal/timefmt"
 )
 
 // DefaultListLimit is how many events `oz audit list` shows without
@@ -43,7 +44,10 @@ func newListCmd(f *cmdutil.Factory) *cli.Command {
 		Description: `--since and --until take a duration back from now (90m, 24h, 7d) or a time
 (2026-05-04, 2026-05-04T15:04, RFC 3339). --action takes an action
 (secret.create) or a prefix (secret.*). --actor takes a name (users/alice) or
-an id (alice).`,
+an id (alice).
+
+Example, who changed a secret in the last week:
+   oz audit list --team acme --since 7d --resource teams/acme/secrets/API_KEY`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "since", Usage: "events at or after `WHEN` (a duration like 24h or 7d, or a time)"},
 			&cli.StringFlag{Name: "until", Usage: "events before `WHEN`"},
@@ -153,7 +157,7 @@ func runList(ctx context.Context, opts *ListOptions) error {
 			actor += " (" + c + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n",
-			ev.GetTime().AsTime().In(loc).Format("2006-01-02 15:04:05"), actor,
+			timefmt.Precise(ev.GetTime().AsTime(), loc, opts.IO.StdoutTTY), actor,
 			ev.GetAction(), cmdutil.OrDash(ev.GetResource()), outcomeName(ev.GetOutcome()))
 	}
 	return tw.Flush()

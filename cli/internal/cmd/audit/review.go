@@ -58,7 +58,10 @@ FLAGS says what to look at:
 
 LAST INJECTED is "never" for a team secret no run received since it was
 created, and "—" for personal secrets: the audit log records how many of a
-run's personal secrets it received, never which.`,
+run's personal secrets it received, never which.
+
+Example, flag values older than 30 days:
+   oz secret review --team acme --stale-days 30`,
 		Flags: append([]cli.Flag{
 			&cli.IntFlag{Name: "stale-days", Value: defaultStaleDays, Usage: "flag values unchanged for `N` days as stale"},
 			&cli.IntFlag{Name: "unused-days", Value: defaultUnusedDays, Usage: "flag secrets no run received for `N` days as unused"},
@@ -129,9 +132,12 @@ func runReview(ctx context.Context, opts *ReviewOptions) error {
 		return err
 	}
 	defer conn.Close()
+	// The server reads the team's audit log: a person sees the time pass.
+	prog := opts.IO.Progress("reviewing "+parent, "")
 	resp, err := conn.Audit.ReviewSecrets(ctx, &auditv1.ReviewSecretsRequest{
 		Parent: parent, StaleDays: int32(opts.StaleDays), UnusedDays: int32(opts.UnusedDays),
 	})
+	prog.Stop()
 	if err != nil {
 		return err
 	}
@@ -174,7 +180,7 @@ func runReview(ctx context.Context, opts *ReviewOptions) error {
 		if !slices.Contains(flags, "dangling") {
 			version = fmt.Sprint(r.GetValueVersion())
 			if ts := r.GetValueUpdateTime(); ts != nil {
-				updated = timefmt.Relative(ts.AsTime(), now)
+				updated = timefmt.Cell(ts.AsTime(), now, opts.IO.StdoutTTY)
 			}
 			switch {
 			case !r.GetInjectionsTracked():
@@ -182,7 +188,7 @@ func runReview(ctx context.Context, opts *ReviewOptions) error {
 			case r.GetLastInjectTime() == nil:
 				injected = "never"
 			default:
-				injected = timefmt.Relative(r.GetLastInjectTime().AsTime(), now)
+				injected = timefmt.Cell(r.GetLastInjectTime().AsTime(), now, opts.IO.StdoutTTY)
 			}
 		}
 		var refs []string

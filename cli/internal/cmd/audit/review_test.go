@@ -62,6 +62,7 @@ func ozReview(t *testing.T, srv *ozfake.Server, tty bool, args ...string) (stdou
 	}
 	ios, _, out, errOut := iostreams.Test()
 	ios.StderrTTY = tty
+	ios.StdoutTTY = tty
 	f := &cmdutil.Factory{
 		IO: ios, Prompter: &iostreams.ScriptedPrompter{}, Dial: client.Dial,
 		Now:    func() time.Time { return reviewNow },
@@ -87,13 +88,14 @@ func TestReviewTable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit code %d: %s", code, stderr)
 	}
+	// A script gets times it can parse: RFC 3339 in UTC.
 	want := strings.Join([]string{
-		"NAME     SCOPE     VERSION  LAST UPDATED  LAST INJECTED  REFERENCED BY                 FLAGS",
-		"API_KEY  team      3        1:00pm        yesterday      env:ops-tools                 -",
-		"DB_URL   team      1        3 days ago    3 days ago     agent:deployer,env:ops-tools  restricted",
-		"GHOST    team      -        -             -              agent:deployer                dangling",
-		"OLD_KEY  team      1        4 months ago  never          -                             stale,unused",
-		"SSH_KEY  personal  1        1 week ago    —              -                             -",
+		"NAME     SCOPE     VERSION  LAST UPDATED          LAST INJECTED         REFERENCED BY                 FLAGS",
+		"API_KEY  team      3        2026-05-20T13:00:00Z  2026-05-19T15:00:00Z  env:ops-tools                 -",
+		"DB_URL   team      1        2026-05-17T15:00:00Z  2026-05-17T15:00:00Z  agent:deployer,env:ops-tools  restricted",
+		"GHOST    team      -        -                     -                     agent:deployer                dangling",
+		"OLD_KEY  team      1        2026-01-20T15:00:00Z  never                 -                             stale,unused",
+		"SSH_KEY  personal  1        2026-05-10T15:00:00Z  —                     -                             -",
 	}, "\n") + "\n"
 	if stdout != want {
 		t.Errorf("got\n%s\nwant\n%s", stdout, want)
@@ -109,8 +111,19 @@ func TestReviewTable(t *testing.T) {
 		t.Errorf("request: got %v, want teams/acme (the only team), 90, 30", r)
 	}
 
-	// On a terminal, a summary and what "—" means.
-	_, stderr, _ = ozReview(t, srv, true, "secret", "review")
+	// On a terminal, times relative to now, a summary and what "—" means.
+	stdout, stderr, _ = ozReview(t, srv, true, "secret", "review")
+	want = strings.Join([]string{
+		"NAME     SCOPE     VERSION  LAST UPDATED  LAST INJECTED  REFERENCED BY                 FLAGS",
+		"API_KEY  team      3        1:00pm        yesterday      env:ops-tools                 -",
+		"DB_URL   team      1        3 days ago    3 days ago     agent:deployer,env:ops-tools  restricted",
+		"GHOST    team      -        -             -              agent:deployer                dangling",
+		"OLD_KEY  team      1        4 months ago  never          -                             stale,unused",
+		"SSH_KEY  personal  1        1 week ago    —              -                             -",
+	}, "\n") + "\n"
+	if stdout != want {
+		t.Errorf("on a terminal: got\n%s\nwant\n%s", stdout, want)
+	}
 	for _, want := range []string{"acme: 1 stale (value unchanged for 90 days), 1 unused (no run for 30 days), 1 dangling, 1 restricted", "—: not recorded"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr on a terminal: want %q in\n%s", want, stderr)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
+	"github.com/ozsecrets/oz/cli/internal/timefmt"
 )
 
 // UsageOptions are the inputs of `oz audit usage`.
@@ -32,7 +33,10 @@ func NewUsageCmd(f *cmdutil.Factory) *cli.Command {
 		ArgsUsage: "NAME",
 		Description: `Answered from the audit log: the runs whose resolution injected team secret
 NAME at its current value version or later, since the secret was created.
---all-versions lists the runs that received any version since it was created.`,
+--all-versions lists the runs that received any version since it was created.
+
+Example, the runs that received API_KEY since it was last rotated:
+   oz secret usage API_KEY --team acme`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "all-versions", Usage: "runs that received any version, not only the current one"},
 			&cli.IntFlag{Name: "limit", Value: 100, Usage: "show at most `N` runs (at most 1000)"},
@@ -133,7 +137,7 @@ func runUsage(ctx context.Context, opts *UsageOptions) error {
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tTIME\tVERSION\tAGENT\tTRIGGER\tRUNNER")
 	for _, r := range u.GetRuns() {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", r.GetRunId(), r.GetTime().AsTime().In(loc).Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", r.GetRunId(), timefmt.Precise(r.GetTime().AsTime(), loc, opts.IO.StdoutTTY),
 			r.GetValueVersion(), cmdutil.OrDash(r.GetAgent()), cmdutil.OrDash(r.GetTrigger()), cmdutil.OrDash(r.GetRunner()))
 	}
 	if err := tw.Flush(); err != nil {

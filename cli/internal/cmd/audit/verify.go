@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
+	"github.com/ozsecrets/oz/cli/internal/iostreams"
 )
 
 // VerifyOptions are the inputs of `oz audit verify`.
@@ -46,7 +48,11 @@ shorter one that verifies on its own, lacks it: "the log went backwards".
 A service that does not answer is reported, and its witness not checked.
 
 Exits 0 when the chain verifies, 8 when a link is broken or the log went
-backwards.`,
+backwards.
+
+Example, on the server, then over an export:
+   oz audit verify --team acme
+   oz audit verify --file acme-audit.jsonl`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "file", Usage: "verify the export in `FILE` offline (\"-\": standard input)"},
 			cmdutil.OutputFlag(),
@@ -124,7 +130,10 @@ func runVerify(ctx context.Context, opts *VerifyOptions) error {
 			return err
 		}
 		defer conn.Close()
+		// The server reads the whole chain: a person sees the time pass.
+		prog := opts.IO.Progress("verifying "+parent+" on the server", "")
 		resp, err := conn.Audit.VerifyChain(ctx, &auditv1.VerifyChainRequest{Parent: parent})
+		prog.Stop()
 		if err != nil {
 			return err
 		}
@@ -152,7 +161,9 @@ func verifyFile(opts *VerifyOptions) (*verifyResult, error) {
 		defer f.Close()
 		r = f
 	}
-	rep, err := auditchain.VerifyExport(r)
+	prog := opts.IO.Progress("verifying "+opts.File, "events")
+	rep, err := auditchain.VerifyExport(lineCounter{r, prog})
+	prog.Stop()
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +240,19 @@ func witnessLine(w witnessJSON) string {
 		return "witness: " + w.Reason
 	}
 	return saw + ": NOT HELD: " + w.Reason
+}
+
+// lineCounter counts the lines read through it as events: an export has
+// one event a line.
+type lineCounter struct {
+	r    io.Reader
+	prog *iostreams.Progress
+}
+
+func (c lineCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.prog.Add(int64(bytes.Count(p[:n], []byte{'\n'})))
+	return n, err
 }
 
 func orNone(hash string) string {

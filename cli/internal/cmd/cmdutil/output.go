@@ -62,3 +62,26 @@ func Successf(ios *iostreams.IOStreams, format string, args ...any) {
 // that text stored before the services refused them cannot clear the
 // reader's screen or fake a row (lib/termtext).
 func Text(s string) string { return termtext.Escape(s) }
+
+// QuietFlagName is the --quiet flag of commands that change something.
+const QuietFlagName = "quiet"
+
+// QuietFlag is --quiet (-q): print nothing on success. Commands that take
+// it get their streams through Quiet (TeamDeps does it for them).
+func QuietFlag() cli.Flag {
+	return &cli.BoolFlag{Name: QuietFlagName, Aliases: []string{"q"}, Usage: "print nothing on success (errors still go to standard error)"}
+}
+
+// Quiet returns the streams of a command with QuietFlag: with --quiet, a
+// copy whose standard output is discarded and not a terminal, so that
+// neither Successf nor --output prints anything. Standard error stays as
+// it is: errors, warnings and prompts still show, and exit codes do not
+// change. Without --quiet (or the flag), ios itself.
+func Quiet(c *cli.Context, ios *iostreams.IOStreams) *iostreams.IOStreams {
+	if !c.Bool(QuietFlagName) {
+		return ios
+	}
+	q := *ios
+	q.Out, q.StdoutTTY = io.Discard, false
+	return &q
+}

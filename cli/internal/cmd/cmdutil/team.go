@@ -23,13 +23,14 @@ type TeamDeps struct {
 }
 
 // TeamDeps returns the dependencies of a command with TeamFlags, with the
-// team its command line chose (CommandTeam).
+// team its command line chose (CommandTeam), and its streams silenced on
+// success if it has QuietFlag and was given --quiet.
 func (f *Factory) TeamDeps(c *cli.Context) (TeamDeps, error) {
 	team, err := f.CommandTeam(c)
 	if err != nil {
 		return TeamDeps{}, err
 	}
-	return TeamDeps{IO: f.IO, Prompter: f.Prompter, Connect: f.Connector(), Now: f.Now, Team: team}, nil
+	return TeamDeps{IO: Quiet(c, f.IO), Prompter: f.Prompter, Connect: f.Connector(), Now: f.Now, Team: team}, nil
 }
 
 // ConnectTeam is ConnectTeam with d's connection and team, unless team

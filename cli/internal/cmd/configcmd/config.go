@@ -25,7 +25,11 @@ addr, ca_file, token, token_file and team. The environment variables OZ_ADDR,
 OZ_CA_FILE, OZ_TOKEN, OZ_TOKEN_FILE and OZ_TEAM override them; OZ_CONFIG
 overrides the file's path. The token is OZ_TOKEN, else OZ_TOKEN_FILE's
 content, else the file's token, else the content of its token_file; the
-global flag --token-file FILE wins over all of them.`,
+global flag --token-file FILE wins over all of them.
+
+Example:
+   oz config set team acme
+   oz config show`,
 		Subcommands: []*cli.Command{newSetCmd(f), newShowCmd(f)},
 	}
 }
@@ -47,7 +51,12 @@ func newSetCmd(f *cmdutil.Factory) *cli.Command {
 		ArgsUsage: "KEY [VALUE]",
 		Description: `KEY is addr, ca_file, token, token_file or team. For token, leave out VALUE to be asked
 for it without echo (or to read it from standard input; "-" too), so that it
-does not end up in your shell history.`,
+does not end up in your shell history.
+
+Example, point oz at a gateway and store a token without echoing it:
+   oz config set addr oz.example.internal:7443
+   oz config set token`,
+		Flags: []cli.Flag{cmdutil.QuietFlag()},
 		Action: func(c *cli.Context) error {
 			args := c.Args().Slice()
 			if len(args) == 0 || len(args) > 2 {
@@ -57,7 +66,7 @@ does not end up in your shell history.`,
 			if err != nil {
 				return err
 			}
-			opts := &SetOptions{IO: f.IO, Prompter: f.Prompter, Path: path, Key: args[0]}
+			opts := &SetOptions{IO: cmdutil.Quiet(c, f.IO), Prompter: f.Prompter, Path: path, Key: args[0]}
 			if len(args) == 2 && !(args[0] == "token" && args[1] == "-") {
 				opts.Value, opts.HasValue = args[1], true
 			}
@@ -104,6 +113,8 @@ func newShowCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:  "show",
 		Usage: "Show the effective settings and where each comes from (the token masked)",
+		Description: `Example:
+   oz config show`,
 		Flags: []cli.Flag{cmdutil.OutputFlag()},
 		Action: func(c *cli.Context) error {
 			if _, err := cmdutil.Args(c); err != nil {

@@ -28,7 +28,11 @@ no allowlist. A name that resolves to nothing is an unresolved reference of the
 run, not a failure (unless the run is strict).
 
 The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
-your only team. Team admins change environments; members read them.`,
+your only team. Team admins change environments; members read them.
+
+Example:
+   oz environment create ops-tools --secret GITHUB_TOKEN --secret NPM_TOKEN
+   oz run start --environment ops-tools`,
 		Subcommands: kind.Commands(f),
 	}
 }
@@ -41,11 +45,18 @@ var kind = &refholder.Kind[*scopev1.Environment, refholder.Item]{
 	Short:      "environment",
 	Collection: "environments",
 	Help: refholder.Help{
-		Create:           refholder.Text{Usage: "Create an environment"},
-		Update:           refholder.Text{Usage: "Change an environment's description or its secret names"},
-		List:             refholder.Text{Usage: "List the team's environments"},
-		Get:              refholder.Text{Usage: "Show an environment"},
-		Delete:           refholder.Text{Usage: "Delete an environment"},
+		Create: refholder.Text{Usage: "Create an environment", Description: `Example, the secrets of runs that deploy:
+   oz environment create ops-tools --secret GITHUB_TOKEN --secret NPM_TOKEN -d "deploy runs"`},
+		Update: refholder.Text{Usage: "Change an environment's description or its secret names", Description: `Only what the flags name changes.
+
+Example:
+   oz environment update ops-tools --add-secret PAGER_KEY --remove-secret NPM_TOKEN`},
+		List: refholder.Text{Usage: "List the team's environments", Description: `Example:
+   oz environment list --team acme`},
+		Get: refholder.Text{Usage: "Show an environment", Description: `Example:
+   oz environment get ops-tools --output json`},
+		Delete: refholder.Text{Usage: "Delete an environment", Description: `Example, without the confirmation prompt (scripts):
+   oz environment delete ops-tools --force`},
 		SecretFlag:       "put the secret `NAME` on the allowlist of runs using it (repeatable)",
 		AddSecretFlag:    "add the secret `NAME` to the list (repeatable)",
 		RemoveSecretFlag: "remove the secret `NAME` from the list (repeatable)",

@@ -108,8 +108,11 @@ code and duration) and exits with COMMAND's status (128+N if signal N killed
 it); its own errors use oz's exit codes (see oz --help), and --strict with an
 unresolved reference exits 7 without starting COMMAND.
 
+Example, a member starts a run; a runner runs make deploy with its secrets:
    T=$(oz run start --environment ops-tools)          # as the member
-   OZ_TICKET=$T oz exec --ticket-env OZ_TICKET -- make deploy   # as the runner`
+   OZ_TICKET=$T oz exec --ticket-env OZ_TICKET -- make deploy   # as the runner
+Example, the same from a ticket file, failing rather than running short of a secret:
+   oz exec --ticket-file /run/oz/ticket --strict -- make deploy`
 
 // NewExecCmd returns `oz exec`.
 func NewExecCmd(f *cmdutil.Factory) *cli.Command {

@@ -36,6 +36,8 @@ JSON- and \x-escaped forms, in any letter case, become ***. The values come from
 (--from-env) and files (--from-file, the whole file is one value). Values
 shorter than 4 bytes are not masked; oz says which.
 
+Example, keep an agent's transcript without the tokens it was given:
+   oz mask --from-env GITHUB_TOKEN --from-file ~/.npmrc < transcript > transcript.masked
    agent-transcript | oz mask --from-env GITHUB_TOKEN --from-env NPM_TOKEN > log`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "from-env", Usage: "mask the value of the environment variable `NAME` (repeatable)"},

@@ -44,7 +44,7 @@ func allowCmd(f *cmdutil.Factory, allow bool, name, usage, description string) *
 		Usage:       usage,
 		ArgsUsage:   "NAME",
 		Description: description,
-		Flags:       cmdutil.TeamFlags(),
+		Flags:       append([]cli.Flag{cmdutil.QuietFlag()}, cmdutil.TeamFlags()...),
 		Action: func(c *cli.Context) error {
 			args, err := cmdutil.Args(c, "NAME")
 			if err != nil {

@@ -57,7 +57,9 @@ func newListCmd(f *cmdutil.Factory) *cli.Command {
 		Name:    "list",
 		Aliases: []string{"ls"},
 		Usage:   "List the invitations to join teams that you hold",
-		Flags:   []cli.Flag{cmdutil.OutputFlag()},
+		Description: `Example:
+   oz invitation list`,
+		Flags: []cli.Flag{cmdutil.OutputFlag()},
 		Action: func(c *cli.Context) error {
 			format, err := cmdutil.OutputFormat(c)
 			if err != nil {
@@ -121,7 +123,7 @@ func runList(ctx context.Context, opts *Options) error {
 	for i, it := range items {
 		created := "-"
 		if ts := invs[i].GetCreateTime(); ts != nil {
-			created = timefmt.Relative(ts.AsTime(), opts.Now())
+			created = timefmt.Cell(ts.AsTime(), opts.Now(), opts.IO.StdoutTTY)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.Team, it.Role, cmdutil.PrincipalText(it.InvitedBy), created)
 	}
@@ -135,9 +137,11 @@ func newAnswerCmd(f *cmdutil.Factory, accept bool) *cli.Command {
 		name, usage = "accept", "Accept an invitation to join TEAM: you become a member"
 	}
 	return &cli.Command{
-		Name:      name,
-		Usage:     usage,
-		ArgsUsage: "TEAM",
+		Name:        name,
+		Usage:       usage,
+		ArgsUsage:   "TEAM",
+		Description: "Example:\n   oz invitation " + name + " acme",
+		Flags:       []cli.Flag{cmdutil.QuietFlag()},
 		Action: func(c *cli.Context) error {
 			args, err := cmdutil.Args(c, "TEAM")
 			if err != nil {
@@ -147,6 +151,7 @@ func newAnswerCmd(f *cmdutil.Factory, accept bool) *cli.Command {
 				return err
 			}
 			opts := optionsOf(f)
+			opts.IO = cmdutil.Quiet(c, opts.IO)
 			opts.Team = args[0]
 			if accept {
 				return runAccept(c.Context, opts)

@@ -18,6 +18,7 @@ import (
 	"github.com/ozsecrets/oz/cli/internal/cmd/execcmd"
 	"github.com/ozsecrets/oz/cli/internal/cmd/integration"
 	"github.com/ozsecrets/oz/cli/internal/cmd/invitation"
+	"github.com/ozsecrets/oz/cli/internal/cmd/login"
 	"github.com/ozsecrets/oz/cli/internal/cmd/run"
 	"github.com/ozsecrets/oz/cli/internal/cmd/secret"
 	"github.com/ozsecrets/oz/cli/internal/cmd/whoami"
@@ -69,8 +70,10 @@ Values are write-only: no command prints one.`,
 		}, append(execcmd.Commands(f),
 			audit.NewCmd(f),
 			whoami.NewCmd(f),
+			login.NewCmd(f),
 			admin.NewCmd(f),
 			configcmd.NewCmd(f),
+			versionCmd(f),
 		)...),
 		Reader:                f.IO.In,
 		Writer:                f.IO.Out,
@@ -79,11 +82,20 @@ Values are write-only: no command prints one.`,
 		// Run reports errors and exits; urfave/cli must not.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   usageError,
+		// `oz help NAME` with an unknown NAME.
 		CommandNotFound: func(c *cli.Context, name string) {
+			cmds := c.App.Commands
+			if c.Command != nil && len(c.Command.Subcommands) > 0 {
+				cmds = c.Command.Subcommands
+			}
 			fmt.Fprintf(f.IO.ErrOut, "oz: unknown command %q\n", name)
+			if s := suggest(cmds, name); s != "" {
+				fmt.Fprintf(f.IO.ErrOut, "oz: Did you mean %q?\n", s)
+			}
 		},
 		Action: groupAction,
 	}
+	app.Commands = append(app.Commands, completionCmds(f)...)
 	for _, cmd := range app.Commands {
 		prepare(cmd)
 	}
@@ -124,7 +136,12 @@ func usageError(_ *cli.Context, err error, _ bool) error {
 // without arguments, a usage error with one.
 func groupAction(c *cli.Context) error {
 	if c.Args().Present() {
-		return exitcode.Usagef("unknown command %q (see %s --help)", c.Args().First(), helpName(c))
+		cmds := c.App.Commands
+		if c.Command != nil && c.Command.Name != "" {
+			cmds = c.Command.Subcommands
+		}
+		typed := c.Args().First()
+		return exitcode.Usagef("unknown command %q (see %s --help)%s", typed, helpName(c), didYouMean(cmds, typed))
 	}
 	if c.Command == nil || c.Command.Name == "" {
 		return cli.ShowAppHelp(c)
@@ -157,7 +174,7 @@ func Run(ctx context.Context, f *cmdutil.Factory, version string, args []string)
 // passThrough names the top-level commands whose arguments are another
 // command line (`oz exec [flags] -- COMMAND [ARGS...]`): Interspersed
 // leaves them as they are, so that COMMAND's flags stay COMMAND's.
-var passThrough = map[string]bool{"exec": true}
+var passThrough = map[string]bool{"exec": true, completeCmdName: true}
 
 // Interspersed moves the flags of the leaf command in args before its
 // positional arguments, so that `oz admin member add alice --team acme`

@@ -31,7 +31,10 @@ func newExplainCmd(f *cmdutil.Factory) *cli.Command {
 context, without values: the identity the run executes as, where the
 allowlist comes from, every candidate secret injected or excluded (and why),
 unresolved references with their reasons, and whether a strict run would
-fail. It changes nothing and records nothing.`,
+fail. It changes nothing and records nothing.
+
+Example, what a Slack-started run of alice as deployer would receive:
+   oz run explain --trigger slack --user alice --agent deployer --environment ops-tools`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "trigger", Usage: "what starts the run (`TRIGGER`): " + strings.Join(cmdutil.TriggerNames(), ", ")},
 			&cli.StringFlag{Name: "user", Usage: "the triggering `USER` (user-initiated triggers)"},

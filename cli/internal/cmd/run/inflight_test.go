@@ -61,9 +61,9 @@ func TestListInFlight(t *testing.T) {
 	srv := startInFlight(t)
 	r := ozrun.Run(t, srv, ozrun.Options{}, "run", "list", "--in-flight")
 	want := strings.Join([]string{
-		"ID     TIME              STATE              TRIGGER  USER   AGENT    ENVIRONMENT  STARTED BY  INJECTED  UNRESOLVED  EXIT  DURATION",
-		"run-b  2026-05-20 09:15  in flight (stale)  cli      alice  default  -            alice       2         0           -     -",
-		"run-a  2026-05-20 09:15  in flight          cli      alice  default  -            alice       2         0           -     -",
+		"ID     TIME                  STATE              TRIGGER  USER   AGENT    ENVIRONMENT  STARTED BY  INJECTED  UNRESOLVED  EXIT  DURATION",
+		"run-b  2026-05-20T09:15:00Z  in flight (stale)  cli      alice  default  -            alice       2         0           -     -",
+		"run-a  2026-05-20T09:15:00Z  in flight          cli      alice  default  -            alice       2         0           -     -",
 	}, "\n") + "\n"
 	if r.Code != 0 || r.Stdout != want {
 		t.Errorf("got %d\n%s\nwant\n%s", r.Code, r.Stdout, want)
@@ -78,8 +78,8 @@ func TestListInFlight(t *testing.T) {
 
 	// On a terminal the marker is explained, on stderr.
 	r = ozrun.Run(t, srv, ozrun.Options{TTY: true}, "run", "list", "--in-flight")
-	if !strings.Contains(r.Stderr, "(stale): in flight with a value rotated or deleted since") {
-		t.Errorf("got stderr %q, want the stale marker explained", r.Stderr)
+	if !strings.Contains(r.Stderr, "(stale): in flight with a value rotated or deleted since") || !strings.Contains(r.Stdout, "2026-05-20 09:15  in flight") {
+		t.Errorf("got stderr %q, stdout %q; want the stale marker explained, local times", r.Stderr, r.Stdout)
 	}
 
 	// Without --in-flight the request says nothing of it.
@@ -118,7 +118,7 @@ func TestListInFlightJSON(t *testing.T) {
 
 func TestShowInFlightMarksStaleSecrets(t *testing.T) {
 	srv := startInFlight(t)
-	r := ozrun.Run(t, srv, ozrun.Options{}, "run", "show", "run-b")
+	r := ozrun.Run(t, srv, ozrun.Options{TTY: true}, "run", "show", "run-b")
 	if r.Code != 0 {
 		t.Fatalf("got exit code %d (%s)", r.Code, r.Stderr)
 	}

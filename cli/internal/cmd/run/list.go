@@ -138,7 +138,7 @@ func runList(ctx context.Context, opts *ListOptions) error {
 		rec := newRecord(r)
 		stale = stale || r.GetHoldsStaleValues()
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
-			rec.ID, at(r.GetCreateTime(), opts.Now), stateText(r), cmdutil.OrDash(rec.Trigger),
+			rec.ID, at(r.GetCreateTime(), opts.Now, opts.IO.StdoutTTY), stateText(r), cmdutil.OrDash(rec.Trigger),
 			cmdutil.OrDash(strings.TrimPrefix(rec.User, "users/")), cmdutil.OrDash(rec.Agent),
 			cmdutil.OrDash(rec.Environment), cmdutil.PrincipalText(rec.StartedBy),
 			len(rec.Injected), len(rec.Unresolved), exitText(r.GetEnd()), durationText(r.GetEnd()))

@@ -42,7 +42,11 @@ ticket that a runner redeems once (oz exec --ticket-env VAR). oz run explain
 makes the same decision without values and says why for every secret; oz run
 show and oz run list read the records of runs, with where each one is
 (started, in flight, ended, failed, expired). Any member of the team may use
-them. Another user's personal secrets show as "` + cmdutil.OtherUsersSecret + `".
+them. Another user's personal secrets show as "
+
+Example:
+   oz run start --environment ops-tools
+   oz run list --in-flight` + cmdutil.OtherUsersSecret + `".
 
 The team is --team TEAM, else --use-team, $OZ_TEAM, the config file's team, or
 your only team.`,
@@ -387,10 +391,11 @@ func reasonText(key string) string {
 	return "unresolved"
 }
 
-// at renders a time for people in the location of now; "-" for none.
-func at(ts *timestamppb.Timestamp, now func() time.Time) string {
+// at renders a time in the location of now for a person at a terminal
+// (tty), RFC 3339 in UTC for a script (timefmt.Date); "-" for none.
+func at(ts *timestamppb.Timestamp, now func() time.Time, tty bool) string {
 	if ts == nil {
 		return "-"
 	}
-	return timefmt.Absolute(ts.AsTime(), now().Location())
+	return timefmt.Date(ts.AsTime(), now().Location(), tty)
 }

@@ -281,7 +281,7 @@ func TestExplainJSON(t *testing.T) {
 
 func TestShow(t *testing.T) {
 	srv := start(t, "acme")
-	r := ozrun.Run(t, srv, ozrun.Options{}, "run", "show", "run-7")
+	r := ozrun.Run(t, srv, ozrun.Options{TTY: true}, "run", "show", "run-7")
 	want := strings.Join([]string{
 		"RUN             run-7",
 		"TEAM            acme",
@@ -386,9 +386,9 @@ func TestList(t *testing.T) {
 	srv := start(t, "acme")
 	r := ozrun.Run(t, srv, ozrun.Options{}, "run", "list", "--agent", "deployer", "--trigger", "slack")
 	want := strings.Join([]string{
-		"ID     TIME              STATE   TRIGGER   USER   AGENT     ENVIRONMENT  STARTED BY             INJECTED  UNRESOLVED  EXIT            DURATION",
-		"run-2  2026-05-20 09:15  ended   slack     alice  deployer  ops-tools    integration slack-bot  3         2           137 (signal 9)  2m",
-		"run-1  2026-05-20 09:15  failed  schedule  -      default   -            agent default          0         0           -               -",
+		"ID     TIME                  STATE   TRIGGER   USER   AGENT     ENVIRONMENT  STARTED BY             INJECTED  UNRESOLVED  EXIT            DURATION",
+		"run-2  2026-05-20T09:15:00Z  ended   slack     alice  deployer  ops-tools    integration slack-bot  3         2           137 (signal 9)  2m",
+		"run-1  2026-05-20T09:15:00Z  failed  schedule  -      default   -            agent default          0         0           -               -",
 	}, "\n") + "\n"
 	if r.Code != 0 || r.Stdout != want {
 		t.Errorf("got %d\n%s\nwant\n%s", r.Code, r.Stdout, want)

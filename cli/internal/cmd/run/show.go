@@ -97,7 +97,7 @@ func writeRecord(d cmdutil.TeamDeps, rec Record, r *scopev1.Run) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "RUN\t%s\n", rec.ID)
 	fmt.Fprintf(tw, "TEAM\t%s\n", rec.Team)
-	fmt.Fprintf(tw, "TIME\t%s\n", at(r.GetCreateTime(), d.Now))
+	fmt.Fprintf(tw, "TIME\t%s\n", at(r.GetCreateTime(), d.Now, d.IO.StdoutTTY))
 	fmt.Fprintf(tw, "STATE\t%s\n", showStateText(r))
 	fmt.Fprintf(tw, "TRIGGER\t%s\n", cmdutil.OrDash(rec.Trigger))
 	fmt.Fprintf(tw, "USER\t%s\n", cmdutil.OrDash(rec.User))
@@ -113,9 +113,9 @@ func writeRecord(d cmdutil.TeamDeps, rec Record, r *scopev1.Run) error {
 		names = rec.Secrets
 	}
 	fmt.Fprintf(tw, "ALLOWLIST\t%s\n", allowlistText(r.GetAllowlistSource(), rec.Environment, names))
-	fmt.Fprintf(tw, "TICKET EXPIRES\t%s\n", at(r.GetTicketExpireTime(), d.Now))
-	fmt.Fprintf(tw, "RESOLVED AT\t%s\n", at(r.GetResolveTime(), d.Now))
-	fmt.Fprintf(tw, "ENDED AT\t%s\n", at(r.GetEndTime(), d.Now))
+	fmt.Fprintf(tw, "TICKET EXPIRES\t%s\n", at(r.GetTicketExpireTime(), d.Now, d.IO.StdoutTTY))
+	fmt.Fprintf(tw, "RESOLVED AT\t%s\n", at(r.GetResolveTime(), d.Now, d.IO.StdoutTTY))
+	fmt.Fprintf(tw, "ENDED AT\t%s\n", at(r.GetEndTime(), d.Now, d.IO.StdoutTTY))
 	fmt.Fprintf(tw, "EXIT CODE\t%s\n", exitText(r.GetEnd()))
 	fmt.Fprintf(tw, "DURATION\t%s\n", durationText(r.GetEnd()))
 	if err := tw.Flush(); err != nil {

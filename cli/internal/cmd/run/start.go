@@ -153,7 +153,7 @@ func runStart(ctx context.Context, opts *StartOptions) error {
 	if opts.IO.StderrTTY {
 		when := "-"
 		if expire != nil {
-			when = at(expire, opts.Now) + " (in " + shortDuration(expire.AsTime().Sub(opts.Now())) + ")"
+			when = at(expire, opts.Now, true) + " (in " + shortDuration(expire.AsTime().Sub(opts.Now())) + ")"
 		}
 		fmt.Fprintf(opts.IO.ErrOut, "Run %s (team %s) started; its ticket expires %s.\n", cmdutil.OrDash(runID), team, when)
 		fmt.Fprintln(opts.IO.ErrOut, "A runner redeems it once, with the ticket in $VAR: oz exec --ticket-env VAR -- COMMAND")

@@ -30,10 +30,15 @@ func newCreateCmd(f *cmdutil.Factory) *cli.Command {
 		Name:      "create",
 		Usage:     "Create a secret",
 		ArgsUsage: "NAME",
+		Description: `Examples:
+   oz secret create --team DEPLOY_TOKEN              # asks for the value on a terminal
+   oz secret create --personal GITHUB_TOKEN --value-file ~/.gh-token
+   printf %s "$TOKEN" | oz --use-team acme secret create --team API_KEY -d 'Stripe live key'`,
 		Flags: append(cmdutil.ScopeFlags(),
 			&cli.StringFlag{Name: cmdutil.ValueFileFlag, Usage: "read the value from `FILE` (exact bytes; - is standard input)"},
 			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "what the secret is for, as `TEXT`"},
 			useTeamFlag(),
+			cmdutil.QuietFlag(),
 		),
 		Action: func(c *cli.Context) error {
 			name, scope, team, err := secretArgs(f, c)
@@ -41,7 +46,7 @@ func newCreateCmd(f *cmdutil.Factory) *cli.Command {
 				return err
 			}
 			return runCreate(c.Context, &CreateOptions{
-				IO:          f.IO,
+				IO:          cmdutil.Quiet(c, f.IO),
 				Prompter:    f.Prompter,
 				Connect:     f.Connector(),
 				Scope:       scope,

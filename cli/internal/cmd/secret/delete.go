@@ -40,6 +40,7 @@ Example:
 			cmdutil.ForceFlag(),
 			&cli.StringFlag{Name: "etag", Usage: "delete only if the secret's etag is still `ETAG`"},
 			useTeamFlag(),
+			cmdutil.QuietFlag(),
 		),
 		Action: func(c *cli.Context) error {
 			name, scope, team, err := secretArgs(f, c)
@@ -47,7 +48,7 @@ Example:
 				return err
 			}
 			return runDelete(c.Context, &DeleteOptions{
-				IO:       f.IO,
+				IO:       cmdutil.Quiet(c, f.IO),
 				Prompter: f.Prompter,
 				Connect:  f.Connector(),
 				Scope:    scope,

@@ -36,6 +36,10 @@ func newListCmd(f *cmdutil.Factory) *cli.Command {
 		Name:    "list",
 		Aliases: []string{"ls"},
 		Usage:   "List the secrets available to you: your teams' and your own (metadata only)",
+		Description: `Examples:
+   oz secret list
+   oz secret list --personal
+   oz secret list --team --output json | jq -r '.[].name'`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "team", Usage: "only team secrets"},
 			&cli.BoolFlag{Name: "personal", Usage: "only personal secrets"},
@@ -122,7 +126,7 @@ func runList(ctx context.Context, opts *ListOptions) error {
 		fmt.Fprintln(tw, "NAME\tSCOPE\tLAST UPDATED")
 	}
 	for _, it := range items {
-		updated := timefmt.Relative(it.updateTime, now)
+		updated := timefmt.Cell(it.updateTime, now, opts.IO.StdoutTTY)
 		if showTeam {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.Name, it.Scope, cmp.Or(it.Team, "-"), updated)
 		} else {

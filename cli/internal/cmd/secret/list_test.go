@@ -57,12 +57,29 @@ func pagedList(secrets ...*secretsv1.Secret) func(context.Context, *secretsv1.Li
 func runListTest(t *testing.T, opts ListOptions, secrets ...*secretsv1.Secret) (stdout string, srv *ozfake.Server) {
 	t.Helper()
 	srv = ozfake.Start(t, &ozfake.Secrets{ListAvailableSecretsFunc: pagedList(secrets...)}, nil, nil)
+	return runListTTY(t, opts, true, secrets...)
+}
+
+// runListTTY is runListTest with standard output a terminal or not.
+func runListTTY(t *testing.T, opts ListOptions, tty bool, secrets ...*secretsv1.Secret) (stdout string, srv *ozfake.Server) {
+	t.Helper()
+	srv = ozfake.Start(t, &ozfake.Secrets{ListAvailableSecretsFunc: pagedList(secrets...)}, nil, nil)
 	ios, _, out, _ := iostreams.Test()
+	ios.StdoutTTY = tty
 	opts.IO, opts.Connect, opts.Now = ios, connectTo(srv), func() time.Time { return testNow }
 	if err := runList(context.Background(), &opts); err != nil {
 		t.Fatalf("runList: %v", err)
 	}
 	return out.String(), srv
+}
+
+// Off a terminal (a script, a pipe), times are absolute, in UTC.
+func TestListTableOffTerminal(t *testing.T) {
+	got, _ := runListTTY(t, ListOptions{Output: cmdutil.FormatTable}, false,
+		teamSecret("acme", "API_KEY", time.Date(2026, time.May, 20, 10, 0, 0, 0, testZone)))
+	if !strings.Contains(got, "API_KEY") || !strings.Contains(got, time.Date(2026, time.May, 20, 10, 0, 0, 0, testZone).UTC().Format(time.RFC3339)) {
+		t.Errorf("got table\n%s\nwant the time in RFC 3339, UTC", got)
+	}
 }
 
 func TestListTable(t *testing.T) {

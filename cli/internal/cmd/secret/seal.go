@@ -39,7 +39,10 @@ It is the "sealedValue" of a REST create or update of that secret:
     https://$OZ_ADDR/v1/teams/acme/secrets
 
 Nothing is stored. The blob opens only for that secret, and only until the key
-it was sealed to expires after a rotation (oz admin sealing-key list).`,
+it was sealed to expires after a rotation (oz admin sealing-key list).
+
+Example:
+   oz secret seal --team API_KEY < api-key.txt > sealed.json`,
 		Flags: append(cmdutil.ScopeFlags(),
 			&cli.StringFlag{Name: cmdutil.ValueFileFlag, Usage: "read the value from `FILE` (exact bytes; - is standard input)"},
 			useTeamFlag(),

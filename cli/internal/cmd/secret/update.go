@@ -48,6 +48,7 @@ Example, rotate a team secret (asks for the new value on a terminal):
 			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "set a new description `TEXT` (\"\" clears it)"},
 			&cli.StringFlag{Name: "etag", Usage: "update only if the secret's etag is still `ETAG`"},
 			useTeamFlag(),
+			cmdutil.QuietFlag(),
 		),
 		Action: func(c *cli.Context) error {
 			name, scope, team, err := secretArgs(f, c)
@@ -55,7 +56,7 @@ Example, rotate a team secret (asks for the new value on a terminal):
 				return err
 			}
 			return runUpdate(c.Context, &UpdateOptions{
-				IO:             f.IO,
+				IO:             cmdutil.Quiet(c, f.IO),
 				Prompter:       f.Prompter,
 				Connect:        f.Connector(),
 				Scope:          scope,

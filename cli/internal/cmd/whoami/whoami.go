@@ -31,6 +31,8 @@ func NewCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:  "whoami",
 		Usage: "Show who your token authenticates you as, and your teams",
+		Description: `Example, the teams of the caller, for a script:
+   oz whoami --output json`,
 		Flags: []cli.Flag{cmdutil.OutputFlag()},
 		Action: func(c *cli.Context) error {
 			if _, err := cmdutil.Args(c); err != nil {
@@ -104,7 +106,7 @@ func run(ctx context.Context, opts *Options) error {
 	if out.TokenID != "" {
 		expires := "never"
 		if p.GetTokenExpireTime() != nil {
-			expires = timefmt.Absolute(p.GetTokenExpireTime().AsTime(), opts.Now().Location())
+			expires = timefmt.Date(p.GetTokenExpireTime().AsTime(), opts.Now().Location(), opts.IO.StdoutTTY)
 		}
 		fmt.Fprintf(tw, "TOKEN\t%s (expires %s)\n", out.TokenID, expires)
 	}

@@ -26,7 +26,7 @@ func (k *Kind[R, I]) createCmd(f *cmdutil.Factory) *cli.Command {
 		Usage:       k.Help.Create.Usage,
 		Description: k.Help.Create.Description,
 		ArgsUsage:   "NAME",
-		Flags:       flags(true, own...),
+		Flags:       flags(true, append(own, cmdutil.QuietFlag())...),
 		Action: func(c *cli.Context) error {
 			in, err := k.readEditInput(f, c)
 			if err != nil {

@@ -22,7 +22,7 @@ func (k *Kind[R, I]) deleteCmd(f *cmdutil.Factory) *cli.Command {
 		Usage:       k.Help.Delete.Usage,
 		Description: k.Help.Delete.Description,
 		ArgsUsage:   "NAME",
-		Flags:       flags(false, cmdutil.ForceFlag(), etagFlag("delete", k.Short)),
+		Flags:       flags(false, cmdutil.ForceFlag(), etagFlag("delete", k.Short), cmdutil.QuietFlag()),
 		Action: func(c *cli.Context) error {
 			args, err := cmdutil.Args(c, "NAME")
 			if err != nil {

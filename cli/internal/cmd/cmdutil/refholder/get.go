@@ -66,10 +66,10 @@ func (k *Kind[R, I]) RunGet(ctx context.Context, opts *GetOptions) error {
 	rows := append([]Detail{{"NAME", common.Name}, {"TEAM", common.Team}}, k.Details(it, r)...)
 	loc := opts.Now().Location()
 	if r.GetCreateTime() != nil {
-		rows = append(rows, Detail{"CREATED", timefmt.Absolute(r.GetCreateTime().AsTime(), loc)})
+		rows = append(rows, Detail{"CREATED", timefmt.Date(r.GetCreateTime().AsTime(), loc, opts.IO.StdoutTTY)})
 	}
 	if r.GetUpdateTime() != nil {
-		rows = append(rows, Detail{"UPDATED", timefmt.Absolute(r.GetUpdateTime().AsTime(), loc)})
+		rows = append(rows, Detail{"UPDATED", timefmt.Date(r.GetUpdateTime().AsTime(), loc, opts.IO.StdoutTTY)})
 	}
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
 	for _, d := range rows {

@@ -36,7 +36,7 @@ func (k *Kind[R, I]) updateCmd(f *cmdutil.Factory) *cli.Command {
 		Usage:       k.Help.Update.Usage,
 		Description: k.Help.Update.Description,
 		ArgsUsage:   "NAME",
-		Flags:       flags(true, own...),
+		Flags:       flags(true, append(own, cmdutil.QuietFlag())...),
 		Action: func(c *cli.Context) error {
 			in, err := k.readEditInput(f, c)
 			if err != nil {

@@ -36,8 +36,11 @@ const (
 // Team admins manage identities, members read them; only people (not
 // runners, not identities) may call it.
 type AgentServiceClient interface {
+	// CreateAgent creates an agent identity in a team. Team admins.
 	CreateAgent(ctx context.Context, in *CreateAgentRequest, opts ...grpc.CallOption) (*CreateAgentResponse, error)
+	// GetAgent returns an agent identity. Members of the team.
 	GetAgent(ctx context.Context, in *GetAgentRequest, opts ...grpc.CallOption) (*GetAgentResponse, error)
+	// ListAgents lists a team's agent identities. Members of the team.
 	ListAgents(ctx context.Context, in *ListAgentsRequest, opts ...grpc.CallOption) (*ListAgentsResponse, error)
 	// UpdateAgent changes the description and the referenced secret names.
 	UpdateAgent(ctx context.Context, in *UpdateAgentRequest, opts ...grpc.CallOption) (*UpdateAgentResponse, error)
@@ -114,8 +117,11 @@ func (c *agentServiceClient) DeleteAgent(ctx context.Context, in *DeleteAgentReq
 // Team admins manage identities, members read them; only people (not
 // runners, not identities) may call it.
 type AgentServiceServer interface {
+	// CreateAgent creates an agent identity in a team. Team admins.
 	CreateAgent(context.Context, *CreateAgentRequest) (*CreateAgentResponse, error)
+	// GetAgent returns an agent identity. Members of the team.
 	GetAgent(context.Context, *GetAgentRequest) (*GetAgentResponse, error)
+	// ListAgents lists a team's agent identities. Members of the team.
 	ListAgents(context.Context, *ListAgentsRequest) (*ListAgentsResponse, error)
 	// UpdateAgent changes the description and the referenced secret names.
 	UpdateAgent(context.Context, *UpdateAgentRequest) (*UpdateAgentResponse, error)

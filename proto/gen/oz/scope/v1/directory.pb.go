@@ -1104,6 +1104,104 @@ func (*DeleteMembershipResponse) Descriptor() ([]byte, []int) {
 	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{18}
 }
 
+type UpdateMembershipRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "teams/{team}/members/{user}".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The member's new role: ROLE_MEMBER or ROLE_ADMIN.
+	Role          Role `protobuf:"varint,2,opt,name=role,proto3,enum=oz.scope.v1.Role" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateMembershipRequest) Reset() {
+	*x = UpdateMembershipRequest{}
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateMembershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateMembershipRequest) ProtoMessage() {}
+
+func (x *UpdateMembershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateMembershipRequest.ProtoReflect.Descriptor instead.
+func (*UpdateMembershipRequest) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *UpdateMembershipRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdateMembershipRequest) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+type UpdateMembershipResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Membership    *Membership            `protobuf:"bytes,1,opt,name=membership,proto3" json:"membership,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateMembershipResponse) Reset() {
+	*x = UpdateMembershipResponse{}
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateMembershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateMembershipResponse) ProtoMessage() {}
+
+func (x *UpdateMembershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateMembershipResponse.ProtoReflect.Descriptor instead.
+func (*UpdateMembershipResponse) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UpdateMembershipResponse) GetMembership() *Membership {
+	if x != nil {
+		return x.Membership
+	}
+	return nil
+}
+
 type GetCallerRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1112,7 +1210,7 @@ type GetCallerRequest struct {
 
 func (x *GetCallerRequest) Reset() {
 	*x = GetCallerRequest{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[19]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1222,7 @@ func (x *GetCallerRequest) String() string {
 func (*GetCallerRequest) ProtoMessage() {}
 
 func (x *GetCallerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[19]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1235,7 @@ func (x *GetCallerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCallerRequest.ProtoReflect.Descriptor instead.
 func (*GetCallerRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{19}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{21}
 }
 
 type GetCallerResponse struct {
@@ -1149,7 +1247,7 @@ type GetCallerResponse struct {
 
 func (x *GetCallerResponse) Reset() {
 	*x = GetCallerResponse{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[20]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1259,7 @@ func (x *GetCallerResponse) String() string {
 func (*GetCallerResponse) ProtoMessage() {}
 
 func (x *GetCallerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[20]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1272,7 @@ func (x *GetCallerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCallerResponse.ProtoReflect.Descriptor instead.
 func (*GetCallerResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{20}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetCallerResponse) GetPrincipal() *Principal {
@@ -1196,7 +1294,7 @@ type TeamRole struct {
 
 func (x *TeamRole) Reset() {
 	*x = TeamRole{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[21]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1306,7 @@ func (x *TeamRole) String() string {
 func (*TeamRole) ProtoMessage() {}
 
 func (x *TeamRole) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[21]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1319,7 @@ func (x *TeamRole) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TeamRole.ProtoReflect.Descriptor instead.
 func (*TeamRole) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{21}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TeamRole) GetTeam() string {
@@ -1256,7 +1354,7 @@ type Principal struct {
 
 func (x *Principal) Reset() {
 	*x = Principal{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[22]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1366,7 @@ func (x *Principal) String() string {
 func (*Principal) ProtoMessage() {}
 
 func (x *Principal) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[22]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1379,7 @@ func (x *Principal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Principal.ProtoReflect.Descriptor instead.
 func (*Principal) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{22}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Principal) GetKind() PrincipalKind {
@@ -1347,7 +1445,7 @@ type Invitation struct {
 
 func (x *Invitation) Reset() {
 	*x = Invitation{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[23]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1457,7 @@ func (x *Invitation) String() string {
 func (*Invitation) ProtoMessage() {}
 
 func (x *Invitation) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[23]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1470,7 @@ func (x *Invitation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invitation.ProtoReflect.Descriptor instead.
 func (*Invitation) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{23}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Invitation) GetName() string {
@@ -1431,7 +1529,7 @@ type CreateInvitationRequest struct {
 
 func (x *CreateInvitationRequest) Reset() {
 	*x = CreateInvitationRequest{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[24]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1541,7 @@ func (x *CreateInvitationRequest) String() string {
 func (*CreateInvitationRequest) ProtoMessage() {}
 
 func (x *CreateInvitationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[24]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1554,7 @@ func (x *CreateInvitationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateInvitationRequest.ProtoReflect.Descriptor instead.
 func (*CreateInvitationRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{24}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateInvitationRequest) GetParent() string {
@@ -1489,7 +1587,7 @@ type CreateInvitationResponse struct {
 
 func (x *CreateInvitationResponse) Reset() {
 	*x = CreateInvitationResponse{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[25]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1599,7 @@ func (x *CreateInvitationResponse) String() string {
 func (*CreateInvitationResponse) ProtoMessage() {}
 
 func (x *CreateInvitationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[25]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1612,7 @@ func (x *CreateInvitationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateInvitationResponse.ProtoReflect.Descriptor instead.
 func (*CreateInvitationResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{25}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateInvitationResponse) GetInvitation() *Invitation {
@@ -1536,7 +1634,7 @@ type ListInvitationsRequest struct {
 
 func (x *ListInvitationsRequest) Reset() {
 	*x = ListInvitationsRequest{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[26]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1646,7 @@ func (x *ListInvitationsRequest) String() string {
 func (*ListInvitationsRequest) ProtoMessage() {}
 
 func (x *ListInvitationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[26]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1659,7 @@ func (x *ListInvitationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInvitationsRequest.ProtoReflect.Descriptor instead.
 func (*ListInvitationsRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{26}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListInvitationsRequest) GetParent() string {
@@ -1595,7 +1693,7 @@ type ListInvitationsResponse struct {
 
 func (x *ListInvitationsResponse) Reset() {
 	*x = ListInvitationsResponse{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[27]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1705,7 @@ func (x *ListInvitationsResponse) String() string {
 func (*ListInvitationsResponse) ProtoMessage() {}
 
 func (x *ListInvitationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[27]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1718,7 @@ func (x *ListInvitationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInvitationsResponse.ProtoReflect.Descriptor instead.
 func (*ListInvitationsResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{27}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListInvitationsResponse) GetInvitations() []*Invitation {
@@ -1647,7 +1745,7 @@ type AcceptInvitationRequest struct {
 
 func (x *AcceptInvitationRequest) Reset() {
 	*x = AcceptInvitationRequest{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[28]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1757,7 @@ func (x *AcceptInvitationRequest) String() string {
 func (*AcceptInvitationRequest) ProtoMessage() {}
 
 func (x *AcceptInvitationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[28]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1770,7 @@ func (x *AcceptInvitationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptInvitationRequest.ProtoReflect.Descriptor instead.
 func (*AcceptInvitationRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{28}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AcceptInvitationRequest) GetName() string {
@@ -1691,7 +1789,7 @@ type AcceptInvitationResponse struct {
 
 func (x *AcceptInvitationResponse) Reset() {
 	*x = AcceptInvitationResponse{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[29]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1801,7 @@ func (x *AcceptInvitationResponse) String() string {
 func (*AcceptInvitationResponse) ProtoMessage() {}
 
 func (x *AcceptInvitationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[29]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1814,7 @@ func (x *AcceptInvitationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptInvitationResponse.ProtoReflect.Descriptor instead.
 func (*AcceptInvitationResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{29}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AcceptInvitationResponse) GetMembership() *Membership {
@@ -1736,7 +1834,7 @@ type DeclineInvitationRequest struct {
 
 func (x *DeclineInvitationRequest) Reset() {
 	*x = DeclineInvitationRequest{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[30]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1748,7 +1846,7 @@ func (x *DeclineInvitationRequest) String() string {
 func (*DeclineInvitationRequest) ProtoMessage() {}
 
 func (x *DeclineInvitationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[30]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1761,7 +1859,7 @@ func (x *DeclineInvitationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineInvitationRequest.ProtoReflect.Descriptor instead.
 func (*DeclineInvitationRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{30}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeclineInvitationRequest) GetName() string {
@@ -1779,7 +1877,7 @@ type DeclineInvitationResponse struct {
 
 func (x *DeclineInvitationResponse) Reset() {
 	*x = DeclineInvitationResponse{}
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[31]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1791,7 +1889,7 @@ func (x *DeclineInvitationResponse) String() string {
 func (*DeclineInvitationResponse) ProtoMessage() {}
 
 func (x *DeclineInvitationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_directory_proto_msgTypes[31]
+	mi := &file_oz_scope_v1_directory_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1804,7 +1902,7 @@ func (x *DeclineInvitationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeclineInvitationResponse.ProtoReflect.Descriptor instead.
 func (*DeclineInvitationResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{31}
+	return file_oz_scope_v1_directory_proto_rawDescGZIP(), []int{33}
 }
 
 var File_oz_scope_v1_directory_proto protoreflect.FileDescriptor
@@ -1873,7 +1971,14 @@ const file_oz_scope_v1_directory_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n" +
 	"\x17DeleteMembershipRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n" +
-	"\x18DeleteMembershipResponse\"\x12\n" +
+	"\x18DeleteMembershipResponse\"T\n" +
+	"\x17UpdateMembershipRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x11.oz.scope.v1.RoleR\x04role\"S\n" +
+	"\x18UpdateMembershipResponse\x127\n" +
+	"\n" +
+	"membership\x18\x01 \x01(\v2\x17.oz.scope.v1.MembershipR\n" +
+	"membership\"\x12\n" +
 	"\x10GetCallerRequest\"I\n" +
 	"\x11GetCallerResponse\x124\n" +
 	"\tprincipal\x18\x01 \x01(\v2\x16.oz.scope.v1.PrincipalR\tprincipal\"E\n" +
@@ -1932,7 +2037,7 @@ const file_oz_scope_v1_directory_proto_rawDesc = "" +
 	"\x13PRINCIPAL_KIND_USER\x10\x01\x12\x19\n" +
 	"\x15PRINCIPAL_KIND_RUNNER\x10\x02\x12\x18\n" +
 	"\x14PRINCIPAL_KIND_AGENT\x10\x03\x12\x1e\n" +
-	"\x1aPRINCIPAL_KIND_INTEGRATION\x10\x042\xf8\b\n" +
+	"\x1aPRINCIPAL_KIND_INTEGRATION\x10\x042\xd9\t\n" +
 	"\x10DirectoryService\x12M\n" +
 	"\n" +
 	"CreateTeam\x12\x1e.oz.scope.v1.CreateTeamRequest\x1a\x1f.oz.scope.v1.CreateTeamResponse\x12D\n" +
@@ -1943,7 +2048,8 @@ const file_oz_scope_v1_directory_proto_rawDesc = "" +
 	"\aGetUser\x12\x1b.oz.scope.v1.GetUserRequest\x1a\x1c.oz.scope.v1.GetUserResponse\x12_\n" +
 	"\x10CreateMembership\x12$.oz.scope.v1.CreateMembershipRequest\x1a%.oz.scope.v1.CreateMembershipResponse\x12\\\n" +
 	"\x0fListMemberships\x12#.oz.scope.v1.ListMembershipsRequest\x1a$.oz.scope.v1.ListMembershipsResponse\x12_\n" +
-	"\x10DeleteMembership\x12$.oz.scope.v1.DeleteMembershipRequest\x1a%.oz.scope.v1.DeleteMembershipResponse\x12J\n" +
+	"\x10DeleteMembership\x12$.oz.scope.v1.DeleteMembershipRequest\x1a%.oz.scope.v1.DeleteMembershipResponse\x12_\n" +
+	"\x10UpdateMembership\x12$.oz.scope.v1.UpdateMembershipRequest\x1a%.oz.scope.v1.UpdateMembershipResponse\x12J\n" +
 	"\tGetCaller\x12\x1d.oz.scope.v1.GetCallerRequest\x1a\x1e.oz.scope.v1.GetCallerResponse\x12_\n" +
 	"\x10CreateInvitation\x12$.oz.scope.v1.CreateInvitationRequest\x1a%.oz.scope.v1.CreateInvitationResponse\x12\\\n" +
 	"\x0fListInvitations\x12#.oz.scope.v1.ListInvitationsRequest\x1a$.oz.scope.v1.ListInvitationsResponse\x12_\n" +
@@ -1963,7 +2069,7 @@ func file_oz_scope_v1_directory_proto_rawDescGZIP() []byte {
 }
 
 var file_oz_scope_v1_directory_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_oz_scope_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_oz_scope_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_oz_scope_v1_directory_proto_goTypes = []any{
 	(Role)(0),                         // 0: oz.scope.v1.Role
 	(PrincipalKind)(0),                // 1: oz.scope.v1.PrincipalKind
@@ -1986,26 +2092,28 @@ var file_oz_scope_v1_directory_proto_goTypes = []any{
 	(*ListMembershipsResponse)(nil),   // 18: oz.scope.v1.ListMembershipsResponse
 	(*DeleteMembershipRequest)(nil),   // 19: oz.scope.v1.DeleteMembershipRequest
 	(*DeleteMembershipResponse)(nil),  // 20: oz.scope.v1.DeleteMembershipResponse
-	(*GetCallerRequest)(nil),          // 21: oz.scope.v1.GetCallerRequest
-	(*GetCallerResponse)(nil),         // 22: oz.scope.v1.GetCallerResponse
-	(*TeamRole)(nil),                  // 23: oz.scope.v1.TeamRole
-	(*Principal)(nil),                 // 24: oz.scope.v1.Principal
-	(*Invitation)(nil),                // 25: oz.scope.v1.Invitation
-	(*CreateInvitationRequest)(nil),   // 26: oz.scope.v1.CreateInvitationRequest
-	(*CreateInvitationResponse)(nil),  // 27: oz.scope.v1.CreateInvitationResponse
-	(*ListInvitationsRequest)(nil),    // 28: oz.scope.v1.ListInvitationsRequest
-	(*ListInvitationsResponse)(nil),   // 29: oz.scope.v1.ListInvitationsResponse
-	(*AcceptInvitationRequest)(nil),   // 30: oz.scope.v1.AcceptInvitationRequest
-	(*AcceptInvitationResponse)(nil),  // 31: oz.scope.v1.AcceptInvitationResponse
-	(*DeclineInvitationRequest)(nil),  // 32: oz.scope.v1.DeclineInvitationRequest
-	(*DeclineInvitationResponse)(nil), // 33: oz.scope.v1.DeclineInvitationResponse
-	(*timestamppb.Timestamp)(nil),     // 34: google.protobuf.Timestamp
+	(*UpdateMembershipRequest)(nil),   // 21: oz.scope.v1.UpdateMembershipRequest
+	(*UpdateMembershipResponse)(nil),  // 22: oz.scope.v1.UpdateMembershipResponse
+	(*GetCallerRequest)(nil),          // 23: oz.scope.v1.GetCallerRequest
+	(*GetCallerResponse)(nil),         // 24: oz.scope.v1.GetCallerResponse
+	(*TeamRole)(nil),                  // 25: oz.scope.v1.TeamRole
+	(*Principal)(nil),                 // 26: oz.scope.v1.Principal
+	(*Invitation)(nil),                // 27: oz.scope.v1.Invitation
+	(*CreateInvitationRequest)(nil),   // 28: oz.scope.v1.CreateInvitationRequest
+	(*CreateInvitationResponse)(nil),  // 29: oz.scope.v1.CreateInvitationResponse
+	(*ListInvitationsRequest)(nil),    // 30: oz.scope.v1.ListInvitationsRequest
+	(*ListInvitationsResponse)(nil),   // 31: oz.scope.v1.ListInvitationsResponse
+	(*AcceptInvitationRequest)(nil),   // 32: oz.scope.v1.AcceptInvitationRequest
+	(*AcceptInvitationResponse)(nil),  // 33: oz.scope.v1.AcceptInvitationResponse
+	(*DeclineInvitationRequest)(nil),  // 34: oz.scope.v1.DeclineInvitationRequest
+	(*DeclineInvitationResponse)(nil), // 35: oz.scope.v1.DeclineInvitationResponse
+	(*timestamppb.Timestamp)(nil),     // 36: google.protobuf.Timestamp
 }
 var file_oz_scope_v1_directory_proto_depIdxs = []int32{
-	34, // 0: oz.scope.v1.Team.create_time:type_name -> google.protobuf.Timestamp
-	34, // 1: oz.scope.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	36, // 0: oz.scope.v1.Team.create_time:type_name -> google.protobuf.Timestamp
+	36, // 1: oz.scope.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: oz.scope.v1.Membership.role:type_name -> oz.scope.v1.Role
-	34, // 3: oz.scope.v1.Membership.create_time:type_name -> google.protobuf.Timestamp
+	36, // 3: oz.scope.v1.Membership.create_time:type_name -> google.protobuf.Timestamp
 	2,  // 4: oz.scope.v1.CreateTeamResponse.team:type_name -> oz.scope.v1.Team
 	2,  // 5: oz.scope.v1.GetTeamResponse.team:type_name -> oz.scope.v1.Team
 	2,  // 6: oz.scope.v1.ListTeamsResponse.teams:type_name -> oz.scope.v1.Team
@@ -2014,48 +2122,52 @@ var file_oz_scope_v1_directory_proto_depIdxs = []int32{
 	0,  // 9: oz.scope.v1.CreateMembershipRequest.role:type_name -> oz.scope.v1.Role
 	4,  // 10: oz.scope.v1.CreateMembershipResponse.membership:type_name -> oz.scope.v1.Membership
 	4,  // 11: oz.scope.v1.ListMembershipsResponse.memberships:type_name -> oz.scope.v1.Membership
-	24, // 12: oz.scope.v1.GetCallerResponse.principal:type_name -> oz.scope.v1.Principal
-	0,  // 13: oz.scope.v1.TeamRole.role:type_name -> oz.scope.v1.Role
-	1,  // 14: oz.scope.v1.Principal.kind:type_name -> oz.scope.v1.PrincipalKind
-	23, // 15: oz.scope.v1.Principal.teams:type_name -> oz.scope.v1.TeamRole
-	34, // 16: oz.scope.v1.Principal.token_expire_time:type_name -> google.protobuf.Timestamp
-	0,  // 17: oz.scope.v1.Invitation.role:type_name -> oz.scope.v1.Role
-	34, // 18: oz.scope.v1.Invitation.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 19: oz.scope.v1.CreateInvitationRequest.role:type_name -> oz.scope.v1.Role
-	25, // 20: oz.scope.v1.CreateInvitationResponse.invitation:type_name -> oz.scope.v1.Invitation
-	25, // 21: oz.scope.v1.ListInvitationsResponse.invitations:type_name -> oz.scope.v1.Invitation
-	4,  // 22: oz.scope.v1.AcceptInvitationResponse.membership:type_name -> oz.scope.v1.Membership
-	5,  // 23: oz.scope.v1.DirectoryService.CreateTeam:input_type -> oz.scope.v1.CreateTeamRequest
-	7,  // 24: oz.scope.v1.DirectoryService.GetTeam:input_type -> oz.scope.v1.GetTeamRequest
-	9,  // 25: oz.scope.v1.DirectoryService.ListTeams:input_type -> oz.scope.v1.ListTeamsRequest
-	11, // 26: oz.scope.v1.DirectoryService.CreateUser:input_type -> oz.scope.v1.CreateUserRequest
-	13, // 27: oz.scope.v1.DirectoryService.GetUser:input_type -> oz.scope.v1.GetUserRequest
-	15, // 28: oz.scope.v1.DirectoryService.CreateMembership:input_type -> oz.scope.v1.CreateMembershipRequest
-	17, // 29: oz.scope.v1.DirectoryService.ListMemberships:input_type -> oz.scope.v1.ListMembershipsRequest
-	19, // 30: oz.scope.v1.DirectoryService.DeleteMembership:input_type -> oz.scope.v1.DeleteMembershipRequest
-	21, // 31: oz.scope.v1.DirectoryService.GetCaller:input_type -> oz.scope.v1.GetCallerRequest
-	26, // 32: oz.scope.v1.DirectoryService.CreateInvitation:input_type -> oz.scope.v1.CreateInvitationRequest
-	28, // 33: oz.scope.v1.DirectoryService.ListInvitations:input_type -> oz.scope.v1.ListInvitationsRequest
-	30, // 34: oz.scope.v1.DirectoryService.AcceptInvitation:input_type -> oz.scope.v1.AcceptInvitationRequest
-	32, // 35: oz.scope.v1.DirectoryService.DeclineInvitation:input_type -> oz.scope.v1.DeclineInvitationRequest
-	6,  // 36: oz.scope.v1.DirectoryService.CreateTeam:output_type -> oz.scope.v1.CreateTeamResponse
-	8,  // 37: oz.scope.v1.DirectoryService.GetTeam:output_type -> oz.scope.v1.GetTeamResponse
-	10, // 38: oz.scope.v1.DirectoryService.ListTeams:output_type -> oz.scope.v1.ListTeamsResponse
-	12, // 39: oz.scope.v1.DirectoryService.CreateUser:output_type -> oz.scope.v1.CreateUserResponse
-	14, // 40: oz.scope.v1.DirectoryService.GetUser:output_type -> oz.scope.v1.GetUserResponse
-	16, // 41: oz.scope.v1.DirectoryService.CreateMembership:output_type -> oz.scope.v1.CreateMembershipResponse
-	18, // 42: oz.scope.v1.DirectoryService.ListMemberships:output_type -> oz.scope.v1.ListMembershipsResponse
-	20, // 43: oz.scope.v1.DirectoryService.DeleteMembership:output_type -> oz.scope.v1.DeleteMembershipResponse
-	22, // 44: oz.scope.v1.DirectoryService.GetCaller:output_type -> oz.scope.v1.GetCallerResponse
-	27, // 45: oz.scope.v1.DirectoryService.CreateInvitation:output_type -> oz.scope.v1.CreateInvitationResponse
-	29, // 46: oz.scope.v1.DirectoryService.ListInvitations:output_type -> oz.scope.v1.ListInvitationsResponse
-	31, // 47: oz.scope.v1.DirectoryService.AcceptInvitation:output_type -> oz.scope.v1.AcceptInvitationResponse
-	33, // 48: oz.scope.v1.DirectoryService.DeclineInvitation:output_type -> oz.scope.v1.DeclineInvitationResponse
-	36, // [36:49] is the sub-list for method output_type
-	23, // [23:36] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	0,  // 12: oz.scope.v1.UpdateMembershipRequest.role:type_name -> oz.scope.v1.Role
+	4,  // 13: oz.scope.v1.UpdateMembershipResponse.membership:type_name -> oz.scope.v1.Membership
+	26, // 14: oz.scope.v1.GetCallerResponse.principal:type_name -> oz.scope.v1.Principal
+	0,  // 15: oz.scope.v1.TeamRole.role:type_name -> oz.scope.v1.Role
+	1,  // 16: oz.scope.v1.Principal.kind:type_name -> oz.scope.v1.PrincipalKind
+	25, // 17: oz.scope.v1.Principal.teams:type_name -> oz.scope.v1.TeamRole
+	36, // 18: oz.scope.v1.Principal.token_expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 19: oz.scope.v1.Invitation.role:type_name -> oz.scope.v1.Role
+	36, // 20: oz.scope.v1.Invitation.create_time:type_name -> google.protobuf.Timestamp
+	0,  // 21: oz.scope.v1.CreateInvitationRequest.role:type_name -> oz.scope.v1.Role
+	27, // 22: oz.scope.v1.CreateInvitationResponse.invitation:type_name -> oz.scope.v1.Invitation
+	27, // 23: oz.scope.v1.ListInvitationsResponse.invitations:type_name -> oz.scope.v1.Invitation
+	4,  // 24: oz.scope.v1.AcceptInvitationResponse.membership:type_name -> oz.scope.v1.Membership
+	5,  // 25: oz.scope.v1.DirectoryService.CreateTeam:input_type -> oz.scope.v1.CreateTeamRequest
+	7,  // 26: oz.scope.v1.DirectoryService.GetTeam:input_type -> oz.scope.v1.GetTeamRequest
+	9,  // 27: oz.scope.v1.DirectoryService.ListTeams:input_type -> oz.scope.v1.ListTeamsRequest
+	11, // 28: oz.scope.v1.DirectoryService.CreateUser:input_type -> oz.scope.v1.CreateUserRequest
+	13, // 29: oz.scope.v1.DirectoryService.GetUser:input_type -> oz.scope.v1.GetUserRequest
+	15, // 30: oz.scope.v1.DirectoryService.CreateMembership:input_type -> oz.scope.v1.CreateMembershipRequest
+	17, // 31: oz.scope.v1.DirectoryService.ListMemberships:input_type -> oz.scope.v1.ListMembershipsRequest
+	19, // 32: oz.scope.v1.DirectoryService.DeleteMembership:input_type -> oz.scope.v1.DeleteMembershipRequest
+	21, // 33: oz.scope.v1.DirectoryService.UpdateMembership:input_type -> oz.scope.v1.UpdateMembershipRequest
+	23, // 34: oz.scope.v1.DirectoryService.GetCaller:input_type -> oz.scope.v1.GetCallerRequest
+	28, // 35: oz.scope.v1.DirectoryService.CreateInvitation:input_type -> oz.scope.v1.CreateInvitationRequest
+	30, // 36: oz.scope.v1.DirectoryService.ListInvitations:input_type -> oz.scope.v1.ListInvitationsRequest
+	32, // 37: oz.scope.v1.DirectoryService.AcceptInvitation:input_type -> oz.scope.v1.AcceptInvitationRequest
+	34, // 38: oz.scope.v1.DirectoryService.DeclineInvitation:input_type -> oz.scope.v1.DeclineInvitationRequest
+	6,  // 39: oz.scope.v1.DirectoryService.CreateTeam:output_type -> oz.scope.v1.CreateTeamResponse
+	8,  // 40: oz.scope.v1.DirectoryService.GetTeam:output_type -> oz.scope.v1.GetTeamResponse
+	10, // 41: oz.scope.v1.DirectoryService.ListTeams:output_type -> oz.scope.v1.ListTeamsResponse
+	12, // 42: oz.scope.v1.DirectoryService.CreateUser:output_type -> oz.scope.v1.CreateUserResponse
+	14, // 43: oz.scope.v1.DirectoryService.GetUser:output_type -> oz.scope.v1.GetUserResponse
+	16, // 44: oz.scope.v1.DirectoryService.CreateMembership:output_type -> oz.scope.v1.CreateMembershipResponse
+	18, // 45: oz.scope.v1.DirectoryService.ListMemberships:output_type -> oz.scope.v1.ListMembershipsResponse
+	20, // 46: oz.scope.v1.DirectoryService.DeleteMembership:output_type -> oz.scope.v1.DeleteMembershipResponse
+	22, // 47: oz.scope.v1.DirectoryService.UpdateMembership:output_type -> oz.scope.v1.UpdateMembershipResponse
+	24, // 48: oz.scope.v1.DirectoryService.GetCaller:output_type -> oz.scope.v1.GetCallerResponse
+	29, // 49: oz.scope.v1.DirectoryService.CreateInvitation:output_type -> oz.scope.v1.CreateInvitationResponse
+	31, // 50: oz.scope.v1.DirectoryService.ListInvitations:output_type -> oz.scope.v1.ListInvitationsResponse
+	33, // 51: oz.scope.v1.DirectoryService.AcceptInvitation:output_type -> oz.scope.v1.AcceptInvitationResponse
+	35, // 52: oz.scope.v1.DirectoryService.DeclineInvitation:output_type -> oz.scope.v1.DeclineInvitationResponse
+	39, // [39:53] is the sub-list for method output_type
+	25, // [25:39] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_oz_scope_v1_directory_proto_init() }
@@ -2069,7 +2181,7 @@ func file_oz_scope_v1_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_scope_v1_directory_proto_rawDesc), len(file_oz_scope_v1_directory_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

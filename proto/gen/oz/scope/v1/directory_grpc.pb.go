@@ -27,6 +27,7 @@ const (
 	DirectoryService_CreateMembership_FullMethodName  = "/oz.scope.v1.DirectoryService/CreateMembership"
 	DirectoryService_ListMemberships_FullMethodName   = "/oz.scope.v1.DirectoryService/ListMemberships"
 	DirectoryService_DeleteMembership_FullMethodName  = "/oz.scope.v1.DirectoryService/DeleteMembership"
+	DirectoryService_UpdateMembership_FullMethodName  = "/oz.scope.v1.DirectoryService/UpdateMembership"
 	DirectoryService_GetCaller_FullMethodName         = "/oz.scope.v1.DirectoryService/GetCaller"
 	DirectoryService_CreateInvitation_FullMethodName  = "/oz.scope.v1.DirectoryService/CreateInvitation"
 	DirectoryService_ListInvitations_FullMethodName   = "/oz.scope.v1.DirectoryService/ListInvitations"
@@ -59,6 +60,8 @@ type DirectoryServiceClient interface {
 	ListMemberships(ctx context.Context, in *ListMembershipsRequest, opts ...grpc.CallOption) (*ListMembershipsResponse, error)
 	// DeleteMembership removes a user from a team: system admins and team admins.
 	DeleteMembership(ctx context.Context, in *DeleteMembershipRequest, opts ...grpc.CallOption) (*DeleteMembershipResponse, error)
+	// UpdateMembership changes a member's role: system admins and team admins.
+	UpdateMembership(ctx context.Context, in *UpdateMembershipRequest, opts ...grpc.CallOption) (*UpdateMembershipResponse, error)
 	// GetCaller says who the caller is: any authenticated caller.
 	GetCaller(ctx context.Context, in *GetCallerRequest, opts ...grpc.CallOption) (*GetCallerResponse, error)
 	// CreateInvitation invites a user to a team: system admins and team
@@ -161,6 +164,16 @@ func (c *directoryServiceClient) DeleteMembership(ctx context.Context, in *Delet
 	return out, nil
 }
 
+func (c *directoryServiceClient) UpdateMembership(ctx context.Context, in *UpdateMembershipRequest, opts ...grpc.CallOption) (*UpdateMembershipResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateMembershipResponse)
+	err := c.cc.Invoke(ctx, DirectoryService_UpdateMembership_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *directoryServiceClient) GetCaller(ctx context.Context, in *GetCallerRequest, opts ...grpc.CallOption) (*GetCallerResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetCallerResponse)
@@ -236,6 +249,8 @@ type DirectoryServiceServer interface {
 	ListMemberships(context.Context, *ListMembershipsRequest) (*ListMembershipsResponse, error)
 	// DeleteMembership removes a user from a team: system admins and team admins.
 	DeleteMembership(context.Context, *DeleteMembershipRequest) (*DeleteMembershipResponse, error)
+	// UpdateMembership changes a member's role: system admins and team admins.
+	UpdateMembership(context.Context, *UpdateMembershipRequest) (*UpdateMembershipResponse, error)
 	// GetCaller says who the caller is: any authenticated caller.
 	GetCaller(context.Context, *GetCallerRequest) (*GetCallerResponse, error)
 	// CreateInvitation invites a user to a team: system admins and team
@@ -281,6 +296,9 @@ func (UnimplementedDirectoryServiceServer) ListMemberships(context.Context, *Lis
 }
 func (UnimplementedDirectoryServiceServer) DeleteMembership(context.Context, *DeleteMembershipRequest) (*DeleteMembershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteMembership not implemented")
+}
+func (UnimplementedDirectoryServiceServer) UpdateMembership(context.Context, *UpdateMembershipRequest) (*UpdateMembershipResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateMembership not implemented")
 }
 func (UnimplementedDirectoryServiceServer) GetCaller(context.Context, *GetCallerRequest) (*GetCallerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCaller not implemented")
@@ -462,6 +480,24 @@ func _DirectoryService_DeleteMembership_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DirectoryService_UpdateMembership_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateMembershipRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DirectoryServiceServer).UpdateMembership(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DirectoryService_UpdateMembership_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DirectoryServiceServer).UpdateMembership(ctx, req.(*UpdateMembershipRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _DirectoryService_GetCaller_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetCallerRequest)
 	if err := dec(in); err != nil {
@@ -590,6 +626,10 @@ var DirectoryService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteMembership",
 			Handler:    _DirectoryService_DeleteMembership_Handler,
+		},
+		{
+			MethodName: "UpdateMembership",
+			Handler:    _DirectoryService_UpdateMembership_Handler,
 		},
 		{
 			MethodName: "GetCaller",

@@ -34,10 +34,16 @@ const (
 // the default allowlist of the runs that use it (DESIGN §5 step 3); an
 // empty list means no allowlist. Team admins manage them, members read them.
 type EnvironmentServiceClient interface {
+	// CreateEnvironment creates an environment in a team. Team admins.
 	CreateEnvironment(ctx context.Context, in *CreateEnvironmentRequest, opts ...grpc.CallOption) (*CreateEnvironmentResponse, error)
+	// GetEnvironment returns an environment. Members of the team.
 	GetEnvironment(ctx context.Context, in *GetEnvironmentRequest, opts ...grpc.CallOption) (*GetEnvironmentResponse, error)
+	// ListEnvironments lists a team's environments. Members of the team.
 	ListEnvironments(ctx context.Context, in *ListEnvironmentsRequest, opts ...grpc.CallOption) (*ListEnvironmentsResponse, error)
+	// UpdateEnvironment changes the description and the secret names. Team
+	// admins.
 	UpdateEnvironment(ctx context.Context, in *UpdateEnvironmentRequest, opts ...grpc.CallOption) (*UpdateEnvironmentResponse, error)
+	// DeleteEnvironment deletes an environment. Team admins.
 	DeleteEnvironment(ctx context.Context, in *DeleteEnvironmentRequest, opts ...grpc.CallOption) (*DeleteEnvironmentResponse, error)
 }
 
@@ -107,10 +113,16 @@ func (c *environmentServiceClient) DeleteEnvironment(ctx context.Context, in *De
 // the default allowlist of the runs that use it (DESIGN §5 step 3); an
 // empty list means no allowlist. Team admins manage them, members read them.
 type EnvironmentServiceServer interface {
+	// CreateEnvironment creates an environment in a team. Team admins.
 	CreateEnvironment(context.Context, *CreateEnvironmentRequest) (*CreateEnvironmentResponse, error)
+	// GetEnvironment returns an environment. Members of the team.
 	GetEnvironment(context.Context, *GetEnvironmentRequest) (*GetEnvironmentResponse, error)
+	// ListEnvironments lists a team's environments. Members of the team.
 	ListEnvironments(context.Context, *ListEnvironmentsRequest) (*ListEnvironmentsResponse, error)
+	// UpdateEnvironment changes the description and the secret names. Team
+	// admins.
 	UpdateEnvironment(context.Context, *UpdateEnvironmentRequest) (*UpdateEnvironmentResponse, error)
+	// DeleteEnvironment deletes an environment. Team admins.
 	DeleteEnvironment(context.Context, *DeleteEnvironmentRequest) (*DeleteEnvironmentResponse, error)
 	mustEmbedUnimplementedEnvironmentServiceServer()
 }

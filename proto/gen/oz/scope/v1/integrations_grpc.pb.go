@@ -41,6 +41,8 @@ type IntegrationServiceClient interface {
 	// CreateIntegration creates an integration and its first token. Team
 	// admins.
 	CreateIntegration(ctx context.Context, in *CreateIntegrationRequest, opts ...grpc.CallOption) (*CreateIntegrationResponse, error)
+	// GetIntegration returns an integration, saying whether the caller
+	// allowed it. Members of the team.
 	GetIntegration(ctx context.Context, in *GetIntegrationRequest, opts ...grpc.CallOption) (*GetIntegrationResponse, error)
 	// ListIntegrations lists the team's integrations, each saying whether
 	// the caller allowed it. Members of the team.
@@ -138,6 +140,8 @@ type IntegrationServiceServer interface {
 	// CreateIntegration creates an integration and its first token. Team
 	// admins.
 	CreateIntegration(context.Context, *CreateIntegrationRequest) (*CreateIntegrationResponse, error)
+	// GetIntegration returns an integration, saying whether the caller
+	// allowed it. Members of the team.
 	GetIntegration(context.Context, *GetIntegrationRequest) (*GetIntegrationResponse, error)
 	// ListIntegrations lists the team's integrations, each saying whether
 	// the caller allowed it. Members of the team.

@@ -34,7 +34,9 @@ const (
 type RunnerServiceClient interface {
 	// CreateRunner creates a runner and its first token.
 	CreateRunner(ctx context.Context, in *CreateRunnerRequest, opts ...grpc.CallOption) (*CreateRunnerResponse, error)
+	// GetRunner returns a runner.
 	GetRunner(ctx context.Context, in *GetRunnerRequest, opts ...grpc.CallOption) (*GetRunnerResponse, error)
+	// ListRunners lists the runners.
 	ListRunners(ctx context.Context, in *ListRunnersRequest, opts ...grpc.CallOption) (*ListRunnersResponse, error)
 	// DeleteRunner deletes a runner and revokes its tokens.
 	DeleteRunner(ctx context.Context, in *DeleteRunnerRequest, opts ...grpc.CallOption) (*DeleteRunnerResponse, error)
@@ -97,7 +99,9 @@ func (c *runnerServiceClient) DeleteRunner(ctx context.Context, in *DeleteRunner
 type RunnerServiceServer interface {
 	// CreateRunner creates a runner and its first token.
 	CreateRunner(context.Context, *CreateRunnerRequest) (*CreateRunnerResponse, error)
+	// GetRunner returns a runner.
 	GetRunner(context.Context, *GetRunnerRequest) (*GetRunnerResponse, error)
+	// ListRunners lists the runners.
 	ListRunners(context.Context, *ListRunnersRequest) (*ListRunnersResponse, error)
 	// DeleteRunner deletes a runner and revokes its tokens.
 	DeleteRunner(context.Context, *DeleteRunnerRequest) (*DeleteRunnerResponse, error)
