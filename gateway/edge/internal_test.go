@@ -5,6 +5,9 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -136,5 +139,19 @@ func TestForwardMetadata(t *testing.T) {
 		if g := got.Get(k); len(g) != len(v) || g[0] != v[0] {
 			t.Errorf("%s: got %q, want %q", k, g, v)
 		}
+	}
+}
+
+// A chain's verification may take longer than an ordinary call; every
+// other call keeps the configured bound.
+func TestBackendTimeout(t *testing.T) {
+	if got := backendTimeout(auditv1.AuditService_VerifyChain_FullMethodName, DefaultBackendTimeout); got != LongCallTimeout {
+		t.Errorf("VerifyChain: %v, want %v", got, LongCallTimeout)
+	}
+	if got := backendTimeout(auditv1.AuditService_ListEvents_FullMethodName, DefaultBackendTimeout); got != DefaultBackendTimeout {
+		t.Errorf("ListEvents: %v, want %v", got, DefaultBackendTimeout)
+	}
+	if got := backendTimeout(auditv1.AuditService_VerifyChain_FullMethodName, time.Hour); got != time.Hour {
+		t.Errorf("VerifyChain with a longer configured bound: %v", got)
 	}
 }

@@ -114,7 +114,7 @@ func (p *proxy) handle(_ any, ss grpc.ServerStream) error {
 	// The caller's deadline and cancellation carry over to the backend call
 	// through the context; the gateway's own bound may end it sooner.
 	ctx := withAnswerMark(metadata.NewOutgoingContext(in, forwardMetadata(in, md)))
-	bctx, done := dial.Bound(ctx, backendTitle(name), p.timeout)
+	bctx, done := dial.Bound(ctx, backendTitle(name), backendTimeout(method, p.timeout))
 	err := done(p.forward(bctx, ss, conn, method, func() { settle(authenticated) }))
 	switch status.Code(err) {
 	case codes.OK:

@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/http2"
@@ -61,7 +63,26 @@ const (
 	// a service behind a backend hangs, the backend's answer naming it
 	// comes first.
 	DefaultBackendTimeout = 10 * time.Second
+	// LongCallTimeout bounds the calls whose work grows with a whole audit
+	// chain (VerifyChain recomputes every link: about 7 s for a million
+	// events on a 2-core machine), which DefaultBackendTimeout would cut
+	// short on a long chain. The caller's own deadline still applies.
+	LongCallTimeout = 10 * time.Minute
 )
+
+// longCalls are the methods bounded by LongCallTimeout.
+var longCalls = map[string]bool{
+	auditv1.AuditService_VerifyChain_FullMethodName: true,
+}
+
+// backendTimeout is the bound of a call of method to a backend, given
+// the configured bound d.
+func backendTimeout(method string, d time.Duration) time.Duration {
+	if longCalls[method] {
+		return max(d, LongCallTimeout)
+	}
+	return d
+}
 
 // Config configures a Server.
 type Config struct {
@@ -209,7 +230,7 @@ func New(cfg Config) (*Server, error) {
 		// REST calls are unary, bounded here; native gRPC calls are
 		// proxied as streams, bounded by the proxy.
 		bound := dial.UnaryBound(
-			func(string) time.Duration { return cfg.BackendTimeout },
+			func(method string) time.Duration { return backendTimeout(method, cfg.BackendTimeout) },
 			func(string) string { return backendTitle(name) })
 		conn, err := dial.New(addrs, creds, tracing.DialOption(cfg.TracerProvider),
 			grpc.WithChainUnaryInterceptor(bound))

@@ -76,7 +76,9 @@ func Name(team string) string {
 // Encode returns the canonical encoding of ev (see the package doc): every
 // field but Hash.
 func Encode(ev *auditv1.Event) []byte {
-	var b []byte
+	// Sized once: growing the slice field by field was a third of the
+	// cost of hashing a chain (BenchmarkVerify in services/audit).
+	b := make([]byte, 0, EncodedLen(ev))
 	b = append(b, domain...)
 	b = binary.BigEndian.AppendUint64(b, uint64(ev.GetSeq()))
 	b = appendStr(b, ev.GetTeam())

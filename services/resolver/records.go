@@ -34,6 +34,8 @@ import (
 //	integrations/{team}/{integration}       directory
 //	integrationallows/{team}/{integration}/{user}  directory
 //	agents/{team}/{agent}                   AgentRecord
+//	restrict/{team}/{name}/{agent}          marker: agent references team secret name (runs keep it with the AgentRecord)
+//	meta/restrict-index                     marker: every AgentRecord has its restrict/ entries (runs.BuildRestrictionIndex)
 //	environments/{team}/{env}               runs
 //	tickets/{ticket_id}                     runs
 //	runs/{team}/{run}                       runs
@@ -57,12 +59,17 @@ const (
 	PrefixIntegrations      = "integrations/"
 	PrefixIntegrationAllows = "integrationallows/"
 	PrefixAgents            = "agents/"
+	PrefixRestrict          = "restrict/"
 	PrefixEnvironments      = "environments/"
 	PrefixTickets           = "tickets/"
 	PrefixRuns              = "runs/"
 	PrefixRunsByTime        = "runsbytime/"
 	PrefixRunsInFlight      = "runsinflight/"
 	BootstrapKey            = "bootstrap/admin"
+	// RestrictIndexKey marks a store whose restrict/ entries are complete:
+	// written once the entries of every identity an older build wrote
+	// without them are in place.
+	RestrictIndexKey = "meta/restrict-index"
 )
 
 func TeamKey(id string) string                 { return PrefixTeams + id }
@@ -86,6 +93,14 @@ func AllowKey(team, integration, user string) string {
 func AgentsPrefix(team string) string       { return PrefixAgents + team + "/" }
 func AgentKey(team, id string) string       { return AgentsPrefix(team) + id }
 func EnvironmentsPrefix(team string) string { return PrefixEnvironments + team + "/" }
+
+// RestrictPrefix is where the identities of team that reference the team
+// secret name are listed (a name never contains "/": envname syntax), and
+// RestrictKey the entry of one of them.
+func RestrictPrefix(team, name string) string { return PrefixRestrict + team + "/" + name + "/" }
+func RestrictKey(team, name, agent string) string {
+	return RestrictPrefix(team, name) + agent
+}
 func EnvironmentKey(team, id string) string { return EnvironmentsPrefix(team) + id }
 func TicketKey(id string) string            { return PrefixTickets + id }
 func RunsPrefix(team string) string         { return PrefixRuns + team + "/" }

@@ -253,8 +253,10 @@ type ListAvailableRequest struct {
 }
 
 // ListAvailable returns one page of every secret the caller may see: those
-// of all the caller's teams and the caller's personal ones, ordered by
-// owner resource name, then by name without regard to case.
+// of all the caller's teams and the caller's personal ones, ordered by name
+// without regard to case, then (for one name) team secrets before the
+// caller's own and teams by name: the order `oz secret list` prints, so
+// that it prints each page as it comes.
 func (s *Service) ListAvailable(ctx context.Context, p *auth.Principal, req ListAvailableRequest) (*Page, error) {
 	if err := checkCaller(p); err != nil {
 		return nil, err
@@ -263,7 +265,7 @@ func (s *Service) ListAvailable(ctx context.Context, p *auth.Principal, req List
 	if err != nil {
 		return nil, err
 	}
-	tok, err := decodePageToken(req.PageToken, "available")
+	tok, err := decodePageToken(req.PageToken, "available-by-name")
 	if err != nil {
 		return nil, err
 	}
@@ -277,41 +279,76 @@ func (s *Service) ListAvailable(ctx context.Context, p *auth.Principal, req List
 		owners = append(owners, User(p.ID))
 	}
 	slices.SortFunc(owners, func(a, b Owner) int { return strings.Compare(a.String(), b.String()) })
-	return s.page(ctx, "available", owners, tok, size)
+	return s.page(ctx, "available-by-name", owners, tok, size)
 }
 
-// page collects up to size secrets of owners (sorted) from where tok says.
+// page collects up to size secrets of owners (sorted by resource name)
+// from where tok says, in the order `oz secret list` prints them, so that
+// the CLI can print each page as it arrives: by FoldName, and for one
+// folded name, by owner resource name (teams/… before users/…, so a team's
+// secret before the caller's own, and teams by name). tok names the last
+// secret returned; the next page starts after it in that order.
+//
+// It reads at most size+1 secrets of each owner (one store.List each),
+// whatever the number of secrets: a caller's owners are their teams and
+// themselves, a handful.
 func (s *Service) page(ctx context.Context, list string, owners []Owner, tok pageToken, size int) (*Page, error) {
-	start := 0
-	if tok.Owner != "" {
-		start = len(owners)
-		for i, o := range owners {
-			if o.String() >= tok.Owner {
-				start = i
-				break
-			}
+	heads := make([][]*Secret, len(owners))
+	for i, o := range owners {
+		after := tok.After
+		if tok.Owner != "" && o.String() > tok.Owner {
+			// This owner comes after the last one returned among
+			// secrets of the same folded name: its secret of that
+			// name, if any, is still to come.
+			after = justBefore(FoldName(tok.After))
+		}
+		// One more than needed tells whether another page follows: a
+		// shorter answer means this owner has no more.
+		got, err := s.store.List(ctx, o, after, size+1)
+		if err != nil {
+			return nil, fmt.Errorf("list secrets of %s: %w", o, err)
+		}
+		heads[i] = got
+	}
+	folded := make([]string, len(owners)) // FoldName of each head's first
+	for i, h := range heads {
+		if len(h) > 0 {
+			folded[i] = FoldName(h[0].Name)
 		}
 	}
-	var out []*Secret
-	for i := start; i < len(owners); i++ {
-		after := ""
-		if owners[i].String() == tok.Owner {
-			after = tok.After
+	out := make([]*Secret, 0, size)
+	for {
+		// owners are few: a linear pick of the smallest head is cheaper
+		// than a heap.
+		best := -1
+		for i, h := range heads {
+			// Owners are in order, so a tie keeps the earlier one.
+			if len(h) > 0 && (best < 0 || folded[i] < folded[best]) {
+				best = i
+			}
 		}
-		// One more than needed tells whether another page follows; a
-		// shorter answer means this owner has no more.
-		got, err := s.store.List(ctx, owners[i], after, size+1-len(out))
-		if err != nil {
-			return nil, fmt.Errorf("list secrets of %s: %w", owners[i], err)
+		if best < 0 {
+			return &Page{Secrets: metadataOf(out)}, nil
 		}
-		out = append(out, got...)
-		if len(out) > size {
-			out = out[:size]
+		if len(out) == size {
 			last := out[size-1]
 			return &Page{Secrets: metadataOf(out), NextPageToken: pageToken{List: list, Owner: last.Owner.String(), After: last.Name}.encode()}, nil
 		}
+		out = append(out, heads[best][0])
+		if heads[best] = heads[best][1:]; len(heads[best]) > 0 {
+			folded[best] = FoldName(heads[best][0].Name)
+		}
 	}
-	return &Page{Secrets: metadataOf(out)}, nil
+}
+
+// justBefore returns a bound that Store.List's after (exclusive) turns
+// into "from folded, inclusive": the names sorting after it are exactly
+// those at or after folded. folded is a folded name (letters A–Z, digits,
+// _), so nothing sorts between its prefix followed by its last byte less
+// one and then 0x7f (above every byte a name holds), and folded itself.
+func justBefore(folded string) string {
+	n := len(folded)
+	return folded[:n-1] + string([]byte{folded[n-1] - 1, 0x7f})
 }
 
 func metadataOf(secs []*Secret) []*Secret {

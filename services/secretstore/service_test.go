@@ -482,9 +482,23 @@ func TestListAvailable(t *testing.T) {
 	e.create(t, alice, "users/me", "ALICE_TOKEN", "v")
 	e.create(t, alice, "users/me", "ANOTHER", "v")
 	e.create(t, bob, "users/me", "BOB_TOKEN", "v")
+	// One name in three owners, in three cases, and names that sort just
+	// before and after it: a page may end between any two of them.
+	e.create(t, root, "teams/acme", "Shared", "v")
+	e.create(t, root, "teams/beta", "SHARED", "v")
+	e.create(t, root, "teams/beta", "SHARECZ", "v")
+	e.create(t, alice, "users/me", "shared", "v")
+	e.create(t, alice, "users/me", "SHARED_X", "v")
 
-	want := []string{"a_ACME", "B_ACME", "C_ACME", "teams/beta/a_BETA", "teams/beta/B_BETA", "teams/beta/C_BETA", "users/alice/ALICE_TOKEN", "users/alice/ANOTHER"}
-	for _, size := range []int{1, 2, 3, 7, 8, 9, 0} {
+	// The order `oz secret list` prints: by name without regard to case
+	// (bytes of the upper case: '_' after letters), then team before
+	// personal, then team name.
+	want := []string{
+		"users/alice/ALICE_TOKEN", "users/alice/ANOTHER", "a_ACME", "teams/beta/a_BETA",
+		"B_ACME", "teams/beta/B_BETA", "C_ACME", "teams/beta/C_BETA",
+		"teams/beta/SHARECZ", "Shared", "teams/beta/SHARED", "users/alice/shared", "users/alice/SHARED_X",
+	}
+	for _, size := range []int{1, 2, 3, 7, 9, 10, 11, 12, 13, 14, 0} {
 		t.Run(fmt.Sprintf("page_size=%d", size), func(t *testing.T) {
 			var got []string
 			tok := ""

@@ -97,6 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil, err
 		}
 		d.Defer(store.Close)
+		indexRestrictions(ctx, store, log)
 		records := resolver.NewStore(d.Instrument(store), time.Now)
 		dir := directory.New(records)
 		if err := dir.SetTokenPolicy(c.tokens); err != nil {

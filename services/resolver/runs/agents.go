@@ -184,8 +184,9 @@ func (r *Service) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 	revoke, n, err := r.dir.RevokeTokens(ctx, conds, name, a.Team, "left over from an earlier agent identity of the same name", now)
 	if err == nil {
 		resolver.RevokedDetail(details, n)
-		err = r.s.Apply(ctx, conds, append([]kv.Write{kv.Put(resolver.AgentKey(a.Team, a.ID), raw)}, revoke...),
-			r.s.Event(ctx, resolver.ActionAgentCreate, name, a.Team, details))
+		puts, _ := restrictionWrites(a.Team, a.ID, nil, rec.SecretNames)
+		err = r.applyAgent(ctx, conds, append([]kv.Write{kv.Put(resolver.AgentKey(a.Team, a.ID), raw)}, revoke...),
+			r.s.Event(ctx, resolver.ActionAgentCreate, name, a.Team, details), puts, nil, kv.Equal(resolver.AgentKey(a.Team, a.ID), raw))
 	}
 	switch resolver.Conflict(err) {
 	case 0:
@@ -357,8 +358,10 @@ func (r *Service) UpdateAgent(ctx context.Context, team, id string, u AgentUpdat
 		if policyOf(next) != policyOf(rec) {
 			details[resolver.DetailStartPolicy] = policyOf(next).String()
 		}
-		err = r.s.Apply(ctx, conds, []kv.Write{kv.Put(resolver.AgentKey(team, id), nextRaw)},
-			r.s.Event(ctx, resolver.ActionAgentUpdate, resolver.AgentName(team, id), team, details))
+		puts, dels := restrictionWrites(team, id, rec.SecretNames, next.SecretNames)
+		err = r.applyAgent(ctx, conds, []kv.Write{kv.Put(resolver.AgentKey(team, id), nextRaw)},
+			r.s.Event(ctx, resolver.ActionAgentUpdate, resolver.AgentName(team, id), team, details),
+			puts, dels, kv.Equal(resolver.AgentKey(team, id), nextRaw))
 		switch resolver.Conflict(err) {
 		case 0:
 			if u.Etag != "" {
@@ -414,8 +417,9 @@ func (r *Service) DeleteAgent(ctx context.Context, team, id, etag string) error 
 		revoke, n, err := r.dir.RevokeTokens(ctx, conds, name, team, "agent identity being deleted", r.s.Now())
 		if err == nil {
 			resolver.RevokedDetail(details, n)
-			err = r.s.Apply(ctx, conds, append([]kv.Write{kv.Delete(resolver.AgentKey(team, id))}, revoke...),
-				r.s.Event(ctx, resolver.ActionAgentDelete, name, team, details))
+			_, dels := restrictionWrites(team, id, rec.SecretNames, nil)
+			err = r.applyAgent(ctx, conds, append([]kv.Write{kv.Delete(resolver.AgentKey(team, id))}, revoke...),
+				r.s.Event(ctx, resolver.ActionAgentDelete, name, team, details), nil, dels, kv.Absent(resolver.AgentKey(team, id)))
 		}
 		if resolver.Conflict(err) == 0 {
 			if etag != "" {
@@ -432,7 +436,8 @@ func (r *Service) DeleteAgent(ctx context.Context, team, id, etag string) error 
 }
 
 // teamIdentities returns every identity of team with its references, for
-// the restriction step of run resolution (DESIGN §5 step 2).
+// the restriction step of a run resolution without an allowlist (DESIGN
+// §5 step 2; identitiesFor).
 func (r *Service) teamIdentities(ctx context.Context, team string) ([]runrules.Identity, error) {
 	recs, err := resolver.Scan[resolver.AgentRecord](ctx, r.s, resolver.AgentsPrefix(team), "", 0)
 	if err != nil {

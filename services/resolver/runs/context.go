@@ -129,7 +129,9 @@ func (r *Service) prepare(ctx context.Context, team string, rc RunContext, user 
 		}
 		in.EnvList = env.SecretNames
 	}
-	ids, err := r.teamIdentities(ctx, team)
+	// Step 2 needs only the identities that reference a name the run may
+	// receive: with an allowlist, the index entries of its names.
+	ids, err := r.identitiesFor(ctx, team, in.CandidateNames())
 	if err != nil {
 		return prepared{}, err
 	}

@@ -3,6 +3,7 @@ package runs
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ozsecrets/oz/services/internal/runrules"
@@ -14,7 +15,10 @@ import (
 // Personal candidates are shown to the triggering user only. Anyone else
 // is shown the decision on the team's secrets alone
 // (runrules.WithoutPersonal), with a note saying so: the same answer
-// whether or not the user has personal secrets, of any name.
+// whether or not the user has personal secrets, of any name. With an
+// allowlist it lists every allowlisted candidate and the first
+// MaxUnlistedExplained other names, and says how many it left out
+// (explainDecision).
 //
 // Returns Invalid (the fields of ResolveRun's context, and
 // context.start_token, which it does not accept), PermissionDenied,
@@ -41,15 +45,75 @@ func (r *Service) ExplainRun(ctx context.Context, team string, rc RunContext) (E
 	if err != nil {
 		return Explanation{}, err
 	}
-	res, err := r.decide(ctx, prep.input, false)
+	showPersonal := user != "" && p.ID == user
+	res, omitted, err := r.explainDecision(ctx, &prep, showPersonal)
 	if err != nil {
 		return Explanation{}, err
 	}
-	showPersonal := user != "" && p.ID == user
 	if !showPersonal {
 		res = runrules.WithoutPersonal(prep.input, res)
 	}
-	return explain(prep, res, showPersonal), nil
+	ex := explain(prep, res, showPersonal)
+	if omitted > 0 {
+		ex.Notes = append(ex.Notes, fmt.Sprintf("%d more candidate(s) not in the allowlist are not listed: an explanation lists the first %d names that are not in it, by name", omitted, MaxUnlistedExplained))
+	}
+	return ex, nil
+}
+
+// MaxUnlistedExplained bounds the names ExplainRun lists of candidates
+// that are not in the allowlist: a team may hold many thousands of
+// secrets, and the explanation of a run that asks for ten should not
+// grow with them. Every allowlisted name is explained.
+const MaxUnlistedExplained = 100
+
+// explainDecision is ExplainRun's decision on prep's input: every
+// candidate of the owners is listed (one read of the secretstore), and
+// decided on when its name is allowlisted, when there is no allowlist (the
+// run would receive them all), or when it is among the first
+// MaxUnlistedExplained other names; the rest are counted (omitted). The
+// restrictions of those other names are read from the index, by name, and
+// added to prep's input, so that they are shown as restricted when they
+// are, as ResolveRun would decide without the allowlist. Unless
+// showPersonal, personal candidates are left out before anything is
+// counted: nobody but the triggering user learns how many there are.
+func (r *Service) explainDecision(ctx context.Context, prep *prepared, showPersonal bool) (runrules.Result, int, error) {
+	in := prep.input
+	cands, err := r.secrets.Candidates(ctx, in.Owners(), nil)
+	if err != nil {
+		return runrules.Result{}, 0, sealerError(err)
+	}
+	if !showPersonal {
+		cands = slices.DeleteFunc(cands, func(s runrules.Secret) bool { return s.Scope() == runrules.ScopePersonal })
+	}
+	listed := in.CandidateNames()
+	if listed != nil {
+		slices.SortStableFunc(cands, func(a, b runrules.Secret) int { return strings.Compare(a.Name, b.Name) })
+		var kept []runrules.Secret
+		var extra []string
+		omitted := 0
+		for _, c := range cands {
+			switch {
+			case slices.Contains(listed, c.Name):
+			case len(extra) > 0 && extra[len(extra)-1] == c.Name:
+			case len(extra) < MaxUnlistedExplained:
+				extra = append(extra, c.Name)
+			default:
+				omitted++
+				continue
+			}
+			kept = append(kept, c)
+		}
+		ids, err := r.restrictionsFor(ctx, prep.team, extra)
+		if err != nil {
+			return runrules.Result{}, 0, err
+		}
+		prep.input.Identities = slices.Concat(in.Identities, ids)
+		in = prep.input
+		in.Candidates = kept
+		return runrules.Decide(in), omitted, nil
+	}
+	in.Candidates = cands
+	return runrules.Decide(in), 0, nil
 }
 
 func explain(prep prepared, res runrules.Result, showPersonal bool) Explanation {

@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/ozsecrets/oz/services/internal/kv"
@@ -19,12 +20,25 @@ func RunsTestPutAgent(ctx context.Context, s kv.Store, team, id string, names []
 		rec = resolver.DefaultAgentRecord(team, now)
 		rec.SecretNames = names
 	}
-	return s.Apply(ctx, nil, []kv.Write{kv.Put(resolver.AgentKey(team, id), resolver.Encode(rec))})
+	// With its restriction entries, as CreateAgent and UpdateAgent keep them.
+	puts, dels := restrictionWrites(team, id, testAgentNames(ctx, s, team, id), names)
+	return s.Apply(ctx, nil, slices.Concat([]kv.Write{kv.Put(resolver.AgentKey(team, id), resolver.Encode(rec))}, puts, dels))
 }
 
 // RunsTestDeleteAgent removes agent identity id of team.
 func RunsTestDeleteAgent(ctx context.Context, s kv.Store, team, id string) error {
-	return s.Apply(ctx, nil, []kv.Write{kv.Delete(resolver.AgentKey(team, id))})
+	_, dels := restrictionWrites(team, id, testAgentNames(ctx, s, team, id), nil)
+	return s.Apply(ctx, nil, append([]kv.Write{kv.Delete(resolver.AgentKey(team, id))}, dels...))
+}
+
+// testAgentNames is what identity id of team references now (none when
+// it is absent).
+func testAgentNames(ctx context.Context, s kv.Store, team, id string) []string {
+	var rec resolver.AgentRecord
+	if _, err := resolver.NewStore(s, nil).Get(ctx, resolver.AgentKey(team, id), &rec); err != nil {
+		return nil
+	}
+	return rec.SecretNames
 }
 
 // RunsTestPutEnvironment writes environment id of team, listing names.

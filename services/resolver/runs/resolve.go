@@ -223,7 +223,7 @@ const maxSealAttempts = 3
 // nothing sealed: its sealing is nil.
 func (r *Service) decideAndSeal(ctx context.Context, in runrules.Input, strict bool, to Recipient, info []byte, prev *sealing) (runrules.Result, *sealing, error) {
 	for range maxSealAttempts {
-		res, err := r.decide(ctx, in, true)
+		res, err := r.decide(ctx, in)
 		if err != nil {
 			return runrules.Result{}, nil, err
 		}
@@ -247,17 +247,14 @@ func (r *Service) decideAndSeal(ctx context.Context, in runrules.Input, strict b
 }
 
 // decide lists the candidates of in and decides: the one statement of the
-// rules, runrules.Decide, made once per listing. With byName, only the
-// secrets the decision can inject are read (in.CandidateNames: with an
-// allowlist, its names, by key), which decides the same injected and
-// unresolved secrets (runrules' TestCandidateNamesDecideTheSame) and
-// leaves out only candidates excluded as not allowlisted; ExplainRun,
-// which shows those, reads every candidate.
-func (r *Service) decide(ctx context.Context, in runrules.Input, byName bool) (runrules.Result, error) {
-	var names []string
-	if byName {
-		names = in.CandidateNames()
-	}
+// rules, runrules.Decide, made once per listing. Only the secrets the
+// decision can inject are read (in.CandidateNames: with an allowlist, its
+// names, by key), which decides the same injected and unresolved secrets
+// (runrules' TestCandidateNamesDecideTheSame) and leaves out only
+// candidates excluded as not allowlisted, which a resolution does not
+// record (ExplainRun, which shows some, reads them itself).
+func (r *Service) decide(ctx context.Context, in runrules.Input) (runrules.Result, error) {
+	names := in.CandidateNames()
 	cands, err := r.secrets.Candidates(ctx, in.Owners(), names)
 	if err != nil {
 		return runrules.Result{}, sealerError(err)

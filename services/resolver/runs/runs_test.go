@@ -504,9 +504,11 @@ func TestResolveRunInputsChangedBeforeRecord(t *testing.T) {
 		// DEPLOY_TOKEN becomes restricted to the new identity: the
 		// decision changes, and the values are sealed again.
 		{"DecisionChanged", []string{"DEPLOY_TOKEN"}, 2, false},
-		// The identity references a name no candidate has: the record is
+		// The identity references an allowlisted name no candidate has
+		// (a name outside the allowlist is not read at all: the decision
+		// reads the restrictions of its names only): the record is
 		// written again, the sealed values are the first attempt's.
-		{"DecisionSame", []string{"NOT_A_CANDIDATE"}, 1, true},
+		{"DecisionSame", []string{"MISSING_KEY"}, 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bot := "bot-" + strings.ToLower(tc.name)

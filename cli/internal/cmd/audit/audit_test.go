@@ -333,7 +333,7 @@ func TestExportThenVerifyOffline(t *testing.T) {
 		ios, in, out, _ := iostreams.Test()
 		in.Write(stdin)
 		err := runVerify(context.Background(), &VerifyOptions{
-			Deps: Deps{IO: ios, Now: func() time.Time { return testNow }, Connect: func(context.Context) (*client.Conn, error) {
+			Deps: Deps{IO: ios, Now: stepClock(2 * time.Second), Connect: func(context.Context) (*client.Conn, error) {
 				t.Fatal("offline verify dialed the server")
 				return nil, nil
 			}},
@@ -346,7 +346,7 @@ func TestExportThenVerifyOffline(t *testing.T) {
 		t.Fatalf("verify --file: %v", err)
 	}
 	wantHead := hex.EncodeToString(evs[4].GetHash())
-	if want := "teams/acme: 5 events verified\nhead: seq 5 hash " + wantHead + "\n"; got != want {
+	if want := "teams/acme: 5 events verified\nhead: seq 5 hash " + wantHead + "\ntime: 2.00s (3 events/s)\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	if got, err := offline(t, "-", data, cmdutil.FormatJSON); err != nil || !strings.Contains(got, `"valid": true`) {
@@ -402,11 +402,11 @@ func TestVerifyOnServer(t *testing.T) {
 		return &auditv1.VerifyChainResponse{Valid: true, VerifiedEvents: 9, Head: &auditv1.ChainHead{Seq: 9, Hash: []byte{0xab, 0xcd}}}, nil
 	}}
 	d, out, _ := serve(t, f)
-	d.Team = "acme"
+	d.Team, d.Now = "acme", stepClock(1500*time.Millisecond)
 	if err := runVerify(context.Background(), &VerifyOptions{Deps: d}); err != nil {
 		t.Fatal(err)
 	}
-	if want := "teams/acme: 9 events verified\nhead: seq 9 hash abcd\n"; out.String() != want {
+	if want := "teams/acme: 9 events verified\nhead: seq 9 hash abcd\ntime: 1.50s (6 events/s)\n"; out.String() != want {
 		t.Errorf("got %q, want %q", out, want)
 	}
 	d, _, _ = serve(t, f)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -111,57 +110,82 @@ func runList(ctx context.Context, opts *ListOptions) error {
 	defer conn.Close()
 	req.Parent = parent
 
-	var events []*auditv1.Event
+	// Each page is printed as it arrives (cmdutil.Table, JSONArray): the
+	// memory held is one page's, whatever the number of events.
+	var (
+		jsonOut *cmdutil.JSONArray
+		table   *cmdutil.Table
+		shown   int
+		loc     = now.Location()
+	)
+	if opts.Output == cmdutil.FormatJSON {
+		jsonOut = cmdutil.NewJSONArray(opts.IO.Out)
+	}
 	for {
-		req.PageSize = 1000
+		req.PageSize = listPageSize
 		if opts.Limit > 0 {
-			req.PageSize = int32(min(opts.Limit-len(events), 1000))
+			req.PageSize = int32(min(opts.Limit-shown, listPageSize))
 		}
 		resp, err := conn.Audit.ListEvents(ctx, req)
 		if err != nil {
 			return err
 		}
-		events = append(events, resp.GetEvents()...)
-		if resp.GetNextPageToken() == "" || opts.Limit > 0 && len(events) >= opts.Limit {
+		events := resp.GetEvents()
+		if opts.Limit > 0 && len(events) > opts.Limit-shown {
+			events = events[:opts.Limit-shown]
+		}
+		for _, ev := range events {
+			if jsonOut != nil {
+				b, err := eventJSON.Marshal(ev)
+				if err != nil {
+					return err
+				}
+				if err := jsonOut.Add(json.RawMessage(b)); err != nil {
+					return err
+				}
+				continue
+			}
+			if table == nil {
+				table = cmdutil.NewTable(opts.IO.Out)
+				table.Row("TIME", "ACTOR", "ACTION", "RESOURCE", "OUTCOME")
+			}
+			actor := cmdutil.OrDash(ev.GetActor().GetName())
+			if c := ev.GetActor().GetClient(); c != "" {
+				actor += " (" + c + ")"
+			}
+			table.Row(timefmt.Precise(ev.GetTime().AsTime(), loc, opts.IO.StdoutTTY), actor,
+				ev.GetAction(), cmdutil.OrDash(ev.GetResource()), outcomeName(ev.GetOutcome()))
+		}
+		shown += len(events)
+		switch {
+		case jsonOut != nil:
+			err = jsonOut.Flush()
+		case table != nil:
+			err = table.Flush()
+		}
+		if err != nil {
+			return err
+		}
+		if resp.GetNextPageToken() == "" || opts.Limit > 0 && shown >= opts.Limit {
 			break
 		}
 		req.PageToken = resp.GetNextPageToken()
 	}
-	if opts.Limit > 0 && len(events) > opts.Limit {
-		events = events[:opts.Limit]
-	}
 
-	if opts.Output == cmdutil.FormatJSON {
-		items := make([]json.RawMessage, 0, len(events))
-		for _, ev := range events {
-			b, err := eventJSON.Marshal(ev)
-			if err != nil {
-				return err
-			}
-			items = append(items, b)
-		}
-		return cmdutil.WriteJSON(opts.IO.Out, items)
+	if jsonOut != nil {
+		return jsonOut.Close()
 	}
-	if len(events) == 0 {
+	if table == nil {
 		if opts.IO.StderrTTY {
 			fmt.Fprintln(opts.IO.ErrOut, "No audit events.")
 		}
 		return nil
 	}
-	loc := now.Location()
-	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tRESOURCE\tOUTCOME")
-	for _, ev := range events {
-		actor := cmdutil.OrDash(ev.GetActor().GetName())
-		if c := ev.GetActor().GetClient(); c != "" {
-			actor += " (" + c + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n",
-			timefmt.Precise(ev.GetTime().AsTime(), loc, opts.IO.StdoutTTY), actor,
-			ev.GetAction(), cmdutil.OrDash(ev.GetResource()), outcomeName(ev.GetOutcome()))
-	}
-	return tw.Flush()
+	return table.Close()
 }
+
+// listPageSize is the page size asked of the audit service: its largest.
+const listPageSize = 1000
 
 // ParseWhen parses --since and --until: a duration back from now ("90m",
 // "24h", "7d", "2w"), or a time: RFC 3339, "2006-01-02T15:04", or a date

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -18,6 +20,9 @@ import (
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
 	"github.com/ozsecrets/oz/cli/internal/iostreams"
 )
+
+// verifyTimeout bounds a verification on the server.
+const verifyTimeout = 10 * time.Minute
 
 // VerifyOptions are the inputs of `oz audit verify`.
 type VerifyOptions struct {
@@ -39,6 +44,9 @@ the server, by the same code.
 
 Both print the chain's head (seq and hash). Write it down: an export that
 verifies but ends before a head recorded earlier has lost its last events.
+Both print how long the verification took and its rate in events per
+second (on the server: the call's duration, seen from here). Either reads
+the chain a page or a line at a time, so memory does not grow with it.
 
 On the server, the chain is also checked against the witnesses of the
 services that emit its events (the secretstore, the resolver): each keeps,
@@ -86,6 +94,29 @@ type verifyResult struct {
 	FirstBreak *breakJSON `json:"first_break,omitempty"`
 	// Witnesses are the emitting services' witnesses (server only).
 	Witnesses []witnessJSON `json:"witnesses,omitempty"`
+	// Seconds is how long the verification took: on the server, the
+	// VerifyChain call as this client saw it (the network included);
+	// offline, reading and checking the file.
+	Seconds float64 `json:"seconds"`
+	// EventsPerSecond is VerifiedEvents / Seconds (0 when no time passed).
+	EventsPerSecond float64 `json:"events_per_second"`
+}
+
+// clock is d.Now, or time.Now when unset: the clock rates are measured
+// with.
+func (d Deps) clock() func() time.Time {
+	if d.Now == nil {
+		return time.Now
+	}
+	return d.Now
+}
+
+// timed sets res's Seconds and EventsPerSecond from the time it took.
+func (res *verifyResult) timed(elapsed time.Duration) {
+	res.Seconds = elapsed.Seconds()
+	if res.Seconds > 0 {
+		res.EventsPerSecond = math.Round(float64(res.VerifiedEvents) / res.Seconds)
+	}
 }
 
 // witnessJSON is one emitting service's witness of the chain, checked.
@@ -118,6 +149,11 @@ type breakJSON struct {
 
 func runVerify(ctx context.Context, opts *VerifyOptions) error {
 	var res verifyResult
+	// The clock is the CLI's (opts.Now): the server reports how many
+	// events it verified, not how long it took, so the rate includes the
+	// network and the gateway — what a person waiting sees.
+	now := opts.clock()
+	start := now()
 	if opts.File != "" {
 		r, err := verifyFile(opts)
 		if err != nil {
@@ -132,7 +168,12 @@ func runVerify(ctx context.Context, opts *VerifyOptions) error {
 		defer conn.Close()
 		// The server reads the whole chain: a person sees the time pass.
 		prog := opts.IO.Progress("verifying "+parent+" on the server", "")
-		resp, err := conn.Audit.VerifyChain(ctx, &auditv1.VerifyChainRequest{Parent: parent})
+		// Longer than a call's default bound (client.DefaultTimeout): the
+		// work grows with the chain (about 7 s a million events here), and
+		// the gateway allows it as long (edge.LongCallTimeout).
+		vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+		resp, err := conn.Audit.VerifyChain(vctx, &auditv1.VerifyChainRequest{Parent: parent})
+		cancel()
 		prog.Stop()
 		if err != nil {
 			return err
@@ -148,6 +189,7 @@ func runVerify(ctx context.Context, opts *VerifyOptions) error {
 			res.Witnesses = append(res.Witnesses, newWitnessJSON(w))
 		}
 	}
+	res.timed(now().Sub(start))
 	return report(opts, res)
 }
 
@@ -197,6 +239,7 @@ func report(opts *VerifyOptions, res verifyResult) error {
 		default:
 			fmt.Fprintf(opts.IO.Out, "%s: BROKEN after %d verified events\n", chainName, res.VerifiedEvents)
 		}
+		fmt.Fprintf(opts.IO.Out, "time: %.2fs (%.0f events/s)\n", res.Seconds, res.EventsPerSecond)
 		for _, w := range res.Witnesses {
 			fmt.Fprintln(opts.IO.Out, witnessLine(w))
 		}

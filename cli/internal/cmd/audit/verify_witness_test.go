@@ -29,7 +29,7 @@ func TestVerifyWitnesses(t *testing.T) {
 	if err := runVerify(context.Background(), &VerifyOptions{Deps: d}); err != nil {
 		t.Fatal(err)
 	}
-	want := "teams/acme: 640 events verified\nhead: seq 640 hash abcd\n" +
+	want := "teams/acme: 640 events verified\nhead: seq 640 hash abcd\ntime: 0.00s (0 events/s)\n" +
 		"witness: the secretstore saw seq 612 hash 1234: held\n" +
 		"witness: the resolver did not answer: its witness was not checked\n"
 	if out.String() != want {
@@ -53,7 +53,7 @@ func TestVerifyWitnesses(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "audit chain teams/acme is broken at seq 1011: "+reason) {
 		t.Errorf("got %v, want the reason", err)
 	}
-	want = "teams/acme: WENT BACKWARDS: 640 events verified, but an emitting service saw more\nhead: seq 640 hash abcd\n" +
+	want = "teams/acme: WENT BACKWARDS: 640 events verified, but an emitting service saw more\nhead: seq 640 hash abcd\ntime: 0.00s (0 events/s)\n" +
 		"witness: the secretstore saw seq 1011 hash 9f8e: NOT HELD: " + reason + "\n" +
 		"witness: the resolver saw no event of the chain\n"
 	if out.String() != want {

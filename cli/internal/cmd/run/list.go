@@ -3,8 +3,8 @@ package run
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -92,36 +92,63 @@ func runList(ctx context.Context, opts *ListOptions) error {
 	}
 	defer conn.Close()
 
-	var runs []*scopev1.Run
-	req := &scopev1.ListRunsRequest{Parent: "teams/" + team, Agent: opts.Agent, Trigger: opts.Trigger, InFlight: opts.InFlight, PageSize: maxPageSize}
-	if opts.Limit > 0 && opts.Limit < maxPageSize {
-		req.PageSize = int32(opts.Limit)
+	// Each page is printed as it arrives (cmdutil.Table, JSONArray): the
+	// memory held is one page's, whatever the number of runs.
+	var (
+		jsonOut *cmdutil.JSONArray
+		table   *cmdutil.Table
+		shown   int
+		stale   bool
+	)
+	if opts.Output == cmdutil.FormatJSON {
+		jsonOut = cmdutil.NewJSONArray(opts.IO.Out)
 	}
+	req := &scopev1.ListRunsRequest{Parent: "teams/" + team, Agent: opts.Agent, Trigger: opts.Trigger, InFlight: opts.InFlight, PageSize: maxPageSize}
 	for {
+		if opts.Limit > 0 {
+			req.PageSize = int32(min(opts.Limit-shown, maxPageSize))
+		}
 		resp, err := conn.Runs.ListRuns(ctx, req)
 		if err != nil {
 			return err
 		}
-		runs = append(runs, resp.GetRuns()...)
-		if resp.GetNextPageToken() == "" || opts.Limit > 0 && len(runs) >= opts.Limit {
+		runs := resp.GetRuns()
+		if opts.Limit > 0 && len(runs) > opts.Limit-shown {
+			runs = runs[:opts.Limit-shown]
+		}
+		for _, r := range runs {
+			rec := newRecord(r)
+			if jsonOut != nil {
+				rec.Team = team
+				if err := jsonOut.Add(rec); err != nil {
+					return err
+				}
+				continue
+			}
+			if table == nil {
+				table = cmdutil.NewTable(opts.IO.Out)
+				table.Row("ID", "TIME", "STATE", "TRIGGER", "USER", "AGENT", "ENVIRONMENT", "STARTED BY", "INJECTED", "UNRESOLVED", "EXIT", "DURATION")
+			}
+			stale = stale || r.GetHoldsStaleValues()
+			table.Row(rec.ID, at(r.GetCreateTime(), opts.Now, opts.IO.StdoutTTY), stateText(r), cmdutil.OrDash(rec.Trigger),
+				cmdutil.OrDash(strings.TrimPrefix(rec.User, "users/")), cmdutil.OrDash(rec.Agent),
+				cmdutil.OrDash(rec.Environment), cmdutil.PrincipalText(rec.StartedBy),
+				strconv.Itoa(len(rec.Injected)), strconv.Itoa(len(rec.Unresolved)), exitText(r.GetEnd()), durationText(r.GetEnd()))
+		}
+		shown += len(runs)
+		if err := flushPage(jsonOut, table); err != nil {
+			return err
+		}
+		if resp.GetNextPageToken() == "" || opts.Limit > 0 && shown >= opts.Limit {
 			break
 		}
 		req.PageToken = resp.GetNextPageToken()
 	}
-	if opts.Limit > 0 && len(runs) > opts.Limit {
-		runs = runs[:opts.Limit]
-	}
 
-	if opts.Output == cmdutil.FormatJSON {
-		recs := make([]Record, 0, len(runs))
-		for _, r := range runs {
-			rec := newRecord(r)
-			rec.Team = team
-			recs = append(recs, rec)
-		}
-		return cmdutil.WriteJSON(opts.IO.Out, recs)
+	if jsonOut != nil {
+		return jsonOut.Close()
 	}
-	if len(runs) == 0 {
+	if shown == 0 {
 		if opts.IO.StderrTTY {
 			if opts.InFlight {
 				fmt.Fprintln(opts.IO.ErrOut, "No runs in flight.")
@@ -131,23 +158,22 @@ func runList(ctx context.Context, opts *ListOptions) error {
 		}
 		return nil
 	}
-	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIME\tSTATE\tTRIGGER\tUSER\tAGENT\tENVIRONMENT\tSTARTED BY\tINJECTED\tUNRESOLVED\tEXIT\tDURATION")
-	stale := false
-	for _, r := range runs {
-		rec := newRecord(r)
-		stale = stale || r.GetHoldsStaleValues()
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
-			rec.ID, at(r.GetCreateTime(), opts.Now, opts.IO.StdoutTTY), stateText(r), cmdutil.OrDash(rec.Trigger),
-			cmdutil.OrDash(strings.TrimPrefix(rec.User, "users/")), cmdutil.OrDash(rec.Agent),
-			cmdutil.OrDash(rec.Environment), cmdutil.PrincipalText(rec.StartedBy),
-			len(rec.Injected), len(rec.Unresolved), exitText(r.GetEnd()), durationText(r.GetEnd()))
-	}
-	if err := tw.Flush(); err != nil {
+	if err := table.Close(); err != nil {
 		return err
 	}
 	if stale && opts.IO.StderrTTY {
 		fmt.Fprintln(opts.IO.ErrOut, staleMarker+": in flight with a value rotated or deleted since it started (oz run show RUN_ID says which)")
+	}
+	return nil
+}
+
+// flushPage ends a page of whichever writer is in use.
+func flushPage(j *cmdutil.JSONArray, t *cmdutil.Table) error {
+	switch {
+	case j != nil:
+		return j.Flush()
+	case t != nil:
+		return t.Flush()
 	}
 	return nil
 }

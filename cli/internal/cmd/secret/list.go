@@ -4,9 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -65,6 +63,20 @@ func newListCmd(f *cmdutil.Factory) *cli.Command {
 	}
 }
 
+// listPageSize is the page size asked of the server: its largest, so that
+// 50,000 secrets take 50 round trips.
+const listPageSize = 1000
+
+// runList prints each page as it arrives, in the server's order (by name
+// without regard to case, then team before personal, then team name), so
+// that it holds one page at most, whatever the number of secrets.
+//
+// The table's columns are chosen at the first page: when it
+// is the whole list, TEAM shows when more than one team does, as it
+// always did; when more pages follow, TEAM shows unless --personal, since
+// a later page may bring another team, and SCOPE (both scopes listed) is
+// as wide as "personal".
+// Their widths follow cmdutil.Table's rule (set by the first 100 rows).
 func runList(ctx context.Context, opts *ListOptions) error {
 	conn, err := opts.Connect(ctx)
 	if err != nil {
@@ -72,68 +84,106 @@ func runList(ctx context.Context, opts *ListOptions) error {
 	}
 	defer conn.Close()
 
-	var items []secretItem
-	req := &secretsv1.ListAvailableSecretsRequest{}
+	var (
+		now      = opts.Now()
+		jsonOut  *cmdutil.JSONArray
+		table    *cmdutil.Table
+		showTeam bool
+		shown    int
+	)
+	if opts.Output == cmdutil.FormatJSON {
+		jsonOut = cmdutil.NewJSONArray(opts.IO.Out)
+	}
+	// --personal alone lists the caller's own secrets, not every team's
+	// to keep none of them; the order is the same (by name without regard
+	// to case).
+	next := func(token string) (page []*secretsv1.Secret, nextToken string, err error) {
+		resp, err := conn.Secrets.ListAvailableSecrets(ctx, &secretsv1.ListAvailableSecretsRequest{PageSize: listPageSize, PageToken: token})
+		return resp.GetSecrets(), resp.GetNextPageToken(), err
+	}
+	if opts.Personal && !opts.Team {
+		next = func(token string) ([]*secretsv1.Secret, string, error) {
+			resp, err := conn.Secrets.ListSecrets(ctx, &secretsv1.ListSecretsRequest{Parent: "users/me", PageSize: listPageSize, PageToken: token})
+			return resp.GetSecrets(), resp.GetNextPageToken(), err
+		}
+	}
+	token := ""
 	for {
-		resp, err := conn.Secrets.ListAvailableSecrets(ctx, req)
+		page, nextToken, err := next(token)
 		if err != nil {
 			return err
 		}
-		for _, s := range resp.GetSecrets() {
+		var items []secretItem // this page's
+		for _, s := range page {
 			it := newSecretItem(s)
 			if opts.Team != opts.Personal && (it.Scope == "team") != opts.Team {
 				continue
 			}
 			items = append(items, it)
 		}
-		if resp.GetNextPageToken() == "" {
+		last := nextToken == ""
+		switch {
+		case jsonOut != nil:
+			for _, it := range items {
+				if err := jsonOut.Add(it); err != nil {
+					return err
+				}
+			}
+			if err := jsonOut.Flush(); err != nil {
+				return err
+			}
+		case table == nil && len(items) > 0:
+			showTeam = !opts.Personal && !last || teamsIn(items) > 1
+			table = cmdutil.NewTable(opts.IO.Out)
+			if !last && opts.Team == opts.Personal { // both scopes may come
+				table.MinWidth(1, len("personal"))
+			}
+			if showTeam {
+				table.Row("NAME", "SCOPE", "TEAM", "LAST UPDATED")
+			} else {
+				table.Row("NAME", "SCOPE", "LAST UPDATED")
+			}
+			fallthrough
+		case table != nil:
+			for _, it := range items {
+				updated := timefmt.Cell(it.updateTime, now, opts.IO.StdoutTTY)
+				if showTeam {
+					table.Row(it.Name, it.Scope, cmp.Or(it.Team, "-"), updated)
+				} else {
+					table.Row(it.Name, it.Scope, updated)
+				}
+			}
+			if err := table.Flush(); err != nil {
+				return err
+			}
+		}
+		shown += len(items)
+		if last {
 			break
 		}
-		req.PageToken = resp.GetNextPageToken()
+		token = nextToken
 	}
-	slices.SortStableFunc(items, func(a, b secretItem) int {
-		return cmp.Or(
-			cmp.Compare(strings.ToUpper(a.Name), strings.ToUpper(b.Name)),
-			cmp.Compare(b.Scope, a.Scope), // "team" before "personal"
-			cmp.Compare(a.Team, b.Team),
-		)
-	})
+	if jsonOut != nil {
+		return jsonOut.Close()
+	}
+	if table != nil {
+		return table.Close()
+	}
+	if shown == 0 && opts.IO.StderrTTY {
+		fmt.Fprintln(opts.IO.ErrOut, "No secrets.")
+	}
+	return nil
+}
 
-	if opts.Output == cmdutil.FormatJSON {
-		if items == nil {
-			items = []secretItem{}
-		}
-		return cmdutil.WriteJSON(opts.IO.Out, items)
-	}
-	if len(items) == 0 {
-		if opts.IO.StderrTTY {
-			fmt.Fprintln(opts.IO.ErrOut, "No secrets.")
-		}
-		return nil
-	}
-	now := opts.Now()
+// teamsIn counts the distinct teams of items.
+func teamsIn(items []secretItem) int {
 	teams := map[string]bool{}
 	for _, it := range items {
 		if it.Team != "" {
 			teams[it.Team] = true
 		}
 	}
-	showTeam := len(teams) > 1
-	tw := tabwriter.NewWriter(opts.IO.Out, 0, 8, 2, ' ', 0)
-	if showTeam {
-		fmt.Fprintln(tw, "NAME\tSCOPE\tTEAM\tLAST UPDATED")
-	} else {
-		fmt.Fprintln(tw, "NAME\tSCOPE\tLAST UPDATED")
-	}
-	for _, it := range items {
-		updated := timefmt.Cell(it.updateTime, now, opts.IO.StdoutTTY)
-		if showTeam {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.Name, it.Scope, cmp.Or(it.Team, "-"), updated)
-		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", it.Name, it.Scope, updated)
-		}
-	}
-	return tw.Flush()
+	return len(teams)
 }
 
 // secretItem is a secret's metadata as `list --output json` prints it.

@@ -3,6 +3,8 @@ package secret
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,32 +40,63 @@ func personalSecret(name string, updated time.Time) *secretsv1.Secret {
 	}
 }
 
-// pagedList serves secrets two per page.
-func pagedList(secrets ...*secretsv1.Secret) func(context.Context, *secretsv1.ListAvailableSecretsRequest) (*secretsv1.ListAvailableSecretsResponse, error) {
+// pagedList serves secrets in the order given, at most per a page (and at
+// most the page size asked for), with the index of the next one as token.
+func pagedList(per int, secrets ...*secretsv1.Secret) func(context.Context, *secretsv1.ListAvailableSecretsRequest) (*secretsv1.ListAvailableSecretsResponse, error) {
 	return func(_ context.Context, r *secretsv1.ListAvailableSecretsRequest) (*secretsv1.ListAvailableSecretsResponse, error) {
 		start := 0
 		if r.GetPageToken() != "" {
-			start = int(r.GetPageToken()[0] - '0')
+			var err error
+			if start, err = strconv.Atoi(r.GetPageToken()); err != nil {
+				return nil, err
+			}
 		}
-		end := min(start+2, len(secrets))
+		n := per
+		if r.GetPageSize() > 0 {
+			n = min(n, int(r.GetPageSize()))
+		}
+		end := min(start+n, len(secrets))
 		resp := &secretsv1.ListAvailableSecretsResponse{Secrets: secrets[start:end]}
 		if end < len(secrets) {
-			resp.NextPageToken = string(rune('0' + end))
+			resp.NextPageToken = strconv.Itoa(end)
 		}
 		return resp, nil
 	}
 }
 
+// runListTest runs `oz secret list` on a terminal against a server that
+// holds secrets (in the server's order) and answers in pages of 1000.
 func runListTest(t *testing.T, opts ListOptions, secrets ...*secretsv1.Secret) (stdout string, srv *ozfake.Server) {
 	t.Helper()
-	srv = ozfake.Start(t, &ozfake.Secrets{ListAvailableSecretsFunc: pagedList(secrets...)}, nil, nil)
 	return runListTTY(t, opts, true, secrets...)
 }
 
 // runListTTY is runListTest with standard output a terminal or not.
 func runListTTY(t *testing.T, opts ListOptions, tty bool, secrets ...*secretsv1.Secret) (stdout string, srv *ozfake.Server) {
 	t.Helper()
-	srv = ozfake.Start(t, &ozfake.Secrets{ListAvailableSecretsFunc: pagedList(secrets...)}, nil, nil)
+	return runListPaged(t, opts, tty, 1000, secrets...)
+}
+
+// runListPaged is runListTTY with pages of per secrets.
+func runListPaged(t *testing.T, opts ListOptions, tty bool, per int, secrets ...*secretsv1.Secret) (stdout string, srv *ozfake.Server) {
+	t.Helper()
+	var personal []*secretsv1.Secret
+	for _, s := range secrets {
+		if s.GetScope() == secretsv1.Scope_SCOPE_PERSONAL {
+			personal = append(personal, s)
+		}
+	}
+	listPersonal := pagedList(per, personal...)
+	srv = ozfake.Start(t, &ozfake.Secrets{
+		ListAvailableSecretsFunc: pagedList(per, secrets...),
+		ListSecretsFunc: func(ctx context.Context, r *secretsv1.ListSecretsRequest) (*secretsv1.ListSecretsResponse, error) {
+			if r.GetParent() != "users/me" {
+				return nil, fmt.Errorf("parent %q, want users/me", r.GetParent())
+			}
+			resp, err := listPersonal(ctx, &secretsv1.ListAvailableSecretsRequest{PageSize: r.GetPageSize(), PageToken: r.GetPageToken()})
+			return &secretsv1.ListSecretsResponse{Secrets: resp.GetSecrets(), NextPageToken: resp.GetNextPageToken()}, err
+		},
+	}, nil, nil)
 	ios, _, out, _ := iostreams.Test()
 	ios.StdoutTTY = tty
 	opts.IO, opts.Connect, opts.Now = ios, connectTo(srv), func() time.Time { return testNow }
@@ -87,13 +120,14 @@ func TestListTable(t *testing.T) {
 		return time.Date(2026, time.May, 20-daysAgo, hour, minute, 0, 0, testZone)
 	}
 	got, srv := runListTest(t, ListOptions{Output: cmdutil.FormatTable},
-		teamSecret("acme", "OPENAI_API_KEY", at(0, 10, 0)),
-		personalSecret("GITHUB_TOKEN", at(1, 9, 0)),
-		teamSecret("acme", "DB_PASSWORD", at(3, 12, 0)),
-		teamSecret("acme", "AWS_KEY", at(7, 12, 0)),
-		teamSecret("acme", "OLD_KEY", at(15, 12, 0)),
+		// In the server's order: the CLI prints as it reads.
 		personalSecret("ANCIENT", at(800, 12, 0)),
+		teamSecret("acme", "AWS_KEY", at(7, 12, 0)),
+		teamSecret("acme", "DB_PASSWORD", at(3, 12, 0)),
+		personalSecret("GITHUB_TOKEN", at(1, 9, 0)),
 		teamSecret("acme", "MONTHS", at(65, 12, 0)),
+		teamSecret("acme", "OLD_KEY", at(15, 12, 0)),
+		teamSecret("acme", "OPENAI_API_KEY", at(0, 10, 0)),
 		// Stored in UTC, shown in the clock's zone: 08:30 UTC is 10:30am.
 		&secretsv1.Secret{Name: "teams/acme/secrets/UTC_KEY", SecretId: "UTC_KEY", Scope: secretsv1.Scope_SCOPE_TEAM, Owner: "teams/acme",
 			UpdateTime: timestamppb.New(time.Date(2026, time.May, 20, 8, 30, 0, 0, time.UTC))},
@@ -112,16 +146,16 @@ func TestListTable(t *testing.T) {
 	if got != want {
 		t.Errorf("got table\n%s\nwant\n%s", got, want)
 	}
-	if calls := srv.CallsTo("ListAvailableSecrets"); len(calls) != 4 {
-		t.Errorf("got %d ListAvailableSecrets calls, want 4 (every page)", len(calls))
+	if calls := srv.CallsTo("ListAvailableSecrets"); len(calls) != 1 {
+		t.Errorf("got %d ListAvailableSecrets calls, want 1 (one page of 1000)", len(calls))
 	}
 }
 
 func TestListTableSeveralTeams(t *testing.T) {
 	got, _ := runListTest(t, ListOptions{},
+		teamSecret("acme", "API_KEY", testNow),
 		teamSecret("beta", "API_KEY", testNow),
 		personalSecret("API_KEY", testNow),
-		teamSecret("acme", "API_KEY", testNow),
 	)
 	want := strings.Join([]string{
 		"NAME     SCOPE     TEAM  LAST UPDATED",
@@ -135,7 +169,7 @@ func TestListTableSeveralTeams(t *testing.T) {
 }
 
 func TestListFilters(t *testing.T) {
-	secrets := []*secretsv1.Secret{teamSecret("acme", "T", testNow), personalSecret("P", testNow)}
+	secrets := []*secretsv1.Secret{personalSecret("P", testNow), teamSecret("acme", "T", testNow)}
 	tests := []struct {
 		name string
 		opts ListOptions
@@ -149,7 +183,12 @@ func TestListFilters(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.opts.Output = cmdutil.FormatJSON
-			out, _ := runListTest(t, tt.opts, secrets...)
+			out, srv := runListTest(t, tt.opts, secrets...)
+			// --personal alone reads only the caller's own secrets.
+			wantMine := tt.opts.Personal && !tt.opts.Team
+			if got := len(srv.CallsTo("ListSecrets")) == 1 && len(srv.CallsTo("ListAvailableSecrets")) == 0; got != wantMine {
+				t.Errorf("listed only users/me: got %v, want %v", got, wantMine)
+			}
 			var items []map[string]any
 			if err := json.Unmarshal([]byte(out), &items); err != nil {
 				t.Fatal(err)
