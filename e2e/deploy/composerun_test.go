@@ -153,20 +153,34 @@ func TestComposeServicesRunFromTheirEnvironment(t *testing.T) {
 		token = strings.TrimSpace(string(b))
 		return err
 	})
+	// The services start in any order, as compose starts them: one that
+	// came up before the resolver reconnects to it within its backoff
+	// (about a second), and meanwhile answers 503 "retry", as clients are
+	// told to (the CLI retries it). So a 503 is retried here, for a while;
+	// any other answer counts at once.
 	for _, route := range []string{"/v1/caller", "/v1/secrets"} {
-		req, _ := http.NewRequest(http.MethodGet, gw+route, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := httpc.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", route, err)
-		}
+		var status string
 		var body any
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s as the bootstrap admin: %s %v\n%s", route, resp.Status, body, logs(work))
+		waitFor(t, work, "GET "+route+" as the bootstrap admin, through the gateway", func() error {
+			req, _ := http.NewRequest(http.MethodGet, gw+route, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := httpc.Do(req)
+			if err != nil {
+				return err
+			}
+			body = nil
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			status = resp.Status
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				return fmt.Errorf("%s %v", resp.Status, body)
+			}
+			return nil
+		})
+		if status != "200 OK" {
+			t.Errorf("GET %s as the bootstrap admin: %s %v\n%s", route, status, body, logs(work))
 		} else {
-			t.Logf("GET %s as the bootstrap admin, through the gateway: %s", route, resp.Status)
+			t.Logf("GET %s as the bootstrap admin, through the gateway: %s", route, status)
 		}
 	}
 }
