@@ -119,5 +119,9 @@ bench: build
 	cd services && go test -run '^$$' -bench 'ResolveRun' -benchtime 2s ./resolver/runs/
 	@echo; echo "== oz exec relay: 100 values masked vs masking off, ~100 MB (same run) =="
 	cd cli && go test -run '^$$' -bench 'Relay' ./internal/mask/
+	@echo; echo "== egress proxy (issue 18, not yet wired into oz exec): 16 clients through the proxy with substitution vs straight to the server (same run; target >= 0.3) =="
+	cd cli && go test -run '^$$' -bench 'Proxy' -benchtime 3000x ./internal/egress/
+	@echo; echo "== secretstore: a listing of 1,000 secrets, protobuf records vs the JSON of older stores (same run) =="
+	cd services && go test -run '^$$' -bench 'ListBolt' ./secretstore/kvstore/
 	@echo; echo "== audit: appends of 1, 100 and 1,000 events, from 1 and 4 goroutines, on bbolt and on etcd of one and three members (events/s) =="
 	cd services && go test -run '^$$' -bench 'Append' -benchtime 2s ./audit/kvstore/

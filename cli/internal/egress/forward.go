@@ -1,0 +1,487 @@
+package egress
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// hopHeaders are connection-level headers that a proxy does not forward.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+func removeHopHeaders(h http.Header) {
+	for _, f := range h.Values("Connection") {
+		for name := range strings.SplitSeq(f, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+// forward judges one request to t, rewrites it and relays it and its
+// response.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
+	host := strings.ToLower(t.host)
+	if !p.allowed(host) {
+		p.deny(w, host, "", "host is not in the egress allowlist")
+		return
+	}
+	if t.tls && !sameAuthority(r.Host, t) || t.tls && r.URL.Host != "" && !sameAuthority(r.URL.Host, t) {
+		// Judged by the CONNECT target, and a mismatched Host would let a
+		// shared front end route the request elsewhere (domain fronting).
+		p.deny(w, host, "", fmt.Sprintf("Host %q differs from the CONNECT target %q", r.Host, net.JoinHostPort(t.host, t.port)))
+		return
+	}
+	j := &judge{p: p, t: t, host: host}
+	if !t.tls {
+		for _, b := range p.bindings {
+			if b.matches(host) {
+				p.deny(w, host, b.Name, "plain HTTP to a host bound to a secret is refused; use https")
+				return
+			}
+		}
+	}
+	if r.Header.Get("Upgrade") != "" {
+		http.Error(w, "oz egress proxy: connection upgrades (WebSocket) are not supported", http.StatusNotImplemented)
+		return
+	}
+
+	body, whole, err := readPrefix(r.Body, p.cfg.MaxBody)
+	if err != nil {
+		http.Error(w, "oz egress proxy: read request body: "+p.scrub(err.Error()), http.StatusBadRequest)
+		return
+	}
+	out, d := j.rewriteRequest(r, body, whole)
+	if d != nil {
+		if d.tooLarge {
+			http.Error(w, "oz egress proxy: "+d.reason, http.StatusRequestEntityTooLarge)
+			return
+		}
+		p.deny(w, host, d.secret, d.reason)
+		return
+	}
+
+	u := &url.URL{Scheme: "http", Host: bracket(t.host), Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: out.query}
+	if t.tls {
+		u.Scheme = "https"
+	}
+	if !(t.tls && t.port == "443" || !t.tls && t.port == "80") {
+		u.Host = net.JoinHostPort(t.host, t.port)
+	}
+	outReq, err := http.NewRequestWithContext(r.Context(), r.Method, "/", nil)
+	if err != nil {
+		http.Error(w, "oz egress proxy: "+p.scrub(err.Error()), http.StatusBadRequest)
+		return
+	}
+	outReq.URL = u // set, not parsed: a value is never re-read as URL syntax
+	outReq.Header = out.header
+	if j.subs > 0 {
+		// A partial response could return part of a value, which masking
+		// (whole values only) would not recognise.
+		outReq.Header.Del("Range")
+		outReq.Header.Del("If-Range")
+	}
+	switch {
+	case whole && len(out.body) == 0 && r.ContentLength <= 0:
+		outReq.Body, outReq.ContentLength = http.NoBody, 0
+	case whole:
+		outReq.Body, outReq.ContentLength = io.NopCloser(bytes.NewReader(out.body)), int64(len(out.body))
+	default:
+		outReq.Body, outReq.ContentLength = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body)), r.ContentLength
+	}
+	// Values bound to this host are masked in its responses, which needs
+	// a body the proxy can read: ask for no content coding.
+	masks := masksFor(p.bindings, host)
+	if len(masks) > 0 {
+		outReq.Header.Set("Accept-Encoding", "identity")
+	}
+
+	resp, err := p.transport.RoundTrip(outReq)
+	if err != nil {
+		// The URL sent may hold a value in its query: scrub turns it back
+		// into the placeholder the agent wrote.
+		msg := p.scrub(fmt.Sprintf("%s %s: %v", r.Method, outReq.URL.Redacted(), err))
+		p.log.Warn("egress upstream failed", "host", host, "err", msg)
+		http.Error(w, "oz egress proxy: upstream request failed: "+msg, http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	p.count(host, j.subs, 0)
+
+	if len(masks) > 0 {
+		if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+			http.Error(w, fmt.Sprintf("oz egress proxy: %s answered with Content-Encoding %q although asked for identity; the proxy must read a bound host's responses to mask values", host, ce),
+				http.StatusBadGateway)
+			return
+		}
+	}
+	removeHopHeaders(resp.Header)
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, maskString(masks, v))
+		}
+	}
+	if len(masks) > 0 && r.Method != http.MethodHead {
+		w.Header().Del("Content-Length") // masking may change it
+	}
+	w.WriteHeader(resp.StatusCode)
+	dst := io.Writer(flushWriter{w})
+	if len(masks) > 0 {
+		m := &maskWriter{w: dst, masks: masks}
+		for _, x := range masks {
+			m.maxLen = max(m.maxLen, len(x.from))
+		}
+		dst = m
+		defer m.Close()
+	}
+	if _, err := io.Copy(dst, resp.Body); err != nil {
+		p.log.Warn("egress response relay failed", "host", host, "err", p.scrub(err.Error()))
+	}
+}
+
+// bracket puts an IPv6 literal in brackets for a URL.
+func bracket(h string) string {
+	if strings.Contains(h, ":") {
+		return "[" + h + "]"
+	}
+	return h
+}
+
+// sameAuthority reports whether a Host header (or absolute URL host) names
+// the tunnel target: same host ignoring ASCII case, same port (443 when
+// absent).
+func sameAuthority(hostport string, t target) bool {
+	h, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		h, port = hostport, "443"
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return strings.EqualFold(h, t.host) && port == t.port
+}
+
+// readPrefix reads up to max bytes of body; whole reports that it read
+// all of it.
+func readPrefix(body io.Reader, max int64) (prefix []byte, whole bool, err error) {
+	if body == nil || body == http.NoBody {
+		return nil, true, nil
+	}
+	prefix, err = io.ReadAll(io.LimitReader(body, max+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(len(prefix)) > max {
+		// Keep exactly max bytes scanned; the extra byte goes on with the rest.
+		return prefix, false, nil
+	}
+	return prefix, true, nil
+}
+
+// judge decides, for one request, which placeholders may become values.
+type judge struct {
+	p    *Proxy
+	t    target
+	host string // lower-cased
+	subs int
+}
+
+type denial struct {
+	secret, reason string
+	tooLarge       bool
+}
+
+// rule says whether a binding may be substituted in one place: "" if so,
+// otherwise why not.
+type rule func(b *binding) string
+
+func never(*binding) string { return "placeholders are never substituted there" }
+
+// eligible is the rule common to every place: TLS, port 443, a matching
+// host.
+func (j *judge) eligible(b *binding) string {
+	switch {
+	case !b.matches(j.host):
+		return fmt.Sprintf("the secret is not bound to host %s", j.host)
+	case !j.t.tls:
+		return "values are sent only over TLS, not plain HTTP"
+	case j.t.port != "443":
+		return fmt.Sprintf("values are sent only to port 443, not %s", j.t.port)
+	}
+	return ""
+}
+
+// lookup returns the binding whose placeholder starts s, if any (the
+// longest, should one placeholder begin another).
+func (j *judge) lookup(s string) *binding {
+	var best *binding
+	for _, b := range j.p.bindings {
+		if strings.HasPrefix(s, b.Placeholder) && (best == nil || len(b.Placeholder) > len(best.Placeholder)) {
+			best = b
+		}
+	}
+	return best
+}
+
+// sub replaces each placeholder in s that rule and eligibility allow; the
+// first that they do not allow refuses the request.
+func (j *judge) sub(place, s string, allow rule) (string, *denial) {
+	return j.subEncoded(place, s, allow, nil)
+}
+
+// subEncoded is sub with each value passed through encode first (nil: as
+// is).
+func (j *judge) subEncoded(place, s string, allow rule, encode func(string) string) (string, *denial) {
+	if !strings.Contains(s, PlaceholderPrefix) {
+		return s, nil
+	}
+	var out strings.Builder
+	last := 0
+	for i := 0; ; {
+		k := strings.Index(s[i:], PlaceholderPrefix)
+		if k < 0 {
+			break
+		}
+		k += i
+		b := j.lookup(s[k:])
+		if b == nil {
+			i = k + 1
+			continue
+		}
+		why := j.eligible(b)
+		if why == "" {
+			why = allow(b)
+		}
+		if why != "" {
+			return "", &denial{secret: b.Name, reason: fmt.Sprintf("placeholder in the %s: %s", place, why)}
+		}
+		out.WriteString(s[last:k])
+		if encode != nil {
+			out.WriteString(encode(string(b.Value)))
+		} else {
+			out.Write(b.Value)
+		}
+		last = k + len(b.Placeholder)
+		i = last
+		j.subs++
+	}
+	out.WriteString(s[last:])
+	return out.String(), nil
+}
+
+type rewritten struct {
+	query  string
+	header http.Header
+	body   []byte
+}
+
+// rewriteRequest judges every place of r where the agent can put bytes
+// and returns what to forward.
+func (j *judge) rewriteRequest(r *http.Request, body []byte, whole bool) (rewritten, *denial) {
+	var out rewritten
+	if _, d := j.sub("method", r.Method, never); d != nil {
+		return out, d
+	}
+	if _, d := j.sub("path", r.URL.EscapedPath(), never); d != nil {
+		return out, d
+	}
+	if r.URL.User != nil {
+		if _, d := j.sub("URL user info of a plain-HTTP request", r.URL.User.String(), never); d != nil {
+			return out, d
+		}
+	}
+	// The placeholder stands for the value, so in a query it becomes the
+	// value percent-encoded: a value holding '&' or '#' stays one parameter.
+	q, d := j.subEncoded("query string", r.URL.RawQuery, func(b *binding) string {
+		if !b.AllowQuery {
+			return "the secret does not allow substitution in the query string"
+		}
+		return ""
+	}, url.QueryEscape)
+	if d != nil {
+		return out, d
+	}
+	out.query = q
+
+	h := r.Header.Clone()
+	removeHopHeaders(h)
+	out.header = http.Header{}
+	anyHeader := func(*binding) string { return "" }
+	for k, vs := range h {
+		if _, d := j.sub("header name", k, never); d != nil {
+			return out, d
+		}
+		for _, v := range vs {
+			nv, d := j.subHeader(k, v, anyHeader)
+			if d != nil {
+				return out, d
+			}
+			out.header.Add(k, nv)
+		}
+	}
+
+	bodyRule := func(b *binding) string {
+		if !b.AllowBody {
+			return "the secret does not allow substitution in the body"
+		}
+		return ""
+	}
+	if whole {
+		nb, d := j.sub("body", string(body), bodyRule)
+		if d != nil {
+			return out, d
+		}
+		out.body = []byte(nb)
+		return out, nil
+	}
+	// Only a prefix was read: judge it, but never substitute in part of a
+	// body.
+	before := j.subs
+	if _, d := j.sub("body", string(body[:j.p.cfg.MaxBody]), bodyRule); d != nil {
+		return out, d
+	}
+	if j.subs != before {
+		return out, &denial{tooLarge: true, reason: fmt.Sprintf(
+			"request body is over %d bytes; placeholders are substituted only in smaller bodies", j.p.cfg.MaxBody)}
+	}
+	return out, nil
+}
+
+// subHeader rewrites one header value. In "Authorization: Basic …" the
+// decoded user:password is rewritten too, since that is where an HTTP
+// client puts https://user:placeholder@host/ credentials.
+func (j *judge) subHeader(name, v string, allow rule) (string, *denial) {
+	place := "header " + http.CanonicalHeaderKey(name)
+	if strings.EqualFold(name, "Authorization") {
+		if scheme, cred, ok := strings.Cut(v, " "); ok && strings.EqualFold(scheme, "Basic") {
+			if raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred)); err == nil {
+				nraw, d := j.sub("Basic credentials of the Authorization header", string(raw), allow)
+				if d != nil {
+					return "", d
+				}
+				if nraw != string(raw) {
+					return scheme + " " + base64.StdEncoding.EncodeToString([]byte(nraw)), nil
+				}
+			}
+		}
+	}
+	return j.sub(place, v, allow)
+}
+
+// maskPair is one form of a value (as is, or as the query string carried
+// it) and the placeholder that replaces it in a response.
+type maskPair struct{ from, to []byte }
+
+// masksFor lists what to mask in responses from host: each value bound to
+// it, and its percent-encoded form where that differs, since the proxy
+// itself may have written that form into the query.
+func masksFor(bindings []*binding, host string) []maskPair {
+	var out []maskPair
+	for _, b := range bindings {
+		if !b.matches(host) {
+			continue
+		}
+		out = append(out, maskPair{b.Value, []byte(b.Placeholder)})
+		if q := url.QueryEscape(string(b.Value)); q != string(b.Value) {
+			out = append(out, maskPair{[]byte(q), []byte(b.Placeholder)})
+		}
+	}
+	return out
+}
+
+// maskString replaces every masked form in s by its placeholder.
+func maskString(masks []maskPair, s string) string {
+	for _, m := range masks {
+		s = strings.ReplaceAll(s, string(m.from), string(m.to))
+	}
+	return s
+}
+
+// maskWriter replaces values by their placeholders in a stream however it
+// is cut into writes. It holds back only a tail that could still begin a
+// value, so a streamed response (server-sent events) is not delayed
+// waiting for bytes that cannot matter.
+type maskWriter struct {
+	w      io.Writer
+	masks  []maskPair
+	maxLen int // of the longest form
+	buf    []byte
+}
+
+func (m *maskWriter) Write(b []byte) (int, error) {
+	m.buf = append(m.buf, b...)
+	var out []byte
+	for {
+		at, mb := -1, maskPair{}
+		for _, x := range m.masks {
+			if i := bytes.Index(m.buf, x.from); i >= 0 && (at < 0 || i < at || i == at && len(x.from) > len(mb.from)) {
+				at, mb = i, x
+			}
+		}
+		if at < 0 {
+			break
+		}
+		out = append(out, m.buf[:at]...)
+		out = append(out, mb.to...)
+		m.buf = m.buf[at+len(mb.from):]
+	}
+	keep := m.heldTail()
+	out = append(out, m.buf[:len(m.buf)-keep]...)
+	m.buf = append(m.buf[:0:0], m.buf[len(m.buf)-keep:]...)
+	if len(out) > 0 {
+		if _, err := m.w.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// heldTail is the length of the longest end of buf that is a proper
+// prefix of some value.
+func (m *maskWriter) heldTail() int {
+	k := len(m.buf)
+	if k > m.maxLen-1 {
+		k = m.maxLen - 1
+	}
+	for ; k > 0; k-- {
+		tail := m.buf[len(m.buf)-k:]
+		for _, x := range m.masks {
+			if len(x.from) > k && bytes.HasPrefix(x.from, tail) {
+				return k
+			}
+		}
+	}
+	return 0
+}
+
+// Close writes what was held back: at the end it cannot become a value.
+func (m *maskWriter) Close() error {
+	if len(m.buf) == 0 {
+		return nil
+	}
+	_, err := m.w.Write(m.buf)
+	m.buf = nil
+	return err
+}
+
+// flushWriter flushes after every write so streamed responses reach the
+// agent as they arrive.
+type flushWriter struct{ w http.ResponseWriter }
+
+func (f flushWriter) Write(b []byte) (int, error) {
+	n, err := f.w.Write(b)
+	if fl, ok := f.w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	return n, err
+}
