@@ -2,8 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,11 +11,11 @@ import (
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/ozsecrets/oz/lib/metricsserve"
 	"github.com/ozsecrets/oz/lib/tracing"
 )
 
@@ -188,22 +186,5 @@ func httpMethod(m string) string {
 // stop is called; it returns the address it listens on. It is the
 // services' --metrics-listen endpoint, for the gateway.
 func ServeMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), _ net.Addr, _ error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("metrics listen: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan error, 1)
-	go func() { done <- hs.Serve(lis) }()
-	log.Info("metrics", "addr", "http://"+lis.Addr().String()+"/metrics")
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), DefaultShutdownTimeout)
-		defer cancel()
-		_ = hs.Shutdown(ctx)
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("metrics server", "err", err.Error())
-		}
-	}, lis.Addr(), nil
+	return metricsserve.Serve(addr, reg, log, DefaultShutdownTimeout)
 }

@@ -4,25 +4,23 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 
 	"github.com/ozsecrets/oz/lib/dial"
 	"github.com/ozsecrets/oz/lib/flagenv"
+	"github.com/ozsecrets/oz/lib/metricsserve"
 	"github.com/ozsecrets/oz/lib/tracing"
 	internalapiv1 "github.com/ozsecrets/oz/proto/gen/oz/internalapi/v1"
 	"github.com/ozsecrets/oz/services/internal/kv"
@@ -312,24 +310,7 @@ func Run(ctx context.Context, d Daemon, build func(context.Context, *Deps) (*Ser
 
 // serveMetrics serves reg at http://addr/metrics until stop is called.
 func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), _ net.Addr, _ error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("metrics listen: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan error, 1)
-	go func() { done <- hs.Serve(lis) }()
-	log.Info("metrics", "addr", "http://"+lis.Addr().String()+"/metrics")
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
-		defer cancel()
-		_ = hs.Shutdown(ctx)
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("metrics server", "err", err.Error())
-		}
-	}, lis.Addr(), nil
+	return metricsserve.Serve(addr, reg, log, StopTimeout)
 }
 
 // UpgradeStore is a daemon's "upgrade" command: it moves the data in sc

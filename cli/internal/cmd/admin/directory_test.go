@@ -2,14 +2,7 @@ package admin
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,6 +24,7 @@ import (
 	"github.com/ozsecrets/oz/cli/internal/client"
 	"github.com/ozsecrets/oz/cli/internal/config"
 	"github.com/ozsecrets/oz/cli/internal/iostreams"
+	"github.com/ozsecrets/oz/cli/internal/testutil/ozfake"
 )
 
 // memDirectory is a DirectoryService over maps, with the rules of the
@@ -126,7 +120,7 @@ func (d *memDirectory) DeleteMembership(_ context.Context, r *scopev1.DeleteMemb
 // ends, and returns the settings that reach it as the CLI dials.
 func startDirectory(t *testing.T, d *memDirectory) config.Settings {
 	t.Helper()
-	cert, caPEM := selfSignedCert(t)
+	cert, caPEM := ozfake.SelfSigned(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
 		t.Fatal(err)
@@ -154,37 +148,4 @@ func dirDeps(s config.Settings, tty bool, answers ...string) (Deps, *strings.Bui
 		Prompter: &iostreams.ScriptedPrompter{Answers: answers},
 		Connect:  func(context.Context) (*client.Conn, error) { return client.Dial(s) },
 	}, out, errOut
-}
-
-func selfSignedCert(t *testing.T) (tls.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "oz admin test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	cert, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, certPEM
 }

@@ -3,17 +3,10 @@ package audit
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -39,6 +32,7 @@ import (
 	"github.com/ozsecrets/oz/cli/internal/config"
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
 	"github.com/ozsecrets/oz/cli/internal/iostreams"
+	"github.com/ozsecrets/oz/cli/internal/testutil/ozfake"
 )
 
 var testNow = time.Date(2026, 5, 20, 15, 0, 0, 0, time.UTC)
@@ -115,7 +109,7 @@ func serve(t *testing.T, f *fakeAudit) (Deps, *bytes.Buffer, *bytes.Buffer) {
 // it.
 func start(t *testing.T, f *fakeAudit) config.Settings {
 	t.Helper()
-	cert, caPEM := selfSigned(t)
+	cert, caPEM := ozfake.SelfSigned(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
 		t.Fatal(err)
@@ -130,27 +124,6 @@ func start(t *testing.T, f *fakeAudit) config.Settings {
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	return config.Settings{Addr: lis.Addr().String(), CAFile: caFile, Token: "oz_test"}
-}
-
-func selfSigned(t *testing.T) (tls.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "oz test gateway"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 // buildChain returns n linked events of team acme.

@@ -130,7 +130,7 @@ func or[T any](v, def *T) *T {
 // loopback port, recording every unary call, until the test ends.
 func serve(t testing.TB, add func(*grpc.Server) error) *Server {
 	t.Helper()
-	cert, caPEM := selfSigned(t)
+	cert, caPEM := SelfSigned(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, caPEM, 0o600); err != nil {
 		t.Fatal(err)
@@ -181,7 +181,10 @@ func (s *Server) Env() []string {
 	}
 }
 
-func selfSigned(t testing.TB) (tls.Certificate, []byte) {
+// SelfSigned returns a certificate for 127.0.0.1 and localhost that is its
+// own CA, and the CA's PEM for the client to trust: for tests that serve
+// TLS on loopback without ozfake's services.
+func SelfSigned(t testing.TB) (tls.Certificate, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
