@@ -96,7 +96,11 @@ func run() error {
 	defer sys.Stop()
 	if *spansOn {
 		defer func() {
-			// After the measurements, before the work directory goes.
+			// After the measurements, before the work directory goes, and
+			// once the system has stopped: each process exports its last
+			// spans as it stops (deferred calls run last first, so the
+			// deferred Stop above would come after this).
+			_ = sys.Stop()
 			if err := printSpanBreakdown(filepath.Join(work, "data", "logs"), 20); err != nil {
 				fmt.Fprintln(os.Stderr, "ozbench: spans:", err)
 			}
