@@ -88,13 +88,13 @@ func printSpanBreakdown(dir string, minCount int) error {
 			walk(s, "")
 		}
 	}
-	paths := slices.Sorted(func(yield func(string) bool) {
-		for p, ds := range durations {
-			if len(ds) >= minCount && !yield(p) {
-				return
-			}
+	var paths []string
+	for p, ds := range durations {
+		if len(ds) >= minCount {
+			paths = append(paths, p)
 		}
-	})
+	}
+	slices.Sort(paths)
 	fmt.Println("\n== where the time of each call went: median of each span (µs), by its path; tracing adds its own cost ==")
 	for _, p := range paths {
 		ds := durations[p]

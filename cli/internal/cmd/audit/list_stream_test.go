@@ -1,46 +1,19 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ozsecrets/oz/cli/internal/testutil/signalout"
 
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 )
-
-// signalBuffer is standard output shared by the command and the fake
-// server: seen is closed once what was written contains want.
-type signalBuffer struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	want string
-	seen chan struct{}
-	done bool
-}
-
-func (b *signalBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n, err := b.buf.Write(p)
-	if !b.done && strings.Contains(b.buf.String(), b.want) {
-		b.done = true
-		close(b.seen)
-	}
-	return n, err
-}
-
-func (b *signalBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // `oz audit list --limit 0` prints the events of every page, newest
 // first, and the first page's before it asks for the second: the fake
@@ -52,12 +25,11 @@ func TestListStreamsPages(t *testing.T) {
 	for _, format := range []cmdutil.Format{cmdutil.FormatTable, cmdutil.FormatJSON} {
 		t.Run(string(format), func(t *testing.T) {
 			lastOfFirst := evs[len(evs)-per]
-			out := &signalBuffer{seen: make(chan struct{})}
+			want := lastOfFirst.GetTime().AsTime().UTC().Format(time.RFC3339)
 			if format == cmdutil.FormatJSON {
-				out.want = fmt.Sprintf(`"seq": "%d"`, lastOfFirst.GetSeq())
-			} else {
-				out.want = lastOfFirst.GetTime().AsTime().UTC().Format(time.RFC3339)
+				want = fmt.Sprintf(`"seq": "%d"`, lastOfFirst.GetSeq())
 			}
+			out := signalout.New(want)
 			f := &fakeAudit{teams: []string{"acme"}, list: func(r *auditv1.ListEventsRequest) (*auditv1.ListEventsResponse, error) {
 				if r.GetPageToken() == "" {
 					page := make([]*auditv1.Event, 0, per)
@@ -67,7 +39,7 @@ func TestListStreamsPages(t *testing.T) {
 					return &auditv1.ListEventsResponse{Events: page, NextPageToken: "2"}, nil
 				}
 				select {
-				case <-out.seen:
+				case <-out.Seen():
 				case <-time.After(5 * time.Second):
 					return nil, fmt.Errorf("the first page was not printed before the second was asked for")
 				}

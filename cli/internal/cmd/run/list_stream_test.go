@@ -1,14 +1,14 @@
 package run
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ozsecrets/oz/cli/internal/testutil/signalout"
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 
@@ -18,33 +18,6 @@ import (
 	"github.com/ozsecrets/oz/cli/internal/testutil/ozfake"
 )
 
-// signalBuffer is standard output shared by the command and the fake
-// server: seen is closed once what was written contains want.
-type signalBuffer struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	want string
-	seen chan struct{}
-	done bool
-}
-
-func (b *signalBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n, err := b.buf.Write(p)
-	if !b.done && strings.Contains(b.buf.String(), b.want) {
-		b.done = true
-		close(b.seen)
-	}
-	return n, err
-}
-
-func (b *signalBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // `oz run list --limit 0` prints the runs of every page, in order, and the
 // first page's before it asks for the last: the fake answers the last call
 // only once it sees the first page's last run on standard output.
@@ -53,7 +26,7 @@ func TestListStreamsPages(t *testing.T) {
 	runID := func(i int) string { return fmt.Sprintf("run-%04d", i) }
 	for _, format := range []cmdutil.Format{cmdutil.FormatTable, cmdutil.FormatJSON} {
 		t.Run(string(format), func(t *testing.T) {
-			out := &signalBuffer{want: runID(per - 1), seen: make(chan struct{})}
+			out := signalout.New(runID(per - 1))
 			srv := ozfake.StartServices(t, ozfake.Services{
 				Directory: &ozfake.Directory{GetCallerFunc: ozfake.Caller("bob", "acme")},
 				Runs: &ozfake.Runs{ListRunsFunc: func(_ context.Context, r *scopev1.ListRunsRequest) (*scopev1.ListRunsResponse, error) {
@@ -63,7 +36,7 @@ func TestListStreamsPages(t *testing.T) {
 					}
 					if page == pages-1 {
 						select {
-						case <-out.seen:
+						case <-out.Seen():
 						case <-time.After(5 * time.Second):
 							return nil, fmt.Errorf("the first page was not printed before the last was asked for")
 						}
