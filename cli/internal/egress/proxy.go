@@ -11,7 +11,7 @@
 //
 // On the way out, a placeholder is replaced by its value only where its
 // Binding allows: a request over TLS to port 443 of a host matching one
-// of the binding's patterns (MatchHost, judged by the CONNECT target,
+// of the binding's patterns (hostbind.Match, judged by the CONNECT target,
 // never by a Host header), in a header value (and in the query string or
 // the body when the binding says so). A placeholder anywhere else refuses
 // the whole request with 403 and a plain-text reason, and Config.OnDenied
@@ -60,6 +60,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ozsecrets/oz/lib/hostbind"
 )
 
 // Defaults for the zero values of Config fields.
@@ -76,7 +78,7 @@ type Config struct {
 	Bindings []Binding
 
 	// Allow, when not empty, restricts all egress to hosts matching one of
-	// these patterns (see ValidatePattern) on any port; every other
+	// these patterns (see hostbind.ValidatePattern) on any port; every other
 	// request is refused with 403, placeholder or not. The hosts of
 	// Bindings are allowed implicitly.
 	Allow []string
@@ -147,7 +149,7 @@ type binding struct {
 
 func (b *binding) matches(host string) bool {
 	for _, p := range b.Hosts {
-		if MatchHost(p, host) {
+		if hostbind.Match(p, host) {
 			return true
 		}
 	}
@@ -185,7 +187,7 @@ func New(cfg Config) (*Proxy, error) {
 		p.bindings = append(p.bindings, &binding{b})
 	}
 	for _, a := range cfg.Allow {
-		if err := ValidatePattern(a); err != nil {
+		if err := hostbind.ValidatePattern(a); err != nil {
 			return nil, fmt.Errorf("allow: %w", err)
 		}
 	}
@@ -420,7 +422,7 @@ func (p *Proxy) allowed(host string) bool {
 		return true
 	}
 	for _, a := range p.cfg.Allow {
-		if MatchHost(a, host) {
+		if hostbind.Match(a, host) {
 			return true
 		}
 	}

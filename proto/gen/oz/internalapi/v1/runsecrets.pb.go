@@ -7,7 +7,8 @@
 package internalapiv1
 
 import (
-	v1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	v11 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	v1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -32,7 +33,12 @@ type SecretRef struct {
 	ValueVersion int64  `protobuf:"varint,3,opt,name=value_version,json=valueVersion,proto3" json:"value_version,omitempty"`
 	// When the secret was created: a secret deleted and made again under
 	// its name starts at version 1 again.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The secret's binding to hosts, absent when it has none. ListRunSecrets
+	// sets it; SealRunSecrets fails with FAILED_PRECONDITION when a secret's
+	// binding is no longer the one given, so the run's record and the sealed
+	// environment agree.
+	Binding       *v1.HostBinding `protobuf:"bytes,5,opt,name=binding,proto3" json:"binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -95,6 +101,13 @@ func (x *SecretRef) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SecretRef) GetBinding() *v1.HostBinding {
+	if x != nil {
+		return x.Binding
+	}
+	return nil
+}
+
 // Selection was the resolver's decision rule in mechanical form, applied
 // by the secretstore. It is no longer accepted: the resolver decides, and
 // names the secrets to seal (SealRunSecretsRequest.secrets).
@@ -102,7 +115,7 @@ type Selection struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Owners        []string               `protobuf:"bytes,1,rep,name=owners,proto3" json:"owners,omitempty"`
 	Excluded      []*SecretRef           `protobuf:"bytes,2,rep,name=excluded,proto3" json:"excluded,omitempty"`
-	Allowlist     *v1.SecretNameList     `protobuf:"bytes,3,opt,name=allowlist,proto3" json:"allowlist,omitempty"`
+	Allowlist     *v11.SecretNameList    `protobuf:"bytes,3,opt,name=allowlist,proto3" json:"allowlist,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -151,7 +164,7 @@ func (x *Selection) GetExcluded() []*SecretRef {
 	return nil
 }
 
-func (x *Selection) GetAllowlist() *v1.SecretNameList {
+func (x *Selection) GetAllowlist() *v11.SecretNameList {
 	if x != nil {
 		return x.Allowlist
 	}
@@ -267,13 +280,14 @@ type SealRunSecretsRequest struct {
 	// No longer accepted: name the secrets instead.
 	//
 	// Deprecated: Marked as deprecated in oz/internalapi/v1/runsecrets.proto.
-	Selection *Selection       `protobuf:"bytes,1,opt,name=selection,proto3" json:"selection,omitempty"`
-	Recipient *v1.RecipientKey `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	Selection *Selection        `protobuf:"bytes,1,opt,name=selection,proto3" json:"selection,omitempty"`
+	Recipient *v11.RecipientKey `protobuf:"bytes,2,opt,name=recipient,proto3" json:"recipient,omitempty"`
 	// The HPKE info string, binding the sealed values to the run.
 	Info []byte `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
 	// The secrets to seal, as ListRunSecrets returned them; names are
 	// distinct (each becomes an environment variable). None: an empty
-	// environment is sealed.
+	// environment is sealed. A host-bound secret is sealed in
+	// RunEnvironment.bound, the others in RunEnvironment.vars.
 	Secrets       []*SecretRef `protobuf:"bytes,4,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -317,7 +331,7 @@ func (x *SealRunSecretsRequest) GetSelection() *Selection {
 	return nil
 }
 
-func (x *SealRunSecretsRequest) GetRecipient() *v1.RecipientKey {
+func (x *SealRunSecretsRequest) GetRecipient() *v11.RecipientKey {
 	if x != nil {
 		return x.Recipient
 	}
@@ -347,8 +361,8 @@ type SealRunSecretsResponse struct {
 	// No longer set.
 	//
 	// Deprecated: Marked as deprecated in oz/internalapi/v1/runsecrets.proto.
-	Selected      []*SecretRef     `protobuf:"bytes,2,rep,name=selected,proto3" json:"selected,omitempty"`
-	Sealed        *v1.SealedValues `protobuf:"bytes,3,opt,name=sealed,proto3" json:"sealed,omitempty"`
+	Selected      []*SecretRef      `protobuf:"bytes,2,rep,name=selected,proto3" json:"selected,omitempty"`
+	Sealed        *v11.SealedValues `protobuf:"bytes,3,opt,name=sealed,proto3" json:"sealed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -399,7 +413,7 @@ func (x *SealRunSecretsResponse) GetSelected() []*SecretRef {
 	return nil
 }
 
-func (x *SealRunSecretsResponse) GetSealed() *v1.SealedValues {
+func (x *SealRunSecretsResponse) GetSealed() *v11.SealedValues {
 	if x != nil {
 		return x.Sealed
 	}
@@ -410,13 +424,14 @@ var File_oz_internalapi_v1_runsecrets_proto protoreflect.FileDescriptor
 
 const file_oz_internalapi_v1_runsecrets_proto_rawDesc = "" +
 	"\n" +
-	"\"oz/internalapi/v1/runsecrets.proto\x12\x11oz.internalapi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16oz/scope/v1/runs.proto\"\x97\x01\n" +
+	"\"oz/internalapi/v1/runsecrets.proto\x12\x11oz.internalapi.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16oz/scope/v1/runs.proto\x1a\x1boz/secrets/v1/secrets.proto\"\xcd\x01\n" +
 	"\tSecretRef\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
 	"\rvalue_version\x18\x03 \x01(\x03R\fvalueVersion\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x98\x01\n" +
+	"createTime\x124\n" +
+	"\abinding\x18\x05 \x01(\v2\x1a.oz.secrets.v1.HostBindingR\abinding\"\x98\x01\n" +
 	"\tSelection\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\x128\n" +
 	"\bexcluded\x18\x02 \x03(\v2\x1c.oz.internalapi.v1.SecretRefR\bexcluded\x129\n" +
@@ -462,30 +477,32 @@ var file_oz_internalapi_v1_runsecrets_proto_goTypes = []any{
 	(*SealRunSecretsRequest)(nil),  // 4: oz.internalapi.v1.SealRunSecretsRequest
 	(*SealRunSecretsResponse)(nil), // 5: oz.internalapi.v1.SealRunSecretsResponse
 	(*timestamppb.Timestamp)(nil),  // 6: google.protobuf.Timestamp
-	(*v1.SecretNameList)(nil),      // 7: oz.scope.v1.SecretNameList
-	(*v1.RecipientKey)(nil),        // 8: oz.scope.v1.RecipientKey
-	(*v1.SealedValues)(nil),        // 9: oz.scope.v1.SealedValues
+	(*v1.HostBinding)(nil),         // 7: oz.secrets.v1.HostBinding
+	(*v11.SecretNameList)(nil),     // 8: oz.scope.v1.SecretNameList
+	(*v11.RecipientKey)(nil),       // 9: oz.scope.v1.RecipientKey
+	(*v11.SealedValues)(nil),       // 10: oz.scope.v1.SealedValues
 }
 var file_oz_internalapi_v1_runsecrets_proto_depIdxs = []int32{
 	6,  // 0: oz.internalapi.v1.SecretRef.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 1: oz.internalapi.v1.Selection.excluded:type_name -> oz.internalapi.v1.SecretRef
-	7,  // 2: oz.internalapi.v1.Selection.allowlist:type_name -> oz.scope.v1.SecretNameList
-	0,  // 3: oz.internalapi.v1.ListRunSecretsResponse.secrets:type_name -> oz.internalapi.v1.SecretRef
-	1,  // 4: oz.internalapi.v1.SealRunSecretsRequest.selection:type_name -> oz.internalapi.v1.Selection
-	8,  // 5: oz.internalapi.v1.SealRunSecretsRequest.recipient:type_name -> oz.scope.v1.RecipientKey
-	0,  // 6: oz.internalapi.v1.SealRunSecretsRequest.secrets:type_name -> oz.internalapi.v1.SecretRef
-	0,  // 7: oz.internalapi.v1.SealRunSecretsResponse.candidates:type_name -> oz.internalapi.v1.SecretRef
-	0,  // 8: oz.internalapi.v1.SealRunSecretsResponse.selected:type_name -> oz.internalapi.v1.SecretRef
-	9,  // 9: oz.internalapi.v1.SealRunSecretsResponse.sealed:type_name -> oz.scope.v1.SealedValues
-	2,  // 10: oz.internalapi.v1.RunSecretsService.ListRunSecrets:input_type -> oz.internalapi.v1.ListRunSecretsRequest
-	4,  // 11: oz.internalapi.v1.RunSecretsService.SealRunSecrets:input_type -> oz.internalapi.v1.SealRunSecretsRequest
-	3,  // 12: oz.internalapi.v1.RunSecretsService.ListRunSecrets:output_type -> oz.internalapi.v1.ListRunSecretsResponse
-	5,  // 13: oz.internalapi.v1.RunSecretsService.SealRunSecrets:output_type -> oz.internalapi.v1.SealRunSecretsResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	7,  // 1: oz.internalapi.v1.SecretRef.binding:type_name -> oz.secrets.v1.HostBinding
+	0,  // 2: oz.internalapi.v1.Selection.excluded:type_name -> oz.internalapi.v1.SecretRef
+	8,  // 3: oz.internalapi.v1.Selection.allowlist:type_name -> oz.scope.v1.SecretNameList
+	0,  // 4: oz.internalapi.v1.ListRunSecretsResponse.secrets:type_name -> oz.internalapi.v1.SecretRef
+	1,  // 5: oz.internalapi.v1.SealRunSecretsRequest.selection:type_name -> oz.internalapi.v1.Selection
+	9,  // 6: oz.internalapi.v1.SealRunSecretsRequest.recipient:type_name -> oz.scope.v1.RecipientKey
+	0,  // 7: oz.internalapi.v1.SealRunSecretsRequest.secrets:type_name -> oz.internalapi.v1.SecretRef
+	0,  // 8: oz.internalapi.v1.SealRunSecretsResponse.candidates:type_name -> oz.internalapi.v1.SecretRef
+	0,  // 9: oz.internalapi.v1.SealRunSecretsResponse.selected:type_name -> oz.internalapi.v1.SecretRef
+	10, // 10: oz.internalapi.v1.SealRunSecretsResponse.sealed:type_name -> oz.scope.v1.SealedValues
+	2,  // 11: oz.internalapi.v1.RunSecretsService.ListRunSecrets:input_type -> oz.internalapi.v1.ListRunSecretsRequest
+	4,  // 12: oz.internalapi.v1.RunSecretsService.SealRunSecrets:input_type -> oz.internalapi.v1.SealRunSecretsRequest
+	3,  // 13: oz.internalapi.v1.RunSecretsService.ListRunSecrets:output_type -> oz.internalapi.v1.ListRunSecretsResponse
+	5,  // 14: oz.internalapi.v1.RunSecretsService.SealRunSecrets:output_type -> oz.internalapi.v1.SealRunSecretsResponse
+	13, // [13:15] is the sub-list for method output_type
+	11, // [11:13] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_oz_internalapi_v1_runsecrets_proto_init() }

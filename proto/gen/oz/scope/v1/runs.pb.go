@@ -7,6 +7,7 @@
 package scopev1
 
 import (
+	v1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -781,8 +782,14 @@ func (x *SealedValues) GetCiphertext() []byte {
 // RunEnvironment is the plaintext of SealedValues: only the runner ever
 // sees it, after opening.
 type RunEnvironment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Vars          []*EnvVar              `protobuf:"bytes,1,rep,name=vars,proto3" json:"vars,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Variables the agent receives as they are.
+	Vars []*EnvVar `protobuf:"bytes,1,rep,name=vars,proto3" json:"vars,omitempty"`
+	// Host-bound secrets: the agent's variable holds a placeholder and the
+	// runner's egress proxy holds the value (HostBinding). A separate field,
+	// so that a runner that does not know of bindings sets none of them
+	// rather than handing the agent the value.
+	Bound         []*BoundVar `protobuf:"bytes,2,rep,name=bound,proto3" json:"bound,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -824,6 +831,74 @@ func (x *RunEnvironment) GetVars() []*EnvVar {
 	return nil
 }
 
+func (x *RunEnvironment) GetBound() []*BoundVar {
+	if x != nil {
+		return x.Bound
+	}
+	return nil
+}
+
+// BoundVar is a host-bound secret of a run.
+type BoundVar struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Binding       *v1.HostBinding        `protobuf:"bytes,3,opt,name=binding,proto3" json:"binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BoundVar) Reset() {
+	*x = BoundVar{}
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BoundVar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BoundVar) ProtoMessage() {}
+
+func (x *BoundVar) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BoundVar.ProtoReflect.Descriptor instead.
+func (*BoundVar) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *BoundVar) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BoundVar) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *BoundVar) GetBinding() *v1.HostBinding {
+	if x != nil {
+		return x.Binding
+	}
+	return nil
+}
+
 type EnvVar struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -834,7 +909,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[5]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +921,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[5]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +934,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{5}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EnvVar) GetName() string {
@@ -890,14 +965,18 @@ type InjectedSecret struct {
 	Redacted bool `protobuf:"varint,6,opt,name=redacted,proto3" json:"redacted,omitempty"`
 	// For a run in flight (RUN_STATE_RESOLVED): whether the value the run
 	// holds is still the secret's current one. Unspecified otherwise.
-	ValueState    InjectedValueState `protobuf:"varint,7,opt,name=value_state,json=valueState,proto3,enum=oz.scope.v1.InjectedValueState" json:"value_state,omitempty"`
+	ValueState InjectedValueState `protobuf:"varint,7,opt,name=value_state,json=valueState,proto3,enum=oz.scope.v1.InjectedValueState" json:"value_state,omitempty"`
+	// The secret's binding to hosts when the run was resolved: the agent got
+	// a placeholder, the runner's egress proxy the value. Absent: the agent
+	// got the value.
+	Binding       *v1.HostBinding `protobuf:"bytes,8,opt,name=binding,proto3" json:"binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InjectedSecret) Reset() {
 	*x = InjectedSecret{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[6]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +988,7 @@ func (x *InjectedSecret) String() string {
 func (*InjectedSecret) ProtoMessage() {}
 
 func (x *InjectedSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[6]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,7 +1001,7 @@ func (x *InjectedSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InjectedSecret.ProtoReflect.Descriptor instead.
 func (*InjectedSecret) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{6}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InjectedSecret) GetSecretName() string {
@@ -974,6 +1053,13 @@ func (x *InjectedSecret) GetValueState() InjectedValueState {
 	return InjectedValueState_INJECTED_VALUE_STATE_UNSPECIFIED
 }
 
+func (x *InjectedSecret) GetBinding() *v1.HostBinding {
+	if x != nil {
+		return x.Binding
+	}
+	return nil
+}
+
 type UnresolvedReference struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	SecretName string                 `protobuf:"bytes,1,opt,name=secret_name,json=secretName,proto3" json:"secret_name,omitempty"`
@@ -986,7 +1072,7 @@ type UnresolvedReference struct {
 
 func (x *UnresolvedReference) Reset() {
 	*x = UnresolvedReference{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[7]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1084,7 @@ func (x *UnresolvedReference) String() string {
 func (*UnresolvedReference) ProtoMessage() {}
 
 func (x *UnresolvedReference) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[7]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1097,7 @@ func (x *UnresolvedReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnresolvedReference.ProtoReflect.Descriptor instead.
 func (*UnresolvedReference) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{7}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UnresolvedReference) GetSecretName() string {
@@ -1043,14 +1129,17 @@ type RunEnd struct {
 	// The signal that killed it, if one did.
 	Signal int32 `protobuf:"varint,2,opt,name=signal,proto3" json:"signal,omitempty"`
 	// How long the command ran.
-	Duration      *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	Duration *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	// What the runner's egress proxy did, per host, when the run had
+	// host-bound secrets or an egress allowlist.
+	Egress        []*EgressCount `protobuf:"bytes,4,rep,name=egress,proto3" json:"egress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunEnd) Reset() {
 	*x = RunEnd{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[8]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1151,7 @@ func (x *RunEnd) String() string {
 func (*RunEnd) ProtoMessage() {}
 
 func (x *RunEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[8]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1164,7 @@ func (x *RunEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunEnd.ProtoReflect.Descriptor instead.
 func (*RunEnd) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{8}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RunEnd) GetExitCode() int32 {
@@ -1097,6 +1186,77 @@ func (x *RunEnd) GetDuration() *durationpb.Duration {
 		return x.Duration
 	}
 	return nil
+}
+
+func (x *RunEnd) GetEgress() []*EgressCount {
+	if x != nil {
+		return x.Egress
+	}
+	return nil
+}
+
+// EgressCount is what a run's egress proxy did for one host.
+type EgressCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host name as requested, lower-cased, without port.
+	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// Placeholders replaced by their values in requests forwarded to it.
+	Substitutions int64 `protobuf:"varint,2,opt,name=substitutions,proto3" json:"substitutions,omitempty"`
+	// Requests to it refused.
+	Denials       int64 `protobuf:"varint,3,opt,name=denials,proto3" json:"denials,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EgressCount) Reset() {
+	*x = EgressCount{}
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EgressCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EgressCount) ProtoMessage() {}
+
+func (x *EgressCount) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EgressCount.ProtoReflect.Descriptor instead.
+func (*EgressCount) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *EgressCount) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *EgressCount) GetSubstitutions() int64 {
+	if x != nil {
+		return x.Substitutions
+	}
+	return 0
+}
+
+func (x *EgressCount) GetDenials() int64 {
+	if x != nil {
+		return x.Denials
+	}
+	return 0
 }
 
 // Run is a run's record. It never holds a value.
@@ -1135,7 +1295,7 @@ type Run struct {
 
 func (x *Run) Reset() {
 	*x = Run{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[9]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1307,7 @@ func (x *Run) String() string {
 func (*Run) ProtoMessage() {}
 
 func (x *Run) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[9]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1320,7 @@ func (x *Run) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Run.ProtoReflect.Descriptor instead.
 func (*Run) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{9}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Run) GetName() string {
@@ -1299,7 +1459,7 @@ type StartRunRequest struct {
 
 func (x *StartRunRequest) Reset() {
 	*x = StartRunRequest{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[10]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1471,7 @@ func (x *StartRunRequest) String() string {
 func (*StartRunRequest) ProtoMessage() {}
 
 func (x *StartRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[10]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1484,7 @@ func (x *StartRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRunRequest.ProtoReflect.Descriptor instead.
 func (*StartRunRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{10}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StartRunRequest) GetParent() string {
@@ -1370,7 +1530,7 @@ type StartRunResponse struct {
 
 func (x *StartRunResponse) Reset() {
 	*x = StartRunResponse{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[11]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1542,7 @@ func (x *StartRunResponse) String() string {
 func (*StartRunResponse) ProtoMessage() {}
 
 func (x *StartRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[11]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1555,7 @@ func (x *StartRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRunResponse.ProtoReflect.Descriptor instead.
 func (*StartRunResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{11}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StartRunResponse) GetTicket() string {
@@ -1447,7 +1607,7 @@ type ResolveRunRequest struct {
 
 func (x *ResolveRunRequest) Reset() {
 	*x = ResolveRunRequest{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[12]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1619,7 @@ func (x *ResolveRunRequest) String() string {
 func (*ResolveRunRequest) ProtoMessage() {}
 
 func (x *ResolveRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[12]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1632,7 @@ func (x *ResolveRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRunRequest.ProtoReflect.Descriptor instead.
 func (*ResolveRunRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{12}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ResolveRunRequest) GetParent() string {
@@ -1521,7 +1681,7 @@ type ResolveRunResponse struct {
 
 func (x *ResolveRunResponse) Reset() {
 	*x = ResolveRunResponse{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[13]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1693,7 @@ func (x *ResolveRunResponse) String() string {
 func (*ResolveRunResponse) ProtoMessage() {}
 
 func (x *ResolveRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[13]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1706,7 @@ func (x *ResolveRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveRunResponse.ProtoReflect.Descriptor instead.
 func (*ResolveRunResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{13}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ResolveRunResponse) GetRun() *Run {
@@ -1572,14 +1732,16 @@ type EndRunRequest struct {
 	// The signal that killed it, if one did.
 	Signal int32 `protobuf:"varint,3,opt,name=signal,proto3" json:"signal,omitempty"`
 	// How long the command ran.
-	Duration      *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
+	Duration *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
+	// What the egress proxy did, per host (at most 1000 hosts).
+	Egress        []*EgressCount `protobuf:"bytes,5,rep,name=egress,proto3" json:"egress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EndRunRequest) Reset() {
 	*x = EndRunRequest{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[14]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1753,7 @@ func (x *EndRunRequest) String() string {
 func (*EndRunRequest) ProtoMessage() {}
 
 func (x *EndRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[14]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1766,7 @@ func (x *EndRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndRunRequest.ProtoReflect.Descriptor instead.
 func (*EndRunRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{14}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EndRunRequest) GetName() string {
@@ -1635,6 +1797,13 @@ func (x *EndRunRequest) GetDuration() *durationpb.Duration {
 	return nil
 }
 
+func (x *EndRunRequest) GetEgress() []*EgressCount {
+	if x != nil {
+		return x.Egress
+	}
+	return nil
+}
+
 type EndRunResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Run           *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
@@ -1644,7 +1813,7 @@ type EndRunResponse struct {
 
 func (x *EndRunResponse) Reset() {
 	*x = EndRunResponse{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[15]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1825,7 @@ func (x *EndRunResponse) String() string {
 func (*EndRunResponse) ProtoMessage() {}
 
 func (x *EndRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[15]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1838,7 @@ func (x *EndRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndRunResponse.ProtoReflect.Descriptor instead.
 func (*EndRunResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{15}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EndRunResponse) GetRun() *Run {
@@ -1689,7 +1858,7 @@ type ExplainRunRequest struct {
 
 func (x *ExplainRunRequest) Reset() {
 	*x = ExplainRunRequest{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[16]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1870,7 @@ func (x *ExplainRunRequest) String() string {
 func (*ExplainRunRequest) ProtoMessage() {}
 
 func (x *ExplainRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[16]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1883,7 @@ func (x *ExplainRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRunRequest.ProtoReflect.Descriptor instead.
 func (*ExplainRunRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{16}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExplainRunRequest) GetParent() string {
@@ -1746,7 +1915,7 @@ type CandidateDecision struct {
 
 func (x *CandidateDecision) Reset() {
 	*x = CandidateDecision{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[17]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +1927,7 @@ func (x *CandidateDecision) String() string {
 func (*CandidateDecision) ProtoMessage() {}
 
 func (x *CandidateDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[17]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +1940,7 @@ func (x *CandidateDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CandidateDecision.ProtoReflect.Descriptor instead.
 func (*CandidateDecision) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{17}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CandidateDecision) GetSecretName() string {
@@ -1836,7 +2005,7 @@ type Explanation struct {
 
 func (x *Explanation) Reset() {
 	*x = Explanation{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[18]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2017,7 @@ func (x *Explanation) String() string {
 func (*Explanation) ProtoMessage() {}
 
 func (x *Explanation) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[18]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2030,7 @@ func (x *Explanation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Explanation.ProtoReflect.Descriptor instead.
 func (*Explanation) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{18}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Explanation) GetContext() *RunContext {
@@ -1929,7 +2098,7 @@ type ExplainRunResponse struct {
 
 func (x *ExplainRunResponse) Reset() {
 	*x = ExplainRunResponse{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[19]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2110,7 @@ func (x *ExplainRunResponse) String() string {
 func (*ExplainRunResponse) ProtoMessage() {}
 
 func (x *ExplainRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[19]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2123,7 @@ func (x *ExplainRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainRunResponse.ProtoReflect.Descriptor instead.
 func (*ExplainRunResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{19}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExplainRunResponse) GetExplanation() *Explanation {
@@ -1973,7 +2142,7 @@ type GetRunRequest struct {
 
 func (x *GetRunRequest) Reset() {
 	*x = GetRunRequest{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[20]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2154,7 @@ func (x *GetRunRequest) String() string {
 func (*GetRunRequest) ProtoMessage() {}
 
 func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[20]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2167,7 @@ func (x *GetRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunRequest.ProtoReflect.Descriptor instead.
 func (*GetRunRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{20}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetRunRequest) GetName() string {
@@ -2017,7 +2186,7 @@ type GetRunResponse struct {
 
 func (x *GetRunResponse) Reset() {
 	*x = GetRunResponse{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[21]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2029,7 +2198,7 @@ func (x *GetRunResponse) String() string {
 func (*GetRunResponse) ProtoMessage() {}
 
 func (x *GetRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[21]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2042,7 +2211,7 @@ func (x *GetRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRunResponse.ProtoReflect.Descriptor instead.
 func (*GetRunResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{21}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetRunResponse) GetRun() *Run {
@@ -2070,7 +2239,7 @@ type ListRunsRequest struct {
 
 func (x *ListRunsRequest) Reset() {
 	*x = ListRunsRequest{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[22]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2251,7 @@ func (x *ListRunsRequest) String() string {
 func (*ListRunsRequest) ProtoMessage() {}
 
 func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[22]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2264,7 @@ func (x *ListRunsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsRequest.ProtoReflect.Descriptor instead.
 func (*ListRunsRequest) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{22}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListRunsRequest) GetParent() string {
@@ -2164,7 +2333,7 @@ type ListRunsResponse struct {
 
 func (x *ListRunsResponse) Reset() {
 	*x = ListRunsResponse{}
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[23]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2345,7 @@ func (x *ListRunsResponse) String() string {
 func (*ListRunsResponse) ProtoMessage() {}
 
 func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_scope_v1_runs_proto_msgTypes[23]
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2358,7 @@ func (x *ListRunsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRunsResponse.ProtoReflect.Descriptor instead.
 func (*ListRunsResponse) Descriptor() ([]byte, []int) {
-	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{23}
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListRunsResponse) GetRuns() []*Run {
@@ -2206,11 +2375,167 @@ func (x *ListRunsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// EgressDenial is one request a run's egress proxy refused.
+type EgressDenial struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host requested, lower-cased, without port.
+	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// The host-bound secret whose placeholder the request carried; empty
+	// when it carried none (a host outside the run's egress allowlist).
+	SecretName string `protobuf:"bytes,2,opt,name=secret_name,json=secretName,proto3" json:"secret_name,omitempty"`
+	// Why, for people, e.g. "not bound to this host"; never a value.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EgressDenial) Reset() {
+	*x = EgressDenial{}
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EgressDenial) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EgressDenial) ProtoMessage() {}
+
+func (x *EgressDenial) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EgressDenial.ProtoReflect.Descriptor instead.
+func (*EgressDenial) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *EgressDenial) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *EgressDenial) GetSecretName() string {
+	if x != nil {
+		return x.SecretName
+	}
+	return ""
+}
+
+func (x *EgressDenial) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReportEgressDenialsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "teams/{team}/runs/{run}", a run in flight.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// 1 to 100 denials. The runner reports the first of each (host, secret,
+	// reason) of a run, and counts the rest in EndRunRequest.egress.
+	Denials       []*EgressDenial `protobuf:"bytes,2,rep,name=denials,proto3" json:"denials,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportEgressDenialsRequest) Reset() {
+	*x = ReportEgressDenialsRequest{}
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportEgressDenialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportEgressDenialsRequest) ProtoMessage() {}
+
+func (x *ReportEgressDenialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportEgressDenialsRequest.ProtoReflect.Descriptor instead.
+func (*ReportEgressDenialsRequest) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ReportEgressDenialsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReportEgressDenialsRequest) GetDenials() []*EgressDenial {
+	if x != nil {
+		return x.Denials
+	}
+	return nil
+}
+
+type ReportEgressDenialsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportEgressDenialsResponse) Reset() {
+	*x = ReportEgressDenialsResponse{}
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportEgressDenialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportEgressDenialsResponse) ProtoMessage() {}
+
+func (x *ReportEgressDenialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_scope_v1_runs_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportEgressDenialsResponse.ProtoReflect.Descriptor instead.
+func (*ReportEgressDenialsResponse) Descriptor() ([]byte, []int) {
+	return file_oz_scope_v1_runs_proto_rawDescGZIP(), []int{28}
+}
+
 var File_oz_scope_v1_runs_proto protoreflect.FileDescriptor
 
 const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\n" +
-	"\x16oz/scope/v1/runs.proto\x12\voz.scope.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"&\n" +
+	"\x16oz/scope/v1/runs.proto\x12\voz.scope.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1boz/secrets/v1/secrets.proto\"&\n" +
 	"\x0eSecretNameList\x12\x14\n" +
 	"\x05names\x18\x01 \x03(\tR\x05names\"\xfc\x01\n" +
 	"\n" +
@@ -2234,12 +2559,17 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\x04info\x18\x04 \x01(\fR\x04info\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x05 \x01(\fR\n" +
-	"ciphertext\"9\n" +
+	"ciphertext\"f\n" +
 	"\x0eRunEnvironment\x12'\n" +
-	"\x04vars\x18\x01 \x03(\v2\x13.oz.scope.v1.EnvVarR\x04vars\"2\n" +
+	"\x04vars\x18\x01 \x03(\v2\x13.oz.scope.v1.EnvVarR\x04vars\x12+\n" +
+	"\x05bound\x18\x02 \x03(\v2\x15.oz.scope.v1.BoundVarR\x05bound\"j\n" +
+	"\bBoundVar\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x124\n" +
+	"\abinding\x18\x03 \x01(\v2\x1a.oz.secrets.v1.HostBindingR\abinding\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"\xae\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xe4\x02\n" +
 	"\x0eInjectedSecret\x12\x1f\n" +
 	"\vsecret_name\x18\x01 \x01(\tR\n" +
 	"secretName\x12.\n" +
@@ -2249,16 +2579,22 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\x15overrides_team_secret\x18\x05 \x01(\bR\x13overridesTeamSecret\x12\x1a\n" +
 	"\bredacted\x18\x06 \x01(\bR\bredacted\x12@\n" +
 	"\vvalue_state\x18\a \x01(\x0e2\x1f.oz.scope.v1.InjectedValueStateR\n" +
-	"valueState\"\x85\x01\n" +
+	"valueState\x124\n" +
+	"\abinding\x18\b \x01(\v2\x1a.oz.secrets.v1.HostBindingR\abinding\"\x85\x01\n" +
 	"\x13UnresolvedReference\x12\x1f\n" +
 	"\vsecret_name\x18\x01 \x01(\tR\n" +
 	"secretName\x125\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x1d.oz.scope.v1.UnresolvedReasonR\x06reason\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"t\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xa6\x01\n" +
 	"\x06RunEnd\x12\x1b\n" +
 	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\x05R\x06signal\x125\n" +
-	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xaf\x06\n" +
+	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bduration\x120\n" +
+	"\x06egress\x18\x04 \x03(\v2\x18.oz.scope.v1.EgressCountR\x06egress\"a\n" +
+	"\vEgressCount\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12$\n" +
+	"\rsubstitutions\x18\x02 \x01(\x03R\rsubstitutions\x12\x18\n" +
+	"\adenials\x18\x03 \x01(\x03R\adenials\"\xaf\x06\n" +
 	"\x03Run\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
 	"\x06run_id\x18\x02 \x01(\tR\x05runId\x121\n" +
@@ -2302,12 +2638,13 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\x06ticket\x18\x05 \x01(\tR\x06ticket\"k\n" +
 	"\x12ResolveRunResponse\x12\"\n" +
 	"\x03run\x18\x01 \x01(\v2\x10.oz.scope.v1.RunR\x03run\x121\n" +
-	"\x06sealed\x18\x02 \x01(\v2\x19.oz.scope.v1.SealedValuesR\x06sealed\"\x8f\x01\n" +
+	"\x06sealed\x18\x02 \x01(\v2\x19.oz.scope.v1.SealedValuesR\x06sealed\"\xc1\x01\n" +
 	"\rEndRunRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x16\n" +
 	"\x06signal\x18\x03 \x01(\x05R\x06signal\x125\n" +
-	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"4\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x120\n" +
+	"\x06egress\x18\x05 \x03(\v2\x18.oz.scope.v1.EgressCountR\x06egress\"4\n" +
 	"\x0eEndRunResponse\x12\"\n" +
 	"\x03run\x18\x01 \x01(\v2\x10.oz.scope.v1.RunR\x03run\"^\n" +
 	"\x11ExplainRunRequest\x12\x16\n" +
@@ -2353,7 +2690,16 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\tin_flight\x18\b \x01(\bR\binFlight\"`\n" +
 	"\x10ListRunsResponse\x12$\n" +
 	"\x04runs\x18\x01 \x03(\v2\x10.oz.scope.v1.RunR\x04runs\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xab\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"[\n" +
+	"\fEgressDenial\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x1f\n" +
+	"\vsecret_name\x18\x02 \x01(\tR\n" +
+	"secretName\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"e\n" +
+	"\x1aReportEgressDenialsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
+	"\adenials\x18\x02 \x03(\v2\x19.oz.scope.v1.EgressDenialR\adenials\"\x1d\n" +
+	"\x1bReportEgressDenialsResponse*\xab\x01\n" +
 	"\aTrigger\x12\x17\n" +
 	"\x13TRIGGER_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vTRIGGER_CLI\x10\x01\x12\x11\n" +
@@ -2400,7 +2746,7 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\"DECISION_EXCLUDED_NOT_IN_ALLOWLIST\x10\x02\x12 \n" +
 	"\x1cDECISION_EXCLUDED_RESTRICTED\x10\x03\x12 \n" +
 	"\x1cDECISION_EXCLUDED_OVERRIDDEN\x10\x04\x12\x1e\n" +
-	"\x1aDECISION_EXCLUDED_RESERVED\x10\x052\xc2\x03\n" +
+	"\x1aDECISION_EXCLUDED_RESERVED\x10\x052\xac\x04\n" +
 	"\n" +
 	"RunService\x12G\n" +
 	"\bStartRun\x12\x1c.oz.scope.v1.StartRunRequest\x1a\x1d.oz.scope.v1.StartRunResponse\x12M\n" +
@@ -2410,7 +2756,8 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\n" +
 	"ExplainRun\x12\x1e.oz.scope.v1.ExplainRunRequest\x1a\x1f.oz.scope.v1.ExplainRunResponse\x12A\n" +
 	"\x06GetRun\x12\x1a.oz.scope.v1.GetRunRequest\x1a\x1b.oz.scope.v1.GetRunResponse\x12G\n" +
-	"\bListRuns\x12\x1c.oz.scope.v1.ListRunsRequest\x1a\x1d.oz.scope.v1.ListRunsResponseB7Z5github.com/ozsecrets/oz/proto/gen/oz/scope/v1;scopev1b\x06proto3"
+	"\bListRuns\x12\x1c.oz.scope.v1.ListRunsRequest\x1a\x1d.oz.scope.v1.ListRunsResponse\x12h\n" +
+	"\x13ReportEgressDenials\x12'.oz.scope.v1.ReportEgressDenialsRequest\x1a(.oz.scope.v1.ReportEgressDenialsResponseB7Z5github.com/ozsecrets/oz/proto/gen/oz/scope/v1;scopev1b\x06proto3"
 
 var (
 	file_oz_scope_v1_runs_proto_rawDescOnce sync.Once
@@ -2425,102 +2772,116 @@ func file_oz_scope_v1_runs_proto_rawDescGZIP() []byte {
 }
 
 var file_oz_scope_v1_runs_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_oz_scope_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_oz_scope_v1_runs_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_oz_scope_v1_runs_proto_goTypes = []any{
-	(Trigger)(0),                  // 0: oz.scope.v1.Trigger
-	(SecretScope)(0),              // 1: oz.scope.v1.SecretScope
-	(AllowlistSource)(0),          // 2: oz.scope.v1.AllowlistSource
-	(InjectedValueState)(0),       // 3: oz.scope.v1.InjectedValueState
-	(UnresolvedReason)(0),         // 4: oz.scope.v1.UnresolvedReason
-	(RunOutcome)(0),               // 5: oz.scope.v1.RunOutcome
-	(RunState)(0),                 // 6: oz.scope.v1.RunState
-	(Decision)(0),                 // 7: oz.scope.v1.Decision
-	(*SecretNameList)(nil),        // 8: oz.scope.v1.SecretNameList
-	(*RunContext)(nil),            // 9: oz.scope.v1.RunContext
-	(*RecipientKey)(nil),          // 10: oz.scope.v1.RecipientKey
-	(*SealedValues)(nil),          // 11: oz.scope.v1.SealedValues
-	(*RunEnvironment)(nil),        // 12: oz.scope.v1.RunEnvironment
-	(*EnvVar)(nil),                // 13: oz.scope.v1.EnvVar
-	(*InjectedSecret)(nil),        // 14: oz.scope.v1.InjectedSecret
-	(*UnresolvedReference)(nil),   // 15: oz.scope.v1.UnresolvedReference
-	(*RunEnd)(nil),                // 16: oz.scope.v1.RunEnd
-	(*Run)(nil),                   // 17: oz.scope.v1.Run
-	(*StartRunRequest)(nil),       // 18: oz.scope.v1.StartRunRequest
-	(*StartRunResponse)(nil),      // 19: oz.scope.v1.StartRunResponse
-	(*ResolveRunRequest)(nil),     // 20: oz.scope.v1.ResolveRunRequest
-	(*ResolveRunResponse)(nil),    // 21: oz.scope.v1.ResolveRunResponse
-	(*EndRunRequest)(nil),         // 22: oz.scope.v1.EndRunRequest
-	(*EndRunResponse)(nil),        // 23: oz.scope.v1.EndRunResponse
-	(*ExplainRunRequest)(nil),     // 24: oz.scope.v1.ExplainRunRequest
-	(*CandidateDecision)(nil),     // 25: oz.scope.v1.CandidateDecision
-	(*Explanation)(nil),           // 26: oz.scope.v1.Explanation
-	(*ExplainRunResponse)(nil),    // 27: oz.scope.v1.ExplainRunResponse
-	(*GetRunRequest)(nil),         // 28: oz.scope.v1.GetRunRequest
-	(*GetRunResponse)(nil),        // 29: oz.scope.v1.GetRunResponse
-	(*ListRunsRequest)(nil),       // 30: oz.scope.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),      // 31: oz.scope.v1.ListRunsResponse
-	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(Trigger)(0),                        // 0: oz.scope.v1.Trigger
+	(SecretScope)(0),                    // 1: oz.scope.v1.SecretScope
+	(AllowlistSource)(0),                // 2: oz.scope.v1.AllowlistSource
+	(InjectedValueState)(0),             // 3: oz.scope.v1.InjectedValueState
+	(UnresolvedReason)(0),               // 4: oz.scope.v1.UnresolvedReason
+	(RunOutcome)(0),                     // 5: oz.scope.v1.RunOutcome
+	(RunState)(0),                       // 6: oz.scope.v1.RunState
+	(Decision)(0),                       // 7: oz.scope.v1.Decision
+	(*SecretNameList)(nil),              // 8: oz.scope.v1.SecretNameList
+	(*RunContext)(nil),                  // 9: oz.scope.v1.RunContext
+	(*RecipientKey)(nil),                // 10: oz.scope.v1.RecipientKey
+	(*SealedValues)(nil),                // 11: oz.scope.v1.SealedValues
+	(*RunEnvironment)(nil),              // 12: oz.scope.v1.RunEnvironment
+	(*BoundVar)(nil),                    // 13: oz.scope.v1.BoundVar
+	(*EnvVar)(nil),                      // 14: oz.scope.v1.EnvVar
+	(*InjectedSecret)(nil),              // 15: oz.scope.v1.InjectedSecret
+	(*UnresolvedReference)(nil),         // 16: oz.scope.v1.UnresolvedReference
+	(*RunEnd)(nil),                      // 17: oz.scope.v1.RunEnd
+	(*EgressCount)(nil),                 // 18: oz.scope.v1.EgressCount
+	(*Run)(nil),                         // 19: oz.scope.v1.Run
+	(*StartRunRequest)(nil),             // 20: oz.scope.v1.StartRunRequest
+	(*StartRunResponse)(nil),            // 21: oz.scope.v1.StartRunResponse
+	(*ResolveRunRequest)(nil),           // 22: oz.scope.v1.ResolveRunRequest
+	(*ResolveRunResponse)(nil),          // 23: oz.scope.v1.ResolveRunResponse
+	(*EndRunRequest)(nil),               // 24: oz.scope.v1.EndRunRequest
+	(*EndRunResponse)(nil),              // 25: oz.scope.v1.EndRunResponse
+	(*ExplainRunRequest)(nil),           // 26: oz.scope.v1.ExplainRunRequest
+	(*CandidateDecision)(nil),           // 27: oz.scope.v1.CandidateDecision
+	(*Explanation)(nil),                 // 28: oz.scope.v1.Explanation
+	(*ExplainRunResponse)(nil),          // 29: oz.scope.v1.ExplainRunResponse
+	(*GetRunRequest)(nil),               // 30: oz.scope.v1.GetRunRequest
+	(*GetRunResponse)(nil),              // 31: oz.scope.v1.GetRunResponse
+	(*ListRunsRequest)(nil),             // 32: oz.scope.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),            // 33: oz.scope.v1.ListRunsResponse
+	(*EgressDenial)(nil),                // 34: oz.scope.v1.EgressDenial
+	(*ReportEgressDenialsRequest)(nil),  // 35: oz.scope.v1.ReportEgressDenialsRequest
+	(*ReportEgressDenialsResponse)(nil), // 36: oz.scope.v1.ReportEgressDenialsResponse
+	(*v1.HostBinding)(nil),              // 37: oz.secrets.v1.HostBinding
+	(*durationpb.Duration)(nil),         // 38: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),       // 39: google.protobuf.Timestamp
 }
 var file_oz_scope_v1_runs_proto_depIdxs = []int32{
 	0,  // 0: oz.scope.v1.RunContext.trigger:type_name -> oz.scope.v1.Trigger
 	8,  // 1: oz.scope.v1.RunContext.secrets:type_name -> oz.scope.v1.SecretNameList
-	13, // 2: oz.scope.v1.RunEnvironment.vars:type_name -> oz.scope.v1.EnvVar
-	1,  // 3: oz.scope.v1.InjectedSecret.scope:type_name -> oz.scope.v1.SecretScope
-	3,  // 4: oz.scope.v1.InjectedSecret.value_state:type_name -> oz.scope.v1.InjectedValueState
-	4,  // 5: oz.scope.v1.UnresolvedReference.reason:type_name -> oz.scope.v1.UnresolvedReason
-	32, // 6: oz.scope.v1.RunEnd.duration:type_name -> google.protobuf.Duration
-	9,  // 7: oz.scope.v1.Run.context:type_name -> oz.scope.v1.RunContext
-	33, // 8: oz.scope.v1.Run.create_time:type_name -> google.protobuf.Timestamp
-	2,  // 9: oz.scope.v1.Run.allowlist_source:type_name -> oz.scope.v1.AllowlistSource
-	14, // 10: oz.scope.v1.Run.injected:type_name -> oz.scope.v1.InjectedSecret
-	15, // 11: oz.scope.v1.Run.unresolved:type_name -> oz.scope.v1.UnresolvedReference
-	5,  // 12: oz.scope.v1.Run.outcome:type_name -> oz.scope.v1.RunOutcome
-	6,  // 13: oz.scope.v1.Run.state:type_name -> oz.scope.v1.RunState
-	33, // 14: oz.scope.v1.Run.ticket_expire_time:type_name -> google.protobuf.Timestamp
-	33, // 15: oz.scope.v1.Run.resolve_time:type_name -> google.protobuf.Timestamp
-	33, // 16: oz.scope.v1.Run.end_time:type_name -> google.protobuf.Timestamp
-	16, // 17: oz.scope.v1.Run.end:type_name -> oz.scope.v1.RunEnd
-	9,  // 18: oz.scope.v1.StartRunRequest.context:type_name -> oz.scope.v1.RunContext
-	32, // 19: oz.scope.v1.StartRunRequest.ttl:type_name -> google.protobuf.Duration
-	33, // 20: oz.scope.v1.StartRunResponse.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 21: oz.scope.v1.StartRunResponse.run:type_name -> oz.scope.v1.Run
-	9,  // 22: oz.scope.v1.ResolveRunRequest.context:type_name -> oz.scope.v1.RunContext
-	10, // 23: oz.scope.v1.ResolveRunRequest.recipient:type_name -> oz.scope.v1.RecipientKey
-	17, // 24: oz.scope.v1.ResolveRunResponse.run:type_name -> oz.scope.v1.Run
-	11, // 25: oz.scope.v1.ResolveRunResponse.sealed:type_name -> oz.scope.v1.SealedValues
-	32, // 26: oz.scope.v1.EndRunRequest.duration:type_name -> google.protobuf.Duration
-	17, // 27: oz.scope.v1.EndRunResponse.run:type_name -> oz.scope.v1.Run
-	9,  // 28: oz.scope.v1.ExplainRunRequest.context:type_name -> oz.scope.v1.RunContext
-	1,  // 29: oz.scope.v1.CandidateDecision.scope:type_name -> oz.scope.v1.SecretScope
-	7,  // 30: oz.scope.v1.CandidateDecision.decision:type_name -> oz.scope.v1.Decision
-	9,  // 31: oz.scope.v1.Explanation.context:type_name -> oz.scope.v1.RunContext
-	2,  // 32: oz.scope.v1.Explanation.allowlist_source:type_name -> oz.scope.v1.AllowlistSource
-	25, // 33: oz.scope.v1.Explanation.candidates:type_name -> oz.scope.v1.CandidateDecision
-	15, // 34: oz.scope.v1.Explanation.unresolved:type_name -> oz.scope.v1.UnresolvedReference
-	26, // 35: oz.scope.v1.ExplainRunResponse.explanation:type_name -> oz.scope.v1.Explanation
-	17, // 36: oz.scope.v1.GetRunResponse.run:type_name -> oz.scope.v1.Run
-	0,  // 37: oz.scope.v1.ListRunsRequest.trigger:type_name -> oz.scope.v1.Trigger
-	33, // 38: oz.scope.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
-	33, // 39: oz.scope.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
-	17, // 40: oz.scope.v1.ListRunsResponse.runs:type_name -> oz.scope.v1.Run
-	18, // 41: oz.scope.v1.RunService.StartRun:input_type -> oz.scope.v1.StartRunRequest
-	20, // 42: oz.scope.v1.RunService.ResolveRun:input_type -> oz.scope.v1.ResolveRunRequest
-	22, // 43: oz.scope.v1.RunService.EndRun:input_type -> oz.scope.v1.EndRunRequest
-	24, // 44: oz.scope.v1.RunService.ExplainRun:input_type -> oz.scope.v1.ExplainRunRequest
-	28, // 45: oz.scope.v1.RunService.GetRun:input_type -> oz.scope.v1.GetRunRequest
-	30, // 46: oz.scope.v1.RunService.ListRuns:input_type -> oz.scope.v1.ListRunsRequest
-	19, // 47: oz.scope.v1.RunService.StartRun:output_type -> oz.scope.v1.StartRunResponse
-	21, // 48: oz.scope.v1.RunService.ResolveRun:output_type -> oz.scope.v1.ResolveRunResponse
-	23, // 49: oz.scope.v1.RunService.EndRun:output_type -> oz.scope.v1.EndRunResponse
-	27, // 50: oz.scope.v1.RunService.ExplainRun:output_type -> oz.scope.v1.ExplainRunResponse
-	29, // 51: oz.scope.v1.RunService.GetRun:output_type -> oz.scope.v1.GetRunResponse
-	31, // 52: oz.scope.v1.RunService.ListRuns:output_type -> oz.scope.v1.ListRunsResponse
-	47, // [47:53] is the sub-list for method output_type
-	41, // [41:47] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	14, // 2: oz.scope.v1.RunEnvironment.vars:type_name -> oz.scope.v1.EnvVar
+	13, // 3: oz.scope.v1.RunEnvironment.bound:type_name -> oz.scope.v1.BoundVar
+	37, // 4: oz.scope.v1.BoundVar.binding:type_name -> oz.secrets.v1.HostBinding
+	1,  // 5: oz.scope.v1.InjectedSecret.scope:type_name -> oz.scope.v1.SecretScope
+	3,  // 6: oz.scope.v1.InjectedSecret.value_state:type_name -> oz.scope.v1.InjectedValueState
+	37, // 7: oz.scope.v1.InjectedSecret.binding:type_name -> oz.secrets.v1.HostBinding
+	4,  // 8: oz.scope.v1.UnresolvedReference.reason:type_name -> oz.scope.v1.UnresolvedReason
+	38, // 9: oz.scope.v1.RunEnd.duration:type_name -> google.protobuf.Duration
+	18, // 10: oz.scope.v1.RunEnd.egress:type_name -> oz.scope.v1.EgressCount
+	9,  // 11: oz.scope.v1.Run.context:type_name -> oz.scope.v1.RunContext
+	39, // 12: oz.scope.v1.Run.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 13: oz.scope.v1.Run.allowlist_source:type_name -> oz.scope.v1.AllowlistSource
+	15, // 14: oz.scope.v1.Run.injected:type_name -> oz.scope.v1.InjectedSecret
+	16, // 15: oz.scope.v1.Run.unresolved:type_name -> oz.scope.v1.UnresolvedReference
+	5,  // 16: oz.scope.v1.Run.outcome:type_name -> oz.scope.v1.RunOutcome
+	6,  // 17: oz.scope.v1.Run.state:type_name -> oz.scope.v1.RunState
+	39, // 18: oz.scope.v1.Run.ticket_expire_time:type_name -> google.protobuf.Timestamp
+	39, // 19: oz.scope.v1.Run.resolve_time:type_name -> google.protobuf.Timestamp
+	39, // 20: oz.scope.v1.Run.end_time:type_name -> google.protobuf.Timestamp
+	17, // 21: oz.scope.v1.Run.end:type_name -> oz.scope.v1.RunEnd
+	9,  // 22: oz.scope.v1.StartRunRequest.context:type_name -> oz.scope.v1.RunContext
+	38, // 23: oz.scope.v1.StartRunRequest.ttl:type_name -> google.protobuf.Duration
+	39, // 24: oz.scope.v1.StartRunResponse.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 25: oz.scope.v1.StartRunResponse.run:type_name -> oz.scope.v1.Run
+	9,  // 26: oz.scope.v1.ResolveRunRequest.context:type_name -> oz.scope.v1.RunContext
+	10, // 27: oz.scope.v1.ResolveRunRequest.recipient:type_name -> oz.scope.v1.RecipientKey
+	19, // 28: oz.scope.v1.ResolveRunResponse.run:type_name -> oz.scope.v1.Run
+	11, // 29: oz.scope.v1.ResolveRunResponse.sealed:type_name -> oz.scope.v1.SealedValues
+	38, // 30: oz.scope.v1.EndRunRequest.duration:type_name -> google.protobuf.Duration
+	18, // 31: oz.scope.v1.EndRunRequest.egress:type_name -> oz.scope.v1.EgressCount
+	19, // 32: oz.scope.v1.EndRunResponse.run:type_name -> oz.scope.v1.Run
+	9,  // 33: oz.scope.v1.ExplainRunRequest.context:type_name -> oz.scope.v1.RunContext
+	1,  // 34: oz.scope.v1.CandidateDecision.scope:type_name -> oz.scope.v1.SecretScope
+	7,  // 35: oz.scope.v1.CandidateDecision.decision:type_name -> oz.scope.v1.Decision
+	9,  // 36: oz.scope.v1.Explanation.context:type_name -> oz.scope.v1.RunContext
+	2,  // 37: oz.scope.v1.Explanation.allowlist_source:type_name -> oz.scope.v1.AllowlistSource
+	27, // 38: oz.scope.v1.Explanation.candidates:type_name -> oz.scope.v1.CandidateDecision
+	16, // 39: oz.scope.v1.Explanation.unresolved:type_name -> oz.scope.v1.UnresolvedReference
+	28, // 40: oz.scope.v1.ExplainRunResponse.explanation:type_name -> oz.scope.v1.Explanation
+	19, // 41: oz.scope.v1.GetRunResponse.run:type_name -> oz.scope.v1.Run
+	0,  // 42: oz.scope.v1.ListRunsRequest.trigger:type_name -> oz.scope.v1.Trigger
+	39, // 43: oz.scope.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
+	39, // 44: oz.scope.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
+	19, // 45: oz.scope.v1.ListRunsResponse.runs:type_name -> oz.scope.v1.Run
+	34, // 46: oz.scope.v1.ReportEgressDenialsRequest.denials:type_name -> oz.scope.v1.EgressDenial
+	20, // 47: oz.scope.v1.RunService.StartRun:input_type -> oz.scope.v1.StartRunRequest
+	22, // 48: oz.scope.v1.RunService.ResolveRun:input_type -> oz.scope.v1.ResolveRunRequest
+	24, // 49: oz.scope.v1.RunService.EndRun:input_type -> oz.scope.v1.EndRunRequest
+	26, // 50: oz.scope.v1.RunService.ExplainRun:input_type -> oz.scope.v1.ExplainRunRequest
+	30, // 51: oz.scope.v1.RunService.GetRun:input_type -> oz.scope.v1.GetRunRequest
+	32, // 52: oz.scope.v1.RunService.ListRuns:input_type -> oz.scope.v1.ListRunsRequest
+	35, // 53: oz.scope.v1.RunService.ReportEgressDenials:input_type -> oz.scope.v1.ReportEgressDenialsRequest
+	21, // 54: oz.scope.v1.RunService.StartRun:output_type -> oz.scope.v1.StartRunResponse
+	23, // 55: oz.scope.v1.RunService.ResolveRun:output_type -> oz.scope.v1.ResolveRunResponse
+	25, // 56: oz.scope.v1.RunService.EndRun:output_type -> oz.scope.v1.EndRunResponse
+	29, // 57: oz.scope.v1.RunService.ExplainRun:output_type -> oz.scope.v1.ExplainRunResponse
+	31, // 58: oz.scope.v1.RunService.GetRun:output_type -> oz.scope.v1.GetRunResponse
+	33, // 59: oz.scope.v1.RunService.ListRuns:output_type -> oz.scope.v1.ListRunsResponse
+	36, // 60: oz.scope.v1.RunService.ReportEgressDenials:output_type -> oz.scope.v1.ReportEgressDenialsResponse
+	54, // [54:61] is the sub-list for method output_type
+	47, // [47:54] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_oz_scope_v1_runs_proto_init() }
@@ -2534,7 +2895,7 @@ func file_oz_scope_v1_runs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_scope_v1_runs_proto_rawDesc), len(file_oz_scope_v1_runs_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   24,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

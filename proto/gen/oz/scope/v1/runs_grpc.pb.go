@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RunService_StartRun_FullMethodName   = "/oz.scope.v1.RunService/StartRun"
-	RunService_ResolveRun_FullMethodName = "/oz.scope.v1.RunService/ResolveRun"
-	RunService_EndRun_FullMethodName     = "/oz.scope.v1.RunService/EndRun"
-	RunService_ExplainRun_FullMethodName = "/oz.scope.v1.RunService/ExplainRun"
-	RunService_GetRun_FullMethodName     = "/oz.scope.v1.RunService/GetRun"
-	RunService_ListRuns_FullMethodName   = "/oz.scope.v1.RunService/ListRuns"
+	RunService_StartRun_FullMethodName            = "/oz.scope.v1.RunService/StartRun"
+	RunService_ResolveRun_FullMethodName          = "/oz.scope.v1.RunService/ResolveRun"
+	RunService_EndRun_FullMethodName              = "/oz.scope.v1.RunService/EndRun"
+	RunService_ExplainRun_FullMethodName          = "/oz.scope.v1.RunService/ExplainRun"
+	RunService_GetRun_FullMethodName              = "/oz.scope.v1.RunService/GetRun"
+	RunService_ListRuns_FullMethodName            = "/oz.scope.v1.RunService/ListRuns"
+	RunService_ReportEgressDenials_FullMethodName = "/oz.scope.v1.RunService/ReportEgressDenials"
 )
 
 // RunServiceClient is the client API for RunService service.
@@ -57,6 +58,10 @@ type RunServiceClient interface {
 	GetRun(ctx context.Context, in *GetRunRequest, opts ...grpc.CallOption) (*GetRunResponse, error)
 	// ListRuns lists a team's run records, newest first. Members of the team.
 	ListRuns(ctx context.Context, in *ListRunsRequest, opts ...grpc.CallOption) (*ListRunsResponse, error)
+	// ReportEgressDenials records requests of a run in flight that its
+	// runner's egress proxy refused (DESIGN §5.6), each as a
+	// run.egress_denied audit event. The runner that resolved it only.
+	ReportEgressDenials(ctx context.Context, in *ReportEgressDenialsRequest, opts ...grpc.CallOption) (*ReportEgressDenialsResponse, error)
 }
 
 type runServiceClient struct {
@@ -127,6 +132,16 @@ func (c *runServiceClient) ListRuns(ctx context.Context, in *ListRunsRequest, op
 	return out, nil
 }
 
+func (c *runServiceClient) ReportEgressDenials(ctx context.Context, in *ReportEgressDenialsRequest, opts ...grpc.CallOption) (*ReportEgressDenialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportEgressDenialsResponse)
+	err := c.cc.Invoke(ctx, RunService_ReportEgressDenials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RunServiceServer is the server API for RunService service.
 // All implementations must embed UnimplementedRunServiceServer
 // for forward compatibility.
@@ -157,6 +172,10 @@ type RunServiceServer interface {
 	GetRun(context.Context, *GetRunRequest) (*GetRunResponse, error)
 	// ListRuns lists a team's run records, newest first. Members of the team.
 	ListRuns(context.Context, *ListRunsRequest) (*ListRunsResponse, error)
+	// ReportEgressDenials records requests of a run in flight that its
+	// runner's egress proxy refused (DESIGN §5.6), each as a
+	// run.egress_denied audit event. The runner that resolved it only.
+	ReportEgressDenials(context.Context, *ReportEgressDenialsRequest) (*ReportEgressDenialsResponse, error)
 	mustEmbedUnimplementedRunServiceServer()
 }
 
@@ -184,6 +203,9 @@ func (UnimplementedRunServiceServer) GetRun(context.Context, *GetRunRequest) (*G
 }
 func (UnimplementedRunServiceServer) ListRuns(context.Context, *ListRunsRequest) (*ListRunsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRuns not implemented")
+}
+func (UnimplementedRunServiceServer) ReportEgressDenials(context.Context, *ReportEgressDenialsRequest) (*ReportEgressDenialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportEgressDenials not implemented")
 }
 func (UnimplementedRunServiceServer) mustEmbedUnimplementedRunServiceServer() {}
 func (UnimplementedRunServiceServer) testEmbeddedByValue()                    {}
@@ -314,6 +336,24 @@ func _RunService_ListRuns_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RunService_ReportEgressDenials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportEgressDenialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RunServiceServer).ReportEgressDenials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RunService_ReportEgressDenials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RunServiceServer).ReportEgressDenials(ctx, req.(*ReportEgressDenialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RunService_ServiceDesc is the grpc.ServiceDesc for RunService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -344,6 +384,10 @@ var RunService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRuns",
 			Handler:    _RunService_ListRuns_Handler,
+		},
+		{
+			MethodName: "ReportEgressDenials",
+			Handler:    _RunService_ReportEgressDenials_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -97,7 +97,12 @@ type Secret struct {
 	CreateBy string `protobuf:"bytes,10,opt,name=create_by,json=createBy,proto3" json:"create_by,omitempty"`
 	UpdateBy string `protobuf:"bytes,11,opt,name=update_by,json=updateBy,proto3" json:"update_by,omitempty"`
 	// Changes on every update; pass it back for a conditional update or delete.
-	Etag          string `protobuf:"bytes,12,opt,name=etag,proto3" json:"etag,omitempty"`
+	Etag string `protobuf:"bytes,12,opt,name=etag,proto3" json:"etag,omitempty"`
+	// Absent: the secret is not bound to hosts, and a run's variable holds
+	// its value. Present: a run's variable holds a placeholder, and the
+	// runner's egress proxy writes the value into requests to these hosts
+	// only (DESIGN §5.6).
+	Binding       *HostBinding `protobuf:"bytes,13,opt,name=binding,proto3" json:"binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -216,6 +221,89 @@ func (x *Secret) GetEtag() string {
 	return ""
 }
 
+func (x *Secret) GetBinding() *HostBinding {
+	if x != nil {
+		return x.Binding
+	}
+	return nil
+}
+
+// HostBinding binds a secret to hosts (DESIGN §5.6). In a run, the agent's
+// variable holds a placeholder ("oz-ph-" and 32 random characters, fresh
+// for each run and secret), never the value; the runner's egress proxy
+// replaces the placeholder by the value in requests that go over TLS to
+// port 443 of a host matching one of the patterns, and refuses (and audits)
+// a request that carries it anywhere else. A bound secret's value is 8
+// bytes or longer, and holds no CR, LF, NUL or "oz-ph-".
+type HostBinding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Host patterns, 1 to 20: "api.openai.com" matches that name exactly
+	// (ASCII case ignored); "*.example.com" matches one or more labels before
+	// ".example.com", never "example.com" itself. A pattern has two or more
+	// labels and no port, IP address, trailing dot, or '*' other than the
+	// whole first label. Kept in the order given, lower-cased, duplicates
+	// dropped.
+	Hosts []string `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	// The placeholder is also replaced in the query string (percent-encoded
+	// there). Default: in header values only.
+	AllowQuery bool `protobuf:"varint,2,opt,name=allow_query,json=allowQuery,proto3" json:"allow_query,omitempty"`
+	// The placeholder is also replaced in the request body (the first MiB).
+	AllowBody     bool `protobuf:"varint,3,opt,name=allow_body,json=allowBody,proto3" json:"allow_body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostBinding) Reset() {
+	*x = HostBinding{}
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostBinding) ProtoMessage() {}
+
+func (x *HostBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostBinding.ProtoReflect.Descriptor instead.
+func (*HostBinding) Descriptor() ([]byte, []int) {
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *HostBinding) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *HostBinding) GetAllowQuery() bool {
+	if x != nil {
+		return x.AllowQuery
+	}
+	return false
+}
+
+func (x *HostBinding) GetAllowBody() bool {
+	if x != nil {
+		return x.AllowBody
+	}
+	return false
+}
+
 type CreateSecretRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "teams/{team}" or "users/{user}" ("users/me" is the caller).
@@ -230,14 +318,16 @@ type CreateSecretRequest struct {
 	// Input only: the value sealed on the client to a current sealing key
 	// (SealingKeyService), so that nothing between the client and the
 	// secretstore sees it. Its plaintext must meet the rules of value.
-	SealedValue   *SealedValue `protobuf:"bytes,5,opt,name=sealed_value,json=sealedValue,proto3" json:"sealed_value,omitempty"`
+	SealedValue *SealedValue `protobuf:"bytes,5,opt,name=sealed_value,json=sealedValue,proto3" json:"sealed_value,omitempty"`
+	// Optional: bind the secret to hosts (see HostBinding).
+	Binding       *HostBinding `protobuf:"bytes,6,opt,name=binding,proto3" json:"binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateSecretRequest) Reset() {
 	*x = CreateSecretRequest{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[1]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -249,7 +339,7 @@ func (x *CreateSecretRequest) String() string {
 func (*CreateSecretRequest) ProtoMessage() {}
 
 func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[1]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -262,7 +352,7 @@ func (x *CreateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecretRequest.ProtoReflect.Descriptor instead.
 func (*CreateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{1}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CreateSecretRequest) GetParent() string {
@@ -300,6 +390,13 @@ func (x *CreateSecretRequest) GetSealedValue() *SealedValue {
 	return nil
 }
 
+func (x *CreateSecretRequest) GetBinding() *HostBinding {
+	if x != nil {
+		return x.Binding
+	}
+	return nil
+}
+
 type CreateSecretResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Secret        *Secret                `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
@@ -309,7 +406,7 @@ type CreateSecretResponse struct {
 
 func (x *CreateSecretResponse) Reset() {
 	*x = CreateSecretResponse{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[2]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -321,7 +418,7 @@ func (x *CreateSecretResponse) String() string {
 func (*CreateSecretResponse) ProtoMessage() {}
 
 func (x *CreateSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[2]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -334,7 +431,7 @@ func (x *CreateSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSecretResponse.ProtoReflect.Descriptor instead.
 func (*CreateSecretResponse) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{2}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateSecretResponse) GetSecret() *Secret {
@@ -353,7 +450,7 @@ type GetSecretRequest struct {
 
 func (x *GetSecretRequest) Reset() {
 	*x = GetSecretRequest{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[3]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +462,7 @@ func (x *GetSecretRequest) String() string {
 func (*GetSecretRequest) ProtoMessage() {}
 
 func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[3]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +475,7 @@ func (x *GetSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretRequest.ProtoReflect.Descriptor instead.
 func (*GetSecretRequest) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{3}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetSecretRequest) GetName() string {
@@ -397,7 +494,7 @@ type GetSecretResponse struct {
 
 func (x *GetSecretResponse) Reset() {
 	*x = GetSecretResponse{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[4]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +506,7 @@ func (x *GetSecretResponse) String() string {
 func (*GetSecretResponse) ProtoMessage() {}
 
 func (x *GetSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[4]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +519,7 @@ func (x *GetSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSecretResponse.ProtoReflect.Descriptor instead.
 func (*GetSecretResponse) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{4}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetSecretResponse) GetSecret() *Secret {
@@ -445,7 +542,7 @@ type ListSecretsRequest struct {
 
 func (x *ListSecretsRequest) Reset() {
 	*x = ListSecretsRequest{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[5]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +554,7 @@ func (x *ListSecretsRequest) String() string {
 func (*ListSecretsRequest) ProtoMessage() {}
 
 func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[5]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +567,7 @@ func (x *ListSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{5}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListSecretsRequest) GetParent() string {
@@ -504,7 +601,7 @@ type ListSecretsResponse struct {
 
 func (x *ListSecretsResponse) Reset() {
 	*x = ListSecretsResponse{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[6]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +613,7 @@ func (x *ListSecretsResponse) String() string {
 func (*ListSecretsResponse) ProtoMessage() {}
 
 func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[6]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +626,7 @@ func (x *ListSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{6}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListSecretsResponse) GetSecrets() []*Secret {
@@ -554,21 +651,26 @@ type UpdateSecretRequest struct {
 	// The new description, when "description" is in the update mask.
 	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
 	// Paths: "value" (the value, given as value or as sealed_value),
-	// "description". When empty, the fields that are set (a non-empty value
-	// or a sealed_value, a non-empty description) are updated.
+	// "description", "binding" (replaced whole; absent or with no hosts:
+	// the secret is no longer bound). When empty, the fields that are set (a
+	// non-empty value or a sealed_value, a non-empty description, a binding
+	// with hosts) are updated.
 	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,4,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	// When set, the update is refused unless it matches the secret's etag.
 	Etag string `protobuf:"bytes,5,opt,name=etag,proto3" json:"etag,omitempty"`
 	// Input only: the new value, sealed on the client (see
 	// CreateSecretRequest.sealed_value).
-	SealedValue   *SealedValue `protobuf:"bytes,6,opt,name=sealed_value,json=sealedValue,proto3" json:"sealed_value,omitempty"`
+	SealedValue *SealedValue `protobuf:"bytes,6,opt,name=sealed_value,json=sealedValue,proto3" json:"sealed_value,omitempty"`
+	// The new binding, when "binding" is in the update mask (or, with no
+	// mask, when it has hosts).
+	Binding       *HostBinding `protobuf:"bytes,7,opt,name=binding,proto3" json:"binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateSecretRequest) Reset() {
 	*x = UpdateSecretRequest{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[7]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +682,7 @@ func (x *UpdateSecretRequest) String() string {
 func (*UpdateSecretRequest) ProtoMessage() {}
 
 func (x *UpdateSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[7]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +695,7 @@ func (x *UpdateSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSecretRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSecretRequest) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{7}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpdateSecretRequest) GetName() string {
@@ -638,6 +740,13 @@ func (x *UpdateSecretRequest) GetSealedValue() *SealedValue {
 	return nil
 }
 
+func (x *UpdateSecretRequest) GetBinding() *HostBinding {
+	if x != nil {
+		return x.Binding
+	}
+	return nil
+}
+
 type UpdateSecretResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Secret        *Secret                `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
@@ -647,7 +756,7 @@ type UpdateSecretResponse struct {
 
 func (x *UpdateSecretResponse) Reset() {
 	*x = UpdateSecretResponse{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[8]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +768,7 @@ func (x *UpdateSecretResponse) String() string {
 func (*UpdateSecretResponse) ProtoMessage() {}
 
 func (x *UpdateSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[8]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +781,7 @@ func (x *UpdateSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSecretResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSecretResponse) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{8}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateSecretResponse) GetSecret() *Secret {
@@ -693,7 +802,7 @@ type DeleteSecretRequest struct {
 
 func (x *DeleteSecretRequest) Reset() {
 	*x = DeleteSecretRequest{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[9]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +814,7 @@ func (x *DeleteSecretRequest) String() string {
 func (*DeleteSecretRequest) ProtoMessage() {}
 
 func (x *DeleteSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[9]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +827,7 @@ func (x *DeleteSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecretRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSecretRequest) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{9}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteSecretRequest) GetName() string {
@@ -743,7 +852,7 @@ type DeleteSecretResponse struct {
 
 func (x *DeleteSecretResponse) Reset() {
 	*x = DeleteSecretResponse{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[10]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +864,7 @@ func (x *DeleteSecretResponse) String() string {
 func (*DeleteSecretResponse) ProtoMessage() {}
 
 func (x *DeleteSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[10]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +877,7 @@ func (x *DeleteSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecretResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSecretResponse) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{10}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{11}
 }
 
 type ListAvailableSecretsRequest struct {
@@ -782,7 +891,7 @@ type ListAvailableSecretsRequest struct {
 
 func (x *ListAvailableSecretsRequest) Reset() {
 	*x = ListAvailableSecretsRequest{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[11]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +903,7 @@ func (x *ListAvailableSecretsRequest) String() string {
 func (*ListAvailableSecretsRequest) ProtoMessage() {}
 
 func (x *ListAvailableSecretsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[11]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +916,7 @@ func (x *ListAvailableSecretsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAvailableSecretsRequest.ProtoReflect.Descriptor instead.
 func (*ListAvailableSecretsRequest) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{11}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListAvailableSecretsRequest) GetPageSize() int32 {
@@ -834,7 +943,7 @@ type ListAvailableSecretsResponse struct {
 
 func (x *ListAvailableSecretsResponse) Reset() {
 	*x = ListAvailableSecretsResponse{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[12]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +955,7 @@ func (x *ListAvailableSecretsResponse) String() string {
 func (*ListAvailableSecretsResponse) ProtoMessage() {}
 
 func (x *ListAvailableSecretsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[12]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +968,7 @@ func (x *ListAvailableSecretsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAvailableSecretsResponse.ProtoReflect.Descriptor instead.
 func (*ListAvailableSecretsResponse) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{12}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListAvailableSecretsResponse) GetSecrets() []*Secret {
@@ -902,7 +1011,7 @@ type SealingKey struct {
 
 func (x *SealingKey) Reset() {
 	*x = SealingKey{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[13]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +1023,7 @@ func (x *SealingKey) String() string {
 func (*SealingKey) ProtoMessage() {}
 
 func (x *SealingKey) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[13]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1036,7 @@ func (x *SealingKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealingKey.ProtoReflect.Descriptor instead.
 func (*SealingKey) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{13}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SealingKey) GetKeyId() string {
@@ -1008,7 +1117,7 @@ type SealedValue struct {
 
 func (x *SealedValue) Reset() {
 	*x = SealedValue{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[14]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1129,7 @@ func (x *SealedValue) String() string {
 func (*SealedValue) ProtoMessage() {}
 
 func (x *SealedValue) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[14]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1142,7 @@ func (x *SealedValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedValue.ProtoReflect.Descriptor instead.
 func (*SealedValue) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{14}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SealedValue) GetKeyId() string {
@@ -1058,7 +1167,7 @@ type ListSealingKeysRequest struct {
 
 func (x *ListSealingKeysRequest) Reset() {
 	*x = ListSealingKeysRequest{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[15]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1179,7 @@ func (x *ListSealingKeysRequest) String() string {
 func (*ListSealingKeysRequest) ProtoMessage() {}
 
 func (x *ListSealingKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[15]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1192,7 @@ func (x *ListSealingKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSealingKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListSealingKeysRequest) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{15}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{16}
 }
 
 type ListSealingKeysResponse struct {
@@ -1096,7 +1205,7 @@ type ListSealingKeysResponse struct {
 
 func (x *ListSealingKeysResponse) Reset() {
 	*x = ListSealingKeysResponse{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[16]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1217,7 @@ func (x *ListSealingKeysResponse) String() string {
 func (*ListSealingKeysResponse) ProtoMessage() {}
 
 func (x *ListSealingKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[16]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1230,7 @@ func (x *ListSealingKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSealingKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListSealingKeysResponse) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{16}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListSealingKeysResponse) GetKeys() []*SealingKey {
@@ -1139,7 +1248,7 @@ type RotateSealingKeysRequest struct {
 
 func (x *RotateSealingKeysRequest) Reset() {
 	*x = RotateSealingKeysRequest{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[17]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1260,7 @@ func (x *RotateSealingKeysRequest) String() string {
 func (*RotateSealingKeysRequest) ProtoMessage() {}
 
 func (x *RotateSealingKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[17]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1273,7 @@ func (x *RotateSealingKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSealingKeysRequest.ProtoReflect.Descriptor instead.
 func (*RotateSealingKeysRequest) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{17}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{18}
 }
 
 type RotateSealingKeysResponse struct {
@@ -1177,7 +1286,7 @@ type RotateSealingKeysResponse struct {
 
 func (x *RotateSealingKeysResponse) Reset() {
 	*x = RotateSealingKeysResponse{}
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[18]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1298,7 @@ func (x *RotateSealingKeysResponse) String() string {
 func (*RotateSealingKeysResponse) ProtoMessage() {}
 
 func (x *RotateSealingKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[18]
+	mi := &file_oz_secrets_v1_secrets_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1311,7 @@ func (x *RotateSealingKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSealingKeysResponse.ProtoReflect.Descriptor instead.
 func (*RotateSealingKeysResponse) Descriptor() ([]byte, []int) {
-	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{18}
+	return file_oz_secrets_v1_secrets_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RotateSealingKeysResponse) GetKeys() []*SealingKey {
@@ -1216,7 +1325,7 @@ var File_oz_secrets_v1_secrets_proto protoreflect.FileDescriptor
 
 const file_oz_secrets_v1_secrets_proto_rawDesc = "" +
 	"\n" +
-	"\x1boz/secrets/v1/secrets.proto\x12\roz.secrets.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x03\n" +
+	"\x1boz/secrets/v1/secrets.proto\x12\roz.secrets.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x04\n" +
 	"\x06Secret\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tsecret_id\x18\x02 \x01(\tR\bsecretId\x12*\n" +
@@ -1232,13 +1341,21 @@ const file_oz_secrets_v1_secrets_proto_rawDesc = "" +
 	"\tcreate_by\x18\n" +
 	" \x01(\tR\bcreateBy\x12\x1b\n" +
 	"\tupdate_by\x18\v \x01(\tR\bupdateBy\x12\x12\n" +
-	"\x04etag\x18\f \x01(\tR\x04etag\"\xc1\x01\n" +
+	"\x04etag\x18\f \x01(\tR\x04etag\x124\n" +
+	"\abinding\x18\r \x01(\v2\x1a.oz.secrets.v1.HostBindingR\abinding\"c\n" +
+	"\vHostBinding\x12\x14\n" +
+	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12\x1f\n" +
+	"\vallow_query\x18\x02 \x01(\bR\n" +
+	"allowQuery\x12\x1d\n" +
+	"\n" +
+	"allow_body\x18\x03 \x01(\bR\tallowBody\"\xf7\x01\n" +
 	"\x13CreateSecretRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
 	"\tsecret_id\x18\x02 \x01(\tR\bsecretId\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12=\n" +
-	"\fsealed_value\x18\x05 \x01(\v2\x1a.oz.secrets.v1.SealedValueR\vsealedValue\"E\n" +
+	"\fsealed_value\x18\x05 \x01(\v2\x1a.oz.secrets.v1.SealedValueR\vsealedValue\x124\n" +
+	"\abinding\x18\x06 \x01(\v2\x1a.oz.secrets.v1.HostBindingR\abinding\"E\n" +
 	"\x14CreateSecretResponse\x12-\n" +
 	"\x06secret\x18\x01 \x01(\v2\x15.oz.secrets.v1.SecretR\x06secret\"&\n" +
 	"\x10GetSecretRequest\x12\x12\n" +
@@ -1252,7 +1369,7 @@ const file_oz_secrets_v1_secrets_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"n\n" +
 	"\x13ListSecretsResponse\x12/\n" +
 	"\asecrets\x18\x01 \x03(\v2\x15.oz.secrets.v1.SecretR\asecrets\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf1\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa7\x02\n" +
 	"\x13UpdateSecretRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12 \n" +
@@ -1260,7 +1377,8 @@ const file_oz_secrets_v1_secrets_proto_rawDesc = "" +
 	"\vupdate_mask\x18\x04 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\x12\x12\n" +
 	"\x04etag\x18\x05 \x01(\tR\x04etag\x12=\n" +
-	"\fsealed_value\x18\x06 \x01(\v2\x1a.oz.secrets.v1.SealedValueR\vsealedValue\"E\n" +
+	"\fsealed_value\x18\x06 \x01(\v2\x1a.oz.secrets.v1.SealedValueR\vsealedValue\x124\n" +
+	"\abinding\x18\a \x01(\v2\x1a.oz.secrets.v1.HostBindingR\abinding\"E\n" +
 	"\x14UpdateSecretResponse\x12-\n" +
 	"\x06secret\x18\x01 \x01(\v2\x15.oz.secrets.v1.SecretR\x06secret\"=\n" +
 	"\x13DeleteSecretRequest\x12\x12\n" +
@@ -1327,69 +1445,73 @@ func file_oz_secrets_v1_secrets_proto_rawDescGZIP() []byte {
 }
 
 var file_oz_secrets_v1_secrets_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_oz_secrets_v1_secrets_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_oz_secrets_v1_secrets_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_oz_secrets_v1_secrets_proto_goTypes = []any{
 	(Scope)(0),                           // 0: oz.secrets.v1.Scope
 	(*Secret)(nil),                       // 1: oz.secrets.v1.Secret
-	(*CreateSecretRequest)(nil),          // 2: oz.secrets.v1.CreateSecretRequest
-	(*CreateSecretResponse)(nil),         // 3: oz.secrets.v1.CreateSecretResponse
-	(*GetSecretRequest)(nil),             // 4: oz.secrets.v1.GetSecretRequest
-	(*GetSecretResponse)(nil),            // 5: oz.secrets.v1.GetSecretResponse
-	(*ListSecretsRequest)(nil),           // 6: oz.secrets.v1.ListSecretsRequest
-	(*ListSecretsResponse)(nil),          // 7: oz.secrets.v1.ListSecretsResponse
-	(*UpdateSecretRequest)(nil),          // 8: oz.secrets.v1.UpdateSecretRequest
-	(*UpdateSecretResponse)(nil),         // 9: oz.secrets.v1.UpdateSecretResponse
-	(*DeleteSecretRequest)(nil),          // 10: oz.secrets.v1.DeleteSecretRequest
-	(*DeleteSecretResponse)(nil),         // 11: oz.secrets.v1.DeleteSecretResponse
-	(*ListAvailableSecretsRequest)(nil),  // 12: oz.secrets.v1.ListAvailableSecretsRequest
-	(*ListAvailableSecretsResponse)(nil), // 13: oz.secrets.v1.ListAvailableSecretsResponse
-	(*SealingKey)(nil),                   // 14: oz.secrets.v1.SealingKey
-	(*SealedValue)(nil),                  // 15: oz.secrets.v1.SealedValue
-	(*ListSealingKeysRequest)(nil),       // 16: oz.secrets.v1.ListSealingKeysRequest
-	(*ListSealingKeysResponse)(nil),      // 17: oz.secrets.v1.ListSealingKeysResponse
-	(*RotateSealingKeysRequest)(nil),     // 18: oz.secrets.v1.RotateSealingKeysRequest
-	(*RotateSealingKeysResponse)(nil),    // 19: oz.secrets.v1.RotateSealingKeysResponse
-	(*timestamppb.Timestamp)(nil),        // 20: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),        // 21: google.protobuf.FieldMask
+	(*HostBinding)(nil),                  // 2: oz.secrets.v1.HostBinding
+	(*CreateSecretRequest)(nil),          // 3: oz.secrets.v1.CreateSecretRequest
+	(*CreateSecretResponse)(nil),         // 4: oz.secrets.v1.CreateSecretResponse
+	(*GetSecretRequest)(nil),             // 5: oz.secrets.v1.GetSecretRequest
+	(*GetSecretResponse)(nil),            // 6: oz.secrets.v1.GetSecretResponse
+	(*ListSecretsRequest)(nil),           // 7: oz.secrets.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),          // 8: oz.secrets.v1.ListSecretsResponse
+	(*UpdateSecretRequest)(nil),          // 9: oz.secrets.v1.UpdateSecretRequest
+	(*UpdateSecretResponse)(nil),         // 10: oz.secrets.v1.UpdateSecretResponse
+	(*DeleteSecretRequest)(nil),          // 11: oz.secrets.v1.DeleteSecretRequest
+	(*DeleteSecretResponse)(nil),         // 12: oz.secrets.v1.DeleteSecretResponse
+	(*ListAvailableSecretsRequest)(nil),  // 13: oz.secrets.v1.ListAvailableSecretsRequest
+	(*ListAvailableSecretsResponse)(nil), // 14: oz.secrets.v1.ListAvailableSecretsResponse
+	(*SealingKey)(nil),                   // 15: oz.secrets.v1.SealingKey
+	(*SealedValue)(nil),                  // 16: oz.secrets.v1.SealedValue
+	(*ListSealingKeysRequest)(nil),       // 17: oz.secrets.v1.ListSealingKeysRequest
+	(*ListSealingKeysResponse)(nil),      // 18: oz.secrets.v1.ListSealingKeysResponse
+	(*RotateSealingKeysRequest)(nil),     // 19: oz.secrets.v1.RotateSealingKeysRequest
+	(*RotateSealingKeysResponse)(nil),    // 20: oz.secrets.v1.RotateSealingKeysResponse
+	(*timestamppb.Timestamp)(nil),        // 21: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),        // 22: google.protobuf.FieldMask
 }
 var file_oz_secrets_v1_secrets_proto_depIdxs = []int32{
 	0,  // 0: oz.secrets.v1.Secret.scope:type_name -> oz.secrets.v1.Scope
-	20, // 1: oz.secrets.v1.Secret.create_time:type_name -> google.protobuf.Timestamp
-	20, // 2: oz.secrets.v1.Secret.update_time:type_name -> google.protobuf.Timestamp
-	20, // 3: oz.secrets.v1.Secret.value_update_time:type_name -> google.protobuf.Timestamp
-	15, // 4: oz.secrets.v1.CreateSecretRequest.sealed_value:type_name -> oz.secrets.v1.SealedValue
-	1,  // 5: oz.secrets.v1.CreateSecretResponse.secret:type_name -> oz.secrets.v1.Secret
-	1,  // 6: oz.secrets.v1.GetSecretResponse.secret:type_name -> oz.secrets.v1.Secret
-	1,  // 7: oz.secrets.v1.ListSecretsResponse.secrets:type_name -> oz.secrets.v1.Secret
-	21, // 8: oz.secrets.v1.UpdateSecretRequest.update_mask:type_name -> google.protobuf.FieldMask
-	15, // 9: oz.secrets.v1.UpdateSecretRequest.sealed_value:type_name -> oz.secrets.v1.SealedValue
-	1,  // 10: oz.secrets.v1.UpdateSecretResponse.secret:type_name -> oz.secrets.v1.Secret
-	1,  // 11: oz.secrets.v1.ListAvailableSecretsResponse.secrets:type_name -> oz.secrets.v1.Secret
-	20, // 12: oz.secrets.v1.SealingKey.create_time:type_name -> google.protobuf.Timestamp
-	20, // 13: oz.secrets.v1.SealingKey.expire_time:type_name -> google.protobuf.Timestamp
-	14, // 14: oz.secrets.v1.ListSealingKeysResponse.keys:type_name -> oz.secrets.v1.SealingKey
-	14, // 15: oz.secrets.v1.RotateSealingKeysResponse.keys:type_name -> oz.secrets.v1.SealingKey
-	2,  // 16: oz.secrets.v1.SecretService.CreateSecret:input_type -> oz.secrets.v1.CreateSecretRequest
-	4,  // 17: oz.secrets.v1.SecretService.GetSecret:input_type -> oz.secrets.v1.GetSecretRequest
-	6,  // 18: oz.secrets.v1.SecretService.ListSecrets:input_type -> oz.secrets.v1.ListSecretsRequest
-	8,  // 19: oz.secrets.v1.SecretService.UpdateSecret:input_type -> oz.secrets.v1.UpdateSecretRequest
-	10, // 20: oz.secrets.v1.SecretService.DeleteSecret:input_type -> oz.secrets.v1.DeleteSecretRequest
-	12, // 21: oz.secrets.v1.SecretService.ListAvailableSecrets:input_type -> oz.secrets.v1.ListAvailableSecretsRequest
-	16, // 22: oz.secrets.v1.SealingKeyService.ListSealingKeys:input_type -> oz.secrets.v1.ListSealingKeysRequest
-	18, // 23: oz.secrets.v1.SealingKeyService.RotateSealingKeys:input_type -> oz.secrets.v1.RotateSealingKeysRequest
-	3,  // 24: oz.secrets.v1.SecretService.CreateSecret:output_type -> oz.secrets.v1.CreateSecretResponse
-	5,  // 25: oz.secrets.v1.SecretService.GetSecret:output_type -> oz.secrets.v1.GetSecretResponse
-	7,  // 26: oz.secrets.v1.SecretService.ListSecrets:output_type -> oz.secrets.v1.ListSecretsResponse
-	9,  // 27: oz.secrets.v1.SecretService.UpdateSecret:output_type -> oz.secrets.v1.UpdateSecretResponse
-	11, // 28: oz.secrets.v1.SecretService.DeleteSecret:output_type -> oz.secrets.v1.DeleteSecretResponse
-	13, // 29: oz.secrets.v1.SecretService.ListAvailableSecrets:output_type -> oz.secrets.v1.ListAvailableSecretsResponse
-	17, // 30: oz.secrets.v1.SealingKeyService.ListSealingKeys:output_type -> oz.secrets.v1.ListSealingKeysResponse
-	19, // 31: oz.secrets.v1.SealingKeyService.RotateSealingKeys:output_type -> oz.secrets.v1.RotateSealingKeysResponse
-	24, // [24:32] is the sub-list for method output_type
-	16, // [16:24] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	21, // 1: oz.secrets.v1.Secret.create_time:type_name -> google.protobuf.Timestamp
+	21, // 2: oz.secrets.v1.Secret.update_time:type_name -> google.protobuf.Timestamp
+	21, // 3: oz.secrets.v1.Secret.value_update_time:type_name -> google.protobuf.Timestamp
+	2,  // 4: oz.secrets.v1.Secret.binding:type_name -> oz.secrets.v1.HostBinding
+	16, // 5: oz.secrets.v1.CreateSecretRequest.sealed_value:type_name -> oz.secrets.v1.SealedValue
+	2,  // 6: oz.secrets.v1.CreateSecretRequest.binding:type_name -> oz.secrets.v1.HostBinding
+	1,  // 7: oz.secrets.v1.CreateSecretResponse.secret:type_name -> oz.secrets.v1.Secret
+	1,  // 8: oz.secrets.v1.GetSecretResponse.secret:type_name -> oz.secrets.v1.Secret
+	1,  // 9: oz.secrets.v1.ListSecretsResponse.secrets:type_name -> oz.secrets.v1.Secret
+	22, // 10: oz.secrets.v1.UpdateSecretRequest.update_mask:type_name -> google.protobuf.FieldMask
+	16, // 11: oz.secrets.v1.UpdateSecretRequest.sealed_value:type_name -> oz.secrets.v1.SealedValue
+	2,  // 12: oz.secrets.v1.UpdateSecretRequest.binding:type_name -> oz.secrets.v1.HostBinding
+	1,  // 13: oz.secrets.v1.UpdateSecretResponse.secret:type_name -> oz.secrets.v1.Secret
+	1,  // 14: oz.secrets.v1.ListAvailableSecretsResponse.secrets:type_name -> oz.secrets.v1.Secret
+	21, // 15: oz.secrets.v1.SealingKey.create_time:type_name -> google.protobuf.Timestamp
+	21, // 16: oz.secrets.v1.SealingKey.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 17: oz.secrets.v1.ListSealingKeysResponse.keys:type_name -> oz.secrets.v1.SealingKey
+	15, // 18: oz.secrets.v1.RotateSealingKeysResponse.keys:type_name -> oz.secrets.v1.SealingKey
+	3,  // 19: oz.secrets.v1.SecretService.CreateSecret:input_type -> oz.secrets.v1.CreateSecretRequest
+	5,  // 20: oz.secrets.v1.SecretService.GetSecret:input_type -> oz.secrets.v1.GetSecretRequest
+	7,  // 21: oz.secrets.v1.SecretService.ListSecrets:input_type -> oz.secrets.v1.ListSecretsRequest
+	9,  // 22: oz.secrets.v1.SecretService.UpdateSecret:input_type -> oz.secrets.v1.UpdateSecretRequest
+	11, // 23: oz.secrets.v1.SecretService.DeleteSecret:input_type -> oz.secrets.v1.DeleteSecretRequest
+	13, // 24: oz.secrets.v1.SecretService.ListAvailableSecrets:input_type -> oz.secrets.v1.ListAvailableSecretsRequest
+	17, // 25: oz.secrets.v1.SealingKeyService.ListSealingKeys:input_type -> oz.secrets.v1.ListSealingKeysRequest
+	19, // 26: oz.secrets.v1.SealingKeyService.RotateSealingKeys:input_type -> oz.secrets.v1.RotateSealingKeysRequest
+	4,  // 27: oz.secrets.v1.SecretService.CreateSecret:output_type -> oz.secrets.v1.CreateSecretResponse
+	6,  // 28: oz.secrets.v1.SecretService.GetSecret:output_type -> oz.secrets.v1.GetSecretResponse
+	8,  // 29: oz.secrets.v1.SecretService.ListSecrets:output_type -> oz.secrets.v1.ListSecretsResponse
+	10, // 30: oz.secrets.v1.SecretService.UpdateSecret:output_type -> oz.secrets.v1.UpdateSecretResponse
+	12, // 31: oz.secrets.v1.SecretService.DeleteSecret:output_type -> oz.secrets.v1.DeleteSecretResponse
+	14, // 32: oz.secrets.v1.SecretService.ListAvailableSecrets:output_type -> oz.secrets.v1.ListAvailableSecretsResponse
+	18, // 33: oz.secrets.v1.SealingKeyService.ListSealingKeys:output_type -> oz.secrets.v1.ListSealingKeysResponse
+	20, // 34: oz.secrets.v1.SealingKeyService.RotateSealingKeys:output_type -> oz.secrets.v1.RotateSealingKeysResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_oz_secrets_v1_secrets_proto_init() }
@@ -1403,7 +1525,7 @@ func file_oz_secrets_v1_secrets_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_secrets_v1_secrets_proto_rawDesc), len(file_oz_secrets_v1_secrets_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -42,7 +42,7 @@ type SecretServiceClient interface {
 	GetSecret(ctx context.Context, in *GetSecretRequest, opts ...grpc.CallOption) (*GetSecretResponse, error)
 	// ListSecrets lists the secrets of one owner (a team or a user).
 	ListSecrets(ctx context.Context, in *ListSecretsRequest, opts ...grpc.CallOption) (*ListSecretsResponse, error)
-	// UpdateSecret replaces the value and/or the description.
+	// UpdateSecret replaces the value, the description and/or the binding.
 	UpdateSecret(ctx context.Context, in *UpdateSecretRequest, opts ...grpc.CallOption) (*UpdateSecretResponse, error)
 	// DeleteSecret removes a secret and every stored version of its value.
 	DeleteSecret(ctx context.Context, in *DeleteSecretRequest, opts ...grpc.CallOption) (*DeleteSecretResponse, error)
@@ -134,7 +134,7 @@ type SecretServiceServer interface {
 	GetSecret(context.Context, *GetSecretRequest) (*GetSecretResponse, error)
 	// ListSecrets lists the secrets of one owner (a team or a user).
 	ListSecrets(context.Context, *ListSecretsRequest) (*ListSecretsResponse, error)
-	// UpdateSecret replaces the value and/or the description.
+	// UpdateSecret replaces the value, the description and/or the binding.
 	UpdateSecret(context.Context, *UpdateSecretRequest) (*UpdateSecretResponse, error)
 	// DeleteSecret removes a secret and every stored version of its value.
 	DeleteSecret(context.Context, *DeleteSecretRequest) (*DeleteSecretResponse, error)

@@ -59,7 +59,9 @@ type SecretRecord struct {
 	// The data key, wrapped.
 	WrappedKey []byte `protobuf:"bytes,12,opt,name=wrapped_key,json=wrappedKey,proto3" json:"wrapped_key,omitempty"`
 	// The value, encrypted under the data key.
-	Ciphertext    []byte `protobuf:"bytes,13,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	Ciphertext []byte `protobuf:"bytes,13,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	// The hosts it is bound to; absent: not bound.
+	Binding       *HostBinding `protobuf:"bytes,14,opt,name=binding,proto3" json:"binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -185,11 +187,82 @@ func (x *SecretRecord) GetCiphertext() []byte {
 	return nil
 }
 
+func (x *SecretRecord) GetBinding() *HostBinding {
+	if x != nil {
+		return x.Binding
+	}
+	return nil
+}
+
+// HostBinding is a secret's binding to hosts (oz.secrets.v1.HostBinding).
+type HostBinding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Host patterns, as validated and normalised.
+	Hosts []string `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	// Substitute in the query string too.
+	AllowQuery bool `protobuf:"varint,2,opt,name=allow_query,json=allowQuery,proto3" json:"allow_query,omitempty"`
+	// Substitute in the request body too.
+	AllowBody     bool `protobuf:"varint,3,opt,name=allow_body,json=allowBody,proto3" json:"allow_body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostBinding) Reset() {
+	*x = HostBinding{}
+	mi := &file_oz_storage_v1_secret_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostBinding) ProtoMessage() {}
+
+func (x *HostBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_oz_storage_v1_secret_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostBinding.ProtoReflect.Descriptor instead.
+func (*HostBinding) Descriptor() ([]byte, []int) {
+	return file_oz_storage_v1_secret_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *HostBinding) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *HostBinding) GetAllowQuery() bool {
+	if x != nil {
+		return x.AllowQuery
+	}
+	return false
+}
+
+func (x *HostBinding) GetAllowBody() bool {
+	if x != nil {
+		return x.AllowBody
+	}
+	return false
+}
+
 var File_oz_storage_v1_secret_proto protoreflect.FileDescriptor
 
 const file_oz_storage_v1_secret_proto_rawDesc = "" +
 	"\n" +
-	"\x1aoz/storage/v1/secret.proto\x12\roz.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe7\x03\n" +
+	"\x1aoz/storage/v1/secret.proto\x12\roz.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x04\n" +
 	"\fSecretRecord\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -209,7 +282,14 @@ const file_oz_storage_v1_secret_proto_rawDesc = "" +
 	"wrappedKey\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\r \x01(\fR\n" +
-	"ciphertextB;Z9github.com/ozsecrets/oz/proto/gen/oz/storage/v1;storagev1b\x06proto3"
+	"ciphertext\x124\n" +
+	"\abinding\x18\x0e \x01(\v2\x1a.oz.storage.v1.HostBindingR\abinding\"c\n" +
+	"\vHostBinding\x12\x14\n" +
+	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12\x1f\n" +
+	"\vallow_query\x18\x02 \x01(\bR\n" +
+	"allowQuery\x12\x1d\n" +
+	"\n" +
+	"allow_body\x18\x03 \x01(\bR\tallowBodyB;Z9github.com/ozsecrets/oz/proto/gen/oz/storage/v1;storagev1b\x06proto3"
 
 var (
 	file_oz_storage_v1_secret_proto_rawDescOnce sync.Once
@@ -223,20 +303,22 @@ func file_oz_storage_v1_secret_proto_rawDescGZIP() []byte {
 	return file_oz_storage_v1_secret_proto_rawDescData
 }
 
-var file_oz_storage_v1_secret_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_oz_storage_v1_secret_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_oz_storage_v1_secret_proto_goTypes = []any{
 	(*SecretRecord)(nil),          // 0: oz.storage.v1.SecretRecord
-	(*timestamppb.Timestamp)(nil), // 1: google.protobuf.Timestamp
+	(*HostBinding)(nil),           // 1: oz.storage.v1.HostBinding
+	(*timestamppb.Timestamp)(nil), // 2: google.protobuf.Timestamp
 }
 var file_oz_storage_v1_secret_proto_depIdxs = []int32{
-	1, // 0: oz.storage.v1.SecretRecord.create_time:type_name -> google.protobuf.Timestamp
-	1, // 1: oz.storage.v1.SecretRecord.update_time:type_name -> google.protobuf.Timestamp
-	1, // 2: oz.storage.v1.SecretRecord.value_update_time:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2, // 0: oz.storage.v1.SecretRecord.create_time:type_name -> google.protobuf.Timestamp
+	2, // 1: oz.storage.v1.SecretRecord.update_time:type_name -> google.protobuf.Timestamp
+	2, // 2: oz.storage.v1.SecretRecord.value_update_time:type_name -> google.protobuf.Timestamp
+	1, // 3: oz.storage.v1.SecretRecord.binding:type_name -> oz.storage.v1.HostBinding
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_oz_storage_v1_secret_proto_init() }
@@ -250,7 +332,7 @@ func file_oz_storage_v1_secret_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_oz_storage_v1_secret_proto_rawDesc), len(file_oz_storage_v1_secret_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
