@@ -84,7 +84,7 @@ func TestValidateValue(t *testing.T) {
 		t.Errorf("ValidateValue(a key) = %v", err)
 	}
 	for value, want := range map[string]string{
-		"short":             "at least 8 bytes",
+		"short":              "at least 8 bytes",
 		"line one\nline two": "CR, LF or NUL",
 		"abc\x00defghij":     "CR, LF or NUL",
 		"xxoz-ph-abcdefgh":   `"oz-ph-"`,
