@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 )
 
 // PlaceholderPrefix starts every placeholder an agent holds in place of a
@@ -151,4 +153,37 @@ func validHostName(h string) bool {
 		}
 	}
 	return true
+}
+
+// Binding is a secret's binding to hosts, as the services pass it around
+// (oz.secrets.v1.HostBinding on the wire). A nil *Binding is "not bound".
+type Binding struct {
+	Hosts      []string // normalised patterns (Normalize)
+	AllowQuery bool     // substitute in the query string too
+	AllowBody  bool     // substitute in the request body too
+}
+
+// Equal reports whether b and o bind the same way; two nils are equal.
+func (b *Binding) Equal(o *Binding) bool {
+	if b == nil || o == nil {
+		return b == nil && o == nil
+	}
+	return slices.Equal(b.Hosts, o.Hosts) && b.AllowQuery == o.AllowQuery && b.AllowBody == o.AllowBody
+}
+
+// FromProto is the binding p says: nil when p is nil or has no hosts (not
+// bound). It does not validate: use Normalize on input from callers.
+func FromProto(p *secretsv1.HostBinding) *Binding {
+	if len(p.GetHosts()) == 0 {
+		return nil
+	}
+	return &Binding{Hosts: slices.Clone(p.GetHosts()), AllowQuery: p.GetAllowQuery(), AllowBody: p.GetAllowBody()}
+}
+
+// Proto is b on the wire; nil when b is nil.
+func (b *Binding) Proto() *secretsv1.HostBinding {
+	if b == nil {
+		return nil
+	}
+	return &secretsv1.HostBinding{Hosts: slices.Clone(b.Hosts), AllowQuery: b.AllowQuery, AllowBody: b.AllowBody}
 }

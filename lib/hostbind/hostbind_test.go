@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ozsecrets/oz/lib/hostbind"
+	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 )
 
 func TestValidatePattern(t *testing.T) {
@@ -96,5 +97,19 @@ func TestValidateValue(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), value) {
 			t.Errorf("ValidateValue's error holds the value: %v", err)
 		}
+	}
+}
+
+func TestBindingProto(t *testing.T) {
+	b := &hostbind.Binding{Hosts: []string{"api.openai.com"}, AllowBody: true}
+	if got := hostbind.FromProto(b.Proto()); !got.Equal(b) {
+		t.Errorf("FromProto(Proto(%+v)) = %+v", b, got)
+	}
+	var none *hostbind.Binding
+	if none.Proto() != nil || hostbind.FromProto(nil) != nil || hostbind.FromProto(&secretsv1.HostBinding{AllowQuery: true}) != nil {
+		t.Error("a nil binding, or one without hosts, is not 'not bound'")
+	}
+	if b.Equal(nil) || !none.Equal(nil) || b.Equal(&hostbind.Binding{Hosts: []string{"api.openai.com"}}) {
+		t.Error("Equal disagrees")
 	}
 }

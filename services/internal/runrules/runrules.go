@@ -14,6 +14,8 @@
 package runrules
 
 import (
+	"github.com/ozsecrets/oz/lib/hostbind"
+
 	"slices"
 	"strings"
 	"time"
@@ -40,6 +42,10 @@ type Secret struct {
 	// again under its name starts at version 1 again); zero when unknown
 	// (records made before it was kept). The decision does not read it.
 	Created time.Time
+	// Binding is the secret's binding to hosts; nil: not bound. The
+	// decision does not read it: a bound secret is injected as a
+	// placeholder, by the same rules.
+	Binding *hostbind.Binding
 }
 
 // Scope reports whether s is a team or a personal secret.
