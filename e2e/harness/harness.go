@@ -257,11 +257,17 @@ type CLIResult struct {
 // OZ runs the oz CLI with the given token and standard input, isolated from
 // the user's config (HOME and XDG_CONFIG_HOME point at an empty folder).
 func (s *System) OZ(token string, stdin []byte, extraEnv []string, args ...string) (CLIResult, error) {
+	return s.OZBinary(filepath.Join(s.BinDir, "oz"), token, stdin, extraEnv, args...)
+}
+
+// OZBinary is OZ with another build of the CLI, at bin (one built with a
+// test tag).
+func (s *System) OZBinary(bin, token string, stdin []byte, extraEnv []string, args ...string) (CLIResult, error) {
 	home := filepath.Join(s.DataDir, "clihome")
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return CLIResult{}, err
 	}
-	cmd := exec.Command(filepath.Join(s.BinDir, "oz"), args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + home,

@@ -13,11 +13,17 @@ import (
 // should one come, it is not set, and is listed in reserved). A var
 // replaces an inherited variable of the same name; shadowed lists those
 // names, in the order of vars. Names compare exactly, as the environment
-// does on Unix.
+// does on Unix. A host-bound var (Binding set) is never set: its value is
+// for the egress proxy only (StartEgress gives a placeholder instead).
 func Env(inherited []string, vars []Var, drop []string) (env, shadowed, reserved []string) {
 	secret := map[string]bool{}
 	kept := vars[:0:0]
 	for _, v := range vars {
+		if v.Binding != nil {
+			// A bound value never goes to the agent: StartEgress gives a
+			// placeholder var (unbound) in its place.
+			continue
+		}
 		if envname.IsReserved(v.Name) {
 			reserved = append(reserved, v.Name)
 			continue

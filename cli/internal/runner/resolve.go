@@ -112,9 +112,9 @@ func Resolve(ctx context.Context, r Resolver, req Request) (*Resolution, error) 
 // matchInjected checks that the values are those of the injected names
 // the record lists (redacted entries aside).
 func matchInjected(run *scopev1.Run, vars []Var) error {
-	have := map[string]bool{}
+	have := map[string]Var{}
 	for _, v := range vars {
-		have[v.Name] = true
+		have[v.Name] = v
 	}
 	listed := map[string]bool{}
 	redacted := 0
@@ -124,8 +124,14 @@ func matchInjected(run *scopev1.Run, vars []Var) error {
 			continue
 		}
 		listed[in.GetSecretName()] = true
-		if !have[in.GetSecretName()] {
+		v, ok := have[in.GetSecretName()]
+		if !ok {
 			return fmt.Errorf("%w: no value for injected secret %s", ErrOpen, in.GetSecretName())
+		}
+		// The record says what the agent gets (a value or a placeholder);
+		// the sealed environment must say the same.
+		if (in.GetBinding() != nil) != (v.Binding != nil) {
+			return fmt.Errorf("%w: the run record and the sealed values disagree on whether %s is bound to hosts", ErrOpen, in.GetSecretName())
 		}
 	}
 	extra := 0
@@ -148,14 +154,16 @@ func IsStrict(err error) (*StrictError, bool) {
 }
 
 // End reports that the run named run (a run's resource name) ended as exit
-// says, after the command ran for d. The record of an ended run is
+// says, after the command ran for d, with what its egress proxy did per
+// host (Egress.Counts; nil without one). The record of an ended run is
 // returned.
-func End(ctx context.Context, r Resolver, run string, exit Exit, d time.Duration) (*scopev1.Run, error) {
+func End(ctx context.Context, r Resolver, run string, exit Exit, d time.Duration, egress []*scopev1.EgressCount) (*scopev1.Run, error) {
 	resp, err := r.EndRun(ctx, &scopev1.EndRunRequest{
 		Name:     run,
 		ExitCode: int32(exit.Code),
 		Signal:   int32(exit.Signal),
 		Duration: durationpb.New(d),
+		Egress:   egress,
 	})
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 
 	"github.com/ozsecrets/oz/cli/internal/runner"
 	"github.com/ozsecrets/oz/lib/sealwire"
@@ -104,7 +105,7 @@ func TestResolve(t *testing.T) {
 	}
 	want := []runner.Var{{Name: "API_KEY", Value: []byte("k3y-value")}, {Name: "PEM", Value: []byte("-----BEGIN-----\nabc\n-----END-----\n")}}
 	if !slices.EqualFunc(res.Vars, want, func(a, b runner.Var) bool { return a.Name == b.Name && string(a.Value) == string(b.Value) }) {
-		t.Errorf("got vars %q, want %q", res.Vars, want)
+		t.Errorf("got vars %v, want %v", res.Vars, want)
 	}
 	if res.Run.GetName() != runName {
 		t.Errorf("got run %q, want %q", res.Run.GetName(), runName)
@@ -247,14 +248,76 @@ func TestResolveAnyTeam(t *testing.T) {
 // duration.
 func TestEnd(t *testing.T) {
 	f := &fakeResolver{}
-	run, err := runner.End(context.Background(), f, runName, runner.Exit{Code: 130, Signal: syscall.SIGINT}, 1500*time.Millisecond)
+	counts := []*scopev1.EgressCount{{Host: "api.example.com", Substitutions: 3, Denials: 1}}
+	run, err := runner.End(context.Background(), f, runName, runner.Exit{Code: 130, Signal: syscall.SIGINT}, 1500*time.Millisecond, counts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f.ended.GetName() != runName || f.ended.GetExitCode() != 130 || f.ended.GetSignal() != 2 || f.ended.GetDuration().AsDuration() != 1500*time.Millisecond {
 		t.Errorf("EndRun request: %v", f.ended)
 	}
+	if len(f.ended.GetEgress()) != 1 || !proto.Equal(f.ended.GetEgress()[0], counts[0]) {
+		t.Errorf("EndRun egress: %v, want %v", f.ended.GetEgress(), counts)
+	}
 	if run.GetState() != scopev1.RunState_RUN_STATE_ENDED {
 		t.Errorf("returned run: %v", run)
+	}
+}
+
+// TestResolveBound: a host-bound secret opens with its binding, and the
+// run is refused when the record and the sealed values disagree on it, or
+// when its binding or value could not be enforced.
+func TestResolveBound(t *testing.T) {
+	binding := &secretsv1.HostBinding{Hosts: []string{"api.example.com"}, AllowBody: true}
+	resolveWith := func(recordBound bool, bound *scopev1.BoundVar) (*runner.Resolution, error) {
+		f := &fakeResolver{ResolveRunFunc: func(r *scopev1.ResolveRunRequest) (*scopev1.ResolveRunResponse, error) {
+			env := &scopev1.RunEnvironment{
+				Vars:  []*scopev1.EnvVar{{Name: "PLAIN", Value: []byte("plain-value")}},
+				Bound: []*scopev1.BoundVar{bound},
+			}
+			sealed, err := runner.Seal(r.GetRecipient(), runName, env)
+			if err != nil {
+				return nil, err
+			}
+			in := injected("PLAIN", "API_KEY")
+			if recordBound {
+				in[1].Binding = binding
+			}
+			return &scopev1.ResolveRunResponse{Run: &scopev1.Run{Name: runName, Outcome: scopev1.RunOutcome_RUN_OUTCOME_RESOLVED, Injected: in}, Sealed: sealed}, nil
+		}}
+		return runner.Resolve(context.Background(), f, runner.Request{Ticket: "ozt_x"})
+	}
+	good := &scopev1.BoundVar{Name: "API_KEY", Value: []byte("sk-canary-bound-value"), Binding: binding}
+	res, err := resolveWith(true, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *runner.Var
+	for i := range res.Vars {
+		if res.Vars[i].Name == "API_KEY" {
+			got = &res.Vars[i]
+		}
+	}
+	if got == nil || got.Binding == nil || !slices.Equal(got.Binding.Hosts, []string{"api.example.com"}) || !got.Binding.AllowBody || got.Binding.AllowQuery {
+		t.Fatalf("API_KEY opened as %+v, want bound to api.example.com with the body allowed", got)
+	}
+	if _, err := resolveWith(false, good); !errors.Is(err, runner.ErrOpen) || !strings.Contains(err.Error(), "disagree") {
+		t.Errorf("record not bound, sealed bound: %v, want ErrOpen saying they disagree", err)
+	}
+	for name, bad := range map[string]*scopev1.BoundVar{
+		"an IP address":  {Name: "API_KEY", Value: []byte("sk-canary-bound-value"), Binding: &secretsv1.HostBinding{Hosts: []string{"10.0.0.1"}}},
+		"no host":        {Name: "API_KEY", Value: []byte("sk-canary-bound-value")},
+		"a short value":  {Name: "API_KEY", Value: []byte("short"), Binding: binding},
+		"a line break":   {Name: "API_KEY", Value: []byte("sk-canary\nbound-value"), Binding: binding},
+		"a placeholder":  {Name: "API_KEY", Value: []byte("oz-ph-aaaaaaaaaaaaaaaaaaaaaaaa"), Binding: binding},
+		"a plain's name": {Name: "PLAIN", Value: []byte("sk-canary-bound-value"), Binding: binding},
+	} {
+		_, err := resolveWith(true, bad)
+		if !errors.Is(err, runner.ErrOpen) {
+			t.Errorf("bound var with %s: %v, want ErrOpen", name, err)
+		}
+		if err != nil && strings.Contains(err.Error(), string(bad.GetValue())) {
+			t.Errorf("bound var with %s: the error holds the value: %v", name, err)
+		}
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	"github.com/ozsecrets/oz/lib/sealwire"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 )
@@ -41,10 +43,27 @@ func (k *Key) Recipient() *scopev1.RecipientKey {
 }
 
 // Var is one environment variable of a run: a secret's name and value.
+//
+// A host-bound secret (Binding not nil) must never reach the agent: its
+// variable gets a placeholder, and the runner's egress proxy the value
+// (StartEgress). Env refuses to set one.
 type Var struct {
-	Name  string
-	Value []byte
+	Name    string
+	Value   []byte
+	Binding *hostbind.Binding
 }
+
+// String leaves the value out, so a Var can be printed or wrapped in an
+// error safely.
+func (v Var) String() string {
+	if v.Binding != nil {
+		return fmt.Sprintf("%s (bound to %s)", v.Name, strings.Join(v.Binding.Hosts, ", "))
+	}
+	return v.Name
+}
+
+// GoString keeps %#v from printing the value.
+func (v Var) GoString() string { return "runner.Var{" + v.String() + "}" }
 
 // ErrOpen is wrapped by every failure to open sealed values. Its message
 // never holds a value.
@@ -56,7 +75,10 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // AES-256-GCM and carry the info string wantInfo (sealwire.RunInfo), and returns the
 // variables of the RunEnvironment inside. It refuses names that are not
 // environment variable names, duplicate names, and values holding a NUL
-// byte (an environment cannot carry them). Every error wraps ErrOpen.
+// byte (an environment cannot carry them). Host-bound secrets
+// (RunEnvironment.bound) come back with their Binding set; one whose
+// binding or value the egress proxy could not enforce is refused. Every
+// error wraps ErrOpen.
 func (k *Key) Open(sealed *scopev1.SealedValues, wantInfo string) ([]Var, error) {
 	switch {
 	case sealed.GetKemId() != uint32(kem.ID()):
@@ -78,25 +100,46 @@ func (k *Key) Open(sealed *scopev1.SealedValues, wantInfo string) ([]Var, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: not a RunEnvironment", ErrOpen)
 	}
-	vars := make([]Var, 0, len(env.GetVars()))
+	vars := make([]Var, 0, len(env.GetVars())+len(env.GetBound()))
 	seen := map[string]bool{}
-	for _, v := range env.GetVars() {
-		name := v.GetName()
+	check := func(name string, value []byte) error {
 		switch {
 		case !envName.MatchString(name):
-			return nil, fmt.Errorf("%w: %q is not an environment variable name", ErrOpen, name)
+			return fmt.Errorf("%w: %q is not an environment variable name", ErrOpen, name)
 		case seen[name]:
-			return nil, fmt.Errorf("%w: %s appears twice", ErrOpen, name)
-		case len(v.GetValue()) == 0:
-			return nil, fmt.Errorf("%w: %s has an empty value", ErrOpen, name)
+			return fmt.Errorf("%w: %s appears twice", ErrOpen, name)
+		case len(value) == 0:
+			return fmt.Errorf("%w: %s has an empty value", ErrOpen, name)
 		}
-		for _, b := range v.GetValue() {
+		for _, b := range value {
 			if b == 0 {
-				return nil, fmt.Errorf("%w: the value of %s holds a NUL byte", ErrOpen, name)
+				return fmt.Errorf("%w: the value of %s holds a NUL byte", ErrOpen, name)
 			}
 		}
 		seen[name] = true
-		vars = append(vars, Var{Name: name, Value: v.GetValue()})
+		return nil
+	}
+	for _, v := range env.GetVars() {
+		if err := check(v.GetName(), v.GetValue()); err != nil {
+			return nil, err
+		}
+		vars = append(vars, Var{Name: v.GetName(), Value: v.GetValue()})
+	}
+	for _, v := range env.GetBound() {
+		if err := check(v.GetName(), v.GetValue()); err != nil {
+			return nil, err
+		}
+		// The proxy could not enforce a binding it cannot read: refuse
+		// the run rather than hand the agent anything.
+		hosts, err := hostbind.Normalize(v.GetBinding().GetHosts())
+		if err != nil {
+			return nil, fmt.Errorf("%w: the binding of %s: %v", ErrOpen, v.GetName(), err)
+		}
+		if err := hostbind.ValidateValue(v.GetValue()); err != nil {
+			return nil, fmt.Errorf("%w: the value of %s %v", ErrOpen, v.GetName(), err)
+		}
+		b := &hostbind.Binding{Hosts: hosts, AllowQuery: v.GetBinding().GetAllowQuery(), AllowBody: v.GetBinding().GetAllowBody()}
+		vars = append(vars, Var{Name: v.GetName(), Value: v.GetValue(), Binding: b})
 	}
 	return vars, nil
 }

@@ -9,14 +9,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 
 	"github.com/ozsecrets/oz/cli/internal/client"
@@ -60,8 +65,14 @@ type ExecOptions struct {
 	Context *scopev1.RunContext
 	RunID   string
 	// AsUser runs the command as another user (the runner must be root).
-	AsUser  *runner.User
-	Command []string
+	AsUser *runner.User
+	// EgressAllow restricts the command's egress through the run's egress
+	// proxy to these host patterns (--egress-allow); empty: any host.
+	EgressAllow []string
+	// EgressDial opens the egress proxy's upstream connections; nil: a
+	// net.Dialer. Tests point names at loopback servers.
+	EgressDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Command    []string
 }
 
 // EnvTicket is the variable oz exec reads the ticket from by default.
@@ -101,6 +112,18 @@ start when that user could read them). This is the recommended deployment:
 without it, any other process of the same user that holds the token (the
 shell that exported OZ_TOKEN) is readable by COMMAND.
 
+A secret bound to hosts (oz secret create --bind-host) never reaches
+COMMAND: its variable holds a placeholder (oz-ph-…, fresh for each run), and
+oz runs an egress proxy for the run, in its own process, that puts the value
+into requests over HTTPS to the bound hosts only, and refuses (and audits) a
+request that carries the placeholder anywhere else. COMMAND gets the proxy in
+HTTP_PROXY, HTTPS_PROXY and ALL_PROXY (and their lower-case forms, NO_PROXY
+removed), and the run's CA certificate in SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
+CURL_CA_BUNDLE, GIT_SSL_CAINFO and NODE_EXTRA_CA_CERTS (NODE_USE_ENV_PROXY=1
+for Node's fetch). --egress-allow HOST... restricts every request through the
+proxy to those hosts (and the bound ones), with or without bound secrets.
+When the run ends, the run record counts substitutions and denials per host.
+
 Before COMMAND starts, oz prints the run id, the injected secrets and the
 unresolved references on standard error. SIGINT, SIGTERM and SIGHUP go to
 COMMAND's process group. When COMMAND ends, oz reports the run's end (exit
@@ -112,14 +135,16 @@ Example, a member starts a run; a runner runs make deploy with its secrets:
    T=$(oz run start --environment ops-tools)          # as the member
    OZ_TICKET=$T oz exec --ticket-env OZ_TICKET -- make deploy   # as the runner
 Example, the same from a ticket file, failing rather than running short of a secret:
-   oz exec --ticket-file /run/oz/ticket --strict -- make deploy`
+   oz exec --ticket-file /run/oz/ticket --strict -- make deploy
+Example, an agent whose requests may go only to two APIs:
+   oz exec --egress-allow api.openai.com --egress-allow '*.github.com' -- ./agent`
 
 // NewExecCmd returns `oz exec`.
 func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:        "exec",
 		Usage:       "Redeem a run's start ticket and run a command with its secrets, its output masked",
-		UsageText:   "oz exec (--ticket-env VAR | --ticket-file FILE) [--no-secrets | --secret NAME...] [--strict] [--as-user UID[:GID]] -- COMMAND [ARGS...]",
+		UsageText:   "oz exec (--ticket-env VAR | --ticket-file FILE) [--no-secrets | --secret NAME...] [--strict] [--as-user UID[:GID]] [--egress-allow HOST...] -- COMMAND [ARGS...]",
 		Description: execDescription,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "ticket-env", Usage: "read the start ticket from the environment variable `VAR` (" + EnvTicket + " when neither this nor --ticket-file is given)"},
@@ -128,6 +153,7 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 			&cli.BoolFlag{Name: "no-secrets", Usage: "inject no secrets (narrows the ticket to an empty list)"},
 			&cli.BoolFlag{Name: "strict", Usage: "fail, without starting COMMAND, if any reference is unresolved"},
 			&cli.StringFlag{Name: "as-user", Usage: "run COMMAND as `UID[:GID]` (the runner must be root)"},
+			&cli.StringSliceFlag{Name: "egress-allow", Usage: "let COMMAND's requests through the egress proxy go only to `HOST` (a pattern: api.example.com or *.example.com; repeatable or comma-separated); the bound hosts are always allowed"},
 			&cli.StringFlag{Name: "team", Usage: "the `TEAM` the ticket must belong to (default: the ticket's)"},
 			&cli.StringFlag{Name: "trigger", Usage: "the `TRIGGER` the ticket must have"},
 			&cli.StringFlag{Name: "user", Usage: "the triggering `USER` the ticket must have"},
@@ -151,6 +177,7 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 				Team:       c.String("team"),
 				RunID:      c.String("run-id"),
 				Command:    c.Args().Slice(),
+				EgressDial: testDial,
 			}
 			if p, err := f.ConfigPath(); err == nil {
 				opts.ConfigPath = p
@@ -169,6 +196,12 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 				return err
 			}
 			opts.Context = rc
+			for _, h := range c.StringSlice("egress-allow") {
+				if err := hostbind.ValidatePattern(h); err != nil {
+					return exitcode.Usagef("--egress-allow: %v", err)
+				}
+				opts.EgressAllow = append(opts.EgressAllow, h)
+			}
 			if v := c.String("as-user"); v != "" {
 				u, err := runner.ParseAsUser(v)
 				if err != nil {
@@ -249,7 +282,9 @@ func (opts *ExecOptions) ticket() (ticket, envVar string, err error) {
 // carrying the command's exit code otherwise: exitcode.Silent for an exit
 // status (oz adds no line of its own), a message for a signal.
 func RunExec(ctx context.Context, opts *ExecOptions) error {
-	errOut := opts.IO.ErrOut
+	// The egress proxy's denials are said from its own goroutines, beside
+	// the command's masked standard error.
+	errOut := &syncWriter{w: opts.IO.ErrOut}
 	if opts.AsUser != nil {
 		// Before anything is resolved: a run that cannot start is not
 		// resolved.
@@ -314,6 +349,29 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 	}
 	printRun(errOut, res.Run)
 
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	started := now()
+	vars := res.Vars
+	var eg *runner.Egress
+	if runner.NeedsEgress(vars, opts.EgressAllow) {
+		eg, err = startEgress(opts, vars, conn.Runs, res.Run.GetName(), errOut)
+		if err != nil {
+			// Nothing ran: the run ends here, as for a command that
+			// cannot start.
+			reportEnd(ctx, errOut, conn.Runs, res.Run.GetName(), runner.Exit{Code: 127}, now().Sub(started), nil)
+			return err
+		}
+		fmt.Fprintf(errOut, "oz: egress proxy %s", eg.URL())
+		if len(opts.EgressAllow) > 0 {
+			fmt.Fprintf(errOut, ", allowing only %s and the bound hosts", strings.Join(opts.EgressAllow, ", "))
+		}
+		fmt.Fprintln(errOut)
+		vars = eg.Vars()
+	}
+
 	// Mask the values, and the credentials that must not reach the agent
 	// anyway.
 	values := make([][]byte, 0, len(res.Vars)+2)
@@ -340,7 +398,10 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 	if environ == nil {
 		environ = os.Environ
 	}
-	env, shadowed, reserved := runner.Env(environ(), res.Vars, drop)
+	env, shadowed, reserved := runner.Env(environ(), vars, drop)
+	if eg != nil {
+		env = eg.Apply(env)
+	}
 	for _, name := range shadowed {
 		fmt.Fprintf(errOut, "oz: secret %s replaces the inherited environment variable %s\n", name, name)
 	}
@@ -348,13 +409,8 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 		fmt.Fprintf(errOut, "oz: not set: %s is a reserved name (see the README's Rules)\n", name)
 	}
 
-	now := opts.Now
-	if now == nil {
-		now = time.Now
-	}
 	m := mask.Compile(values)
-	stdout, stderr := m.NewWriter(opts.IO.Out), m.NewWriter(opts.IO.ErrOut)
-	started := now()
+	stdout, stderr := m.NewWriter(opts.IO.Out), m.NewWriter(errOut)
 	exit, err := runner.Run(runner.Command{
 		Path:    path,
 		Args:    opts.Command,
@@ -373,7 +429,14 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 		// command it cannot run.
 		exit = runner.Exit{Code: 127}
 	}
-	reportEnd(ctx, errOut, conn.Runs, res.Run.GetName(), exit, now().Sub(started))
+	d := now().Sub(started)
+	var egressCounts []*scopev1.EgressCount
+	if eg != nil {
+		flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+		egressCounts = eg.Close(flush)
+		cancel()
+	}
+	reportEnd(ctx, errOut, conn.Runs, res.Run.GetName(), exit, d, egressCounts)
 	if err != nil {
 		return err
 	}
@@ -391,16 +454,65 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 // endTimeout bounds the report of a run's end.
 const endTimeout = 10 * time.Second
 
-// reportEnd tells the server that the run ended. It is done even when ctx
-// was cancelled (an interrupt that ended the command); a failure is said
-// on w and does not change oz's exit status.
-func reportEnd(ctx context.Context, w io.Writer, r runner.Resolver, run string, exit runner.Exit, d time.Duration) {
+// reportEnd tells the server that the run ended, with its egress counts.
+// It is done even when ctx was cancelled (an interrupt that ended the
+// command); a failure is said on w and does not change oz's exit status.
+// Counts the server refuses do not keep the end from being recorded.
+func reportEnd(ctx context.Context, w io.Writer, r runner.Resolver, run string, exit runner.Exit, d time.Duration, egress []*scopev1.EgressCount) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
 	defer cancel()
-	if _, err := runner.End(ctx, r, run, exit, d); err != nil {
+	_, err := runner.End(ctx, r, run, exit, d, egress)
+	if len(egress) > 0 && status.Code(err) == codes.InvalidArgument {
+		fmt.Fprintf(w, "oz: the run's egress counts were refused (%s); reporting its end without them\n", status.Convert(err).Message())
+		_, err = runner.End(ctx, r, run, exit, d, nil)
+	}
+	if err != nil {
 		lines, _ := exitcode.Describe(err)
 		fmt.Fprintf(w, "oz: the run's end could not be reported (it stays in flight in the run record): %s\n", strings.Join(lines, "; "))
 	}
+}
+
+// startEgress starts the run's egress proxy for vars (runner.StartEgress), which
+// reports its denials for the run named run to r and says the first of
+// each on w.
+func startEgress(opts *ExecOptions, vars []runner.Var, r scopev1.RunServiceClient, run string, w io.Writer) (*runner.Egress, error) {
+	cfg := runner.EgressConfig{
+		Allow:       opts.EgressAllow,
+		AgentUID:    -1,
+		AgentGID:    -1,
+		DialContext: opts.EgressDial,
+		Report: func(ctx context.Context, d []*scopev1.EgressDenial) error {
+			_, err := r.ReportEgressDenials(ctx, &scopev1.ReportEgressDenialsRequest{Name: run, Denials: d})
+			return err
+		},
+		OnDenied: func(secret, host, reason string) {
+			if secret != "" {
+				fmt.Fprintf(w, "oz: egress proxy refused a request to %s carrying %s: %s\n", host, secret, reason)
+				return
+			}
+			fmt.Fprintf(w, "oz: egress proxy refused a request to %s: %s\n", host, reason)
+		},
+		OnReportError: func(err error) {
+			lines, _ := exitcode.Describe(err)
+			fmt.Fprintf(w, "oz: egress denials could not be recorded in the audit: %s\n", strings.Join(lines, "; "))
+		},
+	}
+	if opts.AsUser != nil {
+		cfg.AgentUID, cfg.AgentGID = int(opts.AsUser.UID), int(opts.AsUser.GID)
+	}
+	return runner.StartEgress(vars, cfg)
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
 
 // printRun says on w what the run received: no values, only names.
@@ -421,6 +533,9 @@ func printRun(w io.Writer, run *scopev1.Run) {
 		extra := ""
 		if in.GetOverridesTeamSecret() {
 			extra = ", overrides the team secret"
+		}
+		if b := in.GetBinding(); b != nil {
+			extra += ", bound to " + strings.Join(b.GetHosts(), ", ") + ": a placeholder, the proxy holds the value"
 		}
 		fmt.Fprintf(w, "oz: injected %s (%s, version %d%s)\n", name, cmdutil.SecretScopeName(in.GetScope()), in.GetValueVersion(), extra)
 	}

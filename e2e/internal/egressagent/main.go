@@ -1,0 +1,49 @@
+// Command egressagent is an agent for the egress tests: a Go net/http
+// client configured by nothing but its environment (HTTPS_PROXY,
+// SSL_CERT_FILE), as an agent's program would be. It sends one request
+// and prints the status and the body.
+//
+//	egressagent METHOD URL [HEADER: VALUE]... [--body BODY]
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+)
+
+func main() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: egressagent METHOD URL [HEADER: VALUE]... [--body BODY]")
+		os.Exit(2)
+	}
+	var body io.Reader
+	var headers []string
+	for i := 3; i < len(os.Args); i++ {
+		if os.Args[i] == "--body" && i+1 < len(os.Args) {
+			body = strings.NewReader(os.Args[i+1])
+			i++
+			continue
+		}
+		headers = append(headers, os.Args[i])
+	}
+	req, err := http.NewRequest(os.Args[1], os.Args[2], body)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	fmt.Printf("%d %s", resp.StatusCode, b)
+}
