@@ -119,7 +119,7 @@ bench: build
 	cd services && go test -run '^$$' -bench 'ResolveRun' -benchtime 2s ./resolver/runs/
 	@echo; echo "== oz exec relay: 100 values masked vs masking off, ~100 MB (same run) =="
 	cd cli && go test -run '^$$' -bench 'Relay' ./internal/mask/
-	@echo; echo "== egress proxy (issue 18, not yet wired into oz exec): 16 clients through the proxy with substitution vs straight to the server (same run; target >= 0.3) =="
+	@echo; echo "== egress proxy: 16 clients through the proxy with substitution vs straight to the server (same run; target >= 0.3) =="
 	cd cli && go test -run '^$$' -bench 'Proxy' -benchtime 3000x ./internal/egress/
 	@echo; echo "== secretstore: a listing of 1,000 secrets, protobuf records vs the JSON of older stores (same run) =="
 	cd services && go test -run '^$$' -bench 'ListBolt' ./secretstore/kvstore/
