@@ -48,8 +48,10 @@ package egress
 import (
 	"bufio"
 	"context"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -131,6 +133,11 @@ type Proxy struct {
 	bindings []*binding
 	ca       *runCA
 	log      *slog.Logger
+	// user and password are the proxy's credentials, in URL: only the
+	// agent, whose environment holds them, may use the proxy. Another
+	// process on the machine (another run's agent) reaches the port but
+	// not past it: neither its allowlist nor its substitutions.
+	user, password string
 
 	transport *http.Transport
 	outer     *http.Server
@@ -169,7 +176,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.DialContext == nil {
 		cfg.DialContext = (&net.Dialer{Timeout: 30 * time.Second}).DialContext
 	}
-	p := &Proxy{cfg: cfg, stats: map[string]*HostStats{}, log: cfg.Logger}
+	p := &Proxy{cfg: cfg, stats: map[string]*HostStats{}, log: cfg.Logger, user: "oz", password: randomToken()}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -255,8 +262,10 @@ func (p *Proxy) Addr() string {
 	return p.ln.Addr().String()
 }
 
-// URL is the value for the agent's HTTP_PROXY, HTTPS_PROXY and ALL_PROXY.
-func (p *Proxy) URL() string { return "http://" + p.Addr() }
+// URL is the value for the agent's HTTP_PROXY, HTTPS_PROXY and ALL_PROXY:
+// the address with the proxy's credentials, which HTTP clients send as
+// Proxy-Authorization (Basic). A request without them gets 407.
+func (p *Proxy) URL() string { return "http://" + p.user + ":" + p.password + "@" + p.Addr() }
 
 // CACertPEM is the run CA's certificate, PEM-encoded, for the agent's
 // trust store (SSL_CERT_FILE, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE,
@@ -326,6 +335,14 @@ type targetKey struct{}
 // serveOuter handles what the agent sends to the proxy's port: CONNECT,
 // or a plain-HTTP request in absolute form.
 func (p *Proxy) serveOuter(w http.ResponseWriter, r *http.Request) {
+	if !p.authorized(r) {
+		// Not counted or reported: whoever sent it is not the run's agent,
+		// and could otherwise fill the run's audit.
+		p.log.Info("egress proxy: request without the proxy's credentials", "method", r.Method)
+		w.Header().Set("Proxy-Authenticate", `Basic realm="oz egress proxy"`)
+		http.Error(w, "oz egress proxy: proxy credentials required: use the proxy URL of HTTPS_PROXY as given, user and password included", http.StatusProxyAuthRequired)
+		return
+	}
 	switch {
 	case r.Method == http.MethodConnect:
 		p.connect(w, r)
@@ -338,6 +355,26 @@ func (p *Proxy) serveOuter(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "oz egress proxy: send an absolute http:// URL, or CONNECT for https", http.StatusBadRequest)
 	}
+}
+
+// authorized reports whether r carries the proxy's credentials.
+func (p *Proxy) authorized(r *http.Request) bool {
+	scheme, creds, ok := strings.Cut(r.Header.Get("Proxy-Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(creds))
+	if err != nil {
+		return false
+	}
+	want := p.user + ":" + p.password
+	return subtle.ConstantTimeCompare(raw, []byte(want)) == 1
+}
+
+// randomToken is 32 random characters of the placeholder alphabet (160
+// bits): URL-safe as a password.
+func randomToken() string {
+	return strings.TrimPrefix(NewPlaceholder(), PlaceholderPrefix)
 }
 
 // connect checks a CONNECT request, then hands the connection, wrapped in

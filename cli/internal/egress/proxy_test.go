@@ -584,3 +584,41 @@ func TestStreamedResponse(t *testing.T) {
 		t.Errorf("rest = %q, want the second event", rest)
 	}
 }
+
+// TestProxyCredentials: only a client holding the proxy's credentials (the
+// agent, from its HTTPS_PROXY) gets through; another process that finds
+// the port gets 407 and reaches nothing, and is neither counted nor
+// reported.
+func TestProxyCredentials(t *testing.T) {
+	e := newEnv(t, nil)
+	u, err := url.Parse(e.proxy.URL())
+	if err != nil || u.User.Username() != "oz" {
+		t.Fatalf("URL() = %q, want credentials in it", e.proxy.URL())
+	}
+	for name, proxy := range map[string]*url.URL{
+		"no credentials":   {Scheme: "http", Host: e.proxy.Addr()},
+		"another password": {Scheme: "http", Host: e.proxy.Addr(), User: url.UserPassword("oz", "guessed")},
+	} {
+		for _, target := range []string{"https://api.example.test/v1/models", "http://api.example.test/v1/models"} {
+			c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}, Timeout: 10 * time.Second}
+			req := newReq(t, "GET", target, "")
+			req.Header.Set("Authorization", "Bearer "+e.ph)
+			resp, err := c.Do(req)
+			switch {
+			case err == nil:
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusProxyAuthRequired {
+					t.Errorf("%s, %s: status %d, want 407", name, target, resp.StatusCode)
+				}
+			case !strings.Contains(err.Error(), "Proxy Authentication Required"):
+				t.Errorf("%s, %s: %v, want 407", name, target, err)
+			}
+		}
+	}
+	if n := e.up.count(); n != 0 {
+		t.Errorf("upstream received %d requests from clients without the proxy's credentials", n)
+	}
+	if n := e.denialCount(); n != 0 || len(e.proxy.Stats()) != 0 {
+		t.Errorf("407s were counted or reported: %d denials, stats %v", n, e.proxy.Stats())
+	}
+}

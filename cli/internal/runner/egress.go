@@ -172,8 +172,8 @@ func (e *Egress) Apply(env []string) []string {
 	return append(out, e.env...)
 }
 
-// URL is the proxy's address for the agent.
-func (e *Egress) URL() string { return e.proxy.URL() }
+// Addr is the proxy's address (without its credentials), for people.
+func (e *Egress) Addr() string { return e.proxy.Addr() }
 
 // Close stops the proxy, reports the denials still pending (within ctx),
 // removes the CA files, and returns what the proxy did per host, for the

@@ -364,7 +364,7 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 			reportEnd(ctx, errOut, conn.Runs, res.Run.GetName(), runner.Exit{Code: 127}, now().Sub(started), nil)
 			return err
 		}
-		fmt.Fprintf(errOut, "oz: egress proxy %s", eg.URL())
+		fmt.Fprintf(errOut, "oz: egress proxy on %s", eg.Addr())
 		if len(opts.EgressAllow) > 0 {
 			fmt.Fprintf(errOut, ", allowing only %s and the bound hosts", strings.Join(opts.EgressAllow, ", "))
 		}
