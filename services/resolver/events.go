@@ -59,6 +59,10 @@ const (
 
 	ActionRunStart = "run.start"
 	ActionRunEnd   = "run.end"
+	// ActionRunEgressDenied: a request of a run in flight that its
+	// runner's egress proxy refused (DESIGN §5.6), as the runner reported
+	// it; OUTCOME_DENIED, one event per denial.
+	ActionRunEgressDenied = "run.egress_denied"
 )
 
 // Detail keys the resolver sets, beside those of package audit.
@@ -92,6 +96,20 @@ const (
 	DetailExitCode     = "exit_code"      // run.end
 	DetailSignal       = "signal"         // run.end, when a signal ended the command
 	DetailDurationMS   = "duration_ms"    // run.end
+	// DetailBoundCount: run.resolve, how many of the injected team secrets
+	// are bound to hosts (their agent got placeholders), when any.
+	DetailBoundCount = "bound_count"
+	// run.end, when the runner reported egress: how many hosts, and the
+	// totals over them of substitutions and of refused requests (the
+	// run's record has them per host).
+	DetailEgressHosts         = "egress_hosts"
+	DetailEgressSubstitutions = "egress_substitutions"
+	DetailEgressDenials       = "egress_denials"
+	// run.egress_denied: the host requested, and the host-bound secret
+	// whose placeholder the request carried (absent when none); the
+	// reason is audit.DetailReason.
+	DetailHost       = "host"
+	DetailSecretName = "secret_name"
 )
 
 // Bounds of what one event records.

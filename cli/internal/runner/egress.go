@@ -67,8 +67,9 @@ const (
 	// lists.
 	maxDistinctDenials = 1000
 	// MaxEgressHosts is the most hosts whose counts the run's end reports
-	// (the most active first).
-	MaxEgressHosts = 1000
+	// (the most active; the resolver's bound, which keeps a run record
+	// small).
+	MaxEgressHosts = 100
 	maxReasonLen   = 200
 )
 

@@ -14,13 +14,12 @@
 package runrules
 
 import (
-	"github.com/ozsecrets/oz/lib/hostbind"
-
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/ozsecrets/oz/lib/envname"
+	"github.com/ozsecrets/oz/lib/hostbind"
 )
 
 // Scope of a candidate secret.

@@ -160,12 +160,35 @@ func (s *RunServer) endRun(ctx context.Context, req *scopev1.EndRunRequest) (*sc
 		}
 		end.Duration = d.AsDuration()
 	}
+	for _, e := range req.GetEgress() {
+		end.Egress = append(end.Egress, runs.EgressCount{Host: e.GetHost(), Substitutions: e.GetSubstitutions(), Denials: e.GetDenials()})
+	}
 	run, err := s.Runs.EndRun(ctx, team, id, end)
 	if err != nil {
 		return nil, err
 	}
 	server.LogAttr(ctx, "run_id", id)
 	return &scopev1.EndRunResponse{Run: runProto(run)}, nil
+}
+
+// ReportEgressDenials records requests of a run in flight that its
+// runner's egress proxy refused, as audit events. It is not remembered
+// under an idempotency key: it writes events and nothing else, and a
+// report sent again is recorded again.
+func (s *RunServer) ReportEgressDenials(ctx context.Context, req *scopev1.ReportEgressDenialsRequest) (*scopev1.ReportEgressDenialsResponse, error) {
+	team, id, err := parseRun("name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	denials := make([]runs.EgressDenial, 0, len(req.GetDenials()))
+	for _, d := range req.GetDenials() {
+		denials = append(denials, runs.EgressDenial{Host: d.GetHost(), SecretName: d.GetSecretName(), Reason: d.GetReason()})
+	}
+	if err := s.Runs.ReportEgressDenials(ctx, team, id, denials); err != nil {
+		return nil, err
+	}
+	server.LogAttr(ctx, "run_id", id)
+	return &scopev1.ReportEgressDenialsResponse{}, nil
 }
 
 // ExplainRun makes the same decision without values and says why.
@@ -380,9 +403,12 @@ func runProto(r runs.Run) *scopev1.Run {
 	}
 	if r.End != nil {
 		p.End = &scopev1.RunEnd{ExitCode: int32(r.End.ExitCode), Signal: int32(r.End.Signal), Duration: durationpb.New(r.End.Duration)}
+		for _, e := range r.End.Egress {
+			p.End.Egress = append(p.End.Egress, &scopev1.EgressCount{Host: e.Host, Substitutions: e.Substitutions, Denials: e.Denials})
+		}
 	}
 	for _, s := range r.Injected {
-		p.Injected = append(p.Injected, &scopev1.InjectedSecret{
+		in := &scopev1.InjectedSecret{
 			SecretName:          s.Name,
 			Scope:               scopeProto(s.Scope()),
 			Owner:               s.Owner,
@@ -390,7 +416,11 @@ func runProto(r runs.Run) *scopev1.Run {
 			OverridesTeamSecret: s.OverridesTeamSecret,
 			Redacted:            s.Redacted,
 			ValueState:          scopev1.InjectedValueState(s.ValueState),
-		})
+		}
+		if !s.Redacted { // another user's personal secret: nothing of it
+			in.Binding = s.Binding.Proto()
+		}
+		p.Injected = append(p.Injected, in)
 	}
 	return p
 }

@@ -26,7 +26,9 @@ const runEventBudget = 48 << 10
 // each injected team secret its value version ("injected.N" =
 // "NAME=VERSION"), and how many of the triggering user's personal secrets,
 // by count only (team admins read this chain); for each unresolved
-// reference its reason ("unresolved.N" = "NAME=REASON"). Names are in the
+// reference its reason ("unresolved.N" = "NAME=REASON"); how many of the
+// injected team secrets are bound to hosts ("bound_count", a count: which
+// ones and to what hosts is in the run's record). Names are in the
 // values, numbered from 1 across the parts, because a detail key is at most
 // audit.MaxDetailKeyLength characters and a name may be 255. A strict run
 // that failed is
@@ -56,17 +58,23 @@ func (r *Service) resolveEvents(ctx context.Context, run Run) []*auditv1.Event {
 	}
 	type entry struct{ k, v string }
 	var entries []entry
-	personal := 0
+	personal, bound := 0, 0
 	for _, s := range run.Injected {
 		if s.Scope() == runrules.ScopePersonal {
 			personal++
 			continue
+		}
+		if s.Binding != nil {
+			bound++
 		}
 		k, v := audit.InjectedDetail(len(entries)+1, s.Name, s.Version)
 		entries = append(entries, entry{k, v})
 	}
 	if personal > 0 {
 		base[audit.DetailInjectedPersonalCount] = strconv.Itoa(personal)
+	}
+	if bound > 0 {
+		base[resolver.DetailBoundCount] = strconv.Itoa(bound)
 	}
 	for i, u := range run.Unresolved {
 		k, v := audit.UnresolvedDetail(i+1, u.Name, reasonNames[u.Reason])

@@ -1,8 +1,10 @@
 package runs
 
 import (
+	"slices"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	"github.com/ozsecrets/oz/services/internal/runrules"
 	"github.com/ozsecrets/oz/services/resolver"
 )
@@ -27,6 +29,30 @@ type injectedRecord struct {
 	ValueVersion        int64      `json:"value_version"`
 	OverridesTeamSecret bool       `json:"overrides_team_secret,omitempty"`
 	Created             *time.Time `json:"created,omitempty"`
+	// Binding is absent for a secret not bound to hosts, and in records
+	// made before bindings: those read as unbound, which they were.
+	Binding *bindingRecord `json:"binding,omitempty"`
+}
+
+// bindingRecord is a hostbind.Binding as stored.
+type bindingRecord struct {
+	Hosts      []string `json:"hosts"`
+	AllowQuery bool     `json:"allow_query,omitempty"`
+	AllowBody  bool     `json:"allow_body,omitempty"`
+}
+
+func toBindingRecord(b *hostbind.Binding) *bindingRecord {
+	if b == nil {
+		return nil
+	}
+	return &bindingRecord{Hosts: slices.Clone(b.Hosts), AllowQuery: b.AllowQuery, AllowBody: b.AllowBody}
+}
+
+func (rec *bindingRecord) binding() *hostbind.Binding {
+	if rec == nil || len(rec.Hosts) == 0 {
+		return nil
+	}
+	return &hostbind.Binding{Hosts: slices.Clone(rec.Hosts), AllowQuery: rec.AllowQuery, AllowBody: rec.AllowBody}
 }
 
 type unresolvedRecord struct {
@@ -36,9 +62,16 @@ type unresolvedRecord struct {
 }
 
 type runEndRecord struct {
-	ExitCode   int   `json:"exit_code"`
-	Signal     int   `json:"signal,omitempty"`
-	DurationMS int64 `json:"duration_ms"`
+	ExitCode   int            `json:"exit_code"`
+	Signal     int            `json:"signal,omitempty"`
+	DurationMS int64          `json:"duration_ms"`
+	Egress     []egressRecord `json:"egress,omitempty"`
+}
+
+type egressRecord struct {
+	Host          string `json:"host"`
+	Substitutions int64  `json:"substitutions,omitempty"`
+	Denials       int64  `json:"denials,omitempty"`
 }
 
 // runRecord is a run's record at runs/{team}/{run}; it never holds a value,
@@ -104,6 +137,9 @@ func toRunRecord(r Run) runRecord {
 	}
 	if r.End != nil {
 		rec.End = &runEndRecord{ExitCode: r.End.ExitCode, Signal: r.End.Signal, DurationMS: r.End.Duration.Milliseconds()}
+		for _, e := range r.End.Egress {
+			rec.End.Egress = append(rec.End.Egress, egressRecord(e))
+		}
 	}
 	rec.Injected, rec.Unresolved = toViewRecord(RunView{Injected: r.Injected, Unresolved: r.Unresolved})
 	if r.Others != nil {
@@ -115,7 +151,8 @@ func toRunRecord(r Run) runRecord {
 
 func toViewRecord(v RunView) (injected []injectedRecord, unresolved []unresolvedRecord) {
 	for _, s := range v.Injected {
-		injected = append(injected, injectedRecord{Name: s.Name, Owner: s.Owner, ValueVersion: s.Version, OverridesTeamSecret: s.OverridesTeamSecret, Created: timePtr(s.Created)})
+		injected = append(injected, injectedRecord{Name: s.Name, Owner: s.Owner, ValueVersion: s.Version, OverridesTeamSecret: s.OverridesTeamSecret,
+			Created: timePtr(s.Created), Binding: toBindingRecord(s.Binding)})
 	}
 	for _, u := range v.Unresolved {
 		unresolved = append(unresolved, unresolvedRecord{Name: u.Name, Reason: reasonNames[u.Reason], Detail: u.Detail})
@@ -127,7 +164,7 @@ func (rec runViewRecord) view() RunView {
 	var v RunView
 	for _, s := range rec.Injected {
 		v.Injected = append(v.Injected, InjectedSecret{
-			Secret:              runrules.Secret{Owner: s.Owner, Name: s.Name, Version: s.ValueVersion, Created: timeOf(s.Created)},
+			Secret:              runrules.Secret{Owner: s.Owner, Name: s.Name, Version: s.ValueVersion, Created: timeOf(s.Created), Binding: s.Binding.binding()},
 			OverridesTeamSecret: s.OverridesTeamSecret,
 		})
 	}
@@ -154,6 +191,9 @@ func (rec runRecord) run() Run {
 	}
 	if rec.End != nil {
 		r.End = &RunEnd{ExitCode: rec.End.ExitCode, Signal: rec.End.Signal, Duration: time.Duration(rec.End.DurationMS) * time.Millisecond}
+		for _, e := range rec.End.Egress {
+			r.End.Egress = append(r.End.Egress, EgressCount(e))
+		}
 	}
 	if r.State == 0 { // made before start tickets: resolved when recorded
 		r.State, r.ResolveTime = RunResolved, r.CreateTime

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -231,7 +232,10 @@ func (r *Service) decideAndSeal(ctx context.Context, in runrules.Input, strict b
 			return res, nil, nil
 		}
 		secrets := res.InjectedSecrets()
-		if prev != nil && runrules.SameSecrets(prev.secrets, secrets) {
+		// The same secrets bound the same way: a binding decides where the
+		// sealed environment puts a value (for the agent, or for the
+		// egress proxy alone), so a changed one needs a new sealing.
+		if prev != nil && runrules.SameSecrets(prev.secrets, secrets) && sameBindings(prev.secrets, secrets) {
 			return res, prev, nil
 		}
 		sealed, err := r.secrets.Seal(ctx, secrets, to, info)
@@ -244,6 +248,12 @@ func (r *Service) decideAndSeal(ctx context.Context, in runrules.Input, strict b
 		return res, &sealing{secrets: secrets, sealed: sealed}, nil
 	}
 	return runrules.Result{}, nil, errs.E(errs.KindUnavailable, "the run's secrets kept changing while it was resolved; try again")
+}
+
+// sameBindings reports whether a and b, the same secrets, are bound to
+// hosts the same way.
+func sameBindings(a, b []runrules.Secret) bool {
+	return slices.EqualFunc(a, b, func(x, y runrules.Secret) bool { return x.Binding.Equal(y.Binding) })
 }
 
 // decide lists the candidates of in and decides: the one statement of the

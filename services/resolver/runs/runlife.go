@@ -3,6 +3,7 @@ package runs
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -28,15 +29,13 @@ const MaxRunDuration = 10 * 365 * 24 * time.Hour
 // EndRun records that run id of team ended as end says, and returns its
 // record. Only the runner that resolved it, while it is in flight.
 //
-// Returns Invalid (fields team_id, run_id, exit_code, signal, duration),
+// Returns Invalid (fields team_id, run_id, exit_code, signal, duration,
+// egress, egress[i].host, egress[i].substitutions, egress[i].denials),
 // PermissionDenied, NotFound, FailedPrecondition (not in flight: not
 // resolved yet, failed, or ended already).
 func (r *Service) EndRun(ctx context.Context, team, id string, end RunEnd) (Run, error) {
-	if err := resolver.CheckID("team_id", team); err != nil {
+	if err := checkRunID(team, id); err != nil {
 		return Run{}, err
-	}
-	if !resolver.ValidRunID(id) {
-		return Run{}, errs.Field("run_id", resolver.RunIDRule)
 	}
 	switch {
 	case end.ExitCode < 0 || end.ExitCode > 255:
@@ -46,29 +45,15 @@ func (r *Service) EndRun(ctx context.Context, team, id string, end RunEnd) (Run,
 	case end.Duration < 0 || end.Duration > MaxRunDuration:
 		return Run{}, errs.Field("duration", "must be between 0 and %s", MaxRunDuration)
 	}
-	p, err := resolver.Caller(ctx)
+	if err := checkEgress(end.Egress); err != nil {
+		return Run{}, err
+	}
+	run, raw, err := r.runnersRunInFlight(ctx, team, id, "reports its end")
 	if err != nil {
 		return Run{}, err
 	}
-	if !granted(p, team) {
-		return Run{}, resolver.Denied("only the runner that resolved a run reports its end")
-	}
-	var rec runRecord
-	raw, err := r.s.Get(ctx, resolver.RunKey(team, id), &rec)
-	if resolver.IsNotFound(err) {
-		return Run{}, errs.E(errs.KindNotFound, "run %q not found in team %q", id, team)
-	}
-	if err != nil {
-		return Run{}, fmt.Errorf("end run: %w", err)
-	}
-	run := rec.run()
-	if run.ResolvedBy != p.Name {
-		return Run{}, resolver.Denied("only the runner that resolved a run reports its end")
-	}
-	if run.State != RunResolved || rec.State == "" {
-		return Run{}, errs.E(errs.KindFailedPrecondition, "run %q is %s, not in flight: only a resolved run's end is reported, once", id, run.State)
-	}
 	now := r.s.Now()
+	end.Egress = slices.Clone(end.Egress)
 	run.State, run.EndTime, run.End = RunEnded, now, &end
 	details := map[string]string{
 		resolver.DetailExitCode:   strconv.Itoa(end.ExitCode),
@@ -77,6 +62,7 @@ func (r *Service) EndRun(ctx context.Context, team, id string, end RunEnd) (Run,
 	if end.Signal != 0 {
 		details[resolver.DetailSignal] = strconv.Itoa(end.Signal)
 	}
+	egressDetails(details, end.Egress)
 	ev := r.s.Event(ctx, resolver.ActionRunEnd, run.Name(), team, details)
 	ev.RunId = id
 	err = r.s.Apply(ctx, []kv.Cond{kv.Equal(resolver.RunKey(team, id), raw)},
@@ -88,6 +74,48 @@ func (r *Service) EndRun(ctx context.Context, team, id string, end RunEnd) (Run,
 		return Run{}, fmt.Errorf("end run: %w", err)
 	}
 	return run, nil
+}
+
+// checkRunID validates the team and run ids of a request about one run.
+func checkRunID(team, id string) error {
+	if err := resolver.CheckID("team_id", team); err != nil {
+		return err
+	}
+	if !resolver.ValidRunID(id) {
+		return errs.Field("run_id", resolver.RunIDRule)
+	}
+	return nil
+}
+
+// runnersRunInFlight reads run id of team, stored as raw, for its runner,
+// the caller of ctx, to report on (what it does: "reports its end"): only
+// the runner that resolved it, while it is in flight.
+//
+// Returns PermissionDenied, NotFound, FailedPrecondition (not in flight).
+func (r *Service) runnersRunInFlight(ctx context.Context, team, id, what string) (run Run, raw []byte, err error) {
+	p, err := resolver.Caller(ctx)
+	if err != nil {
+		return Run{}, nil, err
+	}
+	if !granted(p, team) {
+		return Run{}, nil, resolver.Denied("only the runner that resolved a run %s", what)
+	}
+	var rec runRecord
+	raw, err = r.s.Get(ctx, resolver.RunKey(team, id), &rec)
+	if resolver.IsNotFound(err) {
+		return Run{}, nil, errs.E(errs.KindNotFound, "run %q not found in team %q", id, team)
+	}
+	if err != nil {
+		return Run{}, nil, fmt.Errorf("read run: %w", err)
+	}
+	run = rec.run()
+	if run.ResolvedBy != p.Name {
+		return Run{}, nil, resolver.Denied("only the runner that resolved a run %s", what)
+	}
+	if run.State != RunResolved || rec.State == "" {
+		return Run{}, nil, errs.E(errs.KindFailedPrecondition, "run %q is %s, not in flight: its runner %s only while it is in flight, and its end only once", id, run.State, what)
+	}
+	return run, raw, nil
 }
 
 // forReader is run as p may see it at now: an unredeemed ticket past its

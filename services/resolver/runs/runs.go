@@ -169,6 +169,9 @@ type RunEnd struct {
 	ExitCode int // 128+N when signal N killed it
 	Signal   int // the signal that killed it; 0: none
 	Duration time.Duration
+	// Egress is what the runner's egress proxy did, per host (distinct),
+	// when the run had host-bound secrets or an egress allowlist.
+	Egress []EgressCount
 }
 
 // ValueState says whether a run in flight still holds an injected
@@ -199,6 +202,9 @@ const (
 // version it received, and how. Its Created, when the secret was created
 // (the secretstore's clock), tells a secret deleted and made again under
 // its name from the one the run received: it is recorded, never shown.
+// Its Binding, when set, is the secret's binding to hosts at the run's
+// resolution: the agent got a placeholder, the runner's egress proxy the
+// value (DESIGN §5.6).
 type InjectedSecret struct {
 	runrules.Secret
 	// OverridesTeamSecret: a personal secret that took the place of a team

@@ -137,6 +137,26 @@ type Injected struct {
 	// ValueState, for a run in flight: "current", "rotated" (rotated since
 	// the run received it), "deleted" (deleted since); "" when not checked.
 	ValueState string `json:"value_state"`
+	// Binding is the secret's binding to hosts when the run received it
+	// (the agent got a placeholder, the runner's egress proxy the value);
+	// null when it was not bound, and for a redacted entry.
+	Binding *Binding `json:"binding"`
+}
+
+// Binding is an injected secret's binding to hosts as --output json
+// prints it (the shape of oz secret list's).
+type Binding struct {
+	Hosts      []string `json:"hosts"`
+	AllowQuery bool     `json:"allow_query"`
+	AllowBody  bool     `json:"allow_body"`
+}
+
+// Egress is what a run's egress proxy did for one host, as --output json
+// prints it.
+type Egress struct {
+	Host          string `json:"host"`
+	Substitutions int64  `json:"substitutions"` // placeholders replaced by values in requests to it
+	Denials       int64  `json:"denials"`       // requests to it refused
 }
 
 // Unresolved is an unresolved reference as --output json prints it.
@@ -151,6 +171,9 @@ type End struct {
 	ExitCode        int32   `json:"exit_code"`
 	Signal          int32   `json:"signal"` // the signal that killed it; 0 for none
 	DurationSeconds float64 `json:"duration_seconds"`
+	// Egress is what the runner's egress proxy did, per host, when the run
+	// had host-bound secrets or an egress allowlist; [] otherwise.
+	Egress []Egress `json:"egress"`
 }
 
 // Record is a run record as --output json prints it. Secrets is the run's
@@ -213,7 +236,10 @@ func newRecord(r *scopev1.Run) Record {
 		HoldsStaleValues: r.GetHoldsStaleValues(),
 	}
 	if e := r.GetEnd(); e != nil {
-		rec.End = &End{ExitCode: e.GetExitCode(), Signal: e.GetSignal(), DurationSeconds: e.GetDuration().AsDuration().Seconds()}
+		rec.End = &End{ExitCode: e.GetExitCode(), Signal: e.GetSignal(), DurationSeconds: e.GetDuration().AsDuration().Seconds(), Egress: []Egress{}}
+		for _, g := range e.GetEgress() {
+			rec.End.Egress = append(rec.End.Egress, Egress{Host: g.GetHost(), Substitutions: g.GetSubstitutions(), Denials: g.GetDenials()})
+		}
 	}
 	if owner, id, ok := strings.Cut(r.GetName(), "/runs/"); ok {
 		rec.ID = cmp.Or(rec.ID, id)
@@ -229,8 +255,11 @@ func newRecord(r *scopev1.Run) Record {
 			Redacted:            in.GetRedacted(),
 			ValueState:          cmdutil.ValueStateKey(in.GetValueState()),
 		}
+		if b := in.GetBinding(); len(b.GetHosts()) > 0 {
+			it.Binding = &Binding{Hosts: b.GetHosts(), AllowQuery: b.GetAllowQuery(), AllowBody: b.GetAllowBody()}
+		}
 		if it.Redacted {
-			it.Name = "" // even if the server sent one
+			it.Name, it.Binding = "", nil // even if the server sent them
 		}
 		rec.Injected = append(rec.Injected, it)
 	}

@@ -368,10 +368,16 @@ func TestShowJSON(t *testing.T) {
 	if end, _ := got["end"].(map[string]any); end["exit_code"] != 137.0 || end["signal"] != 9.0 || end["duration_seconds"] != 120.4 {
 		t.Errorf("got end %v, want exit_code 137, signal 9, duration_seconds 120.4", got["end"])
 	}
+	if gh["binding"] != nil {
+		t.Errorf("got binding %v, want null (not bound)", gh["binding"])
+	}
+	if end, _ := got["end"].(map[string]any); end["egress"] == nil || len(end["egress"].([]any)) != 0 {
+		t.Errorf("got end %v, want egress [] (none reported)", got["end"])
+	}
 	if gh["value_state"] != "" {
 		t.Errorf("got value_state %v, want \"\" (not in flight)", gh["value_state"])
 	}
-	if k := keys(gh); !slices.Equal(k, []string{"name", "overrides_team_secret", "owner", "redacted", "scope", "value_state", "value_version"}) {
+	if k := keys(gh); !slices.Equal(k, []string{"binding", "name", "overrides_team_secret", "owner", "redacted", "scope", "value_state", "value_version"}) {
 		t.Errorf("got injected keys %v", k)
 	}
 	if red := injected[2].(map[string]any); red["name"] != "" || red["redacted"] != true {

@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -34,7 +35,12 @@ resource name teams/TEAM/runs/RUN_ID.
 STATE is started, in flight, ended, failed or expired (see oz run list
 --help). For a run in flight, each injected secret whose value was rotated, or
 which was deleted, since the run received it is marked "rotated since" or
-"deleted since": the run still holds the previous value.
+"deleted since": the run still holds the previous value. A secret bound to
+hosts is marked "bound to" its host patterns: the agent got a placeholder, and
+the runner's egress proxy put the value into requests to those hosts only. A
+run whose runner reported what its egress proxy did lists, per host, the
+placeholders it replaced (SUBSTITUTIONS) and the requests it refused
+(DENIALS); each refused request is also a run.egress_denied audit event.
 
 Example:
    oz run show slack-7f3a`,
@@ -147,7 +153,40 @@ func writeRecord(d cmdutil.TeamDeps, rec Record, r *scopev1.Run) error {
 			return err
 		}
 	}
+	if err := writeEgress(w, rec.End); err != nil {
+		return err
+	}
 	return writeUnresolved(w, rec.Unresolved)
+}
+
+// writeEgress prints what the run's egress proxy did, per host, as a
+// table under a heading, or nothing when the runner reported none.
+func writeEgress(w io.Writer, end *End) error {
+	if end == nil || len(end.Egress) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Egress:")
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tSUBSTITUTIONS\tDENIALS")
+	for _, e := range end.Egress {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", cmdutil.Text(e.Host), e.Substitutions, e.Denials)
+	}
+	return tw.Flush()
+}
+
+// boundTo is a binding for people: "bound to" its patterns, then
+// "+query" and "+body" when the placeholder is replaced there too (the
+// form of oz secret list's BOUND TO column).
+func boundTo(b *Binding) string {
+	s := "bound to " + cmdutil.Text(strings.Join(b.Hosts, ", "))
+	if b.AllowQuery {
+		s += " +query"
+	}
+	if b.AllowBody {
+		s += " +body"
+	}
+	return s
 }
 
 // showStateText is a run's state for `oz run show`: a run in flight
@@ -160,12 +199,16 @@ func showStateText(r *scopev1.Run) string {
 }
 
 // injectedNote is what `oz run show` says of one injected secret beyond
-// its name, scope and version: whether it overrode a team secret, and, for
-// a run in flight, whether its value was rotated or deleted since.
+// its name, scope and version: whether it overrode a team secret, the
+// hosts it was bound to (its agent got a placeholder), and, for a run in
+// flight, whether its value was rotated or deleted since.
 func injectedNote(in Injected) string {
 	var notes []string
 	if in.OverridesTeamSecret {
 		notes = append(notes, "overrides team secret")
+	}
+	if in.Binding != nil && !in.Redacted {
+		notes = append(notes, boundTo(in.Binding))
 	}
 	switch in.ValueState {
 	case "rotated":

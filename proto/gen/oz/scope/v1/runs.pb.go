@@ -1733,7 +1733,7 @@ type EndRunRequest struct {
 	Signal int32 `protobuf:"varint,3,opt,name=signal,proto3" json:"signal,omitempty"`
 	// How long the command ran.
 	Duration *durationpb.Duration `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
-	// What the egress proxy did, per host (at most 1000 hosts).
+	// What the egress proxy did, per host (at most 100 hosts, the most active).
 	Egress        []*EgressCount `protobuf:"bytes,5,rep,name=egress,proto3" json:"egress,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
