@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auditevent"
@@ -22,16 +23,25 @@ import (
 // whether it equals the previous value).
 //
 //	secret.create  value_version "1"; sealed "true" when the value arrived
-//	               sealed by the client
+//	               sealed by the client; the binding (below) when bound
 //	secret.update  value_version (after the update); value_changed "true"
 //	               when a value was written (a new value version, whether
 //	               or not it equals the old one: values are never
 //	               compared); sealed; description_changed "true" when the
-//	               description was replaced by a different one
+//	               description was replaced by a different one;
+//	               binding_changed "true" when the binding to hosts was
+//	               replaced by a different one (bound, unbound or other
+//	               hosts or flags); the binding after the update (below)
+//	               when bound, absent when not
 //	secret.delete  value_version (the last one)
 //	secret.rewrap  value_version, kek_id (the key-encryption key the data
 //	               key is wrapped with now): `ozsecretstored keyring rewrap`
 //	request.denied method, code, reason; peer_service when unauthenticated
+//
+// A bound secret's binding (DESIGN §5.6) is metadata, recorded as is:
+// bound_hosts, its host patterns joined by commas (a pattern holds none);
+// allow_query "true" and allow_body "true" when it allows substitution
+// there.
 //
 // Chains: a team secret's events are on its team's chain, which the
 // team's admins read. A personal secret's events are on the system chain
@@ -60,7 +70,26 @@ const (
 	DetailDescriptionChanged = "description_changed" // secret.update: "true"
 	DetailSealed             = "sealed"              // secret.create, secret.update: "true" when the value arrived sealed
 	DetailKEKID              = "kek_id"              // secret.rewrap: the key-encryption key now wrapping the data key
+	DetailBoundHosts         = "bound_hosts"         // secret.create, secret.update: the host patterns of the binding, comma-separated; absent: not bound
+	DetailAllowQuery         = "allow_query"         // secret.create, secret.update: "true" when the binding substitutes in the query string
+	DetailAllowBody          = "allow_body"          // secret.create, secret.update: "true" when the binding substitutes in the body
+	DetailBindingChanged     = "binding_changed"     // secret.update: "true" when the binding was replaced by a different one
 )
+
+// bindingDetails records b, a secret's binding (nil: not bound), in
+// details. It is metadata: hosts and flags, nothing of the value.
+func bindingDetails(details map[string]string, b *hostbind.Binding) {
+	if b == nil {
+		return
+	}
+	details[DetailBoundHosts] = strings.Join(b.Hosts, ",")
+	if b.AllowQuery {
+		details[DetailAllowQuery] = "true"
+	}
+	if b.AllowBody {
+		details[DetailAllowBody] = "true"
+	}
+}
 
 // auditTeam returns the team whose audit chain records events about o's
 // secrets: the team's id for a team, "" (the system chain) for a user.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/idempotency"
 	"github.com/ozsecrets/oz/services/secretstore/keyring"
@@ -130,14 +131,27 @@ type outcome struct {
 	CreateBy        string    `json:"create_by"`
 	UpdateBy        string    `json:"update_by"`
 	Etag            string    `json:"etag"`
+	// Binding is absent when not bound (and in answers kept before
+	// bindings were).
+	Binding *outcomeBinding `json:"binding,omitempty"`
+}
+
+type outcomeBinding struct {
+	Hosts      []string `json:"hosts"`
+	AllowQuery bool     `json:"allow_query,omitempty"`
+	AllowBody  bool     `json:"allow_body,omitempty"`
 }
 
 func encodeOutcome(s *Secret) []byte {
-	b, err := json.Marshal(outcome{
+	o := outcome{
 		Owner: s.Owner.String(), Name: s.Name, Description: s.Description, ValueVersion: s.ValueVersion,
 		CreateTime: s.CreateTime, UpdateTime: s.UpdateTime, ValueUpdateTime: s.ValueUpdateTime,
 		CreateBy: s.CreateBy, UpdateBy: s.UpdateBy, Etag: s.Etag,
-	})
+	}
+	if b := s.Binding; b != nil {
+		o.Binding = &outcomeBinding{Hosts: b.Hosts, AllowQuery: b.AllowQuery, AllowBody: b.AllowBody}
+	}
+	b, err := json.Marshal(o)
 	if err != nil {
 		panic(fmt.Sprintf("secretstore: encode outcome: %v", err)) // strings, numbers and times
 	}
@@ -153,11 +167,15 @@ func decodeOutcome(b []byte) (*Secret, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode the answer an idempotency key holds: %w", err)
 	}
-	return &Secret{
+	sec := &Secret{
 		Owner: owner, Name: o.Name, Description: o.Description, ValueVersion: o.ValueVersion,
 		CreateTime: o.CreateTime, UpdateTime: o.UpdateTime, ValueUpdateTime: o.ValueUpdateTime,
 		CreateBy: o.CreateBy, UpdateBy: o.UpdateBy, Etag: o.Etag,
-	}, nil
+	}
+	if b := o.Binding; b != nil && len(b.Hosts) > 0 {
+		sec.Binding = &hostbind.Binding{Hosts: b.Hosts, AllowQuery: b.AllowQuery, AllowBody: b.AllowBody}
+	}
+	return sec, nil
 }
 
 // The requests as fingerprinted: every field that changes what the write
@@ -170,9 +188,30 @@ func sealedParts(sv *SealedValue) [][]byte {
 	return [][]byte{[]byte("sealed"), []byte(sv.KeyID), sv.Ciphertext}
 }
 
+// bindingParts is a binding as sent, to append last: nothing when there
+// is none, so that a request without one fingerprints as it did before
+// bindings (a key sent again across an upgrade still matches).
+func bindingParts(b *hostbind.Binding) [][]byte {
+	if b == nil {
+		return nil
+	}
+	hosts := make([][]byte, len(b.Hosts))
+	for i, h := range b.Hosts {
+		hosts[i] = []byte(h)
+	}
+	return [][]byte{[]byte("binding"), idempotency.Request(hosts...), flag(b.AllowQuery), flag(b.AllowBody)}
+}
+
+func flag(v bool) []byte {
+	if v {
+		return []byte{1}
+	}
+	return []byte{0}
+}
+
 func (r CreateRequest) fingerprint() []byte {
-	return idempotency.Request(append([][]byte{[]byte(r.Parent), []byte(r.SecretID), []byte(r.Description), r.Value},
-		sealedParts(r.Sealed)...)...)
+	parts := append([][]byte{[]byte(r.Parent), []byte(r.SecretID), []byte(r.Description), r.Value}, sealedParts(r.Sealed)...)
+	return idempotency.Request(append(parts, bindingParts(r.Binding)...)...)
 }
 
 func (r UpdateRequest) fingerprint() []byte {
@@ -180,8 +219,9 @@ func (r UpdateRequest) fingerprint() []byte {
 	for i, path := range r.UpdateMask {
 		mask[i] = []byte(path)
 	}
-	return idempotency.Request(append([][]byte{[]byte(r.Name), []byte(r.Description), r.Value,
-		idempotency.Request(mask...), []byte(r.Etag)}, sealedParts(r.Sealed)...)...)
+	parts := append([][]byte{[]byte(r.Name), []byte(r.Description), r.Value,
+		idempotency.Request(mask...), []byte(r.Etag)}, sealedParts(r.Sealed)...)
+	return idempotency.Request(append(parts, bindingParts(r.Binding)...)...)
 }
 
 func (r DeleteRequest) fingerprint() []byte {

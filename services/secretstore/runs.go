@@ -130,7 +130,8 @@ func ownerIndex(os []Owner, owner string) int {
 }
 
 func runSecret(sec *Secret) runrules.Secret {
-	return runrules.Secret{Owner: sec.Owner.String(), Name: sec.Name, Version: sec.ValueVersion, Created: sec.CreateTime}
+	return runrules.Secret{Owner: sec.Owner.String(), Name: sec.Name, Version: sec.ValueVersion, Created: sec.CreateTime,
+		Binding: cloneBinding(sec.Binding)}
 }
 
 // OpenRunSecrets opens the values of exactly refs, each at the value
@@ -142,7 +143,11 @@ func runSecret(sec *Secret) runrules.Secret {
 // Each secret is read, checked and opened with the additional data of its
 // record's owner, name and value version, so a value opens only as the
 // version named: a secret rotated, deleted or made again since the caller
-// listed it is refused, never opened in its place.
+// listed it is refused, never opened in its place. So is one whose
+// binding to hosts is no longer the ref's Binding (nil: not bound): the
+// run's record says how each secret is injected, and the runner must
+// inject it that way — a secret bound since it was listed must not reach
+// the agent as a plain value.
 //
 // INTERNAL, as RunCandidates: the caller has decided that the run may
 // receive these values. Nothing user-facing may call it.
@@ -151,7 +156,8 @@ func runSecret(sec *Secret) runrules.Secret {
 // than MaxRunSecrets, an owner or name that is not well formed, a version
 // below 1, no creation time, a name twice: each becomes an environment
 // variable), before anything is read; KindFailedPrecondition naming the
-// first secret that is no longer as named, before any value is opened;
+// first secret that is no longer as named (value version, creation time
+// or binding), before any value is opened;
 // anything else is internal.
 func (s *Service) OpenRunSecrets(ctx context.Context, refs []runrules.Secret, use func(values []Plaintext) error) error {
 	owners, err := checkRunSecrets(refs)
@@ -168,6 +174,8 @@ func (s *Service) OpenRunSecrets(ctx context.Context, refs []runrules.Secret, us
 			return errs.E(errs.KindFailedPrecondition, "%s/secrets/%s was deleted since it was listed", ref.Owner, ref.Name)
 		case !runSecret(sec).Same(ref):
 			return errs.E(errs.KindFailedPrecondition, "%s/secrets/%s changed since it was listed (value version %d, listed %d)", ref.Owner, ref.Name, sec.ValueVersion, ref.Version)
+		case !sec.Binding.Equal(ref.Binding):
+			return errs.E(errs.KindFailedPrecondition, "%s/secrets/%s changed since it was listed (its binding to hosts)", ref.Owner, ref.Name)
 		}
 	}
 	values := make([]Plaintext, 0, len(records))

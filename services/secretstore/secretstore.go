@@ -24,9 +24,11 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/internal/idempotency"
@@ -113,6 +115,12 @@ type Secret struct {
 	// conditional updates and deletes.
 	Etag string
 
+	// Binding is the secret's binding to hosts (DESIGN §5.6), validated
+	// and normalised (hostbind.Normalize); nil: not bound. A run receives
+	// a bound secret as a placeholder, and the runner's egress proxy swaps
+	// the value in on requests to these hosts only.
+	Binding *hostbind.Binding
+
 	// Value is the current value version, sealed with additional data
 	// ValueAD(Owner, Name, ValueVersion). Never plaintext.
 	Value keyring.Envelope
@@ -125,6 +133,7 @@ func (s *Secret) ResourceName() string { return s.Owner.String() + "/secrets/" +
 // Clone returns a deep copy of s.
 func (s *Secret) Clone() *Secret {
 	c := *s
+	c.Binding = cloneBinding(s.Binding)
 	c.Value = s.Value.Clone()
 	return &c
 }
@@ -132,7 +141,18 @@ func (s *Secret) Clone() *Secret {
 // metadata returns a copy of s without the sealed value.
 func (s *Secret) metadata() *Secret {
 	c := *s
+	c.Binding = cloneBinding(s.Binding)
 	c.Value = keyring.Envelope{}
+	return &c
+}
+
+// cloneBinding returns a deep copy of b (nil for nil).
+func cloneBinding(b *hostbind.Binding) *hostbind.Binding {
+	if b == nil {
+		return nil
+	}
+	c := *b
+	c.Hosts = slices.Clone(b.Hosts)
 	return &c
 }
 

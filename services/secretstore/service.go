@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	"github.com/ozsecrets/oz/lib/sealwire"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
@@ -112,6 +113,9 @@ type CreateRequest struct {
 	Value       []byte
 	Sealed      *SealedValue // instead of Value: the value sealed on the client
 	Description string
+	// Binding binds the secret to hosts, as the caller sent it
+	// (ValidateBinding); nil, or no hosts: not bound.
+	Binding *hostbind.Binding
 	// IdempotencyKey, when set, names this write for its retries: see
 	// idempotency.go.
 	IdempotencyKey string
@@ -120,10 +124,12 @@ type CreateRequest struct {
 // Create stores a new secret with value version 1. Team secrets: admins of
 // the team. Personal secrets: their owner. Exactly one of Value and Sealed
 // is set; a sealed value is opened (for this owner and name only) and then
-// meets the same rules as a plain one. Returns KindAlreadyExists (field
-// secret_id, naming the existing secret) when the owner has a secret of
-// that name without regard to case. With an IdempotencyKey, the same
-// request sent again answers as the first time (idempotency.go).
+// meets the same rules as a plain one. A bound secret's value must also
+// meet hostbind.ValidateValue (field "value", whether it arrived plain or
+// sealed). Returns KindAlreadyExists (field secret_id, naming the existing
+// secret) when the owner has a secret of that name without regard to
+// case. With an IdempotencyKey, the same request sent again answers as the
+// first time (idempotency.go).
 func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateRequest) (*Secret, error) {
 	if err := checkCaller(p); err != nil {
 		return nil, err
@@ -141,6 +147,10 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateReque
 	if err := s.limits.ValidateDescription("description", req.Description); err != nil {
 		return nil, err
 	}
+	binding, err := ValidateBinding("binding", req.Binding)
+	if err != nil {
+		return nil, err
+	}
 	k, replay, err := s.begin(ctx, p, opCreate, req.IdempotencyKey, req.fingerprint())
 	if err != nil || replay != nil {
 		return s.answer(ctx, replay, err)
@@ -151,6 +161,9 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateReque
 		return nil, err
 	}
 	defer done()
+	if err := checkBoundValue(binding, value); err != nil {
+		return nil, err
+	}
 	const version = 1
 	env, err := s.keys.Seal(value, ValueAD(owner, req.SecretID, version))
 	if err != nil {
@@ -168,12 +181,14 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateReque
 		CreateBy:        p.Name,
 		UpdateBy:        p.Name,
 		Etag:            newEtag(),
+		Binding:         binding,
 		Value:           env,
 	}
 	details := map[string]string{}
 	if req.Sealed != nil {
 		details[DetailSealed] = "true"
 	}
+	bindingDetails(details, binding)
 	ev := secretEvent(ctx, p, now, audit.ActionSecretCreate, sec, details)
 	k.setOutcome(sec.metadata())
 	if err := s.store.Create(k.carry(ctx), sec, ev); err != nil {
@@ -187,7 +202,7 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, req CreateReque
 		return nil, fmt.Errorf("create secret: %w", err)
 	}
 	s.log.InfoContext(ctx, "secret created", "secret", sec.ResourceName(), "value_version", sec.ValueVersion,
-		"sealed", req.Sealed != nil, "by", p.Name)
+		"sealed", req.Sealed != nil, "bound", binding != nil, "by", p.Name)
 	return sec.metadata(), nil
 }
 
@@ -365,9 +380,14 @@ type UpdateRequest struct {
 	Value       []byte
 	Sealed      *SealedValue // instead of Value: the value sealed on the client
 	Description string
+	// Binding is the new binding to hosts, as the caller sent it
+	// (ValidateBinding), when "binding" is in UpdateMask; nil, or no
+	// hosts: no longer bound.
+	Binding *hostbind.Binding
 	// UpdateMask lists the fields to replace: "value" (given as Value or
-	// Sealed), "description" ("*": both). Empty: the fields that are set
-	// (a non-empty Value or a Sealed, a non-empty description).
+	// Sealed), "description", "binding" (replaced whole; "*": all three).
+	// Empty: the fields that are set (a non-empty Value or a Sealed, a
+	// non-empty description, a Binding with hosts).
 	UpdateMask []string
 	Etag       string // when set, the update is refused unless it matches
 	// IdempotencyKey, when set, names this write for its retries: see
@@ -379,13 +399,17 @@ type UpdateRequest struct {
 // value update of the same secret.
 const maxUpdateAttempts = 8
 
-// Update replaces the value and/or the description; name and owner never
-// change. A value change bumps ValueVersion and ValueUpdateTime; any change
-// sets UpdateTime, UpdateBy and a new Etag. Team secrets: admins of the
-// team. Personal secrets: their owner. Returns KindFailedPrecondition
-// ("etag mismatch") when Etag is set and does not match. With an
-// IdempotencyKey, the same request sent again answers as the first time
-// (idempotency.go), even though the etag it names has changed since.
+// Update replaces the value, the description and/or the binding to hosts;
+// name and owner never change. A value change bumps ValueVersion and
+// ValueUpdateTime; any change sets UpdateTime, UpdateBy and a new Etag. A
+// secret bound after the update must hold a value that meets
+// hostbind.ValidateValue (field "value"): the new one, or when only the
+// binding changes, the current one, opened in memory to be checked. Team
+// secrets: admins of the team. Personal secrets: their owner. Returns
+// KindFailedPrecondition ("etag mismatch") when Etag is set and does not
+// match. With an IdempotencyKey, the same request sent again answers as
+// the first time (idempotency.go), even though the etag it names has
+// changed since.
 func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateRequest) (*Secret, error) {
 	if err := checkCaller(p); err != nil {
 		return nil, err
@@ -397,12 +421,18 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 	if err := authorize(p, owner, write, "update"); err != nil {
 		return nil, err
 	}
-	setValue, setDesc, err := updateFields(req)
+	setValue, setDesc, setBinding, err := updateFields(req)
 	if err != nil {
 		return nil, err
 	}
 	if setDesc {
 		if err := s.limits.ValidateDescription("description", req.Description); err != nil {
+			return nil, err
+		}
+	}
+	var binding *hostbind.Binding
+	if setBinding {
+		if binding, err = ValidateBinding("binding", req.Binding); err != nil {
 			return nil, err
 		}
 	}
@@ -422,10 +452,11 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 		defer done()
 	}
 
-	// Value updates of one secret take turns here, so that the version
-	// check below rarely fails within one process; it still guards against
-	// other processes sharing a replicated store.
-	if setValue {
+	// Value and binding updates of one secret take turns here, so that
+	// the check below of what they were decided on rarely fails within
+	// one process; it still guards against other processes sharing a
+	// replicated store.
+	if setValue || setBinding {
 		unlock := s.locks.lock(owner.String() + "\x00" + FoldName(id))
 		defer unlock()
 	}
@@ -436,6 +467,9 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 		}
 		if req.Etag != "" && cur.Etag != req.Etag {
 			return nil, errEtagMismatch()
+		}
+		if err := s.checkUpdatedValue(cur, setValue, setBinding, binding, value); err != nil {
+			return nil, err
 		}
 		// Seal before the store's transaction, so that fn stays pure; fn
 		// checks that the version it was sealed for is still the next one.
@@ -452,10 +486,12 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 				return nil, errEtagMismatch()
 			}
 			details := map[string]string{}
+			// The value was checked against the binding of cur, or the
+			// binding against cur's value: both must still be cur's.
+			if (setValue || setBinding) && (sec.ValueVersion != cur.ValueVersion || !sec.Binding.Equal(cur.Binding)) {
+				return nil, errRaced
+			}
 			if setValue {
-				if sec.ValueVersion != cur.ValueVersion {
-					return nil, errRaced
-				}
 				sec.Value = env
 				sec.ValueVersion++
 				sec.ValueUpdateTime = now
@@ -470,6 +506,13 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 				}
 				sec.Description = req.Description
 			}
+			if setBinding {
+				if !binding.Equal(sec.Binding) {
+					details[DetailBindingChanged] = "true"
+				}
+				sec.Binding = cloneBinding(binding)
+			}
+			bindingDetails(details, sec.Binding)
 			sec.UpdateTime = now
 			sec.UpdateBy = p.Name
 			sec.Etag = etag
@@ -487,12 +530,55 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, req UpdateReque
 			return nil, notFound(err, owner, id)
 		}
 		s.log.InfoContext(ctx, "secret updated", "secret", updated.ResourceName(), "value_changed", setValue,
-			"sealed", setValue && req.Sealed != nil, "description_changed", setDesc, "value_version", updated.ValueVersion, "by", p.Name)
+			"sealed", setValue && req.Sealed != nil, "description_changed", setDesc, "binding_set", setBinding, "bound", updated.Binding != nil,
+			"value_version", updated.ValueVersion, "by", p.Name)
 		return updated.metadata(), nil
 	}
 }
 
-var errRaced = errors.New("value version changed during update")
+var errRaced = errors.New("value version or binding changed during update")
+
+// checkBoundValue checks value, as a secret bound by b (nil: not bound)
+// must hold it. The error names the field "value", however the value
+// arrived, and never holds it.
+func checkBoundValue(b *hostbind.Binding, value []byte) error {
+	if b == nil {
+		return nil
+	}
+	if err := hostbind.ValidateValue(value); err != nil {
+		return errs.Field("value", "%s", err)
+	}
+	return nil
+}
+
+// checkUpdatedValue checks that the secret cur is about to become holds a
+// value it may: when it is bound after the update, the new value (value,
+// when setValue) or else, when the binding is what changes, the current
+// one, opened here and cleared once checked. A value-only update of a
+// bound secret checks the new value against the binding it keeps.
+func (s *Service) checkUpdatedValue(cur *Secret, setValue, setBinding bool, binding *hostbind.Binding, value []byte) error {
+	after := cur.Binding
+	if setBinding {
+		after = binding
+	}
+	switch {
+	case after == nil:
+		return nil
+	case setValue:
+		return checkBoundValue(after, value)
+	case !setBinding:
+		return nil // the value and the binding stay as they are
+	}
+	v, err := s.openValue(cur)
+	if err != nil {
+		return err
+	}
+	defer v.wipe()
+	if err := hostbind.ValidateValue(v.Bytes()); err != nil {
+		return errs.Field("value", "the current value %s: send a new value with the binding", err)
+	}
+	return nil
+}
 
 // valueOf returns the value a request carries: value as is, or
 // sealed_value opened for the secret name of owner; either must meet the
@@ -545,13 +631,19 @@ func validateEtag(etag string) error {
 	return nil
 }
 
-func updateFields(req UpdateRequest) (setValue, setDesc bool, err error) {
+// updateFields decides what an update replaces: the mask's paths, or
+// with no mask, the fields set. Without a mask, a binding with flags but no
+// hosts counts as set, so that ValidateBinding refuses it rather than the
+// flags being dropped unseen.
+func updateFields(req UpdateRequest) (setValue, setDesc, setBinding bool, err error) {
 	if len(req.UpdateMask) == 0 {
 		setValue, setDesc = len(req.Value) > 0 || req.Sealed != nil, req.Description != ""
-		if !setValue && !setDesc {
-			return false, false, errs.Field("update_mask", "nothing to update: set a value (value or sealed_value) or a description, or name the fields to replace in update_mask (value, description)")
+		b := req.Binding
+		setBinding = b != nil && (len(b.Hosts) > 0 || b.AllowQuery || b.AllowBody)
+		if !setValue && !setDesc && !setBinding {
+			return false, false, false, errs.Field("update_mask", "nothing to update: set a value (value or sealed_value), a description or a binding with hosts, or name the fields to replace in update_mask (value, description, binding)")
 		}
-		return setValue, setDesc, nil
+		return setValue, setDesc, setBinding, nil
 	}
 	for i, path := range req.UpdateMask {
 		switch path {
@@ -559,14 +651,16 @@ func updateFields(req UpdateRequest) (setValue, setDesc bool, err error) {
 			setValue = true
 		case "description":
 			setDesc = true
+		case "binding":
+			setBinding = true
 		case "*":
-			setValue, setDesc = true, true
+			setValue, setDesc, setBinding = true, true, true
 		default:
 			// The path is not echoed: it is caller input of unknown content.
-			return false, false, errs.Field("update_mask", "paths[%d] is not an updatable field (allowed: value, description)", i)
+			return false, false, false, errs.Field("update_mask", "paths[%d] is not an updatable field (allowed: value, description, binding)", i)
 		}
 	}
-	return setValue, setDesc, nil
+	return setValue, setDesc, setBinding, nil
 }
 
 // DeleteRequest is the input of Delete.

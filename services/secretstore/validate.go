@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ozsecrets/oz/lib/envname"
+	"github.com/ozsecrets/oz/lib/hostbind"
 	"github.com/ozsecrets/oz/lib/termtext"
 	"github.com/ozsecrets/oz/services/internal/errs"
 )
@@ -96,6 +97,48 @@ func (l Limits) ValidateDescription(field, d string) error {
 		return errs.Field(field, "%s (%s)", termtext.Rule, termtext.Explain(d))
 	}
 	return nil
+}
+
+// maxPatternLen bounds one host pattern as sent, before hostbind reads it:
+// a host name has at most 253 characters, "*." two more. A longer one is
+// refused without being quoted back.
+const maxPatternLen = 255
+
+// maxSentHosts bounds the host patterns a binding may be sent with,
+// duplicates included (hostbind.Normalize drops them, then allows
+// hostbind.MaxHosts), so that a request cannot make the check itself
+// costly.
+const maxSentHosts = 4 * hostbind.MaxHosts
+
+// ValidateBinding checks a binding to hosts as a caller sent it (field
+// names it: "binding") and returns it normalised (hostbind.Normalize):
+// nil when b is nil or has no hosts and no flag (not bound). allow_query
+// or allow_body without hosts is refused rather than read as "not bound":
+// the caller meant a binding. Errors are errs.Field errors for
+// field+".hosts". It does not look at the value: a bound secret's value
+// must also meet hostbind.ValidateValue, which the Service checks.
+func ValidateBinding(field string, b *hostbind.Binding) (*hostbind.Binding, error) {
+	field += ".hosts"
+	switch {
+	case b == nil:
+		return nil, nil
+	case len(b.Hosts) == 0 && (b.AllowQuery || b.AllowBody):
+		return nil, errs.Field(field, "is required with allow_query or allow_body: name the hosts the secret is bound to (none: not bound)")
+	case len(b.Hosts) == 0:
+		return nil, nil
+	case len(b.Hosts) > maxSentHosts:
+		return nil, errs.Field(field, "must list at most %d host patterns (got %d)", hostbind.MaxHosts, len(b.Hosts))
+	}
+	for i, h := range b.Hosts {
+		if len(h) > maxPatternLen {
+			return nil, errs.Field(field, "entry %d: a host pattern is at most %d characters (got %d)", i, maxPatternLen, len(h))
+		}
+	}
+	hosts, err := hostbind.Normalize(b.Hosts)
+	if err != nil {
+		return nil, errs.Field(field, "%s", err)
+	}
+	return &hostbind.Binding{Hosts: hosts, AllowQuery: b.AllowQuery, AllowBody: b.AllowBody}, nil
 }
 
 // ParseName parses a secret's resource name,

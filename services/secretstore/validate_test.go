@@ -3,10 +3,12 @@ package secretstore_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore"
 )
@@ -217,6 +219,64 @@ func TestParseName(t *testing.T) {
 		t.Run(tc.in, func(t *testing.T) {
 			_, _, err := secretstore.ParseName("name", tc.in)
 			wantField(t, err, "name", tc.rule)
+		})
+	}
+}
+
+func TestValidateBinding(t *testing.T) {
+	hosts := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("h%d.example.com", i)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		in   *hostbind.Binding
+		want *hostbind.Binding
+	}{
+		{"Absent", nil, nil},
+		{"Empty", &hostbind.Binding{}, nil},
+		{"Exact", &hostbind.Binding{Hosts: []string{"api.openai.com"}}, &hostbind.Binding{Hosts: []string{"api.openai.com"}}},
+		{"LowerCasedDeduplicatedInOrder",
+			&hostbind.Binding{Hosts: []string{"*.Metabase.example.com", "API.openai.com", "api.openai.com"}, AllowQuery: true},
+			&hostbind.Binding{Hosts: []string{"*.metabase.example.com", "api.openai.com"}, AllowQuery: true}},
+		{"MaxHosts", &hostbind.Binding{Hosts: hosts(hostbind.MaxHosts), AllowBody: true}, &hostbind.Binding{Hosts: hosts(hostbind.MaxHosts), AllowBody: true}},
+		{"DuplicatesBeyondMaxHosts", &hostbind.Binding{Hosts: append(hosts(hostbind.MaxHosts), hosts(5)...)}, &hostbind.Binding{Hosts: hosts(hostbind.MaxHosts)}},
+	} {
+		t.Run("Valid/"+tc.name, func(t *testing.T) {
+			got, err := secretstore.ValidateBinding("binding", tc.in)
+			if err != nil || !got.Equal(tc.want) {
+				t.Fatalf("ValidateBinding: got %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		in   *hostbind.Binding
+		rule string
+	}{
+		{"QueryWithoutHosts", &hostbind.Binding{AllowQuery: true}, "is required with allow_query or allow_body"},
+		{"BodyWithoutHosts", &hostbind.Binding{AllowBody: true}, "is required"},
+		{"EmptyPattern", &hostbind.Binding{Hosts: []string{"api.example.com", ""}}, "must not be empty"},
+		{"OneLabel", &hostbind.Binding{Hosts: []string{"localhost"}}, "at least two labels"},
+		{"WildcardTLD", &hostbind.Binding{Hosts: []string{"*.com"}}, "at least two labels"},
+		{"WildcardInside", &hostbind.Binding{Hosts: []string{"api.*.example.com"}}, "'*' is allowed only as the whole first label"},
+		{"Port", &hostbind.Binding{Hosts: []string{"api.example.com:443"}}, "port"},
+		{"IPv4", &hostbind.Binding{Hosts: []string{"10.0.0.1"}}, "not an IP address"},
+		{"IPv6", &hostbind.Binding{Hosts: []string{"[::1]"}}, "IPv6"},
+		{"TrailingDot", &hostbind.Binding{Hosts: []string{"api.example.com."}}, "must not end with a dot"},
+		{"TooMany", &hostbind.Binding{Hosts: hosts(hostbind.MaxHosts + 1)}, "at most 20 host patterns"},
+		{"FarTooMany", &hostbind.Binding{Hosts: hosts(10000)}, "at most 20 host patterns (got 10000)"},
+		{"LongPatternNotQuoted", &hostbind.Binding{Hosts: []string{strings.Repeat("a", 300) + ".example.com"}}, "entry 0: a host pattern is at most 255 characters"},
+	} {
+		t.Run("Invalid/"+tc.name, func(t *testing.T) {
+			got, err := secretstore.ValidateBinding("binding", tc.in)
+			if got != nil {
+				t.Errorf("got binding %v with the error", got)
+			}
+			wantField(t, err, "binding.hosts", tc.rule)
 		})
 	}
 }

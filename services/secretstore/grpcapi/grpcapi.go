@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 	"github.com/ozsecrets/oz/services/internal/auth"
 	"github.com/ozsecrets/oz/services/internal/idempotency"
@@ -65,6 +66,7 @@ func (s *Server) CreateSecret(ctx context.Context, req *secretsv1.CreateSecretRe
 		Value:          req.GetValue(),
 		Sealed:         sealedFromProto(req.GetSealedValue()),
 		Description:    req.GetDescription(),
+		Binding:        bindingFromProto(req.GetBinding()),
 		IdempotencyKey: key,
 	})
 	if err != nil {
@@ -106,6 +108,7 @@ func (s *Server) UpdateSecret(ctx context.Context, req *secretsv1.UpdateSecretRe
 		Value:          req.GetValue(),
 		Sealed:         sealedFromProto(req.GetSealedValue()),
 		Description:    req.GetDescription(),
+		Binding:        bindingFromProto(req.GetBinding()),
 		UpdateMask:     req.GetUpdateMask().GetPaths(),
 		Etag:           req.GetEtag(),
 		IdempotencyKey: key,
@@ -150,6 +153,17 @@ func sealedFromProto(sv *secretsv1.SealedValue) *secretstore.SealedValue {
 	return &secretstore.SealedValue{KeyID: sv.GetKeyId(), Ciphertext: sv.GetCiphertext()}
 }
 
+// bindingFromProto is a binding as the caller sent it, for the service to
+// validate (secretstore.ValidateBinding): nil when absent or empty, which
+// mean the same (not bound). Unlike hostbind.FromProto it keeps flags
+// sent without hosts, which the service refuses rather than drops.
+func bindingFromProto(b *secretsv1.HostBinding) *hostbind.Binding {
+	if len(b.GetHosts()) == 0 && !b.GetAllowQuery() && !b.GetAllowBody() {
+		return nil
+	}
+	return &hostbind.Binding{Hosts: b.GetHosts(), AllowQuery: b.GetAllowQuery(), AllowBody: b.GetAllowBody()}
+}
+
 // ToProto converts a secret's metadata for the wire. There is no value
 // field to fill.
 func ToProto(s *secretstore.Secret) *secretsv1.Secret {
@@ -173,6 +187,7 @@ func ToProto(s *secretstore.Secret) *secretsv1.Secret {
 		CreateBy:        s.CreateBy,
 		UpdateBy:        s.UpdateBy,
 		Etag:            s.Etag,
+		Binding:         s.Binding.Proto(),
 	}
 }
 

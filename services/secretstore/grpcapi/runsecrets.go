@@ -50,16 +50,20 @@ func (s *RunSecretsServer) ListRunSecrets(ctx context.Context, req *internalapiv
 	if err != nil {
 		return nil, err
 	}
+	// Each ref carries the secret's binding (refwire), which the resolver
+	// passes back to SealRunSecrets.
 	return &internalapiv1.ListRunSecretsResponse{Secrets: refwire.ToProto(secs)}, nil
 }
 
 // SealRunSecrets implements internalapiv1.RunSecretsServiceServer: it
 // seals exactly the secrets named, each at the version named, as one
-// RunEnvironment, with one HPKE encapsulation; FailedPrecondition when one
-// of them changed since it was listed. The response never holds a value
-// in clear. It writes no audit event: the resolver, which decided, records
-// the resolution (run.resolve); a refused call is a request.denied
-// (OnDenied).
+// RunEnvironment, with one HPKE encapsulation: host-bound secrets in its
+// bound, the others in its vars. FailedPrecondition when one of them
+// changed since it was listed, its binding to hosts included (the binding
+// its SecretRef names, as ListRunSecrets gave it). The response never
+// holds a value in clear. It writes no audit event: the resolver, which
+// decided, records the resolution (run.resolve); a refused call is a
+// request.denied (OnDenied).
 func (s *RunSecretsServer) SealRunSecrets(ctx context.Context, req *internalapiv1.SealRunSecretsRequest) (*internalapiv1.SealRunSecretsResponse, error) {
 	// The recipient and the info are checked here, the secrets by
 	// OpenRunSecrets, all before anything is read.
@@ -76,14 +80,15 @@ func (s *RunSecretsServer) SealRunSecrets(ctx context.Context, req *internalapiv
 	if err := runseal.CheckInfo(req.GetInfo()); err != nil {
 		return nil, err
 	}
-	refs := refwire.FromProto(req.GetSecrets())
+	refs := refwire.FromProto(req.GetSecrets()) // bindings included
 	var sealed *scopev1.SealedValues
 	err = s.svc.OpenRunSecrets(ctx, refs, func(values []secretstore.Plaintext) error {
 		vars := make([]runseal.Var, len(values))
 		for i, v := range values {
 			// Shares the plaintext's memory, which OpenRunSecrets zeroes
-			// when this returns.
-			vars[i] = runseal.Var{Name: refs[i].Name, Value: v.Bytes()}
+			// when this returns. The binding is the stored one:
+			// OpenRunSecrets checked that it is the ref's.
+			vars[i] = runseal.Var{Name: refs[i].Name, Value: v.Bytes(), Binding: refs[i].Binding}
 		}
 		var err error
 		sealed, err = runseal.Seal(rcpt, req.GetInfo(), vars)

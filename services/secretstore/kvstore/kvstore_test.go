@@ -738,8 +738,8 @@ func TestEtcdNamespaces(t *testing.T) {
 }
 
 // testRecordFormats: a secret is stored as a protobuf record; one stored
-// as JSON (every store written before) reads the same, and is protobuf
-// once it changes.
+// as JSON (every store written before) reads the same, unbound, and is
+// protobuf once it changes.
 func testRecordFormats(t *testing.T, b backend) {
 	raw := b.newPlace(t).open(t)
 	s := openKV(t, raw)
@@ -776,6 +776,9 @@ func testRecordFormats(t *testing.T, b backend) {
 	}
 	if d := storetest.Diff(got, old); d != "" {
 		t.Errorf("a JSON record read back: %s", d)
+	}
+	if got.Binding != nil {
+		t.Errorf("a JSON record read back bound to %v, want unbound (bindings came after JSON records)", got.Binding)
 	}
 	listed, err := s.List(ctx, old.Owner, "", 10)
 	if err != nil || len(listed) != 2 {

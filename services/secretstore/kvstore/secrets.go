@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	storagev1 "github.com/ozsecrets/oz/proto/gen/oz/storage/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
@@ -55,6 +56,7 @@ func encode(s *secretstore.Secret) ([]byte, error) {
 		CreateBy:        s.CreateBy,
 		UpdateBy:        s.UpdateBy,
 		Etag:            s.Etag,
+		Binding:         bindingRecord(s.Binding),
 		KekId:           s.Value.KEKID,
 		WrappedKey:      s.Value.WrappedKey,
 		Ciphertext:      s.Value.Ciphertext,
@@ -90,12 +92,31 @@ func decode(data []byte) (*secretstore.Secret, error) {
 		CreateBy:        r.GetCreateBy(),
 		UpdateBy:        r.GetUpdateBy(),
 		Etag:            r.GetEtag(),
+		Binding:         fromBindingRecord(r.GetBinding()),
 		// Unmarshal copies bytes fields: nothing here aliases data.
 		Value: keyring.Envelope{KEKID: r.GetKekId(), WrappedKey: r.GetWrappedKey(), Ciphertext: r.GetCiphertext()},
 	}, nil
 }
 
-// decodeJSON parses a record stored as JSON.
+// bindingRecord is b as a record keeps it: absent when not bound.
+func bindingRecord(b *hostbind.Binding) *storagev1.HostBinding {
+	if b == nil {
+		return nil
+	}
+	return &storagev1.HostBinding{Hosts: b.Hosts, AllowQuery: b.AllowQuery, AllowBody: b.AllowBody}
+}
+
+// fromBindingRecord is the inverse of bindingRecord: nil (not bound) when
+// absent or without hosts.
+func fromBindingRecord(r *storagev1.HostBinding) *hostbind.Binding {
+	if len(r.GetHosts()) == 0 {
+		return nil
+	}
+	return &hostbind.Binding{Hosts: r.GetHosts(), AllowQuery: r.GetAllowQuery(), AllowBody: r.GetAllowBody()}
+}
+
+// decodeJSON parses a record stored as JSON: never bound (bindings came
+// after records were protobuf).
 func decodeJSON(data []byte) (*secretstore.Secret, error) {
 	var r jsonRecord
 	if err := json.Unmarshal(data, &r); err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	"github.com/ozsecrets/oz/lib/sealwire"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
@@ -74,14 +75,18 @@ func CheckInfo(info []byte) error {
 	return nil
 }
 
-// Var is one environment variable of a run: a secret's name and value.
+// Var is one environment variable of a run: a secret's name and value,
+// and its binding to hosts (nil: not bound).
 type Var struct {
-	Name  string
-	Value []byte
+	Name    string
+	Value   []byte
+	Binding *hostbind.Binding
 }
 
-// Seal seals vars, as a RunEnvironment sorted by name, to r under info,
-// with one HPKE encapsulation. It keeps no reference to the values, and
+// Seal seals vars, as a RunEnvironment, to r under info, with one HPKE
+// encapsulation: the vars bound to hosts in its bound, the others in its
+// vars, each sorted by name. A runner that does not know of bindings reads
+// only vars, so a bound value never reaches an agent as a plain variable. It keeps no reference to the values, and
 // the only copy of them it makes, the serialized plaintext, is zeroed once
 // sealed (best effort: see below); the caller zeroes its own. A recipient
 // key that cannot be encapsulated to (an X25519 key of low order, which
@@ -91,11 +96,17 @@ func Seal(r Recipient, info []byte, vars []Var) (*scopev1.SealedValues, error) {
 	if r.pk == nil {
 		return nil, fmt.Errorf("runseal: zero Recipient")
 	}
-	env := &scopev1.RunEnvironment{Vars: make([]*scopev1.EnvVar, len(vars))}
-	for i, v := range vars {
-		env.Vars[i] = &scopev1.EnvVar{Name: v.Name, Value: v.Value} // shares the caller's memory
+	env := &scopev1.RunEnvironment{}
+	for _, v := range vars {
+		// The values share the caller's memory.
+		if v.Binding != nil {
+			env.Bound = append(env.Bound, &scopev1.BoundVar{Name: v.Name, Value: v.Value, Binding: v.Binding.Proto()})
+		} else {
+			env.Vars = append(env.Vars, &scopev1.EnvVar{Name: v.Name, Value: v.Value})
+		}
 	}
 	slices.SortFunc(env.Vars, func(a, b *scopev1.EnvVar) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(env.Bound, func(a, b *scopev1.BoundVar) int { return strings.Compare(a.Name, b.Name) })
 
 	// Serialize into a buffer of the exact size, so that no grown-out-of
 	// copy is left behind, and zero it once sealed. Best effort: the

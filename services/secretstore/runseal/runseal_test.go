@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 	"github.com/ozsecrets/oz/services/internal/errs"
 	"github.com/ozsecrets/oz/services/secretstore/runseal"
@@ -94,6 +95,50 @@ func TestSealOpenEveryKEM(t *testing.T) {
 				t.Fatal("Open with another key: got nil error")
 			}
 		})
+	}
+}
+
+// TestSealBound: a var bound to hosts is sealed into the environment's
+// bound, with its binding, never into vars (which a runner unaware of
+// bindings would hand the agent); each list is sorted by name.
+func TestSealBound(t *testing.T) {
+	priv := generate(t, 0x0020)
+	r, err := runseal.ParseRecipient(0x0020, priv.PublicKey().Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	openai := &hostbind.Binding{Hosts: []string{"api.openai.com"}}
+	metabase := &hostbind.Binding{Hosts: []string{"*.metabase.example.com", "metabase.example.com"}, AllowQuery: true, AllowBody: true}
+	sealed, err := runseal.Seal(r, []byte(info), []runseal.Var{
+		{Name: "ZED", Value: []byte("z-" + canary)},
+		{Name: "OPENAI_API_KEY", Value: []byte("o-" + canary), Binding: openai},
+		{Name: "ALPHA", Value: []byte("a-" + canary)},
+		{Name: "METABASE_KEY", Value: []byte("m-" + canary), Binding: metabase},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), []byte(info), sealed.GetCiphertext())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env scopev1.RunEnvironment
+	if err := proto.Unmarshal(pt, &env); err != nil {
+		t.Fatal(err)
+	}
+	var vars []string
+	for _, v := range env.GetVars() {
+		vars = append(vars, v.GetName()+"="+string(v.GetValue()))
+	}
+	if want := []string{"ALPHA=a-" + canary, "ZED=z-" + canary}; !slices.Equal(vars, want) {
+		t.Errorf("vars: got %v, want %v", vars, want)
+	}
+	want := []*scopev1.BoundVar{
+		{Name: "METABASE_KEY", Value: []byte("m-" + canary), Binding: metabase.Proto()},
+		{Name: "OPENAI_API_KEY", Value: []byte("o-" + canary), Binding: openai.Proto()},
+	}
+	if got := env.GetBound(); !slices.EqualFunc(got, want, func(a, b *scopev1.BoundVar) bool { return proto.Equal(a, b) }) {
+		t.Errorf("bound: got %v, want %v", got, want)
 	}
 }
 

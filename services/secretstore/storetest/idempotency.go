@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/auth"
@@ -26,7 +27,7 @@ func RunIdempotency(t *testing.T, open func(t *testing.T) secretstore.Store) {
 		testIdemCreateAgain, testIdemWithoutKeyDuplicates, testIdemOtherRequest, testIdemOtherValue,
 		testIdemScopedToCaller, testIdemScopedToMethod, testIdemUpdateAgain, testIdemDeleteAgain,
 		testIdemConcurrent, testIdemRaceLost, testIdemRefusedNotRemembered, testIdemExpires, testIdemBadKey,
-		testIdemKeyringRotated,
+		testIdemKeyringRotated, testIdemBinding,
 	)
 }
 
@@ -415,4 +416,59 @@ func testIdemKeyringRotated(t *testing.T, e *idemEnv) {
 	}
 	_, err = e.svc.Create(ctx, idemAdmin, createReq("API_KEY", "v2", "key-1"))
 	wantField(t, "another value after a rotation", err)
+}
+
+// testIdemBinding: the binding is part of the request, and of the answer
+// given again: the same key with another binding (or none) is another
+// request, for a create and for an update.
+func testIdemBinding(t *testing.T, e *idemEnv) {
+	ctx := context.Background()
+	const value = "a value long enough to bind"
+	req := createReq("API_KEY", value, "key-1")
+	req.Binding = &hostbind.Binding{Hosts: []string{"api.example.com"}}
+	first, err := e.svc.Create(ctx, idemAdmin, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.svc.Create(ctx, idemAdmin, req)
+	if err != nil {
+		t.Fatalf("create sent again with its key: %v", err)
+	}
+	if d := Diff(again, first); d != "" || again.Binding == nil {
+		t.Errorf("create sent again: %s (binding %v)", d, again.Binding)
+	}
+	for name, b := range map[string]*hostbind.Binding{
+		"OtherHost":  {Hosts: []string{"other.example.com"}},
+		"OtherFlag":  {Hosts: []string{"api.example.com"}, AllowQuery: true},
+		"NoBinding":  nil,
+		"OtherOrder": {Hosts: []string{"api.example.com", "b.example.com"}},
+	} {
+		other := createReq("API_KEY", value, "key-1")
+		other.Binding = b
+		_, err := e.svc.Create(ctx, idemAdmin, other)
+		wantField(t, "the key of a create sent with another binding: "+name, err)
+	}
+
+	upd := secretstore.UpdateRequest{Name: "teams/acme/secrets/API_KEY", UpdateMask: []string{"binding"},
+		Binding: &hostbind.Binding{Hosts: []string{"*.example.com"}, AllowBody: true}, IdempotencyKey: "upd-1"}
+	firstUpd, err := e.svc.Update(ctx, idemAdmin, upd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	againUpd, err := e.svc.Update(ctx, idemAdmin, upd)
+	if err != nil {
+		t.Fatalf("update sent again with its key: %v", err)
+	}
+	if d := Diff(againUpd, firstUpd); d != "" {
+		t.Errorf("update sent again: %s", d)
+	}
+	upd.Binding = nil
+	_, err = e.svc.Update(ctx, idemAdmin, upd)
+	wantField(t, "the key of an update sent with another binding", err)
+	if got := mustGet(t, e.store, acme, "API_KEY"); !got.Binding.Equal(firstUpd.Binding) || got.Etag != firstUpd.Etag {
+		t.Errorf("stored: binding %v etag %q, want %v and %q", got.Binding, got.Etag, firstUpd.Binding, firstUpd.Etag)
+	}
+	if n := e.events(t, audit.ActionSecretUpdate); n != 1 {
+		t.Errorf("secret.update events: got %d, want 1", n)
+	}
 }

@@ -28,6 +28,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
 	"github.com/ozsecrets/oz/services/internal/errs"
@@ -45,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) secretstore.Store) {
 		testConcurrentUpdates, testConcurrentMixed, testCopies, testCanceled, testScan,
 		testListOwners, testEventsWithChanges, testEventsOnlyWithChanges,
 		testInvalidEventAbortsChange, testRecord, testOutboxAck, testConcurrentEvents,
+		testBinding,
 	)
 }
 
@@ -115,6 +117,9 @@ func Diff(got, want *secretstore.Secret) string {
 	}
 	if got.Etag != want.Etag {
 		add("Etag", got.Etag, want.Etag)
+	}
+	if !got.Binding.Equal(want.Binding) {
+		add("Binding", got.Binding, want.Binding)
 	}
 	if got.Value.KEKID != want.Value.KEKID {
 		add("Value.KEKID", got.Value.KEKID, want.Value.KEKID)
@@ -816,5 +821,79 @@ func testListOwners(t *testing.T, s secretstore.Store) {
 	cancel()
 	if _, err := ol.ListOwners(cctx, []secretstore.Owner{acme}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("ListOwners with a canceled context: got %v, want context.Canceled", err)
+	}
+}
+
+// testBinding: a secret's binding to hosts is kept as given, read back by
+// every read, replaced and removed by Update, and never shared with a
+// record handed in or out.
+func testBinding(t *testing.T, s secretstore.Store) {
+	ctx := context.Background()
+	bound := NewSecret(acme, "BOUND")
+	bound.Binding = &hostbind.Binding{Hosts: []string{"api.openai.com", "*.metabase.example.com"}, AllowBody: true}
+	want := bound.Clone()
+	if err := create(ctx, s, bound); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, s, NewSecret(acme, "PLAIN"))
+	bound.Binding.Hosts[0] = "mutated.example.com" // the store kept its own copy
+
+	if d := Diff(mustGet(t, s, acme, "BOUND"), want); d != "" {
+		t.Errorf("Get: %s", d)
+	}
+	if got := mustGet(t, s, acme, "PLAIN"); got.Binding != nil {
+		t.Errorf("Get of a secret created unbound: binding %v, want none", got.Binding)
+	}
+	page, err := s.List(ctx, acme, "", 10)
+	if err != nil || len(page) != 2 {
+		t.Fatalf("List: %d secrets, %v; want 2", len(page), err)
+	}
+	if d := Diff(page[0], want); d != "" {
+		t.Errorf("List: %s", d)
+	}
+	if ol, ok := s.(secretstore.OwnersLister); ok {
+		all, err := ol.ListOwners(ctx, []secretstore.Owner{acme})
+		if err != nil || len(all) != 2 {
+			t.Fatalf("ListOwners: %d secrets, %v; want 2", len(all), err)
+		}
+		if d := Diff(all[0], want); d != "" {
+			t.Errorf("ListOwners: %s", d)
+		}
+	}
+	if mg, ok := s.(secretstore.ManyGetter); ok {
+		got, err := mg.GetMany(ctx, []secretstore.Owner{acme, acme}, []string{"BOUND", "PLAIN"})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("GetMany: %v, %v", got, err)
+		}
+		if d := Diff(got[0], want); d != "" || got[1].Binding != nil {
+			t.Errorf("GetMany: %s; unbound one's binding %v", d, got[1].Binding)
+		}
+	}
+	mustGet(t, s, acme, "BOUND").Binding.Hosts[0] = "mutated.example.com"
+
+	other := &hostbind.Binding{Hosts: []string{"api.example.com"}, AllowQuery: true}
+	got, err := update(ctx, s, acme, "BOUND", func(sec *secretstore.Secret) error {
+		sec.Binding = other
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Binding = other
+	if d := Diff(got, want); d != "" {
+		t.Errorf("Update result: %s", d)
+	}
+	got.Binding.Hosts[0] = "mutated.example.com"
+	if d := Diff(mustGet(t, s, acme, "BOUND"), want); d != "" {
+		t.Errorf("Get after the binding changed: %s", d)
+	}
+	if _, err := update(ctx, s, acme, "BOUND", func(sec *secretstore.Secret) error {
+		sec.Binding = nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, acme, "BOUND"); got.Binding != nil {
+		t.Errorf("Get after unbinding: binding %v, want none", got.Binding)
 	}
 }
