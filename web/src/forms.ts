@@ -102,6 +102,20 @@ export function showError(f: HTMLElement, e: unknown): void {
   }
 }
 
+/**
+ * fieldError shows messages in the error slot of input (none: clears it),
+ * outside a submit: for a check made as the person types, before anything
+ * is sent.
+ */
+export function fieldError(input: HTMLElement, messages: string[]): void {
+  const slot = document.getElementById(input.id + "-error");
+  if (!slot) return;
+  replace(slot, messages.join("; "));
+  slot.hidden = messages.length === 0;
+  if (messages.length > 0) input.setAttribute("aria-invalid", "true");
+  else input.removeAttribute("aria-invalid");
+}
+
 // The side pane: one at a time, on the right, over the page.
 
 let paneCloser: (() => void) | null = null;

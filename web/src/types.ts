@@ -28,6 +28,19 @@ export interface Secret {
   createBy: string;
   updateBy: string;
   etag: string;
+  /** Absent when the secret is not bound to hosts. */
+  binding?: HostBinding | null;
+}
+
+/**
+ * HostBinding binds a secret to hosts (DESIGN §5.6): in a run the agent
+ * gets a placeholder, and the runner's egress proxy puts the value into
+ * requests to these hosts only.
+ */
+export interface HostBinding {
+  hosts?: string[];
+  allowQuery?: boolean;
+  allowBody?: boolean;
 }
 
 export interface Agent {
@@ -71,6 +84,8 @@ export interface InjectedSecret {
   redacted: boolean;
   /** For a run in flight: INJECTED_VALUE_STATE_CURRENT | _ROTATED | _DELETED. */
   valueState?: string;
+  /** Set when the run got a placeholder and its egress proxy the value. */
+  binding?: HostBinding | null;
 }
 
 export interface UnresolvedReference {
@@ -104,6 +119,14 @@ export interface RunEnd {
   exitCode: number;
   signal: number;
   duration?: string | null; // "12.5s"
+  /** What the run's egress proxy did, per host. */
+  egress?: EgressCount[];
+}
+
+export interface EgressCount {
+  host: string;
+  substitutions?: string; // int64
+  denials?: string; // int64
 }
 
 /** StartedRun is StartRun's answer: the ticket is shown only here. */

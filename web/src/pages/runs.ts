@@ -6,9 +6,10 @@
 import { ApiError, call, listAll, seg } from "../api";
 import { badge, enumLabel, h, replace, table, time } from "../dom";
 import { field, form, openPane, openPaneWith, splitNames } from "../forms";
+import { bindingText } from "../hostbind";
 import { onceField, onceWarning } from "../once";
 import { session } from "../session";
-import type { Agent, Environment, Explanation, Run, RunContext, StartedRun, UnresolvedReference } from "../types";
+import type { Agent, EgressCount, Environment, Explanation, InjectedSecret, Run, RunContext, StartedRun, UnresolvedReference } from "../types";
 import { policyOf } from "./agents";
 import type { Ctx } from "./page";
 import { knownSecretNames } from "./refs";
@@ -212,7 +213,7 @@ export async function renderRun(main: HTMLElement, ctx: Ctx, runId: string): Pro
         h("td", null, s.redacted ? "" : s.owner),
         h("td", { class: "num" }, s.redacted ? "" : "v" + s.valueVersion),
         h("td", { class: "value-state" }, vs ? badge(vs[0], vs[1]) : ""),
-        h("td", null, s.overridesTeamSecret ? "overrides the team secret of the same name" : ""),
+        h("td", { class: "notes" }, injectedNotes(s)),
       );
     }),
     "Nothing was injected.",
@@ -253,6 +254,42 @@ export async function renderRun(main: HTMLElement, ctx: Ctx, runId: string): Pro
     injected,
     h("h2", null, "Unresolved references"),
     unresolvedTable("unresolved", r.unresolved ?? []),
+    (r.end?.egress ?? []).length > 0 ? [h("h2", null, "Egress"), egressTable(r.end!.egress!)] : null,
+  );
+}
+
+/** injectedNotes says what else is true of an injected secret: an override, a binding. */
+function injectedNotes(s: InjectedSecret): HTMLElement[] {
+  const out: HTMLElement[] = [];
+  if (s.overridesTeamSecret) out.push(h("span", null, "overrides the team secret of the same name"));
+  const bound = bindingText(s.binding);
+  if (bound) {
+    out.push(
+      h(
+        "span",
+        { class: "bound", title: "The agent got a placeholder; the runner's egress proxy put the value into requests to these hosts only" },
+        (out.length > 0 ? "; " : "") + "bound to " + bound,
+      ),
+    );
+  }
+  return out;
+}
+
+/** egressTable is what the run's egress proxy did, per host, as the runner reported it. */
+function egressTable(counts: EgressCount[]): HTMLElement {
+  return table(
+    "egress",
+    ["Host", "Substitutions", "Refused"],
+    counts.map((c) =>
+      h(
+        "tr",
+        { "data-host": c.host },
+        h("td", { class: "name" }, h("code", null, c.host)),
+        h("td", { class: "num" }, c.substitutions ?? "0"),
+        h("td", { class: "num" }, c.denials && c.denials !== "0" ? badge(c.denials, "warn") : "0"),
+      ),
+    ),
+    "",
   );
 }
 

@@ -1,14 +1,16 @@
 // Secrets: the team's and the caller's personal secrets (metadata only:
-// values are write-only), with add, rotate value, edit description and
-// delete. Values are sealed in the browser before they are sent.
+// values are write-only), with add, rotate value, edit description, edit
+// the binding to hosts and delete. Values are sealed in the browser before
+// they are sent.
 
 import { ApiError, call, listAll, seg } from "../api";
 import { type Child, badge, enumLabel, h, replace, table, time } from "../dom";
-import { closePane, confirm, field, form, openPane } from "../forms";
+import { closePane, confirm, field, fieldError, form, openPane } from "../forms";
+import { HOSTS_FIELD, MIN_VALUE_LEN, bindingText, normalizeHosts, readBinding, splitHosts, valueError } from "../hostbind";
 import { chooseKey, seal, sealInfo } from "../seal";
 import { session } from "../session";
 import { flash, takeFlash } from "../status";
-import type { Run, SealedValue, SealingKey, Secret } from "../types";
+import type { HostBinding, Run, SealedValue, SealingKey, Secret } from "../types";
 import type { Ctx } from "./page";
 
 export const SEALING_NOTE = "The value is encrypted in your browser before it is sent to the server.";
@@ -42,7 +44,7 @@ export async function renderSecrets(main: HTMLElement, ctx: Ctx): Promise<void> 
       "Values are write-only: nobody can read one back, here or anywhere else.",
     ),
     takeFlash(),
-    table("secrets", ["Name", "Scope", "Description", "Last updated", ""], rows, "No secrets yet."),
+    table("secrets", ["Name", "Scope", "Description", "Bound to", "Last updated", ""], rows, "No secrets yet."),
   );
 }
 
@@ -57,6 +59,7 @@ function secretRow(s: Secret, ctx: Ctx): HTMLTableRowElement {
     ? [
         h("button", { type: "button", class: "small", "data-action": "rotate", "aria-label": `Rotate the value of ${s.secretId}`, onclick: () => openRotatePane(s, ctx) }, "Rotate value"),
         h("button", { type: "button", class: "small", "data-action": "describe", "aria-label": `Edit the description of ${s.secretId}`, onclick: () => openDescribePane(s, ctx) }, "Edit description"),
+        h("button", { type: "button", class: "small", "data-action": "bind", "aria-label": `Edit the hosts ${s.secretId} is bound to`, onclick: () => openBindingPane(s, ctx) }, "Edit binding"),
         h("button", { type: "button", class: "small danger", "data-action": "delete", "aria-label": `Delete ${s.secretId}`, onclick: () => confirmDelete(s, ctx) }, "Delete"),
       ]
     : [];
@@ -71,6 +74,7 @@ function secretRow(s: Secret, ctx: Ctx): HTMLTableRowElement {
     h("td", { class: "name" }, h("code", null, s.secretId)),
     h("td", null, badge(scope, scope)),
     h("td", { class: "description" }, s.description),
+    boundCell(s.binding),
     h(
       "td",
       { class: "updated" },
@@ -80,6 +84,63 @@ function secretRow(s: Secret, ctx: Ctx): HTMLTableRowElement {
     h("td", { class: "actions" }, actions),
   );
 }
+
+/** boundCell lists the hosts a secret is bound to, or "—" when it is not bound. */
+function boundCell(b: HostBinding | null | undefined): HTMLTableCellElement {
+  const hosts = b?.hosts ?? [];
+  if (hosts.length === 0) return h("td", { class: "bound" }, "—");
+  const also = [b?.allowQuery ? "query string" : "", b?.allowBody ? "request body" : ""].filter((x) => x !== "");
+  return h(
+    "td",
+    { class: "bound", "data-hosts": hosts.join(" ") },
+    h("ul", { class: "kv" }, hosts.map((x) => h("li", null, h("code", null, x)))),
+    also.length > 0 ? h("span", { class: "sub" }, "also in the " + also.join(" and ")) : null,
+  );
+}
+
+/**
+ * bindingInputs are the host patterns a secret is bound to (one per line;
+ * commas and spaces also separate) and the two places besides headers
+ * where the proxy may put the value, which apply only with hosts. Patterns
+ * are checked when the field is left, with the secret store's rules
+ * (hostbind.ts), and again on submit, before anything is sent.
+ */
+function bindingInputs(id: string, current: HostBinding | null | undefined, hint: Child) {
+  const hosts = field({
+    id: id + "-hosts",
+    label: "Bound to hosts",
+    fields: [HOSTS_FIELD, "binding"],
+    hint,
+    input: h("textarea", { rows: 3, autocomplete: "off", spellcheck: "false", autocapitalize: "off", class: "mono" }),
+  });
+  hosts.input.value = (current?.hosts ?? []).join("\n");
+  const box = (where: string, label: string, checked: boolean) => {
+    const input = h("input", { type: "checkbox", id: `${id}-allow-${where}`, checked });
+    return { input, label: h("label", { class: "radio" }, input, " ", label) };
+  };
+  const query = box("query", "Also in the query string", !!current?.allowQuery);
+  const body = box("body", "Also in the request body", !!current?.allowBody);
+  const where = h(
+    "fieldset",
+    { class: "field", id: id + "-where" },
+    h("legend", null, "Where the value is put"),
+    query.label,
+    body.label,
+    h("p", { class: "hint" }, "Always in request headers (Authorization, other headers, user:password in the URL). Only with hosts."),
+  );
+  // The checkboxes mean nothing without hosts: disabled, they say so.
+  const sync = () => {
+    const none = splitHosts(hosts.input.value).length === 0;
+    query.input.disabled = none;
+    body.input.disabled = none;
+  };
+  hosts.input.addEventListener("input", sync);
+  hosts.input.addEventListener("change", () => fieldError(hosts.input, normalizeHosts(hosts.input.value).errors));
+  sync();
+  return { rows: [hosts.row, where], read: () => readBinding(hosts.input.value, query.input.checked, body.input.checked) };
+}
+
+const PATTERN_HINT = "One pattern per line (commas also separate): api.example.com is that host only; *.example.com is any host under example.com, not example.com itself.";
 
 /** valueInputs is the Value textarea, with a file picker for keys and JSON. */
 function valueInputs(id: string) {
@@ -144,17 +205,29 @@ function openAddPane(ctx: Ctx): void {
     h("p", { class: "field-error", id: "secret-scope-error", role: "alert", hidden: true }),
   );
 
+  const binding = bindingInputs("secret", null, [
+    "Optional. ",
+    PATTERN_HINT,
+    ` A run's agent then gets a placeholder instead of the value, and the runner's egress proxy puts the value into HTTPS requests to these hosts only. A bound value is at least ${MIN_VALUE_LEN} bytes on one line.`,
+  ]);
+
   const f = form(
     "add-secret-form",
     async (f) => {
       const id = name.input.value.trim();
       const team = (f.querySelector<HTMLInputElement>("input[name=scope]:checked")?.value ?? "personal") === "team";
       const owner = team ? "teams/" + ctx.team : session.personalOwner();
-      const sealedValue = await sealFor(owner, id, await value.read());
+      // Checked before the value is sealed: a bad pattern sends nothing.
+      const bound = binding.read();
+      const plain = await value.read();
+      const bad = bound ? valueError(plain) : null;
+      if (bad) throw new ApiError(0, 3, "The value cannot be bound to hosts.", [{ field: "value", description: bad }]);
+      const sealedValue = await sealFor(owner, id, plain);
       await call("POST", `/v1/${owner}/secrets`, {
         secretId: id,
         sealedValue,
         description: description.input.value,
+        binding: bound ?? undefined,
       });
       flash(`Secret ${id} added.`);
       closePane();
@@ -163,6 +236,7 @@ function openAddPane(ctx: Ctx): void {
     name.row,
     value.rows,
     description.row,
+    binding.rows,
     scope,
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "add-secret-submit" }, "Add secret")),
   );
@@ -210,6 +284,44 @@ function openDescribePane(s: Secret, ctx: Ctx): void {
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "describe-submit" }, "Save")),
   );
   openPane(`Edit ${s.secretId}`, f);
+}
+
+/**
+ * openBindingPane edits the hosts s is bound to, replacing the binding
+ * whole; with no hosts left, s is no longer bound. The change applies to
+ * runs started from then on.
+ */
+function openBindingPane(s: Secret, ctx: Ctx): void {
+  const binding = bindingInputs("binding", s.binding, [
+    PATTERN_HINT,
+    " Clear every host to unbind the secret: runs then receive its value itself.",
+  ]);
+  const f = form(
+    "binding-form",
+    async () => {
+      const bound = binding.read();
+      await call("PATCH", `/v1/${s.name}`, {
+        binding: bound ?? undefined,
+        updateMask: "binding",
+        etag: s.etag,
+      });
+      flash(
+        bound
+          ? `${s.secretId} is bound to ${bindingText(bound)}.`
+          : `${s.secretId} is no longer bound to hosts: runs started from now on receive its value.`,
+      );
+      closePane();
+      ctx.refresh();
+    },
+    h(
+      "p",
+      null,
+      "In a run, the agent gets a placeholder instead of the value, and the runner's egress proxy puts the value into HTTPS requests to these hosts only; a request that carries the placeholder anywhere else is refused. Runs in flight keep the binding they started with.",
+    ),
+    binding.rows,
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "binding-submit" }, "Save binding")),
+  );
+  openPane(`Bind ${s.secretId} to hosts`, f);
 }
 
 function confirmDelete(s: Secret, ctx: Ctx): void {
