@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ozsecrets/oz/e2e/harness"
 )
@@ -20,9 +21,10 @@ const (
 	canaryPersonal = "canary-personal-value-51d2e8"
 	canaryRotated  = "canary-rotated-value-c0ffee"
 	canaryREST     = "canary-rest-value-8b1e44"
+	canaryBindCLI  = "canary-bound-value-a91c07"
 )
 
-var canaries = []string{canaryTeam, canaryPersonal, canaryRotated, canaryREST}
+var canaries = []string{canaryTeam, canaryPersonal, canaryRotated, canaryREST, canaryBindCLI}
 
 // listed is the JSON the CLI prints for `oz secret list --output json`.
 type listed struct {
@@ -31,6 +33,11 @@ type listed struct {
 	Description  string `json:"description"`
 	ValueVersion int64  `json:"value_version"`
 	UpdatedAt    string `json:"updated_at"`
+	Binding      *struct {
+		Hosts      []string `json:"hosts"`
+		AllowQuery bool     `json:"allow_query"`
+		AllowBody  bool     `json:"allow_body"`
+	} `json:"binding"`
 }
 
 func listSecrets(t *testing.T, tm team, token string) map[string]listed {
@@ -126,6 +133,98 @@ func TestCLIWalkthrough(t *testing.T) {
 	// whoami names the caller.
 	if res := ozOK(t, sys, tm.alice, "", "whoami"); !strings.Contains(res.Stdout, "alice") {
 		t.Errorf("whoami: got %q, want it to name alice", res.Stdout)
+	}
+	assertNoCanary(t, sys)
+}
+
+// TestCLIHostBinding binds a secret to hosts with the CLI, through the
+// gateway to the secretstore: create with --bind-host, update with
+// --unbind-host and --bind-query, the binding in the list's table and
+// JSON, the changes in the team's audit log (hosts, never the value), and
+// --no-bind.
+func TestCLIHostBinding(t *testing.T) {
+	sys := startSystem(t)
+	tm := newTeam(t, sys)
+
+	ozOK(t, sys, tm.alice, canaryBindCLI+"\n", "secret", "create", "--team",
+		"--bind-host", "api.example.com", "--bind-host", "*.Metabase.example.com", "API_KEY")
+	s := listSecrets(t, tm, tm.alice)["team/API_KEY"]
+	if s.Binding == nil || strings.Join(s.Binding.Hosts, ",") != "api.example.com,*.metabase.example.com" || s.Binding.AllowQuery {
+		t.Fatalf("after create: got binding %+v, want api.example.com,*.metabase.example.com (normalised), headers only", s.Binding)
+	}
+
+	res := ozOK(t, sys, tm.alice, "", "secret", "update", "--team", "--unbind-host", "api.example.com", "--bind-query", "API_KEY")
+	if strings.Contains(res.Stderr, "no longer bound") {
+		t.Errorf("update: stderr %q says unbound, want still bound", res.Stderr)
+	}
+	s = listSecrets(t, tm, tm.alice)["team/API_KEY"]
+	if s.Binding == nil || strings.Join(s.Binding.Hosts, ",") != "*.metabase.example.com" || !s.Binding.AllowQuery {
+		t.Errorf("after update: got binding %+v, want *.metabase.example.com with allow_query", s.Binding)
+	}
+	if s.ValueVersion != 1 {
+		t.Errorf("after a binding update: got value version %d, want 1 (the value did not change)", s.ValueVersion)
+	}
+
+	// A member sees the binding too; a secret not bound has none.
+	ozOK(t, sys, tm.alice, canaryTeam+"\n", "secret", "create", "--team", "PLAIN")
+	got := listSecrets(t, tm, tm.bob)
+	if got["team/API_KEY"].Binding == nil || got["team/PLAIN"].Binding != nil {
+		t.Errorf("bob's list: got API_KEY binding %+v, PLAIN binding %+v; want API_KEY's only", got["team/API_KEY"].Binding, got["team/PLAIN"].Binding)
+	}
+	table := ozOK(t, sys, tm.alice, "", "secret", "list").Stdout
+	lines := strings.Split(table, "\n")
+	if !strings.HasSuffix(lines[0], "BOUND TO") || !strings.Contains(table, "*.metabase.example.com +query") {
+		t.Errorf("list table: got\n%s\nwant a BOUND TO column with *.metabase.example.com +query", table)
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "PLAIN ") && !strings.HasSuffix(l, "  -") {
+			t.Errorf("list table: PLAIN's row %q, want - under BOUND TO", l)
+		}
+	}
+
+	// Refused on the server too: a value too short to be bound.
+	if r := oz(t, sys, tm.alice, "short\n", "secret", "create", "--team", "--bind-host", "api.example.com", "SHORT"); r.Code != 2 {
+		t.Errorf("create a bound secret with a 5-byte value: exit %d, want 2; stderr %s", r.Code, r.Stderr)
+	}
+
+	// The audit log records each binding: its hosts and flags, no value.
+	type event struct {
+		Action  string            `json:"action"`
+		Details map[string]string `json:"details"`
+	}
+	var events []event
+	eventually(t, 30*time.Second, "the secret events of API_KEY in acme's audit log", func() bool {
+		res := ozOK(t, sys, tm.alice, "", "audit", "list", "--team", "acme", "--resource", "teams/acme/secrets/API_KEY", "--output", "json")
+		events = nil
+		if err := json.Unmarshal([]byte(res.Stdout), &events); err != nil {
+			t.Fatalf("audit list --output json: %v\n%s", err, res.Stdout)
+		}
+		return len(events) >= 2
+	})
+	var created, updated *event
+	for i := range events {
+		switch events[i].Action {
+		case "secret.create":
+			created = &events[i]
+		case "secret.update":
+			updated = &events[i]
+		}
+	}
+	if created == nil || created.Details["bound_hosts"] != "api.example.com,*.metabase.example.com" {
+		t.Errorf("secret.create event: got %+v, want bound_hosts api.example.com,*.metabase.example.com", created)
+	}
+	if updated == nil || updated.Details["binding_changed"] != "true" || updated.Details["bound_hosts"] != "*.metabase.example.com" ||
+		updated.Details["allow_query"] != "true" || updated.Details["value_changed"] == "true" {
+		t.Errorf("secret.update event: got %+v, want binding_changed, bound_hosts *.metabase.example.com, allow_query, no value change", updated)
+	}
+
+	// --no-bind: runs get the value again, and the user is told.
+	res = ozOK(t, sys, tm.alice, "", "secret", "update", "--team", "--no-bind", "API_KEY")
+	if !strings.Contains(res.Stderr, "API_KEY is no longer bound to hosts: runs get its value") {
+		t.Errorf("--no-bind: stderr %q, want it to say API_KEY is no longer bound", res.Stderr)
+	}
+	if b := listSecrets(t, tm, tm.alice)["team/API_KEY"].Binding; b != nil {
+		t.Errorf("after --no-bind: got binding %+v, want none", b)
 	}
 	assertNoCanary(t, sys)
 }

@@ -23,6 +23,7 @@ type CreateOptions struct {
 	Name        string
 	ValueFile   string
 	Description string
+	Binding     BindingChange // --bind-host, --bind-query, --bind-body
 }
 
 func newCreateCmd(f *cmdutil.Factory) *cli.Command {
@@ -30,16 +31,26 @@ func newCreateCmd(f *cmdutil.Factory) *cli.Command {
 		Name:      "create",
 		Usage:     "Create a secret",
 		ArgsUsage: "NAME",
-		Description: `Examples:
+		Description: bindingHelp + `A bound value is at least 8 bytes long and holds no CR, LF, NUL or "oz-ph-".
+
+Examples:
    oz secret create --team DEPLOY_TOKEN              # asks for the value on a terminal
    oz secret create --personal GITHUB_TOKEN --value-file ~/.gh-token
-   printf %s "$TOKEN" | oz --use-team acme secret create --team API_KEY -d 'Stripe live key'`,
-		Flags: append(cmdutil.ScopeFlags(),
+   printf %s "$TOKEN" | oz --use-team acme secret create --team API_KEY -d 'Stripe live key'
+
+Example, a key the agent never holds, sent only to the OpenAI API:
+   oz secret create --team --bind-host api.openai.com OPENAI_API_KEY
+
+Example, bound to every host below metabase.example.com, the placeholder
+also replaced in query strings:
+   oz secret create --team --bind-host '*.metabase.example.com' --bind-query MB_KEY`,
+		Flags: append(append(cmdutil.ScopeFlags(),
 			&cli.StringFlag{Name: cmdutil.ValueFileFlag, Usage: "read the value from `FILE` (exact bytes; - is standard input)"},
-			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "what the secret is for, as `TEXT`"},
-			useTeamFlag(),
-			cmdutil.QuietFlag(),
-		),
+			&cli.StringFlag{Name: "description", Aliases: []string{"d"}, Usage: "what the secret is for, as `TEXT`"}),
+			append(bindFlags(),
+				useTeamFlag(),
+				cmdutil.QuietFlag(),
+			)...),
 		Action: func(c *cli.Context) error {
 			name, scope, team, err := secretArgs(f, c)
 			if err != nil {
@@ -54,6 +65,7 @@ func newCreateCmd(f *cmdutil.Factory) *cli.Command {
 				Name:        name,
 				ValueFile:   c.String(cmdutil.ValueFileFlag),
 				Description: c.String("description"),
+				Binding:     bindingChangeFrom(c),
 			})
 		},
 	}
@@ -61,6 +73,10 @@ func newCreateCmd(f *cmdutil.Factory) *cli.Command {
 
 func runCreate(ctx context.Context, opts *CreateOptions) error {
 	if err := cmdutil.CheckName("NAME", opts.Name); err != nil {
+		return err
+	}
+	binding, err := opts.Binding.apply(opts.Name, nil)
+	if err != nil {
 		return err
 	}
 	conn, team, err := connectScope(ctx, opts.Connect, opts.Scope, opts.Team)
@@ -73,16 +89,27 @@ func runCreate(ctx context.Context, opts *CreateOptions) error {
 		return err
 	}
 	defer clear(value)
+	if err := checkBoundValue(opts.Name, binding, value); err != nil {
+		return err
+	}
+	// The binding comes with the value, in one request: a bound secret
+	// never exists unbound, not even for a moment.
 	resp, err := conn.Secrets.CreateSecret(ctx, &secretsv1.CreateSecretRequest{
 		Parent:      cmdutil.Parent(opts.Scope, team),
 		SecretId:    opts.Name,
 		SealedValue: sealed,
 		Description: opts.Description,
+		Binding:     binding,
 	})
 	if err != nil {
 		return cmdutil.RedactValue(err, value)
 	}
-	cmdutil.Successf(opts.IO, "Created %s", describe(resp.GetSecret(), opts.Scope, team, opts.Name))
+	s := resp.GetSecret()
+	if b := s.GetBinding(); b != nil {
+		cmdutil.Successf(opts.IO, "Created %s, bound to %s", describe(s, opts.Scope, team, opts.Name), boundTo(b))
+		return nil
+	}
+	cmdutil.Successf(opts.IO, "Created %s", describe(s, opts.Scope, team, opts.Name))
 	return nil
 }
 

@@ -87,6 +87,6 @@ func runDelete(ctx context.Context, opts *DeleteOptions) error {
 	}
 	cmdutil.Successf(opts.IO, "Deleted %s", describe(nil, opts.Scope, team, opts.Name))
 	// Runs in flight keep the value they received.
-	warnInFlight(ctx, conn, opts.IO.ErrOut, opts.Scope, team, opts.Name)
+	warnInFlight(ctx, conn, opts.IO.ErrOut, opts.Scope, team, opts.Name, previousValue)
 	return nil
 }

@@ -16,29 +16,49 @@ import (
 // inFlightHint is where to see the runs warnInFlight counts.
 const inFlightHint = "(oz run list --in-flight)"
 
-// warnInFlight says on w how many runs in flight hold the previous value
-// of secret name (of team, for a team secret), after its value was
-// changed or it was deleted: they keep it until they end. It says
-// nothing when there are none, and that the count is unknown when it
-// cannot be had: the change is done either way.
-func warnInFlight(ctx context.Context, conn *client.Conn, w io.Writer, scope cmdutil.Scope, team, name string) {
-	n, err := countInFlight(ctx, conn, scope, team, name)
+// inFlightHolding is what runs in flight may hold of a secret, for warnInFlight.
+type inFlightHolding struct {
+	what  string                                // "the previous value"
+	holds func(in *scopev1.InjectedSecret) bool // of an injected secret of the right name
+}
+
+var (
+	// previousValue: after a value change or a delete, runs in flight
+	// hold a value rotated or deleted since.
+	previousValue = inFlightHolding{"the previous value", func(in *scopev1.InjectedSecret) bool {
+		return cmdutil.Stale(in.GetValueState())
+	}}
+	// unboundValue: after a secret became bound to hosts, runs in flight
+	// that received it unbound hold its value, not a placeholder.
+	unboundValue = inFlightHolding{"the value", func(in *scopev1.InjectedSecret) bool {
+		return in.GetBinding() == nil &&
+			in.GetValueState() != scopev1.InjectedValueState_INJECTED_VALUE_STATE_DELETED
+	}}
+)
+
+// warnInFlight says on w how many runs in flight hold h of secret name
+// (of team, for a team secret), after it changed or was deleted: they
+// keep it until they end. It says nothing when there are none, and that
+// the count is unknown when it cannot be had: the change is done either
+// way.
+func warnInFlight(ctx context.Context, conn *client.Conn, w io.Writer, scope cmdutil.Scope, team, name string, h inFlightHolding) {
+	n, err := countInFlight(ctx, conn, scope, team, name, h)
 	switch {
 	case err != nil:
 		lines, _ := exitcode.Describe(err)
-		fmt.Fprintf(w, "the number of runs in flight holding the previous value of %s is unknown: %s %s\n", name, lines[0], inFlightHint)
+		fmt.Fprintf(w, "the number of runs in flight holding %s of %s is unknown: %s %s\n", h.what, name, lines[0], inFlightHint)
 	case n == 1:
-		fmt.Fprintf(w, "1 run in flight holds the previous value of %s %s\n", name, inFlightHint)
+		fmt.Fprintf(w, "1 run in flight holds %s of %s %s\n", h.what, name, inFlightHint)
 	case n > 1:
-		fmt.Fprintf(w, "%d runs in flight hold the previous value of %s %s\n", n, name, inFlightHint)
+		fmt.Fprintf(w, "%d runs in flight hold %s of %s %s\n", n, h.what, name, inFlightHint)
 	}
 }
 
 // countInFlight counts the runs in flight that received secret name of
-// scope and hold a value of it rotated or deleted since: of team for a
-// team secret; of each of the caller's teams for a personal one (a run
-// receives the personal secrets of its triggering user only).
-func countInFlight(ctx context.Context, conn *client.Conn, scope cmdutil.Scope, team, name string) (int, error) {
+// scope and hold h of it: of team for a team secret; of each of the
+// caller's teams for a personal one (a run receives the personal secrets
+// of its triggering user only).
+func countInFlight(ctx context.Context, conn *client.Conn, scope cmdutil.Scope, team, name string, h inFlightHolding) (int, error) {
 	owner, teams := "teams/"+team, []string{team}
 	if scope == cmdutil.ScopePersonal {
 		resp, err := conn.Directory.GetCaller(ctx, &scopev1.GetCallerRequest{})
@@ -59,7 +79,7 @@ func countInFlight(ctx context.Context, conn *client.Conn, scope cmdutil.Scope, 
 				return 0, err
 			}
 			for _, r := range resp.GetRuns() {
-				if holdsStale(r, owner, name) {
+				if holds(r, owner, name, h) {
 					n++
 				}
 			}
@@ -72,12 +92,11 @@ func countInFlight(ctx context.Context, conn *client.Conn, scope cmdutil.Scope, 
 	return n, nil
 }
 
-// holdsStale reports whether run r received secret name of owner and
-// holds a value of it rotated or deleted since. Names are unique per
-// owner without regard to case.
-func holdsStale(r *scopev1.Run, owner, name string) bool {
+// holds reports whether run r received secret name of owner and holds h
+// of it. Names are unique per owner without regard to case.
+func holds(r *scopev1.Run, owner, name string, h inFlightHolding) bool {
 	for _, in := range r.GetInjected() {
-		if in.GetOwner() == owner && strings.EqualFold(in.GetSecretName(), name) && cmdutil.Stale(in.GetValueState()) {
+		if in.GetOwner() == owner && strings.EqualFold(in.GetSecretName(), name) && h.holds(in) {
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,10 +35,15 @@ func newListCmd(f *cmdutil.Factory) *cli.Command {
 		Name:    "list",
 		Aliases: []string{"ls"},
 		Usage:   "List the secrets available to you: your teams' and your own (metadata only)",
-		Description: `Examples:
+		Description: `BOUND TO shows the hosts a secret is bound to ("-": not bound; see oz secret
+create --help), with "+query" and "+body" when the placeholder is replaced
+there too. The column shows when a listed secret is bound.
+
+Examples:
    oz secret list
    oz secret list --personal
-   oz secret list --team --output json | jq -r '.[].name'`,
+   oz secret list --team --output json | jq -r '.[].name'
+   oz secret list --output json | jq -r '.[] | select(.binding) | .name'`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "team", Usage: "only team secrets"},
 			&cli.BoolFlag{Name: "personal", Usage: "only personal secrets"},
@@ -76,6 +82,9 @@ const listPageSize = 1000
 // always did; when more pages follow, TEAM shows unless --personal, since
 // a later page may bring another team, and SCOPE (both scopes listed) is
 // as wide as "personal".
+// BOUND TO follows TEAM's rule: on the whole list, it shows when a secret
+// is bound; when more pages follow, always, since a later page may bring
+// one. It is the last column: a long list of hosts pushes nothing right.
 // Their widths follow cmdutil.Table's rule (set by the first 100 rows).
 func runList(ctx context.Context, opts *ListOptions) error {
 	conn, err := opts.Connect(ctx)
@@ -85,11 +94,12 @@ func runList(ctx context.Context, opts *ListOptions) error {
 	defer conn.Close()
 
 	var (
-		now      = opts.Now()
-		jsonOut  *cmdutil.JSONArray
-		table    *cmdutil.Table
-		showTeam bool
-		shown    int
+		now       = opts.Now()
+		jsonOut   *cmdutil.JSONArray
+		table     *cmdutil.Table
+		showTeam  bool
+		showBound bool
+		shown     int
 	)
 	if opts.Output == cmdutil.FormatJSON {
 		jsonOut = cmdutil.NewJSONArray(opts.IO.Out)
@@ -134,24 +144,20 @@ func runList(ctx context.Context, opts *ListOptions) error {
 			}
 		case table == nil && len(items) > 0:
 			showTeam = !opts.Personal && !last || teamsIn(items) > 1
+			showBound = !last || slices.ContainsFunc(items, func(it secretItem) bool { return it.Binding != nil })
 			table = cmdutil.NewTable(opts.IO.Out)
 			if !last && opts.Team == opts.Personal { // both scopes may come
 				table.MinWidth(1, len("personal"))
 			}
-			if showTeam {
-				table.Row("NAME", "SCOPE", "TEAM", "LAST UPDATED")
-			} else {
-				table.Row("NAME", "SCOPE", "LAST UPDATED")
+			if !last && showBound { // BOUND TO stays in line
+				table.MinWidth(updatedColumn(showTeam), updatedWidth(opts.IO.StdoutTTY))
 			}
+			table.Row(listRow(showTeam, showBound, "NAME", "SCOPE", "TEAM", "LAST UPDATED", "BOUND TO")...)
 			fallthrough
 		case table != nil:
 			for _, it := range items {
 				updated := timefmt.Cell(it.updateTime, now, opts.IO.StdoutTTY)
-				if showTeam {
-					table.Row(it.Name, it.Scope, cmp.Or(it.Team, "-"), updated)
-				} else {
-					table.Row(it.Name, it.Scope, updated)
-				}
+				table.Row(listRow(showTeam, showBound, it.Name, it.Scope, cmp.Or(it.Team, "-"), updated, boundTo(it.binding))...)
 			}
 			if err := table.Flush(); err != nil {
 				return err
@@ -173,6 +179,36 @@ func runList(ctx context.Context, opts *ListOptions) error {
 		fmt.Fprintln(opts.IO.ErrOut, "No secrets.")
 	}
 	return nil
+}
+
+// listRow is a row of the table: the columns chosen, of all of them.
+func listRow(showTeam, showBound bool, name, scope, team, updated, bound string) []string {
+	row := []string{name, scope}
+	if showTeam {
+		row = append(row, team)
+	}
+	row = append(row, updated)
+	if showBound {
+		row = append(row, bound)
+	}
+	return row
+}
+
+// updatedColumn is the index of LAST UPDATED.
+func updatedColumn(showTeam bool) int {
+	if showTeam {
+		return 3
+	}
+	return 2
+}
+
+// updatedWidth is the widest LAST UPDATED cell (timefmt.Cell) there is
+// but for dates 100 years away.
+func updatedWidth(tty bool) int {
+	if tty {
+		return len("11 months ago")
+	}
+	return len("2006-01-02T15:04:05Z")
 }
 
 // teamsIn counts the distinct teams of items.
@@ -201,8 +237,18 @@ type secretItem struct {
 	CreatedBy      string `json:"created_by,omitempty"`
 	UpdatedBy      string `json:"updated_by,omitempty"`
 	Etag           string `json:"etag,omitempty"`
+	// Binding is absent when the secret is not bound to hosts.
+	Binding *bindingItem `json:"binding,omitempty"`
 
 	updateTime time.Time
+	binding    *secretsv1.HostBinding
+}
+
+// bindingItem is a secret's binding to hosts as --output json prints it.
+type bindingItem struct {
+	Hosts      []string `json:"hosts"`
+	AllowQuery bool     `json:"allow_query"`
+	AllowBody  bool     `json:"allow_body"`
 }
 
 func newSecretItem(s *secretsv1.Secret) secretItem {
@@ -218,6 +264,10 @@ func newSecretItem(s *secretsv1.Secret) secretItem {
 		CreatedBy:      s.GetCreateBy(),
 		UpdatedBy:      s.GetUpdateBy(),
 		Etag:           s.GetEtag(),
+	}
+	if b := s.GetBinding(); len(b.GetHosts()) > 0 {
+		it.binding = b
+		it.Binding = &bindingItem{Hosts: b.GetHosts(), AllowQuery: b.GetAllowQuery(), AllowBody: b.GetAllowBody()}
 	}
 	if s.GetUpdateTime() != nil {
 		it.updateTime = s.GetUpdateTime().AsTime()

@@ -18,8 +18,9 @@ import (
 )
 
 // A list of several pages is printed whole and in the server's order, one
-// call per page; the columns are chosen at the first page (TEAM shown,
-// since later pages may bring another team; SCOPE as wide as "personal").
+// call per page; the columns are chosen at the first page (TEAM and BOUND
+// TO shown, since later pages may bring another team or a bound secret;
+// SCOPE as wide as "personal").
 func TestListSeveralPages(t *testing.T) {
 	secrets := []*secretsv1.Secret{
 		teamSecret("acme", "A", testNow), teamSecret("acme", "B", testNow),
@@ -29,12 +30,12 @@ func TestListSeveralPages(t *testing.T) {
 	got, srv := runListPaged(t, ListOptions{}, false, 2, secrets...)
 	ts := testNow.UTC().Format(time.RFC3339)
 	want := strings.Join([]string{
-		"NAME      SCOPE     TEAM  LAST UPDATED",
-		"A         team      acme  " + ts,
-		"B         team      acme  " + ts,
-		"C         team      acme  " + ts,
-		"C         personal  -     " + ts,
-		"D_LONGER  team      acme  " + ts,
+		"NAME      SCOPE     TEAM  LAST UPDATED          BOUND TO",
+		"A         team      acme  " + ts + "  -",
+		"B         team      acme  " + ts + "  -",
+		"C         team      acme  " + ts + "  -",
+		"C         personal  -     " + ts + "  -",
+		"D_LONGER  team      acme  " + ts + "  -",
 	}, "\n") + "\n"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)

@@ -1,5 +1,6 @@
 // Package secret implements `oz secret`: create, update, delete and list
-// secrets, and seal a value for REST clients. Values are write-only: no
+// secrets, bind them to hosts (binding.go), and seal a value for REST
+// clients. Values are write-only: no
 // command here prints one. Values leave the CLI sealed only (sealing.go).
 package secret
 
@@ -36,12 +37,18 @@ else a hidden prompt when standard input is a terminal, else standard input
 without one trailing newline. It is sealed here, to the server's sealing key
 and for that one secret, before it is sent: nothing on the way sees it.
 
+A secret bound to hosts (--bind-host) is never given to the agent: its
+variable holds a placeholder. The runner's egress proxy replaces the
+placeholder by the value in requests to the bound hosts only, and refuses
+a request that carries it anywhere else.
+
 Note: here --team is a switch (a team secret), not --team TEAM: the team is
 chosen with --use-team TEAM or $OZ_TEAM.
 
 Examples:
    oz secret create --team DEPLOY_TOKEN
    oz --use-team acme secret update --team --value DEPLOY_TOKEN
+   oz secret create --team --bind-host api.openai.com OPENAI_API_KEY
    oz secret list`,
 		Subcommands: []*cli.Command{
 			newCreateCmd(f),

@@ -40,3 +40,59 @@ func TestSealCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestBindingFlags runs the binding flags through the command tree:
+// --bind-host repeatable and comma-separated, --bind-query=false, and
+// usage errors (exit 2, "oz: " and the flag) before anything is sent.
+func TestBindingFlags(t *testing.T) {
+	sealer := ozfake.NewSealer(t)
+	store := ozfake.NewSecretStore(sealer, "alice")
+	srv := ozfake.StartServices(t, ozfake.Services{
+		Secrets: store.Fake(), Sealer: sealer,
+		Directory: &ozfake.Directory{GetCallerFunc: ozfake.Caller("alice", "acme")},
+	})
+	const name = "teams/acme/secrets/API_KEY"
+	wantHosts := func(step string, query bool, hosts ...string) {
+		t.Helper()
+		b := store.Secret(name).GetBinding()
+		if strings.Join(b.GetHosts(), " ") != strings.Join(hosts, " ") || b.GetAllowQuery() != query {
+			t.Errorf("after %s: got binding %v, want hosts %q, allow_query %v", step, b, hosts, query)
+		}
+	}
+	ok := func(stdin string, args ...string) {
+		t.Helper()
+		if r := ozrun.Run(t, srv, ozrun.Options{Stdin: stdin}, args...); r.Code != 0 {
+			t.Fatalf("%v: exit %d, stderr %q", args, r.Code, r.Stderr)
+		}
+	}
+	ok("canary-tree-value-1", "secret", "create", "--team", "--bind-host", "a.example.com,*.b.example.com", "--bind-host", "c.example.com", "--bind-query", "API_KEY")
+	wantHosts("create", true, "a.example.com", "*.b.example.com", "c.example.com")
+	ok("", "secret", "update", "--team", "--unbind-host", "a.example.com", "--bind-query=false", "API_KEY")
+	wantHosts("update", false, "*.b.example.com", "c.example.com")
+
+	calls := len(srv.Calls())
+	for _, tt := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"secret", "create", "--team", "--bind-query", "K2"}, []string{"--bind-query", "--bind-host"}},
+		{[]string{"secret", "create", "--team", "--bind-host", "api.example.com:8443", "K2"}, []string{"--bind-host", "port"}},
+		{[]string{"secret", "update", "--team", "--no-bind", "--bind-host", "a.example.com", "API_KEY"}, []string{"--no-bind", "--bind-host"}},
+		{[]string{"secret", "update", "--team", "--no-bind", "--bind-body=false", "API_KEY"}, []string{"--no-bind", "--bind-body"}},
+		{[]string{"secret", "update", "--team", "API_KEY"}, []string{"nothing to update", "--bind-host", "--no-bind"}},
+	} {
+		r := ozrun.Run(t, srv, ozrun.Options{Stdin: "canary-tree-value-2"}, tt.args...)
+		if r.Code != exitcode.Usage || !strings.HasPrefix(r.Stderr, "oz: ") {
+			t.Errorf("%v: got exit %d, stderr %q; want a usage error", tt.args, r.Code, r.Stderr)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(r.Stderr, w) {
+				t.Errorf("%v: got stderr %q, want it to name %s", tt.args, r.Stderr, w)
+			}
+		}
+	}
+	for _, c := range srv.Calls()[calls:] {
+		t.Errorf("a refused command called %s", c.Method)
+	}
+	wantHosts("the refused commands", false, "*.b.example.com", "c.example.com")
+}
