@@ -245,6 +245,11 @@ true`
 	if res.Code != 0 {
 		t.Fatalf("attack run: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}
+	for _, c := range canaries[:2] {
+		if strings.Contains(res.Stdout, c) || strings.Contains(res.Stderr, c) {
+			t.Errorf("a bound value appears in the attack run's output or oz's own lines")
+		}
+	}
 	outcome := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(res.Stdout), "\n") {
 		if k, v, ok := strings.Cut(line, " => "); ok {
