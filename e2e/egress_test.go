@@ -362,6 +362,19 @@ true`
 	}
 	api.received()
 
+	// The recommended deployment: the agent as another uid. It reads the
+	// run CA's certificate, and nothing else of the runner's.
+	if os.Geteuid() == 0 {
+		res = execAgent([]string{"API_KEY"}, []string{"--as-user", "65534"}, "sh", "-c",
+			`id -u; curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $API_KEY" https://api.example.com/v1/models`)
+		got := api.received()
+		if res.Stdout != "65534\n200" || len(got) != 1 || !strings.Contains(got[0], "Bearer "+canaryBound) {
+			t.Errorf("--as-user 65534: %q, the API received %q; want the value delivered\n%s", res.Stdout, got, res.Stderr)
+		}
+	} else {
+		t.Log("not root: the --as-user case is not run (the attack tests say the same)")
+	}
+
 	if anyRun == "" {
 		t.Fatal("no agent ran")
 	}

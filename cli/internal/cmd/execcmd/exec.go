@@ -472,9 +472,9 @@ func reportEnd(ctx context.Context, w io.Writer, r runner.Resolver, run string, 
 	}
 }
 
-// startEgress starts the run's egress proxy for vars (runner.StartEgress), which
-// reports its denials for the run named run to r and says the first of
-// each on w.
+// startEgress starts the run's egress proxy for vars
+// (runner.StartEgress): it reports its denials for the run named run to r,
+// and says the first of each on w.
 func startEgress(opts *ExecOptions, vars []runner.Var, r scopev1.RunServiceClient, run string, w io.Writer) (*runner.Egress, error) {
 	cfg := runner.EgressConfig{
 		Allow:       opts.EgressAllow,
