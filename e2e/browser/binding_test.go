@@ -360,6 +360,17 @@ func TestRunShowsBinding(t *testing.T) {
 		t.Errorf("egress row for evil.example.com %q, want 1 refused", got)
 	}
 	admin.screenshot("run-detail-bound")
+
+	// Explain a run says, before any run, that the secret would go as a
+	// placeholder.
+	admin.open("#/runs")
+	admin.click("#explain-run")
+	admin.waitVisible("#explain-form")
+	admin.do("choose the trigger", chromedp.SetValue(chromedp.CSS("#explain-trigger"), "schedule"))
+	admin.submit("#explain-form", "#explanation #candidates")
+	if got := admin.text(fmt.Sprintf(`#candidates tr[data-secret=%q]`, name)); !strings.Contains(got, "as a placeholder: bound to api.openai.com") {
+		t.Errorf("explanation of %s: %q, want it injected as a placeholder, bound to api.openai.com", name, got)
+	}
 	admin.checkNoSecurityMessages()
 }
 

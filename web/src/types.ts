@@ -156,6 +156,8 @@ export interface CandidateDecision {
   valueVersion: string;
   decision: string;
   detail: string;
+  /** Set when the secret is bound to hosts: injected, the agent gets a placeholder. */
+  binding?: HostBinding | null;
 }
 
 export interface Explanation {

@@ -61,6 +61,20 @@ func TestRunServiceHostBound(t *testing.T) {
 		}
 	}
 
+	// ExplainRun says the same of the candidates, before any run.
+	ex, err := c.ExplainRun(withToken(t, e.tokens["bob"]), &scopev1.ExplainRunRequest{Parent: "teams/acme",
+		Context: &scopev1.RunContext{Trigger: scopev1.Trigger_TRIGGER_SCHEDULE, Environment: "ops-tools"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	explained := map[string]*secretsv1.HostBinding{}
+	for _, cd := range ex.GetExplanation().GetCandidates() {
+		explained[cd.GetSecretName()] = cd.GetBinding()
+	}
+	if !proto.Equal(explained["DEPLOY_TOKEN"], want) || explained["PAGERDUTY_API_KEY"] != nil {
+		t.Errorf("ExplainRun: bindings %v, want DEPLOY_TOKEN's %v and none for PAGERDUTY_API_KEY", explained, want)
+	}
+
 	name := "teams/acme/runs/run-bound-1"
 	denial := &scopev1.EgressDenial{Host: "evil.example.net", SecretName: "DEPLOY_TOKEN", Reason: "not bound to this host"}
 	many := make([]*scopev1.EgressDenial, 101)

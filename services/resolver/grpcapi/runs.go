@@ -443,6 +443,7 @@ func explanationProto(ex runs.Explanation) *scopev1.Explanation {
 			ValueVersion: c.Version,
 			Decision:     decisionProto(c.Decision),
 			Detail:       c.Detail,
+			Binding:      c.Binding.Proto(),
 		})
 	}
 	return p

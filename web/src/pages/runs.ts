@@ -9,7 +9,7 @@ import { field, form, openPane, openPaneWith, splitNames } from "../forms";
 import { bindingText } from "../hostbind";
 import { onceField, onceWarning } from "../once";
 import { session } from "../session";
-import type { Agent, EgressCount, Environment, Explanation, InjectedSecret, Run, RunContext, StartedRun, UnresolvedReference } from "../types";
+import type { Agent, CandidateDecision, EgressCount, Environment, Explanation, InjectedSecret, Run, RunContext, StartedRun, UnresolvedReference } from "../types";
 import { policyOf } from "./agents";
 import type { Ctx } from "./page";
 import { knownSecretNames } from "./refs";
@@ -479,6 +479,14 @@ function openExplainPane(ctx: Ctx): void {
   openPane("Explain a run", h("p", null, "What a run with this context would receive, and why. No value is read."), f, result);
 }
 
+/** explainedBinding says how a bound candidate would reach the agent. */
+function explainedBinding(c: CandidateDecision): HTMLElement | null {
+  const bound = bindingText(c.binding);
+  if (!bound) return null;
+  const how = c.decision === "DECISION_INJECTED" ? "as a placeholder: bound to " : "bound to ";
+  return h("span", { class: "bound" }, (c.detail ? "; " : "") + how + bound);
+}
+
 function explanationView(x: Explanation): HTMLElement {
   const decisions = table(
     "candidates",
@@ -490,7 +498,7 @@ function explanationView(x: Explanation): HTMLElement {
         h("td", { class: "name" }, h("code", null, c.secretName)),
         h("td", null, enumLabel(c.scope, "SECRET_SCOPE_")),
         h("td", null, badge(enumLabel(c.decision, "DECISION_"), c.decision === "DECISION_INJECTED" ? "ok" : "")),
-        h("td", null, c.detail),
+        h("td", null, c.detail, explainedBinding(c)),
       ),
     ),
     "No candidate secrets.",

@@ -115,3 +115,44 @@ func TestShowHostBoundJSON(t *testing.T) {
 		t.Errorf("end.egress %v, want the three hosts with their counts", e)
 	}
 }
+
+// TestExplainHostBound: oz run explain says that a host-bound candidate
+// would be injected as a placeholder, and to which hosts, in the table and
+// in --output json.
+func TestExplainHostBound(t *testing.T) {
+	srv := ozfake.StartServices(t, ozfake.Services{
+		Directory: &ozfake.Directory{GetCallerFunc: ozfake.Caller("bob", "acme")},
+		Runs: &ozfake.Runs{
+			ExplainRunFunc: func(_ context.Context, r *scopev1.ExplainRunRequest) (*scopev1.ExplainRunResponse, error) {
+				return &scopev1.ExplainRunResponse{Explanation: &scopev1.Explanation{
+					Context: r.GetContext(),
+					Candidates: []*scopev1.CandidateDecision{{
+						SecretName: "OPENAI_API_KEY", Scope: scopev1.SecretScope_SECRET_SCOPE_TEAM, Owner: "teams/acme",
+						ValueVersion: 2, Decision: scopev1.Decision_DECISION_INJECTED,
+						Binding: &secretsv1.HostBinding{Hosts: []string{"api.openai.com"}, AllowBody: true},
+					}},
+				}}, nil
+			},
+		},
+	})
+	r := ozrun.Run(t, srv, ozrun.Options{}, "run", "explain", "--trigger", "cli")
+	if r.Code != 0 {
+		t.Fatalf("got exit code %d (%s)", r.Code, r.Stderr)
+	}
+	if !strings.Contains(r.Stdout, "OPENAI_API_KEY  team   injected  version 2, as a placeholder: bound to api.openai.com +body") {
+		t.Errorf("the table does not say the candidate is injected as a placeholder:\n%s", r.Stdout)
+	}
+	r = ozrun.Run(t, srv, ozrun.Options{}, "run", "explain", "--trigger", "cli", "--output", "json")
+	var got struct {
+		Candidates []struct {
+			Binding *struct {
+				Hosts     []string `json:"hosts"`
+				AllowBody bool     `json:"allow_body"`
+			} `json:"binding"`
+		} `json:"candidates"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &got); err != nil || len(got.Candidates) != 1 || got.Candidates[0].Binding == nil ||
+		got.Candidates[0].Binding.Hosts[0] != "api.openai.com" || !got.Candidates[0].Binding.AllowBody {
+		t.Errorf("--output json: %v\n%s", err, r.Stdout)
+	}
+}

@@ -76,6 +76,8 @@ type Candidate struct {
 	// "excluded_overridden", "excluded_reserved".
 	Decision string `json:"decision"`
 	Detail   string `json:"detail"`
+	// Binding is the secret's binding to hosts; null when it has none.
+	Binding *Binding `json:"binding"`
 }
 
 // Explanation is `oz run explain --output json`. Secrets is the run's own
@@ -139,6 +141,7 @@ func runExplain(ctx context.Context, opts *ExplainOptions) error {
 			ValueVersion: cd.GetValueVersion(),
 			Decision:     cmdutil.DecisionKey(cd.GetDecision()),
 			Detail:       cd.GetDetail(),
+			Binding:      bindingOf(cd.GetBinding()),
 		})
 	}
 	if opts.Output == cmdutil.FormatJSON {
@@ -231,9 +234,14 @@ func decisionDetail(cd Candidate) string {
 	case "excluded_reserved":
 		return "its name is reserved: never injected"
 	case "injected":
+		detail := "-"
 		if cd.ValueVersion > 0 {
-			return fmt.Sprintf("version %d", cd.ValueVersion)
+			detail = fmt.Sprintf("version %d", cd.ValueVersion)
 		}
+		if cd.Binding != nil {
+			detail += ", as a placeholder: " + boundTo(cd.Binding)
+		}
+		return detail
 	}
 	return "-"
 }

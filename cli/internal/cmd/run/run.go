@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
+	secretsv1 "github.com/ozsecrets/oz/proto/gen/oz/secrets/v1"
 
 	"github.com/ozsecrets/oz/cli/internal/cmd/cmdutil"
 	"github.com/ozsecrets/oz/cli/internal/exitcode"
@@ -143,6 +144,15 @@ type Injected struct {
 	Binding *Binding `json:"binding"`
 }
 
+// bindingOf is b for --output json and people; nil when b binds to no
+// host.
+func bindingOf(b *secretsv1.HostBinding) *Binding {
+	if len(b.GetHosts()) == 0 {
+		return nil
+	}
+	return &Binding{Hosts: b.GetHosts(), AllowQuery: b.GetAllowQuery(), AllowBody: b.GetAllowBody()}
+}
+
 // Binding is an injected secret's binding to hosts as --output json
 // prints it (the shape of oz secret list's).
 type Binding struct {
@@ -255,9 +265,7 @@ func newRecord(r *scopev1.Run) Record {
 			Redacted:            in.GetRedacted(),
 			ValueState:          cmdutil.ValueStateKey(in.GetValueState()),
 		}
-		if b := in.GetBinding(); len(b.GetHosts()) > 0 {
-			it.Binding = &Binding{Hosts: b.GetHosts(), AllowQuery: b.GetAllowQuery(), AllowBody: b.GetAllowBody()}
-		}
+		it.Binding = bindingOf(in.GetBinding())
 		if it.Redacted {
 			it.Name, it.Binding = "", nil // even if the server sent them
 		}

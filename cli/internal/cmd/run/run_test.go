@@ -258,7 +258,7 @@ func TestExplainJSON(t *testing.T) {
 	}
 	cands := got["candidates"].([]any)
 	first := cands[0].(map[string]any)
-	if k := keys(first); !slices.Equal(k, []string{"decision", "detail", "name", "owner", "scope", "value_version"}) {
+	if k := keys(first); !slices.Equal(k, []string{"binding", "decision", "detail", "name", "owner", "scope", "value_version"}) {
 		t.Errorf("got candidate keys %v", k)
 	}
 	if first["name"] != "DEPLOY_TOKEN" || first["decision"] != "injected" || first["value_version"] != 3.0 {

@@ -1908,7 +1908,10 @@ type CandidateDecision struct {
 	ValueVersion int64                  `protobuf:"varint,4,opt,name=value_version,json=valueVersion,proto3" json:"value_version,omitempty"`
 	Decision     Decision               `protobuf:"varint,5,opt,name=decision,proto3,enum=oz.scope.v1.Decision" json:"decision,omitempty"`
 	// For people: why.
-	Detail        string `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail string `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The secret's binding to hosts, absent when it has none: injected, the
+	// agent would get a placeholder and the runner's egress proxy the value.
+	Binding       *v1.HostBinding `protobuf:"bytes,7,opt,name=binding,proto3" json:"binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1983,6 +1986,13 @@ func (x *CandidateDecision) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *CandidateDecision) GetBinding() *v1.HostBinding {
+	if x != nil {
+		return x.Binding
+	}
+	return nil
 }
 
 type Explanation struct {
@@ -2649,7 +2659,7 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\x03run\x18\x01 \x01(\v2\x10.oz.scope.v1.RunR\x03run\"^\n" +
 	"\x11ExplainRunRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x121\n" +
-	"\acontext\x18\x02 \x01(\v2\x17.oz.scope.v1.RunContextR\acontext\"\xea\x01\n" +
+	"\acontext\x18\x02 \x01(\v2\x17.oz.scope.v1.RunContextR\acontext\"\xa0\x02\n" +
 	"\x11CandidateDecision\x12\x1f\n" +
 	"\vsecret_name\x18\x01 \x01(\tR\n" +
 	"secretName\x12.\n" +
@@ -2657,7 +2667,8 @@ const file_oz_scope_v1_runs_proto_rawDesc = "" +
 	"\x05owner\x18\x03 \x01(\tR\x05owner\x12#\n" +
 	"\rvalue_version\x18\x04 \x01(\x03R\fvalueVersion\x121\n" +
 	"\bdecision\x18\x05 \x01(\x0e2\x15.oz.scope.v1.DecisionR\bdecision\x12\x16\n" +
-	"\x06detail\x18\x06 \x01(\tR\x06detail\"\x81\x03\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\x124\n" +
+	"\abinding\x18\a \x01(\v2\x1a.oz.secrets.v1.HostBindingR\abinding\"\x81\x03\n" +
 	"\vExplanation\x121\n" +
 	"\acontext\x18\x01 \x01(\v2\x17.oz.scope.v1.RunContextR\acontext\x12\x14\n" +
 	"\x05agent\x18\x02 \x01(\tR\x05agent\x12G\n" +
@@ -2852,36 +2863,37 @@ var file_oz_scope_v1_runs_proto_depIdxs = []int32{
 	9,  // 33: oz.scope.v1.ExplainRunRequest.context:type_name -> oz.scope.v1.RunContext
 	1,  // 34: oz.scope.v1.CandidateDecision.scope:type_name -> oz.scope.v1.SecretScope
 	7,  // 35: oz.scope.v1.CandidateDecision.decision:type_name -> oz.scope.v1.Decision
-	9,  // 36: oz.scope.v1.Explanation.context:type_name -> oz.scope.v1.RunContext
-	2,  // 37: oz.scope.v1.Explanation.allowlist_source:type_name -> oz.scope.v1.AllowlistSource
-	27, // 38: oz.scope.v1.Explanation.candidates:type_name -> oz.scope.v1.CandidateDecision
-	16, // 39: oz.scope.v1.Explanation.unresolved:type_name -> oz.scope.v1.UnresolvedReference
-	28, // 40: oz.scope.v1.ExplainRunResponse.explanation:type_name -> oz.scope.v1.Explanation
-	19, // 41: oz.scope.v1.GetRunResponse.run:type_name -> oz.scope.v1.Run
-	0,  // 42: oz.scope.v1.ListRunsRequest.trigger:type_name -> oz.scope.v1.Trigger
-	39, // 43: oz.scope.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
-	39, // 44: oz.scope.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
-	19, // 45: oz.scope.v1.ListRunsResponse.runs:type_name -> oz.scope.v1.Run
-	34, // 46: oz.scope.v1.ReportEgressDenialsRequest.denials:type_name -> oz.scope.v1.EgressDenial
-	20, // 47: oz.scope.v1.RunService.StartRun:input_type -> oz.scope.v1.StartRunRequest
-	22, // 48: oz.scope.v1.RunService.ResolveRun:input_type -> oz.scope.v1.ResolveRunRequest
-	24, // 49: oz.scope.v1.RunService.EndRun:input_type -> oz.scope.v1.EndRunRequest
-	26, // 50: oz.scope.v1.RunService.ExplainRun:input_type -> oz.scope.v1.ExplainRunRequest
-	30, // 51: oz.scope.v1.RunService.GetRun:input_type -> oz.scope.v1.GetRunRequest
-	32, // 52: oz.scope.v1.RunService.ListRuns:input_type -> oz.scope.v1.ListRunsRequest
-	35, // 53: oz.scope.v1.RunService.ReportEgressDenials:input_type -> oz.scope.v1.ReportEgressDenialsRequest
-	21, // 54: oz.scope.v1.RunService.StartRun:output_type -> oz.scope.v1.StartRunResponse
-	23, // 55: oz.scope.v1.RunService.ResolveRun:output_type -> oz.scope.v1.ResolveRunResponse
-	25, // 56: oz.scope.v1.RunService.EndRun:output_type -> oz.scope.v1.EndRunResponse
-	29, // 57: oz.scope.v1.RunService.ExplainRun:output_type -> oz.scope.v1.ExplainRunResponse
-	31, // 58: oz.scope.v1.RunService.GetRun:output_type -> oz.scope.v1.GetRunResponse
-	33, // 59: oz.scope.v1.RunService.ListRuns:output_type -> oz.scope.v1.ListRunsResponse
-	36, // 60: oz.scope.v1.RunService.ReportEgressDenials:output_type -> oz.scope.v1.ReportEgressDenialsResponse
-	54, // [54:61] is the sub-list for method output_type
-	47, // [47:54] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	37, // 36: oz.scope.v1.CandidateDecision.binding:type_name -> oz.secrets.v1.HostBinding
+	9,  // 37: oz.scope.v1.Explanation.context:type_name -> oz.scope.v1.RunContext
+	2,  // 38: oz.scope.v1.Explanation.allowlist_source:type_name -> oz.scope.v1.AllowlistSource
+	27, // 39: oz.scope.v1.Explanation.candidates:type_name -> oz.scope.v1.CandidateDecision
+	16, // 40: oz.scope.v1.Explanation.unresolved:type_name -> oz.scope.v1.UnresolvedReference
+	28, // 41: oz.scope.v1.ExplainRunResponse.explanation:type_name -> oz.scope.v1.Explanation
+	19, // 42: oz.scope.v1.GetRunResponse.run:type_name -> oz.scope.v1.Run
+	0,  // 43: oz.scope.v1.ListRunsRequest.trigger:type_name -> oz.scope.v1.Trigger
+	39, // 44: oz.scope.v1.ListRunsRequest.start_time:type_name -> google.protobuf.Timestamp
+	39, // 45: oz.scope.v1.ListRunsRequest.end_time:type_name -> google.protobuf.Timestamp
+	19, // 46: oz.scope.v1.ListRunsResponse.runs:type_name -> oz.scope.v1.Run
+	34, // 47: oz.scope.v1.ReportEgressDenialsRequest.denials:type_name -> oz.scope.v1.EgressDenial
+	20, // 48: oz.scope.v1.RunService.StartRun:input_type -> oz.scope.v1.StartRunRequest
+	22, // 49: oz.scope.v1.RunService.ResolveRun:input_type -> oz.scope.v1.ResolveRunRequest
+	24, // 50: oz.scope.v1.RunService.EndRun:input_type -> oz.scope.v1.EndRunRequest
+	26, // 51: oz.scope.v1.RunService.ExplainRun:input_type -> oz.scope.v1.ExplainRunRequest
+	30, // 52: oz.scope.v1.RunService.GetRun:input_type -> oz.scope.v1.GetRunRequest
+	32, // 53: oz.scope.v1.RunService.ListRuns:input_type -> oz.scope.v1.ListRunsRequest
+	35, // 54: oz.scope.v1.RunService.ReportEgressDenials:input_type -> oz.scope.v1.ReportEgressDenialsRequest
+	21, // 55: oz.scope.v1.RunService.StartRun:output_type -> oz.scope.v1.StartRunResponse
+	23, // 56: oz.scope.v1.RunService.ResolveRun:output_type -> oz.scope.v1.ResolveRunResponse
+	25, // 57: oz.scope.v1.RunService.EndRun:output_type -> oz.scope.v1.EndRunResponse
+	29, // 58: oz.scope.v1.RunService.ExplainRun:output_type -> oz.scope.v1.ExplainRunResponse
+	31, // 59: oz.scope.v1.RunService.GetRun:output_type -> oz.scope.v1.GetRunResponse
+	33, // 60: oz.scope.v1.RunService.ListRuns:output_type -> oz.scope.v1.ListRunsResponse
+	36, // 61: oz.scope.v1.RunService.ReportEgressDenials:output_type -> oz.scope.v1.ReportEgressDenialsResponse
+	55, // [55:62] is the sub-list for method output_type
+	48, // [48:55] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_oz_scope_v1_runs_proto_init() }
