@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 // hopHeaders are connection-level headers that a proxy does not forward.
@@ -146,10 +147,23 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 		dst = m
 		defer m.Close()
 	}
-	if _, err := io.Copy(dst, resp.Body); err != nil {
+	buf := relayBuffers.Get().(*[]byte)
+	defer func() {
+		clear(*buf) // what a bound host sent, before masking
+		relayBuffers.Put(buf)
+	}()
+	if _, err := io.CopyBuffer(dst, resp.Body, *buf); err != nil {
 		p.log.Warn("egress response relay failed", "host", host, "err", p.scrub(err.Error()))
 	}
 }
+
+// relayBuffers are the buffers responses are relayed through. A profile
+// of BenchmarkProxy showed io.Copy's own 32 KiB buffer, one per
+// response, as 55% of the proxy's allocations.
+var relayBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
 
 // bracket puts an IPv6 literal in brackets for a URL.
 func bracket(h string) string {
