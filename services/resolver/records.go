@@ -41,6 +41,7 @@ import (
 //	runs/{team}/{run}                       runs
 //	runsbytime/{team}/{inverted time}/{run} marker (newest first)
 //	runsinflight/{team}/{inverted time}/{run}  marker (runs in flight)
+//	runsdenials/{team}/{run}                runs: how many egress denials the run's runner reported
 //	bootstrap/admin                         marker: the first system admin was made
 //	outbox/…                                the audit outbox (outbox.KV)
 //	auditwitness/{chain}                    the last event of each audit chain the audit service acknowledged (outbox.KV witnesses)
@@ -65,6 +66,7 @@ const (
 	PrefixRuns              = "runs/"
 	PrefixRunsByTime        = "runsbytime/"
 	PrefixRunsInFlight      = "runsinflight/"
+	PrefixRunsDenials       = "runsdenials/"
 	BootstrapKey            = "bootstrap/admin"
 	// RestrictIndexKey marks a store whose restrict/ entries are complete:
 	// written once the entries of every identity an older build wrote
@@ -105,6 +107,12 @@ func EnvironmentKey(team, id string) string { return EnvironmentsPrefix(team) + 
 func TicketKey(id string) string            { return PrefixTickets + id }
 func RunsPrefix(team string) string         { return PrefixRuns + team + "/" }
 func RunKey(team, id string) string         { return RunsPrefix(team) + id }
+
+// RunDenialsKey counts the egress denials run id of team has reported
+// (ReportEgressDenials): a bound on the audit events one run can write,
+// and the write that lets a retried report be answered, not recorded
+// twice.
+func RunDenialsKey(team, id string) string { return PrefixRunsDenials + team + "/" + id }
 func RunsByTimePrefix(team string) string   { return PrefixRunsByTime + team + "/" }
 func RunsInFlightPrefix(team string) string { return PrefixRunsInFlight + team + "/" }
 

@@ -103,12 +103,16 @@ func TestRunServiceHostBound(t *testing.T) {
 			}
 		})
 	}
-	if _, err := c.ReportEgressDenials(withToken(t, runnerAToken), &scopev1.ReportEgressDenialsRequest{Name: name, Denials: []*scopev1.EgressDenial{denial}}); err != nil {
-		t.Fatalf("ReportEgressDenials: %v", err)
+	// Sent twice under one idempotency key (a client's retry after a lost
+	// answer): answered twice, recorded once.
+	for range 2 {
+		if _, err := c.ReportEgressDenials(withKey(t, runnerAToken, "denials-1"), &scopev1.ReportEgressDenialsRequest{Name: name, Denials: []*scopev1.EgressDenial{denial}}); err != nil {
+			t.Fatalf("ReportEgressDenials: %v", err)
+		}
 	}
 	denied := egressEvents(t, e)
 	if len(denied) != 1 {
-		t.Fatalf("got %d run.egress_denied events, want 1 (refused reports write none)", len(denied))
+		t.Fatalf("got %d run.egress_denied events, want 1 (refused reports write none, a retried one is not recorded again)", len(denied))
 	}
 	if ev := denied[0]; ev.GetOutcome() != auditv1.Outcome_OUTCOME_DENIED || ev.GetResource() != name || ev.GetRunId() != "run-bound-1" ||
 		ev.GetDetails()["host"] != "evil.example.net" || ev.GetDetails()["secret_name"] != "DEPLOY_TOKEN" || ev.GetActor().GetName() != "runners/runner-a" {

@@ -172,10 +172,14 @@ func (s *RunServer) endRun(ctx context.Context, req *scopev1.EndRunRequest) (*sc
 }
 
 // ReportEgressDenials records requests of a run in flight that its
-// runner's egress proxy refused, as audit events. It is not remembered
-// under an idempotency key: it writes events and nothing else, and a
-// report sent again is recorded again.
+// runner's egress proxy refused, as audit events. Sent again under its
+// idempotency key (the client's retry after a lost answer), it is answered
+// and not recorded twice.
 func (s *RunServer) ReportEgressDenials(ctx context.Context, req *scopev1.ReportEgressDenialsRequest) (*scopev1.ReportEgressDenialsResponse, error) {
+	return remember(ctx, s.Runs.Directory().Store(), req, s.reportEgressDenials)
+}
+
+func (s *RunServer) reportEgressDenials(ctx context.Context, req *scopev1.ReportEgressDenialsRequest) (*scopev1.ReportEgressDenialsResponse, error) {
 	team, id, err := parseRun("name", req.GetName())
 	if err != nil {
 		return nil, err

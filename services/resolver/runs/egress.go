@@ -31,6 +31,9 @@ const (
 	MaxEgressHosts = 100
 	// MaxEgressDenials bounds the denials of one ReportEgressDenials.
 	MaxEgressDenials = 100
+	// MaxDenialsPerRun bounds the denials one run records (run.egress_denied
+	// events): its runner reports the first of each kind, at most as many.
+	MaxDenialsPerRun = 1000
 	// MaxDenialReason bounds a denial's reason, in characters.
 	MaxDenialReason = 200
 )
@@ -171,6 +174,21 @@ func (r *Service) ReportEgressDenials(ctx context.Context, team, id string, deni
 	if err != nil {
 		return err
 	}
+	var count denialCount
+	countKey := resolver.RunDenialsKey(team, id)
+	countRaw, err := r.s.Get(ctx, countKey, &count)
+	if err != nil && !resolver.IsNotFound(err) {
+		return fmt.Errorf("read run denials: %w", err)
+	}
+	if count.Reported+len(denials) > MaxDenialsPerRun {
+		return errs.E(errs.KindResourceExhausted, "run %q has reported %d egress denials; a run records at most %d (its end counts the rest per host)",
+			id, count.Reported, MaxDenialsPerRun)
+	}
+	countCond := kv.Absent(countKey)
+	if countRaw != nil {
+		countCond = kv.Equal(countKey, countRaw)
+	}
+	count.Reported += len(denials)
 	evs := make([]*auditv1.Event, 0, len(denials))
 	for _, d := range denials {
 		details := map[string]string{resolver.DetailHost: d.Host, audit.DetailReason: d.Reason}
@@ -182,12 +200,21 @@ func (r *Service) ReportEgressDenials(ctx context.Context, team, id string, deni
 		ev.Outcome = auditv1.Outcome_OUTCOME_DENIED
 		evs = append(evs, ev)
 	}
-	err = r.s.Apply(ctx, []kv.Cond{kv.Equal(resolver.RunKey(team, id), raw)}, nil, evs...)
-	if resolver.Conflict(err) == 0 {
+	err = r.s.Apply(ctx, []kv.Cond{kv.Equal(resolver.RunKey(team, id), raw), countCond},
+		[]kv.Write{kv.Put(countKey, resolver.Encode(count))}, evs...)
+	switch resolver.Conflict(err) {
+	case 0:
 		return errs.E(errs.KindFailedPrecondition, "run %q changed meanwhile (its end was reported): denials are reported while a run is in flight", id)
+	case 1:
+		return errs.E(errs.KindUnavailable, "run %q: another report of its denials was recorded meanwhile; send this one again", id)
 	}
 	if err != nil {
 		return fmt.Errorf("report egress denials: %w", err)
 	}
 	return nil
+}
+
+// denialCount is the record under resolver.RunDenialsKey.
+type denialCount struct {
+	Reported int `json:"reported"`
 }

@@ -280,16 +280,14 @@ func TestReportEgressDenials(t *testing.T) {
 		}
 	}
 	canaries{runCanary}.check(t, evs)
-	// One Apply, of events alone.
-	spy.mu.Lock()
-	last := spy.applies[len(spy.applies)-1]
-	spy.mu.Unlock()
-	if len(last) != len(denials) {
-		t.Errorf("the report's Apply wrote %d keys, want its %d events", len(last), len(denials))
+	// One Apply: the events and the run's count of reported denials.
+	last := spy.applyWriting(resolver.RunDenialsKey("acme", id))
+	if len(last) != len(denials)+1 {
+		t.Errorf("the report's Apply wrote %d keys (%v), want its %d events and the count", len(last), last, len(denials))
 	}
 	for _, w := range last {
-		if !strings.HasPrefix(w.Key, "outbox/") {
-			t.Errorf("the report wrote %s, want events only", w.Key)
+		if !strings.HasPrefix(w.Key, "outbox/") && w.Key != resolver.RunDenialsKey("acme", id) {
+			t.Errorf("the report wrote %s, want events and the run's count only", w.Key)
 		}
 	}
 
@@ -300,6 +298,20 @@ func TestReportEgressDenials(t *testing.T) {
 	check(t, rs.ReportEgressDenials(f.runnerA, "acme", id, hundred))
 	if n := len(drain(t, dir)); n != runs.MaxEgressDenials {
 		t.Errorf("100 denials: %d events, want 100", n)
+	}
+
+	// A run records at most MaxDenialsPerRun: 102 so far, then reports of
+	// 100 up to the bound; the one past it is refused and records nothing.
+	for reported := len(denials) + len(hundred); reported+len(hundred) <= runs.MaxDenialsPerRun; reported += len(hundred) {
+		check(t, rs.ReportEgressDenials(f.runnerA, "acme", id, hundred))
+	}
+	drain(t, dir)
+	err := rs.ReportEgressDenials(f.runnerA, "acme", id, hundred)
+	if errs.KindOf(err) != errs.KindResourceExhausted {
+		t.Errorf("a report past %d denials: %v, want ResourceExhausted", runs.MaxDenialsPerRun, err)
+	}
+	if n := len(drain(t, dir)); n != 0 {
+		t.Errorf("the refused report wrote %d events", n)
 	}
 
 	good := denials[0]
@@ -362,7 +374,7 @@ func TestReportEgressDenials(t *testing.T) {
 	}
 
 	// Not in flight: ended, or started and not resolved yet.
-	_, err := rs.EndRun(f.runnerA, "acme", id, runs.RunEnd{Duration: time.Second})
+	_, err = rs.EndRun(f.runnerA, "acme", id, runs.RunEnd{Duration: time.Second})
 	check(t, err)
 	drain(t, dir)
 	if err := rs.ReportEgressDenials(f.runnerA, "acme", id, denials); errs.KindOf(err) != errs.KindFailedPrecondition {
