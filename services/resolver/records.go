@@ -112,7 +112,8 @@ func RunKey(team, id string) string         { return RunsPrefix(team) + id }
 // (ReportEgressDenials): a bound on the audit events one run can write,
 // and the write that lets a retried report be answered, not recorded
 // twice.
-func RunDenialsKey(team, id string) string  { return PrefixRunsDenials + team + "/" + id }
+func RunDenialsKey(team, id string) string { return PrefixRunsDenials + team + "/" + id }
+
 func RunsByTimePrefix(team string) string   { return PrefixRunsByTime + team + "/" }
 func RunsInFlightPrefix(team string) string { return PrefixRunsInFlight + team + "/" }
 
