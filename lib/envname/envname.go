@@ -119,6 +119,7 @@ var Reserved = []Rule{
 	{Name: "REQUESTS_CA_BUNDLE", Why: whyRunner},
 	{Name: "CURL_CA_BUNDLE", Why: whyRunner},
 	{Name: "GIT_SSL_CAINFO", Why: whyRunner},
+	{Name: "NODE_USE_ENV_PROXY", Why: whyRunner},
 	// The platform's own.
 	{Name: "OZ_", Prefix: true, Why: whyOz},
 }
