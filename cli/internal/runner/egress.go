@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode"
 
@@ -207,12 +208,44 @@ func (e *Egress) writeCA(cfg EgressConfig) error {
 	)
 	if err == nil && (cfg.AgentUID >= 0 || cfg.AgentGID >= 0) {
 		err = os.Chown(dir, cfg.AgentUID, cfg.AgentGID)
+		if err == nil {
+			err = searchableBy(filepath.Dir(dir), cfg.AgentUID, cfg.AgentGID)
+		}
 	}
 	if err != nil {
 		e.removeCA()
 		return fmt.Errorf("egress proxy: write the run CA's certificate: %w", err)
 	}
 	return nil
+}
+
+// searchableBy returns an error naming the first directory from dir up
+// to the root that uid (in gid) cannot pass through: the agent could not
+// read the run CA's certificate, and every TLS request through the proxy
+// would fail. (A runner's TMPDIR of 0700 is the usual cause.)
+func searchableBy(dir string, uid, gid int) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			// The owner's bits, else the group's, else the others', decide.
+			mode, bit := fi.Mode().Perm(), os.FileMode(0o001)
+			switch {
+			case uid >= 0 && int(st.Uid) == uid:
+				bit = 0o100
+			case gid >= 0 && int(st.Gid) == gid:
+				bit = 0o010
+			}
+			if mode&bit == 0 {
+				return fmt.Errorf("the agent's user %d cannot pass through %s: set the runner's TMPDIR to a directory it can, such as /tmp", uid, d)
+			}
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 func (e *Egress) removeCA() {

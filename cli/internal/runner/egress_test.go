@@ -196,3 +196,40 @@ func TestNeedsEgress(t *testing.T) {
 		t.Error("NeedsEgress disagrees")
 	}
 }
+
+// TestStartEgressAgentCannotReachCA: with the agent as another user, a
+// runner's TMPDIR that user cannot pass through is refused before the run
+// starts, rather than every TLS request of the agent failing.
+func TestStartEgressAgentCannotReachCA(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to give the CA's directory to another user (the e2e --as-user case covers the rest)")
+	}
+	// Directories of their own under the system's temporary directory:
+	// t.TempDir's parent is 0700.
+	dir := func(mode os.FileMode) string {
+		d, err := os.MkdirTemp("/tmp", "oz-egress-test-") // /tmp: searchable by all
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	private := dir(0o700)
+	vars := []runner.Var{{Name: "API_KEY", Value: []byte(boundCanary), Binding: &hostbind.Binding{Hosts: []string{"api.example.com"}}}}
+	_, err := runner.StartEgress(vars, runner.EgressConfig{AgentUID: 65534, AgentGID: 65534, Dir: private})
+	if err == nil || !strings.Contains(err.Error(), "cannot pass through "+private+":") {
+		t.Fatalf("StartEgress under a 0700 directory: %v, want it refused naming %s", err, private)
+	}
+	if entries, _ := os.ReadDir(private); len(entries) != 0 {
+		t.Errorf("left %d entries behind", len(entries))
+	}
+	open := dir(0o755)
+	eg, err := runner.StartEgress(vars, runner.EgressConfig{AgentUID: 65534, AgentGID: 65534, Dir: open})
+	if err != nil {
+		t.Fatalf("StartEgress under a searchable directory: %v", err)
+	}
+	eg.Close(context.Background())
+}
