@@ -155,6 +155,31 @@ func validHostName(h string) bool {
 	return true
 }
 
+// RequestHostRule is what IsRequestHost admits, for errors.
+const RequestHostRule = "must be a host name of at most 253 characters of [a-z0-9._-] (lower-case, no port) or an IP address"
+
+// IsRequestHost reports whether h is a host as an egress proxy reports it
+// (a run's counts, a denial): the host a request went to, lower-cased,
+// without port. Looser than ValidatePattern (a request may go to any name,
+// or to an IP address), it admits nothing that could pass for more than a
+// host in a record or an audit event. The runner drops what the resolver
+// would refuse by this same rule.
+func IsRequestHost(h string) bool {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Zone() == "" && strings.ToLower(h) == h
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // Binding is a secret's binding to hosts, as the services pass it around
 // (oz.secrets.v1.HostBinding on the wire). A nil *Binding is "not bound".
 type Binding struct {

@@ -113,3 +113,15 @@ func TestBindingProto(t *testing.T) {
 		t.Error("Equal disagrees")
 	}
 }
+
+func TestIsRequestHost(t *testing.T) {
+	for h, want := range map[string]bool{
+		"api.example.com": true, "localhost": true, "10.0.0.7": true, "::1": true, "a_b-c.example": true,
+		"": false, "API.example.com": false, "api.example.com:443": false, "fe80::1%eth0": false,
+		"::FFFF:10.0.0.1": false, "bad host": false, strings.Repeat("a", 254): false, "x\n.com": false,
+	} {
+		if got := hostbind.IsRequestHost(h); got != want {
+			t.Errorf("IsRequestHost(%q) = %t, want %t", h, got, want)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/ozsecrets/oz/lib/hostbind"
 	scopev1 "github.com/ozsecrets/oz/proto/gen/oz/scope/v1"
 
 	"github.com/ozsecrets/oz/cli/internal/egress"
@@ -279,7 +279,7 @@ func systemRoots() []byte {
 func egressCounts(stats map[string]egress.HostStats) []*scopev1.EgressCount {
 	var out []*scopev1.EgressCount
 	for host, s := range stats {
-		if reportableHost(host) {
+		if hostbind.IsRequestHost(host) {
 			out = append(out, &scopev1.EgressCount{Host: host, Substitutions: int64(s.Substitutions), Denials: int64(s.Denials)})
 		}
 	}
@@ -292,26 +292,6 @@ func egressCounts(stats map[string]egress.HostStats) []*scopev1.EgressCount {
 		out = out[:MaxEgressHosts]
 	}
 	return out
-}
-
-// reportableHost reports whether host is one the resolver records: a
-// lower-case name of [a-z0-9._-], at most 253 characters, or an IP
-// address. The agent chooses what it sends the proxy; a host that is
-// neither is refused by the proxy, counted there, and not reported.
-func reportableHost(host string) bool {
-	if _, err := netip.ParseAddr(host); err == nil {
-		return true
-	}
-	if host == "" || len(host) > 253 {
-		return false
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // cleanReason makes a denial's reason fit the audit: printable, at most
@@ -361,7 +341,7 @@ func (d *denialReporter) denied(secret, host, reason string) {
 		return
 	}
 	d.seen[k] = true
-	if reportableHost(host) && !d.closed {
+	if hostbind.IsRequestHost(host) && !d.closed {
 		d.pending = append(d.pending, &scopev1.EgressDenial{Host: host, SecretName: secret, Reason: cleanReason(reason)})
 		// Under the lock: close closes wake under it too.
 		select {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ozsecrets/oz/cli/internal/egress"
+	"github.com/ozsecrets/oz/lib/hostbind"
 )
 
 // TestEgressCounts: the most active hosts first, at most MaxEgressHosts,
@@ -29,7 +30,7 @@ func TestEgressCounts(t *testing.T) {
 		t.Errorf("first hosts %s, %s; want the most active", got[0].GetHost(), got[1].GetHost())
 	}
 	for _, c := range got {
-		if !reportableHost(c.GetHost()) || strings.Contains(c.GetHost(), "UPPER") {
+		if !hostbind.IsRequestHost(c.GetHost()) || strings.Contains(c.GetHost(), "UPPER") {
 			t.Errorf("reported host %q, which the resolver refuses", c.GetHost())
 		}
 	}

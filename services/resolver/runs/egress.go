@@ -3,12 +3,11 @@ package runs
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/ozsecrets/oz/lib/envname"
+	"github.com/ozsecrets/oz/lib/hostbind"
 	"github.com/ozsecrets/oz/lib/termtext"
 	auditv1 "github.com/ozsecrets/oz/proto/gen/oz/audit/v1"
 	"github.com/ozsecrets/oz/services/audit"
@@ -55,29 +54,14 @@ type EgressDenial struct {
 	Reason     string // for people; never a value
 }
 
-// hostRule is what a reported host must be.
-const hostRule = "must be a host name of at most 253 characters of [a-z0-9._-] (lower-case, no port) or an IP address"
-
-// checkHost validates a host as reported by an egress proxy: what it
-// requested, lower-cased, without port. The rule is looser than
-// hostbind.ValidatePattern (a request may go to any host, or to an IP
-// address) but admits nothing that could be mistaken for more than a
-// host in a record or an event.
+// checkHost validates a host as reported by an egress proxy
+// (hostbind.IsRequestHost).
 func checkHost(field, h string) error {
-	if h == "" {
-		return errs.Field(field, "is required: %s", hostRule)
-	}
-	if a, err := netip.ParseAddr(h); err == nil && a.Zone() == "" && strings.ToLower(h) == h {
-		return nil
-	}
-	if len(h) > 253 {
-		return errs.Field(field, hostRule)
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return errs.Field(field, hostRule)
-		}
+	switch {
+	case h == "":
+		return errs.Field(field, "is required: %s", hostbind.RequestHostRule)
+	case !hostbind.IsRequestHost(h):
+		return errs.Field(field, hostbind.RequestHostRule)
 	}
 	return nil
 }
