@@ -67,18 +67,12 @@ func runMemberList(ctx context.Context, opts *MemberListOptions) error {
 	}
 	defer conn.Close()
 
-	var ms []*scopev1.Membership
-	req := &scopev1.ListMembershipsRequest{Parent: "teams/" + team}
-	for {
-		resp, err := conn.Directory.ListMemberships(ctx, req)
-		if err != nil {
-			return err
-		}
-		ms = append(ms, resp.GetMemberships()...)
-		if resp.GetNextPageToken() == "" {
-			break
-		}
-		req.PageToken = resp.GetNextPageToken()
+	ms, err := cmdutil.AllPages(func(token string) ([]*scopev1.Membership, string, error) {
+		resp, err := conn.Directory.ListMemberships(ctx, &scopev1.ListMembershipsRequest{Parent: "teams/" + team, PageToken: token})
+		return resp.GetMemberships(), resp.GetNextPageToken(), err
+	})
+	if err != nil {
+		return err
 	}
 
 	if opts.Output == cmdutil.FormatJSON {

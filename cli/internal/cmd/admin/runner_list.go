@@ -59,18 +59,12 @@ func runRunnerList(ctx context.Context, opts *RunnerListOptions) error {
 	}
 	defer conn.Close()
 
-	var runners []*scopev1.Runner
-	req := &scopev1.ListRunnersRequest{}
-	for {
-		resp, err := conn.Runners.ListRunners(ctx, req)
-		if err != nil {
-			return err
-		}
-		runners = append(runners, resp.GetRunners()...)
-		if resp.GetNextPageToken() == "" {
-			break
-		}
-		req.PageToken = resp.GetNextPageToken()
+	runners, err := cmdutil.AllPages(func(token string) ([]*scopev1.Runner, string, error) {
+		resp, err := conn.Runners.ListRunners(ctx, &scopev1.ListRunnersRequest{PageToken: token})
+		return resp.GetRunners(), resp.GetNextPageToken(), err
+	})
+	if err != nil {
+		return err
 	}
 
 	if opts.Output == cmdutil.FormatJSON {

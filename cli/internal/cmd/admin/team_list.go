@@ -58,18 +58,12 @@ func runTeamList(ctx context.Context, opts *TeamListOptions) error {
 	}
 	defer conn.Close()
 
-	var teams []*scopev1.Team
-	req := &scopev1.ListTeamsRequest{}
-	for {
-		resp, err := conn.Directory.ListTeams(ctx, req)
-		if err != nil {
-			return err
-		}
-		teams = append(teams, resp.GetTeams()...)
-		if resp.GetNextPageToken() == "" {
-			break
-		}
-		req.PageToken = resp.GetNextPageToken()
+	teams, err := cmdutil.AllPages(func(token string) ([]*scopev1.Team, string, error) {
+		resp, err := conn.Directory.ListTeams(ctx, &scopev1.ListTeamsRequest{PageToken: token})
+		return resp.GetTeams(), resp.GetNextPageToken(), err
+	})
+	if err != nil {
+		return err
 	}
 
 	if opts.Output == cmdutil.FormatJSON {

@@ -77,18 +77,12 @@ func runTokenList(ctx context.Context, opts *TokenListOptions) error {
 	}
 	defer conn.Close()
 
-	var tokens []*scopev1.Token
-	req := &scopev1.ListTokensRequest{Principal: principal}
-	for {
-		resp, err := conn.Tokens.ListTokens(ctx, req)
-		if err != nil {
-			return err
-		}
-		tokens = append(tokens, resp.GetTokens()...)
-		if resp.GetNextPageToken() == "" {
-			break
-		}
-		req.PageToken = resp.GetNextPageToken()
+	tokens, err := cmdutil.AllPages(func(token string) ([]*scopev1.Token, string, error) {
+		resp, err := conn.Tokens.ListTokens(ctx, &scopev1.ListTokensRequest{Principal: principal, PageToken: token})
+		return resp.GetTokens(), resp.GetNextPageToken(), err
+	})
+	if err != nil {
+		return err
 	}
 
 	if opts.Output == cmdutil.FormatJSON {
