@@ -241,9 +241,36 @@ try plain-http -H "Authorization: Bearer $API_KEY" http://api.example.com/v1/mod
 try body-allowed -H "Content-Type: application/json" -d "{\"key\":\"$BODY_KEY\"}" https://api.example.com/v1/echo
 try query-allowed "https://api.example.com/v1/echo?k=$BODY_KEY"
 true`
-	res := execAgent([]string{"API_KEY", "BODY_KEY"}, nil, "sh", "-c", attack)
+	// Then, past the output masker (into files): what the agent's uid can
+	// read of the runner, oz (its parent): its environment, command line
+	// and memory maps, and the run CA's files.
+	loot := filepath.Join(filesDir, "loot")
+	attack += `
+mkdir -p "$LOOT"
+cat /proc/$PPID/environ > "$LOOT/oz.environ" 2>&1
+cat /proc/$PPID/cmdline > "$LOOT/oz.cmdline" 2>&1
+cat /proc/$PPID/maps > "$LOOT/oz.maps" 2>&1
+cat "$(dirname "$SSL_CERT_FILE")"/* > "$LOOT/ca-files" 2>&1
+true`
+	res := execAgent([]string{"API_KEY", "BODY_KEY"}, nil, "env", "LOOT="+loot, "sh", "-c", attack)
 	if res.Code != 0 {
 		t.Fatalf("attack run: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	looted, err := os.ReadDir(loot)
+	if err != nil || len(looted) != 4 {
+		t.Fatalf("the agent's loot: %v, %d files", err, len(looted))
+	}
+	for _, f := range looted {
+		b, _ := os.ReadFile(filepath.Join(loot, f.Name()))
+		t.Logf("the agent read %d bytes into %s", len(b), f.Name())
+		for _, c := range canaries[:2] {
+			if strings.Contains(string(b), c) {
+				t.Errorf("the agent read a bound value from %s", f.Name())
+			}
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(loot, "ca-files")); !strings.Contains(string(b), "BEGIN CERTIFICATE") || strings.Contains(string(b), "PRIVATE KEY") {
+		t.Errorf("the CA files the agent reads: want certificates only, no private key")
 	}
 	for _, c := range canaries[:2] {
 		if strings.Contains(res.Stdout, c) || strings.Contains(res.Stderr, c) {
