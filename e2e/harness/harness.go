@@ -90,28 +90,65 @@ type System struct {
 	done   chan error
 }
 
-// FreePort returns a loopback address nothing listens on right now.
+// handedOut is every address FreePort returned in this process. The kernel
+// may give a port it just freed to the next listen on port 0, so four picks
+// in a row (or a pick after a stopped ozdev released its own) could repeat
+// one: two services told to listen on the same port, and the second fails.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// FreePort returns a loopback address nothing listens on right now, and
+// never one it returned before in this process.
 func FreePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // Start runs ozdev from binDir with data in dataDir on free ports, and waits
 // until it wrote dev.env (every service healthy).
+//
+// A port free when picked can be taken by another process (a test binary
+// running in parallel, a client's outgoing connection) before ozdev's
+// service binds it; when ozdev says so, Start tries again on fresh ports.
 func Start(binDir, dataDir string) (*System, error) {
-	ports := map[string]string{}
-	for _, name := range []string{"gateway", "resolver", "secretstore", "audit"} {
-		p, err := FreePort()
-		if err != nil {
-			return nil, err
+	var err error
+	for range 3 {
+		ports := map[string]string{}
+		for _, name := range []string{"gateway", "resolver", "secretstore", "audit"} {
+			p, perr := FreePort()
+			if perr != nil {
+				return nil, perr
+			}
+			ports[name] = p
 		}
-		ports[name] = p
+		var s *System
+		s, err = StartWith(binDir, dataDir, ports)
+		if err == nil || !portTaken(err) {
+			return s, err
+		}
 	}
-	return StartWith(binDir, dataDir, ports)
+	return nil, err
+}
+
+// portTaken reports whether ozdev failed because one of its addresses was
+// held by another process (ozdev's own words for it).
+func portTaken(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "address already in use") || strings.Contains(msg, "is answered by")
 }
 
 // StartWith is Start on given ports (to restart on the same addresses).

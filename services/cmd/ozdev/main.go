@@ -86,6 +86,19 @@ holds one of the addresses or a store of the data directory.`,
 	if c.policy.base <= 0 {
 		return c, set.Usagef("--restart-backoff must be positive, got %s", c.policy.base)
 	}
+	// Two services told to listen on one address: the second would fail
+	// to bind, or a health check would reach the first and call it the
+	// second. Say so before starting anything.
+	seen := map[string]string{}
+	for _, a := range []struct{ flag, addr string }{
+		{"--gateway-addr", c.gatewayAddr}, {"--resolver-addr", c.resolver},
+		{"--secretstore-addr", c.secretstore}, {"--audit-addr", c.audit},
+	} {
+		if other, ok := seen[a.addr]; ok {
+			return c, set.Usagef("%s and %s must differ, both are %s", other, a.flag, a.addr)
+		}
+		seen[a.addr] = a.flag
+	}
 	return c, nil
 }
 

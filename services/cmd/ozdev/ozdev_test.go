@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -99,5 +100,32 @@ func TestParseFlagsRejectsBadPolicy(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), args[0]) {
 			t.Errorf("parseFlags(%v) = %v, want an error naming %s", args, err, args[0])
 		}
+	}
+}
+
+// Two services on one address: refused before anything starts, naming both
+// flags (a test harness once handed the resolver and the secretstore the
+// same free port, and ozdev started the resolver and then waited for a
+// secretstore that could not bind).
+func TestParseFlagsRejectsSharedAddress(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{args: []string{"--resolver-addr", "127.0.0.1:4000", "--secretstore-addr", "127.0.0.1:4000"},
+			want: []string{"--resolver-addr", "--secretstore-addr", "127.0.0.1:4000"}},
+		{env: map[string]string{"OZ_AUDIT_LISTEN": "127.0.0.1:7443"},
+			want: []string{"--gateway-addr", "--audit-addr", "127.0.0.1:7443"}},
+	} {
+		_, err := parseFlags(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+		for _, w := range tt.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("parseFlags(%v, %v) = %v, want an error naming %s", tt.args, tt.env, err, w)
+			}
+		}
+	}
+	if _, err := parseFlags(nil, func(string) string { return "" }, io.Discard); err != nil {
+		t.Fatalf("defaults: %v", err)
 	}
 }
