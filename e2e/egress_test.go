@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -426,6 +427,24 @@ true`
 	}
 	api.received()
 
+	// A runner whose network goes out through a proxy (its own
+	// HTTPS_PROXY): the egress proxy goes through it too, by default. The
+	// runner's proxy is asked to CONNECT to the bound host and relays TLS;
+	// the value still arrives, and only there.
+	corp := newConnectProxy(t, addr)
+	saved := runnerEnv
+	runnerEnv = append(slices.Clone(runnerEnv), "HTTPS_PROXY="+corp.url)
+	res = execAgent([]string{"API_KEY"}, nil, "sh", "-c",
+		`curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $API_KEY" https://api.example.com/v1/models`)
+	runnerEnv = saved
+	got = api.received()
+	if res.Stdout != "200" || len(got) != 1 || !strings.Contains(got[0], "Bearer "+canaryBound) ||
+		!slices.Equal(corp.asked(), []string{"CONNECT api.example.com:443"}) ||
+		!strings.Contains(res.Stderr, "reaching hosts through the runner's own HTTPS_PROXY "+corp.url) {
+		t.Errorf("through the runner's HTTPS_PROXY: %q, the API received %q, the runner's proxy was asked %q\n%s",
+			res.Stdout, got, corp.asked(), res.Stderr)
+	}
+
 	// The recommended deployment: the agent as another uid. It reads the
 	// run CA's certificate, and nothing else of the runner's.
 	if os.Geteuid() == 0 {
@@ -448,4 +467,51 @@ true`
 		}
 	}
 	scanDataDir(t, sys, canaries)
+}
+
+// connectProxy is the proxy of a runner's network: it answers CONNECT by
+// relaying to one address (the stand-in for every name) and records what
+// it was asked.
+type connectProxy struct {
+	url string
+	mu  sync.Mutex
+	got []string
+}
+
+func newConnectProxy(t *testing.T, to string) *connectProxy {
+	p := &connectProxy{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.got = append(p.got, r.Method+" "+r.Host)
+		p.mu.Unlock()
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		up, err := net.Dial("tcp", to)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer up.Close()
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\n")
+		done := make(chan struct{}, 2)
+		go func() { io.Copy(up, c); done <- struct{}{} }()
+		go func() { io.Copy(c, up); done <- struct{}{} }()
+		<-done
+	}))
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+func (p *connectProxy) asked() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.got)
 }

@@ -61,6 +61,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -120,6 +121,14 @@ type Config struct {
 	// point bound names at a local server with it; TLS is still verified
 	// against the name the agent asked for.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// UpstreamProxy, if set, names the proxy through which the egress
+	// proxy reaches a request's host, or nil for direct, as
+	// http.Transport.Proxy does (an http:// or https:// proxy gets CONNECT
+	// for https, socks5:// is supported too). Nil: always direct. It sees
+	// where requests go, never a value: a value travels only inside TLS
+	// verified against RootCAs for the bound host.
+	UpstreamProxy func(*http.Request) (*url.URL, error)
 }
 
 // HostStats counts what the proxy did for one host.
@@ -215,7 +224,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.ca = ca
 	p.transport = &http.Transport{
-		Proxy:               nil, // never the runner's own proxy variables
+		Proxy:               cfg.UpstreamProxy, // never read from the environment here
 		DialContext:         cfg.DialContext,
 		TLSClientConfig:     &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2:   true,

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,6 +57,9 @@ type EgressConfig struct {
 	// DialContext opens upstream connections; nil: a net.Dialer. Tests
 	// point names at loopback servers with it.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// UpstreamProxy is the proxy the egress proxy itself goes through
+	// (see UpstreamProxy); nil: direct.
+	UpstreamProxy func(*http.Request) (*url.URL, error)
 }
 
 // Bounds of what a run reports of its egress.
@@ -111,11 +116,12 @@ func StartEgress(vars []Var, cfg EgressConfig) (*Egress, error) {
 	}
 	e.report = newDenialReporter(cfg)
 	p, err := egress.New(egress.Config{
-		Bindings:    bindings,
-		Allow:       cfg.Allow,
-		RootCAs:     cfg.RootCAs,
-		DialContext: cfg.DialContext,
-		OnDenied:    e.report.denied,
+		Bindings:      bindings,
+		Allow:         cfg.Allow,
+		RootCAs:       cfg.RootCAs,
+		DialContext:   cfg.DialContext,
+		UpstreamProxy: cfg.UpstreamProxy,
+		OnDenied:      e.report.denied,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("egress proxy: %w", err)

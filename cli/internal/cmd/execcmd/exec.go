@@ -69,6 +69,10 @@ type ExecOptions struct {
 	// EgressAllow restricts the command's egress through the run's egress
 	// proxy to these host patterns (--egress-allow); empty: any host.
 	EgressAllow []string
+	// EgressUpstream is --egress-upstream-proxy: the proxy the egress
+	// proxy goes through (runner.UpstreamProxy: "" the runner's own proxy
+	// variables, "none" direct, or a URL).
+	EgressUpstream string
 	// EgressDial opens the egress proxy's upstream connections; nil: a
 	// net.Dialer. Tests point names at loopback servers.
 	EgressDial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -122,6 +126,9 @@ removed), and the run's CA certificate in SSL_CERT_FILE, REQUESTS_CA_BUNDLE,
 CURL_CA_BUNDLE, GIT_SSL_CAINFO and NODE_EXTRA_CA_CERTS (NODE_USE_ENV_PROXY=1
 for Node's fetch). --egress-allow HOST... restricts every request through the
 proxy to those hosts (and the bound ones), with or without bound secrets.
+The proxy reaches the world as oz does: through the proxy of oz's own
+HTTPS_PROXY, HTTP_PROXY and NO_PROXY when set (the agent's are the egress
+proxy's); --egress-upstream-proxy URL chooses another, "none" goes direct.
 When the run ends, the run record counts substitutions and denials per host.
 
 Before COMMAND starts, oz prints the run id, the injected secrets and the
@@ -144,7 +151,7 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 	return &cli.Command{
 		Name:        "exec",
 		Usage:       "Redeem a run's start ticket and run a command with its secrets, its output masked",
-		UsageText:   "oz exec (--ticket-env VAR | --ticket-file FILE) [--no-secrets | --secret NAME...] [--strict] [--as-user UID[:GID]] [--egress-allow HOST...] -- COMMAND [ARGS...]",
+		UsageText:   "oz exec (--ticket-env VAR | --ticket-file FILE) [--no-secrets | --secret NAME...] [--strict] [--as-user UID[:GID]] [--egress-allow HOST...] [--egress-upstream-proxy URL] -- COMMAND [ARGS...]",
 		Description: execDescription,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "ticket-env", Usage: "read the start ticket from the environment variable `VAR` (" + EnvTicket + " when neither this nor --ticket-file is given)"},
@@ -154,6 +161,7 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 			&cli.BoolFlag{Name: "strict", Usage: "fail, without starting COMMAND, if any reference is unresolved"},
 			&cli.StringFlag{Name: "as-user", Usage: "run COMMAND as `UID[:GID]` (the runner must be root)"},
 			&cli.StringSliceFlag{Name: "egress-allow", Usage: "let COMMAND's requests through the egress proxy go only to `HOST` (a pattern: api.example.com or *.example.com; repeatable or comma-separated); the bound hosts are always allowed"},
+			&cli.StringFlag{Name: "egress-upstream-proxy", Usage: "the egress proxy reaches hosts through the proxy `URL` (http://[user:password@]host:port, https:// or socks5://), or directly with none (default: as oz's own HTTPS_PROXY, HTTP_PROXY and NO_PROXY say)"},
 			&cli.StringFlag{Name: "team", Usage: "the `TEAM` the ticket must belong to (default: the ticket's)"},
 			&cli.StringFlag{Name: "trigger", Usage: "the `TRIGGER` the ticket must have"},
 			&cli.StringFlag{Name: "user", Usage: "the triggering `USER` the ticket must have"},
@@ -201,6 +209,14 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 					return exitcode.Usagef("--egress-allow: %v", err)
 				}
 				opts.EgressAllow = append(opts.EgressAllow, h)
+			}
+			opts.EgressUpstream = c.String("egress-upstream-proxy")
+			if opts.EgressUpstream != "" {
+				// Checked now, before the ticket is redeemed; the runner's
+				// own variables only when a run needs the egress proxy.
+				if _, _, err := runner.UpstreamProxy(opts.EgressUpstream, f.Getenv); err != nil {
+					return exitcode.Usagef("%v", err)
+				}
 			}
 			if v := c.String("as-user"); v != "" {
 				u, err := runner.ParseAsUser(v)
@@ -357,7 +373,8 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 	vars := res.Vars
 	var eg *runner.Egress
 	if runner.NeedsEgress(vars, opts.EgressAllow) {
-		eg, err = startEgress(opts, vars, conn.Runs, res.Run.GetName(), errOut)
+		var upstream string
+		eg, upstream, err = startEgress(opts, vars, conn.Runs, res.Run.GetName(), errOut)
 		if err != nil {
 			// Nothing ran: the run ends here, as for a command that
 			// cannot start.
@@ -367,6 +384,9 @@ func RunExec(ctx context.Context, opts *ExecOptions) error {
 		fmt.Fprintf(errOut, "oz: egress proxy on %s", eg.Addr())
 		if len(opts.EgressAllow) > 0 {
 			fmt.Fprintf(errOut, ", allowing only %s and the bound hosts", strings.Join(opts.EgressAllow, ", "))
+		}
+		if upstream != "" {
+			fmt.Fprintf(errOut, ", reaching hosts through %s", upstream)
 		}
 		fmt.Fprintln(errOut)
 		vars = eg.Vars()
@@ -475,12 +495,21 @@ func reportEnd(ctx context.Context, w io.Writer, r runner.Resolver, run string, 
 // startEgress starts the run's egress proxy for vars
 // (runner.StartEgress): it reports its denials for the run named run to r,
 // and says the first of each on w.
-func startEgress(opts *ExecOptions, vars []runner.Var, r scopev1.RunServiceClient, run string, w io.Writer) (*runner.Egress, error) {
+func startEgress(opts *ExecOptions, vars []runner.Var, r scopev1.RunServiceClient, run string, w io.Writer) (eg *runner.Egress, upstream string, err error) {
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	via, upstream, err := runner.UpstreamProxy(opts.EgressUpstream, getenv)
+	if err != nil {
+		return nil, "", exitcode.Usagef("egress proxy: %v", err)
+	}
 	cfg := runner.EgressConfig{
-		Allow:       opts.EgressAllow,
-		AgentUID:    -1,
-		AgentGID:    -1,
-		DialContext: opts.EgressDial,
+		UpstreamProxy: via,
+		Allow:         opts.EgressAllow,
+		AgentUID:      -1,
+		AgentGID:      -1,
+		DialContext:   opts.EgressDial,
 		Report: func(ctx context.Context, d []*scopev1.EgressDenial) error {
 			_, err := r.ReportEgressDenials(ctx, &scopev1.ReportEgressDenialsRequest{Name: run, Denials: d})
 			return err
@@ -500,7 +529,8 @@ func startEgress(opts *ExecOptions, vars []runner.Var, r scopev1.RunServiceClien
 	if opts.AsUser != nil {
 		cfg.AgentUID, cfg.AgentGID = int(opts.AsUser.UID), int(opts.AsUser.GID)
 	}
-	return runner.StartEgress(vars, cfg)
+	eg, err = runner.StartEgress(vars, cfg)
+	return eg, upstream, err
 }
 
 // syncWriter serialises writes to w.
