@@ -161,7 +161,7 @@ func NewExecCmd(f *cmdutil.Factory) *cli.Command {
 			&cli.BoolFlag{Name: "strict", Usage: "fail, without starting COMMAND, if any reference is unresolved"},
 			&cli.StringFlag{Name: "as-user", Usage: "run COMMAND as `UID[:GID]` (the runner must be root)"},
 			&cli.StringSliceFlag{Name: "egress-allow", Usage: "let COMMAND's requests through the egress proxy go only to `HOST` (a pattern: api.example.com or *.example.com; repeatable or comma-separated); the bound hosts are always allowed"},
-			&cli.StringFlag{Name: "egress-upstream-proxy", Usage: "the egress proxy reaches hosts through the proxy `URL` (http://[user:password@]host:port, https:// or socks5://), or directly with none (default: as oz's own HTTPS_PROXY, HTTP_PROXY and NO_PROXY say)"},
+			&cli.StringFlag{Name: "egress-upstream-proxy", Usage: "when the egress proxy runs, it reaches hosts through the proxy `URL` (http://[user:password@]host:port, https:// or socks5://), or directly with none (default: as oz's own HTTPS_PROXY, HTTP_PROXY and NO_PROXY say)"},
 			&cli.StringFlag{Name: "team", Usage: "the `TEAM` the ticket must belong to (default: the ticket's)"},
 			&cli.StringFlag{Name: "trigger", Usage: "the `TRIGGER` the ticket must have"},
 			&cli.StringFlag{Name: "user", Usage: "the triggering `USER` the ticket must have"},
