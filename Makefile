@@ -121,6 +121,8 @@ bench: build
 	cd cli && go test -run '^$$' -bench 'Relay' ./internal/mask/
 	@echo; echo "== egress proxy: 16 clients through the proxy with substitution vs straight to the server (same run; target >= 0.3) =="
 	cd cli && go test -run '^$$' -bench 'Proxy' -benchtime 3000x ./internal/egress/
+	@echo; echo "== egress proxy: a bound host's WebSocket frames relayed masked vs as they are, from loopback TCP (same run) =="
+	cd cli && go test -run '^$$' -bench 'WebSocketMask' -benchtime 20x ./internal/egress/
 	@echo; echo "== secretstore: a listing of 1,000 secrets, protobuf records vs the JSON of older stores (same run) =="
 	cd services && go test -run '^$$' -bench 'ListBolt' ./secretstore/kvstore/
 	@echo; echo "== audit: appends of 1, 100 and 1,000 events, from 1 and 4 goroutines, on bbolt and on etcd of one and three members (events/s) =="

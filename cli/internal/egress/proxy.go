@@ -156,6 +156,8 @@ type Proxy struct {
 	tunnels   *chanListener
 	ln        net.Listener
 
+	scrubMasks []maskPair // every binding's (scrub)
+
 	mu       sync.Mutex
 	stats    map[string]*HostStats
 	upgraded map[net.Conn]struct{} // WebSocket connections taken over, closed by Close
@@ -205,6 +207,7 @@ func New(cfg Config) (*Proxy, error) {
 		b.Value = append([]byte(nil), b.Value...)
 		b.Hosts = append([]string(nil), b.Hosts...)
 		p.bindings = append(p.bindings, &binding{b})
+		p.scrubMasks = append(p.scrubMasks, p.bindings[len(p.bindings)-1].masks()...)
 	}
 	for _, a := range cfg.Allow {
 		if err := hostbind.ValidatePattern(a); err != nil {
@@ -323,10 +326,7 @@ func (p *Proxy) count(host string, subs, denials int) {
 // scrub replaces every value in s by its placeholder. Everything the
 // proxy logs or sends to the agent about an upstream goes through it.
 func (p *Proxy) scrub(s string) string {
-	for _, b := range p.bindings {
-		s = strings.ReplaceAll(s, string(b.Value), b.Placeholder)
-	}
-	return s
+	return maskString(p.scrubMasks, s)
 }
 
 type scrubWriter struct{ p *Proxy }

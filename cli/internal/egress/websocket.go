@@ -167,11 +167,8 @@ const frameChunk = 32 << 10
 func maskFrames(dst io.Writer, src io.Reader, masks []maskPair) error {
 	r := bufio.NewReaderSize(src, frameChunk)
 	out := &frameWriter{w: bufio.NewWriterSize(dst, frameChunk+14)}
-	var msg *maskWriter // the message being relayed, nil between messages
-	maxLen := 0
-	for _, m := range masks {
-		maxLen = max(maxLen, len(m.from))
-	}
+	msg := newMaskWriter(out, masks)
+	inMsg := false // between a message's first frame and its last
 	buf := relayBuffers.Get().(*[]byte)
 	defer func() {
 		clear(*buf) // what the host sent, before masking
@@ -206,12 +203,12 @@ func maskFrames(dst io.Writer, src io.Reader, masks []maskPair) error {
 				return err
 			}
 			continue
-		case f.opcode == opContinuation && msg == nil, f.opcode != opContinuation && msg != nil:
+		case f.opcode == opContinuation && !inMsg, f.opcode != opContinuation && inMsg:
 			return errors.New("the host sent a data frame out of sequence")
 		}
-		if msg == nil {
+		if !inMsg {
 			out.op = f.opcode
-			msg = &maskWriter{w: out, masks: masks, maxLen: maxLen}
+			inMsg = true
 		}
 		for left := f.length; left > 0; {
 			n := int(min(left, uint64(len(*buf))))
@@ -234,7 +231,7 @@ func maskFrames(dst io.Writer, src io.Reader, masks []maskPair) error {
 			if err := msg.Close(); err != nil {
 				return err
 			}
-			msg = nil
+			inMsg = false
 		}
 		if err := out.flushData(f.fin); err != nil {
 			return err
