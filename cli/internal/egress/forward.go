@@ -148,6 +148,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	removeHopHeaders(resp.Header)
 	for k, vs := range resp.Header {
+		if nameHoldsValue(masks, k) {
+			continue
+		}
 		for _, v := range vs {
 			w.Header().Add(k, maskString(masks, v))
 		}
@@ -431,6 +434,19 @@ func (b *binding) masks() []maskPair {
 		out = append(out, maskPair{[]byte(q), []byte(b.Placeholder)})
 	}
 	return out
+}
+
+// nameHoldsValue reports whether a response header's name holds a value,
+// ignoring case: Go reads header names in canonical case (X-Sk-Abc…),
+// which would turn a value reflected there into a form masking misses.
+// Such a header is dropped rather than relayed.
+func nameHoldsValue(masks []maskPair, name string) bool {
+	for _, m := range masks {
+		if len(m.from) <= len(name) && strings.Contains(strings.ToLower(name), strings.ToLower(string(m.from))) {
+			return true
+		}
+	}
+	return false
 }
 
 // maskString replaces every masked form in s by its placeholder, as a

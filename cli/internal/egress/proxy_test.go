@@ -622,3 +622,28 @@ func TestProxyCredentials(t *testing.T) {
 		t.Errorf("407s were counted or reported: %d denials, stats %v", n, e.proxy.Stats())
 	}
 }
+
+// A bound host that reflects the value into a header's name: the header
+// is dropped (read in canonical case, the name holds the value in a form
+// masking would miss).
+func TestResponseHeaderNameMasked(t *testing.T) {
+	e := newEnv(t, nil)
+	e.up.handle("/name", func(w http.ResponseWriter, r *http.Request) {
+		auth := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		w.Header()["X-"+auth] = []string{"1"} // as written, not canonicalised
+	})
+	req := newReq(t, http.MethodGet, "https://api.example.test/name", "")
+	req.Header.Set("Authorization", "Bearer "+e.ph)
+	code, _, h := e.do(t, req)
+	if code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	for k := range h {
+		if strings.Contains(strings.ToLower(k), strings.ToLower(canary)) {
+			t.Errorf("header name %q holds the value", k)
+		}
+	}
+	if h.Get("Date") == "" {
+		t.Errorf("the other headers were dropped too: %v", h)
+	}
+}

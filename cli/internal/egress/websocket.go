@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // WebSocket (RFC 6455) through the proxy. The opening handshake is an
@@ -29,20 +31,17 @@ import (
 //     re-fragment messages (RFC 6455 §5.4 lets an intermediary do so
 //     when no extension is in use).
 
-// upgradeKind says what to do with a request asking for a protocol
-// switch: "" if it asks for none, "websocket", or the unsupported
-// protocol it named.
+// upgradeKind says what to do with a request (or response) asking for a
+// protocol switch: "" if it asks for none (an Upgrade header without
+// "Connection: upgrade" asks for nothing), "websocket", or the
+// unsupported protocol it named.
 func upgradeKind(h http.Header) string {
-	up := h.Get("Upgrade")
-	if up == "" {
+	up := strings.TrimSpace(h.Get("Upgrade"))
+	if up == "" || !httpguts.HeaderValuesContainsToken(h.Values("Connection"), "upgrade") {
 		return ""
 	}
-	for _, v := range h.Values("Connection") {
-		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") && strings.EqualFold(strings.TrimSpace(up), "websocket") {
-				return "websocket"
-			}
-		}
+	if strings.EqualFold(up, "websocket") {
+		return "websocket"
 	}
 	return up
 }
@@ -85,6 +84,9 @@ func (p *Proxy) relayUpgraded(w http.ResponseWriter, resp *http.Response, masks 
 	var head strings.Builder
 	head.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n")
 	for k, vs := range h {
+		if nameHoldsValue(masks, k) {
+			continue
+		}
 		for _, v := range vs {
 			fmt.Fprintf(&head, "%s: %s\r\n", k, maskString(masks, v))
 		}
@@ -300,8 +302,7 @@ func (f *frameWriter) flushData(fin bool) error {
 	if !fin && len(f.pending) == 0 {
 		return nil
 	}
-	err := f.frame(fin, f.op, f.pending)
-	clear(f.pending)
+	err := f.frame(fin, f.op, f.pending) // masked already: nothing to clear
 	f.pending = f.pending[:0]
 	f.op = opContinuation
 	return err

@@ -259,6 +259,13 @@ func TestWebSocketOtherUpgradesAndClose(t *testing.T) {
 	if code, body, _ := e.do(t, req); code != http.StatusNotImplemented || !strings.Contains(body, `"h2c"`) {
 		t.Errorf("Upgrade: h2c: %d %q, want 501 naming it", code, body)
 	}
+	// An Upgrade header without "Connection: upgrade" asks for nothing
+	// (RFC 9110 §7.8): an ordinary request, the header not forwarded.
+	req = newReq(t, http.MethodGet, "https://other.example.test/plain", "")
+	req.Header.Set("Upgrade", "websocket")
+	if code, _, _ := e.do(t, req); code != http.StatusOK || e.up.last(t).Header.Get("Upgrade") != "" {
+		t.Errorf("Upgrade without Connection: %d, the host got Upgrade %q; want 200 and none", code, e.up.last(t).Header.Get("Upgrade"))
+	}
 
 	e.up.handle("/ws", func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
