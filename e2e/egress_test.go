@@ -1,6 +1,8 @@
 package e2e_test
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -18,6 +20,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/ozsecrets/oz/e2e/harness"
 )
@@ -161,6 +167,8 @@ func TestEgressHostBoundSecrets(t *testing.T) {
 	for _, h := range []string{"api.example.com", "evil.example.com", "other.test.com"} {
 		routes = append(routes, h+":443="+addr)
 	}
+	grpcAPI := newGRPCAPI(t, api.srv.TLS.Certificates)
+	routes = append(routes, "grpc.example.com:443="+grpcAPI.addr)
 	runnerEnv := []string{"SSL_CERT_FILE=" + caFile, "OZ_EGRESS_TEST_DIAL=" + strings.Join(routes, ",")}
 
 	filesDir := t.TempDir()
@@ -261,6 +269,18 @@ func TestEgressHostBoundSecrets(t *testing.T) {
 	if ws.Code != 0 || ph == "" || ws.Stdout != wantOut || !slices.Equal(got, wantGot) {
 		t.Errorf("WebSocket: exit %d, the agent printed %q, want %q; the API received %q, want %q\n%s",
 			ws.Code, ws.Stdout, wantOut, got, wantGot, ws.Stderr)
+	}
+
+	// A gRPC call (the Go agent with grpc-go, configured by its
+	// environment alone): the metadata carries the value to the host
+	// (BODY_KEY is bound to *.example.com), the echo comes back masked.
+	gc := execAgent([]string{"BODY_KEY"}, nil, "sh", "-c",
+		`"$1" GRPC grpc.example.com:443 "authorization: Bearer $BODY_KEY" --body hello`, "go", filepath.Join(bin, "egressagent"))
+	ph = placeholderRE.FindString(agentEnv())
+	if want := "payload=hello echo-auth=Bearer " + ph + "\n"; gc.Code != 0 || ph == "" || gc.Stdout != want ||
+		!slices.Equal(grpcAPI.received(), []string{"Bearer " + canaryBoundBody}) {
+		t.Errorf("gRPC: exit %d, the agent printed %q, want %q; the host received %q\n%s",
+			gc.Code, gc.Stdout, want, grpcAPI.received(), gc.Stderr)
 	}
 
 	// The agent as adversary: one run, curl, each attempt in turn. None
@@ -514,4 +534,43 @@ func (p *connectProxy) asked() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.got)
+}
+
+// grpcAPI is a gRPC stand-in (the interop TestService) for a bound API:
+// it answers a unary call with the request's payload, echoing the
+// caller's authorization in a header.
+type grpcAPI struct {
+	testpb.UnimplementedTestServiceServer
+	addr string
+	mu   sync.Mutex
+	auth []string
+}
+
+func newGRPCAPI(t *testing.T, certs []tls.Certificate) *grpcAPI {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &grpcAPI{addr: ln.Addr().String()}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: certs})))
+	testpb.RegisterTestServiceServer(srv, a)
+	go srv.Serve(ln) //nolint:errcheck // until Stop
+	t.Cleanup(srv.Stop)
+	return a
+}
+
+func (a *grpcAPI) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	auth := strings.Join(md.Get("authorization"), ",")
+	a.mu.Lock()
+	a.auth = append(a.auth, auth)
+	a.mu.Unlock()
+	grpc.SetHeader(ctx, metadata.Pairs("echo-auth", auth)) //nolint:errcheck // the agent prints it
+	return &testpb.SimpleResponse{Payload: req.GetPayload()}, nil
+}
+
+func (a *grpcAPI) received() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.auth)
 }

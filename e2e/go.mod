@@ -3,6 +3,7 @@ module github.com/ozsecrets/oz/e2e
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/ozsecrets/oz/lib v0.0.0
 	github.com/ozsecrets/oz/proto v0.0.0
 	go.etcd.io/bbolt v1.5.0
@@ -10,7 +11,6 @@ require (
 )
 
 require (
-	github.com/coder/websocket v1.8.15 // indirect
 	github.com/go-errors/errors v1.5.1 // indirect
 	github.com/go-openapi/jsonpointer v1.0.2 // indirect
 	github.com/go-openapi/jsonreference v1.0.3 // indirect

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // hopHeaders are connection-level headers that a proxy does not forward.
@@ -60,10 +62,15 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 
-	body, whole, err := readPrefix(r.Body, p.cfg.MaxBody)
-	if err != nil {
-		http.Error(w, "oz egress proxy: read request body: "+p.scrub(err.Error()), http.StatusBadRequest)
-		return
+	grpc := isGRPC(r.Header)
+	var body []byte
+	whole := true
+	if !grpc { // a gRPC call's messages stream: see grpc.go
+		var err error
+		if body, whole, err = readPrefix(r.Body, p.cfg.MaxBody); err != nil {
+			http.Error(w, "oz egress proxy: read request body: "+p.scrub(err.Error()), http.StatusBadRequest)
+			return
+		}
 	}
 	out, d := j.rewriteRequest(r, body, whole)
 	if d != nil {
@@ -95,7 +102,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 		outReq.Header.Del("Range")
 		outReq.Header.Del("If-Range")
 	}
+	var scan *scanBody
 	switch {
+	case grpc:
+		scan = newScanBody(r.Body, j)
+		outReq.Body, outReq.ContentLength = scan, r.ContentLength
 	case whole && len(out.body) == 0 && r.ContentLength <= 0:
 		outReq.Body, outReq.ContentLength = http.NoBody, 0
 	case whole:
@@ -108,6 +119,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 	masks := masksFor(p.bindings, host)
 	if len(masks) > 0 {
 		outReq.Header.Set("Accept-Encoding", "identity")
+		outReq.Header.Del("Grpc-Accept-Encoding") // and no compressed gRPC messages
+	}
+	if httpguts.HeaderValuesContainsToken(r.Header.Values("Te"), "trailers") {
+		// Hop-by-hop, but gRPC servers want to know trailers are read.
+		outReq.Header.Set("Te", "trailers")
 	}
 	if upgrade != "" {
 		// Hop-by-hop, so removed above; asked for again of the host.
@@ -120,6 +136,13 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 	}
 
 	resp, err := p.transport.RoundTrip(outReq)
+	if d := scan.refused(); d != nil {
+		if err == nil {
+			resp.Body.Close()
+		}
+		p.deny(w, host, d.secret, d.reason)
+		return
+	}
 	if err != nil {
 		// The URL sent may hold a value in its query: scrub turns it back
 		// into the placeholder the agent wrote.
@@ -140,10 +163,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 	}
 
 	if len(masks) > 0 {
-		if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-			http.Error(w, fmt.Sprintf("oz egress proxy: %s answered with Content-Encoding %q although asked for identity; the proxy must read a bound host's responses to mask values", host, ce),
-				http.StatusBadGateway)
-			return
+		for _, h := range []string{"Content-Encoding", "Grpc-Encoding"} {
+			if ce := resp.Header.Get(h); ce != "" && !strings.EqualFold(ce, "identity") {
+				http.Error(w, fmt.Sprintf("oz egress proxy: %s answered with %s %q although asked for identity; the proxy must read a bound host's responses to mask values", host, h, ce),
+					http.StatusBadGateway)
+				return
+			}
 		}
 	}
 	removeHopHeaders(resp.Header)
@@ -159,20 +184,55 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 		w.Header().Del("Content-Length") // masking may change it
 	}
 	w.WriteHeader(resp.StatusCode)
-	dst := io.Writer(flushWriter{w})
+	err = p.relayBody(flushWriter{w}, resp.Body, masks, grpc && resp.StatusCode == http.StatusOK)
+	if d := scan.refused(); d != nil {
+		// Found once the response had begun: the call is cut (or had
+		// ended, the host having read no further).
+		p.refused(host, d.secret, d.reason)
+		panic(http.ErrAbortHandler)
+	}
+	if err != nil {
+		p.log.Warn("egress response relay failed", "host", host, "err", p.scrub(err.Error()))
+		if grpc {
+			// No clean end, no trailers: the agent's call fails.
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	// Trailers (gRPC's status) come after the body, masked like headers.
+	for k, vs := range resp.Trailer {
+		if nameHoldsValue(masks, k) {
+			continue
+		}
+		for _, v := range vs {
+			w.Header().Add(http.TrailerPrefix+k, maskString(masks, v))
+		}
+	}
+}
+
+// relayBody copies a response body to the agent, masking a bound host's
+// values: a gRPC call's message by message, anything else as a stream.
+func (p *Proxy) relayBody(dst io.Writer, src io.Reader, masks []maskPair, grpc bool) error {
+	if len(masks) > 0 && grpc {
+		return maskGRPC(dst, src, masks)
+	}
+	var m *maskWriter
 	if len(masks) > 0 {
-		m := newMaskWriter(dst, masks)
+		m = newMaskWriter(dst, masks)
 		dst = m
-		defer m.Close()
 	}
 	buf := relayBuffers.Get().(*[]byte)
 	defer func() {
 		clear(*buf) // what a bound host sent, before masking
 		relayBuffers.Put(buf)
 	}()
-	if _, err := io.CopyBuffer(dst, resp.Body, *buf); err != nil {
-		p.log.Warn("egress response relay failed", "host", host, "err", p.scrub(err.Error()))
+	if _, err := io.CopyBuffer(dst, src, *buf); err != nil {
+		return err
 	}
+	if m != nil {
+		return m.Close()
+	}
+	return nil
 }
 
 // relayBuffers are the buffers responses are relayed through. A profile

@@ -6,8 +6,9 @@
 // at Proxy.Addr; SSL_CERT_FILE and friends at a file holding
 // Proxy.CACertPEM). The proxy terminates each CONNECT tunnel with a
 // certificate for the tunnel's target signed by a per-run CA that lives
-// only in its memory, reads the HTTP/1.1 requests inside, and forwards
-// each over a fresh TLS connection verified against Config.RootCAs.
+// only in its memory, reads the HTTP/1.1 or HTTP/2 requests inside, and
+// forwards each over a fresh TLS connection verified against
+// Config.RootCAs.
 //
 // On the way out, a placeholder is replaced by its value only where its
 // Binding allows: a request over TLS to port 443 of a host matching one
@@ -20,7 +21,8 @@
 // bound host has every occurrence of the values bound to it replaced by
 // their placeholders, in headers and body, before the agent reads it.
 // A WebSocket's handshake is judged like any request, and its messages
-// from a bound host are masked the same way (websocket.go).
+// from a bound host are masked the same way (websocket.go); so are a gRPC
+// call's metadata and messages (grpc.go).
 //
 // Only the literal placeholder is recognised (and, in an Authorization
 // header of scheme Basic, the literal placeholder inside the decoded
@@ -242,7 +244,6 @@ func New(cfg Config) (*Proxy, error) {
 		Handler:           http.HandlerFunc(p.serveTunnel),
 		ErrorLog:          errLog,
 		ReadHeaderTimeout: 30 * time.Second,
-		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){}, // HTTP/1.1 only
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if tc, ok := c.(*tls.Conn); ok {
 				if t, ok := tc.NetConn().(*tunnelConn); ok {
@@ -427,7 +428,7 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
 	tc := &tunnelConn{Conn: conn, r: rw.Reader, target: t}
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"http/1.1"},
+		NextProtos: []string{"h2", "http/1.1"}, // HTTP/2 for gRPC and clients that prefer it
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			// The request is judged by the CONNECT target; a client that
 			// names another server in SNI is confused or probing.
@@ -488,11 +489,7 @@ func (p *Proxy) allowed(host string) bool {
 // deny refuses a request with 403 and a reason for the agent, counts it,
 // logs it and tells OnDenied.
 func (p *Proxy) deny(w http.ResponseWriter, host, secret, reason string) {
-	p.count(host, 0, 1)
-	p.log.Info("egress denied", "secret", secret, "host", host, "reason", reason)
-	if p.cfg.OnDenied != nil {
-		p.cfg.OnDenied(secret, host, reason)
-	}
+	p.refused(host, secret, reason)
 	msg := fmt.Sprintf("oz egress proxy: refused request to %s: %s\n", host, reason)
 	if secret != "" {
 		msg = fmt.Sprintf("oz egress proxy: refused request to %s: secret %q: %s\n", host, secret, reason)
@@ -501,6 +498,15 @@ func (p *Proxy) deny(w http.ResponseWriter, host, secret, reason string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusForbidden)
 	io.WriteString(w, msg) //nolint:errcheck // the agent may be gone
+}
+
+// refused counts a refusal, logs it and tells OnDenied.
+func (p *Proxy) refused(host, secret, reason string) {
+	p.count(host, 0, 1)
+	p.log.Info("egress denied", "secret", secret, "host", host, "reason", reason)
+	if p.cfg.OnDenied != nil {
+		p.cfg.OnDenied(secret, host, reason)
+	}
 }
 
 // tunnelConn is a hijacked CONNECT connection: bytes the server already
