@@ -33,10 +33,23 @@ func removeHopHeaders(h http.Header) {
 	}
 }
 
+// call is one request being forwarded, with what forward learns of it.
+type call struct {
+	r       *http.Request
+	t       target
+	host    string // lower-cased
+	j       *judge
+	upgrade string     // "" or "websocket"
+	grpc    bool       // a gRPC call: its body streams (grpc.go)
+	masks   []maskPair // what to mask in the host's answer
+	scan    *scanBody  // a gRPC call's body, scanned as it passes
+}
+
 // forward judges one request to t, rewrites it and relays it and its
 // response.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
-	host := strings.ToLower(t.host)
+	c := &call{r: r, t: t, host: strings.ToLower(t.host)}
+	host := c.host
 	if !p.allowed(host) {
 		p.deny(w, host, "", "host is not in the egress allowlist")
 		return
@@ -47,7 +60,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 		p.deny(w, host, "", fmt.Sprintf("Host %q differs from the CONNECT target %q", r.Host, net.JoinHostPort(t.host, t.port)))
 		return
 	}
-	j := &judge{p: p, t: t, host: host}
+	c.j = &judge{p: p, t: t, host: host}
 	if !t.tls {
 		for _, b := range p.bindings {
 			if b.matches(host) {
@@ -56,23 +69,23 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 			}
 		}
 	}
-	upgrade := upgradeKind(r.Header)
-	if upgrade != "" && upgrade != "websocket" {
-		http.Error(w, fmt.Sprintf("oz egress proxy: upgrades to %q are not supported, only to WebSocket", upgrade), http.StatusNotImplemented)
+	c.upgrade = upgradeKind(r.Header)
+	if c.upgrade != "" && c.upgrade != "websocket" {
+		http.Error(w, fmt.Sprintf("oz egress proxy: upgrades to %q are not supported, only to WebSocket", c.upgrade), http.StatusNotImplemented)
 		return
 	}
 
-	grpc := isGRPC(r.Header)
+	c.grpc = isGRPC(r.Header)
 	var body []byte
 	whole := true
-	if !grpc { // a gRPC call's messages stream: see grpc.go
+	if !c.grpc { // a gRPC call's messages stream: see grpc.go
 		var err error
 		if body, whole, err = readPrefix(r.Body, p.cfg.MaxBody); err != nil {
 			http.Error(w, "oz egress proxy: read request body: "+p.scrub(err.Error()), http.StatusBadRequest)
 			return
 		}
 	}
-	out, d := j.rewriteRequest(r, body, whole)
+	out, d := c.j.rewriteRequest(r, body, whole)
 	if d != nil {
 		if d.tooLarge {
 			http.Error(w, "oz egress proxy: "+d.reason, http.StatusRequestEntityTooLarge)
@@ -81,62 +94,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 		p.deny(w, host, d.secret, d.reason)
 		return
 	}
-
-	u := &url.URL{Scheme: "http", Host: bracket(t.host), Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: out.query}
-	if t.tls {
-		u.Scheme = "https"
-	}
-	if !(t.tls && t.port == "443" || !t.tls && t.port == "80") {
-		u.Host = net.JoinHostPort(t.host, t.port)
-	}
-	outReq, err := http.NewRequestWithContext(r.Context(), r.Method, "/", nil)
+	outReq, err := p.outgoing(c, out, body, whole)
 	if err != nil {
 		http.Error(w, "oz egress proxy: "+p.scrub(err.Error()), http.StatusBadRequest)
 		return
 	}
-	outReq.URL = u // set, not parsed: a value is never re-read as URL syntax
-	outReq.Header = out.header
-	if j.subs > 0 {
-		// A partial response could return part of a value, which masking
-		// (whole values only) would not recognise.
-		outReq.Header.Del("Range")
-		outReq.Header.Del("If-Range")
-	}
-	var scan *scanBody
-	switch {
-	case grpc:
-		scan = newScanBody(r.Body, j)
-		outReq.Body, outReq.ContentLength = scan, r.ContentLength
-	case whole && len(out.body) == 0 && r.ContentLength <= 0:
-		outReq.Body, outReq.ContentLength = http.NoBody, 0
-	case whole:
-		outReq.Body, outReq.ContentLength = io.NopCloser(bytes.NewReader(out.body)), int64(len(out.body))
-	default:
-		outReq.Body, outReq.ContentLength = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body)), r.ContentLength
-	}
-	// Values bound to this host are masked in its responses, which needs
-	// a body the proxy can read: ask for no content coding.
-	masks := masksFor(p.bindings, host)
-	if len(masks) > 0 {
-		outReq.Header.Set("Accept-Encoding", "identity")
-		outReq.Header.Del("Grpc-Accept-Encoding") // and no compressed gRPC messages
-	}
-	if httpguts.HeaderValuesContainsToken(r.Header.Values("Te"), "trailers") {
-		// Hop-by-hop, but gRPC servers want to know trailers are read.
-		outReq.Header.Set("Te", "trailers")
-	}
-	if upgrade != "" {
-		// Hop-by-hop, so removed above; asked for again of the host.
-		outReq.Header.Set("Connection", "Upgrade")
-		outReq.Header.Set("Upgrade", "websocket")
-		if len(masks) > 0 {
-			// permessage-deflate would hide a value from masking.
-			outReq.Header.Del("Sec-WebSocket-Extensions")
-		}
-	}
 
 	resp, err := p.transport.RoundTrip(outReq)
-	if d := scan.refused(); d != nil {
+	if d := c.scan.refused(); d != nil {
 		if err == nil {
 			resp.Body.Close()
 		}
@@ -152,16 +117,80 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 		return
 	}
 	defer resp.Body.Close()
-	p.count(host, j.subs, 0)
+	p.count(host, c.j.subs, 0)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		if upgrade == "" || upgradeKind(resp.Header) != "websocket" {
+		if c.upgrade == "" || upgradeKind(resp.Header) != "websocket" {
 			http.Error(w, fmt.Sprintf("oz egress proxy: %s switched to %q, not the WebSocket the request asked for", host, resp.Header.Get("Upgrade")), http.StatusBadGateway)
 			return
 		}
-		p.relayUpgraded(w, resp, masks, host)
+		p.relayUpgraded(w, resp, c.masks, host)
 		return
 	}
+	p.respond(w, c, resp)
+}
 
+// outgoing is the request forwarded for c: to the target's URL, with the
+// rewritten query, headers and body, and asking the host for what masking
+// its answer needs. It sets c.masks and c.scan.
+func (p *Proxy) outgoing(c *call, out rewritten, body []byte, whole bool) (*http.Request, error) {
+	r, t := c.r, c.t
+	u := &url.URL{Scheme: "http", Host: bracket(t.host), Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: out.query}
+	if t.tls {
+		u.Scheme = "https"
+	}
+	if !(t.tls && t.port == "443" || !t.tls && t.port == "80") {
+		u.Host = net.JoinHostPort(t.host, t.port)
+	}
+	outReq, err := http.NewRequestWithContext(r.Context(), r.Method, "/", nil)
+	if err != nil {
+		return nil, err
+	}
+	outReq.URL = u // set, not parsed: a value is never re-read as URL syntax
+	outReq.Header = out.header
+	if c.j.subs > 0 {
+		// A partial response could return part of a value, which masking
+		// (whole values only) would not recognise.
+		outReq.Header.Del("Range")
+		outReq.Header.Del("If-Range")
+	}
+	switch {
+	case c.grpc:
+		c.scan = newScanBody(r.Body, c.j)
+		outReq.Body, outReq.ContentLength = c.scan, r.ContentLength
+	case whole && len(out.body) == 0 && r.ContentLength <= 0:
+		outReq.Body, outReq.ContentLength = http.NoBody, 0
+	case whole:
+		outReq.Body, outReq.ContentLength = io.NopCloser(bytes.NewReader(out.body)), int64(len(out.body))
+	default:
+		outReq.Body, outReq.ContentLength = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body)), r.ContentLength
+	}
+	// Values bound to this host are masked in its responses, which needs
+	// a body the proxy can read: ask for no content coding.
+	c.masks = masksFor(p.bindings, c.host)
+	if len(c.masks) > 0 {
+		outReq.Header.Set("Accept-Encoding", "identity")
+		outReq.Header.Del("Grpc-Accept-Encoding") // and no compressed gRPC messages
+	}
+	if httpguts.HeaderValuesContainsToken(r.Header.Values("Te"), "trailers") {
+		// Hop-by-hop, but gRPC servers want to know trailers are read.
+		outReq.Header.Set("Te", "trailers")
+	}
+	if c.upgrade != "" {
+		// Hop-by-hop, so removed above; asked for again of the host.
+		outReq.Header.Set("Connection", "Upgrade")
+		outReq.Header.Set("Upgrade", "websocket")
+		if len(c.masks) > 0 {
+			// permessage-deflate would hide a value from masking.
+			outReq.Header.Del("Sec-WebSocket-Extensions")
+		}
+	}
+	return outReq, nil
+}
+
+// respond relays the host's response to c: headers, body and trailers,
+// each value bound to the host masked.
+func (p *Proxy) respond(w http.ResponseWriter, c *call, resp *http.Response) {
+	masks, host := c.masks, c.host
 	if len(masks) > 0 {
 		for _, h := range []string{"Content-Encoding", "Grpc-Encoding"} {
 			if ce := resp.Header.Get(h); ce != "" && !strings.EqualFold(ce, "identity") {
@@ -180,12 +209,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 			w.Header().Add(k, maskString(masks, v))
 		}
 	}
-	if len(masks) > 0 && r.Method != http.MethodHead {
+	if len(masks) > 0 && c.r.Method != http.MethodHead {
 		w.Header().Del("Content-Length") // masking may change it
 	}
 	w.WriteHeader(resp.StatusCode)
-	err = p.relayBody(flushWriter{w}, resp.Body, masks, grpc && resp.StatusCode == http.StatusOK)
-	if d := scan.refused(); d != nil {
+	err := p.relayBody(flushWriter{w}, resp.Body, masks, c.grpc && resp.StatusCode == http.StatusOK)
+	if d := c.scan.refused(); d != nil {
 		// Found once the response had begun: the call is cut (or had
 		// ended, the host having read no further).
 		p.refused(host, d.secret, d.reason)
@@ -193,7 +222,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	if err != nil {
 		p.log.Warn("egress response relay failed", "host", host, "err", p.scrub(err.Error()))
-		if grpc {
+		if c.grpc {
 			// No clean end, no trailers: the agent's call fails.
 			panic(http.ErrAbortHandler)
 		}
