@@ -201,13 +201,8 @@ func (p *Proxy) respond(w http.ResponseWriter, c *call, resp *http.Response) {
 		}
 	}
 	removeHopHeaders(resp.Header)
-	for k, vs := range resp.Header {
-		if nameHoldsValue(masks, k) {
-			continue
-		}
-		for _, v := range vs {
-			w.Header().Add(k, maskString(masks, v))
-		}
+	for k, vs := range maskHeader(resp.Header, masks) {
+		w.Header()[k] = vs
 	}
 	if len(masks) > 0 && c.r.Method != http.MethodHead {
 		w.Header().Del("Content-Length") // masking may change it
@@ -229,13 +224,8 @@ func (p *Proxy) respond(w http.ResponseWriter, c *call, resp *http.Response) {
 		return
 	}
 	// Trailers (gRPC's status) come after the body, masked like headers.
-	for k, vs := range resp.Trailer {
-		if nameHoldsValue(masks, k) {
-			continue
-		}
-		for _, v := range vs {
-			w.Header().Add(http.TrailerPrefix+k, maskString(masks, v))
-		}
+	for k, vs := range maskHeader(resp.Trailer, masks) {
+		w.Header()[http.TrailerPrefix+k] = vs
 	}
 }
 
@@ -525,10 +515,27 @@ func (b *binding) masks() []maskPair {
 	return out
 }
 
-// nameHoldsValue reports whether a response header's name holds a value,
-// ignoring case: Go reads header names in canonical case (X-Sk-Abc…),
+// maskHeader is a copy of a response's header (or trailer) for the
+// agent: every value masked, and a field whose name holds a value, in any
+// case, dropped. Go reads header names in canonical case (X-Sk-Abc…),
 // which would turn a value reflected there into a form masking misses.
-// Such a header is dropped rather than relayed.
+func maskHeader(h http.Header, masks []maskPair) http.Header {
+	out := make(http.Header, len(h))
+	for k, vs := range h {
+		if nameHoldsValue(masks, k) {
+			continue
+		}
+		masked := make([]string, len(vs))
+		for i, v := range vs {
+			masked[i] = maskString(masks, v)
+		}
+		out[k] = masked
+	}
+	return out
+}
+
+// nameHoldsValue reports whether a header name holds a value, ignoring
+// case.
 func nameHoldsValue(masks []maskPair, name string) bool {
 	for _, m := range masks {
 		if len(m.from) <= len(name) && strings.Contains(strings.ToLower(name), strings.ToLower(string(m.from))) {

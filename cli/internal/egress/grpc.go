@@ -64,19 +64,17 @@ func (s *scanBody) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
 	if n > 0 && s.maxLen > 0 {
 		window := append(s.tail, p[:n]...)
-		if i := bytes.Index(window, []byte(PlaceholderPrefix)); i >= 0 {
-			for k := i; k >= 0; {
-				if b := s.j.lookup(string(window[k:])); b != nil {
-					s.mu.Lock()
-					s.refusal = &denial{secret: b.Name, reason: "placeholder in a gRPC message: placeholders are never substituted in streamed messages"}
-					s.mu.Unlock()
-					return 0, errPlaceholderInStream
-				}
-				next := bytes.Index(window[k+1:], []byte(PlaceholderPrefix))
-				if next < 0 {
-					break
-				}
-				k += 1 + next
+		for k := 0; ; k++ {
+			i := bytes.Index(window[k:], []byte(PlaceholderPrefix))
+			if i < 0 {
+				break
+			}
+			k += i
+			if b := s.j.lookup(string(window[k:])); b != nil {
+				s.mu.Lock()
+				s.refusal = &denial{secret: b.Name, reason: "placeholder in a gRPC message: placeholders are never substituted in streamed messages"}
+				s.mu.Unlock()
+				return 0, errPlaceholderInStream
 			}
 		}
 		keep := min(len(window), s.maxLen-1)

@@ -79,18 +79,13 @@ func (p *Proxy) relayUpgraded(w http.ResponseWriter, resp *http.Response, masks 
 	defer conn.Close()
 
 	// The 101 response, headers masked like any other response's.
-	h := resp.Header.Clone()
+	h := maskHeader(resp.Header, masks)
 	removeHopHeaders(h)
+	h.Set("Connection", "Upgrade")
+	h.Set("Upgrade", "websocket")
 	var head strings.Builder
-	head.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n")
-	for k, vs := range h {
-		if nameHoldsValue(masks, k) {
-			continue
-		}
-		for _, v := range vs {
-			fmt.Fprintf(&head, "%s: %s\r\n", k, maskString(masks, v))
-		}
-	}
+	head.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	h.Write(&head) //nolint:errcheck // a strings.Builder does not fail
 	head.WriteString("\r\n")
 	if _, err := io.WriteString(conn, head.String()); err != nil {
 		return

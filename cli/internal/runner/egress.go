@@ -340,6 +340,7 @@ func newDenialReporter(cfg EgressConfig) *denialReporter {
 
 // denied is the proxy's OnDenied: it may run on many goroutines.
 func (d *denialReporter) denied(secret, host, reason string) {
+	reason = cleanReason(reason)
 	k := [3]string{secret, host, reason}
 	d.mu.Lock()
 	if d.seen[k] || len(d.seen) >= maxDistinctDenials {
@@ -348,7 +349,7 @@ func (d *denialReporter) denied(secret, host, reason string) {
 	}
 	d.seen[k] = true
 	if hostbind.IsRequestHost(host) && !d.closed {
-		d.pending = append(d.pending, &scopev1.EgressDenial{Host: host, SecretName: secret, Reason: cleanReason(reason)})
+		d.pending = append(d.pending, &scopev1.EgressDenial{Host: host, SecretName: secret, Reason: reason})
 		// Under the lock: close closes wake under it too.
 		select {
 		case d.wake <- struct{}{}:
@@ -357,7 +358,7 @@ func (d *denialReporter) denied(secret, host, reason string) {
 	}
 	d.mu.Unlock()
 	if d.cfg.OnDenied != nil {
-		d.cfg.OnDenied(secret, host, cleanReason(reason))
+		d.cfg.OnDenied(secret, host, reason)
 	}
 }
 

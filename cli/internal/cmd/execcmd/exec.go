@@ -79,6 +79,14 @@ type ExecOptions struct {
 	Command    []string
 }
 
+// getenv reads oz's environment: opts.Getenv, or the process's.
+func (opts *ExecOptions) getenv(name string) string {
+	if opts.Getenv == nil {
+		return os.Getenv(name)
+	}
+	return opts.Getenv(name)
+}
+
 // EnvTicket is the variable oz exec reads the ticket from by default.
 const EnvTicket = "OZ_TICKET"
 
@@ -283,11 +291,7 @@ func (opts *ExecOptions) ticket() (ticket, envVar string, err error) {
 	if envVar == "" {
 		envVar = EnvTicket
 	}
-	getenv := opts.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	if ticket = strings.TrimSpace(getenv(envVar)); ticket == "" {
+	if ticket = strings.TrimSpace(opts.getenv(envVar)); ticket == "" {
 		return "", "", exitcode.Usagef("no start ticket: $%s is not set; a run is started by its trigger (oz run start prints a ticket) and the runner redeems it with --ticket-env VAR or --ticket-file FILE", envVar)
 	}
 	return ticket, envVar, nil
@@ -496,11 +500,7 @@ func reportEnd(ctx context.Context, w io.Writer, r runner.Resolver, run string, 
 // (runner.StartEgress): it reports its denials for the run named run to r,
 // and says the first of each on w.
 func startEgress(opts *ExecOptions, vars []runner.Var, r scopev1.RunServiceClient, run string, w io.Writer) (eg *runner.Egress, upstream string, err error) {
-	getenv := opts.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	via, upstream, err := runner.UpstreamProxy(opts.EgressUpstream, getenv)
+	via, upstream, err := runner.UpstreamProxy(opts.EgressUpstream, opts.getenv)
 	if err != nil {
 		return nil, "", exitcode.Usagef("egress proxy: %v", err)
 	}
